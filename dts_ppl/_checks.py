@@ -1,0 +1,105 @@
+"""Input validation: clear ValueErrors that name the argument and what was expected.
+
+Value checks (finiteness, ranges, PSD) run only on concrete arrays: under `jit`, `vmap` or
+NUTS the arguments are tracers and only their shapes can be checked.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True when `x` holds actual values (not a JAX tracer)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_array(name: str, x, ndim: int | None = None, shape: tuple | None = None):
+    """Convert to a floating jnp array and check rank / shape (None entries are free)."""
+    if x is None:
+        raise ValueError(f"{name}: expected an array, got None")
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as e:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name}: cannot be converted to an array ({e})") from None
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(arr.shape)}")
+    if shape is not None:
+        if arr.ndim != len(shape) or any(
+            s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)
+        ):
+            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name}: expected shape {want}, got {tuple(arr.shape)}")
+    return arr
+
+
+def check_finite(name: str, x) -> None:
+    """Raise if a concrete array contains NaN or inf."""
+    if is_concrete(x):
+        bad = ~np.isfinite(np.asarray(x))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name}: contains NaN or inf (first at index {idx})")
+
+
+def check_actions(name: str, a, num_actions: int, length: int | None = None):
+    """Integer action indices in [0, num_actions); returns an int32 array."""
+    if a is None:
+        raise ValueError(f"{name}: expected integer actions of shape (n,), got None")
+    arr = jnp.asarray(a)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected shape (n,), got {tuple(arr.shape)}")
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(f"{name}: expected {length} actions (one per context row), got {arr.shape[0]}")
+    if is_concrete(arr):
+        np_a = np.asarray(arr)
+        if np_a.dtype.kind == "f":
+            if not np.all(np.isfinite(np_a)) or np.any(np_a != np.round(np_a)):
+                raise ValueError(f"{name}: expected integer action indices, got non-integer values")
+        elif np_a.dtype.kind not in "iub":
+            raise ValueError(f"{name}: expected integer action indices, got dtype {np_a.dtype}")
+        if np_a.size and (np_a.min() < 0 or np_a.max() >= num_actions):
+            bad = np_a[(np_a < 0) | (np_a >= num_actions)][0]
+            raise ValueError(
+                f"{name}: action index {bad} is outside [0, {num_actions}) "
+                f"(num_actions={num_actions})"
+            )
+    return arr.astype(jnp.int32)
+
+
+def covariance(name: str, s, dim: int, dtype=None):
+    """Turn a scalar, a diagonal vector or a full matrix into a validated (dim, dim) covariance.
+
+    Full matrices must be symmetric (to 1e-6 relative) and positive definite.
+    """
+    arr = jnp.asarray(s, dtype=dtype)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    if arr.ndim == 0:
+        arr = arr * jnp.eye(dim, dtype=arr.dtype)
+    elif arr.ndim == 1:
+        if arr.shape[0] != dim:
+            raise ValueError(f"{name}: diagonal of length {arr.shape[0]} given, expected {dim}")
+        arr = jnp.diag(arr)
+    elif arr.ndim == 2:
+        if arr.shape != (dim, dim):
+            raise ValueError(f"{name}: expected a ({dim}, {dim}) covariance, got {tuple(arr.shape)}")
+    else:
+        raise ValueError(f"{name}: expected a scalar, a vector or a matrix, got shape {tuple(arr.shape)}")
+    if is_concrete(arr):
+        m = np.asarray(arr, dtype=np.float64)
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"{name}: contains NaN or inf")
+        scale = max(np.abs(m).max(), 1e-300)
+        if np.abs(m - m.T).max() > 1e-6 * scale:
+            raise ValueError(f"{name}: covariance is not symmetric (max |S - S^T| = {np.abs(m - m.T).max():.3g})")
+        eig = np.linalg.eigvalsh(0.5 * (m + m.T))
+        if eig.min() <= 0:
+            raise ValueError(
+                f"{name}: covariance is not positive definite (smallest eigenvalue {eig.min():.3g})"
+            )
+    return arr

@@ -1,0 +1,57 @@
+"""Small numerical helpers shared by every posterior computation.
+
+All solves against symmetric positive-definite matrices go through `psd_cholesky`, which
+symmetrises and adds a jitter of a few machine epsilons (relative to the diagonal) so that
+float32 round-off cannot make a PD matrix fail its Cholesky factorisation, while float64
+results stay exact to round-off.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+
+def symmetrise(a):
+    """(A + A^T) / 2 over the last two axes."""
+    return 0.5 * (a + jnp.swapaxes(a, -1, -2))
+
+
+def psd_cholesky(a):
+    """Lower Cholesky factor of a symmetric PD matrix (..., n, n), with a relative jitter."""
+    a = symmetrise(a)
+    n = a.shape[-1]
+    scale = jnp.mean(jnp.abs(jnp.diagonal(a, axis1=-2, axis2=-1)), axis=-1)
+    jitter = 10.0 * jnp.finfo(a.dtype).eps * scale
+    return jnp.linalg.cholesky(a + jitter[..., None, None] * jnp.eye(n, dtype=a.dtype))
+
+
+def chol_solve(chol, b):
+    """Solve A x = b given the lower Cholesky factor of A; b is (..., n) or (..., n, m)."""
+    if b.ndim == chol.ndim - 1:
+        return cho_solve((chol, True), b[..., None])[..., 0]
+    return cho_solve((chol, True), b)
+
+
+def psd_solve(a, b):
+    """Solve A x = b for symmetric PD A (..., n, n); b is (..., n) or (..., n, m)."""
+    return chol_solve(psd_cholesky(a), b)
+
+
+def psd_inv(a):
+    """Inverse of a symmetric PD matrix, symmetrised."""
+    eye = jnp.broadcast_to(jnp.eye(a.shape[-1], dtype=a.dtype), a.shape)
+    return symmetrise(psd_solve(a, eye))
+
+
+def scale_tril_of_inverse(chol_prec):
+    """Cholesky factor of P^{-1} given the lower Cholesky factor of the precision P.
+
+    Uses the reversal trick (only triangular inverses), as NumPyro does for precision inputs.
+    """
+    n = chol_prec.shape[-1]
+    eye = jnp.broadcast_to(jnp.eye(n, dtype=chol_prec.dtype), chol_prec.shape)
+    # P^{-1} = L^{-T} L^{-1}; U = L^{-T} is upper triangular; flip it to get a lower factor.
+    linv = solve_triangular(chol_prec, eye, lower=True)
+    cov = symmetrise(jnp.swapaxes(linv, -1, -2) @ linv)
+    return psd_cholesky(cov)

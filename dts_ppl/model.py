@@ -1,0 +1,143 @@
+"""The bandit's generative model as a NumPyro program.
+
+Site names, in the order they are sampled:
+
+- ``psi``: (L, d_psi), the latent chain, sampled top-down with
+  ``numpyro.contrib.control_flow.scan`` (``reverse=True``); row l - 1 holds psi_l, so
+  ``psi[-1]`` is the top latent psi_L and ``psi[0]`` is psi_1.
+- ``theta``: (K, d) action parameters (``(d,)`` with ``shared=True``).
+- ``y``: (n,) rewards, observed when given, inside ``plate("data", n)``.
+
+The model samples each level from the prior's conditionals; :class:`dts_ppl.DTSGuide`
+samples the same sites through the same function, :func:`sample_chain`, with the posterior's.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro.contrib.control_flow import scan
+
+from dts_ppl import _checks
+from dts_ppl.likelihoods import Gaussian
+from dts_ppl.posterior import (
+    DTSPosterior,
+    chain_scan_inputs,
+    conditional_loc,
+    parent_means,
+    prior_conditionals,
+)
+from dts_ppl.prior import DiffusionPrior
+
+LATENT_SITES = ("psi", "theta")
+
+
+def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool):
+    """Sample sites ``psi`` then ``theta`` from a chain of Gaussian conditionals.
+
+    Returns:
+        psi (L, d_psi) and theta (K, d), or (d,) when ``shared``.
+    """
+
+    def level(psi_parent, xs):
+        cond, is_top, link = xs
+        loc = conditional_loc(cond, parent_means(prior, psi_parent, is_top, link))
+        psi = numpyro.sample("psi", dist.MultivariateNormal(loc, scale_tril=cond.scale_tril))
+        return psi, psi
+
+    top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
+    _, psi = scan(level, top, chain_scan_inputs(prior, conds.latents), reverse=True)
+    loc = conditional_loc(conds.theta, prior.link1(psi[0]))
+    tril = conds.theta.scale_tril
+    if shared:
+        theta = numpyro.sample("theta", dist.MultivariateNormal(loc[0], scale_tril=tril[0]))
+    else:
+        theta = numpyro.sample("theta", dist.MultivariateNormal(loc, scale_tril=tril).to_event(1))
+    return psi, theta
+
+
+class BanditModel:
+    """Contextual bandit with a diffusion prior: ``model(X, A, y=None)``.
+
+    Args:
+        prior: DiffusionPrior (theta dimension d).
+        num_actions: K, the number of actions (omit with ``shared=True``).
+        likelihood: Gaussian(scale) (default Gaussian(1.0)), Bernoulli() or Poisson().
+        shared: one parameter theta (d,) for all actions; X then holds the features
+            phi(x_i, A_i) of the played pairs and A is not used (pass None).
+
+    Call arguments:
+        X: (n, d) contexts (or features); None for no data.
+        A: (n,) int actions in [0, K).
+        y: (n,) rewards; None samples them.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from numpyro.infer import Predictive
+        >>> prior = DiffusionPrior.linear([jnp.eye(2)], [1.0, 1.0])
+        >>> model = BanditModel(prior, num_actions=3)
+        >>> draws = Predictive(model, num_samples=4)(jax.random.PRNGKey(0), jnp.ones((5, 2)), jnp.zeros(5, int))
+        >>> draws["psi"].shape, draws["theta"].shape, draws["y"].shape
+        ((4, 1, 2), (4, 3, 2), (4, 5))
+    """
+
+    def __init__(self, prior: DiffusionPrior, num_actions: int | None = None, likelihood=None, shared: bool = False):
+        if not isinstance(prior, DiffusionPrior):
+            raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+        if shared:
+            if num_actions not in (None, 1):
+                raise ValueError(f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}")
+            num_actions = 1
+        elif num_actions is None or int(num_actions) != num_actions or num_actions < 1:
+            raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
+        self.prior = prior
+        self.num_actions = int(num_actions)
+        self.likelihood = Gaussian(1.0) if likelihood is None else likelihood
+        self.shared = bool(shared)
+
+    def __repr__(self):
+        kind = "shared" if self.shared else f"K={self.num_actions}"
+        return (
+            f"BanditModel({kind}, d={self.prior.dim}, d_psi={self.prior.latent_dim}, "
+            f"L={self.prior.num_levels}, likelihood={self.likelihood})"
+        )
+
+    @property
+    def latent_shapes(self) -> dict:
+        """Shapes of the latent sites, in sampling order."""
+        theta = (self.prior.dim,) if self.shared else (self.num_actions, self.prior.dim)
+        return {"psi": (self.prior.num_levels, self.prior.latent_dim), "theta": theta}
+
+    def check_data(self, X=None, A=None, y=None):
+        """Validate and convert (X, A, y). Returns (X (n, d), A (n,) int32, y (n,) or None).
+
+        With no data (X None) returns empty arrays. With ``shared=True`` A is all zeros.
+        """
+        d, dtype = self.prior.dim, self.prior.cov1.dtype
+        if X is None:
+            if y is not None or A is not None:
+                raise ValueError("X: contexts are required when actions A or rewards y are given")
+            return jnp.zeros((0, d), dtype), jnp.zeros((0,), jnp.int32), None
+        X = _checks.as_array("X", X, shape=(None, d)).astype(dtype)
+        _checks.check_finite("X", X)
+        n = X.shape[0]
+        if self.shared:
+            if A is not None:
+                raise ValueError("A: the shared-parameter model takes features X = phi(x, a) and no actions; pass A=None")
+            A = jnp.zeros(n, jnp.int32)
+        else:
+            A = _checks.check_actions("A", A, self.num_actions, length=n)
+        if y is not None:
+            y = _checks.as_array("y", y, shape=(n,)).astype(dtype)
+            self.likelihood.check_rewards("y", y)
+        return X, A, y
+
+    def __call__(self, X=None, A=None, y=None):
+        X, A, y = self.check_data(X, A, y)
+        psi, theta = sample_chain(self.prior, prior_conditionals(self.prior, self.num_actions), self.shared)
+        eta = X @ theta if self.shared else jnp.sum(X * theta[A], axis=-1)
+        if X.shape[0]:
+            with numpyro.plate("data", X.shape[0]):
+                numpyro.sample("y", self.likelihood.distribution(eta), obs=y)
+        return theta
