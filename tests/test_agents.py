@@ -34,11 +34,12 @@ def _data(key, n, d, K, likelihood=None):
 
 
 def _feed(agent, X, A, y):
-    update = jax.jit(agent.update)
-    state = agent.init()
-    for t in range(X.shape[0]):
-        state = update(state, X[t], A[t], y[t])
-    return state
+    """Run ``agent.update`` over the rows of (X, A, y) in one compiled scan."""
+
+    def step(state, row):
+        return agent.update(state, *row), None
+
+    return jax.jit(lambda data: jax.lax.scan(step, agent.init(), data)[0])((X, A, y))
 
 
 def test_dts_incremental_equals_guide_and_oracle(key):
@@ -92,10 +93,7 @@ def test_dts_shared_equals_guide(key):
     A = jax.random.randint(ka, (n,), 0, K)
     y = jax.random.normal(ky, (n,))
     agent = dts(prior, Gaussian(0.5), K, shared=True)
-    update = jax.jit(agent.update)
-    state = agent.init()
-    for t in range(n):
-        state = update(state, feats[t], A[t], y[t])
+    state = _feed(agent, feats, A, y)
     phi = feats[jnp.arange(n), A]
     batch = DTSGuide(BanditModel(prior, likelihood=Gaussian(0.5), shared=True)).posterior(phi, None, y)
     for a, b in zip(jax.tree.leaves(dts_posterior(prior, state)), jax.tree.leaves(batch), strict=True):

@@ -112,7 +112,7 @@ def dts(
         lin = lin0
         latents = core.latent_posteriors(prior, total, lin)
         for _ in range(num_iterations - 1 if iterate else 0):  # as core.posterior does
-            points = core.moments(prior, core.DTSPosterior(latents, one_action), lin).psi_mean
+            points = core.moments(prior, core.DTSPosterior(latents, one_action), lin).psi_mean[::-1]
             lin = core.linearise(prior, "iterated", points)
             latents = core.latent_posteriors(prior, total, lin)
         return latents
@@ -138,7 +138,7 @@ def dts(
             scores = x @ theta[0]
         else:
             psi, _ = core.sample(k_chain, prior, core.DTSPosterior(state.latents, one_action))
-            u = prec1 @ prior.link1(psi[0])  # S_1^-1 f_1(psi_1)
+            u = prec1 @ prior.link1(psi[-1])  # S_1^-1 f_1(psi_1)
             v = jnp.einsum("kij,j->ki", state.theta_cov, x)  # Shat_a x: the one O(K d^2) pass
             mean = v @ u + state.theta_shift @ x
             sd = jnp.sqrt(jnp.maximum(v @ x, 0.0))
