@@ -58,7 +58,9 @@ def test_dts_incremental_equals_guide_and_oracle(key):
     np.testing.assert_allclose(mo.theta_cov, ref["theta_cov"], atol=1e-10)
     np.testing.assert_allclose(mo.psi_mean, ref["psi_mean"], atol=1e-10)
     # the running sums are the sums of the per-action messages
-    np.testing.assert_allclose(state.evidence_sum.G, state.messages.G.sum(0), atol=1e-10)
+    _, messages = core.action_posteriors(prior, guide.statistics(X, A, y))
+    np.testing.assert_allclose(state.evidence_sum.G, messages.G.sum(0), atol=1e-10)
+    np.testing.assert_allclose(state.evidence_sum.b, messages.b.sum(0), atol=1e-10)
 
 
 @pytest.mark.parametrize("linearisation", ["identity", "jacobian", "iterated"])
