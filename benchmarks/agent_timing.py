@@ -71,8 +71,8 @@ def main():
             lints_cache[K, d] = min(time_blocks(agent, K, d, args.rounds, args.repeats))
         t_lin = lints_cache[K, d]
         rows.append(dict(K=K, d=d, L=L, dts_us=1e6 * t_dts, lints_us=1e6 * t_lin, ratio=t_dts / t_lin))
-        print(f"K={K:6d} d={d:3d} L={L:3d}  dTS {1e6 * t_dts:9.1f} us  LinTS {1e6 * t_lin:9.1f} us  ratio {t_dts / t_lin:5.2f}",
-              flush=True)  # fmt: skip
+        us = f"dTS {1e6 * t_dts:9.1f} us  LinTS {1e6 * t_lin:9.1f} us  ratio {t_dts / t_lin:5.2f}"
+        print(f"K={K:6d} d={d:3d} L={L:3d}  {us}", flush=True)
     K, d, L = (int(v) for v in args.flat.split(","))
     prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
     flat = {

@@ -2,6 +2,8 @@
 # The regret experiments behind the README table, one after another on ONE core
 # (the machine is shared). Usage: bash benchmarks/run_regret_experiments.sh [PRESET:RUNS ...]
 # Outputs: benchmarks/results/PRESET.json (+ .png), progress in benchmarks/results/PRESET.log.
+# Environment: ROUNDS (5000), CORE (1), SEED (0; when set, outputs get a -seedN suffix),
+# AGENTS (comma-separated subset of the preset's algorithms).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD
@@ -20,8 +22,9 @@ for job in "${jobs[@]}"; do
   extra=()
   [ "${flag:-}" = "x64" ] && extra=(--x64)
   out=benchmarks/results/$preset
+  [ -n "${SEED:-}" ] && out=$out-seed$SEED
   echo "$(date -u +%H:%M:%S) start $preset runs=$runs rounds=$ROUNDS ${extra[*]:-}"
   taskset -c "${CORE:-1}" "$PY" -m dts_ppl.cli bench regret --preset "$preset" --runs "$runs" --rounds "$ROUNDS" \
-    --seed 0 --json "$out.json" --plot "$out.png" --quiet "${extra[@]}" > "$out.log" 2>&1
+    --seed "${SEED:-0}" ${AGENTS:+--agents "$AGENTS"} --json "$out.json" --plot "$out.png" --quiet "${extra[@]}" > "$out.log" 2>&1
   echo "$(date -u +%H:%M:%S) done  $preset rc=$?"
 done

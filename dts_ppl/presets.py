@@ -11,7 +11,8 @@ Settings follow MATH.md section 8: contexts U[-1, 1]^d, covariances I, reward no
 panels use d = 5, L = 2 (active columns 5, 2; MLP width 20), K = 10^4 panels d = 20, L = 4
 (active columns 20, 10, 5, 2; MLP width 60). The true prior is drawn once from the seed, theta
 per run. Baselines get the diffusion prior's marginal of theta_a (moment-matched from 20000
-draws for MLP priors).
+draws for MLP priors). MLP panels add "dTS (iterated)" (re-linearised upward messages, beyond
+the paper) next to the paper's dTS ("identity").
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
         }
         if agent_prior.is_linear:
             out["HierTS"] = lambda: ag.hier_ts(agent_prior, Gaussian(1.0), K)
+        else:  # beyond the paper: re-linearised upward messages (MATH.md section 4)
+            out["dTS (iterated)"] = lambda: ag.dts(agent_prior, Gaussian(1.0), K, linearisation="iterated")
     else:
         out = {
             "dTS": lambda: ag.dts(agent_prior, Bernoulli(), K, history=H),
@@ -98,6 +101,8 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
             "GLM-TS": lambda: ag.glm_ts(marginal, Bernoulli(), K, history=H),
             "UCB-GLM": lambda: ag.ucb_glm(marginal, Bernoulli(), K, history=H),
         }
+        if not agent_prior.is_linear:
+            out["dTS (iterated)"] = lambda: ag.dts(agent_prior, Bernoulli(), K, linearisation="iterated", history=H)
     return {name: make() for name, make in out.items() if which is None or name in which}
 
 

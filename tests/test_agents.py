@@ -65,7 +65,7 @@ def test_dts_incremental_equals_guide_and_oracle(key):
 
 @pytest.mark.parametrize("linearisation", ["identity", "jacobian", "iterated"])
 def test_dts_nonlinear_equals_guide(key, linearisation):
-    K, n = 5, 20
+    K, n = 4, 10
     prior = random_mlp_prior(key, 3, 2, hidden=8)
     X, A, y = _data(jax.random.PRNGKey(2), n, 3, K)
     state = _feed(dts(prior, Gaussian(1.0), K, linearisation=linearisation), X, A, y)

@@ -1,6 +1,6 @@
 """``dts-ppl bench regret``: run every algorithm of a preset and report final regrets.
 
-Writes JSON {"preset", "rounds", "runs", "curve_rounds", "algorithms": {NAME: {"final_regret_mean",
+Writes JSON {"preset", "rounds", "runs", "seed", "curve_rounds", "algorithms": {NAME: {"final_regret_mean",
 "final_regret_se", "curve"}}} where ``curve`` is the mean cumulative regret at the rounds listed in
 ``curve_rounds`` (at most 250 of them, the last one = ``rounds``), and a plot of the curves.
 """
@@ -68,7 +68,7 @@ def run_experiment(preset_name, runs, rounds, seed, agents=None, chunk_size=None
     return results, runs, rounds
 
 
-def to_json(preset: str, results: dict, rounds: int, runs: int, max_points: int = 250) -> dict:
+def to_json(preset: str, results: dict, rounds: int, runs: int, seed: int = 0, max_points: int = 250) -> dict:
     import numpy as np
 
     idx = np.unique(np.linspace(0, rounds - 1, min(max_points, rounds)).round().astype(int))
@@ -76,6 +76,7 @@ def to_json(preset: str, results: dict, rounds: int, runs: int, max_points: int 
         "preset": preset,
         "rounds": rounds,
         "runs": runs,
+        "seed": seed,
         "curve_rounds": [int(i) + 1 for i in idx],
         "algorithms": {
             name: {
@@ -107,7 +108,7 @@ def run_regret(args) -> int:
     print(regret_table(results, rounds, runs))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(to_json(args.preset, results, rounds, runs), f, indent=1)
+            json.dump(to_json(args.preset, results, rounds, runs, args.seed), f, indent=1)
         print(f"wrote {args.json}")
     if args.plot:
         from dts_ppl.simulation import plot_regret
