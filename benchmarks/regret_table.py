@@ -34,7 +34,7 @@ COLUMNS = ["dTS", "dTS (iterated)", "dTS (linear reward)", "HierTS", "LinTS", "L
 
 
 def fmt(x):
-    return f"{x:.3g}"
+    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2g}"
 
 
 def main(directory="benchmarks/results"):
@@ -55,7 +55,7 @@ def main(directory="benchmarks/results"):
                 continue
             a = algos[col]
             ref = f" ({fmt(paper[col])})" if col in paper else ""
-            cells.append(f"{fmt(a['final_regret_mean'])} +- {fmt(a['final_regret_se'])}{ref}")
+            cells.append(f"{fmt(a['final_regret_mean'])} ± {fmt(a['final_regret_se'])}{ref}")
         rows.append(f"| {preset} | {seed} | {runs} x {rounds} | " + " | ".join(cells) + " |")
     print("| preset | seed | runs x rounds | " + " | ".join(COLUMNS) + " |")
     print("|---|---|---|" + "---|" * len(COLUMNS))
