@@ -1,5 +1,6 @@
 """dts_ppl: diffusion Thompson sampling as a NumPyro guide."""
 
+from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
 from dts_ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.guide import DTSGuide
 from dts_ppl.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
@@ -7,11 +8,13 @@ from dts_ppl.links import AffineLink, MLPLink
 from dts_ppl.model import BanditModel
 from dts_ppl.posterior import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.prior import DiffusionPrior
+from dts_ppl.serialization import load_prior, save_prior
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionStats",
+    "DDPMLink",
     "AffineLink",
     "BanditModel",
     "Bernoulli",
@@ -23,6 +26,10 @@ __all__ = [
     "MLPLink",
     "Poisson",
     "PosteriorMoments",
+    "TrainedPrior",
+    "load_prior",
     "log_importance_weights",
     "psis_khat",
+    "save_prior",
+    "train_diffusion_prior",
 ]
