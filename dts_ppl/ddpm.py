@@ -454,5 +454,6 @@ def train_diffusion_prior(
         num_samples=int(n),
         standardisation=dict(mean=mean.tolist(), scale=scale.tolist()),
         final_loss=float(np.mean(losses[-min(100, len(losses)) :])),
+        loss_curve_per_100_steps=[float(np.mean(c)) for c in np.array_split(losses, -(-len(losses) // 100))],
     )
     return TrainedPrior(prior, losses, params, metadata)

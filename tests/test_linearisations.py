@@ -58,7 +58,7 @@ def test_linear_links_give_the_exact_posterior_with_every_linearisation(d, dp, L
             np.testing.assert_allclose(
                 getattr(mo, name), ref[name], rtol=1e-9, atol=1e-10, err_msg=f"{linearisation}: {name}"
             )
-        cross = jnp.einsum("aij,jk,blk->abil", mo.theta_loading, mo.psi_cov[0], mo.theta_loading)
+        cross = jnp.einsum("aij,jk,blk->abil", mo.theta_loading, mo.psi_cov[-1], mo.theta_loading)  # psi_1 is last
         off = ~np.eye(K, dtype=bool)
         np.testing.assert_allclose(cross[off], ref["theta_cross"][off], rtol=1e-9, atol=1e-10)
 
