@@ -38,6 +38,21 @@ def swiss_roll(num_samples: int, seed: int = 0) -> np.ndarray:
     return (x - ROLL_MEAN) / ROLL_SCALE
 
 
+def sample_swiss_roll(key, num_samples: int):
+    """JAX twin of :func:`swiss_roll` (same distribution, jittable): (num_samples, 2) standardised points.
+
+    t ~ 1.5 pi (1 + 2 U), (x, z) = (t cos t, t sin t) + N(0, 0.5^2 I), as ``make_swiss_roll``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    k_t, k_noise = jax.random.split(key)
+    dtype = jnp.result_type(float)
+    t = 1.5 * jnp.pi * (1 + 2 * jax.random.uniform(k_t, (num_samples,), dtype))
+    x = jnp.stack([t * jnp.cos(t), t * jnp.sin(t)], -1) + ROLL_NOISE * jax.random.normal(k_noise, (num_samples, 2), dtype)
+    return (x - jnp.asarray(ROLL_MEAN, dtype)) / jnp.asarray(ROLL_SCALE, dtype)
+
+
 def cache_dir() -> Path:
     """Where trained study priors are cached: $DTS_PPL_CACHE or ~/.cache/dts_ppl."""
     return Path(os.environ.get("DTS_PPL_CACHE", Path.home() / ".cache" / "dts_ppl"))

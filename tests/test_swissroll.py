@@ -1,0 +1,29 @@
+"""The Swiss-roll data, its JAX twin and the cached trained prior."""
+
+import jax
+import numpy as np
+
+from dts_ppl.swissroll import sample_swiss_roll, swiss_roll, swiss_roll_prior
+
+
+def test_jax_roll_matches_scikit_learn_in_distribution():
+    n = 20_000
+    a = swiss_roll(n, seed=0)
+    b = np.asarray(sample_swiss_roll(jax.random.PRNGKey(0), n))
+    # standardised with population constants: mean ~ 0, sd ~ 1
+    np.testing.assert_allclose(a.mean(0), 0.0, atol=4 / np.sqrt(n))
+    np.testing.assert_allclose(a.std(0), 1.0, atol=0.03)
+    # both samples agree on mean, sd and the radius distribution (5 s.e. of the difference)
+    for fa, fb in [(a, b), (a**2, b**2), (np.hypot(*a.T)[:, None], np.hypot(*b.T)[:, None])]:
+        se = np.sqrt(fa.var(0) / n + fb.var(0) / n)
+        assert np.all(np.abs(fa.mean(0) - fb.mean(0)) < 5 * se)
+
+
+def test_prior_is_cached_and_reloaded_identically(tmp_path, monkeypatch):
+    monkeypatch.setenv("DTS_PPL_CACHE", str(tmp_path))
+    p1, m1 = swiss_roll_prior(200, 3, seed=1, progress=False, steps=20, hidden=8)
+    assert len(list(tmp_path.glob("swissroll-*.npz"))) == 1
+    p2, m2 = swiss_roll_prior(200, 3, seed=1, progress=False, steps=20, hidden=8)
+    assert m1 == m2 and m1["study_config"]["num_samples"] == 200
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
+        np.testing.assert_array_equal(a, b)
