@@ -49,7 +49,8 @@ def sample_swiss_roll(key, num_samples: int):
     k_t, k_noise = jax.random.split(key)
     dtype = jnp.result_type(float)
     t = 1.5 * jnp.pi * (1 + 2 * jax.random.uniform(k_t, (num_samples,), dtype))
-    x = jnp.stack([t * jnp.cos(t), t * jnp.sin(t)], -1) + ROLL_NOISE * jax.random.normal(k_noise, (num_samples, 2), dtype)
+    noise = ROLL_NOISE * jax.random.normal(k_noise, (num_samples, 2), dtype)
+    x = jnp.stack([t * jnp.cos(t), t * jnp.sin(t)], -1) + noise
     return (x - jnp.asarray(ROLL_MEAN, dtype)) / jnp.asarray(ROLL_SCALE, dtype)
 
 
