@@ -111,3 +111,108 @@ def swiss_roll_prior(
         candidates[1].parent.mkdir(parents=True, exist_ok=True)
         save_prior(candidates[1], trained.prior, meta)
     return trained.prior, meta
+
+
+# ------------------------------------------------------------------------- the regret study
+
+PRETRAIN_SIZES = (10, 50, 100, 2500, 5000, 10_000, 50_000)
+DEPTHS = (2, 10, 40, 70, 100)
+
+#: The paper's Figure 3 ratios LinTS / dTS (read off its figure; the issue text).
+PAPER_RATIOS = {
+    **{
+        f"swissroll-pretrain-{n}": r
+        for n, r in zip(PRETRAIN_SIZES, (1.17, 1.45, 1.9, 2.05, 2.22, 2.08, 2.97), strict=True)
+    },
+    **{f"swissroll-depth-{L}": r for L, r in zip(DEPTHS, (1.9, 2.85, 3.02, 2.95, 2.77), strict=True)},
+}
+
+#: (pre-training size N, depth L) of every preset.
+PRESETS = {
+    **{f"swissroll-pretrain-{n}": (n, 40) for n in PRETRAIN_SIZES},
+    **{f"swissroll-depth-{L}": (10_000, L) for L in DEPTHS},
+}
+
+#: Bandit of the study (the paper does not state it): K actions with theta_a i.i.d. from the
+#: standardised roll, contexts U[-1, 1]^2, Gaussian rewards N(x^T theta_a, NOISE^2).
+STUDY = dict(num_actions=100, num_rounds=1000, num_runs=20, noise=1.0)
+
+
+def swissroll_environment(num_actions: int = STUDY["num_actions"], noise: float = STUDY["noise"]):
+    """Every run draws theta_a, a = 1..K, i.i.d. from the standardised Swiss roll (not from a diffusion)."""
+    from dts_ppl.envs import Environment, uniform_contexts
+    from dts_ppl.likelihoods import Gaussian
+
+    def sample_theta(key):
+        return sample_swiss_roll(key, num_actions)
+
+    name = f"Swiss roll, K={num_actions}, Gaussian rewards (sd {noise})"
+    return Environment(sample_theta, uniform_contexts(2), Gaussian(noise), int(num_actions), 2, False, name)
+
+
+def paired_ratio(baseline, agent):
+    """Ratio of mean final regrets baseline / agent over paired runs and its delta-method s.e."""
+    b, a = np.asarray(baseline.cumulative)[:, -1], np.asarray(agent.cumulative)[:, -1]
+    n = b.shape[0]
+    r = b.mean() / a.mean()
+    if n < 2:
+        return float(r), float("nan")
+    cov = np.cov(b, a)
+    var = (cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / (n * a.mean() ** 2)
+    return float(r), float(np.sqrt(max(var, 0.0)))
+
+
+def run_preset(
+    name: str,
+    num_actions: int = STUDY["num_actions"],
+    num_rounds: int = STUDY["num_rounds"],
+    num_runs: int = STUDY["num_runs"],
+    noise: float = STUDY["noise"],
+    linearisations=("identity",),
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Run one Swiss-roll preset: dTS with the trained prior (one per linearisation) vs LinTS.
+
+    LinTS gets the Gaussian fit (mean, covariance) of the same N pre-training samples. Both
+    agents see the same theta, contexts and reward noise in run r (common random numbers).
+
+    Returns:
+        dict with "results" {agent name: RegretResult}, "ratio" and "ratio_se" (LinTS / dTS
+        with the first linearisation), and the settings.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from dts_ppl.agents import GaussianPrior, dts, lin_ts
+    from dts_ppl.likelihoods import Gaussian
+    from dts_ppl.simulation import simulate
+
+    if name not in PRESETS:
+        raise ValueError(f"name: expected one of {sorted(PRESETS)}, got {name!r}")
+    num_samples, num_levels = PRESETS[name]
+    prior, _ = swiss_roll_prior(num_samples, num_levels, progress=progress)
+    data = swiss_roll(num_samples, seed=0)
+    dtype = prior.cov1.dtype
+    gauss = GaussianPrior(jnp.asarray(data.mean(0), dtype), jnp.asarray(np.cov(data.T) + 1e-9 * np.eye(2), dtype))
+    env = swissroll_environment(num_actions, noise)
+    lik = Gaussian(noise)
+    key = jax.random.PRNGKey(seed)
+    agents = {"LinTS": lin_ts(gauss, lik, num_actions)}
+    for lin in linearisations:
+        agents[f"dTS ({lin})"] = dts(prior, lik, num_actions, linearisation=lin)
+    results = {
+        label: simulate(key, env, agent, num_rounds, num_runs, progress=progress, desc=f"{name}: {label}")
+        for label, agent in agents.items()
+    }
+    ratio, se = paired_ratio(results["LinTS"], results[f"dTS ({linearisations[0]})"])
+    settings = dict(num_actions=num_actions, num_rounds=num_rounds, num_runs=num_runs, noise=noise, seed=seed)
+    return dict(
+        preset=name,
+        num_samples=num_samples,
+        num_levels=num_levels,
+        results=results,
+        ratio=ratio,
+        ratio_se=se,
+        **settings,
+    )
