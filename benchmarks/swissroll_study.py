@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/swissroll_study.py ratios          # 12 presets, dTS (identity) vs LinTS
     PYTHONPATH=. python benchmarks/swissroll_study.py linearisations  # regret per linearisation
+    PYTHONPATH=. python benchmarks/swissroll_study.py action_cov      # S_1 sensitivity (depth 40)
     PYTHONPATH=. python benchmarks/swissroll_study.py tables          # print the README tables
 
 Each finished preset is written to benchmarks/results/<name>.json at once, so an interrupted
@@ -65,6 +66,69 @@ def linearisations(args):
         )
         path.write_text(json.dumps(_summary(out, dict(wall_s=time.time() - t)), indent=1))
         print(f"swiss roll done ({time.time() - t:.0f}s)", flush=True)
+    for name in FIGURE1_MLP:
+        path = RESULTS / f"linearisations-{name}.json"
+        if path.exists() and not args.force:
+            continue
+        t = time.time()
+        runs = args.runs if FIGURE1_MLP[name][2] == 5 else max(args.runs // 2, 10)
+        out = figure1_linearisations(name, args.rounds, runs)
+        path.write_text(json.dumps(_summary(out, dict(wall_s=time.time() - t)), indent=1))
+        print(f"{name} done ({time.time() - t:.0f}s)", flush=True)
+
+
+#: The nonlinear (MLP-diffusion) problems of the paper's Figure 1: (reward, K, d, active_dims, hidden).
+FIGURE1_MLP = {
+    "fig1-mlp-linear-d5": ("linear", 100, 5, (5, 2), 20),
+    "fig1-mlp-logistic-d5": ("logistic", 100, 5, (5, 2), 20),
+    "fig1-mlp-linear-d20": ("linear", 1000, 20, (20, 10, 5, 2), 60),
+}
+
+
+def figure1_linearisations(name, rounds, runs, seed=0):
+    """Regret of dTS per linearisation and of LinTS / GLM-TS (prior marginal) on one MLP problem."""
+    import jax
+
+    from dts_ppl.agents import dts, lin_ts, theta_marginal
+    from dts_ppl.envs import paper_environment
+    from dts_ppl.simulation import simulate
+
+    reward, K, d, active, hidden = FIGURE1_MLP[name]
+    key = jax.random.PRNGKey(seed)
+    k_env, k_marg, k_sim = jax.random.split(key, 3)
+    env, prior = paper_environment(k_env, "mlp", reward, K, d, active, hidden)
+    lik = env.likelihood
+    agents = {
+        ("GLM-TS" if reward == "logistic" else "LinTS"): lin_ts(theta_marginal(prior, k_marg), lik, K, history=rounds)
+    }
+    for lin in ("identity", "jacobian", "iterated"):
+        agents[f"dTS ({lin})"] = dts(prior, lik, K, linearisation=lin, history=rounds)
+    results = {k: simulate(k_sim, env, a, rounds, runs, progress=False) for k, a in agents.items()}
+    return dict(
+        preset=name,
+        num_actions=K,
+        dim=d,
+        num_levels=len(active),
+        hidden=hidden,
+        reward=reward,
+        num_rounds=rounds,
+        num_runs=runs,
+        seed=seed,
+        results=results,
+    )
+
+
+def action_cov(args):
+    """dTS (identity) vs LinTS on swissroll-depth-40 for several S_1 choices."""
+    RESULTS.mkdir(exist_ok=True)
+    for s1 in ("beta", 0.1, 0.3):
+        path = RESULTS / f"s1-{s1}.json"
+        if path.exists() and not args.force:
+            continue
+        t = time.time()
+        out = run_preset("swissroll-depth-40", args.actions, args.rounds, args.runs, progress=False, action_cov=s1)
+        path.write_text(json.dumps(_summary(out, dict(wall_s=time.time() - t)), indent=1))
+        print(f"S_1 = {s1}: ratio {out['ratio']:.2f} +- {out['ratio_se']:.2f} ({time.time() - t:.0f}s)", flush=True)
 
 
 def tables(args):
@@ -95,25 +159,46 @@ def tables(args):
             f"\nK = {some['num_actions']}, n = {some['num_rounds']} rounds, {some['num_runs']} runs, "
             f"Gaussian rewards sd {some['noise']}"
         )
-    out = row("linearisations-swissroll")
-    if out:
-        print("\n| preset | LinTS | dTS identity | dTS jacobian | dTS iterated |")
-        print("|---|---|---|---|---|")
+    print("\n| problem | K, d, L, n, runs | LinTS (GLM-TS) | dTS identity | dTS jacobian | dTS iterated |")
+    print("|---|---|---|---|---|---|")
+    for name in ["swissroll", *FIGURE1_MLP]:
+        out = row(f"linearisations-{name}")
+        if out is None:
+            continue
         a = out["agents"]
-        cells = [f"{a[k]['final_mean']:.1f} +- {a[k]['final_se']:.1f}" for k in a]
-        print(f"| swissroll-depth-40 | {' | '.join(cells)} |")
+        cells = [f"{v['final_mean']:.1f} +- {v['final_se']:.1f}" for v in a.values()]
+        size = f"{out['num_actions']}, {out.get('dim', 2)}, {out['num_levels']}, {out['num_rounds']}, {out['num_runs']}"
+        print(f"| {out['preset']} | {size} | {' | '.join(cells)} |")
+    print("\n| S_1 (standardised units) | LinTS regret | dTS regret | LinTS / dTS |")
+    print("|---|---|---|---|")
+    for s1, name in (
+        ("beta_1 I", "s1-beta"),
+        ("0.1 I", "s1-0.1"),
+        ("0.3 I", "s1-0.3"),
+        ("I (default)", "swissroll-depth-40"),
+    ):
+        out = row(name)
+        if out is None:
+            continue
+        a = out["agents"]
+        lin, dts = a["LinTS"], a["dTS (identity)"]
+        print(
+            f"| {s1} | {lin['final_mean']:.1f} +- {lin['final_se']:.1f} | {dts['final_mean']:.1f} +- "
+            f"{dts['final_se']:.1f} | {out['ratio']:.2f} +- {out['ratio_se']:.2f} |"
+        )
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["ratios", "linearisations", "tables"])
+    p.add_argument("what", choices=["ratios", "linearisations", "action_cov", "tables"])
     p.add_argument("--presets", nargs="*")
     p.add_argument("--actions", type=int, default=STUDY["num_actions"])
     p.add_argument("--rounds", type=int, default=STUDY["num_rounds"])
     p.add_argument("--runs", type=int, default=STUDY["num_runs"])
     p.add_argument("--force", action="store_true")
     args = p.parse_args()
-    {"ratios": ratios, "linearisations": linearisations, "tables": tables}[args.what](args)
+    run = {"ratios": ratios, "linearisations": linearisations, "action_cov": action_cov, "tables": tables}
+    run[args.what](args)
 
 
 if __name__ == "__main__":

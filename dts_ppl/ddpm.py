@@ -234,8 +234,13 @@ def ddpm_links(params: EpsNet, betas, mean, scale, dtype=None) -> list[DDPMLink]
     return links
 
 
-def _action_cov(action_cov, betas, scale, dim):
-    """S_1 in raw units from the ``action_cov`` choice (standardised units)."""
+def action_covariance(action_cov, betas, scale, dim: int) -> np.ndarray:
+    """S_1 (d, d) in raw units from the ``action_cov`` choice (given in standardised units).
+
+    Args:
+        action_cov: "beta" (beta_1 I), a float s (s I) or a (d,) / (d, d) covariance.
+        betas: (L,) schedule.   scale: (d,) standardisation scale.   dim: d.
+    """
     if isinstance(action_cov, str):
         if action_cov == "beta":
             s1 = betas[0] * np.eye(dim)
@@ -265,7 +270,7 @@ def build_prior(params: EpsNet, betas, mean, scale, variance="beta", action_cov=
     links = ddpm_links(params, betas, mean, scale, dtype)
     sig2 = level_variances(betas, variance)
     covs = np.concatenate([sig2[1:, None, None] * np.eye(dim), np.eye(dim)[None]])  # S_2..S_L, S_{L+1} = I
-    cov1 = _action_cov(action_cov, betas, scale, dim)
+    cov1 = action_covariance(action_cov, betas, scale, dim)
     del L
     return DiffusionPrior(links[0], _stack(links[1:]), jnp.asarray(cov1, dtype), jnp.asarray(covs, dtype))
 
@@ -403,7 +408,7 @@ def train_diffusion_prior(
     mean, scale = x.mean(0), x.std(0)
     if np.any(scale <= 0):
         raise ValueError(f"samples: coordinate {int(np.argmin(scale))} is constant; cannot standardise")
-    _action_cov(action_cov, betas, scale, d)  # validate before training
+    action_covariance(action_cov, betas, scale, d)  # validate before training
     key = jax.random.PRNGKey(0) if key is None else key
     k_init, k_train = jax.random.split(key)
 

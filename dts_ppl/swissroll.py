@@ -171,11 +171,13 @@ def run_preset(
     linearisations=("identity",),
     seed: int = 0,
     progress: bool = True,
+    action_cov=None,
 ) -> dict:
     """Run one Swiss-roll preset: dTS with the trained prior (one per linearisation) vs LinTS.
 
     LinTS gets the Gaussian fit (mean, covariance) of the same N pre-training samples. Both
     agents see the same theta, contexts and reward noise in run r (common random numbers).
+    ``action_cov`` replaces the trained prior's S_1 choice (see :mod:`dts_ppl.ddpm`).
 
     Returns:
         dict with "results" {agent name: RegretResult}, "ratio" and "ratio_se" (LinTS / dTS
@@ -191,7 +193,13 @@ def run_preset(
     if name not in PRESETS:
         raise ValueError(f"name: expected one of {sorted(PRESETS)}, got {name!r}")
     num_samples, num_levels = PRESETS[name]
-    prior, _ = swiss_roll_prior(num_samples, num_levels, progress=progress)
+    prior, meta = swiss_roll_prior(num_samples, num_levels, progress=progress)
+    if action_cov is not None:
+        from dts_ppl.ddpm import action_covariance
+
+        scale = np.asarray(meta["standardisation"]["scale"])
+        s1 = action_covariance(action_cov, np.asarray(meta["betas"]), scale, prior.dim)
+        prior = prior._replace(cov1=jnp.asarray(s1, prior.cov1.dtype))
     data = swiss_roll(num_samples, seed=0)
     dtype = prior.cov1.dtype
     gauss = GaussianPrior(jnp.asarray(data.mean(0), dtype), jnp.asarray(np.cov(data.T) + 1e-9 * np.eye(2), dtype))
@@ -207,6 +215,7 @@ def run_preset(
     }
     ratio, se = paired_ratio(results["LinTS"], results[f"dTS ({linearisations[0]})"])
     settings = dict(num_actions=num_actions, num_rounds=num_rounds, num_runs=num_runs, noise=noise, seed=seed)
+    settings["action_cov"] = meta["action_cov"] if action_cov is None else action_cov
     return dict(
         preset=name,
         num_samples=num_samples,
