@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/swissroll_study.py ratios          # 12 presets, dTS (identity) vs LinTS
     PYTHONPATH=. python benchmarks/swissroll_study.py linearisations  # regret per linearisation
     PYTHONPATH=. python benchmarks/swissroll_study.py action_cov      # S_1 sensitivity (depth 40)
+    PYTHONPATH=. python benchmarks/swissroll_study.py control         # one roll point per run (dTS's structure)
     PYTHONPATH=. python benchmarks/swissroll_study.py tables          # print the README tables
 
 Each finished preset is written to benchmarks/results/<name>.json at once, so an interrupted
@@ -131,6 +132,48 @@ def action_cov(args):
         print(f"S_1 = {s1}: ratio {out['ratio']:.2f} +- {out['ratio_se']:.2f} ({time.time() - t:.0f}s)", flush=True)
 
 
+def control(args, spread=0.3):
+    """Control: one roll point per run, theta_a = c + spread N(0, I); dTS with S_1 = spread^2 I."""
+    import jax
+    import jax.numpy as jnp
+
+    from dts_ppl.agents import GaussianPrior, dts, lin_ts
+    from dts_ppl.ddpm import action_covariance
+    from dts_ppl.likelihoods import Gaussian
+    from dts_ppl.simulation import simulate
+    from dts_ppl.swissroll import paired_ratio, swiss_roll, swiss_roll_prior, swissroll_environment
+
+    path = RESULTS / "control-shared-point.json"
+    if path.exists() and not args.force:
+        return
+    t = time.time()
+    prior, meta = swiss_roll_prior(10_000, 40, progress=False)
+    s1 = action_covariance(spread**2, np.asarray(meta["betas"]), np.asarray(meta["standardisation"]["scale"]), 2)
+    prior = prior._replace(cov1=jnp.asarray(s1, prior.cov1.dtype))
+    data = swiss_roll(10_000, seed=0)
+    gauss = GaussianPrior(jnp.asarray(data.mean(0)), jnp.asarray(np.cov(data.T) + spread**2 * np.eye(2)))
+    env = swissroll_environment(args.actions, shared_point_spread=spread)
+    agents = {
+        "LinTS": lin_ts(gauss, Gaussian(1.0), args.actions),
+        "dTS (identity)": dts(prior, Gaussian(1.0), args.actions),
+    }
+    key = jax.random.PRNGKey(0)
+    results = {k: simulate(key, env, a, args.rounds, args.runs, progress=False) for k, a in agents.items()}
+    ratio, se = paired_ratio(results["LinTS"], results["dTS (identity)"])
+    out = dict(
+        preset="control-shared-point",
+        spread=spread,
+        num_actions=args.actions,
+        num_rounds=args.rounds,
+        num_runs=args.runs,
+        results=results,
+        ratio=ratio,
+        ratio_se=se,
+    )
+    path.write_text(json.dumps(_summary(out, dict(wall_s=time.time() - t)), indent=1))
+    print(f"control: ratio {ratio:.2f} +- {se:.2f} ({time.time() - t:.0f}s)", flush=True)
+
+
 def tables(args):
     def row(name):
         path = RESULTS / f"{name}.json"
@@ -186,18 +229,27 @@ def tables(args):
             f"| {s1} | {lin['final_mean']:.1f} +- {lin['final_se']:.1f} | {dts['final_mean']:.1f} +- "
             f"{dts['final_se']:.1f} | {out['ratio']:.2f} +- {out['ratio_se']:.2f} |"
         )
+    out = row("control-shared-point")
+    if out:
+        lin, dts = out["agents"]["LinTS"], out["agents"]["dTS (identity)"]
+        print(
+            f"\ncontrol (one roll point per run + N(0, {out['spread']}^2 I) per action): LinTS "
+            f"{lin['final_mean']:.1f} +- {lin['final_se']:.1f}, dTS {dts['final_mean']:.1f}"
+            f" +- {dts['final_se']:.1f}, ratio {out['ratio']:.2f} +- {out['ratio_se']:.2f}"
+        )
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["ratios", "linearisations", "action_cov", "tables"])
+    p.add_argument("what", choices=["ratios", "linearisations", "action_cov", "control", "tables"])
     p.add_argument("--presets", nargs="*")
     p.add_argument("--actions", type=int, default=STUDY["num_actions"])
     p.add_argument("--rounds", type=int, default=STUDY["num_rounds"])
     p.add_argument("--runs", type=int, default=STUDY["num_runs"])
     p.add_argument("--force", action="store_true")
     args = p.parse_args()
-    run = {"ratios": ratios, "linearisations": linearisations, "action_cov": action_cov, "tables": tables}
+    run = {"ratios": ratios, "linearisations": linearisations, "action_cov": action_cov, "control": control}
+    run["tables"] = tables
     run[args.what](args)
 
 

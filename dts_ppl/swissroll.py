@@ -138,15 +138,28 @@ PRESETS = {
 STUDY = dict(num_actions=100, num_rounds=1000, num_runs=20, noise=1.0)
 
 
-def swissroll_environment(num_actions: int = STUDY["num_actions"], noise: float = STUDY["noise"]):
-    """Every run draws theta_a, a = 1..K, i.i.d. from the standardised Swiss roll (not from a diffusion)."""
+def swissroll_environment(
+    num_actions: int = STUDY["num_actions"], noise: float = STUDY["noise"], shared_point_spread: float | None = None
+):
+    """Every run draws theta_a, a = 1..K, i.i.d. from the standardised Swiss roll (not from a diffusion).
+
+    With ``shared_point_spread`` = s the run instead draws ONE roll point c and
+    theta_a = c + s N(0, I) (the hierarchical structure the dTS prior assumes; a control).
+    """
+    import jax
+
     from dts_ppl.envs import Environment, uniform_contexts
     from dts_ppl.likelihoods import Gaussian
 
     def sample_theta(key):
-        return sample_swiss_roll(key, num_actions)
+        if shared_point_spread is None:
+            return sample_swiss_roll(key, num_actions)
+        k_point, k_spread = jax.random.split(key)
+        centre = sample_swiss_roll(k_point, 1)
+        return centre + shared_point_spread * jax.random.normal(k_spread, (num_actions, 2), centre.dtype)
 
-    name = f"Swiss roll, K={num_actions}, Gaussian rewards (sd {noise})"
+    kind = "i.i.d. roll points" if shared_point_spread is None else f"one roll point + N(0, {shared_point_spread}^2 I)"
+    name = f"Swiss roll ({kind}), K={num_actions}, Gaussian rewards (sd {noise})"
     return Environment(sample_theta, uniform_contexts(2), Gaussian(noise), int(num_actions), 2, False, name)
 
 
