@@ -144,11 +144,10 @@ class EpsNet(NamedTuple):
 
 
 def init_eps_net(key, dim: int, hidden: int) -> EpsNet:
-    k1, k2, k3 = jax.random.split(key, 3)
+    k1, k2 = jax.random.split(key)
     fan_in = dim + EMBED_DIM
     w1 = jax.random.normal(k1, (hidden, fan_in), jnp.float32) * jnp.sqrt(2.0 / fan_in)
     w2 = jax.random.normal(k2, (hidden, hidden), jnp.float32) * jnp.sqrt(2.0 / hidden)
-    del k3
     zeros = lambda *s: jnp.zeros(s, jnp.float32)  # noqa: E731
     return EpsNet(w1[:, :dim], w1[:, dim:], zeros(hidden), w2, zeros(hidden), zeros(dim, hidden), zeros(dim))
 
@@ -266,12 +265,11 @@ def build_prior(params: EpsNet, betas, mean, scale, variance="beta", action_cov=
     """
     dtype = dtype or jnp.result_type(float)
     betas = np.asarray(betas, np.float64)
-    dim, L = params.w_x.shape[1], len(betas)
+    dim = params.w_x.shape[1]
     links = ddpm_links(params, betas, mean, scale, dtype)
     sig2 = level_variances(betas, variance)
     covs = np.concatenate([sig2[1:, None, None] * np.eye(dim), np.eye(dim)[None]])  # S_2..S_L, S_{L+1} = I
     cov1 = action_covariance(action_cov, betas, scale, dim)
-    del L
     return DiffusionPrior(links[0], _stack(links[1:]), jnp.asarray(cov1, dtype), jnp.asarray(covs, dtype))
 
 
