@@ -34,7 +34,7 @@ def test_schedules():
         noise_schedule([0.1, 1.2], 2)
 
 
-def test_trained_prior_structure(trained):
+def test_trained_prior_structure(trained, tmp_path):
     x, tr = trained
     prior = tr.prior
     assert (prior.num_levels, prior.dim, prior.latent_dim) == (5, 2, 2)
@@ -42,6 +42,8 @@ def test_trained_prior_structure(trained):
     assert not prior.is_linear
     assert tr.losses.shape == (100,) and np.all(np.isfinite(tr.losses))
     assert tr.losses[-20:].mean() < tr.losses[:5].mean()  # it learned something
+    tr.plot_losses(tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").stat().st_size > 0
     meta = tr.metadata
     np.testing.assert_allclose(meta["standardisation"]["mean"], x.mean(0))
     np.testing.assert_allclose(meta["standardisation"]["scale"], x.std(0))
