@@ -27,3 +27,34 @@ def test_prior_is_cached_and_reloaded_identically(tmp_path, monkeypatch):
     assert m1 == m2 and m1["study_config"]["num_samples"] == 200
     for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_presets_are_registered_with_the_bench_registry():
+    import pytest
+
+    presets = pytest.importorskip("dts_ppl.presets")  # the registry arrives with the agents branch
+    import dts_ppl.swissroll as sr
+
+    sr.register_presets()  # idempotent
+    names = presets.preset_names()
+    for n in (10, 50, 100, 2500, 5000, 10000, 50000):
+        assert f"swissroll-pretrain-{n}" in names
+    for L in (2, 10, 40, 70, 100):
+        assert f"swissroll-depth-{L}" in names
+    p = presets.get_preset("swissroll-depth-70")
+    assert (p.rounds, p.runs) == (sr.STUDY["num_rounds"], sr.STUDY["num_runs"]) and "L=70" in p.description
+
+
+def test_paired_ratio_delta_method():
+    from dts_ppl.simulation import RegretResult
+    from dts_ppl.swissroll import paired_ratio
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(100, 10, 400)
+    b = 2 * a + rng.normal(0, 5, 400)
+    r, se = paired_ratio(RegretResult(b[:, None], 0.0), RegretResult(a[:, None], 0.0))
+    assert abs(r - b.mean() / a.mean()) < 1e-12
+    # bootstrap check of the delta-method s.e.
+    idx = rng.integers(0, 400, (2000, 400))
+    boot = b[idx].mean(1) / a[idx].mean(1)
+    assert 0.8 < se / boot.std() < 1.25
