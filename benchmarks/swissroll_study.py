@@ -34,13 +34,17 @@ def _summary(out, extra=None):
 
 def ratios(args):
     RESULTS.mkdir(exist_ok=True)
+    suffix = "" if args.action_cov is None else f"@s1={args.action_cov}"
     for name in args.presets or PRESETS:
-        path = RESULTS / f"{name}.json"
+        path = RESULTS / f"{name}{suffix}.json"
         if path.exists() and not args.force:
             print(f"{name}: done ({path.name})")
             continue
         t = time.time()
-        out = run_preset(name, args.actions, args.rounds, args.runs, linearisations=("identity",), progress=False)
+        s1 = None if args.action_cov is None else float(args.action_cov)
+        out = run_preset(
+            name, args.actions, args.rounds, args.runs, linearisations=("identity",), progress=False, action_cov=s1
+        )
         out = _summary(out, dict(wall_s=time.time() - t, command="benchmarks/swissroll_study.py ratios"))
         path.write_text(json.dumps(out, indent=1))
         a = out["agents"]
@@ -182,19 +186,29 @@ def tables(args):
         return json.loads(path.read_text())
 
     for kind, title in (("pretrain", "pre-training size N (L = 40)"), ("depth", "depth L (N = 10^4)")):
-        print(f"\n| {title} | LinTS regret | dTS regret | LinTS / dTS | paper |")
-        print("|---|---|---|---|---|")
+        print(
+            f"\n| {title} | LinTS regret | dTS regret | LinTS / dTS | dTS, S_1 = 0.1 I | LinTS / dTS, S_1 = 0.1 I "
+            "| paper |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for name in (n for n in PRESETS if f"-{kind}-" in n):
             out = row(name)
             value = name.rsplit("-", 1)[1]
             if out is None:
-                print(f"| {value} | not run | | | {PAPER_RATIOS[name]} |")
+                print(f"| {value} | not run | | | | | {PAPER_RATIOS[name]} |")
                 continue
             a = out["agents"]
             lin, dts = a["LinTS"], a["dTS (identity)"]
+            alt = row(f"{name}@s1=0.1")
+            extra = "| |"
+            if alt:
+                d2 = alt["agents"]["dTS (identity)"]
+                extra = (
+                    f"{d2['final_mean']:.1f} +- {d2['final_se']:.1f} | {alt['ratio']:.2f} +- {alt['ratio_se']:.2f} |"
+                )
             print(
                 f"| {value} | {lin['final_mean']:.1f} +- {lin['final_se']:.1f} | {dts['final_mean']:.1f} +- "
-                f"{dts['final_se']:.1f} | {out['ratio']:.2f} +- {out['ratio_se']:.2f} | {PAPER_RATIOS[name]} |"
+                f"{dts['final_se']:.1f} | {out['ratio']:.2f} +- {out['ratio_se']:.2f} | {extra} {PAPER_RATIOS[name]} |"
             )
     some = next((row(n) for n in PRESETS if row(n)), None)
     if some:
@@ -247,6 +261,7 @@ def main():
     p.add_argument("--rounds", type=int, default=STUDY["num_rounds"])
     p.add_argument("--runs", type=int, default=STUDY["num_runs"])
     p.add_argument("--force", action="store_true")
+    p.add_argument("--action-cov", default=None, help="S_1 (standardised units) instead of the prior's")
     args = p.parse_args()
     run = {"ratios": ratios, "linearisations": linearisations, "action_cov": action_cov, "control": control}
     run["tables"] = tables
