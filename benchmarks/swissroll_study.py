@@ -4,6 +4,7 @@
     PYTHONPATH=. python benchmarks/swissroll_study.py linearisations  # regret per linearisation
     PYTHONPATH=. python benchmarks/swissroll_study.py action_cov      # S_1 sensitivity (depth 40)
     PYTHONPATH=. python benchmarks/swissroll_study.py control         # one roll point per run (dTS's structure)
+    PYTHONPATH=. python benchmarks/swissroll_study.py pooling         # Gaussian hierarchy, no diffusion
     PYTHONPATH=. python benchmarks/swissroll_study.py tables          # print the README tables
 
 Each finished preset is written to benchmarks/results/<name>.json at once, so an interrupted
@@ -178,6 +179,49 @@ def control(args, spread=0.3):
     print(f"control: ratio {ratio:.2f} +- {se:.2f} ({time.time() - t:.0f}s)", flush=True)
 
 
+def pooling(args, s1=0.1):
+    """Control: a one-level Gaussian hierarchical prior (no diffusion) with the same S_1, on the i.i.d. roll."""
+    import jax
+    import jax.numpy as jnp
+
+    from dts_ppl.agents import dts
+    from dts_ppl.likelihoods import Gaussian
+    from dts_ppl.prior import DiffusionPrior
+    from dts_ppl.simulation import simulate
+    from dts_ppl.swissroll import paired_ratio, swiss_roll, swissroll_environment
+
+    path = RESULTS / "control-gaussian-hierarchy.json"
+    if path.exists() and not args.force:
+        return
+    t = time.time()
+    data = swiss_roll(10_000, seed=0)
+    scale2 = np.diag(data.std(0) ** 2)
+    # psi ~ N(0, Cov(data)), theta_a | psi ~ N(psi + mean, s1 diag(scale^2)): dTS's S_1 = 0.1 I, no roll
+    hier = DiffusionPrior.linear([jnp.eye(2)], [s1 * scale2, np.cov(data.T)], offsets=[jnp.asarray(data.mean(0))])
+    env = swissroll_environment(args.actions)
+    lin_path = RESULTS / "swissroll-depth-40@s1=0.1.json"
+    key = jax.random.PRNGKey(0)
+    res = simulate(key, env, dts(hier, Gaussian(1.0), args.actions), args.rounds, args.runs, progress=False)
+    from dts_ppl.agents import GaussianPrior, lin_ts
+
+    gauss = GaussianPrior(jnp.asarray(data.mean(0)), jnp.asarray(np.cov(data.T)))
+    lints = simulate(key, env, lin_ts(gauss, Gaussian(1.0), args.actions), args.rounds, args.runs, progress=False)
+    ratio, se = paired_ratio(lints, res)
+    out = dict(
+        preset="control-gaussian-hierarchy",
+        s1=s1,
+        num_actions=args.actions,
+        num_rounds=args.rounds,
+        num_runs=args.runs,
+        results={"LinTS": lints, "dTS (identity)": res},
+        ratio=ratio,
+        ratio_se=se,
+        compare_with=lin_path.name,
+    )
+    path.write_text(json.dumps(_summary(out, dict(wall_s=time.time() - t)), indent=1))
+    print(f"gaussian hierarchy: ratio {ratio:.2f} +- {se:.2f} ({time.time() - t:.0f}s)", flush=True)
+
+
 def tables(args):
     def row(name):
         path = RESULTS / f"{name}.json"
@@ -243,6 +287,14 @@ def tables(args):
             f"| {s1} | {lin['final_mean']:.1f} +- {lin['final_se']:.1f} | {dts['final_mean']:.1f} +- "
             f"{dts['final_se']:.1f} | {out['ratio']:.2f} +- {out['ratio_se']:.2f} |"
         )
+    out = row("control-gaussian-hierarchy")
+    if out:
+        lin, dts = out["agents"]["LinTS"], out["agents"]["dTS (identity)"]
+        print(
+            f"\ncontrol (i.i.d. roll, one-level Gaussian hierarchy, S_1 = {out['s1']} I, no diffusion): LinTS "
+            f"{lin['final_mean']:.1f} +- {lin['final_se']:.1f}, dTS {dts['final_mean']:.1f}"
+            f" +- {dts['final_se']:.1f}, ratio {out['ratio']:.2f} +- {out['ratio_se']:.2f}"
+        )
     out = row("control-shared-point")
     if out:
         lin, dts = out["agents"]["LinTS"], out["agents"]["dTS (identity)"]
@@ -255,7 +307,7 @@ def tables(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["ratios", "linearisations", "action_cov", "control", "tables"])
+    p.add_argument("what", choices=["ratios", "linearisations", "action_cov", "control", "pooling", "tables"])
     p.add_argument("--presets", nargs="*")
     p.add_argument("--actions", type=int, default=STUDY["num_actions"])
     p.add_argument("--rounds", type=int, default=STUDY["num_rounds"])
@@ -264,7 +316,7 @@ def main():
     p.add_argument("--action-cov", default=None, help="S_1 (standardised units) instead of the prior's")
     args = p.parse_args()
     run = {"ratios": ratios, "linearisations": linearisations, "action_cov": action_cov, "control": control}
-    run["tables"] = tables
+    run.update(tables=tables, pooling=pooling)
     run[args.what](args)
 
 
