@@ -23,7 +23,7 @@ def log_importance_weights(key, model, guide, X=None, A=None, y=None, num_sample
         log_q, _ = log_density(guide, args, {}, z)
         return log_p - log_q
 
-    return jax.vmap(one)(draws)
+    return jax.jit(jax.vmap(one))(draws)
 
 
 def psis_khat(key, model, guide, X=None, A=None, y=None, num_samples: int = 2000) -> float:

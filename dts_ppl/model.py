@@ -87,7 +87,9 @@ class BanditModel:
             raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
         if shared:
             if num_actions not in (None, 1):
-                raise ValueError(f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}")
+                raise ValueError(
+                    f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}"
+                )
             num_actions = 1
         elif num_actions is None or int(num_actions) != num_actions or num_actions < 1:
             raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
@@ -124,7 +126,9 @@ class BanditModel:
         n = X.shape[0]
         if self.shared:
             if A is not None:
-                raise ValueError("A: the shared-parameter model takes features X = phi(x, a) and no actions; pass A=None")
+                raise ValueError(
+                    "A: the shared-parameter model takes features X = phi(x, a) and no actions; pass A=None"
+                )
             A = jnp.zeros(n, jnp.int32)
         else:
             A = _checks.check_actions("A", A, self.num_actions, length=n)

@@ -58,12 +58,14 @@ def test_dts_incremental_equals_guide_and_oracle(key):
     np.testing.assert_allclose(mo.theta_cov, ref["theta_cov"], atol=1e-10)
     np.testing.assert_allclose(mo.psi_mean, ref["psi_mean"], atol=1e-10)
     # the running sums are the sums of the per-action messages
-    np.testing.assert_allclose(state.evidence_sum.G, state.messages.G.sum(0), atol=1e-10)
+    _, messages = core.action_posteriors(prior, guide.statistics(X, A, y))
+    np.testing.assert_allclose(state.evidence_sum.G, messages.G.sum(0), atol=1e-10)
+    np.testing.assert_allclose(state.evidence_sum.b, messages.b.sum(0), atol=1e-10)
 
 
 @pytest.mark.parametrize("linearisation", ["identity", "jacobian", "iterated"])
 def test_dts_nonlinear_equals_guide(key, linearisation):
-    K, n = 5, 20
+    K, n = 4, 10
     prior = random_mlp_prior(key, 3, 2, hidden=8)
     X, A, y = _data(jax.random.PRNGKey(2), n, 3, K)
     state = _feed(dts(prior, Gaussian(1.0), K, linearisation=linearisation), X, A, y)

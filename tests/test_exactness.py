@@ -108,8 +108,8 @@ def test_incremental_sums_equal_batch_posterior():
     # add the second half one action at a time: subtract the old message, add the new one
     stats2 = lik.statistics(X, A, y, 4)
     for a in range(4):
-        _, old = core.action_posteriors(prior, jax.tree.map(lambda s: s[a : a + 1], stats))
-        _, new = core.action_posteriors(prior, jax.tree.map(lambda s: s[a : a + 1], stats2))
+        _, old = core.action_posteriors(prior, jax.tree.map(lambda s, a=a: s[a : a + 1], stats))
+        _, new = core.action_posteriors(prior, jax.tree.map(lambda s, a=a: s[a : a + 1], stats2))
         total = core.Message(total.G - old.G[0] + new.G[0], total.b - old.b[0] + new.b[0])
     latents = core.latent_posteriors(prior, total, core.linearise(prior))
     assert_close(latents.shift, full.latents.shift, "latent shifts")

@@ -1,8 +1,8 @@
 """Diffusion Thompson sampling (dTS) with the incremental scheme of MATH.md section 6.
 
 Per round only the played action's statistics change, so ``update`` does
-    O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.posterior.condition`),
-              swap its message (Lambda_a, beta_a) in the running sums,
+    O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.posterior.condition`)
+              and swap its message (Lambda_a, beta_a) in the running sums,
     O(L d^3)  re-run the latent chain (:func:`dts_ppl.posterior.latent_posteriors`),
 and ``act`` does O(L d^2) to sample the chain plus one pass over the cached Shat_a to score
 all K actions: since gain_a = Shat_a S_1^-1 (MATH.md section 3), with v_a = Shat_a x,
@@ -33,6 +33,7 @@ from dts_ppl.agents.base import (
     check_num_actions,
     check_update,
     init_evidence,
+    set_row,
     update_evidence,
 )
 from dts_ppl.likelihoods import Gaussian
@@ -47,8 +48,11 @@ class DTSState(NamedTuple):
         evidence: per-group (G_g, b_g) (and the GLM history).
         theta_cov: (M, d, d) Shat_g, the covariance of theta_g given psi_1.
         theta_shift: (M, d) Shat_g b_g; E[theta_g | psi_1] = Shat_g S_1^-1 f_1(psi_1) + shift.
-        messages: per-group messages to u = f_1(psi_1): Lambda_g (M, d, d), beta_g (M, d).
-        evidence_sum: their running sums (d, d), (d,).
+        evidence_sum: running sums over groups of the messages (Lambda_g, beta_g) that each
+            group's evidence sends to u = f_1(psi_1): (d, d), (d,). An update swaps the played
+            group's old term for its new one, both recomputed from its statistics in O(d^3)
+            (storing the K per-group messages would cost a full-array copy per round on CPU,
+            see :func:`dts_ppl.agents.base.update_evidence`).
         latents: the chain psi_l | psi_{l+1}, Conditionals with (L, d_psi, d_psi) fields.
         step: () number of updates.
     """
@@ -56,7 +60,6 @@ class DTSState(NamedTuple):
     evidence: Evidence
     theta_cov: jax.Array
     theta_shift: jax.Array
-    messages: core.Message
     evidence_sum: core.Message
     latents: core.Conditionals
     step: jax.Array
@@ -123,7 +126,6 @@ def dts(
             evidence=init_evidence(likelihood, M, d, history, dtype),
             theta_cov=jnp.broadcast_to(prior.cov1, (M, d, d)),
             theta_shift=jnp.zeros((M, d), dtype),
-            messages=core.Message(jnp.zeros((M, d, d), dtype), jnp.zeros((M, d), dtype)),
             evidence_sum=zero,
             latents=chain(zero),
             step=jnp.zeros((), jnp.int32),
@@ -147,16 +149,14 @@ def dts(
 
     def update(state: DTSState, x, action, reward) -> DTSState:
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ev, G_g, b_g = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
-        cond, msg = core.condition(prec1, G_g, b_g)
-        old = jax.tree.map(lambda m: m[g], state.messages)
-        total = jax.tree.map(lambda s, o, n: s - o + n, state.evidence_sum, old, msg)
-        messages = jax.tree.map(lambda m, n: m.at[g].set(n), state.messages, msg)
+        ev, old_stats, new_stats = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
+        _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
+        cond, new = core.condition(prec1, *new_stats)
+        total = jax.tree.map(lambda s, o, n: s - o + n, state.evidence_sum, old, new)
         return DTSState(
             evidence=ev,
-            theta_cov=state.theta_cov.at[g].set(cond.cov),
-            theta_shift=state.theta_shift.at[g].set(cond.shift),
-            messages=messages,
+            theta_cov=set_row(state.theta_cov, g, cond.cov),
+            theta_shift=set_row(state.theta_shift, g, cond.shift),
             evidence_sum=total,
             latents=chain(total),
             step=state.step + 1,

@@ -27,6 +27,7 @@ from dts_ppl.agents.base import (
     check_num_actions,
     check_update,
     init_evidence,
+    set_row,
     update_evidence,
 )
 from dts_ppl.likelihoods import Bernoulli, Gaussian
@@ -111,12 +112,12 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
 
     def update(state: LinearState, x, action, reward) -> LinearState:
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ev, G_g, b_g = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
+        ev, _, (G_g, b_g) = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
         return LinearState(
             evidence=ev,
-            mean=state.mean.at[g].set(core.conditional_loc(cond, theta_prior.mean)),
-            cov=state.cov.at[g].set(cond.cov),
+            mean=set_row(state.mean, g, core.conditional_loc(cond, theta_prior.mean)),
+            cov=set_row(state.cov, g, cond.cov),
             step=state.step + 1,
         )
 
