@@ -165,14 +165,9 @@ def swissroll_environment(
 
 def paired_ratio(baseline, agent):
     """Ratio of mean final regrets baseline / agent over paired runs and its delta-method s.e."""
-    b, a = np.asarray(baseline.cumulative)[:, -1], np.asarray(agent.cumulative)[:, -1]
-    n = b.shape[0]
-    r = b.mean() / a.mean()
-    if n < 2:
-        return float(r), float("nan")
-    cov = np.cov(b, a)
-    var = (cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / (n * a.mean() ** 2)
-    return float(r), float(np.sqrt(max(var, 0.0)))
+    from dts_ppl.simulation import regret_ratio
+
+    return regret_ratio(baseline, agent)
 
 
 def swissroll_agents(
@@ -268,14 +263,17 @@ def _preset_builder(name):
     return build
 
 
+_BUILDERS = {name: _preset_builder(name) for name in PRESETS}
+
+
 def register_presets() -> None:
-    """Register the study's presets with ``dts-ppl bench regret`` (``dts_ppl.presets``)."""
+    """Register the study's presets with ``dts-ppl bench regret`` (``dts_ppl.presets``); idempotent."""
     from dts_ppl.presets import register_preset
 
     for name, (num_samples, num_levels) in PRESETS.items():
         register_preset(
             name,
-            _preset_builder(name),
+            _BUILDERS[name],
             f"Swiss-roll theta (K={STUDY['num_actions']}), dTS with a DDPM prior trained on N={num_samples} "
             f"roll samples, L={num_levels}, vs LinTS with their Gaussian fit",
             rounds=STUDY["num_rounds"],
@@ -283,9 +281,4 @@ def register_presets() -> None:
         )
 
 
-try:  # the preset registry comes with the agents; register when it is there
-    import dts_ppl.presets  # noqa: F401
-except ImportError:  # pragma: no cover - registry not merged yet
-    pass
-else:
-    register_presets()
+register_presets()  # `dts-ppl bench regret` imports this module (dts_ppl.presets.PRESET_MODULES)

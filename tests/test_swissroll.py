@@ -30,9 +30,7 @@ def test_prior_is_cached_and_reloaded_identically(tmp_path, monkeypatch):
 
 
 def test_presets_are_registered_with_the_bench_registry():
-    import pytest
-
-    presets = pytest.importorskip("dts_ppl.presets")  # the registry arrives with the agents branch
+    import dts_ppl.presets as presets
     import dts_ppl.swissroll as sr
 
     sr.register_presets()  # idempotent
