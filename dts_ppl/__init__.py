@@ -2,6 +2,7 @@
 
 from dts_ppl import agents, envs
 from dts_ppl.agents import Agent
+from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
 from dts_ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.envs import Environment
 from dts_ppl.guide import DTSGuide
@@ -10,6 +11,7 @@ from dts_ppl.links import AffineLink, MLPLink
 from dts_ppl.model import BanditModel
 from dts_ppl.posterior import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.prior import DiffusionPrior
+from dts_ppl.serialization import load_prior, save_prior
 from dts_ppl.simulation import RegretResult, plot_regret, simulate
 
 __version__ = "0.1.0"
@@ -23,6 +25,7 @@ __all__ = [
     "plot_regret",
     "simulate",
     "ActionStats",
+    "DDPMLink",
     "AffineLink",
     "BanditModel",
     "Bernoulli",
@@ -34,6 +37,10 @@ __all__ = [
     "MLPLink",
     "Poisson",
     "PosteriorMoments",
+    "TrainedPrior",
+    "load_prior",
     "log_importance_weights",
     "psis_khat",
+    "save_prior",
+    "train_diffusion_prior",
 ]

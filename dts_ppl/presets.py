@@ -28,7 +28,7 @@ from dts_ppl import agents as ag
 from dts_ppl.envs import diffusion_environment, paper_environment, paper_prior
 from dts_ppl.likelihoods import Bernoulli, Gaussian
 
-PRESET_MODULES: list[str] = []  # modules that register more presets when imported
+PRESET_MODULES: list[str] = ["dts_ppl.swissroll"]  # modules that register more presets when imported
 
 
 class Preset(NamedTuple):

@@ -144,3 +144,21 @@ def plot_regret(results: dict, path=None, title: str = "", ax=None):
             fig.savefig(path, dpi=120)
             plt.close(fig)
     return ax
+
+
+def regret_ratio(baseline: RegretResult, agent: RegretResult) -> tuple[float, float]:
+    """Ratio of mean final regrets baseline / agent and its delta-method standard error.
+
+    The runs are taken as paired (the same theta, contexts and noise in run r, as
+    :func:`simulate` gives agents simulated with the same key), so the s.e. uses their covariance.
+    """
+    b, a = np.asarray(baseline.cumulative)[:, -1], np.asarray(agent.cumulative)[:, -1]
+    if b.shape != a.shape:
+        raise ValueError(f"agent: expected as many runs as the baseline ({b.shape[0]}), got {a.shape[0]}")
+    n = b.shape[0]
+    r = b.mean() / a.mean()
+    if n < 2:
+        return float(r), float("nan")
+    cov = np.cov(b, a)
+    var = (cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / (n * a.mean() ** 2)
+    return float(r), float(np.sqrt(max(var, 0.0)))

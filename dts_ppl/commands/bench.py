@@ -34,6 +34,15 @@ def regret_table(results: dict, rounds: int, runs: int) -> str:
     width = max(len(n) for n in results) if results else 0
     for name, res in results.items():
         lines.append(f"  {name:<{width}}  {res.final_mean:10.1f} +- {res.final_se:7.1f}   ({res.seconds:.0f} s)")
+    dts = next((n for n in results if n.startswith("dTS")), None)
+    if dts is not None and runs > 1:
+        from dts_ppl.simulation import regret_ratio
+
+        lines.append(f"ratio of final regrets to {dts} (paired runs, delta-method s.e.)")
+        for name, res in results.items():
+            if name != dts:
+                r, se = regret_ratio(res, results[dts])
+                lines.append(f"  {name + ' / ' + dts:<{2 * width + 3}}  {r:6.2f} +- {se:.2f}")
     return "\n".join(lines)
 
 
