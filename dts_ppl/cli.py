@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ["dts_ppl.commands.demo", "dts_ppl.commands.validate"]
+_COMMANDS = ["dts_ppl.commands.demo", "dts_ppl.commands.validate", "dts_ppl.commands.validation_study"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,101 @@
+"""ArviZ conversion and comparison plots (no NUTS: a NutsResult is built from guide draws)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from numpyro.infer.util import log_density
+
+from dts_ppl import BanditModel, DTSGuide, DiffusionPrior
+from dts_ppl._arviz import psis
+from dts_ppl.diagnostics import substitution_values
+from dts_ppl.inspection import plot_comparison, to_inference_data
+from dts_ppl.presets import make_problem
+from dts_ppl.validate import NutsResult, compare_site
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return make_problem("linear", jax.random.PRNGKey(3), num_obs=12, num_actions=3)
+
+
+def _fake_nuts(draws, chains=2):
+    samples = {k: np.asarray(v).reshape((chains, -1) + v.shape[1:]) for k, v in draws.items()}
+    c, n = samples["theta"].shape[:2]
+    stats = {
+        "diverging": np.zeros((c, n), bool),
+        "accept_prob": np.full((c, n), 0.9),
+        "num_steps": np.full((c, n), 7),
+        "energy": np.ones((c, n)),
+        "potential_energy": np.ones((c, n)),
+    }
+    return NutsResult(samples, stats)
+
+
+def test_to_inference_data_groups_dims_and_coords(problem):
+    model, (X, A, y) = problem.model, (problem.X, problem.A, problem.y)
+    draws = DTSGuide(model).sample_posterior(jax.random.PRNGKey(0), X, A, y, sample_shape=(40,))
+    guide = to_inference_data(model, draws, X, A, y, key=jax.random.PRNGKey(1))
+    assert set(guide.groups()) == {"posterior", "posterior_predictive", "observed_data"}
+    assert guide.posterior["psi"].dims == ("chain", "draw", "level", "latent_feature")
+    assert guide.posterior["theta"].dims == ("chain", "draw", "action", "feature")
+    assert list(guide.posterior["level"].values) == [1, 2]
+    assert guide.posterior_predictive["y"].shape == (1, 40, 12)
+    np.testing.assert_array_equal(guide.observed_data["y"].values, np.asarray(y))
+    np.testing.assert_allclose(guide.posterior["theta"].values[0], np.asarray(draws["theta"]))
+
+    nuts = to_inference_data(model, _fake_nuts(draws), X, A, y)
+    assert set(nuts.groups()) == {"posterior", "sample_stats", "observed_data"}
+    assert nuts.posterior["theta"].shape == (2, 20, 3, 3)
+    assert {"diverging", "acceptance_rate", "n_steps", "energy", "lp"} <= set(nuts.sample_stats.data_vars)
+    with pytest.raises(ValueError, match="draws"):
+        to_inference_data(model, {"theta": draws["theta"]})
+
+
+def test_plot_comparison_writes_a_file(problem, tmp_path):
+    model, (X, A, y) = problem.model, (problem.X, problem.A, problem.y)
+    g = DTSGuide(model).sample_posterior(jax.random.PRNGKey(0), X, A, y, sample_shape=(60,))
+    sets = {"guide": to_inference_data(model, g), "NUTS": to_inference_data(model, _fake_nuts(g))}
+    path = tmp_path / "cmp.png"
+    fig = plot_comparison(sets, path, pair=(("psi", (1, 0)), ("theta", (2, 1))))
+    assert path.stat().st_size > 10_000 and len(fig.axes) >= 4
+    with pytest.raises(ValueError, match="pair"):
+        plot_comparison(sets, None, pair=(("psi", (1,)), ("theta", (0, 0))))
+
+
+def test_compare_site_against_known_shift():
+    # "NUTS" = iid N(0, 1) draws, guide = N(0.5, 1.2^2): the standardised error is 0.5 and the sd ratio 1.2,
+    # within their Monte-Carlo error; the distance is far above the floor.
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(2, 2000, 1))
+    q = 0.5 + 1.2 * rng.normal(size=(4000, 1))
+    s = compare_site(q, p, ess_mean=np.full(1, 4000.0))
+    assert abs(s.max_std_mean_error - 0.5) < 4 * s.mcse * 1.2
+    assert abs(float(s.sd_ratio[0]) - 1.2) < 0.05
+    assert s.distance > 5 * s.distance_nuts_floor
+    same = compare_site(rng.normal(size=(4000, 1)), p, ess_mean=np.full(1, 4000.0))
+    assert same.max_std_mean_error < 4 * same.mcse and same.distance < 2 * same.distance_nuts_floor
+
+
+def test_psis_of_constant_weights_is_minus_inf_and_heavy_tails_are_flagged():
+    assert psis(np.full(500, 3.0))[1] == -np.inf
+    rng = np.random.default_rng(0)
+    assert psis(rng.standard_cauchy(4000) ** 2)[1] > 0.7  # weights with a very heavy tail
+
+
+def test_log_density_is_evaluated_at_the_drawn_psi():
+    # NumPyro's reverse scan substitutes psi rows in reverse; substitution_values undoes it, so the model's
+    # log density at a draw equals the sum of the chain's Gaussian conditionals computed by hand.
+    w1, w2 = jnp.array([[1.0, 0.5], [0.0, 2.0]]), jnp.array([[0.3, -1.0], [1.0, 0.7]])
+    s1, s2, s3 = 0.5, jnp.array([0.4, 0.9]), jnp.array([[1.0, 0.3], [0.3, 2.0]])
+    prior = DiffusionPrior.linear([w1, w2], [s1, s2, s3])
+    model = BanditModel(prior, 2)
+    z = {"psi": jnp.array([[[0.3, -1.2], [2.0, 0.5]]]), "theta": jnp.array([[[0.1, 0.2], [-0.4, 1.5]]])}
+    mvn = scipy.stats.multivariate_normal
+    psi1, psi2 = np.asarray(z["psi"][0, 0]), np.asarray(z["psi"][0, 1])
+    expected = mvn(np.zeros(2), np.asarray(s3)).logpdf(psi2) + mvn(np.asarray(w2) @ psi2, np.diag(s2)).logpdf(psi1)
+    expected += sum(mvn(np.asarray(w1) @ psi1, s1 * np.eye(2)).logpdf(np.asarray(t)) for t in z["theta"][0])
+    subs = substitution_values(model, (None, None, None), z)
+    got, _ = log_density(model, (None, None, None), {}, jax.tree.map(lambda v: v[0], subs))
+    assert float(got) == pytest.approx(expected, rel=1e-10)
