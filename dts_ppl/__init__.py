@@ -7,6 +7,7 @@ from dts_ppl.links import AffineLink, MLPLink
 from dts_ppl.model import BanditModel
 from dts_ppl.posterior import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.prior import DiffusionPrior
+from dts_ppl.validate import ValidationReport, validate
 
 __version__ = "0.1.0"
 
@@ -25,4 +26,6 @@ __all__ = [
     "PosteriorMoments",
     "log_importance_weights",
     "psis_khat",
+    "validate",
+    "ValidationReport",
 ]

@@ -49,9 +49,7 @@ def chain_diagnostics(samples: dict) -> dict:
         rhat = az.rhat(data)
         bulk = az.ess(data, method="bulk")
         mean = az.ess(data, method="mean")
-    return {
-        k: {"rhat": rhat[k].values, "ess_bulk": bulk[k].values, "ess_mean": mean[k].values} for k in samples
-    }
+    return {k: {"rhat": rhat[k].values, "ess_bulk": bulk[k].values, "ess_mean": mean[k].values} for k in samples}
 
 
 def inference_data(

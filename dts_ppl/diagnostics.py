@@ -38,7 +38,7 @@ def substitution_values(fn, args, values: dict) -> dict:
     back = traced_values(fn, args, subs)
     for k in values:
         if not bool(jnp.allclose(back[k], values[k], rtol=1e-6, atol=1e-9)):
-            raise ValueError(f"{k}: NumPyro's substitution of this site is not an involution; cannot evaluate densities")
+            raise ValueError(f"{k}: NumPyro's substitution of this site is not an involution; cannot evaluate it")
     return subs
 
 

@@ -145,8 +145,10 @@ def plot_comparison(datasets: dict, path=None, *, pair=None, sites=("psi", "thet
     forest_ax = fig.add_subplot(grid[:, 0])
     _arviz.plot_forest(datasets, sites, forest_ax)
     pair_axes = np.array(
-        [[fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[0, 2])],
-         [fig.add_subplot(grid[1, 1]), fig.add_subplot(grid[1, 2])]]
+        [
+            [fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[0, 2])],
+            [fig.add_subplot(grid[1, 1]), fig.add_subplot(grid[1, 2])],
+        ]
     )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     _arviz.plot_pair(pairs, names, None, pair_axes, colors)

@@ -214,7 +214,7 @@ def _check_count(name, value, minimum):
 
 
 def default_chain_method(num_chains: int) -> str:
-    """"parallel" when there is a device per chain, else "sequential" (never touches device count)."""
+    """ "parallel" when there is a device per chain, else "sequential" (never touches device count)."""
     return "parallel" if jax.local_device_count() >= num_chains > 1 else "sequential"
 
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.stats
 from numpyro.infer.util import log_density
 
-from dts_ppl import BanditModel, DTSGuide, DiffusionPrior
+from dts_ppl import BanditModel, DiffusionPrior, DTSGuide
 from dts_ppl._arviz import psis
 from dts_ppl.diagnostics import substitution_values
 from dts_ppl.inspection import plot_comparison, to_inference_data

@@ -1,6 +1,7 @@
 """dts_ppl.validate against NUTS: exact on linear-Gaussian, flags a wrong guide, rejects bad input."""
 
 import json
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -64,7 +65,11 @@ def test_linear_gaussian_exact_guide_passes_and_wrong_guide_is_flagged(tmp_path)
     assert set(out) == {"preset", "sites", "psis_khat", "nuts"}
     assert set(out["sites"]) == {"psi", "theta"}
     assert set(out["sites"]["theta"]) == {
-        "max_std_mean_error", "mean_std_mean_error", "sd_ratio_min", "sd_ratio_max", "distance",
+        "max_std_mean_error",
+        "mean_std_mean_error",
+        "sd_ratio_min",
+        "sd_ratio_max",
+        "distance",
         "distance_nuts_floor",
     }
     assert set(out["nuts"]) == {"rhat_max", "ess_bulk_min", "divergences"}
@@ -78,7 +83,7 @@ def test_bad_input_fails_before_sampling(monkeypatch):
     def no_nuts(*a, **k):  # any sampling would be a failure of the checks
         raise AssertionError("sampling started")
 
-    monkeypatch.setattr("dts_ppl.validate.run_nuts", no_nuts)
+    monkeypatch.setattr(sys.modules["dts_ppl.validate"], "run_nuts", no_nuts)
     kw = dict(key=jax.random.PRNGKey(0), num_samples=10, num_warmup=10)
     with pytest.raises(ValueError, match="X: expected shape"):
         validate(m, DTSGuide(m), X[:, :2], A, y, **kw)
