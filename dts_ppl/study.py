@@ -25,6 +25,11 @@ def linearisations_for(model) -> tuple:
     return LINEARISATIONS if not model.prior.is_linear else ("identity",)
 
 
+def study_problem(preset: str, key, num_obs: int):
+    """The problem the study simulates for ``preset`` (the same for every sample size)."""
+    return make_problem(preset, jax.random.fold_in(key, zlib.crc32(preset.encode())), num_obs=num_obs)
+
+
 def approximation_study(
     presets: Sequence[str] = ("linear", "mlp", "logistic"),
     num_obs: Sequence[int] = (10, 50, 200),
@@ -35,8 +40,11 @@ def approximation_study(
     num_chains: int = 2,
     chain_method: str | None = "vectorized",
     progress: bool = True,
+    reports: dict | None = None,
 ) -> list[dict]:
     """Run the study. Returns one dict per (preset, n, linearisation) with the report's numbers.
+
+    Pass a dict as ``reports`` to also get every ValidationReport, keyed (preset, n, linearisation).
 
     Row keys: preset, num_obs, linearisation, then per site ``{site}_max_std_mean_error``,
     ``{site}_mcse``, ``{site}_sd_ratio_min``, ``{site}_sd_ratio_max``, ``{site}_distance``,
@@ -50,7 +58,7 @@ def approximation_study(
         bar.set_postfix(preset=preset, n=n)
         k_nuts, k_cmp = jax.random.split(jax.random.fold_in(key, i))
         # one data set per preset, its first n rows for each size, so sizes are nested
-        problem = make_problem(preset, jax.random.fold_in(key, zlib.crc32(preset.encode())), num_obs=max(num_obs))
+        problem = study_problem(preset, key, max(num_obs))
         X, A, y = problem.X[:n], problem.A[:n], problem.y[:n]
         model = problem.model
         args = check_inputs(model, DTSGuide(model), X, A, y)
@@ -67,6 +75,8 @@ def approximation_study(
         for lin in linearisations_for(model):
             report = compare(model, DTSGuide(model, linearisation=lin), *args, nuts, key=k_cmp)
             row = {"preset": preset, "num_obs": int(n), "linearisation": lin}
+            if reports is not None:
+                reports[(preset, int(n), lin)] = report
             for site, s in report.sites.items():
                 d = s.to_dict()
                 row[f"{site}_max_std_mean_error"] = d["max_std_mean_error"]

@@ -35,10 +35,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from dts_ppl import DTSGuide, validate  # noqa: E402
 from dts_ppl.inspection import plot_comparison, to_inference_data  # noqa: E402
-from dts_ppl.presets import make_problem  # noqa: E402
-from dts_ppl.study import approximation_study, study_table  # noqa: E402
+from dts_ppl.study import approximation_study, study_problem, study_table  # noqa: E402
 
 SMALL = os.environ.get("DTS_PPL_NOTEBOOK_SMALL") == "1"
 NUTS = dict(num_samples=60, num_warmup=60) if SMALL else dict(num_samples=800, num_warmup=400)
@@ -46,38 +44,15 @@ PRESETS = ("linear",) if SMALL else ("linear", "mlp", "logistic")
 NUM_OBS = (5,) if SMALL else (10, 50, 200)
 
 # %% [markdown]
-# ## One problem in detail: random MLP links
-#
-# The `mlp` preset: a two-level diffusion prior whose links are random two-layer ReLU networks,
-# five actions, Gaussian rewards. The guide uses the prior-mean Jacobian linearisation.
-
-# %%
-problem = make_problem("mlp", jax.random.PRNGKey(0), num_obs=10 if SMALL else None)
-guide = DTSGuide(problem.model, linearisation="jacobian")
-data = (problem.X, problem.A, problem.y)
-report = validate(problem.model, guide, *data, key=jax.random.PRNGKey(1), chain_method="vectorized", **NUTS)
-print(report)
-
-# %% [markdown]
-# Forest plot of every coordinate (90% intervals) under the guide and under NUTS, and the joint
-# draws of the top latent's first coordinate against theta[0, 0].
-
-# %%
-sets = {
-    "dTS guide (jacobian)": to_inference_data(problem.model, report.guide_samples, *data),
-    "NUTS": to_inference_data(problem.model, report.nuts_result, *data),
-}
-fig = plot_comparison(sets, "validation_mlp.png", title="mlp preset: dTS guide vs NUTS")
-
-# %% [markdown]
-# ## The study: error as the number of observations grows
+# ## Error as the number of observations grows
 #
 # For each preset and sample size one NUTS run is the reference and each applicable linearisation
 # is compared with it (with linear links they coincide). `dts-ppl validation-study` runs the
 # same function and prints the README table.
 
 # %%
-rows = approximation_study(PRESETS, NUM_OBS, key=jax.random.PRNGKey(0), progress=False, **NUTS)
+reports = {}
+rows = approximation_study(PRESETS, NUM_OBS, key=jax.random.PRNGKey(0), progress=False, reports=reports, **NUTS)
 print(study_table(rows))
 
 # %%
@@ -92,3 +67,28 @@ for ax, site in zip(axes, ("psi", "theta"), strict=True):
 axes[1].legend(fontsize=8)
 fig.tight_layout()
 fig.savefig("validation_study.png", dpi=110)
+
+# %% [markdown]
+# ## One problem in detail: random MLP links
+#
+# The `mlp` preset with 50 observations: a two-level diffusion prior whose links are random
+# two-layer ReLU networks, five actions, Gaussian rewards, and the guide with the prior-mean
+# Jacobian linearisation. (At toy size: the linear preset.)
+
+# %%
+preset, n, lin = ("linear", NUM_OBS[0], "identity") if SMALL else ("mlp", 50, "jacobian")
+report = reports[(preset, n, lin)]
+print(report)
+
+# %% [markdown]
+# Forest plot of every coordinate (90% intervals) under the guide and under NUTS, and the joint
+# draws of the top latent's first coordinate against theta[0, 0].
+
+# %%
+problem = study_problem(preset, jax.random.PRNGKey(0), max(NUM_OBS))
+data = (problem.X[:n], problem.A[:n], problem.y[:n])  # the study's first n observations
+sets = {
+    f"dTS guide ({lin})": to_inference_data(problem.model, report.guide_samples, *data, key=jax.random.PRNGKey(2)),
+    "NUTS": to_inference_data(problem.model, report.nuts_result, *data, key=jax.random.PRNGKey(2)),
+}
+fig = plot_comparison(sets, "validation_detail.png", title=f"{preset} preset, n = {n}: dTS guide vs NUTS")

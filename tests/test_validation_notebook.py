@@ -10,6 +10,6 @@ def test_validation_notebook_runs_at_toy_size(tmp_path, monkeypatch):
     monkeypatch.setenv("CI", "1")  # no progress bars
     monkeypatch.chdir(tmp_path)
     ns = runpy.run_path(os.fspath(NOTEBOOK))
-    assert (tmp_path / "validation_mlp.png").stat().st_size > 0
+    assert (tmp_path / "validation_detail.png").stat().st_size > 0
     assert (tmp_path / "validation_study.png").stat().st_size > 0
     assert ns["rows"] and ns["rows"][0]["preset"] == "linear"
