@@ -29,10 +29,9 @@ def as_array(name: str, x, ndim: int | None = None, shape: tuple | None = None):
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(arr.shape)}")
     if shape is not None:
-        if arr.ndim != len(shape) or any(
-            s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)
-        ):
-            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)):
+            parts = ["?" if s is None else str(s) for s in shape]
+            want = f"({parts[0]},)" if len(parts) == 1 else "(" + ", ".join(parts) + ")"
             raise ValueError(f"{name}: expected shape {want}, got {tuple(arr.shape)}")
     return arr
 
@@ -64,10 +63,7 @@ def check_actions(name: str, a, num_actions: int, length: int | None = None):
             raise ValueError(f"{name}: expected integer action indices, got dtype {np_a.dtype}")
         if np_a.size and (np_a.min() < 0 or np_a.max() >= num_actions):
             bad = np_a[(np_a < 0) | (np_a >= num_actions)][0]
-            raise ValueError(
-                f"{name}: action index {bad} is outside [0, {num_actions}) "
-                f"(num_actions={num_actions})"
-            )
+            raise ValueError(f"{name}: action index {bad} is outside [0, {num_actions}) (num_actions={num_actions})")
     return arr.astype(jnp.int32)
 
 
@@ -99,7 +95,5 @@ def covariance(name: str, s, dim: int, dtype=None):
             raise ValueError(f"{name}: covariance is not symmetric (max |S - S^T| = {np.abs(m - m.T).max():.3g})")
         eig = np.linalg.eigvalsh(0.5 * (m + m.T))
         if eig.min() <= 0:
-            raise ValueError(
-                f"{name}: covariance is not positive definite (smallest eigenvalue {eig.min():.3g})"
-            )
+            raise ValueError(f"{name}: covariance is not positive definite (smallest eigenvalue {eig.min():.3g})")
     return arr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
@@ -137,5 +136,3 @@ class DTSGuide:
 
         theta = qs(mo.theta_mean, mo.theta_cov)
         return {"psi": qs(mo.psi_mean, mo.psi_cov), "theta": theta[:, 0] if self.model.shared else theta}
-
-

@@ -1,8 +1,9 @@
 """Posterior draws as ArviZ InferenceData, and guide-vs-NUTS comparison plots.
 
 All ArviZ calls go through :mod:`dts_ppl._arviz`; this module only arranges arrays, dims and
-coords. Dims: ``psi`` (level, latent_feature) with level = 1..L (psi_l), ``theta`` (action,
-feature) (or (feature,) for a shared model), ``y`` (obs,).
+coords. Dims: ``psi`` (level, latent_feature) with level = L, ..., 1 (the site's rows are in
+sampling order, top latent psi_L first), ``theta`` (action, feature) (or (feature,) for a
+shared model), ``y`` (obs,).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def dims_and_coords(model, num_obs: int | None = None):
         "y": ["obs"],
     }
     coords = {
-        "level": np.arange(1, prior.num_levels + 1),
+        "level": np.arange(prior.num_levels, 0, -1),  # psi[0] is psi_L
         "latent_feature": np.arange(prior.latent_dim),
         "feature": np.arange(prior.dim),
     }
@@ -117,7 +118,8 @@ def plot_comparison(datasets: dict, path=None, *, pair=None, sites=("psi", "thet
         datasets: {label: InferenceData}, e.g. {"dTS guide": ..., "NUTS": ...}.
         path: where to save the figure (any matplotlib format); None to only return it.
         pair: ((site, index), (site, index)) of the two coordinates, e.g.
-            (("psi", (1, 0)), ("theta", (0, 0))); default psi_L[0] and theta[0, 0].
+            (("psi", (0, 0)), ("theta", (0, 0))) (indices into the sites' arrays; psi[0] is
+            the top latent psi_L); default those two.
         sites: the sites in the forest plot.
 
     Returns:
@@ -131,9 +133,8 @@ def plot_comparison(datasets: dict, path=None, *, pair=None, sites=("psi", "thet
 
     first = next(iter(datasets.values()))
     if pair is None:
-        top = first.posterior["psi"].shape[2] - 1
         theta0 = (0,) * (first.posterior["theta"].ndim - 2)
-        pair = (("psi", (top, 0)), ("theta", theta0))
+        pair = (("psi", (0, 0)), ("theta", theta0))  # psi[0] is the top latent psi_L
     names = [f"{s}[{','.join(str(int(i)) for i in np.atleast_1d(ix))}]" for s, ix in pair]
     pairs = {
         label: _arviz.inference_data({n: _coordinate(d, s, ix) for n, (s, ix) in zip(names, pair, strict=True)})

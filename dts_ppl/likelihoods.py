@@ -15,6 +15,7 @@ form (G_a, b_a) of each action's evidence about theta_a.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -40,6 +41,11 @@ class ActionStats(NamedTuple):
 def _outer_sums(X, A, weights, num_actions):
     outer = weights[:, None, None] * X[:, :, None] * X[:, None, :]
     return jax.ops.segment_sum(outer, A, num_segments=num_actions)
+
+
+@partial(jax.jit, static_argnums=(0, 4))
+def _jit_statistics(likelihood, X, A, y, num_actions):
+    return likelihood._statistics(X, A, y, num_actions)
 
 
 def empty_stats(num_actions: int, dim: int, dtype=None) -> ActionStats:
@@ -73,6 +79,9 @@ class Gaussian:
 
     def statistics(self, X, A, y, num_actions: int) -> ActionStats:
         """Exact sufficient statistics. X (n, d), A (n,) int, y (n,)."""
+        return _jit_statistics(self, X, A, y, num_actions)
+
+    def _statistics(self, X, A, y, num_actions: int) -> ActionStats:
         prec = 1.0 / self.scale**2
         G = prec * _outer_sums(X, A, jnp.ones(X.shape[0], X.dtype), num_actions)
         b = prec * jax.ops.segment_sum(X * y[:, None], A, num_segments=num_actions)
@@ -124,6 +133,9 @@ class _GLM:
 
     def statistics(self, X, A, y, num_actions: int) -> ActionStats:
         """Gaussianised evidence: G_a = sum gdot(x^T B_a) x x^T, b_a = G_a B_a."""
+        return _jit_statistics(self, X, A, y, num_actions)
+
+    def _statistics(self, X, A, y, num_actions: int) -> ActionStats:
         B = self.fit(X, A, y, num_actions)
         eta = jnp.sum(X * B[A], axis=-1)
         G = _outer_sums(X, A, self._curvature(eta), num_actions)

@@ -3,8 +3,8 @@
 Site names, in the order they are sampled:
 
 - ``psi``: (L, d_psi), the latent chain, sampled top-down with
-  ``numpyro.contrib.control_flow.scan`` (``reverse=True``); row l - 1 holds psi_l, so
-  ``psi[-1]`` is the top latent psi_L and ``psi[0]`` is psi_1.
+  ``numpyro.contrib.control_flow.scan``, rows in sampling order: ``psi[0]`` is the top latent
+  psi_L and ``psi[-1]`` is psi_1 (so ``psi[L - l]`` is psi_l).
 - ``theta``: (K, d) action parameters (``(d,)`` with ``shared=True``).
 - ``y``: (n,) rewards, observed when given, inside ``plate("data", n)``.
 
@@ -47,8 +47,8 @@ def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool):
         return psi, psi
 
     top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
-    _, psi = scan(level, top, chain_scan_inputs(prior, conds.latents), reverse=True)
-    loc = conditional_loc(conds.theta, prior.link1(psi[0]))
+    _, psi = scan(level, top, chain_scan_inputs(prior, conds.latents))
+    loc = conditional_loc(conds.theta, prior.link1(psi[-1]))
     tril = conds.theta.scale_tril
     if shared:
         theta = numpyro.sample("theta", dist.MultivariateNormal(loc[0], scale_tril=tril[0]))
@@ -87,7 +87,9 @@ class BanditModel:
             raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
         if shared:
             if num_actions not in (None, 1):
-                raise ValueError(f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}")
+                raise ValueError(
+                    f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}"
+                )
             num_actions = 1
         elif num_actions is None or int(num_actions) != num_actions or num_actions < 1:
             raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
@@ -124,7 +126,9 @@ class BanditModel:
         n = X.shape[0]
         if self.shared:
             if A is not None:
-                raise ValueError("A: the shared-parameter model takes features X = phi(x, a) and no actions; pass A=None")
+                raise ValueError(
+                    "A: the shared-parameter model takes features X = phi(x, a) and no actions; pass A=None"
+                )
             A = jnp.zeros(n, jnp.int32)
         else:
             A = _checks.check_actions("A", A, self.num_actions, length=n)

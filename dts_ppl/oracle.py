@@ -8,6 +8,7 @@ the `exact_ts` agent).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -49,6 +50,11 @@ def joint_posterior(prior: DiffusionPrior, stats: ActionStats) -> JointGaussian:
     """Exact joint posterior of latents and action parameters for an affine-link prior."""
     if not prior.is_linear:
         raise ValueError("prior: the joint-Gaussian oracle needs affine links (DiffusionPrior.linear)")
+    return _joint_posterior(prior, stats)
+
+
+@jax.jit
+def _joint_posterior(prior: DiffusionPrior, stats: ActionStats) -> JointGaussian:
     L, dp, d = prior.num_levels, prior.latent_dim, prior.dim
     K = stats.G.shape[0]
     n = L * dp + K * d
@@ -74,17 +80,20 @@ def joint_posterior(prior: DiffusionPrior, stats: ActionStats) -> JointGaussian:
     return JointGaussian(psd_solve(J, h), cov, J, h)
 
 
+@partial(jax.jit, static_argnames=("num_actions",))
 def split(prior: DiffusionPrior, joint: JointGaussian, num_actions: int):
     """Marginal moments from a JointGaussian, shaped like PosteriorMoments' fields.
 
     Returns:
-        dict with psi_mean (L, d_psi), psi_cov (L, d_psi, d_psi), theta_mean (K, d),
+        dict with psi_mean (L, d_psi), psi_cov (L, d_psi, d_psi) (sampling order: row 0 is
+        psi_L), theta_mean (K, d),
         theta_cov (K, d, d), and theta_cross (K, K, d, d) with theta_cross[a, b] = Cov(theta_a, theta_b).
     """
     L, dp, d = prior.num_levels, prior.latent_dim, prior.dim
     m, c = joint.mean, joint.cov
-    psi_mean = m[: L * dp].reshape(L, dp)
-    psi_cov = jnp.stack([c[i * dp : (i + 1) * dp, i * dp : (i + 1) * dp] for i in range(L)])
+    # psi in sampling order, like the model's site: row 0 = psi_L
+    psi_mean = m[: L * dp].reshape(L, dp)[::-1]
+    psi_cov = jnp.stack([c[i * dp : (i + 1) * dp, i * dp : (i + 1) * dp] for i in range(L)])[::-1]
     off = L * dp
     theta_mean = m[off:].reshape(num_actions, d)
     tc = c[off:, off:].reshape(num_actions, d, num_actions, d).transpose(0, 2, 1, 3)

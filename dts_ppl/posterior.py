@@ -16,6 +16,8 @@ actions with fewer than d pulls (singular G_a) and actions with no data are exac
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -121,8 +123,9 @@ def linearise(prior: DiffusionPrior, method: str = "identity", points=None) -> L
     Args:
         prior: the diffusion prior.
         method: "identity" (the paper), "jacobian" or "iterated" (MATH.md section 4).
-        points: (L, d_psi) latent trajectory to linearise at (row l - 1 = psi_l); defaults to
-            the prior mean trajectory.
+        points: (L, d_psi) latent trajectory to linearise at, in LEVEL order (row l - 1 =
+            psi_l, the reverse of the sampling order of draws and moments); defaults to the
+            prior mean trajectory.
     """
     check_linearisation(method)
     if points is None:
@@ -185,6 +188,7 @@ def latent_posteriors(prior: DiffusionPrior, evidence: Message, lin: Linearisati
     return conds
 
 
+@partial(jax.jit, static_argnames=("linearisation", "num_iterations"))
 def posterior(
     prior: DiffusionPrior,
     stats: ActionStats,
@@ -211,7 +215,7 @@ def posterior(
     latents = latent_posteriors(prior, evidence, lin)
     if linearisation == "iterated" and not prior.is_linear:
         for _ in range(num_iterations - 1):
-            points = moments(prior, DTSPosterior(latents, theta), lin).psi_mean
+            points = moments(prior, DTSPosterior(latents, theta), lin).psi_mean[::-1]  # level order
             lin = linearise(prior, "iterated", points)
             latents = latent_posteriors(prior, evidence, lin)
     return DTSPosterior(latents, theta)
@@ -246,10 +250,19 @@ def parent_means(prior: DiffusionPrior, psi_parent, is_top, parent_link):
 
 
 def chain_scan_inputs(prior: DiffusionPrior, latents: Conditionals):
-    """xs for a reverse scan over levels: (conditional, is_top, link of the parent level)."""
-    return latents, _is_top(prior.num_levels), _pad_top(prior.links, prior.num_levels)
+    """xs for a forward scan down the chain, top level first: (conditional, is_top, parent link).
+
+    The scan is forward over top-down inputs rather than ``reverse=True`` over level-ordered
+    ones because ``numpyro.contrib.control_flow.scan`` (0.22) substitutes ``value[i]`` with a
+    forward counter even when ``reverse=True``, which would score the wrong rows under
+    ``substitute`` / ``log_density`` / NUTS. Stacked draws therefore come out in sampling
+    order: row 0 is psi_L, row L - 1 is psi_1.
+    """
+    xs = (latents, _is_top(prior.num_levels), _pad_top(prior.links, prior.num_levels))
+    return jax.tree.map(lambda x: x[::-1], xs)
 
 
+@partial(jax.jit, static_argnames=("sample_shape",))
 def sample(key, prior: DiffusionPrior, post: DTSPosterior, sample_shape=()):
     """Draw (psi, theta) from the chain of conditionals ``post`` (top latent first).
 
@@ -258,10 +271,10 @@ def sample(key, prior: DiffusionPrior, post: DTSPosterior, sample_shape=()):
         post: DTSPosterior (from :func:`posterior`, or :func:`prior_conditionals` for the prior).
         sample_shape: leading shape of the draws.
     Returns:
-        psi (*sample_shape, L, d_psi) with psi[..., l - 1, :] = psi_l, and
-        theta (*sample_shape, K, d).
+        psi (*sample_shape, L, d_psi) in sampling order (psi[..., 0, :] = psi_L is the top,
+        psi[..., -1, :] = psi_1), and theta (*sample_shape, K, d).
     """
-    num = int(jnp.prod(jnp.asarray(sample_shape))) if sample_shape else 1
+    num = math.prod(sample_shape)
     keys = jax.random.split(key, num)
     psi, theta = jax.vmap(lambda k: _sample_one(k, prior, post))(keys)
     shape = tuple(sample_shape)
@@ -278,10 +291,9 @@ def _sample_one(key, prior, post):
         psi = loc + cond.scale_tril @ z
         return psi, psi
 
-    _, psi = jax.lax.scan(
-        step, jnp.zeros(prior.latent_dim, prior.cov1.dtype), (chain_scan_inputs(prior, post.latents), noise), reverse=True
-    )
-    loc = conditional_loc(post.theta, prior.link1(psi[0]))
+    top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
+    _, psi = jax.lax.scan(step, top, (chain_scan_inputs(prior, post.latents), noise))
+    loc = conditional_loc(post.theta, prior.link1(psi[-1]))
     z = jax.random.normal(k_theta, loc.shape, loc.dtype)
     theta = loc + jnp.einsum("kij,kj->ki", jnp.broadcast_to(post.theta.scale_tril, loc.shape + loc.shape[-1:]), z)
     return psi, theta
@@ -294,7 +306,8 @@ class PosteriorMoments(NamedTuple):
     """Marginal posterior moments (exact for affine links; linearised otherwise).
 
     Attributes:
-        psi_mean: (L, d_psi), psi_cov: (L, d_psi, d_psi); row l - 1 is psi_l.
+        psi_mean: (L, d_psi), psi_cov: (L, d_psi, d_psi), in sampling order like the ``psi``
+            site: row 0 is the top latent psi_L, row L - 1 is psi_1.
         theta_mean: (K, d), theta_cov: (K, d, d).
         theta_loading: (K, d, d_psi), d E[theta_a | psi_1] / d psi_1 (gain_a W_1): the shared
             latent is the only source of correlation between actions.
@@ -308,9 +321,10 @@ class PosteriorMoments(NamedTuple):
 
     def theta_cross_cov(self, a: int, b: int):
         """Cov(theta_a, theta_b) for a != b: loading_a Cov(psi_1) loading_b^T, (d, d)."""
-        return self.theta_loading[a] @ self.psi_cov[0] @ self.theta_loading[b].T
+        return self.theta_loading[a] @ self.psi_cov[-1] @ self.theta_loading[b].T
 
 
+@jax.jit
 def moments(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None = None) -> PosteriorMoments:
     """Propagate means and covariances down the chain through the links' linearisation.
 
@@ -337,8 +351,9 @@ def moments(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None
         return (mean, cov), (mean, cov)
 
     zero = (jnp.zeros(dp, prior.cov1.dtype), jnp.zeros((dp, dp), prior.cov1.dtype))
-    _, (psi_mean, psi_cov) = jax.lax.scan(step, zero, (post.latents, _is_top(prior.num_levels), wc), reverse=True)
+    xs = jax.tree.map(lambda x: x[::-1], (post.latents, _is_top(prior.num_levels), wc))  # top first
+    _, (psi_mean, psi_cov) = jax.lax.scan(step, zero, xs)
     loading = post.theta.gain @ lin.w1  # (K, d, d_psi)
-    theta_mean = conditional_loc(post.theta, lin.w1 @ psi_mean[0] + lin.c1)
-    theta_cov = symmetrise(loading @ psi_cov[0] @ jnp.swapaxes(loading, -1, -2) + post.theta.cov)
+    theta_mean = conditional_loc(post.theta, lin.w1 @ psi_mean[-1] + lin.c1)
+    theta_cov = symmetrise(loading @ psi_cov[-1] @ jnp.swapaxes(loading, -1, -2) + post.theta.cov)
     return PosteriorMoments(psi_mean, psi_cov, theta_mean, theta_cov, loading)

@@ -127,8 +127,7 @@ class DiffusionPrior(NamedTuple):
             if len(offsets) != num_levels:
                 raise ValueError(f"offsets: expected {num_levels} offsets [c_1, ..., c_L], got {len(offsets)}")
             cs = [
-                _matrix(f"offsets[{i}] (c_{i + 1})", c, (dim if i == 0 else latent_dim,))
-                for i, c in enumerate(offsets)
+                _matrix(f"offsets[{i}] (c_{i + 1})", c, (dim if i == 0 else latent_dim,)) for i, c in enumerate(offsets)
             ]
         dtype = dtype or ws[0].dtype
         cov1, covs = _covariances(covariances, num_levels, dim, latent_dim, dtype)

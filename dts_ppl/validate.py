@@ -23,7 +23,7 @@ from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 
 from dts_ppl import _arviz
-from dts_ppl.diagnostics import psis_khat, traced_values
+from dts_ppl.diagnostics import psis_khat
 from dts_ppl.distances import energy_distance
 
 NUTS_EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy", "potential_energy")
@@ -256,11 +256,7 @@ def run_nuts(
         progress_bar=progress_bar,
     )
     mcmc.run(key, X, A, y, extra_fields=NUTS_EXTRA_FIELDS)
-    # MCMC returns the values it substituted; map them to the values the sites took
-    # (they differ for psi: see dts_ppl.diagnostics.traced_values).
-    flat = mcmc.get_samples()
-    samples = traced_values(model, (X, A, y), flat)
-    samples = {k: np.asarray(v).reshape((num_chains, num_samples) + v.shape[1:]) for k, v in samples.items()}
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     stats = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     return NutsResult(samples, stats)
 

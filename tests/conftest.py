@@ -1,9 +1,46 @@
 import jax
+import jax.numpy as jnp
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+from dts_ppl import DiffusionPrior  # noqa: E402
 
 
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)
+
+
+def random_spd(key, n, jitter=0.3):
+    """A random full (non-diagonal) SPD matrix."""
+    a = jax.random.normal(key, (n, n))
+    return a @ a.T / n + jitter * jnp.eye(n)
+
+
+def random_linear_prior(key, d, d_psi, num_levels, offsets=True):
+    """Linear prior with random weights, random offsets and full covariances."""
+    kw, kc, ko = jax.random.split(key, 3)
+    kws = jax.random.split(kw, num_levels)
+    weights = [jax.random.normal(kws[0], (d, d_psi))]
+    weights += [jax.random.normal(k, (d_psi, d_psi)) / jnp.sqrt(d_psi) for k in kws[1:]]
+    kcs = jax.random.split(kc, num_levels + 1)
+    covs = [random_spd(kcs[0], d)] + [random_spd(k, d_psi) for k in kcs[1:]]
+    offs = None
+    if offsets:
+        kos = jax.random.split(ko, num_levels)
+        offs = [jax.random.normal(kos[0], (d,))] + [jax.random.normal(k, (d_psi,)) for k in kos[1:]]
+    return DiffusionPrior.linear(weights, covs, offs)
+
+
+def random_data(key, d, num_actions, n, counts=None):
+    """Contexts, actions and Gaussian rewards; ``counts`` fixes how often each action is played."""
+    kx, ka, ky = jax.random.split(key, 3)
+    if counts is not None:
+        A = jnp.concatenate([jnp.full(c, a, jnp.int32) for a, c in enumerate(counts)])
+        n = A.shape[0]
+    else:
+        A = jax.random.randint(ka, (n,), 0, num_actions)
+    X = jax.random.normal(kx, (n, d))
+    y = jax.random.normal(ky, (n,)) + X.sum(-1)
+    return X, A, y

@@ -1,15 +1,11 @@
 """ArviZ conversion and comparison plots (no NUTS: a NutsResult is built from guide draws)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.stats
-from numpyro.infer.util import log_density
 
-from dts_ppl import BanditModel, DiffusionPrior, DTSGuide
+from dts_ppl import DTSGuide
 from dts_ppl._arviz import psis
-from dts_ppl.diagnostics import substitution_values
 from dts_ppl.inspection import plot_comparison, to_inference_data
 from dts_ppl.presets import make_problem
 from dts_ppl.validate import NutsResult, compare_site
@@ -40,7 +36,7 @@ def test_to_inference_data_groups_dims_and_coords(problem):
     assert set(guide.groups()) == {"posterior", "posterior_predictive", "observed_data"}
     assert guide.posterior["psi"].dims == ("chain", "draw", "level", "latent_feature")
     assert guide.posterior["theta"].dims == ("chain", "draw", "action", "feature")
-    assert list(guide.posterior["level"].values) == [1, 2]
+    assert list(guide.posterior["level"].values) == [2, 1]  # psi[0] is the top latent psi_2
     assert guide.posterior_predictive["y"].shape == (1, 40, 12)
     np.testing.assert_array_equal(guide.observed_data["y"].values, np.asarray(y))
     np.testing.assert_allclose(guide.posterior["theta"].values[0], np.asarray(draws["theta"]))
@@ -82,20 +78,3 @@ def test_psis_of_constant_weights_is_minus_inf_and_heavy_tails_are_flagged():
     assert psis(np.full(500, 3.0))[1] == -np.inf
     rng = np.random.default_rng(0)
     assert psis(rng.standard_cauchy(4000) ** 2)[1] > 0.7  # weights with a very heavy tail
-
-
-def test_log_density_is_evaluated_at_the_drawn_psi():
-    # NumPyro's reverse scan substitutes psi rows in reverse; substitution_values undoes it, so the model's
-    # log density at a draw equals the sum of the chain's Gaussian conditionals computed by hand.
-    w1, w2 = jnp.array([[1.0, 0.5], [0.0, 2.0]]), jnp.array([[0.3, -1.0], [1.0, 0.7]])
-    s1, s2, s3 = 0.5, jnp.array([0.4, 0.9]), jnp.array([[1.0, 0.3], [0.3, 2.0]])
-    prior = DiffusionPrior.linear([w1, w2], [s1, s2, s3])
-    model = BanditModel(prior, 2)
-    z = {"psi": jnp.array([[[0.3, -1.2], [2.0, 0.5]]]), "theta": jnp.array([[[0.1, 0.2], [-0.4, 1.5]]])}
-    mvn = scipy.stats.multivariate_normal
-    psi1, psi2 = np.asarray(z["psi"][0, 0]), np.asarray(z["psi"][0, 1])
-    expected = mvn(np.zeros(2), np.asarray(s3)).logpdf(psi2) + mvn(np.asarray(w2) @ psi2, np.diag(s2)).logpdf(psi1)
-    expected += sum(mvn(np.asarray(w1) @ psi1, s1 * np.eye(2)).logpdf(np.asarray(t)) for t in z["theta"][0])
-    subs = substitution_values(model, (None, None, None), z)
-    got, _ = log_density(model, (None, None, None), {}, jax.tree.map(lambda v: v[0], subs))
-    assert float(got) == pytest.approx(expected, rel=1e-10)

@@ -39,7 +39,9 @@ def run(args) -> int:
     err = float(jnp.max(jnp.abs(mo.theta_mean - ref["theta_mean"])))
     print(f"Linear diffusion prior: d={d}, L={prior.num_levels}, K={K}, n={n} uniformly random pulls")
     print(f"max |closed form - joint-Gaussian oracle| of posterior means: {err:.2e}")
-    print(f"posterior sd of theta (mean over actions): {float(jnp.sqrt(jnp.diagonal(mo.theta_cov, 0, 1, 2)).mean()):.3f}")
-    rmse = float(jnp.sqrt(jnp.mean((draws['theta'].mean(0) - theta_true) ** 2)))
+    print(
+        f"posterior sd of theta (mean over actions): {float(jnp.sqrt(jnp.diagonal(mo.theta_cov, 0, 1, 2)).mean()):.3f}"
+    )
+    rmse = float(jnp.sqrt(jnp.mean((draws["theta"].mean(0) - theta_true) ** 2)))
     print(f"RMSE of the posterior mean of theta vs the true theta: {rmse:.3f}")
     return 0

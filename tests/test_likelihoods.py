@@ -1,0 +1,71 @@
+"""Per-action statistics (MATH.md section 2) against direct references."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from dts_ppl import Bernoulli, Gaussian, Poisson
+
+
+def test_gaussian_statistics_are_the_exact_sums():
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(30), 3)
+    X = jax.random.normal(k1, (40, 3))
+    A = jax.random.randint(k2, (40,), 0, 5)
+    y = jax.random.normal(k3, (40,))
+    G, b = Gaussian(0.5).statistics(X, A, y, 6)
+    for a in range(6):
+        m = np.asarray(A) == a
+        Xa, ya = np.asarray(X)[m], np.asarray(y)[m]
+        np.testing.assert_allclose(G[a], Xa.T @ Xa / 0.25, atol=1e-12)
+        np.testing.assert_allclose(b[a], Xa.T @ ya / 0.25, atol=1e-12)
+    assert np.all(G[5] == 0) and np.all(b[5] == 0)  # no data
+
+
+def glm_problem():
+    rng = np.random.default_rng(31)
+    X = rng.normal(size=(60, 3))
+    # action 0: 40 pulls; 1: one pull; 2: two pulls with separable labels; 3: no data
+    A = np.array([0] * 40 + [1] + [2, 2] + [0] * 17)
+    return X, A
+
+
+@pytest.mark.parametrize("likelihood", [Bernoulli(), Poisson()])
+def test_glm_fit_is_the_ridge_mle_and_statistics_follow(likelihood):
+    X, A = glm_problem()
+    rng = np.random.default_rng(32)
+    eta = X @ np.array([0.5, -1.0, 0.3])
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta))) if isinstance(likelihood, Bernoulli) else rng.poisson(np.exp(eta))
+    y = y.astype(float)
+    y[41:43] = [1.0, 1.0] if isinstance(likelihood, Bernoulli) else [0.0, 0.0]  # separable / all-zero counts
+    X, A, y = jnp.asarray(X), jnp.asarray(A), jnp.asarray(y)
+    B = np.asarray(likelihood.fit(X, A, y, 4))
+    G, b = likelihood.statistics(X, A, y, 4)
+    for a in range(4):
+        m = np.asarray(A) == a
+        Xa, ya = np.asarray(X)[m], np.asarray(y)[m]
+
+        def objective(t, Xa=Xa, ya=ya):
+            e = Xa @ t
+            nll = np.logaddexp(0, e) - ya * e if isinstance(likelihood, Bernoulli) else np.exp(e) - ya * e
+            return nll.sum() + 0.5 * likelihood.ridge * t @ t
+
+        ref = minimize(objective, np.zeros(3), method="BFGS", options={"gtol": 1e-10}).x
+        np.testing.assert_allclose(B[a], ref, atol=1e-4 * max(1, np.abs(ref).max()))
+        curv = likelihood._curvature(Xa @ B[a])
+        np.testing.assert_allclose(G[a], (Xa * np.asarray(curv)[:, None]).T @ Xa, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(b[a], G[a] @ B[a], rtol=1e-10, atol=1e-14)
+    assert np.all(G[3] == 0) and np.all(b[3] == 0)
+    assert np.all(np.isfinite(B))
+
+
+def test_reward_support_is_checked():
+    with pytest.raises(ValueError, match="y: Bernoulli rewards must be 0 or 1"):
+        Bernoulli().check_rewards("y", jnp.array([0.0, 2.0]))
+    with pytest.raises(ValueError, match="y: Poisson rewards must be non-negative integers"):
+        Poisson().check_rewards("y", jnp.array([1.0, 0.5]))
+    with pytest.raises(ValueError, match="scale"):
+        Gaussian(-1.0)
+    with pytest.raises(ValueError, match="ridge"):
+        Bernoulli(ridge=0.0)
