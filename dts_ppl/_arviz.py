@@ -97,6 +97,6 @@ def plot_pair(datasets: dict, var_names, coords: dict, axes, colors):
             coords=coords,
             marginals=True,
             ax=axes,
-            scatter_kwargs={"color": color, "alpha": 0.25, "s": 3, "label": label},
+            scatter_kwargs={"color": color, "alpha": 0.3, "s": 6, "label": label},
             marginal_kwargs={"color": color},
         )

@@ -111,6 +111,16 @@ def _coordinate(idata, site: str, index) -> np.ndarray:
     return values[(slice(None), slice(None)) + index]
 
 
+def _label(idata, site: str, index) -> str:
+    """site[coord values] as ArviZ labels it in the forest plot (psi's level axis runs L..1)."""
+    var = idata.posterior[site]
+    index = tuple(np.atleast_1d(index))
+    if len(index) != var.ndim - 2:
+        raise ValueError(f"pair: {site} has {var.ndim - 2} indices, got {index}")
+    values = [str(var.coords[dim].values[i]) for dim, i in zip(var.dims[2:], index, strict=True)]
+    return f"{site}[{', '.join(values)}]"
+
+
 def plot_comparison(datasets: dict, path=None, *, pair=None, sites=("psi", "theta"), title: str | None = None):
     """Forest plot of every site per dataset, and a pair plot of two coordinates.
 
@@ -135,7 +145,7 @@ def plot_comparison(datasets: dict, path=None, *, pair=None, sites=("psi", "thet
     if pair is None:
         theta0 = (0,) * (first.posterior["theta"].ndim - 2)
         pair = (("psi", (0, 0)), ("theta", theta0))  # psi[0] is the top latent psi_L
-    names = [f"{s}[{','.join(str(int(i)) for i in np.atleast_1d(ix))}]" for s, ix in pair]
+    names = [_label(first, s, ix) for s, ix in pair]
     pairs = {
         label: _arviz.inference_data({n: _coordinate(d, s, ix) for n, (s, ix) in zip(names, pair, strict=True)})
         for label, d in datasets.items()

@@ -1,6 +1,6 @@
 """The approximation-error study: dTS vs NUTS as the number of observations grows.
 
-For each preset problem (:mod:`dts_ppl.presets`) and sample size, one NUTS run is the
+For each preset problem (:mod:`dts_ppl.validation_presets`) and sample size, one NUTS run is the
 reference, and every applicable linearisation of the guide is compared with it through
 :func:`dts_ppl.validate.compare`. :func:`study_table` renders the rows as the README's
 markdown table; ``dts-ppl validation-study`` regenerates it.
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from dts_ppl.guide import DTSGuide
 from dts_ppl.links import LINEARISATIONS
-from dts_ppl.presets import make_problem
+from dts_ppl.validation_presets import make_problem
 from dts_ppl.validate import check_inputs, compare, run_nuts
 
 

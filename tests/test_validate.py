@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dts_ppl import BanditModel, DiffusionPrior, DTSGuide, oracle
-from dts_ppl.presets import make_problem
+from dts_ppl.validation_presets import make_problem
 from dts_ppl.synthetic import random_linear_prior
 from dts_ppl.validate import check_inputs, compare, validate
 

@@ -6,7 +6,7 @@ PRESET_HELP = "linear (exact), mlp (random MLP links), logistic (Bernoulli rewar
 
 
 def register(sub):
-    from dts_ppl.presets import PRESETS
+    from dts_ppl.validation_presets import PRESETS
 
     p = sub.add_parser("validate", help="validate the dTS guide against NUTS on a preset problem (JSON report, plot)")
     p.add_argument("--preset", required=True, choices=PRESETS, help=PRESET_HELP)
@@ -34,7 +34,7 @@ def run(args) -> int:
     jax.config.update("jax_enable_x64", True)
 
     from dts_ppl import DTSGuide
-    from dts_ppl.presets import make_problem
+    from dts_ppl.validation_presets import make_problem
     from dts_ppl.validate import validate
 
     key = jax.random.PRNGKey(args.seed)

@@ -32,7 +32,7 @@ def run(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from dts_ppl.presets import PRESETS
+    from dts_ppl.validation_presets import PRESETS
     from dts_ppl.study import approximation_study, study_table
 
     presets = tuple(args.presets.split(","))
