@@ -10,7 +10,12 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ["dts_ppl.commands.demo", "dts_ppl.commands.validate", "dts_ppl.commands.validation_study"]
+_COMMANDS = [
+    "dts_ppl.commands.demo",
+    "dts_ppl.commands.bench",
+    "dts_ppl.commands.validate",
+    "dts_ppl.commands.validation_study",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,8 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _compilation_cache():
+    """Reuse XLA compilations across invocations (the simulator's scans take seconds to compile)."""
+    import os
+
+    import jax
+
+    path = os.environ.get("DTS_PPL_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dts_ppl", "jax"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    _compilation_cache()
     try:
         return int(args.run(args) or 0)
     except ValueError as e:

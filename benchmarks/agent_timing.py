@@ -1,0 +1,99 @@
+"""Per-round time (act + update) of dTS and LinTS, and its flatness in t.
+
+For each (K, d, L) the agent runs `--rounds` rounds of a Gaussian linear-diffusion bandit inside
+one jitted lax.scan (one run, float32 unless --x64); the time per round is the wall time of a
+compiled block of rounds divided by its length, best of `--repeats` blocks, so compilation is
+excluded. Flatness: the same compiled block is run `--blocks` times back to back on the carried
+state (t grows from 0 to blocks * rounds) and each block's time is reported.
+
+    python benchmarks/agent_timing.py --json benchmarks/results/agent_timing.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+
+import jax
+import numpy as np
+
+from dts_ppl import Gaussian
+from dts_ppl.agents import dts, lin_ts, theta_marginal
+from dts_ppl.synthetic import random_linear_prior
+
+
+def block_runner(agent, K, d, rounds):
+    """jit(state, key) -> state after `rounds` rounds with random contexts and rewards."""
+
+    def step(state, key):
+        kx, ka, ky = jax.random.split(key, 3)
+        x = jax.random.uniform(kx, (d,), minval=-1.0, maxval=1.0)
+        a, _ = agent.act(ka, state, x)
+        return agent.update(state, x, a, jax.random.normal(ky)), None
+
+    return jax.jit(lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[0])
+
+
+def time_blocks(agent, K, d, rounds, blocks):
+    run = block_runner(agent, K, d, rounds)
+    state = jax.block_until_ready(run(agent.init(), jax.random.PRNGKey(0)))  # compile + warm up
+    times = []
+    for b in range(blocks):
+        start = time.perf_counter()
+        state = jax.block_until_ready(run(state, jax.random.PRNGKey(b + 1)))
+        times.append((time.perf_counter() - start) / rounds)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--K", default="100,1000,10000")
+    p.add_argument("--d", default="5,20")
+    p.add_argument("--L", default="2,4,40")
+    p.add_argument("--rounds", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--flat", default="10000,20,4", help="K,d,L of the flatness check")
+    p.add_argument("--blocks", type=int, default=10)
+    p.add_argument("--x64", action="store_true")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    jax.config.update("jax_enable_x64", args.x64)
+    Ks, ds, Ls = ([int(v) for v in s.split(",")] for s in (args.K, args.d, args.L))
+    rows = []
+    lints_cache = {}
+    for K, d, L in itertools.product(Ks, ds, Ls):
+        prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
+        t_dts = min(time_blocks(dts(prior, Gaussian(1.0), K), K, d, args.rounds, args.repeats))
+        if (K, d) not in lints_cache:  # LinTS does not depend on L
+            agent = lin_ts(theta_marginal(prior), Gaussian(1.0), K)
+            lints_cache[K, d] = min(time_blocks(agent, K, d, args.rounds, args.repeats))
+        t_lin = lints_cache[K, d]
+        rows.append(dict(K=K, d=d, L=L, dts_us=1e6 * t_dts, lints_us=1e6 * t_lin, ratio=t_dts / t_lin))
+        us = f"dTS {1e6 * t_dts:9.1f} us  LinTS {1e6 * t_lin:9.1f} us  ratio {t_dts / t_lin:5.2f}"
+        print(f"K={K:6d} d={d:3d} L={L:3d}  {us}", flush=True)
+    K, d, L = (int(v) for v in args.flat.split(","))
+    prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
+    flat = {
+        "dTS": time_blocks(dts(prior, Gaussian(1.0), K), K, d, args.rounds, args.blocks),
+        "LinTS": time_blocks(lin_ts(theta_marginal(prior), Gaussian(1.0), K), K, d, args.rounds, args.blocks),
+    }
+    for name, ts in flat.items():
+        us = ", ".join(f"{1e6 * t:.0f}" for t in ts)
+        print(f"flatness K={K} d={d} L={L} {name}: us/round per block of {args.rounds} rounds: {us}")
+    if args.json:
+        out = dict(
+            rounds_per_block=args.rounds,
+            dtype="float64" if args.x64 else "float32",
+            device=str(jax.devices()[0]),
+            grid=rows,
+            flatness=dict(K=K, d=d, L=L, us_per_round={n: [1e6 * t for t in ts] for n, ts in flat.items()}),
+        )
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

@@ -1,0 +1,203 @@
+"""Diffusion Thompson sampling (dTS) with the incremental scheme of MATH.md section 6.
+
+Per round only the played action's statistics change, so ``update`` does
+    O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.posterior.condition`)
+              and swap its message (Lambda_a, beta_a) in the running sums,
+    O(L d^3)  re-run the latent chain (:func:`dts_ppl.posterior.latent_posteriors`),
+and ``act`` does O(L d^2) to sample the chain plus one pass over the cached Shat_a to score
+all K actions: since gain_a = Shat_a S_1^-1 (MATH.md section 3), with v_a = Shat_a x,
+
+    x^T theta_a | psi_1 ~ N(v_a^T S_1^-1 f_1(psi_1) + x^T muhat_a^0, x^T v_a)
+
+(muhat_a^0 = Shat_a b_a, the conditional's shift), an exact draw of every action's score
+given the sampled psi_1. Memory O(K d^2 + L d^2); nothing grows with t for Gaussian rewards.
+
+:func:`hier_ts` is dTS on the one-level prior of the paper's HierTS-1 (MATH.md section 8).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from dts_ppl import posterior as core
+from dts_ppl._linalg import psd_cholesky, psd_inv
+from dts_ppl.agents.base import (
+    ActInfo,
+    Agent,
+    Evidence,
+    check_context,
+    check_glm_options,
+    check_num_actions,
+    check_update,
+    init_evidence,
+    set_row,
+    update_evidence,
+)
+from dts_ppl.likelihoods import Gaussian
+from dts_ppl.links import check_linearisation
+from dts_ppl.prior import DiffusionPrior
+
+
+class DTSState(NamedTuple):
+    """State of the dTS agent (M = K groups, or M = 1 with shared parameters).
+
+    Attributes:
+        evidence: per-group (G_g, b_g) (and the GLM history).
+        theta_cov: (M, d, d) Shat_g, the covariance of theta_g given psi_1.
+        theta_shift: (M, d) Shat_g b_g; E[theta_g | psi_1] = Shat_g S_1^-1 f_1(psi_1) + shift.
+        evidence_sum: running sums over groups of the messages (Lambda_g, beta_g) that each
+            group's evidence sends to u = f_1(psi_1): (d, d), (d,). An update swaps the played
+            group's old term for its new one, both recomputed from its statistics in O(d^3)
+            (storing the K per-group messages would cost a full-array copy per round on CPU,
+            see :func:`dts_ppl.agents.base.update_evidence`).
+        latents: the chain psi_l | psi_{l+1}, Conditionals with (L, d_psi, d_psi) fields.
+        step: () number of updates.
+    """
+
+    evidence: Evidence
+    theta_cov: jax.Array
+    theta_shift: jax.Array
+    evidence_sum: core.Message
+    latents: core.Conditionals
+    step: jax.Array
+
+
+def dts(
+    prior: DiffusionPrior,
+    likelihood=None,
+    num_actions: int | None = None,
+    linearisation: str = "identity",
+    num_iterations: int = 3,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+) -> Agent:
+    """The dTS agent for a diffusion prior.
+
+    Args:
+        prior: DiffusionPrior (linear, MLP or any links with ``linearise``).
+        likelihood: reward model the agent assumes (default ``Gaussian(1.0)``); GLMs are
+            Gaussianised around a warm-started Newton fit (see :mod:`dts_ppl.agents.base`).
+        num_actions: K.
+        linearisation: "identity" (the paper), "jacobian" or "iterated" (``num_iterations``
+            up/down passes per update) for nonlinear links; exact for affine links.
+        shared: one parameter theta (d,) for all actions; ``x`` is then (K, d) action features.
+        history: GLM ring-buffer size (use >= the number of rounds for the full history).
+        newton_steps: Newton steps per GLM update.
+
+    Example:
+        >>> import jax
+        >>> from dts_ppl.synthetic import random_linear_prior
+        >>> prior = random_linear_prior(jax.random.PRNGKey(0), 5, (5, 2))
+        >>> agent = dts(prior, num_actions=10)
+        >>> state = agent.init()
+        >>> x = jax.numpy.ones(5) / 2
+        >>> a, _ = agent.act(jax.random.PRNGKey(1), state, x)
+        >>> state = agent.update(state, x, a, 1.0)
+    """
+    likelihood = Gaussian(1.0) if likelihood is None else likelihood
+    K = check_num_actions(num_actions)
+    check_linearisation(linearisation)
+    check_glm_options(likelihood, history, newton_steps)
+    if num_iterations < 1:
+        raise ValueError(f"num_iterations: expected >= 1, got {num_iterations}")
+    d, dtype = prior.dim, prior.cov1.dtype
+    M = 1 if shared else K
+    prec1 = psd_inv(prior.cov1)  # S_1^-1
+    iterate = linearisation == "iterated" and not prior.is_linear
+    lin0 = core.linearise(prior, "jacobian" if linearisation == "iterated" else linearisation)
+    one_action = core.prior_conditionals(prior, 1).theta  # placeholder theta for latent-only passes
+
+    def chain(total: core.Message) -> core.Conditionals:
+        lin = lin0
+        latents = core.latent_posteriors(prior, total, lin)
+        for _ in range(num_iterations - 1 if iterate else 0):  # as core.posterior does
+            points = core.moments(prior, core.DTSPosterior(latents, one_action), lin).psi_mean[::-1]
+            lin = core.linearise(prior, "iterated", points)
+            latents = core.latent_posteriors(prior, total, lin)
+        return latents
+
+    def init() -> DTSState:
+        zero = core.Message(jnp.zeros((d, d), dtype), jnp.zeros(d, dtype))
+        return DTSState(
+            evidence=init_evidence(likelihood, M, d, history, dtype),
+            theta_cov=jnp.broadcast_to(prior.cov1, (M, d, d)),
+            theta_shift=jnp.zeros((M, d), dtype),
+            evidence_sum=zero,
+            latents=chain(zero),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def act(key, state: DTSState, x):
+        x = check_context(x, K, d, shared)
+        k_chain, k_score = jax.random.split(key)
+        if shared:
+            theta_cond = core.Conditionals(state.theta_cov @ prec1, state.theta_shift, psd_cholesky(state.theta_cov))
+            _, theta = core.sample(k_chain, prior, core.DTSPosterior(state.latents, theta_cond))
+            scores = x @ theta[0]
+        else:
+            psi, _ = core.sample(k_chain, prior, core.DTSPosterior(state.latents, one_action))
+            u = prec1 @ prior.link1(psi[-1])  # S_1^-1 f_1(psi_1)
+            v = jnp.einsum("kij,j->ki", state.theta_cov, x)  # Shat_a x: the one O(K d^2) pass
+            mean = v @ u + state.theta_shift @ x
+            sd = jnp.sqrt(jnp.maximum(v @ x, 0.0))
+            scores = mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
+        return jnp.argmax(scores), ActInfo(scores)
+
+    def update(state: DTSState, x, action, reward) -> DTSState:
+        phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
+        ev, old_stats, new_stats = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
+        _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
+        cond, new = core.condition(prec1, *new_stats)
+        total = jax.tree.map(lambda s, o, n: s - o + n, state.evidence_sum, old, new)
+        return DTSState(
+            evidence=ev,
+            theta_cov=set_row(state.theta_cov, g, cond.cov),
+            theta_shift=set_row(state.theta_shift, g, cond.shift),
+            evidence_sum=total,
+            latents=chain(total),
+            step=state.step + 1,
+        )
+
+    return Agent(init, act, update)
+
+
+def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:
+    """The posterior a dTS state encodes, as the core's DTSPosterior (gain_a = Shat_a S_1^-1)."""
+    theta = core.Conditionals(state.theta_cov @ psd_inv(prior.cov1), state.theta_shift, psd_cholesky(state.theta_cov))
+    return core.DTSPosterior(state.latents, theta)
+
+
+# ------------------------------------------------------------------------------------ HierTS
+
+
+def hierarchical_prior(prior: DiffusionPrior, jitter: float = 1e-4) -> DiffusionPrior:
+    """The paper's HierTS-1 prior (MATH.md section 8) as a one-level linear diffusion prior.
+
+    theta_a = m + h + e_a with h ~ N(0, B_L S_{L+1} B_L^T) shared by all actions and
+    e_a ~ N(0, S_1 + sum_{l<L} B_l S_{l+1} B_l^T) per action, B_l = W_1 ... W_l, m the prior
+    mean of theta. B_L S_{L+1} B_L^T is singular when W_L has zeroed columns: ``jitter`` times
+    its mean diagonal is added (h then has a tiny variance in those directions).
+    """
+    if not prior.is_linear:
+        raise ValueError("prior: HierTS-1 needs a linear diffusion prior (DiffusionPrior.linear)")
+    L, d = prior.num_levels, prior.dim
+    dtype = prior.cov1.dtype
+    own = prior.cov1
+    B = prior.link1.weight
+    for level in range(1, L):
+        own = own + B @ prior.covs[level - 1] @ B.T
+        B = B @ prior.link(level + 1).weight
+    top = B @ prior.covs[L - 1] @ B.T
+    top = 0.5 * (top + top.T)
+    top = top + jitter * (jnp.trace(top) / d + 1e-12) * jnp.eye(d, dtype=dtype)
+    mean = core.moments(prior, core.prior_conditionals(prior, 1)).theta_mean[0]
+    return DiffusionPrior.linear([jnp.eye(d, dtype=dtype)], [0.5 * (own + own.T), top], offsets=[mean])
+
+
+def hier_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None, **kwargs) -> Agent:
+    """HierTS-1 (Hong et al. 2022, as the paper ran it): dTS on :func:`hierarchical_prior`."""
+    return dts(hierarchical_prior(prior), likelihood, num_actions, **kwargs)

@@ -1,0 +1,68 @@
+"""Exact joint Thompson sampling (oracle agent, small K): MATH.md section 8.
+
+The joint posterior of z = (psi_1..psi_L, theta_1..theta_K) starts at the joint-Gaussian oracle's
+prior (:func:`dts_ppl.oracle.joint_posterior` with no data) and each Gaussian reward updates it
+by one exact Kalman step (rank one, O(N^2) with N = L d_psi + K d). ``act`` samples the K
+scores x^T theta_a jointly, N(x^T m_a, x^T C_ab x), in O(K^2 d^2 + K^3): the argmax needs
+nothing else. Independent of the message passing of :mod:`dts_ppl.posterior`, so it is a
+reference for the dTS agent; linear priors and Gaussian rewards only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from dts_ppl import oracle
+from dts_ppl._linalg import psd_cholesky
+from dts_ppl.agents.base import ActInfo, Agent, check_context, check_num_actions, check_update
+from dts_ppl.likelihoods import Gaussian, empty_stats
+from dts_ppl.prior import DiffusionPrior
+
+
+class JointState(NamedTuple):
+    """mean (N,), cov (N, N) of z = (psi_1..psi_L, theta_1..theta_K); step ()."""
+
+    mean: jax.Array
+    cov: jax.Array
+    step: jax.Array
+
+
+def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None) -> Agent:
+    """Thompson sampling from the exact joint posterior (linear prior, Gaussian rewards)."""
+    likelihood = Gaussian(1.0) if likelihood is None else likelihood
+    if not isinstance(likelihood, Gaussian):
+        raise ValueError(f"likelihood: exact_ts needs Gaussian rewards, got {likelihood!r}")
+    if not prior.is_linear:
+        raise ValueError("prior: exact_ts needs a linear diffusion prior (the joint is then Gaussian)")
+    K = check_num_actions(num_actions)
+    d = prior.dim
+    offset = prior.num_levels * prior.latent_dim
+    joint = oracle.joint_posterior(prior, empty_stats(K, d, prior.cov1.dtype))
+    noise_var = likelihood.scale**2
+
+    def init() -> JointState:
+        return JointState(joint.mean, joint.cov, jnp.zeros((), jnp.int32))
+
+    def act(key, state: JointState, x):
+        x = check_context(x, K, d, False)
+        m = state.mean[offset:].reshape(K, d) @ x
+        c = state.cov[offset:, offset:].reshape(K, d, K, d)
+        s = jnp.einsum("i,aibj,j->ab", x, c, x)
+        scores = m + psd_cholesky(s) @ jax.random.normal(key, (K,), m.dtype)
+        return jnp.argmax(scores), ActInfo(scores)
+
+    def update(state: JointState, x, action, reward) -> JointState:
+        x, a, y = check_update(x, action, reward, K, d, False, likelihood)
+        start = offset + a * d
+        cols = jax.lax.dynamic_slice_in_dim(state.cov, start, d, axis=1)  # C[:, theta_a]
+        mean_a = jax.lax.dynamic_slice_in_dim(state.mean, start, d)
+        gain = cols @ x  # C h, with h = x in theta_a's block
+        innovation_var = x @ jax.lax.dynamic_slice_in_dim(gain, start, d) + noise_var
+        mean = state.mean + gain * (y - x @ mean_a) / innovation_var
+        cov = state.cov - jnp.outer(gain, gain) / innovation_var
+        return JointState(mean, 0.5 * (cov + cov.T), state.step + 1)
+
+    return Agent(init, act, update)

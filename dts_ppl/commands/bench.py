@@ -1,0 +1,119 @@
+"""``dts-ppl bench regret``: run every algorithm of a preset and report final regrets.
+
+Writes JSON {"preset", "rounds", "runs", "seed", "curve_rounds", "algorithms": {NAME: {"final_regret_mean",
+"final_regret_se", "curve"}}} where ``curve`` is the mean cumulative regret at the rounds listed in
+``curve_rounds`` (at most 250 of them, the last one = ``rounds``), and a plot of the curves.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub):
+    p = sub.add_parser("bench", help="benchmarks (regret experiments)")
+    bsub = p.add_subparsers(dest="bench", required=True)
+    r = bsub.add_parser("regret", help="regret of every algorithm of a preset (paper experiments)")
+    r.add_argument("--preset", help="preset name (see --list)")
+    r.add_argument("--list", action="store_true", help="list the presets and exit")
+    r.add_argument("--runs", type=int, default=None, help="independent runs (default: the preset's)")
+    r.add_argument("--rounds", type=int, default=None, help="rounds n (default: the preset's, 5000)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--json", default=None, help="write results here")
+    r.add_argument("--plot", default=None, help="save a regret plot here (png/pdf)")
+    r.add_argument("--agents", default=None, help="comma-separated subset of the preset's algorithms")
+    r.add_argument("--chunk-size", type=int, default=None, help="runs vmapped at once (default: by memory)")
+    r.add_argument("--x64", action="store_true", help="float64 (default float32)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(run=run_regret)
+
+
+def regret_table(results: dict, rounds: int, runs: int) -> str:
+    lines = [f"final cumulative regret after {rounds} rounds, mean +- s.e. over {runs} runs"]
+    width = max(len(n) for n in results) if results else 0
+    for name, res in results.items():
+        lines.append(f"  {name:<{width}}  {res.final_mean:10.1f} +- {res.final_se:7.1f}   ({res.seconds:.0f} s)")
+    return "\n".join(lines)
+
+
+def run_experiment(preset_name, runs, rounds, seed, agents=None, chunk_size=None, progress=True, log=print):
+    """Build a preset and simulate each of its algorithms on the same runs. Returns {name: RegretResult}."""
+    import jax
+
+    from dts_ppl.presets import default_chunk_size, get_preset
+    from dts_ppl.simulation import simulate
+
+    preset = get_preset(preset_name)
+    runs = preset.runs if runs is None else runs
+    rounds = preset.rounds if rounds is None else rounds
+    if runs is None or runs <= 0:
+        raise ValueError(f"runs: expected a positive integer, got {runs}")
+    if rounds is None or rounds <= 0:
+        raise ValueError(f"rounds: expected a positive integer, got {rounds}")
+    k_build, k_sim = jax.random.split(jax.random.PRNGKey(seed))
+    env, algos = preset.build(k_build, rounds)
+    if agents:
+        unknown = set(agents) - set(algos)
+        if unknown:
+            raise ValueError(f"agents: {sorted(unknown)} not in preset {preset_name!r} ({', '.join(algos)})")
+        algos = {n: a for n, a in algos.items() if n in agents}
+    chunk = min(runs, chunk_size or default_chunk_size(env.num_actions, env.dim))
+    log(f"{preset_name}: {env.name}; {runs} runs x {rounds} rounds, chunks of {chunk} runs")
+    results = {}
+    for name, agent in algos.items():
+        results[name] = simulate(k_sim, env, agent, rounds, runs, chunk_size=chunk, progress=progress, desc=name)
+        res = results[name]
+        log(f"  {name}: {res.final_mean:.1f} +- {res.final_se:.1f} ({res.seconds:.0f} s)")
+    return results, runs, rounds
+
+
+def to_json(preset: str, results: dict, rounds: int, runs: int, seed: int = 0, max_points: int = 250) -> dict:
+    import numpy as np
+
+    idx = np.unique(np.linspace(0, rounds - 1, min(max_points, rounds)).round().astype(int))
+    return {
+        "preset": preset,
+        "rounds": rounds,
+        "runs": runs,
+        "seed": seed,
+        "curve_rounds": [int(i) + 1 for i in idx],
+        "algorithms": {
+            name: {
+                "final_regret_mean": res.final_mean,
+                "final_regret_se": res.final_se,
+                "curve": [float(f"{v:.6g}") for v in res.mean[idx]],
+            }
+            for name, res in results.items()
+        },
+    }
+
+
+def run_regret(args) -> int:
+    import jax
+
+    from dts_ppl.presets import get_preset, preset_names
+
+    if args.list:
+        for name in preset_names():
+            print(f"{name:28s} {get_preset(name).description}")
+        return 0
+    if not args.preset:
+        raise ValueError("--preset: expected a preset name (see `dts-ppl bench regret --list`)")
+    jax.config.update("jax_enable_x64", bool(args.x64))
+    agents = [a.strip() for a in args.agents.split(",")] if args.agents else None
+    results, runs, rounds = run_experiment(
+        args.preset, args.runs, args.rounds, args.seed, agents, args.chunk_size, progress=not args.quiet
+    )
+    print(regret_table(results, rounds, runs))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(to_json(args.preset, results, rounds, runs, args.seed), f, indent=1)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from dts_ppl.simulation import plot_regret
+
+        plot_regret(results, args.plot, title=args.preset)
+        print(f"wrote {args.plot}")
+    sys.stdout.flush()
+    return 0

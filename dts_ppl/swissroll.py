@@ -1,0 +1,291 @@
+"""The Swiss-roll prior: data, the trained DDPM prior, and its on-disk cache.
+
+Action parameters theta in R^2 are points of scikit-learn's ``make_swiss_roll`` (coordinates
+x and z, noise 0.5), standardised with fixed population constants (estimated once from 10^6
+draws) so that training data and bandit environments share one scale.
+
+:func:`swiss_roll_prior` trains the DDPM prior of the paper's Swiss-roll study (or loads it
+from a cache file keyed by every training choice); ``models/swissroll.py`` retrains the
+shipped ``models/swissroll_L40.npz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+ROLL_NOISE = 0.5
+ROLL_MEAN = np.array([2.00, 0.21])  # of make_swiss_roll(10**6, noise=0.5)[:, [0, 2]]
+ROLL_SCALE = np.array([6.64, 6.97])
+
+#: Training choices of the shipped prior (and of every prior of the Swiss-roll study).
+TRAINING = dict(schedule="cosine", hidden=128, steps=6000, variance="beta", action_cov=1.0)
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def swiss_roll(num_samples: int, seed: int = 0) -> np.ndarray:
+    """``num_samples`` standardised Swiss-roll points (num_samples, 2) from ``make_swiss_roll``."""
+    from sklearn.datasets import make_swiss_roll
+
+    if int(num_samples) != num_samples or num_samples < 1:
+        raise ValueError(f"num_samples: expected a positive integer, got {num_samples!r}")
+    x = make_swiss_roll(int(num_samples), noise=ROLL_NOISE, random_state=int(seed))[0][:, [0, 2]]
+    return (x - ROLL_MEAN) / ROLL_SCALE
+
+
+def sample_swiss_roll(key, num_samples: int):
+    """JAX twin of :func:`swiss_roll` (same distribution, jittable): (num_samples, 2) standardised points.
+
+    t ~ 1.5 pi (1 + 2 U), (x, z) = (t cos t, t sin t) + N(0, 0.5^2 I), as ``make_swiss_roll``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    k_t, k_noise = jax.random.split(key)
+    dtype = jnp.result_type(float)
+    t = 1.5 * jnp.pi * (1 + 2 * jax.random.uniform(k_t, (num_samples,), dtype))
+    noise = ROLL_NOISE * jax.random.normal(k_noise, (num_samples, 2), dtype)
+    x = jnp.stack([t * jnp.cos(t), t * jnp.sin(t)], -1) + noise
+    return (x - jnp.asarray(ROLL_MEAN, dtype)) / jnp.asarray(ROLL_SCALE, dtype)
+
+
+def cache_dir() -> Path:
+    """Where trained study priors are cached: $DTS_PPL_CACHE or ~/.cache/dts_ppl."""
+    return Path(os.environ.get("DTS_PPL_CACHE", Path.home() / ".cache" / "dts_ppl"))
+
+
+def _config(num_samples, num_levels, seed, overrides):
+    cfg = dict(TRAINING, num_samples=int(num_samples), num_levels=int(num_levels), seed=int(seed))
+    cfg.update(overrides)
+    return cfg
+
+
+def swiss_roll_prior(
+    num_samples: int = 10_000,
+    num_levels: int = 40,
+    seed: int = 0,
+    cache: bool = True,
+    progress: bool = True,
+    **overrides,
+):
+    """The DDPM prior trained on ``num_samples`` Swiss-roll points (data seed ``seed``).
+
+    Looks first for the shipped ``models/swissroll_L40.npz`` (when the configuration matches),
+    then for a cache file under :func:`cache_dir`; otherwise trains (minutes for 10^4 samples
+    and L = 40 on 2 CPU cores) and writes the cache.
+
+    Args:
+        num_samples: size of the pre-training set.
+        num_levels: L.
+        seed: seed of the training data and of the training key.
+        cache: read and write the cache.
+        overrides: any :func:`dts_ppl.train_diffusion_prior` argument replacing :data:`TRAINING`.
+    Returns:
+        (prior, metadata).
+    """
+    import jax
+
+    from dts_ppl.ddpm import train_diffusion_prior
+    from dts_ppl.serialization import load_prior, save_prior
+
+    cfg = _config(num_samples, num_levels, seed, overrides)
+    tag = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
+    candidates = [MODELS_DIR / "swissroll_L40.npz", cache_dir() / f"swissroll-{tag}.npz"]
+    if cache:
+        for path in candidates:
+            if path.is_file():
+                prior, meta = load_prior(path)
+                if meta.get("study_config") == cfg:
+                    return prior, meta
+    train_args = {k: v for k, v in cfg.items() if k not in ("num_samples", "seed")}
+    trained = train_diffusion_prior(
+        swiss_roll(num_samples, seed), key=jax.random.PRNGKey(seed), progress=progress, **train_args
+    )
+    meta = dict(trained.metadata, study_config=cfg, data="swiss_roll", roll_noise=ROLL_NOISE)
+    if cache:
+        candidates[1].parent.mkdir(parents=True, exist_ok=True)
+        save_prior(candidates[1], trained.prior, meta)
+    return trained.prior, meta
+
+
+# ------------------------------------------------------------------------- the regret study
+
+PRETRAIN_SIZES = (10, 50, 100, 2500, 5000, 10_000, 50_000)
+DEPTHS = (2, 10, 40, 70, 100)
+
+#: The paper's Figure 3 ratios LinTS / dTS (read off its figure; the issue text).
+PAPER_RATIOS = {
+    **{
+        f"swissroll-pretrain-{n}": r
+        for n, r in zip(PRETRAIN_SIZES, (1.17, 1.45, 1.9, 2.05, 2.22, 2.08, 2.97), strict=True)
+    },
+    **{f"swissroll-depth-{L}": r for L, r in zip(DEPTHS, (1.9, 2.85, 3.02, 2.95, 2.77), strict=True)},
+}
+
+#: (pre-training size N, depth L) of every preset.
+PRESETS = {
+    **{f"swissroll-pretrain-{n}": (n, 40) for n in PRETRAIN_SIZES},
+    **{f"swissroll-depth-{L}": (10_000, L) for L in DEPTHS},
+}
+
+#: Bandit of the study (the paper does not state it): K actions with theta_a i.i.d. from the
+#: standardised roll, contexts U[-1, 1]^2, Gaussian rewards N(x^T theta_a, NOISE^2).
+STUDY = dict(num_actions=100, num_rounds=1000, num_runs=20, noise=1.0)
+
+
+def swissroll_environment(
+    num_actions: int = STUDY["num_actions"], noise: float = STUDY["noise"], shared_point_spread: float | None = None
+):
+    """Every run draws theta_a, a = 1..K, i.i.d. from the standardised Swiss roll (not from a diffusion).
+
+    With ``shared_point_spread`` = s the run instead draws ONE roll point c and
+    theta_a = c + s N(0, I) (the hierarchical structure the dTS prior assumes; a control).
+    """
+    import jax
+
+    from dts_ppl.envs import Environment, uniform_contexts
+    from dts_ppl.likelihoods import Gaussian
+
+    def sample_theta(key):
+        if shared_point_spread is None:
+            return sample_swiss_roll(key, num_actions)
+        k_point, k_spread = jax.random.split(key)
+        centre = sample_swiss_roll(k_point, 1)
+        return centre + shared_point_spread * jax.random.normal(k_spread, (num_actions, 2), centre.dtype)
+
+    kind = "i.i.d. roll points" if shared_point_spread is None else f"one roll point + N(0, {shared_point_spread}^2 I)"
+    name = f"Swiss roll ({kind}), K={num_actions}, Gaussian rewards (sd {noise})"
+    return Environment(sample_theta, uniform_contexts(2), Gaussian(noise), int(num_actions), 2, False, name)
+
+
+def paired_ratio(baseline, agent):
+    """Ratio of mean final regrets baseline / agent over paired runs and its delta-method s.e."""
+    b, a = np.asarray(baseline.cumulative)[:, -1], np.asarray(agent.cumulative)[:, -1]
+    n = b.shape[0]
+    r = b.mean() / a.mean()
+    if n < 2:
+        return float(r), float("nan")
+    cov = np.cov(b, a)
+    var = (cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / (n * a.mean() ** 2)
+    return float(r), float(np.sqrt(max(var, 0.0)))
+
+
+def swissroll_agents(
+    name: str,
+    num_actions: int = STUDY["num_actions"],
+    noise: float = STUDY["noise"],
+    linearisations=("identity",),
+    action_cov=None,
+    progress: bool = True,
+) -> dict:
+    """The agents of one preset: {"LinTS": ..., "dTS (lin)": ... for each linearisation}.
+
+    dTS uses the DDPM prior trained on the preset's N samples with L levels (cached, see
+    :func:`swiss_roll_prior`); LinTS gets the Gaussian fit (mean, covariance) of the same N
+    samples. ``action_cov`` replaces the prior's S_1 choice (see :mod:`dts_ppl.ddpm`).
+    """
+    import jax.numpy as jnp
+
+    from dts_ppl.agents import GaussianPrior, dts, lin_ts
+    from dts_ppl.likelihoods import Gaussian
+
+    if name not in PRESETS:
+        raise ValueError(f"name: expected one of {sorted(PRESETS)}, got {name!r}")
+    num_samples, num_levels = PRESETS[name]
+    prior, meta = swiss_roll_prior(num_samples, num_levels, progress=progress)
+    if action_cov is not None:
+        from dts_ppl.ddpm import action_covariance
+
+        scale = np.asarray(meta["standardisation"]["scale"])
+        s1 = action_covariance(action_cov, np.asarray(meta["betas"]), scale, prior.dim)
+        prior = prior._replace(cov1=jnp.asarray(s1, prior.cov1.dtype))
+    data = swiss_roll(num_samples, seed=0)
+    dtype = prior.cov1.dtype
+    gauss = GaussianPrior(jnp.asarray(data.mean(0), dtype), jnp.asarray(np.cov(data.T) + 1e-9 * np.eye(2), dtype))
+    lik = Gaussian(noise)
+    agents = {"LinTS": lin_ts(gauss, lik, num_actions)}
+    for lin in linearisations:
+        agents[f"dTS ({lin})"] = dts(prior, lik, num_actions, linearisation=lin)
+    return agents
+
+
+def run_preset(
+    name: str,
+    num_actions: int = STUDY["num_actions"],
+    num_rounds: int = STUDY["num_rounds"],
+    num_runs: int = STUDY["num_runs"],
+    noise: float = STUDY["noise"],
+    linearisations=("identity",),
+    seed: int = 0,
+    progress: bool = True,
+    action_cov=None,
+) -> dict:
+    """Run one Swiss-roll preset: dTS with the trained prior (one per linearisation) vs LinTS.
+
+    Both agents see the same theta, contexts and reward noise in run r (common random
+    numbers), so the ratio of their regrets is paired.
+
+    Returns:
+        dict with "results" {agent name: RegretResult}, "ratio" and "ratio_se" (LinTS / dTS
+        with the first linearisation, delta method over paired runs), and the settings.
+    """
+    import jax
+
+    from dts_ppl.simulation import simulate
+
+    agents = swissroll_agents(name, num_actions, noise, linearisations, action_cov, progress)
+    env = swissroll_environment(num_actions, noise)
+    key = jax.random.PRNGKey(seed)
+    results = {
+        label: simulate(key, env, agent, num_rounds, num_runs, progress=progress, desc=f"{name}: {label}")
+        for label, agent in agents.items()
+    }
+    ratio, se = paired_ratio(results["LinTS"], results[f"dTS ({linearisations[0]})"])
+    num_samples, num_levels = PRESETS[name]
+    settings = dict(num_actions=num_actions, num_rounds=num_rounds, num_runs=num_runs, noise=noise, seed=seed)
+    settings["action_cov"] = TRAINING["action_cov"] if action_cov is None else action_cov
+    return dict(
+        preset=name,
+        num_samples=num_samples,
+        num_levels=num_levels,
+        results=results,
+        ratio=ratio,
+        ratio_se=se,
+        **settings,
+    )
+
+
+def _preset_builder(name):
+    def build(key, num_rounds):
+        del key, num_rounds  # the prior is trained once (cached); theta is drawn per run by the environment
+        return swissroll_environment(), swissroll_agents(name)
+
+    return build
+
+
+def register_presets() -> None:
+    """Register the study's presets with ``dts-ppl bench regret`` (``dts_ppl.presets``)."""
+    from dts_ppl.presets import register_preset
+
+    for name, (num_samples, num_levels) in PRESETS.items():
+        register_preset(
+            name,
+            _preset_builder(name),
+            f"Swiss-roll theta (K={STUDY['num_actions']}), dTS with a DDPM prior trained on N={num_samples} "
+            f"roll samples, L={num_levels}, vs LinTS with their Gaussian fit",
+            rounds=STUDY["num_rounds"],
+            runs=STUDY["num_runs"],
+        )
+
+
+try:  # the preset registry comes with the agents; register when it is there
+    import dts_ppl.presets  # noqa: F401
+except ImportError:  # pragma: no cover - registry not merged yet
+    pass
+else:
+    register_presets()
