@@ -7,6 +7,8 @@ in about a minute on two CPU cores.
 - ``linear``: linear links, Gaussian rewards (the guide is exact).
 - ``mlp``: random two-layer ReLU links (:func:`dts_ppl.synthetic.random_mlp_prior`), Gaussian rewards.
 - ``logistic``: linear links, Bernoulli rewards.
+- ``ddpm``: the trained Swiss-roll DDPM prior shipped in ``models/swissroll_L40.npz``
+  (d = 2, L = 40 levels, :mod:`dts_ppl.swissroll`), Gaussian rewards.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from dts_ppl.likelihoods import Bernoulli, Gaussian
 from dts_ppl.model import BanditModel
 from dts_ppl.synthetic import random_linear_prior, random_mlp_prior
 
-PRESETS = ("linear", "mlp", "logistic")
-DEFAULT_NUM_OBS = {"linear": 50, "mlp": 50, "logistic": 100}
+PRESETS = ("linear", "mlp", "logistic", "ddpm")
+DEFAULT_NUM_OBS = {"linear": 50, "mlp": 50, "logistic": 100, "ddpm": 30}
+SWISSROLL_FILE = "swissroll_L40.npz"
 
 
 class Problem(NamedTuple):
@@ -41,6 +44,15 @@ def _prior(name: str, key):
         return random_linear_prior(key, 3, active_dims=(3, 2))
     if name == "mlp":
         return random_mlp_prior(key, 2, num_levels=2, hidden=10)
+    if name == "ddpm":
+        from dts_ppl.serialization import load_prior
+        from dts_ppl.swissroll import MODELS_DIR
+
+        path = MODELS_DIR / SWISSROLL_FILE
+        if not path.exists():
+            raise ValueError(f"preset: 'ddpm' needs the trained prior {path}, which is missing")
+        prior = load_prior(path)[0]  # stored in float32; compute in the default float type
+        return jax.tree.map(lambda a: jnp.asarray(a, jnp.result_type(float)), prior)
     raise ValueError(f"preset: expected one of {PRESETS}, got {name!r}")
 
 

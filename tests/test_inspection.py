@@ -78,3 +78,18 @@ def test_psis_of_constant_weights_is_minus_inf_and_heavy_tails_are_flagged():
     assert psis(np.full(500, 3.0))[1] == -np.inf
     rng = np.random.default_rng(0)
     assert psis(rng.standard_cauchy(4000) ** 2)[1] > 0.7  # weights with a very heavy tail
+
+
+def test_presets_build_valid_problems():
+    from dts_ppl.validate import check_inputs
+    from dts_ppl.validation_presets import PRESETS
+
+    for name in PRESETS:
+        p = make_problem(name, jax.random.PRNGKey(0), num_obs=7)
+        assert p.X.shape == (7, p.model.prior.dim) and p.y.shape == (7,)
+        if name in ("mlp", "ddpm"):  # the others run through validate in test_validate / test_cli_validate
+            check_inputs(p.model, DTSGuide(p.model, linearisation="jacobian"), p.X, p.A, p.y)
+    ddpm = make_problem("ddpm", jax.random.PRNGKey(0), num_obs=3).model
+    assert ddpm.prior.num_levels == 40 and ddpm.prior.dim == 2 and not ddpm.prior.is_linear
+    with pytest.raises(ValueError, match="preset"):
+        make_problem("nonsense", jax.random.PRNGKey(0))
