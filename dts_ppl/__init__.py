@@ -13,6 +13,7 @@ from dts_ppl.posterior import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.prior import DiffusionPrior
 from dts_ppl.serialization import load_prior, save_prior
 from dts_ppl.simulation import RegretResult, plot_regret, simulate
+from dts_ppl.validate import ValidationReport, validate
 
 __version__ = "0.1.0"
 
@@ -43,4 +44,6 @@ __all__ = [
     "psis_khat",
     "save_prior",
     "train_diffusion_prior",
+    "validate",
+    "ValidationReport",
 ]

@@ -1,4 +1,8 @@
-"""The one place that calls ArviZ (written for arviz 0.2x; ArviZ 1.x can be added here)."""
+"""The one place that calls ArviZ (written for arviz 0.2x; ArviZ 1.x can be added here).
+
+Everything else in dts_ppl hands this module plain numpy arrays keyed by site name, with a
+leading (chain, draw) shape, and gets numpy arrays, InferenceData or matplotlib figures back.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,92 @@ import warnings
 import numpy as np
 
 
-def psis(log_weights):
-    """Pareto-smoothed importance sampling. log_weights (S,) -> (smoothed log weights (S,), k-hat)."""
+def _az():
     import arviz as az
 
+    return az
+
+
+def psis(log_weights):
+    """Pareto-smoothed importance sampling. log_weights (S,) -> (smoothed log weights (S,), k-hat).
+
+    Weights that are equal to round-off (an exact guide) have no tail at all: ArviZ fits a
+    Pareto tail to them anyway and returns inf, so they are reported here as k-hat = -inf.
+    """
     lw = np.asarray(log_weights, dtype=np.float64)
+    lw = lw - lw.max()
+    if np.ptp(lw) < 1e-8:
+        return np.full_like(lw, -np.log(lw.size)), -np.inf
     with warnings.catch_warnings():
         # ArviZ warns when k-hat is high or the tail is short; the caller reports k-hat itself.
         warnings.simplefilter("ignore")
-        smoothed, khat = az.psislw(lw - lw.max())
+        smoothed, khat = _az().psislw(lw)
     return np.asarray(smoothed), float(np.asarray(khat))
+
+
+def chain_diagnostics(samples: dict) -> dict:
+    """Rank-normalised split R-hat, bulk ESS and ESS of the mean, per coordinate.
+
+    Args:
+        samples: {site: (chains, draws, *site_shape)}.
+    Returns:
+        {site: {"rhat": (*site_shape,), "ess_bulk": (*site_shape,), "ess_mean": (*site_shape,)}}.
+    """
+    az = _az()
+    data = az.convert_to_inference_data({k: np.asarray(v) for k, v in samples.items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short chains warn; the numbers are reported as they are
+        rhat = az.rhat(data)
+        bulk = az.ess(data, method="bulk")
+        mean = az.ess(data, method="mean")
+    return {k: {"rhat": rhat[k].values, "ess_bulk": bulk[k].values, "ess_mean": mean[k].values} for k in samples}
+
+
+def inference_data(
+    posterior: dict,
+    *,
+    sample_stats: dict | None = None,
+    posterior_predictive: dict | None = None,
+    observed_data: dict | None = None,
+    coords: dict | None = None,
+    dims: dict | None = None,
+    attrs: dict | None = None,
+):
+    """An ``arviz.InferenceData`` from numpy arrays with leading (chain, draw) axes."""
+    as_np = lambda d: None if d is None else {k: np.asarray(v) for k, v in d.items()}  # noqa: E731
+    return _az().from_dict(
+        posterior=as_np(posterior),
+        sample_stats=as_np(sample_stats),
+        posterior_predictive=as_np(posterior_predictive),
+        observed_data=as_np(observed_data),
+        coords=coords,
+        dims=dims,
+        attrs=attrs,
+    )
+
+
+def plot_forest(datasets: dict, var_names, ax):
+    """Forest plot of several InferenceData ({label: idata}) on one axis, chains combined."""
+    _az().plot_forest(
+        list(datasets.values()),
+        model_names=list(datasets),
+        var_names=list(var_names),
+        combined=True,
+        hdi_prob=0.9,
+        ax=ax,
+    )
+
+
+def plot_pair(datasets: dict, var_names, coords: dict, axes, colors):
+    """Scatter of two coordinates with marginal densities, one colour per dataset, on a 2x2 axes grid."""
+    az = _az()
+    for (label, data), color in zip(datasets.items(), colors, strict=False):
+        az.plot_pair(
+            data,
+            var_names=list(var_names),
+            coords=coords,
+            marginals=True,
+            ax=axes,
+            scatter_kwargs={"color": color, "alpha": 0.3, "s": 6, "label": label},
+            marginal_kwargs={"color": color},
+        )

@@ -10,7 +10,12 @@ import argparse
 import importlib
 import sys
 
-_COMMANDS = ["dts_ppl.commands.demo", "dts_ppl.commands.bench"]
+_COMMANDS = [
+    "dts_ppl.commands.demo",
+    "dts_ppl.commands.bench",
+    "dts_ppl.commands.validate",
+    "dts_ppl.commands.validation_study",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

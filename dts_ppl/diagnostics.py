@@ -30,8 +30,8 @@ def psis_khat(key, model, guide, X=None, A=None, y=None, num_samples: int = 2000
     """Pareto k-hat of the importance weights p(y, z) / q(z) (Yao et al. 2018).
 
     Below 0.5: the guide is a reliable proposal for the posterior; above 0.7: it is not.
-    A guide that is exact has constant weights and k-hat of -inf (reported as such by ArviZ)
-    or a small number driven by round-off.
+    A guide that is exact has weights constant to round-off, reported as k-hat = -inf (see
+    :func:`dts_ppl._arviz.psis`).
     """
     lw = log_importance_weights(key, model, guide, X, A, y, num_samples)
     if not bool(jnp.all(jnp.isfinite(lw))):

@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from dts_ppl.cli import main
+
+
+def test_cli_validate_writes_json_and_plot(tmp_path, capsys):
+    out, fig = tmp_path / "r.json", tmp_path / "r.png"
+    argv = [
+        "validate",
+        "--preset",
+        "logistic",
+        "--json",
+        str(out),
+        "--plot",
+        str(fig),
+        "--num-obs",
+        "20",
+        "--num-samples",
+        "150",
+        "--num-warmup",
+        "150",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["preset"] == "logistic" and set(report["sites"]) == {"psi", "theta"}
+    assert set(report["nuts"]) == {"rhat_max", "ess_bulk_min", "divergences"}
+    assert fig.stat().st_size > 10_000
+    assert "PSIS k-hat" in capsys.readouterr().out
+
+
+def test_cli_validate_rejects_bad_arguments(capsys):
+    assert main(["validate", "--preset", "linear", "--num-obs", "-3"]) == 2
+    assert "num_obs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["validate", "--preset", "nonsense"])
+    assert main(["validation-study", "--presets", "linear,nonsense"]) == 2

@@ -1,0 +1,95 @@
+"""ArviZ conversion and comparison plots (no NUTS: a NutsResult is built from guide draws)."""
+
+import jax
+import numpy as np
+import pytest
+
+from dts_ppl import DTSGuide
+from dts_ppl._arviz import psis
+from dts_ppl.inspection import plot_comparison, to_inference_data
+from dts_ppl.validation_presets import make_problem
+from dts_ppl.validate import NutsResult, compare_site
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return make_problem("linear", jax.random.PRNGKey(3), num_obs=12, num_actions=3)
+
+
+def _fake_nuts(draws, chains=2):
+    samples = {k: np.asarray(v).reshape((chains, -1) + v.shape[1:]) for k, v in draws.items()}
+    c, n = samples["theta"].shape[:2]
+    stats = {
+        "diverging": np.zeros((c, n), bool),
+        "accept_prob": np.full((c, n), 0.9),
+        "num_steps": np.full((c, n), 7),
+        "energy": np.ones((c, n)),
+        "potential_energy": np.ones((c, n)),
+    }
+    return NutsResult(samples, stats)
+
+
+def test_to_inference_data_groups_dims_and_coords(problem):
+    model, (X, A, y) = problem.model, (problem.X, problem.A, problem.y)
+    draws = DTSGuide(model).sample_posterior(jax.random.PRNGKey(0), X, A, y, sample_shape=(40,))
+    guide = to_inference_data(model, draws, X, A, y, key=jax.random.PRNGKey(1))
+    assert set(guide.groups()) == {"posterior", "posterior_predictive", "observed_data"}
+    assert guide.posterior["psi"].dims == ("chain", "draw", "level", "latent_feature")
+    assert guide.posterior["theta"].dims == ("chain", "draw", "action", "feature")
+    assert list(guide.posterior["level"].values) == [2, 1]  # psi[0] is the top latent psi_2
+    assert guide.posterior_predictive["y"].shape == (1, 40, 12)
+    np.testing.assert_array_equal(guide.observed_data["y"].values, np.asarray(y))
+    np.testing.assert_allclose(guide.posterior["theta"].values[0], np.asarray(draws["theta"]))
+
+    nuts = to_inference_data(model, _fake_nuts(draws), X, A, y)
+    assert set(nuts.groups()) == {"posterior", "sample_stats", "observed_data"}
+    assert nuts.posterior["theta"].shape == (2, 20, 3, 3)
+    assert {"diverging", "acceptance_rate", "n_steps", "energy", "lp"} <= set(nuts.sample_stats.data_vars)
+    with pytest.raises(ValueError, match="draws"):
+        to_inference_data(model, {"theta": draws["theta"]})
+
+
+def test_plot_comparison_writes_a_file(problem, tmp_path):
+    model, (X, A, y) = problem.model, (problem.X, problem.A, problem.y)
+    g = DTSGuide(model).sample_posterior(jax.random.PRNGKey(0), X, A, y, sample_shape=(60,))
+    sets = {"guide": to_inference_data(model, g), "NUTS": to_inference_data(model, _fake_nuts(g))}
+    path = tmp_path / "cmp.png"
+    fig = plot_comparison(sets, path, pair=(("psi", (1, 0)), ("theta", (2, 1))))
+    assert path.stat().st_size > 10_000 and len(fig.axes) >= 4
+    with pytest.raises(ValueError, match="pair"):
+        plot_comparison(sets, None, pair=(("psi", (1,)), ("theta", (0, 0))))
+
+
+def test_compare_site_against_known_shift():
+    # "NUTS" = iid N(0, 1) draws, guide = N(0.5, 1.2^2): the standardised error is 0.5 and the sd ratio 1.2,
+    # within their Monte-Carlo error; the distance is far above the floor.
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(2, 2000, 1))
+    q = 0.5 + 1.2 * rng.normal(size=(4000, 1))
+    s = compare_site(q, p, ess_mean=np.full(1, 4000.0))
+    assert abs(s.max_std_mean_error - 0.5) < 4 * s.mcse * 1.2
+    assert abs(float(s.sd_ratio[0]) - 1.2) < 0.05
+    assert s.distance > 5 * s.distance_nuts_floor
+    same = compare_site(rng.normal(size=(4000, 1)), p, ess_mean=np.full(1, 4000.0))
+    assert same.max_std_mean_error < 4 * same.mcse and same.distance < 2 * same.distance_nuts_floor
+
+
+def test_psis_of_constant_weights_is_minus_inf_and_heavy_tails_are_flagged():
+    assert psis(np.full(500, 3.0))[1] == -np.inf
+    rng = np.random.default_rng(0)
+    assert psis(rng.standard_cauchy(4000) ** 2)[1] > 0.7  # weights with a very heavy tail
+
+
+def test_presets_build_valid_problems():
+    from dts_ppl.validate import check_inputs
+    from dts_ppl.validation_presets import PRESETS
+
+    for name in PRESETS:
+        p = make_problem(name, jax.random.PRNGKey(0), num_obs=7)
+        assert p.X.shape == (7, p.model.prior.dim) and p.y.shape == (7,)
+        if name in ("mlp", "ddpm"):  # the others run through validate in test_validate / test_cli_validate
+            check_inputs(p.model, DTSGuide(p.model, linearisation="jacobian"), p.X, p.A, p.y)
+    ddpm = make_problem("ddpm", jax.random.PRNGKey(0), num_obs=3).model
+    assert ddpm.prior.num_levels == 40 and ddpm.prior.dim == 2 and not ddpm.prior.is_linear
+    with pytest.raises(ValueError, match="preset"):
+        make_problem("nonsense", jax.random.PRNGKey(0))
