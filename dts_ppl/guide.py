@@ -42,6 +42,11 @@ class DTSGuide:
     def __init__(self, model: BanditModel, linearisation: str = "identity", num_iterations: int = 3, data=None):
         if not isinstance(model, BanditModel):
             raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")
+        if model.parameterisation != "centred":
+            raise ValueError(
+                "model: DTSGuide samples the centred sites psi and theta; build it from the centred model "
+                "(BanditModel(...) rather than model.noncentred())"
+            )
         self.model = model
         self.linearisation = check_linearisation(linearisation)
         if num_iterations < 1:

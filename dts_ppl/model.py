@@ -33,17 +33,34 @@ from dts_ppl.prior import DiffusionPrior
 LATENT_SITES = ("psi", "theta")
 
 
-def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool):
+PARAMETERISATIONS = ("centred", "noncentred")
+
+
+def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool, parameterisation: str = "centred"):
     """Sample sites ``psi`` then ``theta`` from a chain of Gaussian conditionals.
+
+    ``parameterisation="noncentred"`` samples standard-normal sites ``psi_raw`` and
+    ``theta_raw`` instead and records ``psi = loc + scale_tril @ psi_raw`` (and theta alike) as
+    deterministic sites: the same distribution of (psi, theta), a geometry NUTS finds easier
+    when the chain's conditionals are much narrower than their marginals (DDPM chains).
 
     Returns:
         psi (L, d_psi) and theta (K, d), or (d,) when ``shared``.
     """
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(f"parameterisation: expected one of {PARAMETERISATIONS}, got {parameterisation!r}")
+    centred = parameterisation == "centred"
+
+    def draw(name, loc, tril, event_dims):
+        if centred:
+            return numpyro.sample(name, dist.MultivariateNormal(loc, scale_tril=tril).to_event(event_dims))
+        raw = numpyro.sample(name + "_raw", dist.Normal(jnp.zeros_like(loc), 1.0).to_event(event_dims + 1))
+        return loc + jnp.einsum("...ij,...j->...i", tril, raw)
 
     def level(psi_parent, xs):
         cond, is_top, link = xs
         loc = conditional_loc(cond, parent_means(prior, psi_parent, is_top, link))
-        psi = numpyro.sample("psi", dist.MultivariateNormal(loc, scale_tril=cond.scale_tril))
+        psi = draw("psi", loc, cond.scale_tril, 0)
         return psi, psi
 
     top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
@@ -51,9 +68,12 @@ def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool):
     loc = conditional_loc(conds.theta, prior.link1(psi[-1]))
     tril = conds.theta.scale_tril
     if shared:
-        theta = numpyro.sample("theta", dist.MultivariateNormal(loc[0], scale_tril=tril[0]))
+        theta = draw("theta", loc[0], tril[0], 0)
     else:
-        theta = numpyro.sample("theta", dist.MultivariateNormal(loc, scale_tril=tril).to_event(1))
+        theta = draw("theta", loc, tril, 1)
+    if not centred:
+        psi = numpyro.deterministic("psi", psi)
+        theta = numpyro.deterministic("theta", theta)
     return psi, theta
 
 
@@ -66,6 +86,10 @@ class BanditModel:
         likelihood: Gaussian(scale) (default Gaussian(1.0)), Bernoulli() or Poisson().
         shared: one parameter theta (d,) for all actions; X then holds the features
             phi(x_i, A_i) of the played pairs and A is not used (pass None).
+        parameterisation: "centred" (default: sample sites ``psi`` and ``theta``, as the
+            guide does) or "noncentred" (standard-normal sites ``psi_raw``, ``theta_raw``;
+            ``psi`` and ``theta`` become deterministic sites). Same distribution; use
+            :meth:`noncentred` to give NUTS the easier geometry on deep DDPM chains.
 
     Call arguments:
         X: (n, d) contexts (or features); None for no data.
@@ -82,7 +106,14 @@ class BanditModel:
         ((4, 1, 2), (4, 3, 2), (4, 5))
     """
 
-    def __init__(self, prior: DiffusionPrior, num_actions: int | None = None, likelihood=None, shared: bool = False):
+    def __init__(
+        self,
+        prior: DiffusionPrior,
+        num_actions: int | None = None,
+        likelihood=None,
+        shared: bool = False,
+        parameterisation: str = "centred",
+    ):
         if not isinstance(prior, DiffusionPrior):
             raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
         if shared:
@@ -97,12 +128,22 @@ class BanditModel:
         self.num_actions = int(num_actions)
         self.likelihood = Gaussian(1.0) if likelihood is None else likelihood
         self.shared = bool(shared)
+        if parameterisation not in PARAMETERISATIONS:
+            raise ValueError(f"parameterisation: expected one of {PARAMETERISATIONS}, got {parameterisation!r}")
+        self.parameterisation = parameterisation
+
+    def noncentred(self) -> BanditModel:
+        """The same model with the non-centred parameterisation (for NUTS; see ``parameterisation``)."""
+        return BanditModel(
+            self.prior, None if self.shared else self.num_actions, self.likelihood, self.shared, "noncentred"
+        )
 
     def __repr__(self):
         kind = "shared" if self.shared else f"K={self.num_actions}"
         return (
             f"BanditModel({kind}, d={self.prior.dim}, d_psi={self.prior.latent_dim}, "
-            f"L={self.prior.num_levels}, likelihood={self.likelihood})"
+            f"L={self.prior.num_levels}, likelihood={self.likelihood}"
+            + (", noncentred)" if self.parameterisation == "noncentred" else ")")
         )
 
     @property
@@ -139,7 +180,8 @@ class BanditModel:
 
     def __call__(self, X=None, A=None, y=None):
         X, A, y = self.check_data(X, A, y)
-        psi, theta = sample_chain(self.prior, prior_conditionals(self.prior, self.num_actions), self.shared)
+        conds = prior_conditionals(self.prior, self.num_actions)
+        psi, theta = sample_chain(self.prior, conds, self.shared, self.parameterisation)
         eta = X @ theta if self.shared else jnp.sum(X * theta[A], axis=-1)
         if X.shape[0]:
             with numpyro.plate("data", X.shape[0]):

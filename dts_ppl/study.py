@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 from dts_ppl.guide import DTSGuide
 from dts_ppl.links import LINEARISATIONS
-from dts_ppl.validation_presets import make_problem
 from dts_ppl.validate import check_inputs, compare, run_nuts
+from dts_ppl.validation_presets import NUTS_PARAMETERISATION, make_problem
 
 
 def linearisations_for(model) -> tuple:
@@ -71,6 +71,7 @@ def approximation_study(
             num_chains=num_chains,
             chain_method=chain_method,
             progress_bar=False,
+            parameterisation=NUTS_PARAMETERISATION.get(preset, "centred"),
         )
         for lin in linearisations_for(model):
             report = compare(model, DTSGuide(model, linearisation=lin), *args, nuts, key=k_cmp)

@@ -7,8 +7,8 @@ import pytest
 from dts_ppl import DTSGuide
 from dts_ppl._arviz import psis
 from dts_ppl.inspection import plot_comparison, to_inference_data
-from dts_ppl.validation_presets import make_problem
 from dts_ppl.validate import NutsResult, compare_site
+from dts_ppl.validation_presets import make_problem
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 from conftest import random_data, random_linear_prior
 from numpyro.diagnostics import effective_sample_size
 from numpyro.infer import MCMC, NUTS
@@ -11,11 +12,13 @@ from dts_ppl import BanditModel, DTSGuide, Gaussian
 Z = 5.0
 
 
-def test_nuts_matches_closed_form():
+@pytest.mark.parametrize("parameterisation", ["centred", "noncentred"])
+def test_nuts_matches_closed_form(parameterisation):
     prior = random_linear_prior(jax.random.PRNGKey(20), 2, 2, 2)
     model = BanditModel(prior, 3, Gaussian(0.7))
     X, A, y = random_data(jax.random.PRNGKey(21), 2, 3, n=24)
-    mcmc = MCMC(NUTS(model), num_warmup=500, num_samples=2000, progress_bar=False)
+    target = model.noncentred() if parameterisation == "noncentred" else model
+    mcmc = MCMC(NUTS(target), num_warmup=500, num_samples=2000, progress_bar=False)
     mcmc.run(jax.random.PRNGKey(22), X, A, y)
     draws = mcmc.get_samples(group_by_chain=True)
     mo = DTSGuide(model).moments(X, A, y)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dts_ppl import BanditModel, DiffusionPrior, DTSGuide, oracle
-from dts_ppl.validation_presets import make_problem
 from dts_ppl.synthetic import random_linear_prior
 from dts_ppl.validate import check_inputs, compare, validate
+from dts_ppl.validation_presets import make_problem
 
 NUTS = dict(num_samples=600, num_warmup=300, num_chains=2, chain_method="vectorized", progress_bar=False)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PRESET_HELP = "linear (exact), mlp (random MLP links), logistic (Bernoulli rewards)"
+PRESET_HELP = "linear (exact), mlp (random MLP links), logistic (Bernoulli rewards), ddpm (trained Swiss-roll prior)"
 
 
 def register(sub):
@@ -17,6 +17,12 @@ def register(sub):
     p.add_argument("--num-samples", type=int, default=1000, help="NUTS draws per chain")
     p.add_argument("--num-warmup", type=int, default=500)
     p.add_argument("--num-chains", type=int, default=2)
+    p.add_argument(
+        "--parameterisation",
+        choices=("centred", "noncentred"),
+        default=None,
+        help="the model NUTS samples (default: the preset's; noncentred for ddpm)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide NUTS's progress bar")
     p.set_defaults(run=run)
@@ -34,15 +40,19 @@ def run(args) -> int:
     jax.config.update("jax_enable_x64", True)
 
     from dts_ppl import DTSGuide
-    from dts_ppl.validation_presets import make_problem
     from dts_ppl.validate import validate
+    from dts_ppl.validation_presets import NUTS_PARAMETERISATION, make_problem
 
     key = jax.random.PRNGKey(args.seed)
     k_data, k_val, k_pred = jax.random.split(key, 3)
     problem = make_problem(args.preset, k_data, num_obs=args.num_obs)
     model = problem.model
     guide = DTSGuide(model, linearisation=args.linearisation)
-    print(f"preset {args.preset}: {model}, n={problem.X.shape[0]}, linearisation={args.linearisation}")
+    parameterisation = args.parameterisation or NUTS_PARAMETERISATION[args.preset]
+    print(
+        f"preset {args.preset}: {model}, n={problem.X.shape[0]}, linearisation={args.linearisation}, "
+        f"NUTS {parameterisation}"
+    )
     report = validate(
         model,
         guide,
@@ -54,6 +64,7 @@ def run(args) -> int:
         num_warmup=args.num_warmup,
         num_chains=args.num_chains,
         progress_bar=not args.no_progress,
+        nuts_parameterisation=parameterisation,
     )
     print(report)
     if args.json:

@@ -32,8 +32,8 @@ def run(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from dts_ppl.validation_presets import PRESETS
     from dts_ppl.study import approximation_study, study_table
+    from dts_ppl.validation_presets import PRESETS
 
     presets = tuple(args.presets.split(","))
     bad = [p for p in presets if p not in PRESETS]
