@@ -36,6 +36,13 @@ LATENT_SITES = ("psi", "theta")
 PARAMETERISATIONS = ("centred", "noncentred")
 
 
+def check_parameterisation(parameterisation: str) -> str:
+    """Return ``parameterisation`` if it is one of :data:`PARAMETERISATIONS`, else raise ValueError."""
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(f"parameterisation: expected one of {PARAMETERISATIONS}, got {parameterisation!r}")
+    return parameterisation
+
+
 def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool, parameterisation: str = "centred"):
     """Sample sites ``psi`` then ``theta`` from a chain of Gaussian conditionals.
 
@@ -47,9 +54,7 @@ def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool, param
     Returns:
         psi (L, d_psi) and theta (K, d), or (d,) when ``shared``.
     """
-    if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(f"parameterisation: expected one of {PARAMETERISATIONS}, got {parameterisation!r}")
-    centred = parameterisation == "centred"
+    centred = check_parameterisation(parameterisation) == "centred"
 
     def draw(name, loc, tril, event_dims):
         if centred:
@@ -128,9 +133,7 @@ class BanditModel:
         self.num_actions = int(num_actions)
         self.likelihood = Gaussian(1.0) if likelihood is None else likelihood
         self.shared = bool(shared)
-        if parameterisation not in PARAMETERISATIONS:
-            raise ValueError(f"parameterisation: expected one of {PARAMETERISATIONS}, got {parameterisation!r}")
-        self.parameterisation = parameterisation
+        self.parameterisation = check_parameterisation(parameterisation)
 
     def noncentred(self) -> BanditModel:
         """The same model with the non-centred parameterisation (for NUTS; see ``parameterisation``)."""

@@ -71,7 +71,7 @@ def approximation_study(
             num_chains=num_chains,
             chain_method=chain_method,
             progress_bar=False,
-            parameterisation=NUTS_PARAMETERISATION.get(preset, "centred"),
+            parameterisation=NUTS_PARAMETERISATION[preset],
         )
         for lin in linearisations_for(model):
             report = compare(model, DTSGuide(model, linearisation=lin), *args, nuts, key=k_cmp)

@@ -25,7 +25,7 @@ from numpyro.infer import MCMC, NUTS
 from dts_ppl import _arviz
 from dts_ppl.diagnostics import psis_khat
 from dts_ppl.distances import energy_distance
-from dts_ppl.model import LATENT_SITES, PARAMETERISATIONS
+from dts_ppl.model import LATENT_SITES, check_parameterisation
 
 NUTS_EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy", "potential_energy")
 
@@ -254,9 +254,7 @@ def run_nuts(
     chain_method = chain_method or default_chain_method(num_chains)
     if chain_method not in ("sequential", "vectorized", "parallel"):
         raise ValueError(f"chain_method: expected 'sequential', 'vectorized' or 'parallel', got {chain_method!r}")
-    if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(f"parameterisation: expected one of {PARAMETERISATIONS}, got {parameterisation!r}")
-    if parameterisation == "noncentred":
+    if check_parameterisation(parameterisation) == "noncentred":
         model = model.noncentred()
     mcmc = MCMC(
         NUTS(model, target_accept_prob=target_accept_prob),

@@ -72,3 +72,29 @@ def test_parameterisation_errors():
         DTSGuide(BanditModel(prior, 3).noncentred())
     assert "noncentred" in repr(BanditModel(prior, 3).noncentred())
     assert jnp.shape(handlers.seed(BanditModel(prior, 3).noncentred(), 0)(None)) == (3, 2)
+
+
+def test_run_nuts_noncentred_returns_the_latent_sites():
+    """run_nuts on the non-centred model reports psi and theta (not the raw sites), and rejects an
+    unknown parameterisation before sampling."""
+    from dts_ppl.validate import run_nuts
+
+    prior = random_linear_prior(jax.random.PRNGKey(6), 2, 2, 2)
+    model = BanditModel(prior, 3, Gaussian(0.7))
+    X, A, y = random_data(jax.random.PRNGKey(7), 2, 3, n=9)
+    res = run_nuts(
+        model,
+        X,
+        A,
+        y,
+        key=jax.random.PRNGKey(8),
+        num_samples=20,
+        num_warmup=20,
+        num_chains=1,
+        progress_bar=False,
+        parameterisation="noncentred",
+    )
+    assert set(res.samples) == {"psi", "theta"}
+    assert res.samples["psi"].shape == (1, 20, 2, 2) and res.samples["theta"].shape == (1, 20, 3, 2)
+    with pytest.raises(ValueError, match="parameterisation"):
+        run_nuts(model, X, A, y, key=jax.random.PRNGKey(8), num_samples=20, num_warmup=20, parameterisation="nc")
