@@ -30,7 +30,18 @@ PAPER = {
     "fig2a-k5000": {"dTS": 0.42e4, "LinTS": 1.44e4},
     "fig2a-k50000": {"dTS": 0.52e4, "LinTS": 1.61e4},
 }
-COLUMNS = ["dTS", "dTS (iterated)", "dTS (linear reward)", "HierTS", "LinTS", "LinUCB", "GLM-TS", "UCB-GLM", "exact TS"]
+COLUMNS = [
+    "dTS",
+    "dTS (iterated)",
+    "dTS (MLE expansion)",
+    "dTS (linear reward)",
+    "HierTS",
+    "LinTS",
+    "LinUCB",
+    "GLM-TS",
+    "UCB-GLM",
+    "exact TS",
+]
 
 
 def fmt(x):

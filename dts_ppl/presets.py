@@ -95,14 +95,18 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
         else:  # beyond the paper: re-linearised upward messages (MATH.md section 4)
             out["dTS (iterated)"] = lambda: ag.dts(agent_prior, Gaussian(1.0), K, linearisation="iterated")
     else:
+        # Every GLM agent expands its likelihood around a fit regularised at the prior's scale
+        # (Bernoulli.regularised_for); "dTS (MLE expansion)" keeps the paper's near-MLE point.
+        lik = Bernoulli().regularised_for(marginal[1])
         out = {
-            "dTS": lambda: ag.dts(agent_prior, Bernoulli(), K, history=H),
+            "dTS": lambda: ag.dts(agent_prior, lik, K, history=H),
+            "dTS (MLE expansion)": lambda: ag.dts(agent_prior, Bernoulli(), K, history=H),
             "dTS (linear reward)": lambda: ag.dts(agent_prior, Gaussian(1.0), K),
-            "GLM-TS": lambda: ag.glm_ts(marginal, Bernoulli(), K, history=H),
-            "UCB-GLM": lambda: ag.ucb_glm(marginal, Bernoulli(), K, history=H),
+            "GLM-TS": lambda: ag.glm_ts(marginal, lik, K, history=H),
+            "UCB-GLM": lambda: ag.ucb_glm(marginal, lik, K, history=H),
         }
         if not agent_prior.is_linear:
-            out["dTS (iterated)"] = lambda: ag.dts(agent_prior, Bernoulli(), K, linearisation="iterated", history=H)
+            out["dTS (iterated)"] = lambda: ag.dts(agent_prior, lik, K, linearisation="iterated", history=H)
     return {name: make() for name, make in out.items() if which is None or name in which}
 
 

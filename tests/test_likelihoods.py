@@ -31,7 +31,7 @@ def glm_problem():
     return X, A
 
 
-@pytest.mark.parametrize("likelihood", [Bernoulli(), Poisson()])
+@pytest.mark.parametrize("likelihood", [Bernoulli(), Poisson(), Bernoulli(ridge=0.5), Poisson(ridge=2.0)])
 def test_glm_fit_is_the_ridge_mle_and_statistics_follow(likelihood):
     X, A = glm_problem()
     rng = np.random.default_rng(32)
@@ -55,7 +55,8 @@ def test_glm_fit_is_the_ridge_mle_and_statistics_follow(likelihood):
         np.testing.assert_allclose(B[a], ref, atol=1e-4 * max(1, np.abs(ref).max()))
         curv = likelihood._curvature(Xa @ B[a])
         np.testing.assert_allclose(G[a], (Xa * np.asarray(curv)[:, None]).T @ Xa, rtol=1e-10, atol=1e-14)
-        np.testing.assert_allclose(b[a], G[a] @ B[a], rtol=1e-10, atol=1e-14)
+        # b = G B - grad NLL(B); at a ridge optimum grad NLL(B) = -ridge B (independently derived)
+        np.testing.assert_allclose(b[a], G[a] @ B[a] + likelihood.ridge * B[a], rtol=1e-6, atol=1e-8)
     assert np.all(G[3] == 0) and np.all(b[3] == 0)
     assert np.all(np.isfinite(B))
 
@@ -69,3 +70,52 @@ def test_reward_support_is_checked():
         Gaussian(-1.0)
     with pytest.raises(ValueError, match="ridge"):
         Bernoulli(ridge=0.0)
+
+
+@pytest.mark.parametrize("likelihood", [Bernoulli(ridge=0.3), Poisson(ridge=0.3)])
+def test_statistics_are_the_second_order_taylor_expansion_at_the_fit(likelihood):
+    """log p(y | theta) - log p(y | B) = b^T(theta - B) + B^T G (theta - B) ... checked as: the
+    quadratic -theta^T G theta / 2 + b^T theta has the log-likelihood's gradient and Hessian at B,
+    both computed here by autodiff of the NumPyro distribution's log_prob (an independent path)."""
+    jax.config.update("jax_enable_x64", True)
+    X, A = glm_problem()
+    rng = np.random.default_rng(33)
+    y = rng.binomial(1, 0.5, size=60) if isinstance(likelihood, Bernoulli) else rng.poisson(1.0, size=60)
+    X, A, y = jnp.asarray(X), jnp.asarray(A), jnp.asarray(y, float)
+    G, b = likelihood.statistics(X, A, y, 4)
+    B = likelihood.fit(X, A, y, 4)
+    for a in range(3):
+        m = A == a
+
+        def loglik(t, m=m):
+            return jnp.sum(jnp.where(m, likelihood.distribution(X @ t).log_prob(y), 0.0))
+
+        grad, hess = jax.grad(loglik)(B[a]), jax.hessian(loglik)(B[a])
+        np.testing.assert_allclose(-G[a], hess, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(b[a] - G[a] @ B[a], grad, rtol=1e-6, atol=1e-8)
+        assert np.abs(grad).max() > 1e-2  # the ridge moved B off the MLE: the gradient term matters
+
+
+@pytest.mark.parametrize("likelihood", [Bernoulli(ridge=0.3), Poisson(ridge=1e-3)])
+def test_one_group_laplace_equals_the_batch_statistics(likelihood):
+    """The agents' masked one-group call and the batch call are the same routine and agree."""
+    jax.config.update("jax_enable_x64", True)
+    X, A = glm_problem()
+    rng = np.random.default_rng(34)
+    y = rng.binomial(1, 0.4, size=60) if isinstance(likelihood, Bernoulli) else rng.poisson(1.5, size=60)
+    X, A, y = jnp.asarray(X), jnp.asarray(A), jnp.asarray(y, float)
+    G, b = likelihood.statistics(X, A, y, 4)
+    for a in range(4):
+        Ga, ba, _ = likelihood.laplace(X, y, (A == a).astype(X.dtype), jnp.zeros(3), likelihood.num_iterations)
+        # same iterates up to summation order (segment_sum vs matmul): float64 round-off only
+        np.testing.assert_allclose(Ga, G[a], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(ba, b[a], rtol=1e-7, atol=1e-9)
+
+
+def test_regularised_for_sets_the_ridge_from_the_prior_scale():
+    lik = Bernoulli().regularised_for(jnp.diag(jnp.array([2.0, 4.0, 6.0])))
+    assert lik.ridge == pytest.approx(0.25) and lik.num_iterations == Bernoulli().num_iterations
+    with pytest.raises(ValueError, match="theta_cov"):
+        Bernoulli().regularised_for(jnp.ones(3))
+    with pytest.raises(ValueError, match="theta_cov"):
+        Bernoulli().regularised_for(jnp.zeros((2, 2)))

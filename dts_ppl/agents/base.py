@@ -14,9 +14,10 @@ ValueError instead of corrupting the state.
 Online evidence (MATH.md section 2). Every agent keeps per-group statistics (G_g, b_g), where a
 group is an action (per-action parameters) or the single shared parameter. Gaussian rewards
 update them exactly in O(d^2). GLM rewards need the played group's Gaussianised statistics
-around its ridge MLE B_g: we keep a ring buffer of the last ``history`` observations and run
-``newton_steps`` damped Newton steps on the played group's rows, warm-started at its previous
-B_g. One step costs O(history d^2) whatever t is; the buffer holds the whole history when
+around its ridge-regularised fit B_g: we keep a ring buffer of the last ``history`` observations
+and run ``newton_steps`` damped Newton steps on the played group's rows, warm-started at its
+previous B_g (``likelihood.laplace``, the routine the batch statistics use). One step costs
+O(history d^2) whatever t is; the buffer holds the whole history when
 ``history`` >= the number of rounds (otherwise the oldest rows are forgotten).
 """
 
@@ -166,48 +167,10 @@ def update_evidence(likelihood, ev: Evidence, phi, group, y, newton_steps: int):
     B_old = h.B[group]
     slot = h.count % h.X.shape[0]
     h = History(set_row(h.X, slot, phi), set_row(h.group, slot, group), set_row(h.y, slot, y), h.count + 1, h.B)
-    B_new = _newton_fit(likelihood, h.X, h.y, h.group == group, B_old, newton_steps)
-    new = _gaussianised(likelihood, h.X, h.group == group, B_new)
-    stats = ActionStats(set_row(G, group, new[0]), set_row(b, group, new[1]))
+    G_new, b_new, B_new = likelihood.laplace(h.X, h.y, (h.group == group).astype(h.X.dtype), B_old, newton_steps)
+    new = (G_new, b_new)
+    stats = ActionStats(set_row(G, group, G_new), set_row(b, group, b_new))
     return Evidence(stats, h._replace(B=set_row(h.B, group, B_new))), old, new
-
-
-_STEPS = (1.0, 0.5, 0.25, 0.1, 0.0)
-
-
-def _newton_fit(likelihood, X, y, mask, B, num_steps: int):
-    """Warm-started damped Newton on sum_{mask} nll(y, x^T B) + ridge/2 |B|^2.
-
-    Returns B (d,). Each step is O(H d^2) for a buffer of H rows (masked rows contribute zero).
-    """
-    w = mask.astype(X.dtype)
-    ridge = likelihood.ridge
-    eye = jnp.eye(X.shape[1], dtype=X.dtype)
-    steps = jnp.asarray(_STEPS, X.dtype)
-
-    def objective(cands):  # (S, d) -> (S,)
-        eta = X @ cands.T  # (H, S)
-        return jnp.sum(w[:, None] * likelihood._nll(y[:, None], eta), 0) + 0.5 * ridge * jnp.sum(cands**2, -1)
-
-    def step(B, _):
-        eta = X @ B
-        grad = X.T @ (w * (likelihood.mean(eta) - y)) + ridge * B
-        hess = (X * (w * likelihood._curvature(eta))[:, None]).T @ X + ridge * eye
-        direction = jnp.linalg.solve(hess, grad)
-        cands = B[None] - steps[:, None] * direction[None]
-        best = jnp.argmin(jnp.nan_to_num(objective(cands), nan=jnp.inf))
-        return cands[best], None
-
-    B, _ = jax.lax.scan(step, B, None, length=num_steps)
-    return B
-
-
-def _gaussianised(likelihood, X, mask, B):
-    """G = sum_{mask} gdot(x^T B) x x^T (d, d) and b = G B (d,): MATH.md section 2."""
-    w = mask.astype(X.dtype) * likelihood._curvature(X @ B)
-    G = (X * w[:, None]).T @ X
-    G = 0.5 * (G + G.T)
-    return G, G @ B
 
 
 def check_glm_options(likelihood, history: int, newton_steps: int):
