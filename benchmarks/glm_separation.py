@@ -1,8 +1,11 @@
 """Why Gaussianised logistic evidence is weak here: MLE norms |B_a| against the true |theta_a|.
 
 One run of dTS (Bernoulli) on the fig1-lindiff-logistic-k100 problem (seed 0), 2000 rounds:
-    python benchmarks/glm_separation.py
+    python benchmarks/glm_separation.py          # Bernoulli(): ridge 1e-3, the paper's (near-)MLE point
+    python benchmarks/glm_separation.py prior    # Bernoulli().regularised_for(theta_cov), the presets' point
 """
+
+import sys
 
 import jax
 import numpy as np
@@ -14,7 +17,11 @@ from dts_ppl.envs import paper_environment, sample_reward
 k_build, k_sim = jax.random.split(jax.random.PRNGKey(0))
 k_prior, k_marg = jax.random.split(k_build)
 env, prior = paper_environment(k_prior, "linear", "logistic", 100, 5, (5, 2), 20)
-agent = ag.dts(prior, Bernoulli(), 100, history=2000)
+lik = Bernoulli()
+if sys.argv[1:] == ["prior"]:
+    lik = lik.regularised_for(ag.theta_marginal(prior).cov)
+print(f"ridge {lik.ridge:.3g}")
+agent = ag.dts(prior, lik, 100, history=2000)
 n = 2000
 
 

@@ -6,7 +6,7 @@ in about a minute on two CPU cores.
 
 - ``linear``: linear links, Gaussian rewards (the guide is exact).
 - ``mlp``: random two-layer ReLU links (:func:`dts_ppl.synthetic.random_mlp_prior`), Gaussian rewards.
-- ``logistic``: linear links, Bernoulli rewards.
+- ``logistic``: linear links, Bernoulli rewards (``Bernoulli().regularised_for`` the prior of theta).
 - ``ddpm``: the trained Swiss-roll DDPM prior shipped in ``models/swissroll_L40.npz``
   (d = 2, L = 40 levels, :mod:`dts_ppl.swissroll`), Gaussian rewards. NUTS runs on the
   non-centred model (:data:`NUTS_PARAMETERISATION`).
@@ -66,7 +66,10 @@ def make_problem(name: str, key, num_obs: int | None = None, num_actions: int = 
     num_obs = DEFAULT_NUM_OBS[name] if num_obs is None else num_obs
     if int(num_obs) != num_obs or num_obs < 0:
         raise ValueError(f"num_obs: expected a non-negative integer, got {num_obs!r}")
-    likelihood = Bernoulli() if name == "logistic" else Gaussian(1.0)
+    likelihood = Gaussian(1.0)
+    if name == "logistic":  # expand around the fit regularised at the prior's scale (likelihoods.py)
+        theta_cov = core.moments(prior, core.prior_conditionals(prior, 1)).theta_cov[0]
+        likelihood = Bernoulli().regularised_for(theta_cov)
     model = BanditModel(prior, num_actions, likelihood)
     k_theta, k_x, k_y = jax.random.split(jax.random.fold_in(key, 1), 3)
     _, theta = core.sample(k_theta, prior, core.prior_conditionals(prior, num_actions))
