@@ -7,6 +7,10 @@ excluded. Flatness: the same compiled block is run `--blocks` times back to back
 state (t grows from 0 to blocks * rounds) and each block's time is reported.
 
     python benchmarks/agent_timing.py --json benchmarks/results/agent_timing.json
+    python benchmarks/agent_timing.py --paired 40 --rounds 100 --json benchmarks/results/agent_timing_paired.json
+
+``--paired N`` times only the ``--flat`` configuration: N interleaved dTS/LinTS block pairs on
+donated states, and reports the median and quartiles of the per-pair ratio.
 """
 
 from __future__ import annotations
@@ -24,8 +28,12 @@ from dts_ppl.agents import dts, lin_ts, theta_marginal
 from dts_ppl.synthetic import random_linear_prior
 
 
-def block_runner(agent, K, d, rounds):
-    """jit(state, key) -> state after `rounds` rounds with random contexts and rewards."""
+def block_runner(agent, K, d, rounds, donate=False):
+    """jit(state, key) -> state after `rounds` rounds with random contexts and rewards.
+
+    ``donate``: the state's buffers are donated, so a block updates them in place instead of
+    allocating a new state (tens of MB at K = 10^4) per block.
+    """
 
     def step(state, key):
         kx, ka, ky = jax.random.split(key, 3)
@@ -33,7 +41,10 @@ def block_runner(agent, K, d, rounds):
         a, _ = agent.act(ka, state, x)
         return agent.update(state, x, a, jax.random.normal(ky)), None
 
-    return jax.jit(lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[0])
+    return jax.jit(
+        lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[0],
+        donate_argnums=(0,) if donate else (),
+    )
 
 
 def time_blocks(agent, K, d, rounds, blocks):
@@ -47,6 +58,20 @@ def time_blocks(agent, K, d, rounds, blocks):
     return times
 
 
+def paired_blocks(agents, K, d, rounds, pairs):
+    """Blocks of the agents interleaved (A, B, A, B, ...) on donated, carried states, so both see
+    the same machine load; returns {name: [seconds per round, per block]}."""
+    runs = {n: block_runner(a, K, d, rounds, donate=True) for n, a in agents.items()}
+    states = {n: jax.block_until_ready(runs[n](a.init(), jax.random.PRNGKey(0))) for n, a in agents.items()}
+    times = {n: [] for n in agents}
+    for b in range(pairs):
+        for n in agents:
+            start = time.perf_counter()
+            states[n] = jax.block_until_ready(runs[n](states[n], jax.random.PRNGKey(b + 1)))
+            times[n].append((time.perf_counter() - start) / rounds)
+    return times
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--K", default="100,1000,10000")
@@ -57,10 +82,41 @@ def main():
     p.add_argument("--flat", default="10000,20,4", help="K,d,L of the flatness check")
     p.add_argument("--blocks", type=int, default=10)
     p.add_argument("--x64", action="store_true")
+    p.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        help="only time the --flat configuration: this many interleaved dTS/LinTS block pairs (donated state)",
+    )
     p.add_argument("--json", default=None)
     args = p.parse_args()
     jax.config.update("jax_enable_x64", args.x64)
     Ks, ds, Ls = ([int(v) for v in s.split(",")] for s in (args.K, args.d, args.L))
+    if args.paired:
+        K, d, L = (int(v) for v in args.flat.split(","))
+        prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
+        agents = {"dTS": dts(prior, Gaussian(1.0), K), "LinTS": lin_ts(theta_marginal(prior), Gaussian(1.0), K)}
+        times = paired_blocks(agents, K, d, args.rounds, args.paired)
+        ratios = np.array(times["dTS"]) / np.array(times["LinTS"])
+        q = np.percentile(ratios, [25, 50, 75])
+        med = {n: 1e6 * float(np.median(t)) for n, t in times.items()}
+        print(f"K={K} d={d} L={L}, {args.paired} interleaved block pairs of {args.rounds} rounds:")
+        print(f"  median us/round dTS {med['dTS']:.0f}, LinTS {med['LinTS']:.0f}")
+        print(f"  dTS/LinTS per pair: median {q[1]:.2f} (quartiles {q[0]:.2f}-{q[2]:.2f}), min {ratios.min():.2f}")
+        for n, t in times.items():
+            print(f"  {n} per block: " + ", ".join(f"{1e6 * v:.0f}" for v in t))
+        if args.json:
+            out = dict(
+                rounds_per_block=args.rounds,
+                dtype="float64" if args.x64 else "float32",
+                device=str(jax.devices()[0]),
+                paired=dict(K=K, d=d, L=L, us_per_round={n: [1e6 * v for v in t] for n, t in times.items()}),
+                ratio_median=float(q[1]),
+                ratio_quartiles=[float(q[0]), float(q[2])],
+            )
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+        return
     rows = []
     lints_cache = {}
     for K, d, L in itertools.product(Ks, ds, Ls):

@@ -1,0 +1,40 @@
+"""How many up/down passes the "iterated" linearisation needs on random MLP links.
+
+    PYTHONPATH=. python benchmarks/iterated_passes.py [PASSES ...]     # default 1 3 6 12
+
+The fig1-nonlindiff-lin-k100 problem of the regret table (seed 0, same key derivation as
+`dts-ppl bench regret`), 50 runs x 5000 rounds with the table's run keys: dTS with
+linearisation "iterated" and 1, 3, 6, 12 passes per update (1 pass = "jacobian") against
+LinTS on the same runs. Prints the mean, s.e., quantiles of the per-run final regret and the
+number of runs in which dTS beats LinTS. Log: benchmarks/results/iterated_passes.log.
+"""
+
+import sys
+import time
+
+import jax
+import numpy as np
+
+from dts_ppl import agents as ag
+from dts_ppl import simulate
+from dts_ppl.envs import paper_environment
+from dts_ppl.presets import _SIZES
+
+passes = [int(p) for p in sys.argv[1:]] or [1, 3, 6, 12]
+k_build, k_sim = jax.random.split(jax.random.PRNGKey(0))
+k_prior, k_marg = jax.random.split(k_build)
+env, prior = paper_environment(k_prior, "mlp", "linear", 100, **_SIZES[100])
+lints = simulate(k_sim, env, ag.lin_ts(ag.theta_marginal(prior, k_marg), None, 100), 5000, 50, progress=False)
+base = lints.cumulative[:, -1]
+print(f"LinTS: {lints.final_mean:.0f} +- {lints.final_se:.0f}", flush=True)
+for n in passes:
+    lin = "jacobian" if n == 1 else "iterated"
+    t = time.time()
+    res = simulate(k_sim, env, ag.dts(prior, None, 100, linearisation=lin, num_iterations=n), 5000, 50, progress=False)
+    final = res.cumulative[:, -1]
+    q = np.percentile(final, [0, 25, 50, 75, 90, 100]).round().astype(int)
+    print(
+        f"{n:2d} passes ({lin}): {res.final_mean:.0f} +- {res.final_se:.0f}; quantiles 0/25/50/75/90/100% {q.tolist()};"
+        f" beats LinTS in {(final < base).sum()}/50 runs ({time.time() - t:.0f} s)",
+        flush=True,
+    )
