@@ -88,7 +88,9 @@ class BanditModel:
     Args:
         prior: DiffusionPrior (theta dimension d).
         num_actions: K, the number of actions (omit with ``shared=True``).
-        likelihood: Gaussian(scale) (default Gaussian(1.0)), Bernoulli() or Poisson().
+        likelihood: Gaussian(scale) (default Gaussian(1.0)), Bernoulli() or Poisson(). The
+            model's GLM likelihood is exact; the ridge only sets where the guide Gaussianises
+            it (``Bernoulli().regularised_for(theta_cov)`` is usually the better point).
         shared: one parameter theta (d,) for all actions; X then holds the features
             phi(x_i, A_i) of the played pairs and A is not used (pass None).
         parameterisation: "centred" (default: sample sites ``psi`` and ``theta``, as the
