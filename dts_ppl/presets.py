@@ -105,7 +105,7 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
     else:
         # Every GLM agent expands its likelihood around a fit regularised at the prior's scale
         # (Bernoulli.regularised_for); "dTS (MLE expansion)" keeps the paper's near-MLE point.
-        lik = Bernoulli().regularised_for(marginal[1])
+        lik = Bernoulli().regularised_for(marginal.cov)
         out = {
             "dTS": lambda: ag.dts(agent_prior, lik, K, history=H),
             "dTS (MLE expansion)": lambda: ag.dts(agent_prior, Bernoulli(), K, history=H),

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl import posterior as core
+from dts_ppl.agents.linear import theta_marginal
 from dts_ppl.likelihoods import Bernoulli, Gaussian
 from dts_ppl.model import BanditModel
 from dts_ppl.synthetic import random_linear_prior, random_mlp_prior
@@ -68,8 +69,7 @@ def make_problem(name: str, key, num_obs: int | None = None, num_actions: int = 
         raise ValueError(f"num_obs: expected a non-negative integer, got {num_obs!r}")
     likelihood = Gaussian(1.0)
     if name == "logistic":  # expand around the fit regularised at the prior's scale (likelihoods.py)
-        theta_cov = core.moments(prior, core.prior_conditionals(prior, 1)).theta_cov[0]
-        likelihood = Bernoulli().regularised_for(theta_cov)
+        likelihood = Bernoulli().regularised_for(theta_marginal(prior).cov)
     model = BanditModel(prior, num_actions, likelihood)
     k_theta, k_x, k_y = jax.random.split(jax.random.fold_in(key, 1), 3)
     _, theta = core.sample(k_theta, prior, core.prior_conditionals(prior, num_actions))

@@ -72,16 +72,20 @@ def test_reward_support_is_checked():
         Bernoulli(ridge=0.0)
 
 
+def random_glm_data(likelihood, seed, mean):
+    """glm_problem's rows with rewards of the given mean (Bernoulli p or Poisson rate)."""
+    X, A = glm_problem()
+    rng = np.random.default_rng(seed)
+    y = rng.binomial(1, mean, size=len(A)) if isinstance(likelihood, Bernoulli) else rng.poisson(mean, size=len(A))
+    return jnp.asarray(X), jnp.asarray(A), jnp.asarray(y, float)
+
+
 @pytest.mark.parametrize("likelihood", [Bernoulli(ridge=0.3), Poisson(ridge=0.3)])
 def test_statistics_are_the_second_order_taylor_expansion_at_the_fit(likelihood):
-    """log p(y | theta) - log p(y | B) = b^T(theta - B) + B^T G (theta - B) ... checked as: the
-    quadratic -theta^T G theta / 2 + b^T theta has the log-likelihood's gradient and Hessian at B,
-    both computed here by autodiff of the NumPyro distribution's log_prob (an independent path)."""
-    jax.config.update("jax_enable_x64", True)
-    X, A = glm_problem()
-    rng = np.random.default_rng(33)
-    y = rng.binomial(1, 0.5, size=60) if isinstance(likelihood, Bernoulli) else rng.poisson(1.0, size=60)
-    X, A, y = jnp.asarray(X), jnp.asarray(A), jnp.asarray(y, float)
+    """The quadratic -theta^T G theta / 2 + b^T theta has the log-likelihood's gradient and
+    Hessian at the fit B, both computed here by autodiff of the NumPyro distribution's log_prob
+    (an independent path; float64 from conftest)."""
+    X, A, y = random_glm_data(likelihood, seed=33, mean=0.5 if isinstance(likelihood, Bernoulli) else 1.0)
     G, b = likelihood.statistics(X, A, y, 4)
     B = likelihood.fit(X, A, y, 4)
     for a in range(3):
@@ -99,11 +103,7 @@ def test_statistics_are_the_second_order_taylor_expansion_at_the_fit(likelihood)
 @pytest.mark.parametrize("likelihood", [Bernoulli(ridge=0.3), Poisson(ridge=1e-3)])
 def test_one_group_laplace_equals_the_batch_statistics(likelihood):
     """The agents' masked one-group call and the batch call are the same routine and agree."""
-    jax.config.update("jax_enable_x64", True)
-    X, A = glm_problem()
-    rng = np.random.default_rng(34)
-    y = rng.binomial(1, 0.4, size=60) if isinstance(likelihood, Bernoulli) else rng.poisson(1.5, size=60)
-    X, A, y = jnp.asarray(X), jnp.asarray(A), jnp.asarray(y, float)
+    X, A, y = random_glm_data(likelihood, seed=34, mean=0.4 if isinstance(likelihood, Bernoulli) else 1.5)
     G, b = likelihood.statistics(X, A, y, 4)
     for a in range(4):
         Ga, ba, _ = likelihood.laplace(X, y, (A == a).astype(X.dtype), jnp.zeros(3), likelihood.num_iterations)
