@@ -7,6 +7,15 @@ jax.config.update("jax_enable_x64", True)
 from dts_ppl import DiffusionPrior  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def float64():
+    """Every test runs in float64, even after one that ran a CLI command which sets the global
+    x64 flag (``dts-ppl bench regret`` without ``--x64`` switches it off)."""
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", True)
+
+
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)
