@@ -25,7 +25,7 @@ import numpy as np
 
 from dts_ppl import Gaussian
 from dts_ppl.agents import dts, lin_ts, theta_marginal
-from dts_ppl.synthetic import random_linear_prior
+from dts_ppl.experiments.synthetic import random_linear_prior
 
 
 def block_runner(agent, K, d, rounds, donate=False):

@@ -20,9 +20,9 @@ import jax
 
 from dts_ppl import agents as ag
 from dts_ppl import simulate
-from dts_ppl.envs import paper_environment
-from dts_ppl.likelihoods import Bernoulli
-from dts_ppl.presets import _SIZES
+from dts_ppl.core.likelihoods import Bernoulli
+from dts_ppl.experiments.regret import _SIZES
+from dts_ppl.experiments.synthetic import paper_environment
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 ridges = (sys.argv[2] if len(sys.argv) > 2 else "0.001,0.03,0.1,prior,1,3").split(",")

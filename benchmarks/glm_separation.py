@@ -12,7 +12,8 @@ import numpy as np
 
 from dts_ppl import Bernoulli
 from dts_ppl import agents as ag
-from dts_ppl.envs import paper_environment, sample_reward
+from dts_ppl.bandits.envs import sample_reward
+from dts_ppl.experiments.synthetic import paper_environment
 
 k_build, k_sim = jax.random.split(jax.random.PRNGKey(0))
 k_prior, k_marg = jax.random.split(k_build)

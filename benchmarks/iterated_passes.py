@@ -17,8 +17,8 @@ import numpy as np
 
 from dts_ppl import agents as ag
 from dts_ppl import simulate
-from dts_ppl.envs import paper_environment
-from dts_ppl.presets import _SIZES
+from dts_ppl.experiments.regret import _SIZES
+from dts_ppl.experiments.synthetic import paper_environment
 
 passes = [int(p) for p in sys.argv[1:]] or [1, 3, 6, 12]
 k_build, k_sim = jax.random.split(jax.random.PRNGKey(0))

@@ -9,8 +9,8 @@ of a uniformly random policy, and the fraction of actions within 0.01 of the bes
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.envs import paper_environment
-from dts_ppl.presets import _SIZES
+from dts_ppl.experiments.regret import _SIZES
+from dts_ppl.experiments.synthetic import paper_environment
 
 for diff in ("linear", "mlp"):
     for K in (100, 10000):

@@ -14,8 +14,8 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from dts_ppl.validate import nuts_diagnostics, run_nuts  # noqa: E402
-from dts_ppl.validation_presets import make_problem  # noqa: E402
+from dts_ppl.experiments.validation import make_problem  # noqa: E402
+from dts_ppl.ppl.validate import nuts_diagnostics, run_nuts  # noqa: E402
 
 preset, num_samples, num_warmup, num_chains = sys.argv[1], *(int(v) for v in sys.argv[2:5])
 problem = make_problem(preset, jax.random.PRNGKey(0))

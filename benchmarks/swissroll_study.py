@@ -8,7 +8,7 @@
     PYTHONPATH=. python benchmarks/swissroll_study.py tables          # print the README tables
 
 Each finished preset is written to benchmarks/results/<name>.json at once, so an interrupted
-run resumes where it stopped. Sizes: --rounds, --runs, --actions (defaults: dts_ppl.swissroll.STUDY).
+run resumes where it stopped. Sizes: --rounds, --runs, --actions (defaults: dts_ppl.experiments.swissroll.STUDY).
 """
 
 import argparse
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dts_ppl.swissroll import PAPER_RATIOS, PRESETS, STUDY, run_preset
+from dts_ppl.experiments.swissroll import PAPER_RATIOS, PRESETS, STUDY, run_preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -96,8 +96,8 @@ def figure1_linearisations(name, rounds, runs, seed=0):
     import jax
 
     from dts_ppl.agents import dts, lin_ts, theta_marginal
-    from dts_ppl.envs import paper_environment
-    from dts_ppl.simulation import simulate
+    from dts_ppl.bandits.simulation import simulate
+    from dts_ppl.experiments.synthetic import paper_environment
 
     reward, K, d, active, hidden = FIGURE1_MLP[name]
     key = jax.random.PRNGKey(seed)
@@ -143,10 +143,10 @@ def control(args, spread=0.3):
     import jax.numpy as jnp
 
     from dts_ppl.agents import GaussianPrior, dts, lin_ts
+    from dts_ppl.bandits.simulation import simulate
+    from dts_ppl.core.likelihoods import Gaussian
     from dts_ppl.ddpm import action_covariance
-    from dts_ppl.likelihoods import Gaussian
-    from dts_ppl.simulation import simulate
-    from dts_ppl.swissroll import paired_ratio, swiss_roll, swiss_roll_prior, swissroll_environment
+    from dts_ppl.experiments.swissroll import paired_ratio, swiss_roll, swiss_roll_prior, swissroll_environment
 
     path = RESULTS / "control-shared-point.json"
     if path.exists() and not args.force:
@@ -185,10 +185,10 @@ def pooling(args, s1=0.1):
     import jax.numpy as jnp
 
     from dts_ppl.agents import dts
-    from dts_ppl.likelihoods import Gaussian
-    from dts_ppl.prior import DiffusionPrior
-    from dts_ppl.simulation import simulate
-    from dts_ppl.swissroll import paired_ratio, swiss_roll, swissroll_environment
+    from dts_ppl.bandits.simulation import simulate
+    from dts_ppl.core.likelihoods import Gaussian
+    from dts_ppl.core.prior import DiffusionPrior
+    from dts_ppl.experiments.swissroll import paired_ratio, swiss_roll, swissroll_environment
 
     path = RESULTS / "control-gaussian-hierarchy.json"
     if path.exists() and not args.force:

@@ -1,49 +1,67 @@
-"""dts_ppl: diffusion Thompson sampling as a NumPyro guide."""
+"""dts_ppl: diffusion Thompson sampling for contextual bandits, as a functional JAX core and NumPyro guides.
 
-from dts_ppl import agents, envs
+Layers (each a sub-package):
+
+- :mod:`dts_ppl.core`: priors, links, likelihoods, the closed-form posterior, the oracle (pure JAX).
+- :mod:`dts_ppl.ppl`: the NumPyro model and guide, NUTS validation, diagnostics, ArviZ.
+- :mod:`dts_ppl.agents`: dTS and the baselines as ``Agent(init, act, update)``.
+- :mod:`dts_ppl.bandits`: environments and the regret simulator.
+- :mod:`dts_ppl.ddpm`: DDPM priors (schedule, network, training).
+- :mod:`dts_ppl.experiments`: the paper's presets and the studies.
+"""
+
+from dts_ppl import agents, bandits, core, ddpm, experiments, ppl
+from dts_ppl._version import __version__
 from dts_ppl.agents import Agent
+from dts_ppl.bandits import envs
+from dts_ppl.bandits.envs import Environment
+from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
+from dts_ppl.core import oracle
+from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
+from dts_ppl.core.links import AffineLink, MLPLink
+from dts_ppl.core.inference import Conditionals, DTSPosterior, PosteriorMoments
+from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
-from dts_ppl.diagnostics import log_importance_weights, psis_khat
-from dts_ppl.envs import Environment
-from dts_ppl.guide import DTSGuide
-from dts_ppl.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
-from dts_ppl.links import AffineLink, MLPLink
-from dts_ppl.model import BanditModel
-from dts_ppl.posterior import Conditionals, DTSPosterior, PosteriorMoments
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
+from dts_ppl.ppl.guide import DTSGuide
+from dts_ppl.ppl.model import BanditModel
+from dts_ppl.ppl.validate import ValidationReport, validate
 from dts_ppl.serialization import load_prior, save_prior
-from dts_ppl.simulation import RegretResult, plot_regret, simulate
-from dts_ppl.validate import ValidationReport, validate
-
-__version__ = "0.1.0"
 
 __all__ = [
-    "Agent",
-    "Environment",
-    "RegretResult",
-    "agents",
-    "envs",
-    "plot_regret",
-    "simulate",
     "ActionStats",
-    "DDPMLink",
     "AffineLink",
+    "Agent",
     "BanditModel",
     "Bernoulli",
     "Conditionals",
+    "DDPMLink",
     "DTSGuide",
     "DTSPosterior",
     "DiffusionPrior",
+    "Environment",
     "Gaussian",
     "MLPLink",
     "Poisson",
     "PosteriorMoments",
+    "RegretResult",
     "TrainedPrior",
+    "ValidationReport",
+    "__version__",
+    "agents",
+    "bandits",
+    "core",
+    "ddpm",
+    "envs",
+    "experiments",
     "load_prior",
     "log_importance_weights",
+    "oracle",
+    "plot_regret",
+    "ppl",
     "psis_khat",
     "save_prior",
+    "simulate",
     "train_diffusion_prior",
     "validate",
-    "ValidationReport",
 ]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+import jax
 
 _COMMANDS = [
     "dts_ppl.commands.demo",
@@ -28,10 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _compilation_cache():
     """Reuse XLA compilations across invocations (the simulator's scans take seconds to compile)."""
-    import os
-
-    import jax
-
     path = os.environ.get("DTS_PPL_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dts_ppl", "jax"))
     if path:
         jax.config.update("jax_compilation_cache_dir", path)

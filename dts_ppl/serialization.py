@@ -19,17 +19,16 @@ import zlib
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl.links import AffineLink, MLPLink
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl._version import __version__
+from dts_ppl.core.links import AffineLink, MLPLink
+from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.ddpm.prior import DDPMLink
 
-FORMAT = "dts_ppl.prior"
+FORMAT = "dts_ppl.prior"  # the file-format name (not a module path)
 FORMAT_VERSION = 1
 
 
-def _link_classes():
-    from dts_ppl.ddpm import DDPMLink
-
-    return {cls.__name__: cls for cls in (AffineLink, MLPLink, DDPMLink)}
+_LINK_CLASSES = {cls.__name__: cls for cls in (AffineLink, MLPLink, DDPMLink)}
 
 
 def _digest(arrays: dict) -> str:
@@ -55,11 +54,9 @@ def save_prior(path, prior: DiffusionPrior, metadata: dict | None = None) -> Non
         >>> meta["note"], loaded.num_levels
         ('identity link', 1)
     """
-    from dts_ppl import __version__
-
     if not isinstance(prior, DiffusionPrior):
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
-    classes = _link_classes()
+    classes = _LINK_CLASSES
     cls = type(prior.link1).__name__
     if cls not in classes or (prior.links is not None and type(prior.links).__name__ != cls):
         raise ValueError(f"prior: cannot save links of type {cls}; known link types: {sorted(classes)}")
@@ -111,7 +108,7 @@ def load_prior(path) -> tuple[DiffusionPrior, dict]:
             another format or format version.
     """
     arrays, header = _read(path)
-    cls = _link_classes()[header["link_class"]]
+    cls = _LINK_CLASSES[header["link_class"]]
     L = header["num_levels"]
     link1 = cls(**{f: jnp.asarray(arrays[f"link1/{f}"]) for f in cls._fields})
     links = None
@@ -149,7 +146,7 @@ def _read(path):
             f"path: {path!r} has prior-file format version {header.get('format_version')!r} (written by "
             f"dts_ppl {header.get('package_version')}); this dts_ppl reads version {FORMAT_VERSION}"
         )
-    if header.get("link_class") not in _link_classes():
+    if header.get("link_class") not in _LINK_CLASSES:
         raise ValueError(f"path: {path!r} holds unknown link type {header.get('link_class')!r}")
     if _digest(arrays) != header.get("sha256"):
         raise ValueError(f"path: {path!r} is corrupt (its arrays do not match the stored SHA-256)")

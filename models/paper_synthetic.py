@@ -1,6 +1,6 @@
 """The paper's synthetic diffusion priors (MATH.md section 8), drawn once with fixed keys and saved.
 
-    PYTHONPATH=. python models/paper_synthetic.py      # rewrites models/{linear,mlp}_d*_L*.npz
+    PYTHONPATH=. python models/paper_synthetic.py      # rewrites dts_ppl/models/{linear,mlp}_d*_L*.npz
 
 Linear: W_l ~ U[-1, 1]^{d x d} with the last d - d_l columns zeroed, S_l = I:
 (d, L) = (5, 2) with (d_1, d_2) = (5, 2), and (20, 4) with (20, 10, 5, 2).
@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 
 from dts_ppl import save_prior
-from dts_ppl.synthetic import random_linear_prior, random_mlp_prior
+from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,7 +37,7 @@ def build(name: str):
 def main():
     jax.config.update("jax_enable_x64", True)
     for name, spec in DECLARATIONS.items():
-        path = HERE / f"{name}.npz"
+        path = HERE.parent / "dts_ppl" / "models" / f"{name}.npz"
         save_prior(path, build(name), dict(spec, source="paper synthetic (arXiv 2402.10028, section 5)"))
         print(f"wrote {path.relative_to(HERE.parent)} ({path.stat().st_size / 1024:.1f} KiB)")
 

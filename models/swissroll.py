@@ -3,7 +3,7 @@
     PYTHONPATH=. python models/swissroll.py            # reuse the cache / shipped weights if present
     PYTHONPATH=. python models/swissroll.py --retrain  # train from scratch (about 2-4 min on 2 cores)
 
-Writes models/swissroll_L40.npz (the prior, with its metadata) and models/swissroll.png (prior
+Writes dts_ppl/models/swissroll_L40.npz (the prior, with its metadata) and models/swissroll.png (prior
 samples over the training data, and the loss curve), and prints the energy distances to
 held-out roll samples of: the DDPM's own samples, the prior of one action as dTS uses it, a
 Gaussian fit, and a second roll sample (the finite-sample floor).
@@ -21,10 +21,10 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from dts_ppl import posterior as core  # noqa: E402
 from dts_ppl import save_prior  # noqa: E402
-from dts_ppl.distances import energy_distance  # noqa: E402
-from dts_ppl.swissroll import swiss_roll, swiss_roll_prior  # noqa: E402
+from dts_ppl.core import inference as core  # noqa: E402
+from dts_ppl.experiments.swissroll import swiss_roll, swiss_roll_prior  # noqa: E402
+from dts_ppl.ppl.distances import energy_distance  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,7 +45,7 @@ def main():
     t0 = time.time()
     prior, meta = swiss_roll_prior(10_000, 40, seed=0, cache=not args.retrain)
     print(f"prior ready in {time.time() - t0:.0f}s (L={prior.num_levels}, final loss {meta['final_loss']:.4f})")
-    save_prior(HERE / "swissroll_L40.npz", prior, meta)
+    save_prior(HERE.parent / "dts_ppl" / "models" / "swissroll_L40.npz", prior, meta)
 
     m = args.num_eval
     train = swiss_roll(10_000, seed=0)

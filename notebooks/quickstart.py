@@ -28,7 +28,7 @@ import numpy as np
 from numpyro.infer import MCMC, NUTS, Predictive
 
 from dts_ppl import BanditModel, DTSGuide, Gaussian, psis_khat
-from dts_ppl.synthetic import random_linear_prior
+from dts_ppl.experiments.synthetic import random_linear_prior
 
 jax.config.update("jax_enable_x64", True)
 FAST = os.environ.get("DTS_PPL_FAST") == "1"

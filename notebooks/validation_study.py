@@ -17,12 +17,12 @@
 # dTS replaces the exact posterior of a diffusion prior by a closed form. It is exact for linear
 # links with Gaussian rewards, and approximate otherwise: nonlinear links are linearised in the
 # upward pass (MATH.md section 4) and GLM rewards are Gaussianised around the MLE (section 2).
-# Here NUTS on the same NumPyro model is the reference, and `dts_ppl.validate` measures the gap
+# Here NUTS on the same NumPyro model is the reference, and `dts_ppl.ppl.validate` measures the gap
 # per latent site: the error of the posterior mean in NUTS standard deviations (next to its
 # Monte-Carlo error), the ratio of standard deviations, and the energy distance next to the
 # distance between two halves of the NUTS run (its noise floor).
 #
-# Set `DTS_PPL_NOTEBOOK_SMALL=1` to run everything at toy sizes (the tests do).
+# Set `DTS_PPL_FAST=1` to run everything at toy sizes (the tests do).
 
 # %%
 import os
@@ -35,10 +35,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from dts_ppl.inspection import plot_comparison, to_inference_data  # noqa: E402
-from dts_ppl.study import approximation_study, study_problem, study_table  # noqa: E402
+from dts_ppl.experiments.study import approximation_study, study_problem, study_table  # noqa: E402
+from dts_ppl.ppl.inspection import plot_comparison, to_inference_data  # noqa: E402
 
-SMALL = os.environ.get("DTS_PPL_NOTEBOOK_SMALL") == "1"
+SMALL = os.environ.get("DTS_PPL_FAST") == "1"
 NUTS = dict(num_samples=60, num_warmup=60) if SMALL else dict(num_samples=800, num_warmup=400)
 PRESETS = ("linear",) if SMALL else ("linear", "mlp", "logistic")
 NUM_OBS = (5,) if SMALL else (10, 50, 200)

@@ -5,10 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dts_ppl import BanditModel, Bernoulli, DiffusionPrior, DTSGuide, Gaussian, oracle
-from dts_ppl import posterior as core
+from dts_ppl import BanditModel, Bernoulli, DiffusionPrior, DTSGuide, Gaussian
 from dts_ppl.agents import dts, dts_posterior, exact_ts, hier_ts, hierarchical_prior, lin_ts, lin_ucb, theta_marginal
-from dts_ppl.synthetic import random_mlp_prior
+from dts_ppl.core import oracle
+from dts_ppl.core import inference as core
+from dts_ppl.experiments.synthetic import random_mlp_prior
 
 
 def _linear_prior(key, d=3, dp=2):

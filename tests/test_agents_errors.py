@@ -6,7 +6,7 @@ import pytest
 
 from dts_ppl import Bernoulli, DiffusionPrior, Gaussian, simulate
 from dts_ppl.agents import dts, exact_ts, glm_ts, lin_ts, theta_marginal
-from dts_ppl.envs import diffusion_environment
+from dts_ppl.bandits.envs import diffusion_environment
 
 
 @pytest.fixture(scope="module")

@@ -168,7 +168,7 @@ def test_corrupt_or_foreign_files_raise(trained, tmp_path):
 
 
 def test_save_load_linear_and_mlp_priors(tmp_path):
-    from dts_ppl.synthetic import random_linear_prior, random_mlp_prior
+    from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
 
     for i, prior in enumerate(
         [random_linear_prior(jax.random.PRNGKey(0), 3, (3, 2)), random_mlp_prior(jax.random.PRNGKey(1), 3, 2, 4)]

@@ -3,7 +3,7 @@ import pytest
 import scipy.stats
 from scipy.spatial.distance import cdist
 
-from dts_ppl.distances import energy_distance
+from dts_ppl.ppl.distances import energy_distance
 
 
 def test_energy_distance_matches_scipy_in_one_dimension():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dts_ppl import BanditModel, Bernoulli, DiffusionPrior, DTSGuide
-from dts_ppl.synthetic import random_mlp_prior
+from dts_ppl.experiments.synthetic import random_mlp_prior
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 from conftest import random_data, random_linear_prior
 
 from dts_ppl import BanditModel, DTSGuide, Gaussian
-from dts_ppl import posterior as core
-from dts_ppl.oracle import joint_posterior, split
+from dts_ppl.core import inference as core
+from dts_ppl.core.oracle import joint_posterior, split
 
 RTOL = 1e-8
 

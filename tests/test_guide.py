@@ -11,9 +11,9 @@ from numpyro.infer import Predictive
 from numpyro.infer.util import log_density
 
 from dts_ppl import BanditModel, Bernoulli, DTSGuide, Gaussian, Poisson, psis_khat
-from dts_ppl import posterior as core
-from dts_ppl.oracle import joint_posterior, split
-from dts_ppl.synthetic import random_mlp_prior
+from dts_ppl.core import inference as core
+from dts_ppl.core.oracle import joint_posterior, split
+from dts_ppl.experiments.synthetic import random_mlp_prior
 
 
 def latent_sites(fn, *args):
@@ -153,7 +153,7 @@ def test_quantiles_and_median(linear_problem):
 
 def test_long_chain_compiles(key):
     """L = 100 through numpyro's scan: the model and guide trace and sample (no Python loop of sites)."""
-    from dts_ppl.synthetic import random_linear_prior as paper_prior
+    from dts_ppl.experiments.synthetic import random_linear_prior as paper_prior
 
     prior = paper_prior(jax.random.PRNGKey(17), 2, active_dims=[2] * 100)
     model = BanditModel(prior, 3)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from dts_ppl import DTSGuide
-from dts_ppl._arviz import psis
-from dts_ppl.inspection import plot_comparison, to_inference_data
-from dts_ppl.validate import NutsResult, compare_site
-from dts_ppl.validation_presets import make_problem
+from dts_ppl.experiments.validation import make_problem
+from dts_ppl.ppl.arviz_adapter import psis
+from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
+from dts_ppl.ppl.validate import NutsResult, compare_site
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ def test_psis_of_constant_weights_is_minus_inf_and_heavy_tails_are_flagged():
 
 
 def test_presets_build_valid_problems():
-    from dts_ppl.validate import check_inputs
-    from dts_ppl.validation_presets import PRESETS
+    from dts_ppl.experiments.validation import PRESETS
+    from dts_ppl.ppl.validate import check_inputs
 
     for name in PRESETS:
         p = make_problem(name, jax.random.PRNGKey(0), num_obs=7)

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dts_ppl import DiffusionPrior, oracle
-from dts_ppl import posterior as core
-from dts_ppl.likelihoods import ActionStats
-from dts_ppl.synthetic import random_mlp_prior
+from dts_ppl import DiffusionPrior
+from dts_ppl.core import oracle
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import ActionStats
+from dts_ppl.experiments.synthetic import random_mlp_prior
 
 
 def _random_spd(key, n):

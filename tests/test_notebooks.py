@@ -14,4 +14,8 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     matplotlib.use("Agg")
     monkeypatch.setenv("DTS_PPL_FAST", "1")
     monkeypatch.chdir(tmp_path)
-    runpy.run_path(str(path), run_name="__main__")
+    ns = runpy.run_path(str(path), run_name="__main__")
+    if path.name == "validation_study.py":  # toy sizes: the full study is `dts-ppl validation-study`
+        assert (tmp_path / "validation_detail.png").stat().st_size > 0
+        assert (tmp_path / "validation_study.png").stat().st_size > 0
+        assert ns["rows"] and ns["rows"][0]["preset"] == "linear"

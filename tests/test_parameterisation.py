@@ -10,7 +10,7 @@ from numpyro.infer import Predictive
 from numpyro.infer.util import log_density
 
 from dts_ppl import BanditModel, DTSGuide, Gaussian
-from dts_ppl.synthetic import random_mlp_prior
+from dts_ppl.experiments.synthetic import random_mlp_prior
 
 
 def _sites(model, *args):
@@ -77,7 +77,7 @@ def test_parameterisation_errors():
 def test_run_nuts_noncentred_returns_the_latent_sites():
     """run_nuts on the non-centred model reports psi and theta (not the raw sites), and rejects an
     unknown parameterisation before sampling."""
-    from dts_ppl.validate import run_nuts
+    from dts_ppl.ppl.validate import run_nuts
 
     prior = random_linear_prior(jax.random.PRNGKey(6), 2, 2, 2)
     model = BanditModel(prior, 3, Gaussian(0.7))

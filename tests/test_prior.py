@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl import DiffusionPrior
-from dts_ppl.synthetic import random_linear_prior, random_mlp_prior
+from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
 
 
 def test_covariance_shorthands():

@@ -2,8 +2,9 @@
 
 import jax
 import numpy as np
+import pytest
 
-from dts_ppl.swissroll import sample_swiss_roll, swiss_roll, swiss_roll_prior
+from dts_ppl.experiments.swissroll import make_swiss_roll, sample_swiss_roll, swiss_roll, swiss_roll_prior
 
 
 def test_jax_roll_matches_scikit_learn_in_distribution():
@@ -19,6 +20,13 @@ def test_jax_roll_matches_scikit_learn_in_distribution():
         assert np.all(np.abs(fa.mean(0) - fb.mean(0)) < 5 * se)
 
 
+def test_make_swiss_roll_equals_scikit_learn():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    ours = make_swiss_roll(500, noise=0.5, random_state=3)
+    theirs = sklearn_datasets.make_swiss_roll(500, noise=0.5, random_state=3)[0]
+    np.testing.assert_array_equal(ours, theirs)
+
+
 def test_prior_is_cached_and_reloaded_identically(tmp_path, monkeypatch):
     monkeypatch.setenv("DTS_PPL_CACHE", str(tmp_path))
     p1, m1 = swiss_roll_prior(200, 3, seed=1, progress=False, steps=20, hidden=8)
@@ -29,11 +37,10 @@ def test_prior_is_cached_and_reloaded_identically(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_presets_are_registered_with_the_bench_registry():
-    import dts_ppl.presets as presets
-    import dts_ppl.swissroll as sr
+def test_presets_are_in_the_bench_registry():
+    import dts_ppl.experiments.regret as presets
+    import dts_ppl.experiments.swissroll as sr
 
-    sr.register_presets()  # idempotent
     names = presets.preset_names()
     for n in (10, 50, 100, 2500, 5000, 10000, 50000):
         assert f"swissroll-pretrain-{n}" in names
@@ -44,8 +51,8 @@ def test_presets_are_registered_with_the_bench_registry():
 
 
 def test_paired_ratio_delta_method():
-    from dts_ppl.simulation import RegretResult
-    from dts_ppl.swissroll import paired_ratio
+    from dts_ppl.bandits.simulation import RegretResult
+    from dts_ppl.experiments.swissroll import paired_ratio
 
     rng = np.random.default_rng(0)
     a = rng.normal(100, 10, 400)

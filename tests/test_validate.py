@@ -1,4 +1,4 @@
-"""dts_ppl.validate against NUTS: exact on linear-Gaussian, flags a wrong guide, rejects bad input."""
+"""dts_ppl.ppl.validate against NUTS: exact on linear-Gaussian, flags a wrong guide, rejects bad input."""
 
 import json
 import sys
@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dts_ppl import BanditModel, DiffusionPrior, DTSGuide, oracle
-from dts_ppl.synthetic import random_linear_prior
-from dts_ppl.validate import check_inputs, compare, validate
-from dts_ppl.validation_presets import make_problem
+from dts_ppl import BanditModel, DiffusionPrior, DTSGuide
+from dts_ppl.core import oracle
+from dts_ppl.experiments.synthetic import random_linear_prior
+from dts_ppl.experiments.validation import make_problem
+from dts_ppl.ppl.validate import check_inputs, compare, validate
 
 NUTS = dict(num_samples=600, num_warmup=300, num_chains=2, chain_method="vectorized", progress_bar=False)
 
@@ -83,7 +84,7 @@ def test_bad_input_fails_before_sampling(monkeypatch):
     def no_nuts(*a, **k):  # any sampling would be a failure of the checks
         raise AssertionError("sampling started")
 
-    monkeypatch.setattr(sys.modules["dts_ppl.validate"], "run_nuts", no_nuts)
+    monkeypatch.setattr(sys.modules["dts_ppl.ppl.validate"], "run_nuts", no_nuts)
     kw = dict(key=jax.random.PRNGKey(0), num_samples=10, num_warmup=10)
     with pytest.raises(ValueError, match="X: expected shape"):
         validate(m, DTSGuide(m), X[:, :2], A, y, **kw)
@@ -116,7 +117,7 @@ def test_logistic_guide_expanded_at_the_prior_scaled_fit_is_closer_to_nuts():
     and be within 1 sd + 3 MC se of NUTS. Measured: 0.13 vs 1.12 sd on this float64 problem,
     0.74 vs 2.72 on the float32 draw of the same seed (approximation (i) is not exact)."""
     from dts_ppl import Bernoulli
-    from dts_ppl.validate import run_nuts
+    from dts_ppl.ppl.validate import run_nuts
 
     problem = make_problem("logistic", jax.random.PRNGKey(0), num_obs=50)
     model, data = problem.model, (problem.X, problem.A, problem.y)

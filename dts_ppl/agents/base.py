@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl import _checks
-from dts_ppl.likelihoods import ActionStats, Gaussian
+from dts_ppl.core import checks as _checks
+from dts_ppl.core.likelihoods import ActionStats, Gaussian
 
 
 class Agent(NamedTuple):

@@ -1,9 +1,9 @@
 """Diffusion Thompson sampling (dTS) with the incremental scheme of MATH.md section 6.
 
 Per round only the played action's statistics change, so ``update`` does
-    O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.posterior.condition`)
+    O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.core.inference.condition`)
               and swap its message (Lambda_a, beta_a) in the running sums,
-    O(L d^3)  re-run the latent chain (:func:`dts_ppl.posterior.latent_posteriors`),
+    O(L d^3)  re-run the latent chain (:func:`dts_ppl.core.inference.latent_posteriors`),
 and ``act`` does O(L d^2) to sample the chain plus one pass over the cached Shat_a to score
 all K actions: since gain_a = Shat_a S_1^-1 (MATH.md section 3), with v_a = Shat_a x,
 
@@ -22,8 +22,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl import posterior as core
-from dts_ppl._linalg import psd_cholesky, psd_inv
 from dts_ppl.agents.base import (
     ActInfo,
     Agent,
@@ -36,9 +34,11 @@ from dts_ppl.agents.base import (
     set_row,
     update_evidence,
 )
-from dts_ppl.likelihoods import Gaussian
-from dts_ppl.links import check_linearisation
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.linalg import psd_cholesky, psd_inv
+from dts_ppl.core.links import check_linearisation
+from dts_ppl.core.prior import DiffusionPrior
 
 
 class DTSState(NamedTuple):
@@ -93,7 +93,7 @@ def dts(
 
     Example:
         >>> import jax
-        >>> from dts_ppl.synthetic import random_linear_prior
+        >>> from dts_ppl.experiments.synthetic import random_linear_prior
         >>> prior = random_linear_prior(jax.random.PRNGKey(0), 5, (5, 2))
         >>> agent = dts(prior, num_actions=10)
         >>> state = agent.init()

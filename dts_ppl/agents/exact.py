@@ -1,10 +1,10 @@
 """Exact joint Thompson sampling (oracle agent, small K): MATH.md section 8.
 
 The joint posterior of z = (psi_1..psi_L, theta_1..theta_K) starts at the joint-Gaussian oracle's
-prior (:func:`dts_ppl.oracle.joint_posterior` with no data) and each Gaussian reward updates it
+prior (:func:`dts_ppl.core.oracle.joint_posterior` with no data) and each Gaussian reward updates it
 by one exact Kalman step (rank one, O(N^2) with N = L d_psi + K d). ``act`` samples the K
 scores x^T theta_a jointly, N(x^T m_a, x^T C_ab x), in O(K^2 d^2 + K^3): the argmax needs
-nothing else. Independent of the message passing of :mod:`dts_ppl.posterior`, so it is a
+nothing else. Independent of the message passing of :mod:`dts_ppl.core.inference`, so it is a
 reference for the dTS agent; linear priors and Gaussian rewards only.
 """
 
@@ -15,11 +15,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl import oracle
-from dts_ppl._linalg import psd_cholesky
 from dts_ppl.agents.base import ActInfo, Agent, check_context, check_num_actions, check_update
-from dts_ppl.likelihoods import Gaussian, empty_stats
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl.core import oracle
+from dts_ppl.core.likelihoods import Gaussian, empty_stats
+from dts_ppl.core.linalg import psd_cholesky
+from dts_ppl.core.prior import DiffusionPrior
 
 
 class JointState(NamedTuple):

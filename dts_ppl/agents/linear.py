@@ -16,8 +16,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl import posterior as core
-from dts_ppl._linalg import psd_inv
 from dts_ppl.agents.base import (
     ActInfo,
     Agent,
@@ -30,8 +28,11 @@ from dts_ppl.agents.base import (
     set_row,
     update_evidence,
 )
-from dts_ppl.likelihoods import Bernoulli, Gaussian
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl.core import checks as _checks
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian
+from dts_ppl.core.linalg import psd_inv
+from dts_ppl.core.prior import DiffusionPrior
 
 
 class GaussianPrior(NamedTuple):
@@ -44,7 +45,7 @@ class GaussianPrior(NamedTuple):
 def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) -> GaussianPrior:
     """The diffusion prior's marginal of one theta_a.
 
-    Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`dts_ppl.posterior.moments`);
+    Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`dts_ppl.core.inference.moments`);
     moment-matched from ``num_samples`` prior draws otherwise (``key`` required).
     """
     if prior.is_linear:
@@ -77,8 +78,6 @@ def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
     mean = jnp.asarray(mean)
     if mean.ndim != 1:
         raise ValueError(f"theta_prior.mean: expected shape (d,), got {tuple(mean.shape)}")
-    from dts_ppl import _checks
-
     cov = _checks.covariance("theta_prior.cov", cov, mean.shape[0], mean.dtype)
     return GaussianPrior(mean, cov)
 

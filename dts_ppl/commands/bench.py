@@ -10,6 +10,12 @@ from __future__ import annotations
 import json
 import sys
 
+import jax
+import numpy as np
+
+from dts_ppl.bandits.simulation import plot_regret, regret_ratio, simulate
+from dts_ppl.experiments.regret import default_chunk_size, get_preset, preset_names
+
 
 def register(sub):
     p = sub.add_parser("bench", help="benchmarks (regret experiments)")
@@ -36,8 +42,6 @@ def regret_table(results: dict, rounds: int, runs: int) -> str:
         lines.append(f"  {name:<{width}}  {res.final_mean:10.1f} +- {res.final_se:7.1f}   ({res.seconds:.0f} s)")
     dts = next((n for n in results if n.startswith("dTS")), None)
     if dts is not None and runs > 1:
-        from dts_ppl.simulation import regret_ratio
-
         lines.append(f"ratio of final regrets to {dts} (paired runs, delta-method s.e.)")
         for name, res in results.items():
             if name != dts:
@@ -48,10 +52,6 @@ def regret_table(results: dict, rounds: int, runs: int) -> str:
 
 def run_experiment(preset_name, runs, rounds, seed, agents=None, chunk_size=None, progress=True, log=print):
     """Build a preset and simulate each of its algorithms on the same runs. Returns {name: RegretResult}."""
-    import jax
-
-    from dts_ppl.presets import default_chunk_size, get_preset
-    from dts_ppl.simulation import simulate
 
     preset = get_preset(preset_name)
     runs = preset.runs if runs is None else runs
@@ -78,7 +78,6 @@ def run_experiment(preset_name, runs, rounds, seed, agents=None, chunk_size=None
 
 
 def to_json(preset: str, results: dict, rounds: int, runs: int, seed: int = 0, max_points: int = 250) -> dict:
-    import numpy as np
 
     idx = np.unique(np.linspace(0, rounds - 1, min(max_points, rounds)).round().astype(int))
     return {
@@ -99,9 +98,6 @@ def to_json(preset: str, results: dict, rounds: int, runs: int, seed: int = 0, m
 
 
 def run_regret(args) -> int:
-    import jax
-
-    from dts_ppl.presets import get_preset, preset_names
 
     if args.list:
         for name in preset_names():
@@ -120,8 +116,6 @@ def run_regret(args) -> int:
             json.dump(to_json(args.preset, results, rounds, runs, args.seed), f, indent=1)
         print(f"wrote {args.json}")
     if args.plot:
-        from dts_ppl.simulation import plot_regret
-
         plot_regret(results, args.plot, title=args.preset)
         print(f"wrote {args.plot}")
     sys.stdout.flush()

@@ -8,6 +8,11 @@ rounds). Takes well under a minute on one CPU core, most of it XLA compilation (
 
 from __future__ import annotations
 
+import time
+
+from dts_ppl.bandits.simulation import plot_regret
+from dts_ppl.commands.bench import regret_table, run_experiment
+
 
 def register(sub):
     p = sub.add_parser("demo", help="a short regret experiment of the paper (dTS vs HierTS, LinTS, LinUCB)")
@@ -20,9 +25,6 @@ def register(sub):
 
 
 def run(args) -> int:
-    import time
-
-    from dts_ppl.commands.bench import regret_table, run_experiment
 
     start = time.perf_counter()
     results, runs, rounds = run_experiment(
@@ -33,8 +35,6 @@ def run(args) -> int:
     best = min(results, key=lambda n: results[n].final_mean)
     print(f"lowest regret: {best}; total time {time.perf_counter() - start:.0f} s")
     if args.plot:
-        from dts_ppl.simulation import plot_regret
-
         plot_regret(results, args.plot, title=args.preset)
         print(f"wrote {args.plot}")
     return 0

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import jax
+import numpy as np
+
+from dts_ppl import DTSGuide
+from dts_ppl.experiments.validation import NUTS_PARAMETERISATION, PRESETS, make_problem
+from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
+from dts_ppl.ppl.validate import validate
+
 PRESET_HELP = "linear (exact), mlp (random MLP links), logistic (Bernoulli rewards), ddpm (trained Swiss-roll prior)"
 
 
 def register(sub):
-    from dts_ppl.validation_presets import PRESETS
 
     p = sub.add_parser("validate", help="validate the dTS guide against NUTS on a preset problem (JSON report, plot)")
     p.add_argument("--preset", required=True, choices=PRESETS, help=PRESET_HELP)
@@ -29,19 +36,13 @@ def register(sub):
 
 
 def _worst(site) -> tuple:
-    import numpy as np
 
     return tuple(int(i) for i in np.unravel_index(np.argmax(site.std_mean_error), site.std_mean_error.shape))
 
 
 def run(args) -> int:
-    import jax
 
     jax.config.update("jax_enable_x64", True)
-
-    from dts_ppl import DTSGuide
-    from dts_ppl.validate import validate
-    from dts_ppl.validation_presets import NUTS_PARAMETERISATION, make_problem
 
     key = jax.random.PRNGKey(args.seed)
     k_data, k_val, k_pred = jax.random.split(key, 3)
@@ -71,8 +72,6 @@ def run(args) -> int:
         report.to_json(args.json, preset=args.preset)
         print(f"wrote {args.json}")
     if args.plot:
-        from dts_ppl.inspection import plot_comparison, to_inference_data
-
         data = (problem.X, problem.A, problem.y)
         sets = {
             "dTS guide": to_inference_data(model, report.guide_samples, *data, key=k_pred),

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import jax
+
+from dts_ppl.experiments.study import approximation_study, study_table
+from dts_ppl.experiments.validation import PRESETS
+
 
 def _ints(text):
     try:
@@ -27,13 +34,8 @@ def register(sub):
 
 
 def run(args) -> int:
-    import json
-
-    import jax
 
     jax.config.update("jax_enable_x64", True)
-    from dts_ppl.study import approximation_study, study_table
-    from dts_ppl.validation_presets import PRESETS
 
     presets = tuple(args.presets.split(","))
     bad = [p for p in presets if p not in PRESETS]

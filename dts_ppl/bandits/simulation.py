@@ -13,9 +13,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from dts_ppl.agents.base import Agent
-from dts_ppl.envs import Environment, mean_rewards, sample_reward
+from dts_ppl.bandits.envs import Environment, mean_rewards, sample_reward
+from dts_ppl.plotting import pyplot
 
 
 class RegretResult(NamedTuple):
@@ -51,7 +53,7 @@ class RegretResult(NamedTuple):
 
 def _check(env, agent, num_rounds, num_runs, chunk_size):
     if not isinstance(env, Environment):
-        raise ValueError(f"env: expected a dts_ppl.envs.Environment, got {type(env).__name__}")
+        raise ValueError(f"env: expected a dts_ppl.bandits.envs.Environment, got {type(env).__name__}")
     if not isinstance(agent, Agent):
         raise ValueError(f"agent: expected a dts_ppl.agents.Agent, got {type(agent).__name__}")
     for name, v in (("num_rounds", num_rounds), ("num_runs", num_runs)):
@@ -106,8 +108,6 @@ def simulate(
     keys = jnp.concatenate([keys, keys[:pad]]) if pad else keys
     out = []
     start = time.perf_counter()
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=num_runs, desc=desc or env.name or "simulate", unit="run", disable=not progress, leave=False)
     for c in range(num_chunks):
         res = np.asarray(fn(keys[c * chunk : (c + 1) * chunk]))
@@ -120,11 +120,7 @@ def simulate(
 
 def plot_regret(results: dict, path=None, title: str = "", ax=None):
     """Mean cumulative regret with +- 2 s.e. bands, one line per agent; saved to ``path`` if given."""
-    import matplotlib
-
-    if ax is None and path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot(headless=ax is None and path is not None)
 
     fig = None
     if ax is None:

@@ -6,7 +6,7 @@ draws) so that training data and bandit environments share one scale.
 
 :func:`swiss_roll_prior` trains the DDPM prior of the paper's Swiss-roll study (or loads it
 from a cache file keyed by every training choice); ``models/swissroll.py`` retrains the
-shipped ``models/swissroll_L40.npz``.
+shipped ``dts_ppl/models/swissroll_L40.npz``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from importlib import resources
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from dts_ppl.agents import GaussianPrior, dts, lin_ts
+from dts_ppl.bandits.envs import Environment, uniform_contexts
+from dts_ppl.bandits.simulation import regret_ratio, simulate
+from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.ddpm import action_covariance, train_diffusion_prior
+from dts_ppl.experiments.registry import Preset
+from dts_ppl.serialization import load_prior, save_prior
 
 ROLL_NOISE = 0.5
 ROLL_MEAN = np.array([2.00, 0.21])  # of make_swiss_roll(10**6, noise=0.5)[:, [0, 2]]
@@ -25,16 +36,29 @@ ROLL_SCALE = np.array([6.64, 6.97])
 #: Training choices of the shipped prior (and of every prior of the Swiss-roll study).
 TRAINING = dict(schedule="cosine", hidden=128, steps=6000, variance="beta", action_cov=1.0)
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: The trained models shipped as package data (found after a non-editable install too).
+MODELS_DIR = Path(str(resources.files("dts_ppl") / "models"))
+
+
+def make_swiss_roll(num_samples: int, noise: float = 0.0, random_state: int = 0) -> np.ndarray:
+    """scikit-learn's ``make_swiss_roll`` (3-d points (N, 3)), reproduced so scikit-learn is optional.
+
+    Same algorithm and draws from ``np.random.RandomState(random_state)`` in the same order, so
+    the points equal scikit-learn's (tested when scikit-learn is installed).
+    """
+    rng = np.random.RandomState(int(random_state))
+    t = 1.5 * np.pi * (1 + 2 * rng.uniform(size=num_samples))
+    y = 21 * rng.uniform(size=num_samples)
+    x = np.vstack((t * np.cos(t), y, t * np.sin(t)))
+    x += noise * rng.standard_normal(size=(3, num_samples))
+    return x.T
 
 
 def swiss_roll(num_samples: int, seed: int = 0) -> np.ndarray:
     """``num_samples`` standardised Swiss-roll points (num_samples, 2) from ``make_swiss_roll``."""
-    from sklearn.datasets import make_swiss_roll
-
     if int(num_samples) != num_samples or num_samples < 1:
         raise ValueError(f"num_samples: expected a positive integer, got {num_samples!r}")
-    x = make_swiss_roll(int(num_samples), noise=ROLL_NOISE, random_state=int(seed))[0][:, [0, 2]]
+    x = make_swiss_roll(int(num_samples), noise=ROLL_NOISE, random_state=int(seed))[:, [0, 2]]
     return (x - ROLL_MEAN) / ROLL_SCALE
 
 
@@ -43,9 +67,6 @@ def sample_swiss_roll(key, num_samples: int):
 
     t ~ 1.5 pi (1 + 2 U), (x, z) = (t cos t, t sin t) + N(0, 0.5^2 I), as ``make_swiss_roll``.
     """
-    import jax
-    import jax.numpy as jnp
-
     k_t, k_noise = jax.random.split(key)
     dtype = jnp.result_type(float)
     t = 1.5 * jnp.pi * (1 + 2 * jax.random.uniform(k_t, (num_samples,), dtype))
@@ -75,7 +96,7 @@ def swiss_roll_prior(
 ):
     """The DDPM prior trained on ``num_samples`` Swiss-roll points (data seed ``seed``).
 
-    Looks first for the shipped ``models/swissroll_L40.npz`` (when the configuration matches),
+    Looks first for the shipped ``dts_ppl/models/swissroll_L40.npz`` (when the configuration matches),
     then for a cache file under :func:`cache_dir`; otherwise trains (minutes for 10^4 samples
     and L = 40 on 2 CPU cores) and writes the cache.
 
@@ -88,11 +109,6 @@ def swiss_roll_prior(
     Returns:
         (prior, metadata).
     """
-    import jax
-
-    from dts_ppl.ddpm import train_diffusion_prior
-    from dts_ppl.serialization import load_prior, save_prior
-
     cfg = _config(num_samples, num_levels, seed, overrides)
     tag = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
     candidates = [MODELS_DIR / "swissroll_L40.npz", cache_dir() / f"swissroll-{tag}.npz"]
@@ -146,10 +162,6 @@ def swissroll_environment(
     With ``shared_point_spread`` = s the run instead draws ONE roll point c and
     theta_a = c + s N(0, I) (the hierarchical structure the dTS prior assumes; a control).
     """
-    import jax
-
-    from dts_ppl.envs import Environment, uniform_contexts
-    from dts_ppl.likelihoods import Gaussian
 
     def sample_theta(key):
         if shared_point_spread is None:
@@ -165,8 +177,6 @@ def swissroll_environment(
 
 def paired_ratio(baseline, agent):
     """Ratio of mean final regrets baseline / agent over paired runs and its delta-method s.e."""
-    from dts_ppl.simulation import regret_ratio
-
     return regret_ratio(baseline, agent)
 
 
@@ -184,18 +194,11 @@ def swissroll_agents(
     :func:`swiss_roll_prior`); LinTS gets the Gaussian fit (mean, covariance) of the same N
     samples. ``action_cov`` replaces the prior's S_1 choice (see :mod:`dts_ppl.ddpm`).
     """
-    import jax.numpy as jnp
-
-    from dts_ppl.agents import GaussianPrior, dts, lin_ts
-    from dts_ppl.likelihoods import Gaussian
-
     if name not in PRESETS:
         raise ValueError(f"name: expected one of {sorted(PRESETS)}, got {name!r}")
     num_samples, num_levels = PRESETS[name]
     prior, meta = swiss_roll_prior(num_samples, num_levels, progress=progress)
     if action_cov is not None:
-        from dts_ppl.ddpm import action_covariance
-
         scale = np.asarray(meta["standardisation"]["scale"])
         s1 = action_covariance(action_cov, np.asarray(meta["betas"]), scale, prior.dim)
         prior = prior._replace(cov1=jnp.asarray(s1, prior.cov1.dtype))
@@ -229,10 +232,6 @@ def run_preset(
         dict with "results" {agent name: RegretResult}, "ratio" and "ratio_se" (LinTS / dTS
         with the first linearisation, delta method over paired runs), and the settings.
     """
-    import jax
-
-    from dts_ppl.simulation import simulate
-
     agents = swissroll_agents(name, num_actions, noise, linearisations, action_cov, progress)
     env = swissroll_environment(num_actions, noise)
     key = jax.random.PRNGKey(seed)
@@ -263,22 +262,16 @@ def _preset_builder(name):
     return build
 
 
-_BUILDERS = {name: _preset_builder(name) for name in PRESETS}
-
-
-def register_presets() -> None:
-    """Register the study's presets with ``dts-ppl bench regret`` (``dts_ppl.presets``); idempotent."""
-    from dts_ppl.presets import register_preset
-
-    for name, (num_samples, num_levels) in PRESETS.items():
-        register_preset(
+def presets() -> dict[str, Preset]:
+    """The study's presets for ``dts-ppl bench regret``, by name."""
+    return {
+        name: Preset(
             name,
-            _BUILDERS[name],
+            _preset_builder(name),
             f"Swiss-roll theta (K={STUDY['num_actions']}), dTS with a DDPM prior trained on N={num_samples} "
             f"roll samples, L={num_levels}, vs LinTS with their Gaussian fit",
             rounds=STUDY["num_rounds"],
             runs=STUDY["num_runs"],
         )
-
-
-register_presets()  # `dts-ppl bench regret` imports this module (dts_ppl.presets.PRESET_MODULES)
+        for name, (num_samples, num_levels) in PRESETS.items()
+    }

@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
-from dts_ppl import posterior as core
-from dts_ppl.likelihoods import ActionStats, empty_stats
-from dts_ppl.links import check_linearisation
-from dts_ppl.model import BanditModel, sample_chain
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import ActionStats, empty_stats
+from dts_ppl.core.links import check_linearisation
+from dts_ppl.ppl.model import BanditModel, sample_chain
 
 
 class DTSGuide:
@@ -19,7 +19,7 @@ class DTSGuide:
     the conditionals of MATH.md section 3: the top latent, each latent given the one above,
     then every theta_a given psi_1. Exact for affine links with Gaussian rewards; for nonlinear
     links ``linearisation`` picks the upward approximation, for GLM rewards each action's
-    likelihood is Gaussianised (see :mod:`dts_ppl.likelihoods`). Called with ``y=None`` it is
+    likelihood is Gaussianised (see :mod:`dts_ppl.core.likelihoods`). Called with ``y=None`` it is
     the prior.
 
     Args:
@@ -84,7 +84,7 @@ class DTSGuide:
         return m.likelihood.statistics(X, A, y, m.num_actions)
 
     def posterior(self, X=None, A=None, y=None) -> core.DTSPosterior:
-        """The chain of posterior conditionals (see :class:`dts_ppl.posterior.DTSPosterior`)."""
+        """The chain of posterior conditionals (see :class:`dts_ppl.core.inference.DTSPosterior`)."""
         stats = self.statistics(X, A, y)
         return core.posterior(self.model.prior, stats, self.linearisation, self.num_iterations)
 

@@ -5,7 +5,7 @@ Every Gaussian conditional of the chain, prior and posterior alike, is stored as
     x | parent ~ N(gain @ u + shift, scale_tril scale_tril^T),   u = f(parent)
 
 with u = 0 for the top latent. The prior is gain = I, shift = 0; conditioning on data changes
-only these three arrays. The NumPyro model and guide (`dts_ppl.model`, `dts_ppl.guide`) and
+only these three arrays. The NumPyro model and guide (`dts_ppl.ppl.model`, `dts_ppl.ppl.guide`) and
 the agents all sample through :func:`conditional_loc`, so there is one formula for each step.
 
 Upward pass (data -> top): each level combines its prior precision Q with the evidence (G, b)
@@ -23,10 +23,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl._linalg import chol_solve, psd_cholesky, psd_inv, scale_tril_of_inverse, symmetrise
-from dts_ppl.likelihoods import ActionStats
-from dts_ppl.links import check_linearisation
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl.core.likelihoods import ActionStats
+from dts_ppl.core.linalg import chol_solve, psd_cholesky, psd_inv, scale_tril_of_inverse, symmetrise
+from dts_ppl.core.links import check_linearisation
+from dts_ppl.core.prior import DiffusionPrior
 
 
 class Conditionals(NamedTuple):

@@ -1,8 +1,8 @@
 """The approximation-error study: dTS vs NUTS as the number of observations grows.
 
-For each preset problem (:mod:`dts_ppl.validation_presets`) and sample size, one NUTS run is the
+For each preset problem (:mod:`dts_ppl.experiments.validation`) and sample size, one NUTS run is the
 reference, and every applicable linearisation of the guide is compared with it through
-:func:`dts_ppl.validate.compare`. :func:`study_table` renders the rows as the README's
+:func:`dts_ppl.ppl.validate.compare`. :func:`study_table` renders the rows as the README's
 markdown table; ``dts-ppl validation-study`` regenerates it.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import jax
 from tqdm.auto import tqdm
 
-from dts_ppl.guide import DTSGuide
-from dts_ppl.links import LINEARISATIONS
-from dts_ppl.validate import check_inputs, compare, run_nuts
-from dts_ppl.validation_presets import NUTS_PARAMETERISATION, make_problem
+from dts_ppl.core.links import LINEARISATIONS
+from dts_ppl.experiments.validation import NUTS_PARAMETERISATION, make_problem
+from dts_ppl.ppl.guide import DTSGuide
+from dts_ppl.ppl.validate import check_inputs, compare, run_nuts
 
 
 def linearisations_for(model) -> tuple:

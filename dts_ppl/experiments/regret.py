@@ -1,11 +1,11 @@
 """Named regret experiments (the paper's Figure 1 panels, the K sweep, misspecification).
 
-A preset is a builder ``build(key, num_rounds) -> (Environment, {name: Agent})`` registered
-under a name; ``dts-ppl bench regret --preset NAME`` runs it. Other modules add their own with
-:func:`register_preset` (and list their module in ``PRESET_MODULES`` so the CLI imports it):
+A preset is a builder ``build(key, num_rounds) -> (Environment, {name: Agent})`` stored under a
+name in :data:`PRESETS`; ``dts-ppl bench regret --preset NAME`` runs it. Users add their own
+with :func:`register_preset`:
 
-    from dts_ppl.presets import register_preset
-    register_preset("swissroll-k100", build_swissroll, "Swiss-roll theta, K=100")
+    from dts_ppl.experiments.regret import register_preset
+    register_preset("my-bandit", build, "my catalogue, K=100")
 
 Settings follow MATH.md section 8: contexts U[-1, 1]^d, covariances I, reward noise 1; K = 100
 panels use d = 5, L = 2 (active columns 5, 2; MLP width 20), K = 10^4 panels d = 20, L = 4
@@ -17,61 +17,15 @@ the paper) next to the paper's dTS ("identity").
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
 from dts_ppl import agents as ag
-from dts_ppl.envs import diffusion_environment, paper_environment, paper_prior
-from dts_ppl.likelihoods import Bernoulli, Gaussian
-
-PRESET_MODULES: list[str] = ["dts_ppl.swissroll"]  # modules that register more presets when imported
-
-
-class Preset(NamedTuple):
-    """A registered experiment: ``build(key, num_rounds) -> (Environment, {name: Agent})``."""
-
-    name: str
-    build: Callable
-    description: str = ""
-    rounds: int = 5000
-    runs: int = 50
-
-
-_REGISTRY: dict[str, Preset] = {}
-
-
-def register_preset(name: str, build: Callable, description: str = "", rounds: int = 5000, runs: int = 50):
-    """Register ``build(key, num_rounds) -> (Environment, dict[str, Agent])`` under ``name``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name: expected a non-empty string, got {name!r}")
-    if name in _REGISTRY and _REGISTRY[name].build is not build:
-        raise ValueError(f"name: a preset called {name!r} is already registered")
-    if not callable(build):
-        raise ValueError(f"build: expected a callable (key, num_rounds) -> (env, agents), got {build!r}")
-    _REGISTRY[name] = Preset(name, build, description, rounds, runs)
-    return _REGISTRY[name]
-
-
-def _load_plugins():
-    for module in PRESET_MODULES:
-        importlib.import_module(module)
-
-
-def preset_names() -> list[str]:
-    _load_plugins()
-    return sorted(_REGISTRY)
-
-
-def get_preset(name: str) -> Preset:
-    _load_plugins()
-    if name not in _REGISTRY:
-        raise ValueError(f"preset: unknown preset {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
+from dts_ppl.bandits.envs import diffusion_environment
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian
+from dts_ppl.experiments import swissroll
+from dts_ppl.experiments.registry import Preset
+from dts_ppl.experiments.synthetic import paper_environment, paper_prior
 
 # ------------------------------------------------------------------------------ the paper's
 
@@ -163,32 +117,69 @@ def _misspecified(scale: float):
     return build
 
 
-for _diff, _dname in (("linear", "lindiff"), ("mlp", "nonlindiff")):
-    for _rew, _rname in (("linear", "lin"), ("logistic", "logistic")):
-        for _K in (100, 10000):
-            register_preset(
-                f"fig1-{_dname}-{_rname}-k{_K}",
-                _fig1(_diff, _rew, _K),
-                f"Figure 1: {_diff} diffusion, {_rew} reward, K={_K}",
-                runs=50 if _K == 100 else 10,
-            )
-for _K in (10, 100, 500, 5000, 50000):
-    register_preset(f"fig2a-k{_K}", _k_sweep(_K), f"Figure 2a: K sweep (linear/linear, d=5, L=2), K={_K}")
-for _v in ("0", "0.5", "1", "1.5"):
-    register_preset(
-        f"fig2c-v{_v}",
-        _misspecified(float(_v)),
-        f"Figure 2c: agents' prior weights W_l + {_v} U[-1, 1] (true: W_l), K=100, d=5, L=2",
-    )
-
-
 def _exact(key, num_rounds):
     # same split of the key as the fig1 builders: the same problem as fig1-lindiff-lin-k100
     env, prior = paper_environment(jax.random.split(key)[0], "linear", "linear", 100, **_SIZES[100])
     return env, {"dTS": ag.dts(prior, Gaussian(1.0), 100), "exact TS": ag.exact_ts(prior, Gaussian(1.0), 100)}
 
 
-register_preset("exact-k100", _exact, "dTS vs exact joint Thompson sampling on the fig1-lindiff-lin-k100 problem")
+def _paper_presets() -> dict[str, Preset]:
+    out = []
+    for diff, dname in (("linear", "lindiff"), ("mlp", "nonlindiff")):
+        for rew, rname in (("linear", "lin"), ("logistic", "logistic")):
+            for K in (100, 10000):
+                out.append(
+                    Preset(
+                        f"fig1-{dname}-{rname}-k{K}",
+                        _fig1(diff, rew, K),
+                        f"Figure 1: {diff} diffusion, {rew} reward, K={K}",
+                        runs=50 if K == 100 else 10,
+                    )
+                )
+    for K in (10, 100, 500, 5000, 50000):
+        out.append(Preset(f"fig2a-k{K}", _k_sweep(K), f"Figure 2a: K sweep (linear/linear, d=5, L=2), K={K}"))
+    for v in ("0", "0.5", "1", "1.5"):
+        out.append(
+            Preset(
+                f"fig2c-v{v}",
+                _misspecified(float(v)),
+                f"Figure 2c: agents' prior weights W_l + {v} U[-1, 1] (true: W_l), K=100, d=5, L=2",
+            )
+        )
+    out.append(
+        Preset("exact-k100", _exact, "dTS vs exact joint Thompson sampling on the fig1-lindiff-lin-k100 problem")
+    )
+    return {p.name: p for p in out}
+
+
+#: Every built-in preset by name: a plain dict, filled without import side effects.
+PRESETS: dict[str, Preset] = {**_paper_presets(), **swissroll.presets()}
+_USER: dict[str, Preset] = {}
+
+
+def register_preset(name: str, build, description: str = "", rounds: int = 5000, runs: int = 50) -> Preset:
+    """Add a user experiment ``build(key, num_rounds) -> (Environment, dict[str, Agent])`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+    if name in PRESETS or (name in _USER and _USER[name].build is not build):
+        raise ValueError(f"name: a preset called {name!r} is already registered")
+    if not callable(build):
+        raise ValueError(f"build: expected a callable (key, num_rounds) -> (env, agents), got {build!r}")
+    _USER[name] = Preset(name, build, description, rounds, runs)
+    return _USER[name]
+
+
+def preset_names() -> list[str]:
+    """Names of the built-in and user-registered presets, sorted."""
+    return sorted({**PRESETS, **_USER})
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (ValueError listing the available names otherwise)."""
+    table = {**PRESETS, **_USER}
+    if name not in table:
+        raise ValueError(f"preset: unknown preset {name!r}; available: {', '.join(sorted(table))}")
+    return table[name]
 
 
 def default_chunk_size(num_actions: int, dim: int, budget_bytes: float = 1e9) -> int:

@@ -1,6 +1,6 @@
 """Posterior draws as ArviZ InferenceData, and guide-vs-NUTS comparison plots.
 
-All ArviZ calls go through :mod:`dts_ppl._arviz`; this module only arranges arrays, dims and
+All ArviZ calls go through :mod:`dts_ppl.ppl.arviz_adapter`; this module only arranges arrays, dims and
 coords. Dims: ``psi`` (level, latent_feature) with level = L, ..., 1 (the site's rows are in
 sampling order, top latent psi_L first), ``theta`` (action, feature) (or (feature,) for a
 shared model), ``y`` (obs,).
@@ -13,8 +13,9 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl import _arviz
-from dts_ppl.validate import NutsResult
+from dts_ppl.plotting import pyplot
+from dts_ppl.ppl import arviz_adapter as _arviz
+from dts_ppl.ppl.validate import NutsResult
 
 # names ArviZ expects in sample_stats, from NumPyro's extra fields
 _SAMPLE_STATS = {
@@ -51,7 +52,7 @@ def _predictive(key, model, theta, X, A):
         eta = jnp.einsum("nd,...d->...n", X, theta)
     else:
         eta = jnp.sum(X * theta[..., A, :], axis=-1)
-    return np.asarray(model.likelihood.distribution(eta).sample(key))
+    return np.asarray(model.likelihood.sample(key, eta))
 
 
 def to_inference_data(model, draws, X=None, A=None, y=None, *, key=None):
@@ -60,7 +61,7 @@ def to_inference_data(model, draws, X=None, A=None, y=None, *, key=None):
     Args:
         model: BanditModel.
         draws: {site: (num_draws, *site_shape)} guide draws (e.g. ``guide.sample_posterior``;
-            stored as one chain) or a :class:`dts_ppl.validate.NutsResult` (chains kept, and
+            stored as one chain) or a :class:`dts_ppl.ppl.validate.NutsResult` (chains kept, and
             its extra fields become ``sample_stats``: diverging, acceptance_rate, n_steps,
             energy, lp).
         X, A, y: the data; with them the result has ``observed_data`` (y) and, when ``key``
@@ -135,11 +136,7 @@ def plot_comparison(datasets: dict, path=None, *, pair=None, sites=("psi", "thet
     Returns:
         The matplotlib Figure.
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot(headless=path is not None)
 
     first = next(iter(datasets.values()))
     if pair is None:

@@ -22,10 +22,10 @@ import numpy as np
 from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 
-from dts_ppl import _arviz
-from dts_ppl.diagnostics import psis_khat
-from dts_ppl.distances import energy_distance
-from dts_ppl.model import LATENT_SITES, check_parameterisation
+from dts_ppl.ppl import arviz_adapter as _arviz
+from dts_ppl.ppl.diagnostics import psis_khat
+from dts_ppl.ppl.distances import energy_distance
+from dts_ppl.ppl.model import LATENT_SITES, check_parameterisation
 
 NUTS_EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy", "potential_energy")
 

@@ -15,8 +15,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl import _checks
-from dts_ppl.links import AffineLink, MLPLink
+from dts_ppl.core import checks as _checks
+from dts_ppl.core.links import AffineLink, MLPLink
 
 
 def _stack(links):

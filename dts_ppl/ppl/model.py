@@ -19,18 +19,29 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.contrib.control_flow import scan
 
-from dts_ppl import _checks
-from dts_ppl.likelihoods import Gaussian
-from dts_ppl.posterior import (
+from dts_ppl.core import checks as _checks
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
+from dts_ppl.core.inference import (
     DTSPosterior,
     chain_scan_inputs,
     conditional_loc,
     parent_means,
     prior_conditionals,
 )
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl.core.prior import DiffusionPrior
 
 LATENT_SITES = ("psi", "theta")
+
+
+def reward_distribution(likelihood, eta) -> dist.Distribution:
+    """The NumPyro distribution of rewards given the linear predictor eta, for a core likelihood."""
+    if isinstance(likelihood, Gaussian):
+        return dist.Normal(eta, likelihood.scale)
+    if isinstance(likelihood, Bernoulli):
+        return dist.Bernoulli(logits=eta)
+    if isinstance(likelihood, Poisson):
+        return dist.Poisson(jnp.exp(eta))
+    raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
 
 
 PARAMETERISATIONS = ("centred", "noncentred")
@@ -190,5 +201,5 @@ class BanditModel:
         eta = X @ theta if self.shared else jnp.sum(X * theta[A], axis=-1)
         if X.shape[0]:
             with numpyro.plate("data", X.shape[0]):
-                numpyro.sample("y", self.likelihood.distribution(eta), obs=y)
+                numpyro.sample("y", reward_distribution(self.likelihood, eta), obs=y)
         return theta

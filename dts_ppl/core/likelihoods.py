@@ -26,9 +26,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 
-from dts_ppl import _checks
+from dts_ppl.core import checks as _checks
 
 
 class ActionStats(NamedTuple):
@@ -70,14 +69,16 @@ class Gaussian:
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"scale: expected a positive finite noise scale, got {self.scale}")
 
-    def distribution(self, eta):
-        return dist.Normal(eta, self.scale)
-
     def mean(self, eta):
         return eta
 
     def log_prob(self, y, eta):
-        return self.distribution(eta).log_prob(y)
+        z = (y - eta) / self.scale
+        return -0.5 * z**2 - jnp.log(self.scale) - 0.5 * jnp.log(2 * jnp.pi)
+
+    def sample(self, key, eta):
+        """y ~ N(eta, scale^2), same shape as eta."""
+        return eta + self.scale * jax.random.normal(key, jnp.shape(eta), jnp.result_type(eta))
 
     def check_rewards(self, name, y):
         _checks.check_finite(name, y)
@@ -147,9 +148,12 @@ class _GLM:
             raise ValueError("theta_cov: expected a finite covariance with a positive diagonal")
         return replace(self, ridge=1.0 / var)
 
-    # Subclasses define: distribution, mean, _nll(y, eta), _curvature(eta), check_rewards.
+    # Subclasses define: mean, sample, _nll(y, eta), _log_normaliser(y), _curvature(eta), check_rewards.
     def log_prob(self, y, eta):
-        return self.distribution(eta).log_prob(y)
+        return -self._nll(y, eta) - self._log_normaliser(y)
+
+    def _log_normaliser(self, y):
+        return jnp.zeros_like(y)
 
     def laplace(self, X, y, weights, B, num_steps: int, group=None, num_groups=None):
         """The one Gaussianisation routine, for the batch statistics and the agents' updates.
@@ -224,11 +228,12 @@ class Bernoulli(_GLM):
 
     name = "bernoulli"
 
-    def distribution(self, eta):
-        return dist.Bernoulli(logits=eta)
-
     def mean(self, eta):
         return jax.nn.sigmoid(eta)
+
+    def sample(self, key, eta):
+        """y ~ Bernoulli(sigmoid(eta)) as 0.0 / 1.0, same shape as eta."""
+        return jax.random.bernoulli(key, jax.nn.sigmoid(eta)).astype(jnp.result_type(eta))
 
     def _nll(self, y, eta):
         return jax.nn.softplus(eta) - y * eta
@@ -252,11 +257,15 @@ class Poisson(_GLM):
 
     name = "poisson"
 
-    def distribution(self, eta):
-        return dist.Poisson(jnp.exp(eta))
-
     def mean(self, eta):
         return jnp.exp(eta)
+
+    def sample(self, key, eta):
+        """y ~ Poisson(exp(eta)), same shape as eta."""
+        return jax.random.poisson(key, jnp.exp(eta), jnp.shape(eta)).astype(jnp.result_type(eta))
+
+    def _log_normaliser(self, y):
+        return jax.scipy.special.gammaln(y + 1.0)
 
     def _nll(self, y, eta):
         return jnp.exp(eta) - y * eta

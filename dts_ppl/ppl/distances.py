@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dts_ppl import _checks
+from dts_ppl.core import checks as _checks
 
 
 def _mean_pairwise_distance(x, y):
@@ -33,7 +33,7 @@ def energy_distance(x, y) -> float:
     in one dimension, equals ``scipy.stats.energy_distance``. It is a metric on distributions
     and zero exactly when they are equal; on finite samples it is positive, with a floor set
     by the sample sizes and their autocorrelation, so compare it with the same distance
-    between two samples of the reference (see :func:`dts_ppl.validate`).
+    between two samples of the reference (see :func:`dts_ppl.ppl.validate`).
 
     Args:
         x: (n,) or (n, p) draws.

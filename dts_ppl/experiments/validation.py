@@ -5,10 +5,10 @@ round-robin actions and rewards from the likelihood; sizes are chosen so that NU
 in about a minute on two CPU cores.
 
 - ``linear``: linear links, Gaussian rewards (the guide is exact).
-- ``mlp``: random two-layer ReLU links (:func:`dts_ppl.synthetic.random_mlp_prior`), Gaussian rewards.
+- ``mlp``: random two-layer ReLU links (:func:`dts_ppl.experiments.synthetic.random_mlp_prior`), Gaussian rewards.
 - ``logistic``: linear links, Bernoulli rewards (``Bernoulli().regularised_for`` the prior of theta).
-- ``ddpm``: the trained Swiss-roll DDPM prior shipped in ``models/swissroll_L40.npz``
-  (d = 2, L = 40 levels, :mod:`dts_ppl.swissroll`), Gaussian rewards. NUTS runs on the
+- ``ddpm``: the trained Swiss-roll DDPM prior shipped in ``dts_ppl/models/swissroll_L40.npz``
+  (d = 2, L = 40 levels, :mod:`dts_ppl.experiments.swissroll`), Gaussian rewards. NUTS runs on the
   non-centred model (:data:`NUTS_PARAMETERISATION`).
 """
 
@@ -19,11 +19,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl import posterior as core
 from dts_ppl.agents.linear import theta_marginal
-from dts_ppl.likelihoods import Bernoulli, Gaussian
-from dts_ppl.model import BanditModel
-from dts_ppl.synthetic import random_linear_prior, random_mlp_prior
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian
+from dts_ppl.experiments.swissroll import MODELS_DIR
+from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
+from dts_ppl.ppl.model import BanditModel
+from dts_ppl.serialization import load_prior
 
 PRESETS = ("linear", "mlp", "logistic", "ddpm")
 DEFAULT_NUM_OBS = {"linear": 50, "mlp": 50, "logistic": 100, "ddpm": 30}
@@ -50,9 +52,6 @@ def _prior(name: str, key):
     if name == "mlp":
         return random_mlp_prior(key, 2, num_levels=2, hidden=10)
     if name == "ddpm":
-        from dts_ppl.serialization import load_prior
-        from dts_ppl.swissroll import MODELS_DIR
-
         path = MODELS_DIR / SWISSROLL_FILE
         if not path.exists():
             raise ValueError(f"preset: 'ddpm' needs the trained prior {path}, which is missing")
@@ -75,5 +74,5 @@ def make_problem(name: str, key, num_obs: int | None = None, num_actions: int = 
     _, theta = core.sample(k_theta, prior, core.prior_conditionals(prior, num_actions))
     X = jax.random.uniform(k_x, (num_obs, prior.dim), prior.cov1.dtype, minval=-1.0, maxval=1.0)
     A = jnp.arange(num_obs) % num_actions
-    y = likelihood.distribution(jnp.sum(X * theta[A], -1)).sample(k_y).astype(X.dtype)
+    y = likelihood.sample(k_y, jnp.sum(X * theta[A], -1)).astype(X.dtype)
     return Problem(name, model, X, A, y, theta)

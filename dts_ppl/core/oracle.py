@@ -14,9 +14,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl._linalg import psd_inv, psd_solve
-from dts_ppl.likelihoods import ActionStats
-from dts_ppl.prior import DiffusionPrior
+from dts_ppl.core.likelihoods import ActionStats
+from dts_ppl.core.linalg import psd_inv, psd_solve
+from dts_ppl.core.prior import DiffusionPrior
 
 
 class JointGaussian(NamedTuple):

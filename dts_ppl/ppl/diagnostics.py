@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from numpyro.infer.util import log_density
 
-from dts_ppl import _arviz
+from dts_ppl.ppl import arviz_adapter as _arviz
 
 
 def log_importance_weights(key, model, guide, X=None, A=None, y=None, num_samples: int = 2000):
@@ -31,7 +31,7 @@ def psis_khat(key, model, guide, X=None, A=None, y=None, num_samples: int = 2000
 
     Below 0.5: the guide is a reliable proposal for the posterior; above 0.7: it is not.
     A guide that is exact has weights constant to round-off, reported as k-hat = -inf (see
-    :func:`dts_ppl._arviz.psis`).
+    :func:`dts_ppl.ppl.arviz_adapter.psis`).
     """
     lw = log_importance_weights(key, model, guide, X, A, y, num_samples)
     if not bool(jnp.all(jnp.isfinite(lw))):

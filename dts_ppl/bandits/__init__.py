@@ -1,0 +1,16 @@
+"""Bandit environments and the regret simulator (jit, lax.scan over rounds, vmap over runs)."""
+
+from dts_ppl.bandits.envs import Environment, diffusion_environment, mean_rewards, sample_reward, uniform_contexts
+from dts_ppl.bandits.simulation import RegretResult, plot_regret, regret_ratio, simulate
+
+__all__ = [
+    "Environment",
+    "RegretResult",
+    "diffusion_environment",
+    "mean_rewards",
+    "plot_regret",
+    "regret_ratio",
+    "sample_reward",
+    "simulate",
+    "uniform_contexts",
+]
