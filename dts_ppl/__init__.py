@@ -27,6 +27,9 @@ from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.validate import ValidationReport, validate
 from dts_ppl.serialization import load_prior, save_prior
+from dts_ppl.agents.linear import GaussianPrior
+from dts_ppl.core.sampling import sample_moments, sample_prior
+from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
 
 __all__ = [
     "ActionStats",
@@ -64,4 +67,10 @@ __all__ = [
     "simulate",
     "train_diffusion_prior",
     "validate",
+    "GaussianPrior",
+    "action_cov_calibration",
+    "calibrate_action_cov",
+    "sample_moments",
+    "sample_prior",
+    "with_action_cov",
 ]

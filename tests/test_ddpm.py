@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dts_ppl import BanditModel, DDPMLink, DTSGuide, load_prior, save_prior, train_diffusion_prior
+from dts_ppl import BanditModel, DDPMLink, DTSGuide, load_prior, save_prior, train_diffusion_prior, with_action_cov
 from dts_ppl.ddpm import build_prior, level_variances, noise_schedule
 from dts_ppl.serialization import FORMAT_VERSION
 
@@ -47,11 +47,17 @@ def test_trained_prior_structure(trained, tmp_path):
     meta = tr.metadata
     np.testing.assert_allclose(meta["standardisation"]["mean"], x.mean(0))
     np.testing.assert_allclose(meta["standardisation"]["scale"], x.std(0))
-    # Covariances follow the schedule: S_l = beta_l I (l = 2..L), S_{L+1} = I, S_1 = diag(scale)^2 (s = 1).
+    # Covariances follow the schedule: S_l = beta_l I (l = 2..L), S_{L+1} = I; S_1 by the "marginal"
+    # rule (tests/test_calibration.py), recorded in the metadata; the old S_1 = diag(scale)^2 (s = 1)
+    # stays reachable without retraining.
     betas = np.asarray(meta["betas"])
     np.testing.assert_allclose(np.diagonal(prior.covs, 0, 1, 2)[:-1], betas[1:, None] * np.ones(2), rtol=1e-12)
     np.testing.assert_allclose(prior.covs[-1], np.eye(2))
-    np.testing.assert_allclose(prior.cov1, np.diag(x.std(0) ** 2), rtol=1e-12)
+    assert meta["action_cov"] == "marginal" and meta["action_cov_rule"].startswith("marginal")
+    np.testing.assert_allclose(prior.cov1, np.asarray(meta["cov1"]), rtol=1e-12)
+    old, old_meta = with_action_cov(prior, meta, 1.0)
+    np.testing.assert_allclose(old.cov1, np.diag(x.std(0) ** 2), rtol=1e-12)
+    assert old_meta["action_cov"] == 1.0 and "action_cov_calibration" not in old_meta
 
 
 def test_ddpm_link_is_the_reverse_mean_formula(trained):

@@ -11,6 +11,7 @@ Per round: ``update`` O(d^3) for the played action, ``act`` one O(K d^2) pass (v
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -33,13 +34,50 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.sampling import sample_moments, sample_prior
 
 
 class GaussianPrior(NamedTuple):
-    """N(mean (d,), cov (d, d)) on each action's parameter."""
+    """N(mean, cov) on each action's parameter.
+
+    Attributes:
+        mean: (d,)   cov: (d, d)
+    """
 
     mean: jax.Array
     cov: jax.Array
+
+    @classmethod
+    def fit(cls, samples, jitter: float = 1e-9, dtype=None) -> GaussianPrior:
+        """The Gaussian fitted to samples: their mean and (unbiased, N - 1) covariance.
+
+        The baseline prior of LinTS / LinUCB when only samples of theta are known (the
+        pre-training set of a DDPM prior, item vectors).
+
+        Args:
+            samples: (N, d) samples, N >= 2, all finite.
+            jitter: added to the diagonal as ``jitter`` times the mean sample variance, so the
+                covariance stays positive definite when N <= d or a direction is flat (0: none).
+            dtype: dtype of the result (default: JAX's default float).
+        Returns:
+            GaussianPrior with mean (d,) and cov (d, d).
+
+        Example:
+            >>> import numpy as np
+            >>> g = GaussianPrior.fit(np.random.default_rng(0).normal(size=(500, 2)), jitter=0.0)
+            >>> g.mean.shape, g.cov.shape
+            ((2,), (2, 2))
+        """
+        try:
+            jit = float(jitter)
+        except (TypeError, ValueError):
+            jit = float("nan")
+        if isinstance(jitter, bool) or not (math.isfinite(jit) and jit >= 0):
+            raise ValueError(f"jitter: expected a finite number >= 0, got {jitter!r}")
+        x = _checks.as_array("samples", samples, ndim=2)
+        mean, cov = sample_moments(x.astype(dtype or jnp.result_type(float)))
+        cov = cov + jit * jnp.mean(jnp.diag(cov)) * jnp.eye(cov.shape[0], dtype=cov.dtype)
+        return cls(mean, cov)
 
 
 def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) -> GaussianPrior:
@@ -53,11 +91,8 @@ def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) ->
         return GaussianPrior(mo.theta_mean[0], mo.theta_cov[0])
     if key is None:
         raise ValueError("key: a nonlinear prior's marginal is moment-matched from samples; pass a PRNG key")
-    _, theta = core.sample(key, prior, core.prior_conditionals(prior, 1), (num_samples,))
-    theta = theta[:, 0]
-    mean = theta.mean(0)
-    centred = theta - mean
-    return GaussianPrior(mean, centred.T @ centred / (num_samples - 1))
+    _, theta = sample_prior(key, prior, num_samples)
+    return GaussianPrior.fit(theta[:, 0], jitter=0.0, dtype=prior.cov1.dtype)
 
 
 class LinearState(NamedTuple):

@@ -8,6 +8,7 @@ agents (:mod:`dts_ppl.agents`) call these same functions.
   :class:`ActionStats`.
 - The closed-form posterior: :func:`posterior` (statistics -> chain of conditionals),
   :func:`sample` (draws), :func:`moments` (means and covariances), :func:`prior_conditionals`.
+- Prior draws: :func:`sample_prior` (psi and theta from any DiffusionPrior); :func:`sample_moments`.
 - The independent reference: :func:`joint_posterior` (the joint-Gaussian oracle).
 
 Row order of latent arrays: everywhere in the package a (L, ...) latent array is in sampling
@@ -31,6 +32,7 @@ from dts_ppl.core.inference import (
     sample,
 )
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.sampling import sample_moments, sample_prior
 
 __all__ = [
     "LINEARISATIONS",
@@ -55,4 +57,6 @@ __all__ = [
     "posterior",
     "prior_conditionals",
     "sample",
+    "sample_moments",
+    "sample_prior",
 ]

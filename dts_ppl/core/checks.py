@@ -97,3 +97,10 @@ def covariance(name: str, s, dim: int, dtype=None):
         if eig.min() <= 0:
             raise ValueError(f"{name}: covariance is not positive definite (smallest eigenvalue {eig.min():.3g})")
     return arr
+
+
+def positive_int(name: str, v) -> int:
+    """A positive Python or NumPy integer (not a bool, not a float) as an int."""
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    return int(v)

@@ -30,10 +30,12 @@ Everything the paper leaves open is an explicit choice here (all arguments of
   variance betatilde_l = beta_l (1 - abar_{l-1}) / (1 - abar_l) ("betatilde").
 - **S_1** (``action_cov``): how far actions may differ from each other given the shared psi_1.
   A DDPM's own value (beta_1, or betatilde_1 = 0) makes every action nearly identical a priori,
-  which is the right prior only when actions truly share one parameter. The default, a float
-  s, gives S_1 = s I in standardised units (s = 1: each action may deviate from f_1(psi_1) by
-  about the spread of the data). "beta" gives beta_1 I. A (d,) or (d, d) array is taken in
-  standardised units too.
+  which is the right prior only when actions truly share one parameter. The default of
+  :func:`~dts_ppl.train_diffusion_prior`, "marginal", calibrates S_1 so that the prior's theta
+  marginal covariance matches the training data's (:mod:`dts_ppl.ddpm.calibrate`). Overrides:
+  a float s gives S_1 = s I in standardised units (s = 1, the default before 0.2: each action
+  may deviate from f_1(psi_1) by about the spread of the data, which doubles the marginal
+  variance); "beta" gives beta_1 I; a (d,) or (d, d) array is taken in standardised units too.
 
 The trained links are :class:`DDPMLink` NamedTuples (``__call__``, ``linearise``,
 ``is_linear``), stacked over levels 2..L like every other link, so the posterior, the NumPyro
@@ -142,8 +144,13 @@ def action_covariance(action_cov, betas, scale, dim: int) -> np.ndarray:
                 "action_cov: betatilde_1 = 0 would make every action identical given psi_1 (a singular "
                 "S_1); use 'beta' or a float (S_1 = s I in standardised units)"
             )
+        elif action_cov == "marginal":
+            raise ValueError(
+                "action_cov: 'marginal' is computed from the training samples (train_diffusion_prior, "
+                "dts_ppl.ddpm.calibrate_action_cov), not from the schedule; here give 'beta', a float or an array"
+            )
         else:
-            raise ValueError(f"action_cov: expected 'beta', a float or an array, got {action_cov!r}")
+            raise ValueError(f"action_cov: expected 'marginal', 'beta', a float or an array, got {action_cov!r}")
     else:
         s1 = np.asarray(_checks.covariance("action_cov", np.asarray(action_cov, np.float64), dim), np.float64)
     return np.asarray(scale)[:, None] * s1 * np.asarray(scale)[None, :]

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from dts_ppl._version import __version__
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.ddpm.calibrate import MARGINAL, _json_action_cov, action_cov_calibration
 from dts_ppl.ddpm.network import EMBED_DIM, EpsNet, eps_net, init_eps_net, step_embedding
 from dts_ppl.ddpm.prior import action_covariance, build_prior
 from dts_ppl.ddpm.schedule import level_variances, noise_schedule, schedule_arrays
@@ -89,12 +90,13 @@ def train_diffusion_prior(
     steps: int = 5000,
     key=None,
     variance: str = "beta",
-    action_cov=1.0,
+    action_cov=MARGINAL,
     learning_rate: float = 1e-3,
     batch_size: int | None = None,
     max_beta: float = 0.5,
     progress: bool = True,
     dtype=None,
+    calibration_draws: int = 20_000,
 ) -> TrainedPrior:
     """Train a DDPM on samples of action parameters and return it as a diffusion prior.
 
@@ -106,12 +108,16 @@ def train_diffusion_prior(
         steps: Adam steps.
         key: PRNG key (default PRNGKey(0)).
         variance: "beta" or "betatilde" for S_2..S_L.
-        action_cov: S_1 in standardised units: a float s (s I), "beta" (beta_1 I) or an array.
+        action_cov: "marginal" (default): S_1 calibrated so that the prior's theta marginal
+            covariance matches the samples' (:mod:`dts_ppl.ddpm.calibrate`; eigenvalue floor
+            beta_1). An override in standardised units: a float s (s I; 1.0 was the default
+            before 0.2), "beta" (beta_1 I) or a (d,) / (d, d) array.
         learning_rate: Adam learning rate (the paper: 1e-3).
         batch_size: default min(2048, N) (the paper).
         max_beta: clip for named schedules.
         progress: show a tqdm bar.
         dtype: dtype of the prior's arrays (default: JAX's default float).
+        calibration_draws: prior draws of psi_1 for the "marginal" rule (key: fold_in(key, 1)).
 
     Returns:
         TrainedPrior(prior, losses (steps,), params, metadata).
@@ -141,7 +147,11 @@ def train_diffusion_prior(
     mean, scale = x.mean(0), x.std(0)
     if np.any(scale <= 0):
         raise ValueError(f"samples: coordinate {int(np.argmin(scale))} is constant; cannot standardise")
-    action_covariance(action_cov, betas, scale, d)  # validate before training
+    calibrate = isinstance(action_cov, str) and action_cov == MARGINAL
+    if calibrate:
+        calibration_draws = _checks.positive_int("calibration_draws", calibration_draws)
+    else:
+        action_covariance(action_cov, betas, scale, d)  # validate before training
     key = jax.random.PRNGKey(0) if key is None else key
     k_init, k_train = jax.random.split(key)
 
@@ -173,7 +183,28 @@ def train_diffusion_prior(
     losses = np.concatenate(losses)
     if not np.all(np.isfinite(losses)):
         raise ValueError("learning_rate: training diverged (non-finite loss); try a smaller learning rate")
-    prior = build_prior(params, betas, mean, scale, variance, action_cov, dtype)
+    outer = scale[:, None] * scale[None, :]
+    if calibrate:
+        # the chain's psi draws do not depend on S_1: calibrate from the prior built with beta_1 I
+        first = build_prior(params, betas, mean, scale, variance, "beta", dtype)
+        cal = action_cov_calibration(first, x, jax.random.fold_in(key, 1), calibration_draws, float(betas[0]))
+        prior = build_prior(params, betas, mean, scale, variance, cal.cov1 / outer, dtype)
+        rule = (
+            f"marginal: S_1 = Cov(samples) - Cov(f_1(psi_1)) over {calibration_draws} prior draws of psi_1, "
+            f"eigenvalues (standardised by the samples' sds) clipped at beta_1 = {float(betas[0]):.4g}"
+        )
+        calibration = dict(
+            num_draws=int(calibration_draws),
+            floor=cal.floor,
+            num_clipped=cal.num_clipped,
+            eigenvalues=cal.eigenvalues.tolist(),
+            data_cov=cal.data_cov.tolist(),
+            link_cov=cal.link_cov.tolist(),
+        )
+    else:
+        prior = build_prior(params, betas, mean, scale, variance, action_cov, dtype)
+        rule = "override: S_1 = diag(scale) A diag(scale) for the given action_cov A (standardised units)"
+        calibration = None
     metadata = dict(
         kind="ddpm",
         package_version=__version__,
@@ -183,7 +214,9 @@ def train_diffusion_prior(
         betas=betas.tolist(),
         max_beta=float(max_beta),
         variance=variance,
-        action_cov=action_cov if isinstance(action_cov, str | float | int) else np.asarray(action_cov).tolist(),
+        action_cov=_json_action_cov(action_cov),
+        action_cov_rule=rule,
+        cov1=np.asarray(prior.cov1, np.float64).tolist(),
         hidden=int(hidden),
         embed_dim=EMBED_DIM,
         steps=int(steps),
@@ -194,4 +227,6 @@ def train_diffusion_prior(
         final_loss=float(np.mean(losses[-min(100, len(losses)) :])),
         loss_curve_per_100_steps=[float(np.mean(c)) for c in np.array_split(losses, -(-len(losses) // 100))],
     )
+    if calibration is not None:
+        metadata["action_cov_calibration"] = calibration
     return TrainedPrior(prior, losses, params, metadata)
