@@ -120,16 +120,29 @@ def main():
     out = dict(
         command="PYTHONPATH=. nice -n 10 python benchmarks/calibrated_prior.py "
         f"--runs {a.runs} --rounds {a.rounds} --actions {K} --noise {a.noise} --linearisation {a.linearisation}"
-        + (" --shared" if a.shared else "") + (f" --tag {a.tag}" if a.tag else ""),
-        data="ring of 8 Gaussian clusters, radius 2, sd 0.15; 3000 training points (seed 0), pool of 2000 held-out (seed 1)",
-        training=dict(num_levels=20, hidden=64, steps=3000, key=0, seconds=train_s, final_loss=tr.metadata["final_loss"]),
-        S_1=dict(calibrated=np.asarray(calibrated.cov1).tolist(), old=np.asarray(old.cov1).tolist(),
-                 rule=tr.metadata["action_cov_rule"]),
+        + (" --shared" if a.shared else "")
+        + (f" --tag {a.tag}" if a.tag else ""),
+        data="ring of 8 Gaussian clusters, radius 2, sd 0.15; 3000 training points (seed 0), "
+        "pool of 2000 held-out (seed 1)",
+        training=dict(
+            num_levels=20, hidden=64, steps=3000, key=0, seconds=train_s, final_loss=tr.metadata["final_loss"]
+        ),
+        S_1=dict(
+            calibrated=np.asarray(calibrated.cov1).tolist(),
+            old=np.asarray(old.cov1).tolist(),
+            rule=tr.metadata["action_cov_rule"],
+        ),
         data_cov=np.cov(train.T).tolist(),
         theta_marginal_cov=dict(calibrated=cal_cov, old=old_cov),
         theta_marginal_relative_frobenius_error=dict(calibrated=cal_err, old=old_err),
-        environment=env.name, num_actions=K, num_rounds=a.rounds, num_runs=a.runs, noise=a.noise,
-        linearisation=a.linearisation, shared=a.shared, seed=2026,
+        environment=env.name,
+        num_actions=K,
+        num_rounds=a.rounds,
+        num_runs=a.runs,
+        noise=a.noise,
+        linearisation=a.linearisation,
+        shared=a.shared,
+        seed=2026,
         final_regret={n: dict(mean=r.final_mean, se=r.final_se) for n, r in results.items()},
         ratios=ratios,
         simulate_seconds=seconds,

@@ -9,7 +9,6 @@ import pytest
 from mc import Z, assert_cov_within_mc, assert_mean_within_mc
 
 from dts_ppl import (
-    DiffusionPrior,
     GaussianPrior,
     action_cov_calibration,
     calibrate_action_cov,
@@ -153,9 +152,7 @@ def test_calibration_errors():
 @pytest.fixture(scope="module")
 def ring_prior():
     x = ring(2000, seed=0)
-    return x, train_diffusion_prior(
-        x, num_levels=10, hidden=32, steps=1500, key=jax.random.PRNGKey(0), progress=False
-    )
+    return x, train_diffusion_prior(x, num_levels=10, hidden=32, steps=1500, key=jax.random.PRNGKey(0), progress=False)
 
 
 def marginal_error(prior, x, key, num_draws=40_000, num_batches=10):

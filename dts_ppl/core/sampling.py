@@ -9,8 +9,6 @@ the calibration of a DDPM prior's S_1).
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.inference import prior_conditionals, sample
 from dts_ppl.core.prior import DiffusionPrior

@@ -156,9 +156,7 @@ def with_action_cov(prior: DiffusionPrior, metadata: dict, action_cov) -> tuple[
     if not isinstance(metadata, dict) or "betas" not in metadata or "standardisation" not in metadata:
         raise ValueError("metadata: expected the metadata of a trained DDPM prior (with 'betas' and 'standardisation')")
     if isinstance(action_cov, str) and action_cov == MARGINAL:
-        raise ValueError(
-            "action_cov: 'marginal' needs the training samples; use calibrate_action_cov(prior, samples)"
-        )
+        raise ValueError("action_cov: 'marginal' needs the training samples; use calibrate_action_cov(prior, samples)")
     betas = np.asarray(metadata["betas"], np.float64)
     scale = np.asarray(metadata["standardisation"]["scale"], np.float64)
     if scale.shape != (prior.dim,):
