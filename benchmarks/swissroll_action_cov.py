@@ -7,16 +7,23 @@ samples (``experiments.swissroll.swiss_roll(10000, seed=0)``) with the rule of
 ``train_diffusion_prior`` (20000 prior draws of psi_1, key fold_in(PRNGKey(0), 1), eigenvalue floor
 beta_1), and measures each prior's theta marginal covariance (40000 draws) against the data's
 (relative Frobenius error). Writes benchmarks/results/swissroll_action_cov.json.
+
+With ``--regret RUNS``: also the Swiss-roll study's regret (``experiments.swissroll.run_preset``,
+preset swissroll-pretrain-10000: K = 100 i.i.d. roll points per run, contexts U[-1, 1]^2,
+N(x^T theta, 1) rewards, 1000 rounds, seed 0, dTS "identity") with the old and the calibrated
+S_1, both against LinTS with the fitted Gaussian; the paired ratios go in the same JSON.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from dts_ppl import action_cov_calibration, calibrate_action_cov, load_prior, sample_prior
-from dts_ppl.experiments.swissroll import MODELS_DIR, swiss_roll
+from dts_ppl.bandits.simulation import regret_ratio
+from dts_ppl.experiments.swissroll import MODELS_DIR, run_preset, swiss_roll
 
 jax.config.update("jax_enable_x64", True)
 
@@ -40,5 +47,26 @@ for name, p in (("old", prior), ("calibrated", calibrated)):
     c = np.cov(np.asarray(theta[:, 0]).T)
     out[f"theta_marginal_cov_{name}"] = c.tolist()
     out[f"relative_frobenius_error_{name}"] = float(np.linalg.norm(c - ref) / np.linalg.norm(ref))
+if "--regret" in sys.argv:
+    runs = int(sys.argv[sys.argv.index("--regret") + 1])
+    out["command"] += f" --regret {runs}"
+    scale = np.asarray(meta["standardisation"]["scale"])
+    s1_std = np.asarray(calibrated.cov1) / np.outer(scale, scale)  # action_cov is in standardised units
+    regret, dts_runs = {}, {}
+    for name, acov in (("old", 1.0), ("calibrated", s1_std)):
+        res = run_preset("swissroll-pretrain-10000", num_runs=runs, progress=False, action_cov=acov)
+        lints, dts_res = res["results"]["LinTS"], res["results"]["dTS (identity)"]
+        dts_runs[name] = dts_res
+        regret[name] = dict(
+            dTS=dict(mean=dts_res.final_mean, se=dts_res.final_se),
+            LinTS=dict(mean=lints.final_mean, se=lints.final_se),
+            ratio_LinTS_over_dTS=res["ratio"],
+            ratio_se=res["ratio_se"],
+            dTS_below_LinTS_runs=int(np.sum(dts_res.cumulative[:, -1] < lints.cumulative[:, -1])),
+        )
+        print(name, regret[name], flush=True)
+    r, se = regret_ratio(dts_runs["old"], dts_runs["calibrated"])  # same seed: paired runs
+    out["regret"] = dict(preset="swissroll-pretrain-10000", num_runs=runs, num_rounds=1000, **regret)
+    out["regret"]["ratio_old_over_calibrated"] = dict(ratio=r, se=se)
 print(json.dumps(out, indent=1))
 (Path(__file__).parent / "results" / "swissroll_action_cov.json").write_text(json.dumps(out, indent=1))
