@@ -25,8 +25,7 @@ from dts_ppl import action_cov_calibration, calibrate_action_cov, load_prior, sa
 from dts_ppl.bandits.simulation import regret_ratio
 from dts_ppl.experiments.swissroll import MODELS_DIR, run_preset, swiss_roll
 
-jax.config.update("jax_enable_x64", True)
-
+# float32 (JAX's default), the dtype of the shipped prior and of the Swiss-roll study
 prior, meta = load_prior(MODELS_DIR / "swissroll_L40.npz")
 data = swiss_roll(meta["num_samples"], seed=meta["study_config"]["seed"])
 key, floor = jax.random.fold_in(jax.random.PRNGKey(0), 1), float(meta["betas"][0])
