@@ -98,6 +98,8 @@ def _check(num_actions, num_rounds, noise_var, delta, max_gap, form):
         raise ValueError(f"num_rounds: expected horizons n >= 1 (scalar or 1-d), got {num_rounds!r}")
     if not (np.isfinite(noise_var) and noise_var > 0):
         raise ValueError(f"noise_var: expected a positive reward-noise variance sigma^2, got {noise_var!r}")
+    if delta is None and np.any(n < 2):
+        raise ValueError("num_rounds: the default delta = 1/n needs n >= 2 (or pass delta)")
     d = 1.0 / n if delta is None else np.broadcast_to(np.asarray(delta, dtype=float), n.shape)
     if np.any(d <= 0) or np.any(d >= 1):
         raise ValueError(f"delta: expected values in (0, 1), got {delta!r}")
