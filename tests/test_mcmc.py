@@ -44,7 +44,7 @@ def test_potential_is_minus_the_exact_log_posterior_up_to_a_constant():
     for t in (0.3, 1.0):
         v = joint.mean + t * direction
         diff = pot(z_of(v)) - pot(z_of(joint.mean))
-        assert diff == pytest.approx(0.5 * t**2 * direction @ prec @ direction, rel=1e-8)
+        assert float(diff) == pytest.approx(float(0.5 * t**2 * direction @ prec @ direction), rel=1e-8)
 
 
 def test_refresh_draws_match_the_exact_posterior_within_mc_error():
