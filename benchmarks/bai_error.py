@@ -53,11 +53,20 @@ def main():
             "seconds": res.seconds,
         }
         print(f"{name}: {res.seconds:.0f} s", flush=True)
-    print(f"| budget T | " + " | ".join(f"P(wrong) {n}" for n in agents) + " | " + " | ".join(f"simple regret {n}" for n in agents) + " |")
+    print(
+        "| budget T | "
+        + " | ".join(f"P(wrong) {n}" for n in agents)
+        + " | "
+        + " | ".join(f"simple regret {n}" for n in agents)
+        + " |"
+    )
     print("|---" * (1 + 2 * len(agents)) + "|")
     for i, b in enumerate(budgets):
         cells = [f"{out['agents'][n]['error'][i]:.3f} ± {out['agents'][n]['error_se'][i]:.3f}" for n in agents]
-        cells += [f"{out['agents'][n]['simple_regret'][i]:.3f} ± {out['agents'][n]['simple_regret_se'][i]:.3f}" for n in agents]
+        cells += [
+            f"{out['agents'][n]['simple_regret'][i]:.3f} ± {out['agents'][n]['simple_regret_se'][i]:.3f}"
+            for n in agents
+        ]
         print(f"| {b} | " + " | ".join(cells) + " |")
     with open(args.out + ".json", "w") as f:
         json.dump(out, f, indent=1)

@@ -57,8 +57,17 @@ def main():
             regret[name] = out[:, -1]
             print(f"rep {rep} {name}: {walls[name][-1]:.2f} s", flush=True)
     ref = min(walls["dTS"])
-    result = {"preset": "table2-mcmc", "runs": runs, "rounds": rounds, "seed": args.seed, "repeats": args.repeats, "agents": {}}
-    print(f"| agent | regret at n={rounds} (mean ± s.e., {runs} runs) | ms per round ({runs} runs in lockstep) | time / dTS | compile s |")
+    result = {
+        "preset": "table2-mcmc",
+        "runs": runs,
+        "rounds": rounds,
+        "seed": args.seed,
+        "repeats": args.repeats,
+        "agents": {},
+    }
+    print(
+        f"| agent | regret at n={rounds} (mean ± s.e., {runs} runs) | ms per round ({runs} runs in lockstep) | time / dTS | compile s |"  # noqa: E501
+    )
     print("|---|---|---|---|---|")
     for name in agents:
         r = regret[name]

@@ -121,7 +121,9 @@ def mcmc_ts(
     """
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     if not isinstance(likelihood, Gaussian):
-        raise ValueError(f"likelihood: MCMC-TS uses the Gaussian sufficient statistics; expected Gaussian, got {likelihood!r}")
+        raise ValueError(
+            f"likelihood: MCMC-TS uses the Gaussian sufficient statistics; expected Gaussian, got {likelihood!r}"
+        )
     if not isinstance(prior, DiffusionPrior):
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
     K = check_num_actions(num_actions)
@@ -137,9 +139,7 @@ def mcmc_ts(
     settings = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
 
     def start_chain(z, stats, key, step_size=1.0, inverse_mass_matrix=None):
-        return init_kernel(
-            z, num_warmup, step_size, inverse_mass_matrix, model_args=(stats,), rng_key=key, **settings
-        )
+        return init_kernel(z, num_warmup, step_size, inverse_mass_matrix, model_args=(stats,), rng_key=key, **settings)
 
     def transitions(chain, stats, n):
         def body(c, _):

@@ -4,6 +4,7 @@
   linear rewards, one parameter varied at a time around the base of Figure 1's K = 100 panels:
   K = 100, d = 5, L = 2, n = 5000, active columns (d_1, ..., d_L) = (d, 2, ..., 2) (the base's
   (5, 2) with d_1 = d and every level above keeping 2 active columns), S_l = I, noise 1.
+  ``fig2b-full-L*`` repeats the L sweep with every column active (d_l = d, MATH.md section 1).
 - ``fig2c-paper-v{0.5,1,1.5}``: Figure 2c as printed: dTS gets W_l + eps_1 and S_l + eps_2 with
   eps ~ U[v, v + 0.5]^{d x d} on every entry (zeroed columns included), S_l + eps_2 symmetrised
   and its eigenvalues clipped at ``EIG_FLOOR`` (:func:`paper_perturbation`). LinTS is run twice:
@@ -55,8 +56,8 @@ def fig2b_active_dims(dim: int, num_levels: int) -> tuple:
     return (dim,) + (min(2, dim),) * (num_levels - 1)
 
 
-def _fig2b(dim: int, num_levels: int):
-    active = fig2b_active_dims(dim, num_levels)
+def _fig2b(dim: int, num_levels: int, full: bool = False):
+    active = (dim,) * num_levels if full else fig2b_active_dims(dim, num_levels)
     K = BASE["num_actions"]
 
     def build(key, num_rounds):
@@ -197,6 +198,8 @@ def presets() -> dict[str, Preset]:
     for L in FIG2B_L:
         desc = f"Figure 2b: L={L} (d={BASE['dim']}, K={K}, active {fig2b_active_dims(BASE['dim'], L)})"
         out.append(Preset(f"fig2b-L{L}", _fig2b(BASE["dim"], L), desc))
+        desc = f"Figure 2b variant: L={L} with every column active (d_l = d = {BASE['dim']}), K={K}"
+        out.append(Preset(f"fig2b-full-L{L}", _fig2b(BASE["dim"], L, full=True), desc))
     for v in FIG2C_V:
         desc = f"Figure 2c as printed: dTS gets W_l + U[{v}, {v}+0.5], S_l + U[{v}, {v}+0.5] (repaired), K=100"
         out.append(Preset(f"fig2c-paper-v{v}", _fig2c_paper(float(v)), desc))
