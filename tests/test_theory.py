@@ -42,7 +42,10 @@ def test_unequal_variances_and_the_proof_form():
     r_lat = [c1 * 3 * math.log(1 + s2[1] / s2[0]), c2 * 1 * math.log(1 + s2[2] / s2[1])]
     np.testing.assert_allclose(t.r_act, r_act, rtol=1e-12)
     np.testing.assert_allclose(t.r_lat, r_lat, rtol=1e-12)
-    want = [math.sqrt(2 * n * (ra + sum(r_lat)) * math.log(10)) + 2.0 * n * 0.1 for n, ra in zip((10, 100), r_act, strict=True)]
+    want = [
+        math.sqrt(2 * n * (ra + sum(r_lat)) * math.log(10)) + 2.0 * n * 0.1
+        for n, ra in zip((10, 100), r_act, strict=True)
+    ]
     np.testing.assert_allclose(t.bound, want, rtol=1e-12)
     printed = theory.bound_terms(s2, [3, 1], 3, 7, [10.0, 100.0], noise_var=noise, delta=0.1, max_gap=2.0)
     assert not np.allclose(printed.bound, t.bound)  # sigma^2 != 1: the two forms differ
