@@ -1,13 +1,20 @@
 # ruff: noqa: E501  (markdown table rows)
 """Markdown tables of the issue-18 results (docs/experiments.md) from benchmarks/results/*.json.
 
-python benchmarks/paper_extra_tables.py
+python benchmarks/paper_extra_tables.py [--doc docs/experiments.md]
+
+With --doc, each table replaces the text between its "<!-- results TAG ... -->" and
+"<!-- /results TAG -->" markers in the doc; otherwise all tables are printed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import pathlib
+import re
+import sys
 
 R = pathlib.Path("benchmarks/results")
 # Figure 2b read off the paper (about +-5%), dTS at n = 5000.
@@ -37,6 +44,25 @@ def fig2b():
         label = f"fig2b-{tag}" + (" (= fig2b-d5)" if tag == "L2" else "")
         print(
             f"| {label} | {d['runs']} x {d['rounds']} | {cell(a['dTS'])} | {cell(a['LinTS'])} | {ratio:.2f} | {PAPER_2B[tag]:,} |"
+        )
+    fig2b_full()
+
+
+def fig2b_full():
+    print()
+    print("Every column active (d_l = d = 5):")
+    print()
+    print("| preset | runs x rounds | dTS | LinTS | LinTS / dTS | paper dTS (its L sweep) |")
+    print("|---|---|---|---|---|---|")
+    for L in (2, 4, 5, 6):
+        d = load(f"fig2b-full-L{L}")
+        if d is None:
+            print(f"| fig2b-full-L{L} | not run | | | | {PAPER_2B[f'L{L}']:,} |")
+            continue
+        a = d["algorithms"]
+        ratio = a["LinTS"]["final_regret_mean"] / a["dTS"]["final_regret_mean"]
+        print(
+            f"| fig2b-full-L{L} | {d['runs']} x {d['rounds']} | {cell(a['dTS'])} | {cell(a['LinTS'])} | {ratio:.2f} | {PAPER_2B[f'L{L}']:,} |"
         )
 
 
@@ -139,14 +165,32 @@ def bound():
             )
 
 
+SECTIONS = {
+    "2B": fig2b,
+    "2C": fig2c,
+    "T2": table2,
+    "BOUND": bound,
+    "LINTS": lints,
+    "BAI": bai,
+}
+
+
+def fill(doc):
+    text = pathlib.Path(doc).read_text()
+    for tag, fn in SECTIONS.items():
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            fn()
+        pattern = re.compile(rf"(<!-- results {tag}:[^\n]*-->\n)(.*?)(<!-- /results {tag} -->)", re.S)
+        table = buf.getvalue()
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(3), text)
+    pathlib.Path(doc).write_text(text)
+
+
 if __name__ == "__main__":
-    for title, fn in (
-        ("Figure 2b", fig2b),
-        ("Figure 2c as printed", fig2c),
-        ("LinTS prior", lints),
-        ("Table 2", table2),
-        ("BAI", bai),
-        ("Regret bound", bound),
-    ):
-        print(f"\n### {title}\n")
-        fn()
+    if len(sys.argv) == 3 and sys.argv[1] == "--doc":
+        fill(sys.argv[2])
+    else:
+        for tag, fn in SECTIONS.items():
+            print(f"\n### {tag}\n")
+            fn()
