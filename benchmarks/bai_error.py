@@ -1,6 +1,7 @@
 """Best-arm identification: top-two TS with the dTS posterior vs with LinTS's independent posterior.
 
-python benchmarks/bai_error.py [--runs 200] [--actions 50] [--budgets 50,100,200,400,800] [--out benchmarks/results/bai]
+python benchmarks/bai_error.py [--runs 200] [--actions 50] [--budgets 50,100,200,400,800] [--s1 1.0]
+                               [--out benchmarks/results/bai]
 
 Problem: the Figure 1 K = 100 linear diffusion prior (d = 5, L = 2, active columns (5, 2), S_l = I,
 W_l ~ U[-1, 1]) restricted to K arms, every round's context x0 = 1 / sqrt(d) (||x0|| = 1), Gaussian
@@ -20,6 +21,7 @@ import numpy as np
 from dts_ppl import agents as ag
 from dts_ppl import bai
 from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.experiments.synthetic import random_linear_prior
 from dts_ppl.plotting import pyplot
 
@@ -30,6 +32,7 @@ def main():
     p.add_argument("--actions", type=int, default=50)
     p.add_argument("--budgets", default="50,100,200,400,800")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--s1", type=float, default=1.0, help="S_1 = s1 I (how far arms may be from their shared mean)")
     p.add_argument("--out", default="benchmarks/results/bai")
     args = p.parse_args()
     jax.config.update("jax_enable_x64", True)
@@ -37,12 +40,23 @@ def main():
     K, d = args.actions, 5
     k_prior, k_sim = jax.random.split(jax.random.PRNGKey(args.seed))
     prior = random_linear_prior(k_prior, d, (5, 2))
+    if args.s1 != 1.0:  # same W_l and S_2, S_3; arms closer to (s1 < 1) their shared mean
+        ws = [prior.link(level).weight for level in range(1, prior.num_levels + 1)]
+        prior = DiffusionPrior.linear(ws, [args.s1] + [1.0] * prior.num_levels)
     env = bai.fixed_context_environment(prior, K, jnp.ones(d) / np.sqrt(d))
     agents = {
         "top-two TS, dTS posterior": (ag.dts(prior, Gaussian(1.0), K), bai.dts_mean_scores(prior)),
         "top-two TS, LinTS posterior": (ag.lin_ts(ag.theta_marginal(prior), Gaussian(1.0), K), bai.linear_mean_scores),
     }
-    out = {"runs": args.runs, "num_actions": K, "dim": d, "budgets": budgets, "seed": args.seed, "agents": {}}
+    out = {
+        "s1": args.s1,
+        "runs": args.runs,
+        "num_actions": K,
+        "dim": d,
+        "budgets": budgets,
+        "seed": args.seed,
+        "agents": {},
+    }
     for name, (agent, scores) in agents.items():
         res = bai.identification_error(k_sim, env, agent, scores, budgets, args.runs)
         out["agents"][name] = {
@@ -78,7 +92,7 @@ def main():
     ax.set_xscale("log")
     ax.set_xlabel("budget T (rounds)")
     ax.set_ylabel("P(wrong identification)")
-    ax.set_title(f"K={K}, d={d}, L=2 linear diffusion; {args.runs} runs, bars = 2 s.e.", fontsize=9)
+    ax.set_title(f"K={K}, d={d}, L=2 linear diffusion, S_1={args.s1} I; {args.runs} runs, bars = 2 s.e.", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out + ".png", dpi=120)
