@@ -127,24 +127,31 @@ def table2():
 
 
 def bai():
-    d = load("bai")
-    if d is None:
-        print("bai: not run")
-        return
-    names = list(d["agents"])
-    print(
-        "| budget T | "
-        + " | ".join(f"P(wrong), {n}" for n in names)
-        + " | "
-        + " | ".join(f"simple regret, {n}" for n in names)
-        + " |"
-    )
-    print("|---" * (1 + 2 * len(names)) + "|")
-    for i, b in enumerate(d["budgets"]):
-        e = [f"{d['agents'][n]['error'][i]:.3f} ± {d['agents'][n]['error_se'][i]:.3f}" for n in names]
-        s = [f"{d['agents'][n]['simple_regret'][i]:.3f} ± {d['agents'][n]['simple_regret_se'][i]:.3f}" for n in names]
-        print(f"| {b} | " + " | ".join(e + s) + " |")
-    print(f"\n{d['runs']} runs per budget, K = {d['num_actions']}, d = {d['dim']}")
+    for name in ("bai", "bai-s1-0.1"):
+        d = load(name)
+        if d is None:
+            print(f"{name}: not run\n")
+            continue
+        names = list(d["agents"])
+        print(
+            f"`{name}.json`: S_1 = {d.get('s1', 1.0)} I, K = {d['num_actions']}, d = {d['dim']}, "
+            f"{d['runs']} runs per budget (plot: `benchmarks/results/{name}.png`)\n"
+        )
+        print(
+            "| budget T | "
+            + " | ".join(f"P(wrong), {n}" for n in names)
+            + " | "
+            + " | ".join(f"simple regret, {n}" for n in names)
+            + " |"
+        )
+        print("|---" * (1 + 2 * len(names)) + "|")
+        for i, b in enumerate(d["budgets"]):
+            e = [f"{d['agents'][n]['error'][i]:.3f} ± {d['agents'][n]['error_se'][i]:.3f}" for n in names]
+            s = [
+                f"{d['agents'][n]['simple_regret'][i]:.3f} ± {d['agents'][n]['simple_regret_se'][i]:.3f}" for n in names
+            ]
+            print(f"| {b} | " + " | ".join(e + s) + " |")
+        print()
 
 
 def bound():
