@@ -495,7 +495,6 @@ def compare(
         raw_ess = _arviz.chain_diagnostics(nuts.raw_samples)
         for k in RAW_SITES:
             reports[k] = compare_site(raw[k], nuts.raw_samples[k], raw_ess[k]["ess_mean"])
-            draws[k] = raw[k]
     khat = psis_khat(k_psis, psis_model, psis_guide, X, A, y, num_psis_samples)
     return ValidationReport(reports, khat, nuts_diagnostics(nuts, sites), draws, nuts, gates, where)
 
