@@ -12,6 +12,13 @@ seconds per independent draw, posterior included, best of 3 compiled calls of 20
 (each draw is one effective sample). The ratio is NUTS s/ESS over guide s/draw. Before each
 NUTS run the guide is timed once more, and the two guide timings are averaged, so a change in
 machine load during the NUTS run shows up as a gap between them (reported).
+
+    PYTHONPATH=. python benchmarks/guide_vs_nuts_cost.py --from-study results/validation_study.json \
+        --out benchmarks/results/guide_vs_nuts_cost.json
+
+collects the same figures from the rows of a `dts-ppl validation-study` run instead (there each
+(preset, n) timed its NUTS reference and then the guide, in the study's one process), without
+running anything: one row per (preset, n), the "new" rule's guide.
 """
 
 import argparse
@@ -31,7 +38,34 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--presets", default=",".join(PRESETS))
 parser.add_argument("--num-obs", type=int, default=None)
 parser.add_argument("--out", required=True)
+parser.add_argument("--from-study", metavar="JSON", help="collect the figures from a validation-study JSON")
 args = parser.parse_args()
+
+if args.from_study:
+    with open(args.from_study) as f:
+        study = [r for r in json.load(f) if r["rule"] == "new"]
+    out = [
+        dict(
+            preset=r["preset"],
+            num_obs=r["num_obs"],
+            nuts_settings=r["nuts_settings"],
+            nuts_wall_s=r["nuts_wall_s"],
+            nuts_ess_bulk_min=r["ess_bulk_min"],
+            nuts_reliable=r["reliable"],
+            nuts_s_per_ess=r["nuts_s_per_ess"],
+            guide_s_per_draw=r["guide_s_per_draw"],
+            ratio=r["cost_ratio"],
+        )
+        for r in study
+    ]
+    for r in out:
+        print(
+            f"{r['preset']} n={r['num_obs']}: {r['nuts_s_per_ess']:.2e} s/ESS vs {r['guide_s_per_draw']:.2e} s/draw: "
+            f"{r['ratio']:.0f}x"
+        )
+    with open(args.out, "w") as f:
+        json.dump({"source": args.from_study, "rows": out}, f, indent=2)
+    raise SystemExit(0)
 
 rows = []
 key = jax.random.PRNGKey(0)
