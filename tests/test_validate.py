@@ -63,7 +63,7 @@ def test_linear_gaussian_exact_guide_passes_and_wrong_guide_is_flagged(tmp_path)
     assert "psi" in text and "theta" in text and "PSIS k-hat" in text
     out = json.loads(report.to_json(tmp_path / "r.json", preset="linear"))
     assert out == json.loads((tmp_path / "r.json").read_text())
-    assert set(out) == {"preset", "sites", "psis_khat", "nuts"}
+    assert set(out) == {"preset", "sites", "psis_khat", "psis_parameterisation", "nuts"}
     assert set(out["sites"]) == {"psi", "theta"}
     assert set(out["sites"]["theta"]) == {
         "max_std_mean_error",
@@ -73,7 +73,8 @@ def test_linear_gaussian_exact_guide_passes_and_wrong_guide_is_flagged(tmp_path)
         "distance",
         "distance_nuts_floor",
     }
-    assert set(out["nuts"]) == {"rhat_max", "ess_bulk_min", "divergences"}
+    assert {"rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "reliable", "problems"} <= set(out["nuts"])
+    assert out["nuts"]["reliable"] == report.reliable and out["nuts"]["problems"] == report.reference_problems
     assert out["psis_khat"] is None or out["psis_khat"] < 0.5  # -inf (constant weights) is written as null
 
 

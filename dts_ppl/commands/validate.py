@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import jax
 import numpy as np
 
 from dts_ppl import DTSGuide
-from dts_ppl.experiments.validation import NUTS_PARAMETERISATION, PRESETS, make_problem
+from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS, make_problem
 from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
-from dts_ppl.ppl.validate import validate
+from dts_ppl.ppl.validate import DEFAULT_GATES, ReferenceGates, validate
+
+UNRELIABLE_EXIT = 3  # exit status when the NUTS reference fails a quality gate
 
 PRESET_HELP = "linear (exact), mlp (random MLP links), logistic (Bernoulli rewards), ddpm (trained Swiss-roll prior)"
 
@@ -21,14 +25,30 @@ def register(sub):
     p.add_argument("--plot", metavar="PATH", help="save the guide-vs-NUTS forest and pair plot here (e.g. cmp.png)")
     p.add_argument("--linearisation", default="identity", choices=("identity", "jacobian", "iterated"))
     p.add_argument("--num-obs", type=int, default=None, help="observations (default: the preset's)")
-    p.add_argument("--num-samples", type=int, default=1000, help="NUTS draws per chain")
-    p.add_argument("--num-warmup", type=int, default=500)
-    p.add_argument("--num-chains", type=int, default=2)
+    p.add_argument("--num-samples", type=int, default=None, help="NUTS draws per chain (default: the preset's)")
+    p.add_argument("--num-warmup", type=int, default=None, help="NUTS warm-up steps per chain (default: the preset's)")
+    p.add_argument("--num-chains", type=int, default=None, help="NUTS chains (default: the preset's)")
     p.add_argument(
         "--parameterisation",
         choices=("centred", "noncentred"),
         default=None,
         help="the model NUTS samples (default: the preset's; noncentred for ddpm)",
+    )
+    mass = p.add_mutually_exclusive_group()
+    mass.add_argument("--dense-mass", dest="dense_mass", action="store_true", default=None, help="dense mass matrix")
+    mass.add_argument("--diag-mass", dest="dense_mass", action="store_false", help="diagonal mass matrix")
+    p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the preset's)")
+    p.add_argument("--max-tree-depth", type=int, default=10)
+    p.add_argument(
+        "--ess-floor",
+        type=float,
+        default=DEFAULT_GATES.ess_min,
+        help=f"quality gate: least bulk and tail ESS (default {DEFAULT_GATES.ess_min:.0f})",
+    )
+    p.add_argument(
+        "--accept-unreliable-reference",
+        action="store_true",
+        help=f"exit 0 even when the NUTS reference fails a quality gate (default: exit {UNRELIABLE_EXIT})",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide NUTS's progress bar")
@@ -49,10 +69,20 @@ def run(args) -> int:
     problem = make_problem(args.preset, k_data, num_obs=args.num_obs)
     model = problem.model
     guide = DTSGuide(model, linearisation=args.linearisation)
-    parameterisation = args.parameterisation or NUTS_PARAMETERISATION[args.preset]
+    given = dict(
+        parameterisation=args.parameterisation,
+        dense_mass=args.dense_mass,
+        target_accept_prob=args.target_accept,
+        num_warmup=args.num_warmup,
+        num_samples=args.num_samples,
+        num_chains=args.num_chains,
+    )
+    nuts = {**NUTS_SETTINGS[args.preset], **{k: v for k, v in given.items() if v is not None}}
+    parameterisation = nuts.pop("parameterisation")
+    gates = ReferenceGates(ess_min=args.ess_floor).check()
     print(
         f"preset {args.preset}: {model}, n={problem.X.shape[0]}, linearisation={args.linearisation}, "
-        f"NUTS {parameterisation}"
+        f"NUTS {parameterisation} {nuts}"
     )
     report = validate(
         model,
@@ -61,11 +91,11 @@ def run(args) -> int:
         problem.A,
         problem.y,
         key=k_val,
-        num_samples=args.num_samples,
-        num_warmup=args.num_warmup,
-        num_chains=args.num_chains,
         progress_bar=not args.no_progress,
         nuts_parameterisation=parameterisation,
+        max_tree_depth=args.max_tree_depth,
+        gates=gates,
+        **nuts,
     )
     print(report)
     if args.json:
@@ -81,4 +111,15 @@ def run(args) -> int:
         pair = (("psi", _worst(report.sites["psi"])), ("theta", _worst(report.sites["theta"])))
         plot_comparison(sets, args.plot, pair=pair, title=f"dts-ppl validate --preset {args.preset}")
         print(f"wrote {args.plot}")
+    if not report.reliable:
+        if args.accept_unreliable_reference:
+            print("NUTS reference fails the quality gates; accepted (--accept-unreliable-reference)", file=sys.stderr)
+            return 0
+        print(
+            "error: the NUTS reference fails the quality gates (" + "; ".join(report.reference_problems) + "); "
+            "rerun with more --num-warmup/--num-samples/--num-chains, --dense-mass, --target-accept or "
+            "--parameterisation noncentred, or pass --accept-unreliable-reference",
+            file=sys.stderr,
+        )
+        return UNRELIABLE_EXIT
     return 0

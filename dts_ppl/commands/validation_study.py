@@ -1,13 +1,18 @@
-"""``dts-ppl validation-study``: dTS vs NUTS as data grow (regenerates the README table)."""
+"""``dts-ppl validation-study``: dTS vs NUTS as data grow (regenerates results/validation_study.*)."""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import sys
 
 import jax
 
-from dts_ppl.experiments.study import approximation_study, study_table
-from dts_ppl.experiments.validation import PRESETS
+from dts_ppl.experiments.study import approximation_study, plot_study, study_table
+from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS
+
+UNRELIABLE_EXIT = 3
 
 
 def _ints(text):
@@ -17,19 +22,37 @@ def _ints(text):
         raise ValueError(f"--num-obs: expected comma-separated integers, got {text!r}") from None
 
 
+def _strict(value):
+    """Non-finite floats (k-hat of an exact guide is -inf) as None, so the JSON is strict."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def register(sub):
     p = sub.add_parser(
         "validation-study",
         help="approximation error of dTS vs NUTS as the number of observations grows (markdown table)",
     )
-    p.add_argument("--presets", default="linear,mlp,logistic", help="comma-separated presets")
+    p.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
     p.add_argument("--num-obs", default="10,50,200", help="comma-separated numbers of observations")
-    p.add_argument("--num-samples", type=int, default=800, help="NUTS draws per chain")
-    p.add_argument("--num-warmup", type=int, default=400)
-    p.add_argument("--num-chains", type=int, default=2)
+    p.add_argument("--num-samples", type=int, default=None, help="NUTS draws per chain (default: each preset's)")
+    p.add_argument("--num-warmup", type=int, default=None, help="NUTS warm-up per chain (default: each preset's)")
+    p.add_argument("--num-chains", type=int, default=None, help="NUTS chains (default: each preset's)")
+    p.add_argument("--max-attempts", type=int, default=2, help="NUTS runs per problem while it fails the gates")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", metavar="PATH", help="write the table here")
     p.add_argument("--json", metavar="PATH", help="write the rows here")
+    p.add_argument("--plot", metavar="PATH", help="write the figure here (PNG)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in --json and run only the missing (preset, n); rows are saved as they finish",
+    )
+    p.add_argument(
+        "--accept-unreliable-reference",
+        action="store_true",
+        help=f"exit 0 even when a NUTS reference fails the quality gates (default: exit {UNRELIABLE_EXIT})",
+    )
     p.set_defaults(run=run)
 
 
@@ -41,20 +64,46 @@ def run(args) -> int:
     bad = [p for p in presets if p not in PRESETS]
     if bad:
         raise ValueError(f"--presets: expected names from {PRESETS}, got {bad}")
-    rows = approximation_study(
+    given = {"num_samples": args.num_samples, "num_warmup": args.num_warmup, "num_chains": args.num_chains}
+    given = {k: v for k, v in given.items() if v is not None}
+    settings = {p: {**NUTS_SETTINGS[p], **given} for p in presets}
+    if args.resume and not args.json:
+        raise ValueError("--resume: needs --json, the file whose rows to keep")
+    rows = []
+    if args.resume and os.path.exists(args.json):
+        with open(args.json) as f:
+            rows = [r for r in json.load(f) if r["preset"] in presets]
+    for r in rows:  # -inf k-hat was saved as null
+        r["psis_khat"] = -math.inf if r["psis_khat"] is None else r["psis_khat"]
+
+    def save(new_rows):
+        rows.extend(new_rows)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump([{k: _strict(v) for k, v in r.items()} for r in rows], f, indent=2)
+
+    approximation_study(
         presets,
         _ints(args.num_obs),
         key=jax.random.PRNGKey(args.seed),
-        num_samples=args.num_samples,
-        num_warmup=args.num_warmup,
-        num_chains=args.num_chains,
+        settings=settings,
+        max_attempts=args.max_attempts,
+        progress=not args.no_progress,
+        skip={(r["preset"], r["num_obs"]) for r in rows},
+        on_rows=save,
     )
+    order = {p: i for i, p in enumerate(presets)}
+    rows.sort(key=lambda r: (order[r["preset"]], r["num_obs"]))
+    save([])
     table = study_table(rows)
     print(table)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    if args.plot:
+        plot_study(rows, args.plot)
+    failed = sorted({(r["preset"], r["num_obs"]) for r in rows if not r["reliable"]})
+    if failed:
+        print(f"NUTS references failing the quality gates: {failed}", file=sys.stderr)
+        return 0 if args.accept_unreliable_reference else UNRELIABLE_EXIT
     return 0

@@ -35,12 +35,12 @@ def psis(log_weights):
 
 
 def chain_diagnostics(samples: dict) -> dict:
-    """Rank-normalised split R-hat, bulk ESS and ESS of the mean, per coordinate.
+    """Rank-normalised split R-hat, bulk ESS, tail ESS and ESS of the mean, per coordinate.
 
     Args:
         samples: {site: (chains, draws, *site_shape)}.
     Returns:
-        {site: {"rhat": (*site_shape,), "ess_bulk": (*site_shape,), "ess_mean": (*site_shape,)}}.
+        {site: {"rhat", "ess_bulk", "ess_tail", "ess_mean"}}, each (*site_shape,).
     """
     az = _az()
     data = az.convert_to_inference_data({k: np.asarray(v) for k, v in samples.items()})
@@ -48,8 +48,12 @@ def chain_diagnostics(samples: dict) -> dict:
         warnings.simplefilter("ignore")  # short chains warn; the numbers are reported as they are
         rhat = az.rhat(data)
         bulk = az.ess(data, method="bulk")
+        tail = az.ess(data, method="tail")
         mean = az.ess(data, method="mean")
-    return {k: {"rhat": rhat[k].values, "ess_bulk": bulk[k].values, "ess_mean": mean[k].values} for k in samples}
+    return {
+        k: {"rhat": rhat[k].values, "ess_bulk": bulk[k].values, "ess_tail": tail[k].values, "ess_mean": mean[k].values}
+        for k in samples
+    }
 
 
 def inference_data(

@@ -5,7 +5,13 @@ compares the two per latent site: the standardised error of the guide's posterio
 ratio of its standard deviations to NUTS's, and the energy distance between the two sets of
 draws, each next to the size Monte-Carlo error alone gives it (the NUTS estimates' standard
 error from their ESS; the energy distance between two halves of the NUTS run). It adds the
-guide's PSIS k-hat against the model (NUTS-free) and NUTS's own convergence diagnostics.
+guide's PSIS k-hat against the model NUTS ran (NUTS-free) and NUTS's own convergence diagnostics.
+
+The reference is only as good as its convergence: :class:`ReferenceGates` (divergences 0,
+split R-hat <= 1.01, bulk and tail ESS >= 400 by default) decide whether a NUTS run is
+reliable, and every report says so (``ValidationReport.reliable``, the JSON's
+``nuts.reliable`` and ``nuts.problems``, the printed table). docs/validation.md lists the
+NUTS options that make hard references pass.
 
 The pieces are reusable: :func:`run_nuts` once, then :func:`compare` for several guides.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from typing import NamedTuple
 
 import jax
@@ -25,6 +32,7 @@ from numpyro.infer import MCMC, NUTS
 from dts_ppl.ppl import arviz_adapter as _arviz
 from dts_ppl.ppl.diagnostics import psis_khat
 from dts_ppl.ppl.distances import energy_distance
+from dts_ppl.ppl.guide import RAW_SITES
 from dts_ppl.ppl.model import LATENT_SITES, check_parameterisation
 
 NUTS_EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy", "potential_energy")
@@ -34,20 +42,75 @@ class NutsResult(NamedTuple):
     """Draws of a NUTS run, grouped by chain.
 
     Attributes:
-        samples: {site: (chains, draws, *site_shape)}.
+        samples: {site: (chains, draws, *site_shape)} for the latent sites psi and theta.
         sample_stats: {field: (chains, draws)} for :data:`NUTS_EXTRA_FIELDS`.
+        raw_samples: {"psi_raw": (chains, draws, L, d_psi), "theta_raw": (chains, draws, *theta_shape)}
+            when NUTS ran on the non-centred model, else None.
+        settings: the NUTS settings and the run's wall time in seconds ("wall_s"), or None.
     """
 
     samples: dict
     sample_stats: dict
+    raw_samples: dict | None = None
+    settings: dict | None = None
+
+    @property
+    def parameterisation(self) -> str:
+        """The model NUTS sampled: "noncentred" when it recorded raw sites, else "centred"."""
+        return "noncentred" if self.raw_samples else "centred"
+
+
+class ReferenceGates(NamedTuple):
+    """When a NUTS reference counts as converged (all must hold; see docs/validation.md).
+
+    Attributes:
+        max_divergences: most divergent transitions allowed (after warm-up, all chains).
+        rhat_max: largest rank-normalised split R-hat allowed over every coordinate.
+        ess_min: smallest bulk ESS and smallest tail ESS allowed over every coordinate.
+    """
+
+    max_divergences: int = 0
+    rhat_max: float = 1.01
+    ess_min: float = 400.0
+
+    def check(self) -> ReferenceGates:
+        """Return self if the thresholds are valid, else raise ValueError."""
+        if int(self.max_divergences) != self.max_divergences or self.max_divergences < 0:
+            raise ValueError(f"max_divergences: expected an integer >= 0, got {self.max_divergences!r}")
+        if not (math.isfinite(self.rhat_max) and self.rhat_max >= 1.0):
+            raise ValueError(f"rhat_max: expected a finite number >= 1, got {self.rhat_max!r}")
+        if not (math.isfinite(self.ess_min) and self.ess_min >= 0):
+            raise ValueError(f"ess_min: expected a finite number >= 0, got {self.ess_min!r}")
+        return self
+
+
+DEFAULT_GATES = ReferenceGates()
 
 
 class NutsDiagnostics(NamedTuple):
-    """Convergence of the NUTS reference: worst R-hat and bulk ESS over all coordinates."""
+    """Convergence of the NUTS reference: worst R-hat, bulk and tail ESS over all coordinates."""
 
     rhat_max: float
     ess_bulk_min: float
     divergences: int
+    ess_tail_min: float = math.nan
+
+    def problems(self, gates: ReferenceGates = DEFAULT_GATES) -> list:
+        """The gates this run fails, as readable strings (empty when it passes them all)."""
+        out = []
+        if self.divergences > gates.max_divergences:
+            out.append(f"{self.divergences} divergences (allowed {gates.max_divergences})")
+        if not self.rhat_max <= gates.rhat_max:
+            out.append(f"R-hat {self.rhat_max:.3f} > {gates.rhat_max}")
+        if not self.ess_bulk_min >= gates.ess_min:
+            out.append(f"bulk ESS {self.ess_bulk_min:.0f} < {gates.ess_min:.0f}")
+        if not self.ess_tail_min >= gates.ess_min:
+            out.append(f"tail ESS {self.ess_tail_min:.0f} < {gates.ess_min:.0f}")
+        return out
+
+    def reliable(self, gates: ReferenceGates = DEFAULT_GATES) -> bool:
+        """True when the run passes every gate."""
+        return not self.problems(gates)
 
 
 class SiteReport(NamedTuple):
@@ -118,6 +181,8 @@ class ValidationReport(NamedTuple):
         nuts: NutsDiagnostics of the reference run.
         guide_samples: {site: (num_guide_draws, *site_shape)} numpy draws of the guide.
         nuts_result: the NutsResult the guide was compared with.
+        gates: the ReferenceGates the reference is judged by.
+        psis_parameterisation: the model k-hat was measured on ("centred" or "noncentred").
     """
 
     sites: dict
@@ -125,19 +190,41 @@ class ValidationReport(NamedTuple):
     nuts: NutsDiagnostics
     guide_samples: dict
     nuts_result: NutsResult
+    gates: ReferenceGates = DEFAULT_GATES
+    psis_parameterisation: str = "centred"
+
+    @property
+    def reference_problems(self) -> list:
+        """The quality gates the NUTS reference fails (empty: it is reliable)."""
+        return self.nuts.problems(self.gates)
+
+    @property
+    def reliable(self) -> bool:
+        """True when the NUTS reference passes every gate, so the comparison can be trusted."""
+        return not self.reference_problems
 
     def to_dict(self) -> dict:
-        """{"sites": {SITE: {...}}, "psis_khat", "nuts": {"rhat_max", "ess_bulk_min", "divergences"}}.
+        """{"sites": {SITE: {...}}, "psis_khat", "psis_parameterisation", "nuts": {...}}.
 
-        Non-finite numbers (k-hat of an exact guide is -inf) become None so the JSON is strict.
+        ``nuts`` holds "rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "reliable",
+        "problems" (the failed gates), "gates" (the thresholds) and "settings" (the NUTS
+        settings and wall time, when known). Non-finite numbers (k-hat of an exact guide is
+        -inf) become None so the JSON is strict.
         """
+        settings = self.nuts_result.settings
         return {
             "sites": {k: {n: _json_float(v) for n, v in s.to_dict().items()} for k, s in self.sites.items()},
             "psis_khat": _json_float(self.psis_khat),
+            "psis_parameterisation": self.psis_parameterisation,
             "nuts": {
                 "rhat_max": _json_float(self.nuts.rhat_max),
                 "ess_bulk_min": _json_float(self.nuts.ess_bulk_min),
+                "ess_tail_min": _json_float(self.nuts.ess_tail_min),
                 "divergences": int(self.nuts.divergences),
+                "reliable": self.reliable,
+                "problems": self.reference_problems,
+                "gates": self.gates._asdict(),
+                "settings": None if settings is None else dict(settings),
             },
         }
 
@@ -163,9 +250,21 @@ class ValidationReport(NamedTuple):
                 f"{d['sd_ratio_max']:>7.3f}{d['distance']:>13.4f}{d['distance_nuts_floor']:>12.4f}"
             )
         rows.append(
-            f"PSIS k-hat {self.psis_khat:.3f}   NUTS: R-hat max {self.nuts.rhat_max:.3f}, "
-            f"bulk ESS min {self.nuts.ess_bulk_min:.0f}, divergences {self.nuts.divergences}"
+            f"PSIS k-hat {self.psis_khat:.3f} ({self.psis_parameterisation} model)   NUTS: R-hat max "
+            f"{self.nuts.rhat_max:.3f}, bulk ESS min {self.nuts.ess_bulk_min:.0f}, tail ESS min "
+            f"{self.nuts.ess_tail_min:.0f}, divergences {self.nuts.divergences}"
         )
+        g = self.gates
+        if self.reliable:
+            rows.append(
+                f"NUTS reference: reliable (divergences <= {g.max_divergences}, R-hat <= {g.rhat_max}, "
+                f"bulk and tail ESS >= {g.ess_min:.0f})"
+            )
+        else:
+            rows.append(
+                "NUTS reference: UNRELIABLE (" + "; ".join(self.reference_problems) + "): the errors above "
+                "may be NUTS's own; rerun with more warm-up/draws/chains, dense mass or the non-centred model"
+            )
         return "\n".join(rows)
 
 
@@ -233,50 +332,94 @@ def run_nuts(
     progress_bar: bool = True,
     target_accept_prob: float = 0.8,
     parameterisation: str = "centred",
+    dense_mass: bool = False,
+    max_tree_depth: int = 10,
 ) -> NutsResult:
     """NUTS on ``model`` conditioned on (X, A, y): the reference posterior.
 
     ``parameterisation="noncentred"`` runs NUTS on ``model.noncentred()`` (standard-normal
     sites, psi and theta recorded as deterministic sites): the same posterior, and far fewer
     leapfrog steps on deep DDPM chains whose conditionals are much narrower than their
-    marginals. Only the latent sites ``psi`` and ``theta`` are returned either way.
+    marginals. The latent sites ``psi`` and ``theta`` are returned either way; the non-centred
+    run also returns its raw sites (``raw_samples``).
+
+    Options for references that fail :class:`ReferenceGates`: ``dense_mass=True`` (adapt a
+    full mass matrix: correlated posteriors), a higher ``target_accept_prob`` (smaller steps:
+    divergences), a longer ``num_warmup``, more ``num_chains`` / ``num_samples`` (ESS, R-hat),
+    the non-centred ``parameterisation`` (deep chains with narrow conditionals).
 
     Chains run ``chain_method`` ("sequential", "vectorized" or "parallel"; default parallel
     only when ``jax.local_device_count()`` covers the chains: call
     ``numpyro.set_host_device_count`` in your script, never in a library).
 
+    Args:
+        model: BanditModel (centred; ``parameterisation`` picks what NUTS samples).
+        X, A, y: the data, (n, d), (n,), (n,).
+        key: PRNG key.
+        num_samples, num_warmup, num_chains: draws per chain, warm-up steps per chain, chains.
+        target_accept_prob: in (0, 1); the step-size adaptation's target.
+        dense_mass: adapt a dense (True) or diagonal (False) mass matrix.
+        max_tree_depth: at most 2 ** max_tree_depth leapfrog steps per draw.
+
     Returns:
-        NutsResult with samples {site: (num_chains, num_samples, *shape)}.
+        NutsResult with samples {site: (num_chains, num_samples, *shape)} and ``settings``
+        (every option above, and "wall_s": the run's wall time, compilation included).
     """
     num_samples = _check_count("num_samples", num_samples, 2)
     num_warmup = _check_count("num_warmup", num_warmup, 0)
     num_chains = _check_count("num_chains", num_chains, 1)
+    max_tree_depth = _check_count("max_tree_depth", max_tree_depth, 1)
+    if not 0.0 < float(target_accept_prob) < 1.0:
+        raise ValueError(f"target_accept_prob: expected a number in (0, 1), got {target_accept_prob!r}")
+    if not isinstance(dense_mass, bool):
+        raise ValueError(f"dense_mass: expected True or False, got {dense_mass!r}")
     chain_method = chain_method or default_chain_method(num_chains)
     if chain_method not in ("sequential", "vectorized", "parallel"):
         raise ValueError(f"chain_method: expected 'sequential', 'vectorized' or 'parallel', got {chain_method!r}")
-    if check_parameterisation(parameterisation) == "noncentred":
-        model = model.noncentred()
+    noncentred = check_parameterisation(parameterisation) == "noncentred"
+    target = model.noncentred() if noncentred else model
     mcmc = MCMC(
-        NUTS(model, target_accept_prob=target_accept_prob),
+        NUTS(
+            target, target_accept_prob=float(target_accept_prob), dense_mass=dense_mass, max_tree_depth=max_tree_depth
+        ),
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
         chain_method=chain_method,
         progress_bar=progress_bar,
     )
+    start = time.perf_counter()
     mcmc.run(key, X, A, y, extra_fields=NUTS_EXTRA_FIELDS)
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items() if k in LATENT_SITES}
+    draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    wall = time.perf_counter() - start
+    samples = {k: v for k, v in draws.items() if k in LATENT_SITES}
+    raw = {k: v for k, v in draws.items() if k in RAW_SITES} if noncentred else None
     stats = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-    return NutsResult(samples, stats)
+    settings = dict(
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        target_accept_prob=float(target_accept_prob),
+        dense_mass=dense_mass,
+        max_tree_depth=max_tree_depth,
+        parameterisation=parameterisation,
+        wall_s=wall,
+    )
+    return NutsResult(samples, stats, raw, settings)
 
 
 def nuts_diagnostics(nuts: NutsResult, sites=None) -> NutsDiagnostics:
-    """Worst split R-hat and bulk ESS over the coordinates of ``sites`` (all by default), and divergences."""
+    """Worst split R-hat, bulk and tail ESS over the coordinates of ``sites`` (all by default), and divergences."""
     sites = list(nuts.samples) if sites is None else list(sites)
     diag = _arviz.chain_diagnostics({k: nuts.samples[k] for k in sites})
-    rhat = np.concatenate([np.ravel(diag[k]["rhat"]) for k in sites])
-    ess = np.concatenate([np.ravel(diag[k]["ess_bulk"]) for k in sites])
-    return NutsDiagnostics(float(np.max(rhat)), float(np.min(ess)), int(np.sum(nuts.sample_stats["diverging"])))
+    worst = lambda field, f: float(f(np.concatenate([np.ravel(diag[k][field]) for k in sites])))  # noqa: E731
+    return NutsDiagnostics(
+        worst("rhat", np.max),
+        worst("ess_bulk", np.min),
+        int(np.sum(nuts.sample_stats["diverging"])),
+        worst("ess_tail", np.min),
+    )
 
 
 # --------------------------------------------------------------------------------- compare
@@ -311,11 +454,31 @@ def compare_site(guide_draws, nuts_draws, ess_mean) -> SiteReport:
     return SiteReport(err.reshape(shape), mcse.reshape(shape), (sd_q / sd_p).reshape(shape), distance, floor)
 
 
-def compare(model, guide, X, A, y, nuts: NutsResult, *, key, num_guide_samples: int = 2000, num_psis_samples=2000):
-    """Compare ``guide`` with an existing NUTS run of ``model`` on the same data (see :func:`validate`)."""
+def compare(
+    model,
+    guide,
+    X,
+    A,
+    y,
+    nuts: NutsResult,
+    *,
+    key,
+    num_guide_samples: int = 2000,
+    num_psis_samples=2000,
+    gates: ReferenceGates = DEFAULT_GATES,
+):
+    """Compare ``guide`` with an existing NUTS run of ``model`` on the same data (see :func:`validate`).
+
+    When ``nuts`` ran on the non-centred model and the guide has ``noncentred()`` (DTSGuide),
+    PSIS k-hat is measured on that model with the guide mapped to its raw sites, and the raw
+    sites are compared too (``psi_raw``, ``theta_raw`` in the report).
+    """
     X, A, y = check_inputs(model, guide, X, A, y)
     num_guide_samples = _check_count("num_guide_samples", num_guide_samples, 2)
     num_psis_samples = _check_count("num_psis_samples", num_psis_samples, 10)
+    if not isinstance(gates, ReferenceGates):
+        raise ValueError(f"gates: expected a ReferenceGates, got {type(gates).__name__}")
+    gates.check()
     missing = set(model.latent_shapes) - set(nuts.samples)
     if missing:
         raise ValueError(f"nuts: no draws of sites {sorted(missing)}")
@@ -325,8 +488,15 @@ def compare(model, guide, X, A, y, nuts: NutsResult, *, key, num_guide_samples: 
     sites = list(model.latent_shapes)
     ess = _arviz.chain_diagnostics({k: nuts.samples[k] for k in sites})
     reports = {k: compare_site(draws[k], nuts.samples[k], ess[k]["ess_mean"]) for k in sites}
-    khat = psis_khat(k_psis, model, guide, X, A, y, num_psis_samples)
-    return ValidationReport(reports, khat, nuts_diagnostics(nuts, sites), draws, nuts)
+    psis_model, psis_guide, where = model, guide, "centred"
+    if nuts.raw_samples and callable(getattr(guide, "noncentred", None)):
+        psis_model, psis_guide, where = model.noncentred(), guide.noncentred(), "noncentred"
+        raw = {k: np.asarray(v) for k, v in psis_guide.sample_posterior(k_guide, X, A, y, (num_guide_samples,)).items()}
+        raw_ess = _arviz.chain_diagnostics(nuts.raw_samples)
+        for k in RAW_SITES:
+            reports[k] = compare_site(raw[k], nuts.raw_samples[k], raw_ess[k]["ess_mean"])
+    khat = psis_khat(k_psis, psis_model, psis_guide, X, A, y, num_psis_samples)
+    return ValidationReport(reports, khat, nuts_diagnostics(nuts, sites), draws, nuts, gates, where)
 
 
 def validate(
@@ -346,12 +516,18 @@ def validate(
     progress_bar: bool = True,
     nuts: NutsResult | None = None,
     nuts_parameterisation: str = "centred",
+    target_accept_prob: float = 0.8,
+    dense_mass: bool = False,
+    max_tree_depth: int = 10,
+    gates: ReferenceGates = DEFAULT_GATES,
 ) -> ValidationReport:
     """Validate ``guide`` against NUTS on ``model`` conditioned on (X, A, y).
 
     Checks the data and that the guide's latent sites match the model's (same names and
     shapes, from one traced run of each) before any sampling; then runs NUTS (unless ``nuts``
     gives a previous run on the same data), draws from the guide, and compares them per site.
+    The report says whether the NUTS run passes ``gates`` (``report.reliable``); it does not
+    raise when it fails, so callers decide (``dts-ppl validate`` exits with status 3).
 
     Args:
         model: BanditModel.
@@ -359,12 +535,15 @@ def validate(
             sample_shape)`` (DTSGuide), whose density NumPyro can evaluate (for PSIS).
         X, A, y: the data, (n, d), (n,), (n,).
         key: PRNG key.
-        num_samples, num_warmup, num_chains, chain_method: NUTS settings (see :func:`run_nuts`).
+        num_samples, num_warmup, num_chains, chain_method, target_accept_prob, dense_mass,
+            max_tree_depth: NUTS settings (see :func:`run_nuts`).
         num_guide_samples: guide draws (default: twice the NUTS draws; they are cheap and independent).
         num_psis_samples: guide draws for PSIS k-hat.
         nuts: reuse this NutsResult instead of running NUTS.
         nuts_parameterisation: "centred" or "noncentred" (see :func:`run_nuts`; the guide is
-            always compared on the centred sites psi and theta).
+            always compared on the centred sites psi and theta, and with "noncentred" on the
+            raw sites too, with PSIS k-hat measured on the non-centred model).
+        gates: ReferenceGates the NUTS run must pass to count as reliable.
 
     Returns:
         ValidationReport (prints as a table; ``to_dict()`` / ``to_json()``).
@@ -380,6 +559,9 @@ def validate(
         ['psi', 'theta']
     """
     args = check_inputs(model, guide, X, A, y)
+    if not isinstance(gates, ReferenceGates):
+        raise ValueError(f"gates: expected a ReferenceGates, got {type(gates).__name__}")
+    gates.check()
     k_nuts, k_cmp = jax.random.split(key)
     if nuts is None:
         num_samples = _check_count("num_samples", num_samples, 2)
@@ -394,10 +576,20 @@ def validate(
             chain_method=chain_method,
             progress_bar=progress_bar,
             parameterisation=nuts_parameterisation,
+            target_accept_prob=target_accept_prob,
+            dense_mass=dense_mass,
+            max_tree_depth=max_tree_depth,
         )
     if num_guide_samples is None:
         first = next(iter(nuts.samples.values()))
         num_guide_samples = 2 * first.shape[0] * first.shape[1]
     return compare(
-        model, guide, *args, nuts, key=k_cmp, num_guide_samples=num_guide_samples, num_psis_samples=num_psis_samples
+        model,
+        guide,
+        *args,
+        nuts,
+        key=k_cmp,
+        num_guide_samples=num_guide_samples,
+        num_psis_samples=num_psis_samples,
+        gates=gates,
     )
