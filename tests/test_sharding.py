@@ -1,0 +1,93 @@
+"""The action axis of agent states split across devices: same actions and states as one device.
+
+Runs workers in subprocesses (the number of host devices is fixed when JAX starts): 4 forced host
+devices in one process, and two localhost processes joined by jax.distributed (2 devices each).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+WORKER = Path(__file__).parent / "sharding_workers" / "run_agent.py"
+ROOT = Path(__file__).resolve().parents[1]
+AGENTS = "dts,dts_mlp,hier_ts,lin_ts,lin_ucb,glm_ts,exact_ts"
+DISTRIBUTED_AGENTS = "dts,glm_ts"  # two processes cost more; one exact and one GLM agent
+PER_ACTION = {"dts", "dts_mlp", "hier_ts", "lin_ts", "lin_ucb", "glm_ts"}
+
+
+def _env(devices):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_ENABLE_X64="0")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _result(out: str) -> dict:
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+    return json.loads(line[len("RESULT ") :])
+
+
+def _run(mode, devices=4, extra=()):
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), AGENTS, mode, *extra],
+        env=_env(devices),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def single():
+    return _result(_run("single"))
+
+
+def _same(reference, other):
+    for name, got in other["agents"].items():
+        ref = reference["agents"][name]
+        assert got["actions"] == ref["actions"], name
+        for a, b in zip(ref["leaves"], got["leaves"], strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=name)
+        if name in PER_ACTION:
+            assert got["sharded_leaves"] > 0, f"{name}: nothing was split across devices"
+
+
+def test_four_host_devices_match_one_device(single):
+    sharded = _result(_run("sharded"))
+    assert sharded["devices"] == 4
+    _same(single, sharded)
+
+
+def test_two_localhost_processes_match_one_process(single):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), DISTRIBUTED_AGENTS, "distributed", str(pid), "2", port],
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for pid in range(2)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-3000:]
+            outs.append(out)
+    finally:
+        for p in procs:
+            p.kill()
+    distributed = _result(outs[0])
+    assert distributed["devices"] == 4
+    _same(single, distributed)
