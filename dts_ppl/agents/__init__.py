@@ -7,7 +7,8 @@
 - :func:`exact_ts`: Thompson sampling from the exact joint posterior (small K).
 """
 
-from dts_ppl.agents.base import ActInfo, Agent
+from dts_ppl.agents.base import ActInfo, Agent, AgentSpec
+from dts_ppl.agents.batch import warm_start
 from dts_ppl.agents.dts import DTSState, dts, dts_posterior, hier_ts, hierarchical_prior
 from dts_ppl.agents.exact import JointState, exact_ts
 from dts_ppl.agents.linear import GaussianPrior, LinearState, glm_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
@@ -15,6 +16,7 @@ from dts_ppl.agents.linear import GaussianPrior, LinearState, glm_ts, lin_ts, li
 __all__ = [
     "ActInfo",
     "Agent",
+    "AgentSpec",
     "DTSState",
     "GaussianPrior",
     "JointState",
@@ -29,4 +31,5 @@ __all__ = [
     "lin_ucb",
     "theta_marginal",
     "ucb_glm",
+    "warm_start",
 ]
