@@ -9,18 +9,21 @@
 
 from dts_ppl.agents.base import ActInfo, Agent, AgentSpec
 from dts_ppl.agents.batch import warm_start
+from dts_ppl.agents.policy import Propensities, act_top_k, propensities
 from dts_ppl.agents.dts import DTSState, dts, dts_posterior, hier_ts, hierarchical_prior
 from dts_ppl.agents.exact import JointState, exact_ts
 from dts_ppl.agents.linear import GaussianPrior, LinearState, glm_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
 
 __all__ = [
     "ActInfo",
+    "act_top_k",
     "Agent",
     "AgentSpec",
     "DTSState",
     "GaussianPrior",
     "JointState",
     "LinearState",
+    "Propensities",
     "dts",
     "dts_posterior",
     "exact_ts",
@@ -29,6 +32,7 @@ __all__ = [
     "hierarchical_prior",
     "lin_ts",
     "lin_ucb",
+    "propensities",
     "theta_marginal",
     "ucb_glm",
     "warm_start",
