@@ -13,6 +13,7 @@ Layers (each a sub-package):
 from dts_ppl import agents, bandits, core, ddpm, experiments, ppl
 from dts_ppl._version import __version__
 from dts_ppl.agents import Agent
+from dts_ppl.bandit import Bandit
 from dts_ppl.bandits import envs
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
@@ -26,12 +27,13 @@ from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.validate import ValidationReport, validate
-from dts_ppl.serialization import load_prior, save_prior
+from dts_ppl.serialization import load_prior, load_state, save_prior, save_state
 
 __all__ = [
     "ActionStats",
     "AffineLink",
     "Agent",
+    "Bandit",
     "BanditModel",
     "Bernoulli",
     "Conditionals",
@@ -55,12 +57,14 @@ __all__ = [
     "envs",
     "experiments",
     "load_prior",
+    "load_state",
     "log_importance_weights",
     "oracle",
     "plot_regret",
     "ppl",
     "psis_khat",
     "save_prior",
+    "save_state",
     "simulate",
     "train_diffusion_prior",
     "validate",
