@@ -10,7 +10,7 @@ Layers (each a sub-package):
 - :mod:`dts_ppl.experiments`: the paper's presets and the studies.
 """
 
-from dts_ppl import agents, bandits, core, ddpm, experiments, ppl
+from dts_ppl import agents, bandits, core, data, ddpm, experiments, ope, ppl
 from dts_ppl._version import __version__
 from dts_ppl.agents import Agent
 from dts_ppl.bandit import Bandit
@@ -53,12 +53,14 @@ __all__ = [
     "agents",
     "bandits",
     "core",
+    "data",
     "ddpm",
     "envs",
     "experiments",
     "load_prior",
     "load_state",
     "log_importance_weights",
+    "ope",
     "oracle",
     "plot_regret",
     "ppl",
