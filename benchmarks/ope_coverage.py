@@ -98,8 +98,10 @@ def main():
     print(f"true value {truth:.4f} (MC s.e. {truth_se:.1e})")
     print(f"{'logging':11s} {'estimator':6s} {'coverage':>9s} {'bias':>9s} {'rmse':>8s} {'width':>8s}")
     for name, rows in results.items():
-        print(f"{name:8s} weights: mean max {rows['weights']['mean_max_weight']:.1f}, relative ESS "
-              f"{rows['weights']['mean_relative_ess']:.2f}")
+        print(
+            f"{name:8s} weights: mean max {rows['weights']['mean_max_weight']:.1f}, relative ESS "
+            f"{rows['weights']['mean_relative_ess']:.2f}"
+        )
         for key, row in rows.items():
             if key == "weights":
                 continue

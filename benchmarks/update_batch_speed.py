@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
@@ -92,14 +91,25 @@ def main():
     n = 1000
     X, A, y = data(jax.random.PRNGKey(7), n, K, d, binary=True)
     marg = theta_marginal(prior)
-    likelihoods = {"ridge_1e-3_default": Bernoulli(), "ridge_regularised_for_prior": Bernoulli().regularised_for(marg.cov)}
+    likelihoods = {
+        "ridge_1e-3_default": Bernoulli(),
+        "ridge_regularised_for_prior": Bernoulli().regularised_for(marg.cov),
+    }
     for (lik_name, lik), name in [(lk, a) for lk in likelihoods.items() for a in ("glm_ts", "dts_bernoulli")]:
         agent = glm_ts(marg, lik, K, history=n) if name == "glm_ts" else dts(prior, lik, K, history=n)
         s0 = agent.init()
         seq, bat = row_loop(agent)(s0, X, A, y), jax.jit(agent.update_batch)(s0, X, A, y)
         post = (lambda s: (s.mean, s.cov)) if name == "glm_ts" else (lambda s: (s.theta_cov, s.theta_shift, s.latents))
-        glm.append(dict(agent=name, likelihood=lik_name, ridge=lik.ridge, n=n, max_rel_posterior_diff=rel_diff(post(bat), post(seq)),
-                        max_rel_stats_diff=rel_diff(bat.evidence.stats, seq.evidence.stats)))
+        glm.append(
+            dict(
+                agent=name,
+                likelihood=lik_name,
+                ridge=lik.ridge,
+                n=n,
+                max_rel_posterior_diff=rel_diff(post(bat), post(seq)),
+                max_rel_stats_diff=rel_diff(bat.evidence.stats, seq.evidence.stats),
+            )
+        )
         print(json.dumps(glm[-1]))
     if args.glm_only:
         old = json.loads(Path(args.out).read_text())

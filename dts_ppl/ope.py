@@ -60,7 +60,9 @@ def _check_logs(actions, rewards, propensities, target):
     if p.shape != (n,):
         raise ValueError(f"propensities: expected shape ({n},), got {p.shape}")
     if not np.all((p > 0) & (p <= 1)):
-        raise ValueError("propensities: expected logging probabilities in (0, 1] (a zero propensity cannot be reweighted)")
+        raise ValueError(
+            "propensities: expected logging probabilities in (0, 1] (a zero propensity cannot be reweighted)"
+        )
     if not np.all(np.isfinite(target)) or target.min() < 0 or np.abs(target.sum(1) - 1).max() > 1e-6:
         raise ValueError("target: expected rows of non-negative probabilities summing to 1")
     return a.astype(int), r, p, target

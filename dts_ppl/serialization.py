@@ -327,7 +327,9 @@ def save_state(path, state, metadata: dict | None = None, agent=None) -> None:
 def _agent_spec(agent, name: str) -> AgentSpec:
     spec = getattr(agent, "spec", None)
     if not isinstance(spec, AgentSpec):
-        raise ValueError(f"{name}: expected a dts_ppl Agent with a spec (from an agent factory), got {type(agent).__name__}")
+        raise ValueError(
+            f"{name}: expected a dts_ppl Agent with a spec (from an agent factory), got {type(agent).__name__}"
+        )
     return spec
 
 

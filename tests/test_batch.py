@@ -34,7 +34,7 @@ def linear_prior(key, d=D, dp=2):
 def make_agents(prior, shared=False):
     """Every agent factory, Gaussian and GLM rewards."""
     marg = theta_marginal(prior)
-    g, b = Gaussian(0.7), Bernoulli()
+    g, b = Gaussian(0.7), Bernoulli().regularised_for(marg.cov)  # prior-scaled ridge: fits converge
     agents = {
         "dts": dts(prior, g, K, shared=shared),
         "hier_ts": hier_ts(prior, g, K, shared=shared),
@@ -114,7 +114,10 @@ def test_update_batch_jits_and_handles_few_rows():
 
 
 def test_update_batch_glm_close_to_row_loop():
-    """GLM batches refit each touched group once: close to the row loop, not equal (measured)."""
+    """GLM batches refit each touched group once: close to the row loop, not equal.
+
+    With the prior-scaled ridge both fits converge (docs/practitioner.md measures 2e-5 at
+    n = 1000; with ridge 1e-3 on near-separable data neither does and they differ by 0.36)."""
     prior = linear_prior(jax.random.PRNGKey(4))
     agents = make_agents(prior)
     X, A, y = data(jax.random.PRNGKey(5), 80, binary=True)

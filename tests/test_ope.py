@@ -115,7 +115,9 @@ def test_read_open_bandit_errors(tmp_path):
         read_open_bandit(tmp_path / "none.csv")
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,item_id,click\n1,2,0\n")
-    with pytest.raises(ValueError, match=r"lacks the Open Bandit Dataset column\(s\) \['position', 'propensity_score'\]"):
+    with pytest.raises(
+        ValueError, match=r"lacks the Open Bandit Dataset column\(s\) \['position', 'propensity_score'\]"
+    ):
         read_open_bandit(bad)
     write_obd(bad, [ROWS[0][:3] + [2] + ROWS[0][4:]])
     with pytest.raises(ValueError, match="click must be 0 or 1"):

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from dts_ppl import DiffusionPrior, Gaussian
-from dts_ppl.agents import act_top_k, dts, lin_ts, lin_ucb, propensities, theta_marginal
-from dts_ppl.agents import policy
+from dts_ppl.agents import act_top_k, dts, lin_ts, lin_ucb, policy, propensities, theta_marginal
 
 K, D = 5, 2
 

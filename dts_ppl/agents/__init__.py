@@ -9,10 +9,10 @@
 
 from dts_ppl.agents.base import ActInfo, Agent, AgentSpec
 from dts_ppl.agents.batch import warm_start
-from dts_ppl.agents.policy import Propensities, act_top_k, propensities
 from dts_ppl.agents.dts import DTSState, dts, dts_posterior, hier_ts, hierarchical_prior
 from dts_ppl.agents.exact import JointState, exact_ts
 from dts_ppl.agents.linear import GaussianPrior, LinearState, glm_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
+from dts_ppl.agents.policy import Propensities, act_top_k, propensities
 
 __all__ = [
     "ActInfo",

@@ -142,4 +142,3 @@ def warm_start(agent, X, A, y):
     if getattr(agent, "update_batch", None) is None:
         raise ValueError("agent: expected an Agent with update_batch (every dts_ppl agent factory sets it)")
     return agent.update_batch(agent.init(), X, A, y)
-

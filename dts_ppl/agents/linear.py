@@ -186,4 +186,6 @@ def glm_ts(theta_prior, likelihood=None, num_actions=None, shared=False, history
 
 def ucb_glm(theta_prior, likelihood=None, num_actions=None, alpha=None, shared=False, history=5000, newton_steps=3):
     """UCB-GLM (Li et al. 2017): UCB on the linear predictor, monotone in the mean reward."""
-    return _kind(lin_ucb(theta_prior, likelihood or Bernoulli(), num_actions, alpha, shared, history, newton_steps), "ucb_glm")
+    return _kind(
+        lin_ucb(theta_prior, likelihood or Bernoulli(), num_actions, alpha, shared, history, newton_steps), "ucb_glm"
+    )

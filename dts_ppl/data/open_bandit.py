@@ -112,6 +112,8 @@ def read_open_bandit(path, position: int | None = None, affinity: bool = True) -
     K = int(max(item.max() + 1, len(aff)))
     keep = np.ones(len(rows), bool) if position is None else pos == position
     if not keep.any():
-        raise ValueError(f"position: no rows of {path!r} are at position {position} (found {sorted(set(pos.tolist()))})")
+        raise ValueError(
+            f"position: no rows of {path!r} are at position {position} (found {sorted(set(pos.tolist()))})"
+        )
     # categories come from the whole file, so contexts of different positions share columns
     return LoggedData(context[keep], item[keep], click[keep], prop[keep], pos[keep], timestamp[keep], names, K)
