@@ -10,31 +10,33 @@ Layers (each a sub-package):
 - :mod:`dts_ppl.experiments`: the paper's presets and the studies.
 """
 
-from dts_ppl import agents, bandits, core, ddpm, experiments, ppl
+from dts_ppl import agents, bandits, core, data, ddpm, experiments, ope, ppl
 from dts_ppl._version import __version__
 from dts_ppl.agents import Agent
+from dts_ppl.agents.linear import GaussianPrior
+from dts_ppl.bandit import Bandit
 from dts_ppl.bandits import envs
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
 from dts_ppl.core import oracle
+from dts_ppl.core.inference import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
 from dts_ppl.core.links import AffineLink, MLPLink
-from dts_ppl.core.inference import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.sampling import sample_moments, sample_prior
 from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
+from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.validate import ValidationReport, validate
-from dts_ppl.serialization import load_prior, save_prior
-from dts_ppl.agents.linear import GaussianPrior
-from dts_ppl.core.sampling import sample_moments, sample_prior
-from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
+from dts_ppl.serialization import load_prior, load_state, save_prior, save_state
 
 __all__ = [
     "ActionStats",
     "AffineLink",
     "Agent",
+    "Bandit",
     "BanditModel",
     "Bernoulli",
     "Conditionals",
@@ -54,16 +56,20 @@ __all__ = [
     "agents",
     "bandits",
     "core",
+    "data",
     "ddpm",
     "envs",
     "experiments",
     "load_prior",
+    "load_state",
     "log_importance_weights",
+    "ope",
     "oracle",
     "plot_regret",
     "ppl",
     "psis_khat",
     "save_prior",
+    "save_state",
     "simulate",
     "train_diffusion_prior",
     "validate",

@@ -1,10 +1,18 @@
-"""Save and load a DiffusionPrior (any link family) to one ``.npz`` file with its metadata.
+"""Save and load a DiffusionPrior (any link family), or an agent's state, to one ``.npz`` file.
 
 The file is a NumPy ``.npz`` archive (no pickle): every array of the prior's pytree at its own
 dtype, so a loaded prior is bit-identical, plus a JSON header ``__meta__`` holding the file
 format and version, the link class, the package version, a SHA-256 of the arrays and the
 caller's metadata (for a trained DDPM: schedule, L, d, standardisation, ...). Stacked link
 arrays that are equal across levels (a DDPM's shared network weights) are stored once.
+
+Agent states (:func:`save_state`, :func:`load_state`) use the same container: every array of
+the state's pytree under its field path (``evidence/stats/G``), the pytree's structure by
+class and field names in the JSON header (no pickle; None fields recorded as such), the agent
+kind, K, d, L, dtype and package version, and a SHA-256 over the arrays and the header. Every
+write goes to a temporary file in the target's folder, is fsync'ed and then renamed over the
+target (``os.replace``), so a crash or a rejected save never leaves a half-written file and
+never touches the previous good one.
 """
 
 from __future__ import annotations
@@ -13,13 +21,21 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import zipfile
 import zlib
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl._version import __version__
+from dts_ppl.agents.base import AgentSpec, Evidence, History
+from dts_ppl.agents.dts import DTSState
+from dts_ppl.agents.exact import JointState
+from dts_ppl.agents.linear import LinearState
+from dts_ppl.core.inference import Conditionals, Message
+from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.core.links import AffineLink, MLPLink
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ddpm.prior import DDPMLink
@@ -91,8 +107,39 @@ def save_prior(path, prior: DiffusionPrior, metadata: dict | None = None) -> Non
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    with open(os.fspath(path), "wb") as f:
-        f.write(buf.getvalue())
+    atomic_write(path, buf.getvalue())
+
+
+def atomic_write(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
+
+    On any error the temporary file is removed and ``path`` keeps its previous content.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"path: folder {folder!r} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    try:  # make the rename itself durable (POSIX); best effort elsewhere
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def read_header(path) -> dict:
@@ -150,4 +197,231 @@ def _read(path):
         raise ValueError(f"path: {path!r} holds unknown link type {header.get('link_class')!r}")
     if _digest(arrays) != header.get("sha256"):
         raise ValueError(f"path: {path!r} is corrupt (its arrays do not match the stored SHA-256)")
+    return arrays, header
+
+
+# ------------------------------------------------------------------------------ agent states
+
+STATE_FORMAT = "dts_ppl.state"
+STATE_FORMAT_VERSION = 1
+
+_STATE_CLASSES = {
+    cls.__name__: cls
+    for cls in (DTSState, LinearState, JointState, Evidence, History, ActionStats, Message, Conditionals)
+}
+
+
+def _encode(node, path: str, arrays: dict):
+    """The pytree's structure as JSON (class and field names), its arrays into ``arrays``."""
+    if node is None:
+        return {"none": True}
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        name = type(node).__name__
+        if name not in _STATE_CLASSES:
+            raise ValueError(f"state: cannot save a {name} (known state types: {sorted(_STATE_CLASSES)})")
+        fields = [[f, _encode(getattr(node, f), f"{path}/{f}" if path else f, arrays)] for f in node._fields]
+        return {"class": name, "fields": fields}
+    try:
+        arr = np.asarray(node)
+    except Exception as e:  # noqa: BLE001 - anything that is not an array
+        raise ValueError(f"state: field {path!r} is not an array ({type(node).__name__}: {e})") from None
+    if arr.dtype == object:
+        raise ValueError(f"state: field {path!r} is not a numeric array ({type(node).__name__})")
+    arrays[path] = arr
+    return {"array": path}
+
+
+def _decode(tree, arrays: dict, where: str):
+    if tree.get("none"):
+        return None
+    if "array" in tree:
+        return jnp.asarray(arrays[tree["array"]])
+    cls = _STATE_CLASSES.get(tree.get("class"))
+    if cls is None:
+        raise ValueError(f"path: {where!r} holds an unknown state type {tree.get('class')!r}")
+    names = [f for f, _ in tree["fields"]]
+    if list(cls._fields) != names:
+        raise ValueError(
+            f"path: {where!r} holds a {cls.__name__} with fields {names}; this dts_ppl's {cls.__name__} has "
+            f"fields {list(cls._fields)} (written by dts_ppl {{version}})"
+        )
+    return cls(*(_decode(sub, arrays, where) for _, sub in tree["fields"]))
+
+
+def _infer_spec(state) -> dict:
+    """What a state alone tells about its agent (used when no agent is given)."""
+    if isinstance(state, DTSState):
+        M, d = state.theta_cov.shape[0], state.theta_cov.shape[-1]
+        return dict(kind="dts", num_actions=M if M > 1 else None, dim=d, num_levels=state.latents.gain.shape[0])
+    if isinstance(state, LinearState):
+        M, d = state.mean.shape
+        return dict(kind="linear", num_actions=M if M > 1 else None, dim=d, num_levels=0)
+    if isinstance(state, JointState):
+        return dict(kind="exact_ts", num_actions=None, dim=None, num_levels=None)
+    raise ValueError(f"state: expected an agent state (DTSState, LinearState, JointState), got {type(state).__name__}")
+
+
+def _header_digest(arrays: dict, header: dict) -> str:
+    """SHA-256 over the arrays and the header (without its own checksum field)."""
+    h = hashlib.sha256(_digest(arrays).encode())
+    h.update(json.dumps({k: v for k, v in header.items() if k != "sha256"}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def save_state(path, state, metadata: dict | None = None, agent=None) -> None:
+    """Write an agent's state (and a JSON-serialisable ``metadata`` dict) to ``path``, atomically.
+
+    Args:
+        path: the .npz file to write (its folder must exist); a previous file there is replaced
+            only once the new one is completely written.
+        state: a state of any dts_ppl agent (a NamedTuple of arrays).
+        metadata: JSON-serialisable dict, returned by :func:`load_state`.
+        agent: the Agent the state belongs to (recommended): records its kind, K, L, shared and
+            likelihood exactly, so :func:`load_state` can check them; without it they are
+            inferred from the state's type and shapes (K unknown when shared).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, tempfile, os
+        >>> from dts_ppl.agents import dts
+        >>> agent = dts(DiffusionPrior.linear([jnp.eye(2)], [1.0, 1.0]), num_actions=3)
+        >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
+        >>> save_state(path, agent.init(), {"round": 0}, agent=agent)
+        >>> state, meta = load_state(path, expect=agent)
+        >>> meta["round"], int(state.step)
+        (0, 0)
+    """
+    if agent is not None:
+        spec = _agent_spec(agent, "agent")
+        info = dict(spec._asdict())
+    else:
+        info = dict(_infer_spec(state), shared=None, likelihood=None, deterministic=None)
+        info.update(kind=None, num_levels=None if info["kind"] == "dts" else info["num_levels"])
+    _infer_spec(state)  # a state type check either way
+    arrays: dict = {}
+    tree = _encode(state, "", arrays)
+    floats = sorted({str(a.dtype) for a in arrays.values() if a.dtype.kind == "f"})
+    try:
+        user = json.loads(json.dumps(metadata or {}))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"metadata: expected a JSON-serialisable dict ({e})") from None
+    if not isinstance(user, dict):
+        raise ValueError(f"metadata: expected a dict, got {type(metadata).__name__}")
+    header = dict(
+        format=STATE_FORMAT,
+        format_version=STATE_FORMAT_VERSION,
+        package_version=__version__,
+        state_class=type(state).__name__,
+        dtype=floats[0] if len(floats) == 1 else floats,
+        tree=tree,
+        metadata=user,
+        **info,
+    )
+    header["sha256"] = _header_digest(arrays, header)
+    arrays = {f"state/{k}": v for k, v in arrays.items()}
+    arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
+def _agent_spec(agent, name: str) -> AgentSpec:
+    spec = getattr(agent, "spec", None)
+    if not isinstance(spec, AgentSpec):
+        raise ValueError(
+            f"{name}: expected a dts_ppl Agent with a spec (from an agent factory), got {type(agent).__name__}"
+        )
+    return spec
+
+
+def read_state_header(path) -> dict:
+    """The validated JSON header of a state file (format, versions, kind, K, d, L, dtype, metadata)."""
+    return _read_state(path)[1]
+
+
+def load_state(path, expect=None):
+    """Read a state written by :func:`save_state`.
+
+    Args:
+        path: the file.
+        expect: an Agent (recommended: its kind, K, d, L, shared, likelihood and the exact
+            structure, shapes and dtypes of ``agent.init()`` are checked), or a dict with any of
+            the keys kind, num_actions, dim, num_levels, shared, likelihood, state_class.
+
+    Returns:
+        (state, metadata).
+
+    Raises:
+        ValueError: missing, truncated or corrupted file (checksum), a foreign file (not a
+            dts_ppl state, or another format version), or a state that does not match ``expect``;
+            the message names what is wrong.
+    """
+    arrays, header = _read_state(path)
+    where = os.fspath(path)
+    try:
+        state = _decode(header["tree"], arrays, where)
+    except KeyError as e:
+        raise ValueError(f"path: {where!r} is corrupt (its structure names a missing array {e})") from None
+    except ValueError as e:
+        raise ValueError(str(e).replace("{version}", str(header.get("package_version")))) from None
+    if expect is not None:
+        _check_expected(where, header, state, expect)
+    return state, header["metadata"]
+
+
+def _check_expected(where: str, header: dict, state, expect) -> None:
+    if isinstance(expect, dict):
+        wanted, template = dict(expect), None
+    else:
+        wanted, template = dict(_agent_spec(expect, "expect")._asdict()), expect.init()
+        wanted.pop("deterministic")
+    for key, value in wanted.items():
+        if key not in header or key in ("format", "tree", "metadata", "sha256"):
+            raise ValueError(f"expect: unknown key {key!r}")
+        got = header[key]
+        if got is not None and got != value:
+            raise ValueError(f"path: {where!r} holds a state with {key}={got!r}; expected {key}={value!r}")
+    if template is None:
+        return
+    if jax.tree.structure(template) != jax.tree.structure(state):
+        raise ValueError(
+            f"path: {where!r} holds a {header['state_class']} whose structure differs from the agent's state "
+            f"(file {jax.tree.structure(state)}, agent {jax.tree.structure(template)})"
+        )
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(template)[0]]
+    for name, a, b in zip(paths, jax.tree.leaves(state), jax.tree.leaves(template), strict=True):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise ValueError(
+                f"path: {where!r}: state field {name} has shape {tuple(a.shape)} {a.dtype}; the agent's has "
+                f"{tuple(b.shape)} {b.dtype} (a state of another K, d, L or dtype)"
+            )
+
+
+def _read_state(path):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"path: no such state file {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, zlib.error) as e:
+        raise ValueError(f"path: {path!r} is not a readable dts_ppl state file (corrupt or truncated: {e})") from None
+    if "__meta__" not in arrays:
+        raise ValueError(f"path: {path!r} is not a dts_ppl state file (no __meta__ header)")
+    try:
+        header = json.loads(arrays.pop("__meta__").tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"path: {path!r} has a corrupt header ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+        fmt = header.get("format") if isinstance(header, dict) else None
+        raise ValueError(f"path: {path!r} is not a dts_ppl state file (format {fmt!r})")
+    if header.get("format_version") != STATE_FORMAT_VERSION:
+        raise ValueError(
+            f"path: {path!r} has state-file format version {header.get('format_version')!r} (written by "
+            f"dts_ppl {header.get('package_version')}); this dts_ppl reads version {STATE_FORMAT_VERSION}"
+        )
+    if any(not k.startswith("state/") for k in arrays):
+        raise ValueError(f"path: {path!r} is corrupt (unexpected entries in the archive)")
+    arrays = {k[len("state/") :]: v for k, v in arrays.items()}
+    if _header_digest(arrays, header) != header.get("sha256"):
+        raise ValueError(f"path: {path!r} is corrupt (its content does not match the stored SHA-256)")
     return arrays, header

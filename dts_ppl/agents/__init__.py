@@ -7,18 +7,23 @@
 - :func:`exact_ts`: Thompson sampling from the exact joint posterior (small K).
 """
 
-from dts_ppl.agents.base import ActInfo, Agent
+from dts_ppl.agents.base import ActInfo, Agent, AgentSpec
+from dts_ppl.agents.batch import warm_start
 from dts_ppl.agents.dts import DTSState, dts, dts_posterior, hier_ts, hierarchical_prior
 from dts_ppl.agents.exact import JointState, exact_ts
 from dts_ppl.agents.linear import GaussianPrior, LinearState, glm_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
+from dts_ppl.agents.policy import Propensities, act_top_k, propensities
 
 __all__ = [
     "ActInfo",
+    "act_top_k",
     "Agent",
+    "AgentSpec",
     "DTSState",
     "GaussianPrior",
     "JointState",
     "LinearState",
+    "Propensities",
     "dts",
     "dts_posterior",
     "exact_ts",
@@ -27,6 +32,8 @@ __all__ = [
     "hierarchical_prior",
     "lin_ts",
     "lin_ucb",
+    "propensities",
     "theta_marginal",
     "ucb_glm",
+    "warm_start",
 ]

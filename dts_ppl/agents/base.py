@@ -34,13 +34,37 @@ from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import ActionStats, Gaussian
 
 
+class AgentSpec(NamedTuple):
+    """What an agent is, for checkpoints and the practitioner API (plain Python values).
+
+    Attributes:
+        kind: the factory's name ("dts", "hier_ts", "lin_ts", "lin_ucb", "glm_ts", "ucb_glm", "exact_ts").
+        num_actions: K.   dim: d.   num_levels: L of the diffusion prior (0 for the linear baselines).
+        shared: one parameter for all actions (``x`` is then (K, d)).
+        likelihood: the reward model's name ("gaussian", "bernoulli", "poisson").
+        deterministic: ``act`` ignores its key (UCB agents).
+    """
+
+    kind: str
+    num_actions: int
+    dim: int
+    num_levels: int
+    shared: bool
+    likelihood: str
+    deterministic: bool = False
+
+
 class Agent(NamedTuple):
     """A bandit agent: ``init() -> state``, ``act(key, state, x) -> (action, info)``,
-    ``update(state, x, action, reward) -> state``; all pure and jittable."""
+    ``update(state, x, action, reward) -> state``, ``update_batch(state, X, A, y) -> state``
+    (rows X (n, d) or (n, K, d) shared, A (n,), y (n,); see :mod:`dts_ppl.agents.batch`); all
+    pure and jittable. ``spec`` (an :class:`AgentSpec`) describes the agent."""
 
     init: Callable
     act: Callable
     update: Callable
+    update_batch: Callable | None = None
+    spec: AgentSpec | None = None
 
 
 class ActInfo(NamedTuple):

@@ -22,9 +22,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     ActInfo,
     Agent,
+    AgentSpec,
     Evidence,
     check_context,
     check_glm_options,
@@ -165,7 +167,26 @@ def dts(
             step=state.step + 1,
         )
 
-    return Agent(init, act, update)
+    def update_batch(state: DTSState, X, A, y) -> DTSState:
+        """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
+        phi, g, y = _batch.check_batch(X, A, y, K, d, shared, likelihood)
+        if phi.shape[0] == 0:
+            return state
+        ev = _batch.batch_evidence(likelihood, state.evidence, phi.astype(dtype), g, y)
+        idx, valid = _batch.touched_groups(g, M)
+        cond, delta = _batch.recondition(prec1, state.evidence.stats, ev.stats, idx, valid)
+        total = jax.tree.map(jnp.add, state.evidence_sum, delta)
+        return DTSState(
+            evidence=ev,
+            theta_cov=state.theta_cov.at[idx].set(cond.cov),
+            theta_shift=state.theta_shift.at[idx].set(cond.shift),
+            evidence_sum=total,
+            latents=chain(total),
+            step=state.step + phi.shape[0],
+        )
+
+    spec = AgentSpec("dts", K, d, prior.num_levels, shared, likelihood.name)
+    return Agent(init, act, update, update_batch, spec)
 
 
 def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:
@@ -203,4 +224,5 @@ def hierarchical_prior(prior: DiffusionPrior, jitter: float = 1e-4) -> Diffusion
 
 def hier_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None, **kwargs) -> Agent:
     """HierTS-1 (Hong et al. 2022, as the paper ran it): dTS on :func:`hierarchical_prior`."""
-    return dts(hierarchical_prior(prior), likelihood, num_actions, **kwargs)
+    agent = dts(hierarchical_prior(prior), likelihood, num_actions, **kwargs)
+    return agent._replace(spec=agent.spec._replace(kind="hier_ts", num_levels=prior.num_levels))

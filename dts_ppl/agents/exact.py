@@ -15,7 +15,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.agents.base import ActInfo, Agent, check_context, check_num_actions, check_update
+from dts_ppl.agents import batch as _batch
+from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_context, check_num_actions, check_update
 from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
@@ -65,4 +66,24 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
         cov = state.cov - jnp.outer(gain, gain) / innovation_var
         return JointState(mean, 0.5 * (cov + cov.T), state.step + 1)
 
-    return Agent(init, act, update)
+    def update_batch(state: JointState, X, A, y) -> JointState:
+        """All rows at once: one block Kalman step on the theta blocks, O(N^2 K d + (K d)^3).
+
+        With the rows' statistics (G_a, b_a) (``likelihood.statistics``) the posterior precision
+        gains D = blockdiag(G_a) on theta = S^T z, so with C_t = S^T C S and M = (I + D C_t)^-1:
+            mean' = mean + C S M (b - D S^T mean),   C' = C - C S M D S^T C
+        (Woodbury, in a form valid for singular D). X (n, d), A (n,), y (n,).
+        """
+        x, a, y = _batch.check_batch(X, A, y, K, d, False, likelihood)
+        if x.shape[0] == 0:
+            return state
+        stats = likelihood.statistics(x.astype(state.mean.dtype), a, y, K)
+        D = jax.scipy.linalg.block_diag(*stats.G)  # (K d, K d)
+        cs = state.cov[:, offset:]  # C S, (N, K d)
+        m_inv = jnp.eye(K * d, dtype=D.dtype) + D @ cs[offset:]
+        mean = state.mean + cs @ jnp.linalg.solve(m_inv, stats.b.reshape(-1) - D @ state.mean[offset:])
+        cov = state.cov - cs @ jnp.linalg.solve(m_inv, D @ cs.T)
+        return JointState(mean, 0.5 * (cov + cov.T), state.step + x.shape[0])
+
+    spec = AgentSpec("exact_ts", K, d, prior.num_levels, False, likelihood.name)
+    return Agent(init, act, update, update_batch, spec)

@@ -17,9 +17,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     ActInfo,
     Agent,
+    AgentSpec,
     Evidence,
     check_context,
     check_glm_options,
@@ -117,7 +119,7 @@ def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
     return GaussianPrior(mean, cov)
 
 
-def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_steps, score) -> Agent:
+def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_steps, score, kind="lin_ts") -> Agent:
     theta_prior = _check_gaussian_prior(theta_prior)
     K = check_num_actions(num_actions)
     check_glm_options(likelihood, history, newton_steps)
@@ -155,7 +157,23 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             step=state.step + 1,
         )
 
-    return Agent(init, act, update)
+    def update_batch(state: LinearState, X, A, y) -> LinearState:
+        """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
+        phi, g, y = _batch.check_batch(X, A, y, K, d, shared, likelihood)
+        if phi.shape[0] == 0:
+            return state
+        ev = _batch.batch_evidence(likelihood, state.evidence, phi.astype(dtype), g, y)
+        idx, valid = _batch.touched_groups(g, M)
+        cond, _ = _batch.recondition(prec0, state.evidence.stats, ev.stats, idx, valid)
+        return LinearState(
+            evidence=ev,
+            mean=state.mean.at[idx].set(core.conditional_loc(cond, theta_prior.mean)),
+            cov=state.cov.at[idx].set(cond.cov),
+            step=state.step + phi.shape[0],
+        )
+
+    spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, deterministic=kind in ("lin_ucb", "ucb_glm"))
+    return Agent(init, act, update, update_batch, spec)
 
 
 def _thompson(key, state, mean, sd):
@@ -185,17 +203,24 @@ def lin_ts(theta_prior, likelihood=None, num_actions=None, shared=False, history
     )
 
 
+def _kind(agent: Agent, kind: str) -> Agent:
+    """``agent`` with ``spec.kind`` set (the GLM factories reuse the linear ones)."""
+    return agent._replace(spec=agent.spec._replace(kind=kind, deterministic=kind in ("lin_ucb", "ucb_glm")))
+
+
 def lin_ucb(theta_prior, likelihood=None, num_actions=None, alpha=None, shared=False, history=5000, newton_steps=3):
     """LinUCB: argmax x^T mu_a + alpha_t ||x||_{Sigma_a}; alpha_t = sqrt(2 log t) unless ``alpha`` is given."""
     lik = likelihood or Gaussian(1.0)
-    return _linear_agent(theta_prior, lik, num_actions, shared, history, newton_steps, _ucb(alpha))
+    return _linear_agent(theta_prior, lik, num_actions, shared, history, newton_steps, _ucb(alpha), "lin_ucb")
 
 
 def glm_ts(theta_prior, likelihood=None, num_actions=None, shared=False, history=5000, newton_steps=3) -> Agent:
     """GLM-TS: Thompson sampling from the Laplace (Gaussianised) posterior; default logistic rewards."""
-    return lin_ts(theta_prior, likelihood or Bernoulli(), num_actions, shared, history, newton_steps)
+    return _kind(lin_ts(theta_prior, likelihood or Bernoulli(), num_actions, shared, history, newton_steps), "glm_ts")
 
 
 def ucb_glm(theta_prior, likelihood=None, num_actions=None, alpha=None, shared=False, history=5000, newton_steps=3):
     """UCB-GLM (Li et al. 2017): UCB on the linear predictor, monotone in the mean reward."""
-    return lin_ucb(theta_prior, likelihood or Bernoulli(), num_actions, alpha, shared, history, newton_steps)
+    return _kind(
+        lin_ucb(theta_prior, likelihood or Bernoulli(), num_actions, alpha, shared, history, newton_steps), "ucb_glm"
+    )

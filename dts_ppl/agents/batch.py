@@ -1,0 +1,144 @@
+"""Batched, delayed and logged feedback: ``agent.update_batch(state, X, A, y)`` and warm starts.
+
+``update_batch`` equals applying ``update`` row by row, for a fraction of the cost:
+
+- Gaussian rewards: all rows' statistics are added at once (``likelihood.statistics``, a
+  segment_sum), then what depends on them is recomputed once: the touched groups' conditionals
+  (:func:`dts_ppl.core.inference.condition`, the function ``update`` calls) and, for dTS, the
+  latent chain. Equal to the row loop up to float rounding (the sums are taken in another
+  order), and invariant to the order of the rows: feedback that arrives late, in any order,
+  gives the same state (tests/test_batch.py).
+- GLM rewards: the rows enter the ring buffer in order (as the row loop puts them), then each
+  touched group's Gaussianised statistics are refitted once by ``likelihood.laplace`` from its
+  previous fit with ``likelihood.num_iterations`` Newton steps, where the row loop runs
+  ``newton_steps`` steps after every row. The two agree to the Newton solver's convergence
+  (measured in docs/practitioner.md); untouched groups are left as they are, as in the loop.
+
+:func:`warm_start` builds a state from logged data in one call: ``update_batch`` from ``init()``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dts_ppl.agents.base import Evidence, History
+from dts_ppl.core import checks as _checks
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import ActionStats
+
+
+def check_batch(X, A, y, num_actions: int, dim: int, shared: bool, likelihood):
+    """Validate a batch of feedback and return the played rows.
+
+    Args:
+        X: (n, d) contexts, or (n, K, d) action features with ``shared``.
+        A: (n,) integer actions in [0, K).   y: (n,) rewards.
+
+    Returns:
+        (phi (n, d) the played feature rows, group (n,) int32, y (n,)).
+    """
+    shape = (num_actions, dim) if shared else (dim,)
+    X = jnp.asarray(X)
+    if X.ndim != 1 + len(shape) or tuple(X.shape[1:]) != shape:
+        what = "(n, K, d) action features" if shared else "(n, d) contexts"
+        raise ValueError(f"X: expected {what} with trailing shape {shape}, got {tuple(X.shape)}")
+    if not jnp.issubdtype(X.dtype, jnp.floating):
+        X = X.astype(jnp.result_type(float))
+    _checks.check_finite("X", X)
+    n = X.shape[0]
+    A = _checks.check_actions("A", A, num_actions, n)
+    y = jnp.asarray(y)
+    if y.shape != (n,):
+        raise ValueError(f"y: expected {n} rewards of shape ({n},), got {tuple(y.shape)}")
+    likelihood.check_rewards("y", y)
+    phi = X[jnp.arange(n), A] if shared else X
+    group = jnp.zeros(n, jnp.int32) if shared else A
+    return phi, group, y.astype(phi.dtype)
+
+
+def touched_groups(group, num_groups: int):
+    """The distinct groups of a batch, padded to a static size.
+
+    Returns:
+        (idx (S,), valid (S,) bool), S = min(n, M): the touched groups in increasing order, then
+        copies of the first one (valid False) so that scatters of recomputed rows stay exact.
+    """
+    size = min(group.shape[0], num_groups)
+    touched = jax.ops.segment_sum(jnp.ones(group.shape[0], jnp.int32), group, num_segments=num_groups) > 0
+    (idx,) = jnp.nonzero(touched, size=size, fill_value=num_groups)
+    valid = idx < num_groups
+    return jnp.where(valid, idx, idx[0]), valid
+
+
+def batch_evidence(likelihood, ev: Evidence, phi, group, y):
+    """Add a batch of rows to an agent's evidence (all M groups' statistics).
+
+    Args:
+        ev: Evidence with (M, d, d), (M, d) statistics.   phi: (n, d).   group: (n,).   y: (n,).
+
+    Returns:
+        new Evidence, same shapes.
+    """
+    G, b = ev.stats
+    M = G.shape[0]
+    if ev.history is None:  # Gaussian: exact sufficient statistics, one segment_sum
+        add = likelihood.statistics(phi, group, y, M)
+        return ev._replace(stats=ActionStats(G + add.G, b + add.b))
+    h = ev.history
+    H, n = h.X.shape[0], phi.shape[0]
+    keep = min(n, H)  # a ring buffer keeps the last H rows: scatter only those (distinct slots)
+    slots = (h.count + n - keep + jnp.arange(keep)) % H
+    h = History(
+        h.X.at[slots].set(phi[n - keep :]),
+        h.group.at[slots].set(group[n - keep :]),
+        h.y.at[slots].set(y[n - keep :]),
+        h.count + n,
+        h.B,
+    )
+    weights = (h.group >= 0).astype(phi.dtype)
+    G_fit, b_fit, B_fit = likelihood.laplace(
+        h.X, h.y, weights, h.B, likelihood.num_iterations, group=jnp.maximum(h.group, 0), num_groups=M
+    )
+    touched = jax.ops.segment_sum(jnp.ones(n, jnp.int32), group, num_segments=M) > 0
+    G = jnp.where(touched[:, None, None], G_fit, G)
+    b = jnp.where(touched[:, None], b_fit, b)
+    B = jnp.where(touched[:, None], B_fit, h.B)
+    return Evidence(ActionStats(G, b), h._replace(B=B))
+
+
+def recondition(prior_prec, old: ActionStats, new: ActionStats, idx, valid):
+    """Re-condition the touched groups and the change of their messages to the parent.
+
+    Calls :func:`dts_ppl.core.inference.condition` (as ``update`` does) on each touched group's
+    statistics before and after the batch.
+
+    Args:
+        prior_prec: (d, d).   old, new: (M, d, d), (M, d) statistics.   idx, valid: (S,) from
+            :func:`touched_groups`.
+
+    Returns:
+        (Conditionals of the touched groups with (S, d, d), (S, d), (S, d, d) fields,
+        Message (d, d), (d,): the sum over touched groups of new minus old messages).
+    """
+    condition = jax.vmap(core.condition, in_axes=(None, 0, 0))
+    _, msg_old = condition(prior_prec, old.G[idx], old.b[idx])
+    cond, msg_new = condition(prior_prec, new.G[idx], new.b[idx])
+    w = valid.astype(prior_prec.dtype)
+    delta = jax.tree.map(lambda o, n: jnp.tensordot(w, n - o, axes=1), msg_old, msg_new)
+    return cond, delta
+
+
+def warm_start(agent, X, A, y):
+    """An agent state built from logged feedback: ``agent.update_batch(agent.init(), X, A, y)``.
+
+    Args:
+        agent: an Agent with ``update_batch``.   X: (n, d) contexts ((n, K, d) shared).
+        A: (n,) actions.   y: (n,) rewards.
+
+    Returns:
+        the agent's state after the logs.
+    """
+    if getattr(agent, "update_batch", None) is None:
+        raise ValueError("agent: expected an Agent with update_batch (every dts_ppl agent factory sets it)")
+    return agent.update_batch(agent.init(), X, A, y)
