@@ -63,7 +63,9 @@ def test_bank_of_gaussian_draws_matches_the_closed_form_posterior(key, shared):
     assert ess == pytest.approx(1.0 / np.sum(w**2), rel=1e-6) and ess < 0.9 * N
     if not shared:  # untouched actions keep the prior (the bank's own moments)
         assert float(state.ess[0]) == pytest.approx(N)
-        np.testing.assert_allclose(np.asarray(ag.bank_moments(jnp.asarray(bank), state.log_weights)[0][0]), bank.mean(0))
+        np.testing.assert_allclose(
+            np.asarray(ag.bank_moments(jnp.asarray(bank), state.log_weights)[0][0]), bank.mean(0)
+        )
 
 
 def test_bank_bernoulli_posterior_matches_grid_quadrature(key):

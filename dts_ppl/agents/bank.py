@@ -14,7 +14,7 @@ per update; ``act`` draws one bank index per group from its weights, O(M N).
 Effective sample size. ESS_g = (sum_i w_g^(i))^2 / sum_i (w_g^(i))^2 is kept per group. When it
 falls below ``warn_ess`` the posterior rests on a handful of bank samples: it is still the exact
 posterior of the empirical prior, but no longer a good picture of a continuous prior's posterior
-(a bigger bank is needed). The agent then warns once (a RuntimeWarning, also from jitted code).
+(a bigger bank is needed). The agent then warns once (a RuntimeWarning, also from jitted code; the state's ``min_ess`` keeps the smallest value).
 """
 
 from __future__ import annotations
@@ -64,15 +64,22 @@ def bank_mean_se(bank, log_weights) -> jax.Array:
     return jnp.sqrt(jnp.einsum("mn,mni->mi", w**2, (bank[None] - mean[:, None]) ** 2))
 
 
-def _warn_collapse(ess, threshold):
-    low = float(np.min(np.asarray(ess)))
-    if low < threshold:
-        warnings.warn(
-            f"bank TS: the effective sample size fell to {low:.1f} (< warn_ess = {threshold:g}); the posterior "
-            "rests on a few bank samples, so it no longer stands for a continuous prior's: use a larger bank",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+def _collapse_warner(threshold):
+    """A host callback that warns the first time it sees an ESS below ``threshold`` (once per agent)."""
+    warned = []
+
+    def warn(ess):
+        low = float(np.min(np.asarray(ess)))
+        if low < threshold and not warned:
+            warned.append(low)
+            warnings.warn(
+                f"bank TS: the effective sample size fell to {low:.1f} (< warn_ess = {threshold:g}); the posterior "
+                "rests on a few bank samples, so it no longer stands for a continuous prior's: use a larger bank",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    return warn
 
 
 def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool = False, warn_ess: float = 10.0):
@@ -100,13 +107,16 @@ def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool 
         raise ValueError("bank: expected at least one sample (row)")
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     if not hasattr(likelihood, "log_prob") or not hasattr(likelihood, "check_rewards"):
-        raise ValueError(f"likelihood: expected a dts_ppl likelihood (Gaussian, Bernoulli, Poisson), got {likelihood!r}")
+        raise ValueError(
+            f"likelihood: expected a dts_ppl likelihood (Gaussian, Bernoulli, Poisson), got {likelihood!r}"
+        )
     if not (np.isfinite(warn_ess) and warn_ess >= 0):
         raise ValueError(f"warn_ess: expected a non-negative number, got {warn_ess!r}")
     K = check_num_actions(num_actions)
     N, d = bank.shape
     M = 1 if shared else K
     dtype = bank.dtype
+    warn = _collapse_warner(float(warn_ess))
 
     def init() -> BankState:
         n = jnp.asarray(float(N), dtype)
@@ -125,7 +135,7 @@ def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool 
         row = row - jnp.max(row)  # keep the log-weights bounded; normalisation is free
         ess_g = effective_sample_size(row)
         if warn_ess > 0:
-            jax.debug.callback(_warn_collapse, ess_g, warn_ess)
+            jax.debug.callback(warn, ess_g)
         return BankState(
             log_weights=jax.lax.dynamic_update_index_in_dim(state.log_weights, row, g, 0),
             ess=state.ess.at[g].set(ess_g),

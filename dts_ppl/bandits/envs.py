@@ -88,7 +88,9 @@ def _pool_or_sampler(name, value, dim=None):
         return value, dim
     arr = jnp.asarray(value)
     if arr.ndim != 2 or arr.shape[0] < 1:
-        raise ValueError(f"{name}: expected a callable key -> array or a (P, d) array pool, got shape {tuple(arr.shape)}")
+        raise ValueError(
+            f"{name}: expected a callable key -> array or a (P, d) array pool, got shape {tuple(arr.shape)}"
+        )
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
     if not bool(jnp.all(jnp.isfinite(arr))):
@@ -121,7 +123,9 @@ def pool_environment(thetas, contexts, num_actions: int, likelihood=None, shared
         raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     if not hasattr(likelihood, "sample") or not hasattr(likelihood, "mean"):
-        raise ValueError(f"likelihood: expected a dts_ppl likelihood (Gaussian, Bernoulli, Poisson), got {likelihood!r}")
+        raise ValueError(
+            f"likelihood: expected a dts_ppl likelihood (Gaussian, Bernoulli, Poisson), got {likelihood!r}"
+        )
     thetas, dim = _pool_or_sampler("thetas", thetas)
     contexts, dim = _pool_or_sampler("contexts", contexts, dim)
     if dim is None:

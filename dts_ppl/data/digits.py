@@ -15,19 +15,22 @@ Kveton et al. (2024)'s MNIST study, on the 8x8 digits that ship inside scikit-le
   the second, so no image the prior saw is an action.
 
 scikit-learn is an optional extra (``pip install dts_ppl[datasets]``): without it this module
-imports, and :func:`load_digit_images` raises a ValueError saying how to install it.
+imports, and :func:`load_digit_images` raises a ValueError saying how to install it. (It is
+imported by name at the first load, not by an import statement at the top: the presets module
+imports this one, and the CLI must run without scikit-learn.)
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import NamedTuple
 
 import numpy as np
 
-try:  # optional dependency: the package imports without it
-    from sklearn.datasets import load_digits as _sk_load_digits
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    _sk_load_digits = None
+#: scikit-learn is optional: looked up here, imported (by name) only when the digits are loaded, so
+#: neither ``import dts_ppl`` nor the presets need it.
+HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
 
 
 class DigitsTasks(NamedTuple):
@@ -54,9 +57,9 @@ class DigitsTasks(NamedTuple):
 
 def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits: images (1797, 64) in [0, 16] and labels (1797,)."""
-    if _sk_load_digits is None:
+    if not HAVE_SKLEARN:
         raise ValueError("dataset: the digits data need scikit-learn; install it with `pip install dts_ppl[datasets]`")
-    data = _sk_load_digits()
+    data = importlib.import_module("sklearn.datasets").load_digits()
     return np.asarray(data.data, np.float64), np.asarray(data.target, np.int64)
 
 

@@ -83,16 +83,18 @@ def _expected() -> str:
 
 
 def detect_format(path: Path) -> str:
-    """"100k" or "latest-small" from the files present (ValueError naming the missing file otherwise)."""
+    """ "100k" or "latest-small" from the files present (ValueError naming the missing file otherwise)."""
     for fmt, files in FORMATS.items():
         if all((path / f).is_file() for f in files):
             return fmt
-    for fmt, files in FORMATS.items():  # one file of a pair present: name its missing partner
+    for files in FORMATS.values():  # one file of a pair present: name its missing partner
         present = [f for f in files if (path / f).is_file()]
         if present:
             missing = next(f for f in files if f not in present)
             raise ValueError(f"data_dir: {str(path)!r} has {present[0]} but not {missing}: expected {files[missing]}")
-    raise ValueError(f"data_dir: {str(path)!r} holds neither {_expected()}; expected e.g. u.data: {FORMATS['100k']['u.data']}")
+    raise ValueError(
+        f"data_dir: {str(path)!r} holds neither {_expected()}; expected e.g. u.data: {FORMATS['100k']['u.data']}"
+    )
 
 
 def _bad(path: Path, line_no: int, fmt: str, why: str):
