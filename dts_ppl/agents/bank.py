@@ -14,7 +14,8 @@ per update; ``act`` draws one bank index per group from its weights, O(M N).
 Effective sample size. ESS_g = (sum_i w_g^(i))^2 / sum_i (w_g^(i))^2 is kept per group. When it
 falls below ``warn_ess`` the posterior rests on a handful of bank samples: it is still the exact
 posterior of the empirical prior, but no longer a good picture of a continuous prior's posterior
-(a bigger bank is needed). The agent then warns once (a RuntimeWarning, also from jitted code; the state's ``min_ess`` keeps the smallest value).
+(a bigger bank is needed). The agent then warns once (a RuntimeWarning, also from jitted code;
+the state's ``min_ess`` keeps the smallest value).
 """
 
 from __future__ import annotations
