@@ -37,3 +37,9 @@ __all__ = [
     "ucb_glm",
     "warm_start",
 ]
+
+# real-data agents (issue 14): the empirical-prior ceiling and the random reference
+from dts_ppl.agents.bank import BankState, bank_moments, bank_ts, effective_sample_size  # noqa: E402
+from dts_ppl.agents.random_policy import RandomState, random_policy  # noqa: E402
+
+__all__ += ["BankState", "RandomState", "bank_moments", "bank_ts", "effective_sample_size", "random_policy"]

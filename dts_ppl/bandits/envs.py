@@ -77,3 +77,71 @@ def diffusion_environment(prior: DiffusionPrior, num_actions: int, likelihood=No
 
     contexts = contexts or uniform_contexts(prior.dim, dtype=prior.cov1.dtype)
     return Environment(sample_theta, contexts, likelihood, int(num_actions), prior.dim, False, name)
+
+
+# ----------------------------------------------------------------------- from arrays (real data)
+
+
+def _pool_or_sampler(name, value, dim=None):
+    """A callable is kept; an array becomes a (P, d) pool (ValueError on the wrong shape or NaN)."""
+    if callable(value):
+        return value, dim
+    arr = jnp.asarray(value)
+    if arr.ndim != 2 or arr.shape[0] < 1:
+        raise ValueError(
+            f"{name}: expected a callable key -> array or a (P, d) array pool, got shape {tuple(arr.shape)}"
+        )
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    if not bool(jnp.all(jnp.isfinite(arr))):
+        raise ValueError(f"{name}: contains NaN or inf")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name}: expected rows of dimension {dim} (as the other pool), got {arr.shape[1]}")
+    return arr, int(arr.shape[1])
+
+
+def pool_environment(thetas, contexts, num_actions: int, likelihood=None, shared: bool = False, name: str = ""):
+    """An environment whose parameters and contexts are rows of given arrays (real data).
+
+    Per-action parameters (``shared=False``): each run draws K distinct rows of ``thetas`` as
+    theta (K, d) (e.g. K items of a factorisation); each round draws one row of ``contexts`` as
+    x (d,) (e.g. a user vector). Shared parameter (``shared=True``): each run draws one row of
+    ``thetas`` as theta (d,) (e.g. a task's linear model); each round draws K distinct rows of
+    ``contexts`` as the action features x (K, d) (e.g. K images). Either argument may instead be
+    a callable ``key -> array`` of the drawn shape.
+
+    Args:
+        thetas: (P, d) pool of parameters (P >= K per-action), or a sampler.
+        contexts: (C, d) pool of contexts or action features (C >= K shared), or a sampler.
+        num_actions: K.
+        likelihood: reward model (default ``Gaussian(1.0)``); Bernoulli rewards use eta as logit.
+        shared: one parameter for all actions.
+    Returns:
+        Environment.
+    """
+    if not isinstance(num_actions, int) or num_actions < 1:
+        raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
+    likelihood = Gaussian(1.0) if likelihood is None else likelihood
+    if not hasattr(likelihood, "sample") or not hasattr(likelihood, "mean"):
+        raise ValueError(
+            f"likelihood: expected a dts_ppl likelihood (Gaussian, Bernoulli, Poisson), got {likelihood!r}"
+        )
+    thetas, dim = _pool_or_sampler("thetas", thetas)
+    contexts, dim = _pool_or_sampler("contexts", contexts, dim)
+    if dim is None:
+        raise ValueError("thetas, contexts: expected at least one array pool (the dimension d comes from it)")
+    K = int(num_actions)
+    for label, pool, needed in (("thetas", thetas, not shared), ("contexts", contexts, shared)):
+        if needed and not callable(pool) and pool.shape[0] < K:
+            raise ValueError(f"{label}: expected at least num_actions = {K} rows to draw from, got {pool.shape[0]}")
+
+    def rows(pool, count):
+        if callable(pool):
+            return pool
+        if count is None:
+            return lambda key: pool[jax.random.randint(key, (), 0, pool.shape[0])]
+        return lambda key: pool[jax.random.choice(key, pool.shape[0], (count,), replace=False)]
+
+    sample_theta = rows(thetas, None if shared else K)
+    sample_context = rows(contexts, K if shared else None)
+    return Environment(sample_theta, sample_context, likelihood, K, dim, bool(shared), name)

@@ -8,12 +8,14 @@ Writes JSON {"preset", "rounds", "runs", "seed", "curve_rounds", "algorithms": {
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import jax
 import numpy as np
 
 from dts_ppl.bandits.simulation import plot_regret, regret_ratio, simulate
+from dts_ppl.data.movielens import ENV_VAR
 from dts_ppl.experiments.regret import default_chunk_size, get_preset, preset_names
 
 
@@ -32,6 +34,7 @@ def register(sub):
     r.add_argument("--chunk-size", type=int, default=None, help="runs vmapped at once (default: by memory)")
     r.add_argument("--x64", action="store_true", help="float64 (default float32)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--data-dir", default=None, help="MovieLens files (movielens preset; or $DTS_MOVIELENS_DIR)")
     r.set_defaults(run=run_regret)
 
 
@@ -106,6 +109,8 @@ def run_regret(args) -> int:
     if not args.preset:
         raise ValueError("--preset: expected a preset name (see `dts-ppl bench regret --list`)")
     jax.config.update("jax_enable_x64", bool(args.x64))
+    if args.data_dir:
+        os.environ[ENV_VAR] = args.data_dir
     agents = [a.strip() for a in args.agents.split(",")] if args.agents else None
     results, runs, rounds = run_experiment(
         args.preset, args.runs, args.rounds, args.seed, agents, args.chunk_size, progress=not args.quiet

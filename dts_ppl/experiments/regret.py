@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import diffusion_environment
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
-from dts_ppl.experiments import paper_extra, swissroll
+from dts_ppl.experiments import paper_extra, realdata, swissroll
 from dts_ppl.experiments.registry import Preset
 from dts_ppl.experiments.synthetic import paper_environment, paper_prior
 
@@ -153,7 +153,12 @@ def _paper_presets() -> dict[str, Preset]:
 
 
 #: Every built-in preset by name: a plain dict, filled without import side effects.
-PRESETS: dict[str, Preset] = {**_paper_presets(), **swissroll.presets(), **paper_extra.presets()}
+PRESETS: dict[str, Preset] = {
+    **_paper_presets(),
+    **swissroll.presets(),
+    **paper_extra.presets(),
+    **realdata.presets(),
+}
 _USER: dict[str, Preset] = {}
 
 

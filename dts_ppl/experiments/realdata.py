@@ -1,0 +1,316 @@
+"""Real-data and shared-parameter presets, and the prior-knowledge ceiling (issue 14).
+
+Every preset compares dTS with a DDPM prior pre-trained on a sample of theta against
+
+- LinTS and LinUCB given the Gaussian fitted to the same sample (:func:`fitted_gaussian`),
+- HierTS (per-action presets): a one-level Gaussian hierarchy with dTS's S_1 (:func:`gaussian_hierarchy`),
+- bank TS: the exact posterior of an empirical prior (:func:`dts_ppl.agents.bank_ts`) -- many
+  true-prior draws where the true prior is known (ring, roll: the ceiling of prior knowledge),
+  the pre-training sample on real data,
+- random: uniformly random actions.
+
+Presets (``dts-ppl bench regret --preset NAME``):
+
+- ``ring-shared``: one theta per run from an 8-cluster ring (radius 2, sd 0.15); K = 20 action
+  features U[-1, 1]^2 per round; rewards N(x_a^T theta, 1).
+- ``roll-shared``: the same with theta a standardised Swiss-roll point; dTS uses the shipped
+  Swiss-roll prior (10^4 samples, L = 40) with S_1 reset by the shared rule below.
+- ``digits-multitask``: scikit-learn's digits (:mod:`dts_ppl.data.digits`): theta is a ridge
+  fit of one class's indicator on a small subset of images, actions are K = 20 embedded images
+  per round, rewards N(x_a^T theta, 0.5^2). ``digits-multitask-bernoulli``: logistic fits and
+  Bernoulli rewards.
+- ``movielens`` (needs ``--data-dir`` or $DTS_MOVIELENS_DIR): ALS item vectors (rank 5) of
+  items with >= 20 ratings, a random 70% pre-trains the prior, the bandit draws K = 100 of the
+  other 30% per run; contexts are the users' vectors; rewards = the factorisation's centred
+  prediction + N(0, 1).
+
+S_1 (``action_cov`` of :func:`dts_ppl.train_diffusion_prior`), an explicit rule per kind:
+shared parameter: "beta" (the DDPM's own beta_1: one parameter, nothing to spread over
+actions); per-action parameters: half the standardised sample covariance, so the shared
+latent carries the other half of the items' spread (and HierTS gets the same split).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dts_ppl import agents as ag
+from dts_ppl.bandits.envs import Environment, pool_environment, uniform_contexts
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian
+from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.data import digits as digits_data
+from dts_ppl.data.factorisation import als
+from dts_ppl.data.movielens import ENV_VAR, load_movielens
+from dts_ppl.ddpm import action_covariance, train_diffusion_prior
+from dts_ppl.experiments import swissroll
+from dts_ppl.experiments.registry import Preset
+from dts_ppl.ppl.distances import energy_distance
+from dts_ppl.serialization import load_prior, save_prior
+
+#: DDPM training of every preset's prior (cached under swissroll.cache_dir()).
+TRAINING = dict(num_levels=40, schedule="cosine", hidden=128, steps=6000, variance="beta")
+RING = dict(num_clusters=8, radius=2.0, sd=0.15)
+#: Shared-parameter bandits: K features per round, Gaussian noise sd.
+SHARED = dict(num_actions=20, rounds=300, runs=40, noise=1.0, pretrain=5000, bank=20_000)
+DIGITS = dict(dim=5, num_actions=20, rounds=500, runs=20, noise=0.5)
+MOVIELENS = dict(
+    rank=5, ridge=5.0, min_ratings=20, pretrain_share=0.7, num_actions=100, rounds=3000, runs=20, noise=1.0, seed=0
+)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def fitted_gaussian(samples, jitter: float = 1e-9) -> ag.GaussianPrior:
+    """The Gaussian fit (sample mean (d,), sample covariance (d, d)) of samples (N, d).
+
+    (Stands in for ``agents.GaussianPrior.fit``, which another branch adds.)
+    """
+    x = np.asarray(samples, np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"samples: expected (N, d) with N >= 2, got shape {x.shape}")
+    cov = np.cov(x.T).reshape(x.shape[1], x.shape[1])
+    cov = cov + jitter * np.trace(cov) / x.shape[1] * np.eye(x.shape[1])
+    dtype = jnp.result_type(float)
+    return ag.GaussianPrior(jnp.asarray(x.mean(0), dtype), jnp.asarray(cov, dtype))
+
+
+def gaussian_hierarchy(gauss: ag.GaussianPrior, own_cov) -> DiffusionPrior:
+    """HierTS's prior for i.i.d. per-action parameters with Gaussian fit N(m, C):
+    theta_a = m + h + e_a, e_a ~ N(0, own_cov), h ~ N(0, C - own_cov) (eigenvalues floored at 1e-6 tr C / d)."""
+    C = np.asarray(gauss.cov, np.float64)
+    own = np.asarray(own_cov, np.float64)
+    evals, evecs = np.linalg.eigh(C - own)
+    floor = 1e-6 * np.trace(C) / C.shape[0]
+    top = (evecs * np.maximum(evals, floor)) @ evecs.T
+    d, dtype = C.shape[0], gauss.mean.dtype
+    return DiffusionPrior.linear(
+        [jnp.eye(d, dtype=dtype)], [jnp.asarray(own, dtype), jnp.asarray(0.5 * (top + top.T), dtype)], [gauss.mean]
+    )
+
+
+def standardised_cov(samples) -> np.ndarray:
+    """The samples' covariance in the standardised units the DDPM trains in (their correlation matrix), (d, d)."""
+    return np.corrcoef(np.asarray(samples, np.float64).T)
+
+
+def trained_prior(tag: str, samples, action_cov, seed: int = 0, progress: bool = True, **overrides):
+    """DDPM prior trained on ``samples`` (N, d) with :data:`TRAINING` (+ overrides), cached by content.
+
+    Returns:
+        (prior, metadata).
+    """
+    x = np.asarray(samples, np.float64)
+    cfg = dict(TRAINING, **overrides)
+    key_cov = action_cov if isinstance(action_cov, str | float | int) else np.round(np.asarray(action_cov), 12).tolist()
+    digest = hashlib.sha1(x.tobytes() + json.dumps([cfg, key_cov, seed], sort_keys=True).encode()).hexdigest()[:12]
+    path = swissroll.cache_dir() / f"{tag}-{digest}.npz"
+    if path.is_file():
+        return load_prior(path)
+    trained = train_diffusion_prior(x, key=jax.random.PRNGKey(seed), action_cov=action_cov, progress=progress, **cfg)
+    meta = dict(trained.metadata, data=tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_prior(path, trained.prior, meta)
+    return trained.prior, meta
+
+
+def with_action_cov(prior: DiffusionPrior, meta: dict, action_cov) -> DiffusionPrior:
+    """``prior`` with S_1 replaced by the ``action_cov`` rule of :func:`dts_ppl.ddpm.action_covariance`."""
+    scale = np.asarray(meta["standardisation"]["scale"])
+    s1 = action_covariance(action_cov, np.asarray(meta["betas"]), scale, prior.dim)
+    return prior._replace(cov1=jnp.asarray(s1, prior.cov1.dtype))
+
+
+def prior_samples(key, prior: DiffusionPrior, num_samples: int) -> jax.Array:
+    """``num_samples`` draws (num_samples, d) of one theta from a diffusion prior."""
+    return core.sample(key, prior, core.prior_conditionals(prior, 1), (num_samples,))[1][:, 0]
+
+
+def prior_fit(key, prior: DiffusionPrior, gauss: ag.GaussianPrior, heldout, pretrain, num_samples: int = 2000) -> dict:
+    """Energy distances to held-out samples (M, d) of: the prior's draws, the Gaussian fit's draws,
+    and the pre-training sample (N, d) itself (the floor a perfect fit of finite data reaches)."""
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    held = jnp.asarray(heldout)
+    held = held[jax.random.permutation(k4, held.shape[0])[:num_samples]]
+    pre = jnp.asarray(pretrain)
+    pre = pre[jax.random.permutation(k3, pre.shape[0])[:num_samples]]
+    dts_draws = prior_samples(k1, prior, num_samples)
+    chol = jnp.linalg.cholesky(gauss.cov)
+    gauss_draws = gauss.mean + jax.random.normal(k2, (num_samples, gauss.mean.shape[0]), gauss.mean.dtype) @ chol.T
+    return dict(
+        energy_dts_prior=energy_distance(dts_draws, held),
+        energy_gaussian_fit=energy_distance(gauss_draws, held),
+        energy_pretrain_sample=energy_distance(pre, held),
+        num_samples=int(held.shape[0]),
+    )
+
+
+def _agents(prior, gauss, bank, lik, K, shared, hier=None, history=5000):
+    out = {
+        "dTS": ag.dts(prior, lik, K, shared=shared, history=history),
+        "LinTS": ag.lin_ts(gauss, lik, K, shared=shared, history=history),
+        "LinUCB": ag.lin_ucb(gauss, lik, K, shared=shared, history=history),
+    }
+    if hier is not None:
+        out["HierTS"] = ag.dts(hier, lik, K, shared=shared, history=history)
+    out["bank TS"] = ag.bank_ts(bank, lik, K, shared=shared)
+    out["random"] = ag.random_policy(K)
+    return out
+
+
+# --------------------------------------------------------------------------- ring and roll
+
+
+def sample_ring(key, num_samples: int) -> jax.Array:
+    """(num_samples, 2) draws of the 8-cluster ring: centre radius (cos, sin)(2 pi c / 8), c uniform, + sd N(0, I)."""
+    k_c, k_n = jax.random.split(key)
+    dtype = jnp.result_type(float)
+    c = jax.random.randint(k_c, (num_samples,), 0, RING["num_clusters"])
+    angle = 2 * jnp.pi * c.astype(dtype) / RING["num_clusters"]
+    centre = RING["radius"] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
+    return centre + RING["sd"] * jax.random.normal(k_n, (num_samples, 2), dtype)
+
+
+def shared_environment(sample_one, name: str) -> Environment:
+    """One theta (2,) per run from ``sample_one(key) -> (1, 2)``; K = 20 features U[-1, 1]^2 per round."""
+    K = SHARED["num_actions"]
+    return Environment(
+        lambda key: sample_one(key)[0], uniform_contexts(2, K), Gaussian(SHARED["noise"]), K, 2, True, name
+    )
+
+
+def ring_setup(progress: bool = True) -> dict:
+    """Everything the ring-shared preset uses: env, prior (+ meta), Gaussian fit, bank, pre-training sample."""
+    pretrain = np.asarray(sample_ring(jax.random.PRNGKey(101), SHARED["pretrain"]), np.float64)
+    bank = sample_ring(jax.random.PRNGKey(202), SHARED["bank"])
+    prior, meta = trained_prior("ring", pretrain, "beta", progress=progress)
+    env = shared_environment(lambda k: sample_ring(k, 1), "8-cluster ring (shared theta), K=20 features U[-1,1]^2")
+    return dict(env=env, prior=prior, meta=meta, gauss=fitted_gaussian(pretrain), bank=bank, pretrain=pretrain)
+
+
+def roll_setup(progress: bool = True) -> dict:
+    """The roll-shared preset: the shipped Swiss-roll prior (N = 10^4, L = 40), S_1 = "beta"."""
+    prior, meta = swissroll.swiss_roll_prior(10_000, 40, progress=progress)
+    prior = with_action_cov(prior, meta, "beta")
+    pretrain = swissroll.swiss_roll(10_000, seed=0)
+    bank = jnp.asarray(swissroll.swiss_roll(SHARED["bank"], seed=1), jnp.result_type(float))
+    env = shared_environment(lambda k: swissroll.sample_swiss_roll(k, 1), "Swiss roll (shared theta), K=20")
+    return dict(env=env, prior=prior, meta=meta, gauss=fitted_gaussian(pretrain), bank=bank, pretrain=pretrain)
+
+
+def _shared_builder(setup):
+    def build(key, num_rounds):
+        del key, num_rounds
+        s = setup()
+        lik = Gaussian(SHARED["noise"])
+        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, SHARED["num_actions"], True)
+
+    return build
+
+
+# ---------------------------------------------------------------------------------- digits
+
+
+def digits_setup(kind: str = "linear", progress: bool = True) -> dict:
+    """The digits multi-task preset: tasks, env, prior trained on the pre-training thetas, fit, bank."""
+    tasks = digits_data.digits_tasks(dim=DIGITS["dim"], kind=kind)
+    lik = Gaussian(DIGITS["noise"]) if kind == "linear" else Bernoulli()
+    name = f"digits multi-task ({kind}), K={DIGITS['num_actions']} images per round"
+    env = pool_environment(tasks.bandit_thetas, tasks.features, DIGITS["num_actions"], lik, shared=True, name=name)
+    prior, meta = trained_prior(f"digits-{kind}", tasks.pretrain_thetas, "beta", progress=progress)
+    return dict(
+        env=env,
+        prior=prior,
+        meta=meta,
+        gauss=fitted_gaussian(tasks.pretrain_thetas),
+        bank=jnp.asarray(tasks.pretrain_thetas, jnp.result_type(float)),
+        pretrain=tasks.pretrain_thetas,
+        heldout=tasks.bandit_thetas,
+        likelihood=lik,
+    )
+
+
+def _digits_builder(kind):
+    def build(key, num_rounds):
+        del key
+        s = digits_setup(kind)
+        lik = s["likelihood"]
+        if kind == "logistic":  # expand the GLM likelihood at the prior's scale, as the paper presets do
+            lik = Bernoulli().regularised_for(s["gauss"].cov)
+        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, DIGITS["num_actions"], True, None, num_rounds)
+
+    return build
+
+
+# -------------------------------------------------------------------------------- MovieLens
+
+
+def movielens_setup(data_dir=None, progress: bool = True) -> dict:
+    """The MovieLens preset from the user's files: factorisation, item split, env, prior, fit, bank."""
+    ratings = load_movielens(data_dir)
+    cfg = MOVIELENS
+    fac = als(ratings.users, ratings.items, ratings.ratings, cfg["rank"], cfg["ridge"], seed=cfg["seed"])
+    counts = np.bincount(ratings.items, minlength=ratings.num_items)
+    eligible = np.flatnonzero(counts >= cfg["min_ratings"])
+    if eligible.size < 4:
+        raise ValueError(
+            f"data_dir: only {eligible.size} items have >= {cfg['min_ratings']} ratings; expected at least 4"
+        )
+    perm = np.random.RandomState(cfg["seed"]).permutation(eligible)
+    cut = int(round(cfg["pretrain_share"] * eligible.size))
+    pre_items, bandit_items = perm[:cut], perm[cut:]
+    pretrain = fac.item_vectors[pre_items].astype(np.float64)
+    K = int(min(cfg["num_actions"], bandit_items.size))
+    name = f"MovieLens ({ratings.format}) ALS rank {cfg['rank']}, K={K} of {bandit_items.size} held-out items"
+    lik = Gaussian(cfg["noise"])
+    env = pool_environment(fac.item_vectors[bandit_items], fac.user_vectors, K, lik, name=name)
+    own_std = 0.5 * standardised_cov(pretrain)
+    prior, meta = trained_prior("movielens", pretrain, own_std, progress=progress)
+    gauss = fitted_gaussian(pretrain)
+    return dict(
+        env=env,
+        prior=prior,
+        meta=meta,
+        gauss=gauss,
+        hier=gaussian_hierarchy(gauss, prior.cov1),
+        bank=jnp.asarray(pretrain, jnp.result_type(float)),
+        pretrain=pretrain,
+        heldout=fac.item_vectors[bandit_items],
+        factorisation=fac,
+        num_actions=K,
+        likelihood=lik,
+    )
+
+
+def _movielens_build(key, num_rounds):
+    del key, num_rounds
+    s = movielens_setup(os.environ.get(ENV_VAR))
+    return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], False, s["hier"])
+
+
+def presets() -> dict[str, Preset]:
+    """The real-data and shared-parameter presets for ``dts-ppl bench regret``, by name."""
+    shared = f"K={SHARED['num_actions']} features U[-1,1]^2, N(x^T theta, 1)"
+    out = [
+        Preset("ring-shared", _shared_builder(ring_setup), f"one theta from an 8-cluster ring, {shared}",
+               SHARED["rounds"], SHARED["runs"]),
+        Preset("roll-shared", _shared_builder(roll_setup), f"one theta from the Swiss roll, {shared}",
+               SHARED["rounds"], SHARED["runs"]),
+        Preset("digits-multitask", _digits_builder("linear"),
+               "scikit-learn digits: theta = a class's ridge fit, actions = 20 images, Gaussian rewards",
+               DIGITS["rounds"], DIGITS["runs"]),
+        Preset("digits-multitask-bernoulli", _digits_builder("logistic"),
+               "scikit-learn digits: theta = a class's logistic fit, actions = 20 images, Bernoulli rewards",
+               DIGITS["rounds"], DIGITS["runs"]),
+        Preset("movielens", _movielens_build,
+               "MovieLens item vectors (ALS rank 5), needs --data-dir or $DTS_MOVIELENS_DIR",
+               MOVIELENS["rounds"], MOVIELENS["runs"]),
+    ]  # fmt: skip
+    return {p.name: p for p in out}
