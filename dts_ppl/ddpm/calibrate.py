@@ -40,6 +40,8 @@ from dts_ppl.ddpm.prior import action_covariance
 
 #: The name of the calibration rule in a trained prior's metadata (``action_cov``).
 MARGINAL = "marginal"
+#: ``action_cov_rule`` in the metadata of a prior whose S_1 was given by hand.
+OVERRIDE_RULE = "override: S_1 = diag(scale) A diag(scale) for the given action_cov A (standardised units)"
 
 
 class ActionCovCalibration(NamedTuple):
@@ -165,7 +167,7 @@ def with_action_cov(prior: DiffusionPrior, metadata: dict, action_cov) -> tuple[
     meta = dict(
         metadata,
         action_cov=_json_action_cov(action_cov),
-        action_cov_rule="override: S_1 = diag(scale) A diag(scale) for the given action_cov A (standardised units)",
+        action_cov_rule=OVERRIDE_RULE,
         cov1=cov1.tolist(),
     )
     for k in [k for k in meta if k.startswith("action_cov_calibration")]:

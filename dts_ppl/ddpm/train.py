@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from dts_ppl._version import __version__
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.prior import DiffusionPrior
-from dts_ppl.ddpm.calibrate import MARGINAL, _json_action_cov, action_cov_calibration
+from dts_ppl.ddpm.calibrate import MARGINAL, OVERRIDE_RULE, _json_action_cov, action_cov_calibration
 from dts_ppl.ddpm.network import EMBED_DIM, EpsNet, eps_net, init_eps_net, step_embedding
 from dts_ppl.ddpm.prior import action_covariance, build_prior
 from dts_ppl.ddpm.schedule import level_variances, noise_schedule, schedule_arrays
@@ -203,7 +203,7 @@ def train_diffusion_prior(
         )
     else:
         prior = build_prior(params, betas, mean, scale, variance, action_cov, dtype)
-        rule = "override: S_1 = diag(scale) A diag(scale) for the given action_cov A (standardised units)"
+        rule = OVERRIDE_RULE
         calibration = None
     metadata = dict(
         kind="ddpm",
