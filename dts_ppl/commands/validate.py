@@ -19,18 +19,23 @@ def register(sub):
     p.add_argument("--preset", required=True, choices=PRESETS, help=PRESET_HELP)
     p.add_argument("--json", metavar="PATH", help="write the report as JSON here")
     p.add_argument("--plot", metavar="PATH", help="save the guide-vs-NUTS forest and pair plot here (e.g. cmp.png)")
-    p.add_argument("--linearisation", default="identity", choices=("identity", "jacobian", "iterated"))
+    p.add_argument(
+        "--linearisation",
+        default="identity",
+        choices=("identity", "jacobian", "iterated"),
+        help="the guide's upward linearisation of nonlinear links (default %(default)s; docs/choosing.md)",
+    )
     p.add_argument("--num-obs", type=int, default=None, help="observations (default: the preset's)")
     p.add_argument("--num-samples", type=int, default=1000, help="NUTS draws per chain")
-    p.add_argument("--num-warmup", type=int, default=500)
-    p.add_argument("--num-chains", type=int, default=2)
+    p.add_argument("--num-warmup", type=int, default=500, help="NUTS warm-up steps per chain (default %(default)s)")
+    p.add_argument("--num-chains", type=int, default=2, help="NUTS chains (default %(default)s)")
     p.add_argument(
         "--parameterisation",
         choices=("centred", "noncentred"),
         default=None,
         help="the model NUTS samples (default: the preset's; noncentred for ddpm)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the data, NUTS and the guide (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide NUTS's progress bar")
     p.set_defaults(run=run)
 
