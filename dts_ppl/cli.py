@@ -25,7 +25,9 @@ _COMMANDS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dts-ppl", description="Diffusion Thompson sampling with NumPyro.")
-    parser.add_argument("--version", action="version", version=f"dts-ppl {__version__}", help="print the version and exit")
+    parser.add_argument(
+        "--version", action="version", version=f"dts-ppl {__version__}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMANDS:
         importlib.import_module(name).register(sub)
@@ -44,7 +46,7 @@ OUTPUT_FLAGS = ("json", "plot", "markdown")
 
 
 def check_output_paths(args: argparse.Namespace) -> None:
-    """Raise ValueError (naming the flag) if an output path's folder is missing or not writable, or the path is a folder.
+    """Raise ValueError naming the flag if an output path is a folder, or its folder is missing or read-only.
 
     Args:
         args: parsed arguments; the attributes named in :data:`OUTPUT_FLAGS` that are set are checked.

@@ -16,6 +16,11 @@ def problem():
     return make_problem("linear", jax.random.PRNGKey(3), num_obs=12, num_actions=3)
 
 
+def _draws(model, X, A, y, num):
+    guide = DTSGuide(model)
+    return guide.sample_posterior(jax.random.PRNGKey(0), guide.fit(X, A, y), sample_shape=(num,))
+
+
 def _fake_nuts(draws, chains=2):
     samples = {k: np.asarray(v).reshape((chains, -1) + v.shape[1:]) for k, v in draws.items()}
     c, n = samples["theta"].shape[:2]
@@ -31,7 +36,7 @@ def _fake_nuts(draws, chains=2):
 
 def test_to_inference_data_groups_dims_and_coords(problem):
     model, (X, A, y) = problem.model, (problem.X, problem.A, problem.y)
-    draws = DTSGuide(model).sample_posterior(jax.random.PRNGKey(0), X, A, y, sample_shape=(40,))
+    draws = _draws(model, X, A, y, 40)
     guide = to_inference_data(model, draws, X, A, y, key=jax.random.PRNGKey(1))
     assert set(guide.groups()) == {"posterior", "posterior_predictive", "observed_data"}
     assert guide.posterior["psi"].dims == ("chain", "draw", "level", "latent_feature")
@@ -51,7 +56,7 @@ def test_to_inference_data_groups_dims_and_coords(problem):
 
 def test_plot_comparison_writes_a_file(problem, tmp_path):
     model, (X, A, y) = problem.model, (problem.X, problem.A, problem.y)
-    g = DTSGuide(model).sample_posterior(jax.random.PRNGKey(0), X, A, y, sample_shape=(60,))
+    g = _draws(model, X, A, y, 60)
     sets = {"guide": to_inference_data(model, g), "NUTS": to_inference_data(model, _fake_nuts(g))}
     path = tmp_path / "cmp.png"
     fig = plot_comparison(sets, path, pair=(("psi", (1, 0)), ("theta", (2, 1))))

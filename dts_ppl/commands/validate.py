@@ -35,7 +35,7 @@ def register(sub):
         default=None,
         help="the model NUTS samples (default: the preset's; noncentred for ddpm)",
     )
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the data, NUTS and the guide (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of data, NUTS and guide (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide NUTS's progress bar")
     p.set_defaults(run=run)
 

@@ -15,7 +15,7 @@ def log_importance_weights(key, model, guide, X=None, A=None, y=None, num_sample
     Both densities are NumPyro's own (`numpyro.infer.util.log_density`) on the same sites, so
     this also checks that the guide's density is tractable and finite.
     """
-    draws = guide.sample_posterior(key, X, A, y, sample_shape=(num_samples,))
+    draws = guide.sample_posterior(key, guide.fit(X, A, y), sample_shape=(num_samples,))
     args = (X, A, y)
 
     def one(z):
