@@ -24,6 +24,7 @@ from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
+from dts_ppl.ppl.inspection import to_inference_data
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.validate import ValidationReport, validate
 from dts_ppl.serialization import load_prior, save_prior
@@ -62,6 +63,7 @@ __all__ = [
     "psis_khat",
     "save_prior",
     "simulate",
+    "to_inference_data",
     "train_diffusion_prior",
     "validate",
 ]

@@ -16,7 +16,7 @@
 #
 # dTS replaces the exact posterior of a diffusion prior by a closed form. It is exact for linear
 # links with Gaussian rewards, and approximate otherwise: nonlinear links are linearised in the
-# upward pass (MATH.md section 4) and GLM rewards are Gaussianised around the MLE (section 2).
+# upward pass (docs/math.md section 4) and GLM rewards are Gaussianised around the MLE (section 2).
 # Here NUTS on the same NumPyro model is the reference, and `dts_ppl.ppl.validate` measures the gap
 # per latent site: the error of the posterior mean in NUTS standard deviations (next to its
 # Monte-Carlo error), the ratio of standard deviations, and the energy distance next to the

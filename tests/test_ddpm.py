@@ -1,4 +1,4 @@
-"""DDPM-trained diffusion priors (MATH.md section 5) and their save / load."""
+"""DDPM-trained diffusion priors (docs/math.md section 5) and their save / load."""
 
 import os
 import zipfile

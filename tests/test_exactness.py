@@ -1,4 +1,4 @@
-"""The closed-form posterior against the joint-Gaussian oracle (MATH.md section 3), float64."""
+"""The closed-form posterior against the joint-Gaussian oracle (docs/math.md section 3), float64."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Reward likelihoods and their per-action statistics (MATH.md section 2).
+"""Reward likelihoods and their per-action statistics (docs/math.md section 2).
 
 Each likelihood gives the reward distribution given the linear predictor eta = x^T theta,
 its mean function g, and ``statistics(X, A, y, num_actions) -> ActionStats``: the precision
@@ -120,7 +120,7 @@ def _predictor(X, B, group, num_groups):
 
 @dataclass(frozen=True)
 class _GLM:
-    """Shared Gaussianisation of a canonical-link GLM (MATH.md section 2)."""
+    """Shared Gaussianisation of a canonical-link GLM (docs/math.md section 2)."""
 
     ridge: float = 1e-3
     num_iterations: int = 30

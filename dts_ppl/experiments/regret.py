@@ -7,7 +7,7 @@ with :func:`register_preset`:
     from dts_ppl.experiments.regret import register_preset
     register_preset("my-bandit", build, "my catalogue, K=100")
 
-Settings follow MATH.md section 8: contexts U[-1, 1]^d, covariances I, reward noise 1; K = 100
+Settings follow docs/math.md section 8: contexts U[-1, 1]^d, covariances I, reward noise 1; K = 100
 panels use d = 5, L = 2 (active columns 5, 2; MLP width 20), K = 10^4 panels d = 20, L = 4
 (active columns 20, 10, 5, 2; MLP width 60). The true prior is drawn once from the seed, theta
 per run. Baselines get the diffusion prior's marginal of theta_a (moment-matched from 20000
@@ -52,7 +52,7 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
         }
         if agent_prior.is_linear:
             out["HierTS"] = lambda: ag.hier_ts(agent_prior, Gaussian(1.0), K)
-        else:  # beyond the paper: re-linearised upward messages (MATH.md section 4)
+        else:  # beyond the paper: re-linearised upward messages (docs/math.md section 4)
             out["dTS (iterated)"] = lambda: ag.dts(
                 agent_prior, Gaussian(1.0), K, linearisation="iterated", num_iterations=ITERATED_PASSES
             )

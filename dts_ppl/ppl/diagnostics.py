@@ -1,4 +1,4 @@
-"""NUTS-free diagnostics of a guide against its model (MATH.md section 7)."""
+"""NUTS-free diagnostics of a guide against its model (docs/math.md section 7)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ class DTSGuide:
     """Closed-form dTS posterior of a :class:`BanditModel`, usable wherever NumPyro takes a guide.
 
     It has the model's signature and exactly its latent sites (``psi``, ``theta``), and samples
-    the conditionals of MATH.md section 3: the top latent, each latent given the one above,
+    the conditionals of docs/math.md section 3: the top latent, each latent given the one above,
     then every theta_a given psi_1. Exact for affine links with Gaussian rewards; for nonlinear
     links ``linearisation`` picks the upward approximation, for GLM rewards each action's
     likelihood is Gaussianised (see :mod:`dts_ppl.core.likelihoods`). Called with ``y=None`` it is

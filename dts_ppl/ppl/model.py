@@ -52,6 +52,21 @@ def reward_distribution(likelihood, eta) -> dist.Distribution:
     raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
 
 
+def linear_predictor(theta, X, A, shared: bool):
+    """eta_i = x_i^T theta_{A_i} for every draw of theta.
+
+    Args:
+        theta: (..., K, d) action parameters ((..., d) when ``shared``).
+        X: (n, d) contexts (features when ``shared``); A: (n,) actions (ignored when ``shared``).
+
+    Returns:
+        (..., n) linear predictors.
+    """
+    if shared:
+        return jnp.einsum("nd,...d->...n", X, theta)
+    return jnp.sum(X * theta[..., A, :], axis=-1)
+
+
 PARAMETERISATIONS = ("centred", "noncentred")
 
 
@@ -209,7 +224,7 @@ class BanditModel:
         X, A, y = self.check_data(X, A, y)
         conds = prior_conditionals(self.prior, self.num_actions)
         psi, theta = sample_chain(self.prior, conds, self.shared, self.parameterisation)
-        eta = X @ theta if self.shared else jnp.sum(X * theta[A], axis=-1)
+        eta = linear_predictor(theta, X, A, self.shared)
         if X.shape[0]:
             with numpyro.plate(OBS_PLATE, X.shape[0]):
                 numpyro.sample("y", reward_distribution(self.likelihood, eta), obs=y)

@@ -1,4 +1,4 @@
-"""Validate a guide against NUTS on the same model and data (MATH.md section 7).
+"""Validate a guide against NUTS on the same model and data (docs/math.md section 7).
 
 :func:`validate` runs NUTS on the model conditioned on (X, A, y), draws from the guide, and
 compares the two per latent site: the standardised error of the guide's posterior mean, the

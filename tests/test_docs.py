@@ -1,0 +1,54 @@
+"""The documentation: every ```python block of README.md and docs/*.md runs as copied (blocks of one
+file in order, in one namespace, in a temporary folder), and the pdoc API reference builds without
+warnings."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import matplotlib
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def python_blocks(path: pathlib.Path) -> list[str]:
+    """The ```python blocks of a markdown file, in order."""
+    return BLOCK.findall(path.read_text())
+
+
+def test_the_readme_has_the_four_examples():
+    assert len(python_blocks(ROOT / "README.md")) >= 4
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
+def test_python_blocks_run_as_copied(path, tmp_path, monkeypatch):
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__main__"}
+    for i, block in enumerate(python_blocks(path)):
+        try:
+            exec(compile(block, f"{path.name} block {i + 1}", "exec"), namespace)
+        except Exception as e:  # noqa: BLE001 - re-raised with the block's position
+            raise AssertionError(f"{path.name}, python block {i + 1} fails: {type(e).__name__}: {e}") from e
+
+
+def test_api_reference_builds_without_warnings(tmp_path):
+    """pdoc renders every module; a warning (e.g. a broken cross-reference) fails the build."""
+    env = dict(os.environ, PYTHONWARNINGS="error::UserWarning:pdoc", PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-m", "pdoc", "dts_ppl", "-o", str(tmp_path / "api"), "--docformat", "google"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
+    log = out.stdout + out.stderr
+    warnings = [line for line in log.splitlines() if "warn" in line.lower()]
+    assert out.returncode == 0 and not warnings, log[-3000:]
+    assert (tmp_path / "api" / "dts_ppl" / "ppl" / "guide.html").stat().st_size > 10_000
