@@ -2,6 +2,7 @@
 file in order, in one namespace, in a temporary folder), and the pdoc API reference builds without
 warnings."""
 
+import importlib.util
 import os
 import pathlib
 import re
@@ -23,6 +24,25 @@ def python_blocks(path: pathlib.Path) -> list[str]:
 
 def test_the_readme_has_the_four_examples():
     assert len(python_blocks(ROOT / "README.md")) >= 4
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run runs the README's test command, which deselects the slow tests."""
+    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if 'pip install -e ".[test]"' in ln)
+    command = line.split("#")[0].strip()
+    assert '-m "not slow"' in command
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_results_page_renders_from_the_json():
+    """docs/make_results.py builds docs/results.md from the JSON; every regret preset JSON has its row."""
+    spec = importlib.util.spec_from_file_location("make_results", ROOT / "docs" / "make_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.render()
+    for path in (ROOT / "benchmarks" / "results").glob("fig*.json"):
+        assert f"| {path.stem} |" in text, path.name
+    assert "| ddpm | 200 | 10 |" in text  # the divergences the study recorded
 
 
 @pytest.mark.parametrize("path", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
