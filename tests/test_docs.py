@@ -57,9 +57,19 @@ def test_python_blocks_run_as_copied(path, tmp_path, monkeypatch):
             raise AssertionError(f"{path.name}, python block {i + 1} fails: {type(e).__name__}: {e}") from e
 
 
+# pdoc cannot resolve postponed annotations of a NamedTuple's generated __init__ (open pdoc bug,
+# https://github.com/mitmproxy/pdoc/issues/765); those warnings, and only those, are allowed.
+NAMEDTUPLE_INIT = re.compile(r"Error parsing type annotation ForwardRef\('[^']+'\) for (dts_ppl[\w.]*)\.(\w+)\.__init__\.")
+
+
+def _is_namedtuple(module: str, name: str) -> bool:
+    cls = getattr(importlib.import_module(module), name, None)
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
 def test_api_reference_builds_without_warnings(tmp_path):
-    """pdoc renders every module; a warning (e.g. a broken cross-reference) fails the build."""
-    env = dict(os.environ, PYTHONWARNINGS="error::UserWarning:pdoc", PYTHONPATH=str(ROOT))
+    """pdoc renders every module; any warning (e.g. a broken reference) fails, except pdoc's NamedTuple bug."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run(
         [sys.executable, "-m", "pdoc", "dts_ppl", "-o", str(tmp_path / "api"), "--docformat", "google"],
         capture_output=True,
@@ -69,6 +79,13 @@ def test_api_reference_builds_without_warnings(tmp_path):
         timeout=600,
     )
     log = out.stdout + out.stderr
-    warnings = [line for line in log.splitlines() if "warn" in line.lower()]
-    assert out.returncode == 0 and not warnings, log[-3000:]
+    assert out.returncode == 0, log[-3000:]
+    warnings = []
+    for line in log.splitlines():
+        if "warn" not in line.lower():
+            continue
+        known = NAMEDTUPLE_INIT.search(line)
+        if not (known and _is_namedtuple(*known.groups())):
+            warnings.append(line)
+    assert not warnings, "\n".join(warnings)
     assert (tmp_path / "api" / "dts_ppl" / "ppl" / "guide.html").stat().st_size > 10_000
