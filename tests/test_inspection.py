@@ -132,6 +132,7 @@ def test_psis_of_constant_weights_is_minus_inf_and_heavy_tails_are_flagged():
     assert psis(rng.standard_cauchy(4000) ** 2)[1] > 0.7  # weights with a very heavy tail
 
 
+@pytest.mark.slow  # traces every preset's model and guide, the 40-level DDPM one included (248 s under load)
 def test_presets_build_valid_problems():
     from dts_ppl.experiments.validation import PRESETS
     from dts_ppl.ppl.validate import check_inputs
