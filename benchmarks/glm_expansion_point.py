@@ -9,7 +9,7 @@ every agent uses Bernoulli(ridge=r): the statistics expand the log-likelihood to
 second order at the fit regularised by r (docs/math.md section 2, ``_GLM.laplace``). "prior" is
 ``Bernoulli().regularised_for(theta_cov)``, r = 1 / mean prior variance of theta (the presets'
 choice); 0.001 is the default, close to the paper's MLE point.
-Output: benchmarks/results/glm_expansion_point.json and .log (README, "Logistic rewards").
+Output: benchmarks/results/glm_expansion_point.json and .log (docs/choosing.md, "Where GLM likelihoods are expanded").
 """
 
 import json

@@ -48,7 +48,7 @@ NUM_OBS = (5,) if SMALL else (10, 50, 200)
 #
 # For each preset and sample size one NUTS run is the reference and each applicable linearisation
 # is compared with it (with linear links they coincide). `dts-ppl validation-study` runs the
-# same function and prints the README table.
+# same function and prints the table of docs/results.md.
 
 # %%
 reports = {}

@@ -86,7 +86,7 @@ def dts(
             up/down passes per update, each O(L d^3)) for nonlinear links; exact for affine
             links. The default 3 passes (as the guide's) can stop short of the fixed point on
             strongly nonlinear links: on random ReLU MLPs 12 passes removed a heavy tail of
-            failed runs (README, "Nonlinear links"; ``presets.ITERATED_PASSES``).
+            failed runs (docs/choosing.md, "Linearisation"; ``presets.ITERATED_PASSES``).
         shared: one parameter theta (d,) for all actions; ``x`` is then (K, d) action features.
         history: GLM ring-buffer size (use >= the number of rounds for the full history).
         newton_steps: Newton steps per GLM update.

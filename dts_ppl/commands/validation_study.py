@@ -1,4 +1,4 @@
-"""``dts-ppl validation-study``: dTS vs NUTS as data grow (regenerates the README table)."""
+"""``dts-ppl validation-study``: dTS vs NUTS as data grow (the table in docs/results.md)."""
 
 from __future__ import annotations
 

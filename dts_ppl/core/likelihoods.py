@@ -13,7 +13,7 @@ form (G_a, b_a) of each action's evidence about theta_a.
   B_a (at the plain MLE it is zero and b_a = G_a B_a, the paper's form). The default ridge 1e-3
   is close to the paper's MLE; ``likelihood.regularised_for(theta_cov)`` sets it to the prior's
   precision scale, which expands around a MAP estimate and measured far lower regret on the
-  paper's logistic bandits (README). No data gives G_a = 0, b_a = 0. The batch statistics and
+  paper's logistic bandits (docs/choosing.md). No data gives G_a = 0, b_a = 0. The batch statistics and
   the agents' incremental updates call the same routine, :meth:`_GLM.laplace`.
 """
 
@@ -138,7 +138,7 @@ class _GLM:
         The statistics then expand the log-likelihood around the MAP under an isotropic Gaussian
         prior of the same scale as theta's, instead of around the (near-)MLE: far better early on,
         when an action's few observations are separable and its MLE runs off to infinity
-        (measured in README, "Logistic rewards"). theta_cov: (d, d) prior covariance of theta_a.
+        (measured in docs/choosing.md, "Where GLM likelihoods are expanded"). theta_cov: (d, d) prior covariance of theta_a.
         """
         cov = np.asarray(theta_cov, dtype=float)
         if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:

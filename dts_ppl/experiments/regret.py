@@ -32,7 +32,7 @@ from dts_ppl.experiments.synthetic import paper_environment, paper_prior
 # Up/down passes per update for "dTS (iterated)" on random MLP links: 3 passes (the agent's
 # default) leave a heavy tail of runs whose linearisation has not converged; on
 # fig1-nonlindiff-lin-k100 (50 runs) 3, 6, 12 passes gave 3,716 +- 169, 3,269 +- 41, 3,206 +- 24
-# (max run 9,894, 4,443, 3,642), LinTS 3,781 +- 16 (README).
+# (max run 9,894, 4,443, 3,642), LinTS 3,781 +- 16 (docs/choosing.md).
 ITERATED_PASSES = 12
 
 _SIZES = {100: dict(dim=5, active_dims=(5, 2), hidden=20), 10000: dict(dim=20, active_dims=(20, 10, 5, 2), hidden=60)}

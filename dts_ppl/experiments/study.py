@@ -2,7 +2,7 @@
 
 For each preset problem (:mod:`dts_ppl.experiments.validation`) and sample size, one NUTS run is the
 reference, and every applicable linearisation of the guide is compared with it through
-:func:`dts_ppl.ppl.validate.compare`. :func:`study_table` renders the rows as the README's
+:func:`dts_ppl.ppl.validate.compare`. :func:`study_table` renders the rows as docs/results.md's
 markdown table; ``dts-ppl validation-study`` regenerates it.
 """
 
