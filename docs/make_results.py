@@ -82,7 +82,8 @@ def timing_section() -> str:
         f"| {g['K']} | {g['d']} | {g['L']} | {g['dts_us']:,.0f} | {g['lints_us']:,.0f} | {g['ratio']:.2f} |"
         for g in data["grid"]
     ]
-    return f"""## Per-round cost (act + update)
+    return (
+        f"""## Per-round cost (act + update)
 
 From `benchmarks/results/agent_timing_grid.json`, produced by
 `python benchmarks/agent_timing.py --K 100,1000,10000 --d 5,20 --L 2,4,40 --rounds 100 --repeats 3
@@ -91,7 +92,10 @@ compilation excluded, best of 3 blocks of {data["rounds_per_block"]} rounds; the
 
 | K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS |
 |---|---|---|---:|---:|---:|
-""" + "\n".join(lines) + "\n"
+"""
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def _swiss_rows(pattern: str, key: str) -> list[str]:

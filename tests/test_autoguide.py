@@ -5,12 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import random_data, random_linear_prior
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
 from dts_ppl import ActionStats, BanditModel, DTSGuide
-
-from conftest import random_data, random_linear_prior
 
 
 @pytest.fixture(scope="module")

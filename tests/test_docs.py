@@ -59,7 +59,9 @@ def test_python_blocks_run_as_copied(path, tmp_path, monkeypatch):
 
 # pdoc cannot resolve postponed annotations of a NamedTuple's generated __init__ (open pdoc bug,
 # https://github.com/mitmproxy/pdoc/issues/765); those warnings, and only those, are allowed.
-NAMEDTUPLE_INIT = re.compile(r"Error parsing type annotation ForwardRef\('[^']+'\) for (dts_ppl[\w.]*)\.(\w+)\.__init__\.")
+NAMEDTUPLE_INIT = re.compile(
+    r"Error parsing type annotation ForwardRef\('[^']+'\) for (dts_ppl[\w.]*)\.(\w+)\.__init__\."
+)
 
 
 def _is_namedtuple(module: str, name: str) -> bool:

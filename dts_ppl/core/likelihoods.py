@@ -138,7 +138,8 @@ class _GLM:
         The statistics then expand the log-likelihood around the MAP under an isotropic Gaussian
         prior of the same scale as theta's, instead of around the (near-)MLE: far better early on,
         when an action's few observations are separable and its MLE runs off to infinity
-        (measured in docs/choosing.md, "Where GLM likelihoods are expanded"). theta_cov: (d, d) prior covariance of theta_a.
+        (measured in docs/choosing.md, "Where GLM likelihoods are expanded").
+        theta_cov: (d, d) prior covariance of theta_a.
         """
         cov = np.asarray(theta_cov, dtype=float)
         if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:

@@ -301,4 +301,3 @@ class DTSGuide:
             site: dist.MultivariateNormal(mean, scale_tril=psd_cholesky(cov))
             for site, (mean, cov) in self._site_moments(stats).items()
         }
-
