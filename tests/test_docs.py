@@ -90,4 +90,7 @@ def test_api_reference_builds_without_warnings(tmp_path):
         if not (known and _is_namedtuple(*known.groups())):
             warnings.append(line)
     assert not warnings, "\n".join(warnings)
-    assert (tmp_path / "api" / "dts_ppl" / "ppl" / "guide.html").stat().st_size > 10_000
+    page = (tmp_path / "api" / "dts_ppl.html").read_text()
+    for method in ("fit", "sample_posterior", "median", "quantiles", "get_posterior", "from_statistics"):
+        assert f'id="DTSGuide.{method}"' in page, method
+    assert 'id="to_inference_data"' in page
