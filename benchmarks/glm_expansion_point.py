@@ -6,10 +6,10 @@
 On a fig1-lindiff-logistic-k100 problem (K = 100, d = 5, L = 2; the true prior drawn from
 PRNGKey(0) itself, so another draw than the table's; 5000 rounds, runs from PRNGKey(1)),
 every agent uses Bernoulli(ridge=r): the statistics expand the log-likelihood to
-second order at the fit regularised by r (MATH.md section 2, ``_GLM.laplace``). "prior" is
+second order at the fit regularised by r (docs/math.md section 2, ``_GLM.laplace``). "prior" is
 ``Bernoulli().regularised_for(theta_cov)``, r = 1 / mean prior variance of theta (the presets'
 choice); 0.001 is the default, close to the paper's MLE point.
-Output: benchmarks/results/glm_expansion_point.json and .log (README, "Logistic rewards").
+Output: benchmarks/results/glm_expansion_point.json and .log (docs/choosing.md, "Where GLM likelihoods are expanded").
 """
 
 import json

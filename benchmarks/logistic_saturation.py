@@ -1,4 +1,4 @@
-"""How saturated the logistic Figure-1 problems are (README, logistic K = 10^4).
+"""How saturated the logistic Figure-1 problems are (docs/results.md, logistic K = 10^4).
 
     PYTHONPATH=. python benchmarks/logistic_saturation.py > benchmarks/results/logistic_saturation.log
 

@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/nuts_parameterisation.py ddpm 1000 500 2 noncentred
 
 Arguments: PRESET NUM_SAMPLES NUM_WARMUP NUM_CHAINS PARAMETERISATION... (float64, chains
-sequential unless devices cover them). README: "Trained DDPM prior" in the validation study.
+sequential unless devices cover them). docs/results.md: the ddpm rows of the validation study.
 """
 
 import sys

@@ -48,11 +48,12 @@ def fmt(x):
     return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2g}"
 
 
-def main(directory="benchmarks/results"):
+def markdown_table(directory="benchmarks/results") -> str:
+    """The regret table (markdown) of every regret JSON in ``directory``, one row per preset run."""
     merged = {}  # several JSON files of one preset (e.g. an extra algorithm run later) -> one row
     for path in sorted(pathlib.Path(directory).glob("*.json")):
         data = json.loads(path.read_text())
-        if "algorithms" not in data:
+        if not isinstance(data, dict) or "algorithms" not in data:
             continue
         key = (data["preset"], data.get("seed", 0), data["runs"], data["rounds"])
         merged.setdefault(key, {}).update(data["algorithms"])
@@ -68,9 +69,12 @@ def main(directory="benchmarks/results"):
             ref = f" ({fmt(paper[col])})" if col in paper else ""
             cells.append(f"{fmt(a['final_regret_mean'])} ± {fmt(a['final_regret_se'])}{ref}")
         rows.append(f"| {preset} | {seed} | {runs} x {rounds} | " + " | ".join(cells) + " |")
-    print("| preset | seed | runs x rounds | " + " | ".join(COLUMNS) + " |")
-    print("|---|---|---|" + "---|" * len(COLUMNS))
-    print("\n".join(rows))
+    head = "| preset | seed | runs x rounds | " + " | ".join(COLUMNS) + " |\n|---|---|---|" + "---|" * len(COLUMNS)
+    return "\n".join([head, *rows])
+
+
+def main(directory="benchmarks/results"):
+    print(markdown_table(directory))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
     PYTHONPATH=. python benchmarks/swissroll_study.py action_cov      # S_1 sensitivity (depth 40)
     PYTHONPATH=. python benchmarks/swissroll_study.py control         # one roll point per run (dTS's structure)
     PYTHONPATH=. python benchmarks/swissroll_study.py pooling         # Gaussian hierarchy, no diffusion
-    PYTHONPATH=. python benchmarks/swissroll_study.py tables          # print the README tables
+    PYTHONPATH=. python benchmarks/swissroll_study.py tables          # print the tables of docs/results.md
 
 Each finished preset is written to benchmarks/results/<name>.json at once, so an interrupted
 run resumes where it stopped. Sizes: --rounds, --runs, --actions (defaults: dts_ppl.experiments.swissroll.STUDY).

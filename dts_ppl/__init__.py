@@ -28,6 +28,7 @@ from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
 from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
+from dts_ppl.ppl.inspection import to_inference_data
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.validate import ValidationReport, validate
 from dts_ppl.serialization import load_prior, load_state, save_prior, save_state
@@ -71,6 +72,7 @@ __all__ = [
     "save_prior",
     "save_state",
     "simulate",
+    "to_inference_data",
     "train_diffusion_prior",
     "validate",
     "GaussianPrior",

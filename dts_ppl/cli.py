@@ -13,6 +13,8 @@ import sys
 
 import jax
 
+from dts_ppl._version import __version__
+
 _COMMANDS = [
     "dts_ppl.commands.demo",
     "dts_ppl.commands.bench",
@@ -23,6 +25,9 @@ _COMMANDS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dts-ppl", description="Diffusion Thompson sampling with NumPyro.")
+    parser.add_argument(
+        "--version", action="version", version=f"dts-ppl {__version__}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMANDS:
         importlib.import_module(name).register(sub)
@@ -36,10 +41,36 @@ def _compilation_cache():
         jax.config.update("jax_compilation_cache_dir", path)
 
 
+# flags that name a file a command writes; checked before the command starts
+OUTPUT_FLAGS = ("json", "plot", "markdown")
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Raise ValueError naming the flag if an output path is a folder, or its folder is missing or read-only.
+
+    Args:
+        args: parsed arguments; the attributes named in :data:`OUTPUT_FLAGS` that are set are checked.
+    """
+    for name in OUTPUT_FLAGS:
+        path = getattr(args, name, None)
+        if path is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise ValueError(f"{flag}: expected a file path, got the folder {path!r}")
+        if not os.path.isdir(folder):
+            raise ValueError(f"{flag}: the folder {folder!r} of {path!r} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"{flag}: the folder {folder!r} of {path!r} is not writable")
+
+
 def main(argv=None) -> int:
+    """Run ``dts-ppl`` with ``argv`` (default sys.argv[1:]). Returns the exit code: 0, or 2 on bad input."""
     args = build_parser().parse_args(argv)
-    _compilation_cache()
     try:
+        check_output_paths(args)
+        _compilation_cache()
         return int(args.run(args) or 0)
     except ValueError as e:
         print(f"dts-ppl: error: {e}", file=sys.stderr)

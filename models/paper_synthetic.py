@@ -1,4 +1,4 @@
-"""The paper's synthetic diffusion priors (MATH.md section 8), drawn once with fixed keys and saved.
+"""The paper's synthetic diffusion priors (docs/math.md section 8), drawn once with fixed keys and saved.
 
     PYTHONPATH=. python models/paper_synthetic.py      # rewrites dts_ppl/models/{linear,mlp}_d*_L*.npz
 

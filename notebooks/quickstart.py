@@ -55,7 +55,7 @@ y = jnp.sum(X * truth[A], -1) + jax.random.normal(ky, (n,))
 # The closed-form posterior: draws, and exact per-level moments.
 
 # %%
-draws = guide.sample_posterior(k_post, X, A, y, sample_shape=(4000,))
+draws = guide.sample_posterior(k_post, guide.fit(X, A, y), sample_shape=(4000,))
 mo = guide.moments(X, A, y)
 print("psi draws", draws["psi"].shape, "theta draws", draws["theta"].shape)
 print("posterior sd of theta_0:", np.sqrt(np.diag(mo.theta_cov[0])).round(3))

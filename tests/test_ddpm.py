@@ -1,4 +1,4 @@
-"""DDPM-trained diffusion priors (MATH.md section 5) and their save / load."""
+"""DDPM-trained diffusion priors (docs/math.md section 5) and their save / load."""
 
 import os
 import zipfile
@@ -112,7 +112,8 @@ def test_guide_runs_on_a_trained_prior_with_every_linearisation(trained):
     A = jnp.arange(12) % 3
     y = X @ jnp.array([10.0, -2.0])
     for lin in ("identity",):  # "iterated" (which starts from "jacobian") runs in the save/load test
-        draws = DTSGuide(model, linearisation=lin).sample_posterior(jax.random.PRNGKey(0), X, A, y, (50,))
+        guide = DTSGuide(model, linearisation=lin)
+        draws = guide.sample_posterior(jax.random.PRNGKey(0), guide.fit(X, A, y), sample_shape=(50,))
         assert draws["theta"].shape == (50, 3, 2) and bool(jnp.all(jnp.isfinite(draws["theta"])))
 
 
@@ -130,7 +131,8 @@ def test_save_load_is_bit_identical(trained, tmp_path):
     key = jax.random.PRNGKey(7)
     g1 = DTSGuide(BanditModel(tr.prior, 4), linearisation="iterated")
     g2 = DTSGuide(BanditModel(loaded, 4), linearisation="iterated")
-    d1, d2 = g1.sample_posterior(key, X, A, y, (20,)), g2.sample_posterior(key, X, A, y, (20,))
+    d1 = g1.sample_posterior(key, g1.fit(X, A, y), sample_shape=(20,))
+    d2 = g2.sample_posterior(key, g2.fit(X, A, y), sample_shape=(20,))
     np.testing.assert_array_equal(d1["theta"], d2["theta"])
     np.testing.assert_array_equal(d1["psi"], d2["psi"])
     # the shared network weights are stored once: file much smaller than L copies

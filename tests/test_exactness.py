@@ -1,4 +1,4 @@
-"""The closed-form posterior against the joint-Gaussian oracle (MATH.md section 3), float64."""
+"""The closed-form posterior against the joint-Gaussian oracle (docs/math.md section 3), float64."""
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +82,7 @@ def test_shared_parameter_variant():
     ref = split(prior, joint_posterior(prior, guide.statistics(X, None, y)), 1)
     for name in ["psi_mean", "psi_cov", "theta_mean", "theta_cov"]:
         assert_close(getattr(mo, name), ref[name], name)
-    assert guide.median(X, None, y)["theta"].shape == (d,)
+    assert guide.median(guide.fit(X, None, y))["theta"].shape == (d,)
     # the shared model is the K = 1 model with A = 0
     one = BanditModel(prior, 1, Gaussian(0.5))
     assert_close(DTSGuide(one).moments(X, jnp.zeros(7, int), y).theta_mean, mo.theta_mean, "shared vs K=1")

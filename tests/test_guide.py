@@ -52,7 +52,7 @@ def test_predictive_returns_documented_shapes(linear_problem, key):
     pred = Predictive(model, guide=guide.condition(X, A, y), num_samples=7)(key, X[:5], A[:5])
     assert pred["y"].shape == (7, 5)
     assert not np.allclose(pred["y"][0], y[:5])  # fresh draws, not the observations
-    draws = guide.sample_posterior(key, X, A, y, sample_shape=(2, 3))
+    draws = guide.sample_posterior(key, guide.fit(X, A, y), sample_shape=(2, 3))
     assert draws["psi"].shape == (2, 3, 3, 2) and draws["theta"].shape == (2, 3, 4, 3)
 
 
@@ -60,7 +60,7 @@ def test_guide_samples_match_oracle_within_mc_error(linear_problem, key):
     prior, model, guide, (X, A, y) = linear_problem
     N = 20000
     ref = split(prior, joint_posterior(prior, guide.statistics(X, A, y)), 4)
-    draws = guide.sample_posterior(key, X, A, y, sample_shape=(N,))
+    draws = guide.sample_posterior(key, guide.fit(X, A, y), sample_shape=(N,))
     psi, theta = np.asarray(draws["psi"]), np.asarray(draws["theta"])
     psi_var = np.diagonal(ref["psi_cov"], axis1=-2, axis2=-1)
     theta_var = np.diagonal(ref["theta_cov"], axis1=-2, axis2=-1)
@@ -86,7 +86,7 @@ def test_psis_khat_linear_gaussian_and_density(linear_problem, key):
     khat = psis_khat(key, model, guide, X, A, y, num_samples=2000)
     assert khat < 0.5
     # the guide's density is NumPyro's: log q(z) equals the sum of its conditionals' log densities
-    z = guide.sample_posterior(key, X, A, y)
+    z = guide.sample_posterior(key, guide.fit(X, A, y))
     log_q, _ = log_density(guide, (X, A, y), {}, z)
     ref = split(prior, joint_posterior(prior, guide.statistics(X, A, y)), 4)
     joint = joint_posterior(prior, guide.statistics(X, A, y))
@@ -131,7 +131,7 @@ def test_mlp_links_and_glm_rewards_run_with_finite_density(likelihood, linearisa
     X, A, _ = random_data(jax.random.PRNGKey(16), 2, 3, n=20)
     y = Predictive(model, num_samples=1)(key, X, A)["y"][0]
     guide = DTSGuide(model, linearisation=linearisation)
-    z = guide.sample_posterior(key, X, A, y)
+    z = guide.sample_posterior(key, guide.fit(X, A, y))
     log_q, log_p = jax.jit(
         lambda z: (log_density(guide, (X, A, y), {}, z)[0], log_density(model, (X, A, y), {}, z)[0])
     )(z)
@@ -142,13 +142,13 @@ def test_mlp_links_and_glm_rewards_run_with_finite_density(likelihood, linearisa
 
 def test_quantiles_and_median(linear_problem):
     prior, model, guide, (X, A, y) = linear_problem
-    q = guide.quantiles([0.05, 0.5, 0.95], X, A, y)
-    med = guide.median(X, A, y)
+    q = guide.quantiles(guide.fit(X, A, y), [0.05, 0.5, 0.95])
+    med = guide.median(guide.fit(X, A, y))
     assert q["theta"].shape == (3, 4, 3) and q["psi"].shape == (3, 3, 2)
     np.testing.assert_allclose(q["theta"][1], med["theta"], rtol=1e-12)
     assert np.all(q["theta"][0] < q["theta"][2])
     with pytest.raises(ValueError, match="quantiles"):
-        guide.quantiles([0.5, 1.2], X, A, y)
+        guide.quantiles(guide.fit(X, A, y), [0.5, 1.2])
 
 
 def test_long_chain_compiles(key):

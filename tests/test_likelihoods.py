@@ -1,4 +1,4 @@
-"""Per-action statistics (MATH.md section 2) against direct references."""
+"""Per-action statistics (docs/math.md section 2) against direct references."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""The three linearisations of the upward messages (MATH.md section 4)."""
+"""The three linearisations of the upward messages (docs/math.md section 4)."""
 
 from functools import partial
 

@@ -7,9 +7,12 @@ import matplotlib
 import pytest
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.py"))
+# the validation study runs NUTS for every preset even at toy sizes: slow (pytest -m slow)
+SLOW = {"validation_study.py"}
+CASES = [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW else p for p in NOTEBOOKS]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
 def test_notebook_runs(path, monkeypatch, tmp_path):
     matplotlib.use("Agg")
     monkeypatch.setenv("DTS_PPL_FAST", "1")

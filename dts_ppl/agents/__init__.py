@@ -1,6 +1,6 @@
 """Bandit agents as NamedTuples of pure functions: ``Agent(init, act, update)``.
 
-- :func:`dts`: diffusion Thompson sampling (incremental, MATH.md section 6).
+- :func:`dts`: diffusion Thompson sampling (incremental, docs/math.md section 6).
 - :func:`hier_ts`: HierTS-1 (dTS on a one-level hierarchical prior).
 - :func:`lin_ts`, :func:`lin_ucb`, :func:`glm_ts`, :func:`ucb_glm`: independent Gaussian
   baselines, given the diffusion prior's marginal (:func:`theta_marginal`).

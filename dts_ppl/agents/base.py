@@ -11,7 +11,7 @@ All three are jittable, and vmap over runs. Called eagerly they validate their i
 always, values when concrete): wrong shapes, actions out of range and NaN rewards raise
 ValueError instead of corrupting the state.
 
-Online evidence (MATH.md section 2). Every agent keeps per-group statistics (G_g, b_g), where a
+Online evidence (docs/math.md section 2). Every agent keeps per-group statistics (G_g, b_g), where a
 group is an action (per-action parameters) or the single shared parameter. Gaussian rewards
 update them exactly in O(d^2). GLM rewards need the played group's Gaussianised statistics
 around its ridge-regularised fit B_g: we keep a ring buffer of the last ``history`` observations

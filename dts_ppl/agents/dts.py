@@ -1,18 +1,18 @@
-"""Diffusion Thompson sampling (dTS) with the incremental scheme of MATH.md section 6.
+"""Diffusion Thompson sampling (dTS) with the incremental scheme of docs/math.md section 6.
 
 Per round only the played action's statistics change, so ``update`` does
     O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.core.inference.condition`)
               and swap its message (Lambda_a, beta_a) in the running sums,
     O(L d^3)  re-run the latent chain (:func:`dts_ppl.core.inference.latent_posteriors`),
 and ``act`` does O(L d^2) to sample the chain plus one pass over the cached Shat_a to score
-all K actions: since gain_a = Shat_a S_1^-1 (MATH.md section 3), with v_a = Shat_a x,
+all K actions: since gain_a = Shat_a S_1^-1 (docs/math.md section 3), with v_a = Shat_a x,
 
     x^T theta_a | psi_1 ~ N(v_a^T S_1^-1 f_1(psi_1) + x^T muhat_a^0, x^T v_a)
 
 (muhat_a^0 = Shat_a b_a, the conditional's shift), an exact draw of every action's score
 given the sampled psi_1. Memory O(K d^2 + L d^2); nothing grows with t for Gaussian rewards.
 
-:func:`hier_ts` is dTS on the one-level prior of the paper's HierTS-1 (MATH.md section 8).
+:func:`hier_ts` is dTS on the one-level prior of the paper's HierTS-1 (docs/math.md section 8).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def dts(
             up/down passes per update, each O(L d^3)) for nonlinear links; exact for affine
             links. The default 3 passes (as the guide's) can stop short of the fixed point on
             strongly nonlinear links: on random ReLU MLPs 12 passes removed a heavy tail of
-            failed runs (README, "Nonlinear links"; ``presets.ITERATED_PASSES``).
+            failed runs (docs/choosing.md, "Linearisation"; ``presets.ITERATED_PASSES``).
         shared: one parameter theta (d,) for all actions; ``x`` is then (K, d) action features.
         history: GLM ring-buffer size (use >= the number of rounds for the full history).
         newton_steps: Newton steps per GLM update.
@@ -199,7 +199,7 @@ def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:
 
 
 def hierarchical_prior(prior: DiffusionPrior, jitter: float = 1e-4) -> DiffusionPrior:
-    """The paper's HierTS-1 prior (MATH.md section 8) as a one-level linear diffusion prior.
+    """The paper's HierTS-1 prior (docs/math.md section 8) as a one-level linear diffusion prior.
 
     theta_a = m + h + e_a with h ~ N(0, B_L S_{L+1} B_L^T) shared by all actions and
     e_a ~ N(0, S_1 + sum_{l<L} B_l S_{l+1} B_l^T) per action, B_l = W_1 ... W_l, m the prior

@@ -1,4 +1,4 @@
-"""Exact joint Thompson sampling (oracle agent, small K): MATH.md section 8.
+"""Exact joint Thompson sampling (oracle agent, small K): docs/math.md section 8.
 
 The joint posterior of z = (psi_1..psi_L, theta_1..theta_K) starts at the joint-Gaussian oracle's
 prior (:func:`dts_ppl.core.oracle.joint_posterior` with no data) and each Gaussian reward updates it

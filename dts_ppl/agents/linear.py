@@ -1,4 +1,4 @@
-"""Baselines with an independent Gaussian prior per action (MATH.md section 8).
+"""Baselines with an independent Gaussian prior per action (docs/math.md section 8).
 
 LinTS / GLM-TS sample every action's score from its own Gaussian posterior; LinUCB / UCB-GLM
 score the upper confidence bound x^T mu_a + alpha_t sqrt(x^T Sigma_a x). The GLM variants use

@@ -3,7 +3,7 @@
 An :class:`Environment` is generic: any ``sample_theta(key) -> theta`` works (a diffusion prior,
 a Swiss roll from scikit-learn, a fixed array), with any ``sample_context(key) -> x`` and a
 reward likelihood from :mod:`dts_ppl.core.likelihoods`. The paper's synthetic problems
-(MATH.md section 8) are built by :func:`dts_ppl.experiments.synthetic.paper_environment`.
+(docs/math.md section 8) are built by :func:`dts_ppl.experiments.synthetic.paper_environment`.
 
 Rewards: eta_a = x^T theta_a (per-action parameters, theta (K, d), x (d,)) or x_a^T theta
 (shared parameter, theta (d,), x (K, d) action features); the mean reward is g(eta_a) and the

@@ -1,6 +1,6 @@
 """The bandit simulator: rounds under lax.scan, runs under vmap in memory-bounded chunks.
 
-Pseudo-regret of round t: max_a g(x_t^T theta_a) - g(x_t^T theta_{A_t}) (MATH.md section 8).
+Pseudo-regret of round t: max_a g(x_t^T theta_a) - g(x_t^T theta_{A_t}) (docs/math.md section 8).
 Run r uses the same theta, contexts and reward noise for every agent simulated with the same
 key (common random numbers), so differences between agents are paired.
 """

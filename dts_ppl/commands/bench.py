@@ -27,7 +27,7 @@ def register(sub):
     r.add_argument("--list", action="store_true", help="list the presets and exit")
     r.add_argument("--runs", type=int, default=None, help="independent runs (default: the preset's)")
     r.add_argument("--rounds", type=int, default=None, help="rounds n (default: the preset's, 5000)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="PRNG seed of the problem and the runs (default 0)")
     r.add_argument("--json", default=None, help="write results here")
     r.add_argument("--plot", default=None, help="save a regret plot here (png/pdf)")
     r.add_argument("--agents", default=None, help="comma-separated subset of the preset's algorithms")

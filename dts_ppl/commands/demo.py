@@ -16,10 +16,12 @@ from dts_ppl.commands.bench import regret_table, run_experiment
 
 def register(sub):
     p = sub.add_parser("demo", help="a short regret experiment of the paper (dTS vs HierTS, LinTS, LinUCB)")
-    p.add_argument("--preset", default="fig1-lindiff-lin-k100")
-    p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--preset", default="fig1-lindiff-lin-k100", help="regret preset (default %(default)s; see bench regret --list)"
+    )
+    p.add_argument("--runs", type=int, default=20, help="independent runs (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=1000, help="rounds per run (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the problem and the runs (default %(default)s)")
     p.add_argument("--plot", default=None, help="save the regret curves here (png/pdf)")
     p.set_defaults(run=run)
 

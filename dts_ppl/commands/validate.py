@@ -38,7 +38,7 @@ def register(sub):
     mass.add_argument("--dense-mass", dest="dense_mass", action="store_true", default=None, help="dense mass matrix")
     mass.add_argument("--diag-mass", dest="dense_mass", action="store_false", help="diagonal mass matrix")
     p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the preset's)")
-    p.add_argument("--max-tree-depth", type=int, default=10)
+    p.add_argument("--max-tree-depth", type=int, default=10, help="NUTS maximum tree depth (default %(default)s)")
     p.add_argument(
         "--ess-floor",
         type=float,
@@ -50,7 +50,7 @@ def register(sub):
         action="store_true",
         help=f"exit 0 even when the NUTS reference fails a quality gate (default: exit {UNRELIABLE_EXIT})",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of data, NUTS and guide (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide NUTS's progress bar")
     p.set_defaults(run=run)
 

@@ -38,11 +38,11 @@ def register(sub):
     p.add_argument("--num-warmup", type=int, default=None, help="NUTS warm-up per chain (default: each preset's)")
     p.add_argument("--num-chains", type=int, default=None, help="NUTS chains (default: each preset's)")
     p.add_argument("--max-attempts", type=int, default=2, help="NUTS runs per problem while it fails the gates")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of data, NUTS and guide (default %(default)s)")
     p.add_argument("--markdown", metavar="PATH", help="write the table here")
     p.add_argument("--json", metavar="PATH", help="write the rows here")
     p.add_argument("--plot", metavar="PATH", help="write the figure here (PNG)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument(
         "--resume",
         action="store_true",

@@ -1,4 +1,4 @@
-"""The closed-form dTS posterior (MATH.md sections 3-4): pure functions over NamedTuples.
+"""The closed-form dTS posterior (docs/math.md sections 3-4): pure functions over NamedTuples.
 
 Every Gaussian conditional of the chain, prior and posterior alike, is stored as
 
@@ -90,7 +90,7 @@ def condition(prior_prec, G, b):
     Returns the conditional x | m ~ N(P^-1 Q m + P^-1 b, P^-1) with P = Q + G, and the
     message this evidence sends to m (the mean space of the parent):
         G_up = Q - Q P^-1 Q = (P^-1 Q)^T G,   b_up = Q P^-1 b = (P^-1 Q)^T b.
-    The right-hand forms (algebraically equal to MATH.md's) avoid cancellation.
+    The right-hand forms (algebraically equal to docs/math.md's) avoid cancellation.
 
     Args:
         prior_prec: (n, n) Q.   G: (n, n).   b: (n,).
@@ -122,7 +122,7 @@ def linearise(prior: DiffusionPrior, method: str = "identity", points=None) -> L
 
     Args:
         prior: the diffusion prior.
-        method: "identity" (the paper), "jacobian" or "iterated" (MATH.md section 4).
+        method: "identity" (the paper), "jacobian" or "iterated" (docs/math.md section 4).
         points: (L, d_psi) latent trajectory to linearise at, in LEVEL order (row l - 1 =
             psi_l, the reverse of the sampling order of draws and moments); defaults to the
             prior mean trajectory.
@@ -156,7 +156,7 @@ def action_posteriors(prior: DiffusionPrior, stats: ActionStats):
 
     Returns:
         (Conditionals with (K, d, d), (K, d), (K, d, d) fields,
-         Message with per-action G (K, d, d), b (K, d): Lambda_a and beta_a of MATH.md).
+         Message with per-action G (K, d, d), b (K, d): Lambda_a and beta_a of docs/math.md).
     The agents keep sum_a Lambda_a and sum_a beta_a as running sums.
     """
     prec1 = psd_inv(prior.cov1)
@@ -168,7 +168,7 @@ def latent_posteriors(prior: DiffusionPrior, evidence: Message, lin: Linearisati
 
     Args:
         evidence: sum over actions of the messages from :func:`action_posteriors`:
-            G (d, d), b (d,) (Ghat_1 and bhat_1 of MATH.md).
+            G (d, d), b (d,) (Ghat_1 and bhat_1 of docs/math.md).
         lin: linearisation of the links (:func:`linearise`).
     Returns:
         Conditionals with (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi) fields.

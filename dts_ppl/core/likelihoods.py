@@ -1,4 +1,4 @@
-"""Reward likelihoods and their per-action statistics (MATH.md section 2).
+"""Reward likelihoods and their per-action statistics (docs/math.md section 2).
 
 Each likelihood gives the reward distribution given the linear predictor eta = x^T theta,
 its mean function g, and ``statistics(X, A, y, num_actions) -> ActionStats``: the precision
@@ -13,7 +13,7 @@ form (G_a, b_a) of each action's evidence about theta_a.
   B_a (at the plain MLE it is zero and b_a = G_a B_a, the paper's form). The default ridge 1e-3
   is close to the paper's MLE; ``likelihood.regularised_for(theta_cov)`` sets it to the prior's
   precision scale, which expands around a MAP estimate and measured far lower regret on the
-  paper's logistic bandits (README). No data gives G_a = 0, b_a = 0. The batch statistics and
+  paper's logistic bandits (docs/choosing.md). No data gives G_a = 0, b_a = 0. The batch statistics and
   the agents' incremental updates call the same routine, :meth:`_GLM.laplace`.
 """
 
@@ -120,7 +120,7 @@ def _predictor(X, B, group, num_groups):
 
 @dataclass(frozen=True)
 class _GLM:
-    """Shared Gaussianisation of a canonical-link GLM (MATH.md section 2)."""
+    """Shared Gaussianisation of a canonical-link GLM (docs/math.md section 2)."""
 
     ridge: float = 1e-3
     num_iterations: int = 30
@@ -138,7 +138,8 @@ class _GLM:
         The statistics then expand the log-likelihood around the MAP under an isotropic Gaussian
         prior of the same scale as theta's, instead of around the (near-)MLE: far better early on,
         when an action's few observations are separable and its MLE runs off to infinity
-        (measured in README, "Logistic rewards"). theta_cov: (d, d) prior covariance of theta_a.
+        (measured in docs/choosing.md, "Where GLM likelihoods are expanded").
+        theta_cov: (d, d) prior covariance of theta_a.
         """
         cov = np.asarray(theta_cov, dtype=float)
         if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:

@@ -1,4 +1,4 @@
-"""Links f_l of the diffusion chain and their linearisations (MATH.md sections 3-4).
+"""Links f_l of the diffusion chain and their linearisations (docs/math.md sections 3-4).
 
 A link is a NamedTuple pytree with two methods:
 
@@ -7,7 +7,7 @@ A link is a NamedTuple pytree with two methods:
   upward messages. Affine links return their own ``(W, c)`` whatever the method, so the
   posterior is exact for them. Nonlinear links support ``"identity"`` (the paper: W = I,
   c = 0, needs d_in == d_out), ``"jacobian"`` and ``"iterated"`` (both: the Jacobian at
-  ``point``, which the caller chooses; MATH.md section 4).
+  ``point``, which the caller chooses; docs/math.md section 4).
 
 Links of levels 2..L are stored stacked (a leading level axis on every leaf), so new link
 families only need these two methods to work with the posterior code.

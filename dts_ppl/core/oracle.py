@@ -1,4 +1,4 @@
-"""The joint-Gaussian oracle (MATH.md section 3): dense and independent of the message passing.
+"""The joint-Gaussian oracle (docs/math.md section 3): dense and independent of the message passing.
 
 For affine links, z = (psi_1, ..., psi_L, theta_1, ..., theta_K) is jointly Gaussian with a
 tree-structured prior precision. Adding G_a to the theta_a block and b_a to the linear term

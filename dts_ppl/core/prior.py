@@ -4,7 +4,7 @@
     psi_{l-1} | psi_l ~ N(f_l(psi_l), S_l)      l = L..2
     theta_a  | psi_1  ~ N(f_1(psi_1), S_1)      a = 1..K
 
-(MATH.md section 1.) theta has dimension ``dim`` (d); every latent has ``latent_dim`` (d_psi).
+(docs/math.md section 1.) theta has dimension ``dim`` (d); every latent has ``latent_dim`` (d_psi).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Diffusion priors learned from samples: DDPM epsilon-prediction training (MATH.md section 5).
+"""Diffusion priors learned from samples: DDPM epsilon-prediction training (docs/math.md section 5).
 
 Given offline samples x_0 = theta (N, d), train an epsilon-network eps(x, l) with the standard
 DDPM loss and turn it into a :class:`~dts_ppl.DiffusionPrior` with psi_l = x_l:
@@ -157,7 +157,7 @@ def action_covariance(action_cov, betas, scale, dim: int) -> np.ndarray:
 
 
 def build_prior(params: EpsNet, betas, mean, scale, variance="beta", action_cov=1.0, dtype=None) -> DiffusionPrior:
-    """The DiffusionPrior of a trained epsilon-network (MATH.md section 5).
+    """The DiffusionPrior of a trained epsilon-network (docs/math.md section 5).
 
     Args:
         params: trained EpsNet.

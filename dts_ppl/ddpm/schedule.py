@@ -1,4 +1,4 @@
-"""DDPM noise schedules and level variances (MATH.md section 5)."""
+"""DDPM noise schedules and level variances (docs/math.md section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training a DDPM on samples of action parameters (MATH.md section 5)."""
+"""Training a DDPM on samples of action parameters (docs/math.md section 5)."""
 
 from __future__ import annotations
 

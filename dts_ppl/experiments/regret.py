@@ -7,7 +7,7 @@ with :func:`register_preset`:
     from dts_ppl.experiments.regret import register_preset
     register_preset("my-bandit", build, "my catalogue, K=100")
 
-Settings follow MATH.md section 8: contexts U[-1, 1]^d, covariances I, reward noise 1; K = 100
+Settings follow docs/math.md section 8: contexts U[-1, 1]^d, covariances I, reward noise 1; K = 100
 panels use d = 5, L = 2 (active columns 5, 2; MLP width 20), K = 10^4 panels d = 20, L = 4
 (active columns 20, 10, 5, 2; MLP width 60). The true prior is drawn once from the seed, theta
 per run. Baselines get the diffusion prior's marginal of theta_a (moment-matched from 20000
@@ -32,7 +32,7 @@ from dts_ppl.experiments.synthetic import paper_environment, paper_prior
 # Up/down passes per update for "dTS (iterated)" on random MLP links: 3 passes (the agent's
 # default) leave a heavy tail of runs whose linearisation has not converged; on
 # fig1-nonlindiff-lin-k100 (50 runs) 3, 6, 12 passes gave 3,716 +- 169, 3,269 +- 41, 3,206 +- 24
-# (max run 9,894, 4,443, 3,642), LinTS 3,781 +- 16 (README).
+# (max run 9,894, 4,443, 3,642), LinTS 3,781 +- 16 (docs/choosing.md).
 ITERATED_PASSES = 12
 
 _SIZES = {100: dict(dim=5, active_dims=(5, 2), hidden=20), 10000: dict(dim=20, active_dims=(20, 10, 5, 2), hidden=60)}
@@ -52,7 +52,7 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
         }
         if agent_prior.is_linear:
             out["HierTS"] = lambda: ag.hier_ts(agent_prior, Gaussian(1.0), K)
-        else:  # beyond the paper: re-linearised upward messages (MATH.md section 4)
+        else:  # beyond the paper: re-linearised upward messages (docs/math.md section 4)
             out["dTS (iterated)"] = lambda: ag.dts(
                 agent_prior, Gaussian(1.0), K, linearisation="iterated", num_iterations=ITERATED_PASSES
             )

@@ -1,4 +1,4 @@
-"""Random diffusion priors of the paper's experiments (MATH.md section 8)."""
+"""Random diffusion priors of the paper's experiments (docs/math.md section 8)."""
 
 from __future__ import annotations
 

@@ -62,21 +62,53 @@ def inference_data(
     sample_stats: dict | None = None,
     posterior_predictive: dict | None = None,
     observed_data: dict | None = None,
+    prior: dict | None = None,
+    prior_predictive: dict | None = None,
+    constant_data: dict | None = None,
+    log_likelihood: dict | None = None,
     coords: dict | None = None,
     dims: dict | None = None,
     attrs: dict | None = None,
 ):
-    """An ``arviz.InferenceData`` from numpy arrays with leading (chain, draw) axes."""
+    """An ``arviz.InferenceData`` from numpy arrays.
+
+    Args:
+        posterior, sample_stats, posterior_predictive, prior, prior_predictive, log_likelihood:
+            {name: (chains, draws, *shape)}.
+        observed_data, constant_data: {name: array} with no chain or draw axes.
+        coords, dims, attrs: as ``arviz.from_dict`` takes them.
+
+    Returns:
+        arviz.InferenceData with the groups that were given.
+    """
     as_np = lambda d: None if d is None else {k: np.asarray(v) for k, v in d.items()}  # noqa: E731
     return _az().from_dict(
         posterior=as_np(posterior),
         sample_stats=as_np(sample_stats),
         posterior_predictive=as_np(posterior_predictive),
         observed_data=as_np(observed_data),
+        prior=as_np(prior),
+        prior_predictive=as_np(prior_predictive),
+        constant_data=as_np(constant_data),
+        log_likelihood=as_np(log_likelihood),
         coords=coords,
         dims=dims,
         attrs=attrs,
     )
+
+
+def loo(idata):
+    """PSIS leave-one-out cross-validation (``arviz.loo``) of an InferenceData with log_likelihood."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # high Pareto k warnings; the caller reads pareto_k itself
+        return _az().loo(idata, pointwise=True)
+
+
+def compare(datasets: dict):
+    """``arviz.compare`` of {label: InferenceData with log_likelihood}: a DataFrame ranked by elpd_loo."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _az().compare(datasets)
 
 
 def plot_forest(datasets: dict, var_names, ax):

@@ -1,4 +1,4 @@
-"""NUTS-free diagnostics of a guide against its model (MATH.md section 7)."""
+"""NUTS-free diagnostics of a guide against its model (docs/math.md section 7)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def log_importance_weights(key, model, guide, X=None, A=None, y=None, num_sample
     Both densities are NumPyro's own (`numpyro.infer.util.log_density`) on the same sites, so
     this also checks that the guide's density is tractable and finite.
     """
-    draws = guide.sample_posterior(key, X, A, y, sample_shape=(num_samples,))
+    draws = guide.sample_posterior(key, guide.fit(X, A, y), sample_shape=(num_samples,))
     args = (X, A, y)
 
     def one(z):

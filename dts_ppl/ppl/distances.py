@@ -1,4 +1,4 @@
-"""Sample-based distances between two sets of draws (MATH.md section 7)."""
+"""Sample-based distances between two sets of draws (docs/math.md section 7)."""
 
 from __future__ import annotations
 

@@ -2,19 +2,22 @@
 
 All ArviZ calls go through :mod:`dts_ppl.ppl.arviz_adapter`; this module only arranges arrays, dims and
 coords. Dims: ``psi`` (level, latent_feature) with level = L, ..., 1 (the site's rows are in
-sampling order, top latent psi_L first), ``theta`` (action, feature) (or (feature,) for a
-shared model), ``y`` (obs,).
+sampling order, top latent psi_L first), ``theta`` (actions, feature) (or (feature,) for a
+shared model), ``y`` (obs,), ``X`` (obs, feature), ``A`` (obs,).
 """
 
 from __future__ import annotations
 
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro.infer import Predictive
 
 from dts_ppl.plotting import pyplot
 from dts_ppl.ppl import arviz_adapter as _arviz
+from dts_ppl.ppl.model import SITE_DIMS, linear_predictor, reward_distribution
 from dts_ppl.ppl.validate import NutsResult
 
 # names ArviZ expects in sample_stats, from NumPyro's extra fields
@@ -27,80 +30,105 @@ _SAMPLE_STATS = {
 
 
 def dims_and_coords(model, num_obs: int | None = None):
-    """ArviZ ``dims`` and ``coords`` of a BanditModel's sites."""
+    """ArviZ ``dims`` and ``coords`` of a BanditModel's sites and data.
+
+    The names are the model's own (:data:`dts_ppl.ppl.model.SITE_DIMS`: its plates and event
+    dims), so ``arviz.from_numpyro`` on the same model names the dimensions alike.
+
+    Args:
+        model: BanditModel.
+        num_obs: n, for the ``obs`` coordinate (None: no data).
+
+    Returns:
+        (dims {name: [dim, ...]}, coords {dim: values}).
+    """
     prior = model.prior
-    dims = {
-        "psi": ["level", "latent_feature"],
-        "theta": ["feature"] if model.shared else ["action", "feature"],
-        "y": ["obs"],
-    }
+    theta = list(SITE_DIMS["theta"][1:]) if model.shared else list(SITE_DIMS["theta"])
+    dims = {"psi": list(SITE_DIMS["psi"]), "theta": theta, "y": list(SITE_DIMS["y"])}
+    dims.update({"psi_raw": dims["psi"], "theta_raw": theta, "X": ["obs", "feature"], "A": ["obs"]})
     coords = {
         "level": np.arange(prior.num_levels, 0, -1),  # psi[0] is psi_L
         "latent_feature": np.arange(prior.latent_dim),
         "feature": np.arange(prior.dim),
     }
     if not model.shared:
-        coords["action"] = np.arange(model.num_actions)
+        coords["actions"] = np.arange(model.num_actions)
     if num_obs is not None:
         coords["obs"] = np.arange(num_obs)
     return dims, coords
 
 
-def _predictive(key, model, theta, X, A):
-    """Rewards at (X, A) for every draw of theta (chains, draws, K, d) -> (chains, draws, n)."""
-    if model.shared:
-        eta = jnp.einsum("nd,...d->...n", X, theta)
-    else:
-        eta = jnp.sum(X * theta[..., A, :], axis=-1)
-    return np.asarray(model.likelihood.sample(key, eta))
-
-
-def to_inference_data(model, draws, X=None, A=None, y=None, *, key=None):
-    """InferenceData of posterior draws of ``model``: from a guide or from NUTS.
-
-    Args:
-        model: BanditModel.
-        draws: {site: (num_draws, *site_shape)} guide draws (e.g. ``guide.sample_posterior``;
-            stored as one chain) or a :class:`dts_ppl.ppl.validate.NutsResult` (chains kept, and
-            its extra fields become ``sample_stats``: diverging, acceptance_rate, n_steps,
-            energy, lp).
-        X, A, y: the data; with them the result has ``observed_data`` (y) and, when ``key``
-            is given, ``posterior_predictive`` (y at X, A for every draw).
-        key: PRNG key for the posterior predictive draws.
-
-    Returns:
-        arviz.InferenceData with dims/coords level, latent_feature, action, feature, obs.
-    """
-    sample_stats = None
+def _posterior(draws):
+    """{site: (chains, draws, *shape)} and sample_stats (or None) from guide draws or a NutsResult."""
     if isinstance(draws, NutsResult):
         posterior = {k: np.asarray(v) for k, v in draws.samples.items()}
         stats = draws.sample_stats
         sample_stats = {new: np.asarray(stats[old]) for old, new in _SAMPLE_STATS.items() if old in stats}
         if "potential_energy" in stats:
             sample_stats["lp"] = -np.asarray(stats["potential_energy"])
-    elif isinstance(draws, dict):
-        posterior = {k: np.asarray(v)[None] for k, v in draws.items()}
-    else:
-        raise ValueError(f"draws: expected a dict of guide draws or a NutsResult, got {type(draws).__name__}")
+        return posterior, sample_stats
+    if isinstance(draws, dict):
+        return {k: np.asarray(v)[None] for k, v in draws.items()}, None
+    raise ValueError(f"draws: expected a dict of guide draws or a NutsResult, got {type(draws).__name__}")
+
+
+def to_inference_data(model, draws, X=None, A=None, y=None, *, key=None, num_prior_draws: int | None = None):
+    """InferenceData of posterior draws of ``model``, from a guide or from NUTS.
+
+    Groups: ``posterior`` always; with X: ``constant_data`` (X, and A unless shared); with y:
+    ``observed_data`` (y) and ``log_likelihood`` (log p(y_i | theta) per draw and observation,
+    for ``arviz.loo`` and ``arviz.compare``); with ``key``: ``prior`` (psi, theta), and with X
+    also ``prior_predictive`` and ``posterior_predictive`` (y at X, A). NUTS adds
+    ``sample_stats`` (diverging, acceptance_rate, n_steps, energy, lp).
+
+    Args:
+        model: BanditModel.
+        draws: {site: (num_draws, *site_shape)} guide draws (``guide.sample_posterior``; stored
+            as one chain) or a :class:`dts_ppl.ppl.validate.NutsResult` (chains kept).
+        X: (n, d) contexts, A: (n,) actions, y: (n,) rewards.
+        key: PRNG key of the prior and predictive draws (None: those groups are left out).
+        num_prior_draws: prior draws (default: as many as posterior draws per chain).
+
+    Returns:
+        arviz.InferenceData; dims level, latent_feature, actions, feature, obs (the names
+        ``arviz.from_numpyro`` infers from the model's plates and event dims).
+    """
+    posterior, sample_stats = _posterior(draws)
     missing = set(model.latent_shapes) - set(posterior)
     if missing:
         raise ValueError(f"draws: no draws of sites {sorted(missing)}")
-    observed, predictive, n = None, None, None
-    if y is not None:
+    if X is None and y is not None:
+        raise ValueError("X: contexts are required with rewards y")
+    groups, n = {}, None
+    if X is not None:
         X, A, y = model.check_data(X, None if model.shared else A, y)
         n = X.shape[0]
-        observed = {"y": np.asarray(y)}
-        if key is not None:
-            predictive = {"y": _predictive(key, model, jnp.asarray(posterior["theta"]), X, A)}
+        groups["constant_data"] = {"X": np.asarray(X)} if model.shared else {"X": np.asarray(X), "A": np.asarray(A)}
+        eta = linear_predictor(jnp.asarray(posterior["theta"]), X, A, model.shared)
+        if y is not None:
+            groups["observed_data"] = {"y": np.asarray(y)}
+            groups["log_likelihood"] = {"y": np.asarray(reward_distribution(model.likelihood, eta).log_prob(y))}
+    if key is not None:
+        k_prior, k_pred = jax.random.split(key)
+        num = num_prior_draws or next(iter(posterior.values())).shape[1]
+        args = () if X is None else (X, None if model.shared else A)
+        prior = Predictive(model, num_samples=int(num))(k_prior, *args)
+        groups["prior"] = {k: np.asarray(v)[None] for k, v in prior.items() if k != "y"}
+        if X is not None:
+            groups["prior_predictive"] = {"y": np.asarray(prior["y"])[None]}
+            groups["posterior_predictive"] = {"y": np.asarray(model.likelihood.sample(k_pred, eta))}
     dims, coords = dims_and_coords(model, n)
-    return _arviz.inference_data(
-        posterior,
-        sample_stats=sample_stats,
-        posterior_predictive=predictive,
-        observed_data=observed,
-        coords=coords,
-        dims=dims,
-    )
+    return _arviz.inference_data(posterior, sample_stats=sample_stats, coords=coords, dims=dims, **groups)
+
+
+def loo(idata):
+    """PSIS-LOO (``arviz.loo``, pointwise) of an InferenceData from :func:`to_inference_data` with y."""
+    return _arviz.loo(idata)
+
+
+def compare(datasets: dict):
+    """Rank {label: InferenceData with y} by expected log predictive density (``arviz.compare``)."""
+    return _arviz.compare(datasets)
 
 
 def _coordinate(idata, site: str, index) -> np.ndarray:

@@ -5,8 +5,13 @@ Site names, in the order they are sampled:
 - ``psi``: (L, d_psi), the latent chain, sampled top-down with
   ``numpyro.contrib.control_flow.scan``, rows in sampling order: ``psi[0]`` is the top latent
   psi_L and ``psi[-1]`` is psi_1 (so ``psi[L - l]`` is psi_l).
-- ``theta``: (K, d) action parameters (``(d,)`` with ``shared=True``).
-- ``y``: (n,) rewards, observed when given, inside ``plate("data", n)``.
+- ``theta``: (K, d) action parameters inside ``plate("actions", K)`` (``(d,)`` and no plate with
+  ``shared=True``).
+- ``y``: (n,) rewards, observed when given, inside ``plate("obs", n)``.
+
+Every site names its dimensions (plates, and ``infer={"event_dims": ...}`` for the event axes), so
+``arviz.from_numpyro`` and :func:`dts_ppl.to_inference_data` label them alike: ``psi`` (level,
+latent_feature), ``theta`` (actions, feature), ``y`` (obs).
 
 The model samples each level from the prior's conditionals; :class:`dts_ppl.DTSGuide`
 samples the same sites through the same function, :func:`sample_chain`, with the posterior's.
@@ -31,6 +36,9 @@ from dts_ppl.core.inference import (
 from dts_ppl.core.prior import DiffusionPrior
 
 LATENT_SITES = ("psi", "theta")
+# the names of each site's dimensions (ArviZ dims), batch (plate) dims first
+SITE_DIMS = {"psi": ("level", "latent_feature"), "theta": ("actions", "feature"), "y": ("obs",)}
+ACTIONS_PLATE, OBS_PLATE = "actions", "obs"
 
 
 def reward_distribution(likelihood, eta) -> dist.Distribution:
@@ -42,6 +50,21 @@ def reward_distribution(likelihood, eta) -> dist.Distribution:
     if isinstance(likelihood, Poisson):
         return dist.Poisson(jnp.exp(eta))
     raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
+
+
+def linear_predictor(theta, X, A, shared: bool):
+    """eta_i = x_i^T theta_{A_i} for every draw of theta.
+
+    Args:
+        theta: (..., K, d) action parameters ((..., d) when ``shared``).
+        X: (n, d) contexts (features when ``shared``); A: (n,) actions (ignored when ``shared``).
+
+    Returns:
+        (..., n) linear predictors.
+    """
+    if shared:
+        return jnp.einsum("nd,...d->...n", X, theta)
+    return jnp.sum(X * theta[..., A, :], axis=-1)
 
 
 PARAMETERISATIONS = ("centred", "noncentred")
@@ -67,16 +90,18 @@ def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool, param
     """
     centred = check_parameterisation(parameterisation) == "centred"
 
-    def draw(name, loc, tril, event_dims):
+    def draw(name, loc, tril, event_names):
+        infer = {"event_dims": list(event_names)}
         if centred:
-            return numpyro.sample(name, dist.MultivariateNormal(loc, scale_tril=tril).to_event(event_dims))
-        raw = numpyro.sample(name + "_raw", dist.Normal(jnp.zeros_like(loc), 1.0).to_event(event_dims + 1))
+            return numpyro.sample(name, dist.MultivariateNormal(loc, scale_tril=tril), infer=infer)
+        raw = numpyro.sample(name + "_raw", dist.Normal(jnp.zeros_like(loc), 1.0).to_event(1), infer=infer)
         return loc + jnp.einsum("...ij,...j->...i", tril, raw)
 
     def level(psi_parent, xs):
         cond, is_top, link = xs
         loc = conditional_loc(cond, parent_means(prior, psi_parent, is_top, link))
-        psi = draw("psi", loc, cond.scale_tril, 0)
+        # scan stacks the levels into the site's first axis, which no plate names: it goes in event_dims
+        psi = draw("psi", loc, cond.scale_tril, SITE_DIMS["psi"])
         return psi, psi
 
     top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
@@ -84,9 +109,10 @@ def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool, param
     loc = conditional_loc(conds.theta, prior.link1(psi[-1]))
     tril = conds.theta.scale_tril
     if shared:
-        theta = draw("theta", loc[0], tril[0], 0)
+        theta = draw("theta", loc[0], tril[0], SITE_DIMS["theta"][1:])
     else:
-        theta = draw("theta", loc, tril, 1)
+        with numpyro.plate(ACTIONS_PLATE, loc.shape[0]):
+            theta = draw("theta", loc, tril, SITE_DIMS["theta"][1:])
     if not centred:
         psi = numpyro.deterministic("psi", psi)
         theta = numpyro.deterministic("theta", theta)
@@ -198,8 +224,8 @@ class BanditModel:
         X, A, y = self.check_data(X, A, y)
         conds = prior_conditionals(self.prior, self.num_actions)
         psi, theta = sample_chain(self.prior, conds, self.shared, self.parameterisation)
-        eta = X @ theta if self.shared else jnp.sum(X * theta[A], axis=-1)
+        eta = linear_predictor(theta, X, A, self.shared)
         if X.shape[0]:
-            with numpyro.plate("data", X.shape[0]):
+            with numpyro.plate(OBS_PLATE, X.shape[0]):
                 numpyro.sample("y", reward_distribution(self.likelihood, eta), obs=y)
         return theta

@@ -1,4 +1,4 @@
-"""Validate a guide against NUTS on the same model and data (MATH.md section 7).
+"""Validate a guide against NUTS on the same model and data (docs/math.md section 7).
 
 :func:`validate` runs NUTS on the model conditioned on (X, A, y), draws from the guide, and
 compares the two per latent site: the standardised error of the guide's posterior mean, the
@@ -292,9 +292,10 @@ def check_inputs(model, guide, X, A, y):
     if y is None:
         raise ValueError("y: validation compares posteriors and needs the observed rewards")
     X, A, y = model.check_data(X, A, y)
-    if not callable(getattr(guide, "sample_posterior", None)):
+    if not (callable(getattr(guide, "sample_posterior", None)) and callable(getattr(guide, "fit", None))):
         raise ValueError(
-            f"guide: expected a guide with sample_posterior(key, X, A, y, sample_shape) such as DTSGuide, "
+            "guide: expected a guide with sample_posterior(key, params, sample_shape) and fit(X, A, y) "
+            f"such as DTSGuide, "
             f"got {type(guide).__name__}"
         )
     args = (X, None if model.shared else A, y)
@@ -483,7 +484,7 @@ def compare(
     if missing:
         raise ValueError(f"nuts: no draws of sites {sorted(missing)}")
     k_guide, k_psis = jax.random.split(key)
-    draws = guide.sample_posterior(k_guide, X, A, y, sample_shape=(num_guide_samples,))
+    draws = guide.sample_posterior(k_guide, guide.fit(X, A, y), sample_shape=(num_guide_samples,))
     draws = {k: np.asarray(v) for k, v in draws.items()}
     sites = list(model.latent_shapes)
     ess = _arviz.chain_diagnostics({k: nuts.samples[k] for k in sites})
@@ -531,8 +532,8 @@ def validate(
 
     Args:
         model: BanditModel.
-        guide: a guide with the model's latent sites and ``sample_posterior(key, X, A, y,
-            sample_shape)`` (DTSGuide), whose density NumPyro can evaluate (for PSIS).
+        guide: a guide with the model's latent sites, ``fit(X, A, y)`` and ``sample_posterior(key,
+            params, sample_shape)`` (DTSGuide), whose density NumPyro can evaluate (for PSIS).
         X, A, y: the data, (n, d), (n,), (n,).
         key: PRNG key.
         num_samples, num_warmup, num_chains, chain_method, target_accept_prob, dense_mass,
