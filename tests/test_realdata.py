@@ -77,6 +77,9 @@ def test_movielens_errors_name_the_missing_file_and_its_format(tmp_path, monkeyp
     monkeypatch.delenv("DTS_MOVIELENS_DIR", raising=False)
     with pytest.raises(ValueError, match="data_dir: expected a directory.*DTS_MOVIELENS_DIR"):
         load_movielens()
+    monkeypatch.setenv("DTS_MOVIELENS_DIR", "")  # set but empty: not the current directory
+    with pytest.raises(ValueError, match="data_dir: expected a directory"):
+        load_movielens()
     with pytest.raises(ValueError, match="is not a directory"):
         load_movielens(tmp_path / "nowhere")
     (tmp_path / "a").mkdir()

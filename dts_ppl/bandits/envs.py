@@ -119,7 +119,7 @@ def pool_environment(thetas, contexts, num_actions: int, likelihood=None, shared
     Returns:
         Environment.
     """
-    if not isinstance(num_actions, int) or num_actions < 1:
+    if isinstance(num_actions, bool) or not hasattr(num_actions, "__index__") or num_actions < 1:
         raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     if not hasattr(likelihood, "sample") or not hasattr(likelihood, "mean"):

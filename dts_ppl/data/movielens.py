@@ -64,7 +64,7 @@ class Ratings(NamedTuple):
 
 def movielens_dir(data_dir=None) -> Path:
     """The MovieLens directory: ``data_dir``, else $DTS_MOVIELENS_DIR (ValueError if neither names a directory)."""
-    if data_dir is None:
+    if data_dir is None or data_dir == "":  # an empty setting counts as none
         data_dir = os.environ.get(ENV_VAR)
         if not data_dir:
             raise ValueError(
