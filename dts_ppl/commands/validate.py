@@ -23,7 +23,12 @@ def register(sub):
     p.add_argument("--preset", required=True, choices=PRESETS, help=PRESET_HELP)
     p.add_argument("--json", metavar="PATH", help="write the report as JSON here")
     p.add_argument("--plot", metavar="PATH", help="save the guide-vs-NUTS forest and pair plot here (e.g. cmp.png)")
-    p.add_argument("--linearisation", default="identity", choices=("identity", "jacobian", "iterated"))
+    p.add_argument(
+        "--linearisation",
+        default=None,
+        choices=("identity", "jacobian", "iterated"),
+        help="the guide's upward linearisation for nonlinear links (default: the guide's default)",
+    )
     p.add_argument("--num-obs", type=int, default=None, help="observations (default: the preset's)")
     p.add_argument("--num-samples", type=int, default=None, help="NUTS draws per chain (default: the preset's)")
     p.add_argument("--num-warmup", type=int, default=None, help="NUTS warm-up steps per chain (default: the preset's)")
@@ -68,7 +73,7 @@ def run(args) -> int:
     k_data, k_val, k_pred = jax.random.split(key, 3)
     problem = make_problem(args.preset, k_data, num_obs=args.num_obs)
     model = problem.model
-    guide = DTSGuide(model, linearisation=args.linearisation)
+    guide = DTSGuide(model) if args.linearisation is None else DTSGuide(model, linearisation=args.linearisation)
     given = dict(
         parameterisation=args.parameterisation,
         dense_mass=args.dense_mass,
@@ -81,7 +86,7 @@ def run(args) -> int:
     parameterisation = nuts.pop("parameterisation")
     gates = ReferenceGates(ess_min=args.ess_floor).check()
     print(
-        f"preset {args.preset}: {model}, n={problem.X.shape[0]}, linearisation={args.linearisation}, "
+        f"preset {args.preset}: {model}, n={problem.X.shape[0]}, linearisation={guide.linearisation}, "
         f"NUTS {parameterisation} {nuts}"
     )
     report = validate(
