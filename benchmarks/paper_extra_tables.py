@@ -160,7 +160,7 @@ def bound():
         print("regret_bound: not run")
         return
     print(
-        "| preset | runs x rounds | agent | measured final | its bound at n | bound / measured | mean <= bound at every n | lambda_1(W^T W) | E||x||^2 |"
+        "| preset | runs x rounds | agent | measured final | its bound at n | bound / measured | mean <= bound at every n | lambda_1(W^T W) | E[x^T x] |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, row in d.items():
