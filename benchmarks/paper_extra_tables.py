@@ -98,7 +98,7 @@ def lints():
         "fig1-lindiff-lin-k10000": 305000,
     }
     for prob in ("fig2a-k10", "fig2a-k100", "fig2a-k500", "fig2a-k5000", "fig2a-k50000", "fig1-lindiff-lin-k10000"):
-        d = load(f"lints-prior-{prob}")
+        d = load(f"lints-prior-{prob}-10runs") or load(f"lints-prior-{prob}")  # the 10-run rerun when there
         ref = load(prob)
         dts = f"{cell(ref['algorithms']['dTS'])} ({ref['runs']})" if ref else "-"
         if d is None:
