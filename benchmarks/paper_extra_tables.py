@@ -98,7 +98,7 @@ def lints():
         "fig1-lindiff-lin-k10000": 305000,
     }
     for prob in ("fig2a-k10", "fig2a-k100", "fig2a-k500", "fig2a-k5000", "fig2a-k50000", "fig1-lindiff-lin-k10000"):
-        d = load(f"lints-prior-{prob}")
+        d = load(f"lints-prior-{prob}-10runs") or load(f"lints-prior-{prob}")  # the 10-run rerun when there
         ref = load(prob)
         dts = f"{cell(ref['algorithms']['dTS'])} ({ref['runs']})" if ref else "-"
         if d is None:
@@ -160,7 +160,7 @@ def bound():
         print("regret_bound: not run")
         return
     print(
-        "| preset | runs x rounds | agent | measured final | its bound at n | bound / measured | mean <= bound at every n | lambda_1(W^T W) | E||x||^2 |"
+        "| preset | runs x rounds | agent | measured final | its bound at n | bound / measured | mean <= bound at every n | lambda_1(W^T W) | E[x^T x] |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, row in d.items():
