@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, empty_stats
 from dts_ppl.core.links import check_linearisation
@@ -19,13 +20,17 @@ class DTSGuide:
     the conditionals of MATH.md section 3: the top latent, each latent given the one above,
     then every theta_a given psi_1. Exact for affine links with Gaussian rewards; for nonlinear
     links ``linearisation`` picks the upward approximation, for GLM rewards each action's
-    likelihood is Gaussianised (see :mod:`dts_ppl.core.likelihoods`). Called with ``y=None`` it is
-    the prior.
+    likelihood is Gaussianised (see :mod:`dts_ppl.core.likelihoods`; by default at the fit
+    regularised at the prior's scale, ``likelihood.for_prior``). Called with ``y=None`` it is
+    the prior. After each posterior computation ``guide.diagnostics`` holds
+    ``{"linearisation_passes": int, "converged": bool}`` (when computed outside ``jit``).
 
     Args:
         model: the BanditModel.
-        linearisation: "identity" (the paper), "jacobian" or "iterated".
-        num_iterations: passes for "iterated".
+        linearisation: "iterated" (default: re-linearised to convergence,
+            :func:`dts_ppl.core.inference.upward_pass`), "identity" (the paper) or "jacobian".
+        max_passes: most upward passes for "iterated".
+        tol: tolerance of "iterated" on the change of the expansion points.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -39,7 +44,14 @@ class DTSGuide:
         (100, 3, 2)
     """
 
-    def __init__(self, model: BanditModel, linearisation: str = "identity", num_iterations: int = 3, data=None):
+    def __init__(
+        self,
+        model: BanditModel,
+        linearisation: str = core.DEFAULT_LINEARISATION,
+        max_passes: int = core.DEFAULT_MAX_PASSES,
+        data=None,
+        tol: float = core.DEFAULT_TOL,
+    ):
         if not isinstance(model, BanditModel):
             raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")
         if model.parameterisation != "centred":
@@ -49,10 +61,10 @@ class DTSGuide:
             )
         self.model = model
         self.linearisation = check_linearisation(linearisation)
-        if num_iterations < 1:
-            raise ValueError(f"num_iterations: expected >= 1, got {num_iterations}")
-        self.num_iterations = int(num_iterations)
+        self.tol, self.max_passes = core.check_pass_options(tol, max_passes)
         self.data = data
+        self.diagnostics: dict = {}
+        self._resolved_likelihood = None
 
     def __repr__(self):
         bound = ", data bound" if self.data is not None else ""
@@ -68,7 +80,7 @@ class DTSGuide:
         if y is None:
             raise ValueError("y: condition() needs the observed rewards")
         data = self.model.check_data(X, A, y)
-        return DTSGuide(self.model, self.linearisation, self.num_iterations, data=data)
+        return DTSGuide(self.model, self.linearisation, self.max_passes, data=data, tol=self.tol)
 
     def _data(self, X, A, y):
         if self.data is not None:
@@ -81,19 +93,39 @@ class DTSGuide:
         m = self.model
         if y is None:
             return empty_stats(m.num_actions, m.prior.dim, m.prior.cov1.dtype)
-        return m.likelihood.statistics(X, A, y, m.num_actions)
+        return self._likelihood().statistics(X, A, y, m.num_actions)
 
     def posterior(self, X=None, A=None, y=None) -> core.DTSPosterior:
         """The chain of posterior conditionals (see :class:`dts_ppl.core.inference.DTSPosterior`)."""
-        stats = self.statistics(X, A, y)
-        return core.posterior(self.model.prior, stats, self.linearisation, self.num_iterations)
+        return self._fit(self.statistics(X, A, y)).posterior
 
-    def _lin(self):
-        method = "jacobian" if self.linearisation == "iterated" else self.linearisation
-        if not self.model.prior.is_linear and self.linearisation == "identity":
-            # Moments through the identity rule would ignore the links entirely.
-            method = "jacobian"
-        return core.linearise(self.model.prior, method)
+    def _likelihood(self):
+        """The model's likelihood with its GLM expansion point resolved for the prior (cached)."""
+        if self._resolved_likelihood is None:
+            lik = self.model.likelihood
+            if not lik.is_exact:
+                lik = lik.for_prior(core.theta_prior_scale_cov(self.model.prior))
+            self._resolved_likelihood = lik
+        return self._resolved_likelihood
+
+    def _fit(self, stats: ActionStats) -> core.PosteriorFit:
+        """The core's posterior with its final linearisation; records the passes in ``diagnostics``."""
+        fit = core.fit_posterior(self.model.prior, stats, self.linearisation, self.tol, self.max_passes)
+        if _checks.is_concrete(fit.passes):
+            self.diagnostics = {"linearisation_passes": int(fit.passes), "converged": bool(fit.converged)}
+        return fit
+
+    def _moments(self, stats: ActionStats) -> core.PosteriorMoments:
+        """Moments at the linearisation the posterior's final upward pass used.
+
+        With "identity" on nonlinear links that linearisation drops the links, so the moments
+        use their Jacobian at the prior mean trajectory instead.
+        """
+        fit = self._fit(stats)
+        lin = fit.linearisation
+        if self.linearisation == "identity" and not self.model.prior.is_linear:
+            lin = core.linearise(self.model.prior, "jacobian")
+        return core.moments(self.model.prior, fit.posterior, lin)
 
     # ------------------------------------------------------------------------ NumPyro guide
     def __call__(self, X=None, A=None, y=None):
@@ -114,12 +146,7 @@ class DTSGuide:
 
     def moments(self, X=None, A=None, y=None) -> core.PosteriorMoments:
         """Per-level posterior means and covariances (exact for affine links; linearised otherwise)."""
-        post = self.posterior(X, A, y)
-        lin = self._lin()
-        if self.linearisation == "iterated" and not self.model.prior.is_linear:
-            # the linearisation point the last pass used
-            lin = core.linearise(self.model.prior, "iterated", core.moments(self.model.prior, post, lin).psi_mean)
-        return core.moments(self.model.prior, post, lin)
+        return self._moments(self.statistics(X, A, y))
 
     def median(self, X=None, A=None, y=None) -> dict:
         """Posterior means (= medians for the Gaussian guide) of each latent site."""

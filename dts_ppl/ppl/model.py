@@ -20,7 +20,7 @@ import numpyro.distributions as dist
 from numpyro.contrib.control_flow import scan
 
 from dts_ppl.core import checks as _checks
-from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
+from dts_ppl.core.likelihoods import Gaussian, linear_predictor
 from dts_ppl.core.inference import (
     DTSPosterior,
     chain_scan_inputs,
@@ -35,11 +35,12 @@ LATENT_SITES = ("psi", "theta")
 
 def reward_distribution(likelihood, eta) -> dist.Distribution:
     """The NumPyro distribution of rewards given the linear predictor eta, for a core likelihood."""
-    if isinstance(likelihood, Gaussian):
+    name = getattr(likelihood, "name", None)
+    if name == "gaussian":
         return dist.Normal(eta, likelihood.scale)
-    if isinstance(likelihood, Bernoulli):
+    if name == "bernoulli":
         return dist.Bernoulli(logits=eta)
-    if isinstance(likelihood, Poisson):
+    if name == "poisson":
         return dist.Poisson(jnp.exp(eta))
     raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
 
@@ -100,8 +101,8 @@ class BanditModel:
         prior: DiffusionPrior (theta dimension d).
         num_actions: K, the number of actions (omit with ``shared=True``).
         likelihood: Gaussian(scale) (default Gaussian(1.0)), Bernoulli() or Poisson(). The
-            model's GLM likelihood is exact; the ridge only sets where the guide Gaussianises
-            it (``Bernoulli().regularised_for(theta_cov)`` is usually the better point).
+            model's GLM likelihood is exact; its expansion point only sets where the guide
+            Gaussianises it (by default at the prior's scale, ``likelihood.for_prior``).
         shared: one parameter theta (d,) for all actions; X then holds the features
             phi(x_i, A_i) of the played pairs and A is not used (pass None).
         parameterisation: "centred" (default: sample sites ``psi`` and ``theta``, as the
@@ -140,8 +141,8 @@ class BanditModel:
                     f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}"
                 )
             num_actions = 1
-        elif num_actions is None or int(num_actions) != num_actions or num_actions < 1:
-            raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
+        else:
+            _checks.check_positive_int("num_actions", num_actions)
         self.prior = prior
         self.num_actions = int(num_actions)
         self.likelihood = Gaussian(1.0) if likelihood is None else likelihood
@@ -198,7 +199,7 @@ class BanditModel:
         X, A, y = self.check_data(X, A, y)
         conds = prior_conditionals(self.prior, self.num_actions)
         psi, theta = sample_chain(self.prior, conds, self.shared, self.parameterisation)
-        eta = X @ theta if self.shared else jnp.sum(X * theta[A], axis=-1)
+        eta = linear_predictor(X, theta, None if self.shared else A)
         if X.shape[0]:
             with numpyro.plate("data", X.shape[0]):
                 numpyro.sample("y", reward_distribution(self.likelihood, eta), obs=y)
