@@ -19,7 +19,7 @@ def register(sub):
     p.add_argument("--preset", required=True, choices=PRESETS, help=PRESET_HELP)
     p.add_argument("--json", metavar="PATH", help="write the report as JSON here")
     p.add_argument("--plot", metavar="PATH", help="save the guide-vs-NUTS forest and pair plot here (e.g. cmp.png)")
-    p.add_argument("--linearisation", default="identity", choices=("identity", "jacobian", "iterated"))
+    p.add_argument("--linearisation", default="iterated", choices=("identity", "jacobian", "iterated"))
     p.add_argument("--num-obs", type=int, default=None, help="observations (default: the preset's)")
     p.add_argument("--num-samples", type=int, default=1000, help="NUTS draws per chain")
     p.add_argument("--num-warmup", type=int, default=500)
