@@ -117,6 +117,14 @@ def _exact(key, num_rounds):
     return env, {"dTS": ag.dts(prior, Gaussian(1.0), 100), "exact TS": ag.exact_ts(prior, Gaussian(1.0), 100)}
 
 
+_VARIANTS = {  # what the dTS variants of each panel are (module docstring)
+    ("linear", "linear"): "; dTS exact",
+    ("mlp", "linear"): "; dTS = default (iterated to convergence), dTS (identity) = the paper's rule",
+    ("linear", "logistic"): "; dTS = default (prior-scaled expansion), dTS (MLE expansion) = the paper's",
+    ("mlp", "logistic"): "; dTS = default (iterated, prior-scaled), dTS (identity), dTS (MLE expansion)",
+}
+
+
 def _paper_presets() -> dict[str, Preset]:
     out = []
     for diff, dname in (("linear", "lindiff"), ("mlp", "nonlindiff")):
@@ -126,7 +134,7 @@ def _paper_presets() -> dict[str, Preset]:
                     Preset(
                         f"fig1-{dname}-{rname}-k{K}",
                         _fig1(diff, rew, K),
-                        f"Figure 1: {diff} diffusion, {rew} reward, K={K}",
+                        f"Figure 1: {diff} diffusion, {rew} reward, K={K}" + _VARIANTS[(diff, rew)],
                         runs=50 if K == 100 else 10,
                     )
                 )
