@@ -43,11 +43,11 @@ for r in ridges:
         t = time.time()
         res = simulate(jax.random.PRNGKey(1), env, make[name](), num_rounds=5000, num_runs=runs, progress=False)
         row = dict(
-            ridge=r, ridge_value=lik.ridge, agent=name, runs=runs, mean=float(res.final_mean), se=float(res.se[-1])
+            ridge=r, ridge_value=lik.effective_ridge, agent=name, runs=runs, mean=float(res.final_mean), se=float(res.se[-1])
         )
         results.append(row)
         print(
-            f"ridge={r} ({lik.ridge:.3g}) {name}: {row['mean']:.1f} +- {row['se']:.1f} ({time.time() - t:.0f}s)",
+            f"ridge={r} ({lik.effective_ridge:.3g}) {name}: {row['mean']:.1f} +- {row['se']:.1f} ({time.time() - t:.0f}s)",
             flush=True,
         )
 with open("benchmarks/results/glm_expansion_point.json", "w") as f:

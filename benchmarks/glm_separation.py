@@ -21,7 +21,7 @@ env, prior = paper_environment(k_prior, "linear", "logistic", 100, 5, (5, 2), 20
 lik = Bernoulli()
 if sys.argv[1:] == ["prior"]:
     lik = lik.regularised_for(ag.theta_marginal(prior).cov)
-print(f"ridge {lik.ridge:.3g}")
+print(f"ridge {lik.effective_ridge:.3g}")
 agent = ag.dts(prior, lik, 100, history=2000)
 n = 2000
 

@@ -33,6 +33,7 @@ PAPER = {
 COLUMNS = [
     "dTS",
     "dTS (iterated)",
+    "dTS (identity)",
     "dTS (MLE expansion)",
     "dTS (linear reward)",
     "HierTS",

@@ -27,7 +27,6 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-
 AXIS = "actions"
 
 
@@ -91,7 +90,9 @@ def shard_state(state, mesh: Mesh, num_actions: int):
 def replicate(value, mesh: Mesh):
     """A host value (a context, a key, a reward) as an array replicated on every device of ``mesh``."""
     sharding = NamedSharding(mesh, PartitionSpec())
-    return jax.tree.map(lambda v: jax.make_array_from_callback(np.shape(v), sharding, lambda i: np.asarray(v)[i]), value)
+    return jax.tree.map(
+        lambda v: jax.make_array_from_callback(np.shape(v), sharding, lambda i: np.asarray(v)[i]), value
+    )
 
 
 def gather_state(state):

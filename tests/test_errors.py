@@ -93,8 +93,9 @@ def test_bad_mlp_prior_and_options():
     prior = DiffusionPrior.mlp([(np.ones((4, 2)), np.zeros(4), np.ones((3, 4)), np.zeros(3))], [1.0, 1.0])
     model = BanditModel(prior, 2)
     with pytest.raises(ValueError, match="linearisation='identity'.*equal input and output"):
-        DTSGuide(model).posterior()
+        DTSGuide(model, linearisation="identity").posterior()  # the paper's rule (no longer the default)
     DTSGuide(model, linearisation="jacobian").posterior()  # fine
+    DTSGuide(model).posterior()  # the default, iterated: fine
     with pytest.raises(ValueError, match="linearisation: expected one of"):
         DTSGuide(model, linearisation="laplace")
     with pytest.raises(ValueError, match="num_actions: expected a positive integer"):

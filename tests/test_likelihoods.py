@@ -50,14 +50,14 @@ def test_glm_fit_is_the_ridge_mle_and_statistics_follow(likelihood):
         def objective(t, Xa=Xa, ya=ya):
             e = Xa @ t
             nll = np.logaddexp(0, e) - ya * e if isinstance(likelihood, Bernoulli) else np.exp(e) - ya * e
-            return nll.sum() + 0.5 * likelihood.ridge * t @ t
+            return nll.sum() + 0.5 * likelihood.effective_ridge * t @ t
 
         ref = minimize(objective, np.zeros(3), method="BFGS", options={"gtol": 1e-10}).x
         np.testing.assert_allclose(B[a], ref, atol=1e-4 * max(1, np.abs(ref).max()))
         curv = likelihood._curvature(Xa @ B[a])
         np.testing.assert_allclose(G[a], (Xa * np.asarray(curv)[:, None]).T @ Xa, rtol=1e-10, atol=1e-14)
         # b = G B - grad NLL(B); at a ridge optimum grad NLL(B) = -ridge B (independently derived)
-        np.testing.assert_allclose(b[a], G[a] @ B[a] + likelihood.ridge * B[a], rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(b[a], G[a] @ B[a] + likelihood.effective_ridge * B[a], rtol=1e-6, atol=1e-8)
     assert np.all(G[3] == 0) and np.all(b[3] == 0)
     assert np.all(np.isfinite(B))
 

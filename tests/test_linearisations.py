@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dts_ppl import DiffusionPrior
-from dts_ppl.core import oracle
 from dts_ppl.core import inference as core
+from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.experiments.synthetic import random_mlp_prior
 
@@ -43,7 +43,7 @@ def _oracle_moments(prior, stats):
 
 @partial(jax.jit, static_argnums=2)
 def _closed_form_moments(prior, stats, linearisation):
-    post = core.posterior(prior, stats, linearisation=linearisation, num_iterations=2)
+    post = core.posterior(prior, stats, linearisation=linearisation)
     return post, core.moments(prior, post, core.linearise(prior, linearisation))
 
 
@@ -66,11 +66,13 @@ def test_linear_links_give_the_exact_posterior_with_every_linearisation(d, dp, L
 
 def test_jacobian_linearisation_is_the_tangent_of_the_link():
     prior = random_mlp_prior(jax.random.PRNGKey(5), dim=3, num_levels=2, hidden=8)
-    points = jax.random.normal(jax.random.PRNGKey(6), (2, 3))
+    points = jax.random.normal(jax.random.PRNGKey(6), (2, 3))  # sampling order: row 0 = psi_2
     lin = core.linearise(prior, "iterated", points)
-    f2 = prior.link(2)
+    f1, f2 = prior.link(1), prior.link(2)
     eps = 1e-6
     v = jnp.array([0.3, -0.2, 0.5])
-    fd = (f2(points[1] + eps * v) - f2(points[1] - eps * v)) / (2 * eps)
-    np.testing.assert_allclose(lin.w[0] @ v, fd, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(lin.w[0] @ points[1] + lin.c[0], f2(points[1]), rtol=1e-12)
+    fd = (f2(points[0] + eps * v) - f2(points[0] - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(lin.w[1] @ v, fd, rtol=1e-6, atol=1e-8)  # row 1 = psi_1 | psi_2: f_2 at psi_2
+    np.testing.assert_allclose(lin.w[1] @ points[0] + lin.c[1], f2(points[0]), rtol=1e-12)
+    np.testing.assert_allclose(lin.w1 @ points[1] + lin.c1, f1(points[1]), rtol=1e-12)  # f_1 at psi_1
+    np.testing.assert_array_equal(lin.w[0], 0.0)  # the top has no parent

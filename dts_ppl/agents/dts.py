@@ -3,7 +3,9 @@
 Per round only the played action's statistics change, so ``update`` does
     O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.core.inference.condition`)
               and swap its message (Lambda_a, beta_a) in the running sums,
-    O(L d^3)  re-run the latent chain (:func:`dts_ppl.core.inference.latent_posteriors`),
+    O(P L d^3) re-run the latent chain with the core's upward pass
+              (:func:`dts_ppl.core.inference.upward_pass`; P passes, 1 for affine links,
+              iterated to convergence by default for nonlinear links),
 and ``act`` does O(L d^2) to sample the chain plus one pass over the cached Shat_a to score
 all K actions: since gain_a = Shat_a S_1^-1 (docs/math.md section 3), with v_a = Shat_a x,
 
@@ -17,7 +19,7 @@ given the sampled psi_1. Memory O(K d^2 + L d^2); nothing grows with t for Gauss
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,17 +29,13 @@ from dts_ppl.agents.base import (
     ActInfo,
     Agent,
     AgentSpec,
-    Evidence,
     check_context,
     check_glm_options,
     check_num_actions,
     check_update,
-    init_evidence,
-    set_row,
-    update_evidence,
 )
 from dts_ppl.core import inference as core
-from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor, set_row
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
@@ -54,44 +52,52 @@ class DTSState(NamedTuple):
             group's evidence sends to u = f_1(psi_1): (d, d), (d,). An update swaps the played
             group's old term for its new one, both recomputed from its statistics in O(d^3)
             (storing the K per-group messages would cost a full-array copy per round on CPU,
-            see :func:`dts_ppl.agents.base.update_evidence`).
-        latents: the chain psi_l | psi_{l+1}, Conditionals with (L, d_psi, d_psi) fields.
+            see :meth:`dts_ppl.core.likelihoods.Gaussian.add_observation`).
+        latents: the chain psi_l | psi_{l+1}, Conditionals with (L, d_psi, d_psi) fields
+            (sampling order, row 0 = psi_L).
         step: () number of updates.
+        passes: () upward passes the last update (or init) ran (:func:`core.upward_pass`).
+        converged: () whether that upward pass met its tolerance.
     """
 
     evidence: Evidence
-    theta_cov: jax.Array
-    theta_shift: jax.Array
+    theta_cov: Annotated[jax.Array, "M d d"]
+    theta_shift: Annotated[jax.Array, "M d"]
     evidence_sum: core.Message
     latents: core.Conditionals
-    step: jax.Array
+    step: Annotated[jax.Array, ""]
+    passes: Annotated[jax.Array, ""]
+    converged: Annotated[jax.Array, ""]
 
 
 def dts(
     prior: DiffusionPrior,
     likelihood=None,
     num_actions: int | None = None,
-    linearisation: str = "identity",
-    num_iterations: int = 3,
+    linearisation: str = core.DEFAULT_LINEARISATION,
     shared: bool = False,
     history: int = 5000,
     newton_steps: int = 3,
+    tol: float = core.DEFAULT_TOL,
+    max_passes: int = core.DEFAULT_MAX_PASSES,
 ) -> Agent:
     """The dTS agent for a diffusion prior.
 
     Args:
         prior: DiffusionPrior (linear, MLP or any links with ``linearise``).
         likelihood: reward model the agent assumes (default ``Gaussian(1.0)``); GLMs are
-            Gaussianised around a warm-started Newton fit (see :mod:`dts_ppl.agents.base`).
+            Gaussianised around a warm-started Newton fit (see :mod:`dts_ppl.agents.base`), by
+            default at the fit regularised at the prior's scale (``likelihood.for_prior``;
+            ``Bernoulli(expansion="mle")`` is the paper's near-MLE point).
         num_actions: K.
-        linearisation: "identity" (the paper), "jacobian" or "iterated" (``num_iterations``
-            up/down passes per update, each O(L d^3)) for nonlinear links; exact for affine
-            links. The default 3 passes (as the guide's) can stop short of the fixed point on
-            strongly nonlinear links: on random ReLU MLPs 12 passes removed a heavy tail of
-            failed runs (docs/choosing.md, "Linearisation"; ``presets.ITERATED_PASSES``).
+        linearisation: for nonlinear links, "iterated" (default: re-linearised up to
+            ``max_passes`` passes per update, each O(L d^3), until the expansion points move
+            less than ``tol``; docs/defaults.md), "identity" (the paper) or "jacobian". Affine
+            links are exact in one pass whatever this is.
         shared: one parameter theta (d,) for all actions; ``x`` is then (K, d) action features.
         history: GLM ring-buffer size (use >= the number of rounds for the full history).
         newton_steps: Newton steps per GLM update.
+        tol, max_passes: convergence rule of the iterated pass (:func:`core.upward_pass`).
 
     Example:
         >>> import jax
@@ -107,33 +113,29 @@ def dts(
     K = check_num_actions(num_actions)
     check_linearisation(linearisation)
     check_glm_options(likelihood, history, newton_steps)
-    if num_iterations < 1:
-        raise ValueError(f"num_iterations: expected >= 1, got {num_iterations}")
+    tol, max_passes = core.check_pass_options(tol, max_passes)
+    if not likelihood.is_exact:
+        likelihood = likelihood.for_prior(core.theta_prior_scale_cov(prior))
     d, dtype = prior.dim, prior.cov1.dtype
     M = 1 if shared else K
     prec1 = psd_inv(prior.cov1)  # S_1^-1
-    iterate = linearisation == "iterated" and not prior.is_linear
-    lin0 = core.linearise(prior, "jacobian" if linearisation == "iterated" else linearisation)
-    one_action = core.prior_conditionals(prior, 1).theta  # placeholder theta for latent-only passes
+    one_action = core.prior_conditionals(prior, 1).theta  # placeholder theta for latent-only draws
 
-    def chain(total: core.Message) -> core.Conditionals:
-        lin = lin0
-        latents = core.latent_posteriors(prior, total, lin)
-        for _ in range(num_iterations - 1 if iterate else 0):  # as core.posterior does
-            points = core.moments(prior, core.DTSPosterior(latents, one_action), lin).psi_mean[::-1]
-            lin = core.linearise(prior, "iterated", points)
-            latents = core.latent_posteriors(prior, total, lin)
-        return latents
+    def chain(total: core.Message) -> core.UpwardPass:
+        return core.upward_pass(prior, total, linearisation, tol, max_passes)
 
     def init() -> DTSState:
         zero = core.Message(jnp.zeros((d, d), dtype), jnp.zeros(d, dtype))
+        up = chain(zero)
         return DTSState(
-            evidence=init_evidence(likelihood, M, d, history, dtype),
+            evidence=likelihood.init_evidence(M, d, history, dtype),
             theta_cov=jnp.broadcast_to(prior.cov1, (M, d, d)),
             theta_shift=jnp.zeros((M, d), dtype),
             evidence_sum=zero,
-            latents=chain(zero),
+            latents=up.latents,
             step=jnp.zeros((), jnp.int32),
+            passes=up.passes,
+            converged=up.converged,
         )
 
     def act(key, state: DTSState, x):
@@ -142,7 +144,7 @@ def dts(
         if shared:
             theta_cond = core.Conditionals(state.theta_cov @ prec1, state.theta_shift, psd_cholesky(state.theta_cov))
             _, theta = core.sample(k_chain, prior, core.DTSPosterior(state.latents, theta_cond))
-            scores = x @ theta[0]
+            scores = linear_predictor(x, theta[0])
         else:
             psi, _ = core.sample(k_chain, prior, core.DTSPosterior(state.latents, one_action))
             u = prec1 @ prior.link1(psi[-1])  # S_1^-1 f_1(psi_1)
@@ -154,17 +156,20 @@ def dts(
 
     def update(state: DTSState, x, action, reward) -> DTSState:
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ev, old_stats, new_stats = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
+        ev, old_stats, new_stats = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
         _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
         cond, new = core.condition(prec1, *new_stats)
         total = jax.tree.map(lambda s, o, n: s - o + n, state.evidence_sum, old, new)
+        up = chain(total)
         return DTSState(
             evidence=ev,
             theta_cov=set_row(state.theta_cov, g, cond.cov),
             theta_shift=set_row(state.theta_shift, g, cond.shift),
             evidence_sum=total,
-            latents=chain(total),
+            latents=up.latents,
             step=state.step + 1,
+            passes=up.passes,
+            converged=up.converged,
         )
 
     def update_batch(state: DTSState, X, A, y) -> DTSState:
@@ -176,13 +181,16 @@ def dts(
         idx, valid = _batch.touched_groups(g, M)
         cond, delta = _batch.recondition(prec1, state.evidence.stats, ev.stats, idx, valid)
         total = jax.tree.map(jnp.add, state.evidence_sum, delta)
+        up = chain(total)
         return DTSState(
             evidence=ev,
             theta_cov=state.theta_cov.at[idx].set(cond.cov),
             theta_shift=state.theta_shift.at[idx].set(cond.shift),
             evidence_sum=total,
-            latents=chain(total),
+            latents=up.latents,
             step=state.step + phi.shape[0],
+            passes=up.passes,
+            converged=up.converged,
         )
 
     spec = AgentSpec("dts", K, d, prior.num_levels, shared, likelihood.name)
@@ -218,7 +226,7 @@ def hierarchical_prior(prior: DiffusionPrior, jitter: float = 1e-4) -> Diffusion
     top = B @ prior.covs[L - 1] @ B.T
     top = 0.5 * (top + top.T)
     top = top + jitter * (jnp.trace(top) / d + 1e-12) * jnp.eye(d, dtype=dtype)
-    mean = core.moments(prior, core.prior_conditionals(prior, 1)).theta_mean[0]
+    mean = core.theta_prior_moments(prior)[0]
     return DiffusionPrior.linear([jnp.eye(d, dtype=dtype)], [0.5 * (own + own.T), top], offsets=[mean])
 
 

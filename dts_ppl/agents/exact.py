@@ -34,7 +34,7 @@ class JointState(NamedTuple):
 def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None) -> Agent:
     """Thompson sampling from the exact joint posterior (linear prior, Gaussian rewards)."""
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
-    if not isinstance(likelihood, Gaussian):
+    if not likelihood.is_exact:
         raise ValueError(f"likelihood: exact_ts needs Gaussian rewards, got {likelihood!r}")
     if not prior.is_linear:
         raise ValueError("prior: exact_ts needs a linear diffusion prior (the joint is then Gaussian)")

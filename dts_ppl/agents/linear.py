@@ -12,7 +12,7 @@ Per round: ``update`` O(d^3) for the played action, ``act`` one O(K d^2) pass (v
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,18 +22,14 @@ from dts_ppl.agents.base import (
     ActInfo,
     Agent,
     AgentSpec,
-    Evidence,
     check_context,
     check_glm_options,
     check_num_actions,
     check_update,
-    init_evidence,
-    set_row,
-    update_evidence,
 )
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
-from dts_ppl.core.likelihoods import Bernoulli, Gaussian
+from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor, set_row
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_moments, sample_prior
@@ -46,8 +42,8 @@ class GaussianPrior(NamedTuple):
         mean: (d,)   cov: (d, d)
     """
 
-    mean: jax.Array
-    cov: jax.Array
+    mean: Annotated[jax.Array, "d"]
+    cov: Annotated[jax.Array, "d d"]
 
     @classmethod
     def fit(cls, samples, jitter: float = 1e-9, dtype=None) -> GaussianPrior:
@@ -88,22 +84,16 @@ def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) ->
     Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`dts_ppl.core.inference.moments`);
     moment-matched from ``num_samples`` prior draws otherwise (``key`` required).
     """
-    if prior.is_linear:
-        mo = core.moments(prior, core.prior_conditionals(prior, 1))
-        return GaussianPrior(mo.theta_mean[0], mo.theta_cov[0])
-    if key is None:
-        raise ValueError("key: a nonlinear prior's marginal is moment-matched from samples; pass a PRNG key")
-    _, theta = sample_prior(key, prior, num_samples)
-    return GaussianPrior.fit(theta[:, 0], jitter=0.0, dtype=prior.cov1.dtype)
+    return GaussianPrior(*core.theta_prior_moments(prior, key, num_samples))
 
 
 class LinearState(NamedTuple):
     """Per-group Gaussian posteriors: mean (M, d), cov (M, d, d), evidence, step ()."""
 
     evidence: Evidence
-    mean: jax.Array
-    cov: jax.Array
-    step: jax.Array
+    mean: Annotated[jax.Array, "M d"]
+    cov: Annotated[jax.Array, "M d d"]
+    step: Annotated[jax.Array, ""]
 
 
 def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
@@ -123,13 +113,14 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
     theta_prior = _check_gaussian_prior(theta_prior)
     K = check_num_actions(num_actions)
     check_glm_options(likelihood, history, newton_steps)
+    likelihood = likelihood.for_prior(theta_prior.cov)  # the GLM default: expand at the prior's scale
     d, dtype = theta_prior.mean.shape[0], theta_prior.mean.dtype
     M = 1 if shared else K
     prec0 = psd_inv(theta_prior.cov)
 
     def init() -> LinearState:
         return LinearState(
-            evidence=init_evidence(likelihood, M, d, history, dtype),
+            evidence=likelihood.init_evidence(M, d, history, dtype),
             mean=jnp.broadcast_to(theta_prior.mean, (M, d)),
             cov=jnp.broadcast_to(theta_prior.cov, (M, d, d)),
             step=jnp.zeros((), jnp.int32),
@@ -138,17 +129,18 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
     def act(key, state: LinearState, x):
         x = check_context(x, K, d, shared)
         if shared:  # one parameter: scores x_a^T theta with x (K, d)
-            mean, v = x @ state.mean[0], x @ state.cov[0]
+            v = x @ state.cov[0]
             var = jnp.sum(v * x, -1)
         else:
             v = jnp.einsum("kij,j->ki", state.cov, x)  # Sigma_a x, the one O(K d^2) pass
-            mean, var = state.mean @ x, v @ x
+            var = v @ x
+        mean = linear_predictor(x, state.mean[0] if shared else state.mean)
         scores = score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
         return jnp.argmax(scores), ActInfo(scores)
 
     def update(state: LinearState, x, action, reward) -> LinearState:
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ev, _, (G_g, b_g) = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
+        ev, _, (G_g, b_g) = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
         return LinearState(
             evidence=ev,

@@ -38,8 +38,6 @@ from dts_ppl.agents.base import (
     check_context,
     check_num_actions,
     check_update,
-    init_evidence,
-    update_evidence,
 )
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, Gaussian
@@ -161,7 +159,7 @@ def mcmc_ts(
 
     def init() -> MCMCState:
         psi, theta = core.sample(jax.random.PRNGKey(seed), prior, conds)
-        ev = init_evidence(likelihood, K, d, 1, dtype)
+        ev = likelihood.init_evidence(K, d, 1, dtype)
         chain = start_chain({"psi": psi, "theta": theta}, ev.stats, jax.random.PRNGKey(seed + 1))
         return MCMCState(ev, chain, jnp.broadcast_to(theta, (m, K, d)), jnp.zeros((), jnp.int32))
 
@@ -177,7 +175,7 @@ def mcmc_ts(
 
     def update(state: MCMCState, x, action, reward) -> MCMCState:
         phi, g, y = check_update(x, action, reward, K, d, False, likelihood)
-        ev, _, _ = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, 1)
+        ev, _, _ = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, 1)
         step = state.step + 1
         salt = jax.lax.bitcast_convert_type(y.astype(jnp.float32), jnp.int32)
         chain, draws = jax.lax.cond(

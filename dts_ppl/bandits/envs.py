@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.likelihoods import linear_predictor as _eta
 from dts_ppl.core.prior import DiffusionPrior
 
 
@@ -45,8 +46,9 @@ class Environment(NamedTuple):
 
 
 def linear_predictor(env: Environment, theta, x):
-    """eta (K,) of every action."""
-    return x @ theta if env.shared else theta @ x
+    """eta (K,) of every action: x (d,) against theta (K, d), or features x (K, d) against theta (d,)."""
+    del env  # the shapes tell the two cases apart (:func:`dts_ppl.core.linear_predictor`)
+    return _eta(x, theta)
 
 
 def mean_rewards(env: Environment, theta, x):

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from dts_ppl.agents.base import Agent
 from dts_ppl.bandits.envs import Environment, mean_rewards, sample_reward
+from dts_ppl.core.checks import check_positive_int
 from dts_ppl.plotting import pyplot
 
 
@@ -57,10 +58,9 @@ def _check(env, agent, num_rounds, num_runs, chunk_size):
     if not isinstance(agent, Agent):
         raise ValueError(f"agent: expected a dts_ppl.agents.Agent, got {type(agent).__name__}")
     for name, v in (("num_rounds", num_rounds), ("num_runs", num_runs)):
-        if not isinstance(v, int | np.integer) or v <= 0:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    if chunk_size is not None and (not isinstance(chunk_size, int | np.integer) or chunk_size <= 0):
-        raise ValueError(f"chunk_size: expected a positive integer or None, got {chunk_size!r}")
+        check_positive_int(name, v)
+    if chunk_size is not None:
+        check_positive_int("chunk_size", chunk_size, "a positive integer or None")
 
 
 def run_regret(key, env: Environment, agent: Agent, num_rounds: int):

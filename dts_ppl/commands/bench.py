@@ -1,8 +1,9 @@
 """``dts-ppl bench regret``: run every algorithm of a preset and report final regrets.
 
 Writes JSON {"preset", "rounds", "runs", "seed", "curve_rounds", "algorithms": {NAME: {"final_regret_mean",
-"final_regret_se", "curve"}}} where ``curve`` is the mean cumulative regret at the rounds listed in
-``curve_rounds`` (at most 250 of them, the last one = ``rounds``), and a plot of the curves.
+"final_regret_se", "final_regrets", "curve"}}} where ``curve`` is the mean cumulative regret at the rounds listed in
+``curve_rounds`` (at most 250 of them, the last one = ``rounds``), ``final_regrets`` the final
+cumulative regret of every run (runs are paired across algorithms), and a plot of the curves.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import jax
 import numpy as np
 
 from dts_ppl.bandits.simulation import plot_regret, regret_ratio, simulate
+from dts_ppl.core.checks import check_positive_int
 from dts_ppl.data.movielens import ENV_VAR
 from dts_ppl.experiments.regret import default_chunk_size, get_preset, preset_names
 
@@ -59,10 +61,8 @@ def run_experiment(preset_name, runs, rounds, seed, agents=None, chunk_size=None
     preset = get_preset(preset_name)
     runs = preset.runs if runs is None else runs
     rounds = preset.rounds if rounds is None else rounds
-    if runs is None or runs <= 0:
-        raise ValueError(f"runs: expected a positive integer, got {runs}")
-    if rounds is None or rounds <= 0:
-        raise ValueError(f"rounds: expected a positive integer, got {rounds}")
+    check_positive_int("runs", runs)
+    check_positive_int("rounds", rounds)
     k_build, k_sim = jax.random.split(jax.random.PRNGKey(seed))
     env, algos = preset.build(k_build, rounds)
     if agents:
@@ -93,6 +93,7 @@ def to_json(preset: str, results: dict, rounds: int, runs: int, seed: int = 0, m
             name: {
                 "final_regret_mean": res.final_mean,
                 "final_regret_se": res.final_se,
+                "final_regrets": [float(f"{v:.6g}") for v in np.asarray(res.cumulative)[:, -1]],
                 "curve": [float(f"{v:.6g}") for v in res.mean[idx]],
             }
             for name, res in results.items()

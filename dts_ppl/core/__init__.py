@@ -6,35 +6,50 @@ agents (:mod:`dts_ppl.agents`) call these same functions.
 - Priors and links: :class:`DiffusionPrior`, :class:`AffineLink`, :class:`MLPLink`.
 - Likelihoods and their evidence: :class:`Gaussian`, :class:`Bernoulli`, :class:`Poisson`,
   :class:`ActionStats`.
-- The closed-form posterior: :func:`posterior` (statistics -> chain of conditionals),
-  :func:`sample` (draws), :func:`moments` (means and covariances), :func:`prior_conditionals`.
+- The closed-form posterior: :func:`posterior` / :func:`fit_posterior` (statistics -> chain of
+  conditionals, with the final linearisation and the passes used), :func:`upward_pass` (the one
+  iterated upward pass every caller uses), :func:`sample` (draws), :func:`moments` (means and
+  covariances), :func:`prior_conditionals`, :func:`linear_predictor` (eta = x^T theta).
 - Prior draws: :func:`sample_prior` (psi and theta from any DiffusionPrior); :func:`sample_moments`.
 - The independent reference: :func:`joint_posterior` (the joint-Gaussian oracle).
 
 Row order of latent arrays: everywhere in the package a (L, ...) latent array is in sampling
-order, row 0 = psi_L (the top), row L - 1 = psi_1, like the ``psi`` site of the model.
+order, row 0 = psi_L (the top), row L - 1 = psi_1, like the ``psi`` site of the model. The
+prior's own level-ordered storage is converted in one place, :func:`chain_rows`.
 """
 
-from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson, empty_stats
-from dts_ppl.core.links import LINEARISATIONS, AffineLink, MLPLink
-from dts_ppl.core.oracle import JointGaussian, joint_posterior
 from dts_ppl.core.inference import (
+    DEFAULT_LINEARISATION,
+    DEFAULT_MAX_PASSES,
+    DEFAULT_TOL,
     Conditionals,
     DTSPosterior,
     Linearisation,
     Message,
+    PosteriorFit,
     PosteriorMoments,
+    UpwardPass,
+    chain_rows,
     condition,
+    fit_posterior,
     linearise,
     moments,
     posterior,
     prior_conditionals,
     sample,
+    theta_prior_moments,
+    upward_pass,
 )
+from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Evidence, Gaussian, Poisson, empty_stats, linear_predictor
+from dts_ppl.core.links import LINEARISATIONS, AffineLink, MLPLink
+from dts_ppl.core.oracle import JointGaussian, joint_posterior
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_moments, sample_prior
 
 __all__ = [
+    "DEFAULT_LINEARISATION",
+    "DEFAULT_MAX_PASSES",
+    "DEFAULT_TOL",
     "LINEARISATIONS",
     "ActionStats",
     "AffineLink",
@@ -42,16 +57,22 @@ __all__ = [
     "Conditionals",
     "DTSPosterior",
     "DiffusionPrior",
+    "Evidence",
     "Gaussian",
     "JointGaussian",
     "Linearisation",
     "MLPLink",
     "Message",
     "Poisson",
+    "PosteriorFit",
     "PosteriorMoments",
+    "UpwardPass",
+    "chain_rows",
     "condition",
     "empty_stats",
+    "fit_posterior",
     "joint_posterior",
+    "linear_predictor",
     "linearise",
     "moments",
     "posterior",
@@ -59,4 +80,6 @@ __all__ = [
     "sample",
     "sample_moments",
     "sample_prior",
+    "theta_prior_moments",
+    "upward_pass",
 ]

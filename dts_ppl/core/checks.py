@@ -36,6 +36,17 @@ def as_array(name: str, x, ndim: int | None = None, shape: tuple | None = None):
     return arr
 
 
+def check_positive_int(name: str, value, what: str = "a positive integer") -> int:
+    """``value`` as an int if it is an integer >= 1 (Python or NumPy; bools rejected), else ValueError.
+
+    ``what`` words the expectation in the message (e.g. "a positive buffer size").
+    """
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_) and value >= 1
+    if not ok:
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
 def check_finite(name: str, x) -> None:
     """Raise if a concrete array contains NaN or inf."""
     if is_concrete(x):
@@ -97,10 +108,3 @@ def covariance(name: str, s, dim: int, dtype=None):
         if eig.min() <= 0:
             raise ValueError(f"{name}: covariance is not positive definite (smallest eigenvalue {eig.min():.3g})")
     return arr
-
-
-def positive_int(name: str, v) -> int:
-    """A positive Python or NumPy integer (not a bool, not a float) as an int."""
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    return int(v)

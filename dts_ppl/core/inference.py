@@ -8,25 +8,41 @@ with u = 0 for the top latent. The prior is gain = I, shift = 0; conditioning on
 only these three arrays. The NumPyro model and guide (`dts_ppl.ppl.model`, `dts_ppl.ppl.guide`) and
 the agents all sample through :func:`conditional_loc`, so there is one formula for each step.
 
-Upward pass (data -> top): each level combines its prior precision Q with the evidence (G, b)
-arriving from below (:func:`condition`), and passes up a message in the parent's mean space,
-pulled back through the link's linearisation (:func:`pull_back`). No G^-1 is ever formed, so
-actions with fewer than d pulls (singular G_a) and actions with no data are exact.
+Row order. Every (L, ...) latent array here -- the latent conditionals, the linearisation,
+expansion points, draws and moments -- is in SAMPLING order: row 0 = psi_L (the top),
+row L - 1 = psi_1, like the model's ``psi`` site. The prior stores its covariances and links
+f_2..f_L in level order; :func:`chain_rows` is the one place that converts them.
+
+Upward pass (data -> top, :func:`upward_pass`): each level combines its prior precision Q with
+the evidence (G, b) arriving from below (:func:`condition`), and passes up a message in the
+parent's mean space, pulled back through the link's linearisation (:func:`pull_back`). No G^-1
+is ever formed, so actions with fewer than d pulls (singular G_a) and actions with no data are
+exact. For nonlinear links the default ("iterated") repeats the pass, re-linearising each link
+at the previous pass's posterior mean trajectory, until the expansion points stop moving
+(docs/defaults.md); affine links are exact in one pass.
 """
 
 from __future__ import annotations
 
 import math
 from functools import partial
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.core.linalg import chol_solve, psd_cholesky, psd_inv, scale_tril_of_inverse, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
+
+#: Defaults of the iterated upward pass: stop when no expansion point moves by more than
+#: ``tol * max(1, max |point|)`` between passes, or after ``max_passes`` passes
+#: (chosen by measurement, docs/defaults.md).
+DEFAULT_TOL = 1e-5
+DEFAULT_MAX_PASSES = 20
+DEFAULT_LINEARISATION = "iterated"
 
 
 class Conditionals(NamedTuple):
@@ -38,9 +54,9 @@ class Conditionals(NamedTuple):
         scale_tril: (..., n, n) lower Cholesky factor of the conditional covariance.
     """
 
-    gain: jax.Array
-    shift: jax.Array
-    scale_tril: jax.Array
+    gain: Annotated[jax.Array, "... n n"]
+    shift: Annotated[jax.Array, "... n"]
+    scale_tril: Annotated[jax.Array, "... n n"]
 
     @property
     def cov(self):
@@ -51,8 +67,8 @@ class DTSPosterior(NamedTuple):
     """The dTS posterior of a diffusion prior, as conditionals along the chain.
 
     Attributes:
-        latents: level l at index l - 1, psi_l | psi_{l+1} with u = f_{l+1}(psi_{l+1}) (u = 0
-            at the top); shapes (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi).
+        latents: psi_l | psi_{l+1} in sampling order (row 0 = psi_L with u = 0, row L - l =
+            psi_l with u = f_{l+1}(psi_{l+1})); shapes (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi).
         theta: theta_a | psi_1 with u = f_1(psi_1); shapes (K, d, d), (K, d), (K, d, d).
     """
 
@@ -61,24 +77,61 @@ class DTSPosterior(NamedTuple):
 
 
 class Linearisation(NamedTuple):
-    """Affine stand-ins (W_l, c_l) for the links in the upward messages.
+    """Affine stand-ins u ~ W psi + c for the links in the upward messages, in sampling order.
 
     Attributes:
-        w1: (d, d_psi), c1: (d,) for f_1.
-        w: (L - 1, d_psi, d_psi), c: (L - 1, d_psi) for f_2..f_L (None when L = 1).
+        w1: (d, d_psi), c1: (d,): f_1 at psi_1.
+        w: (L, d_psi, d_psi), c: (L, d_psi): row i stands for the link from row i - 1 to row i
+            (f_{L-i+1}, expanded at psi_{L-i+1}); row 0, the top, has no parent and is zero.
     """
 
-    w1: jax.Array
-    c1: jax.Array
-    w: jax.Array | None
-    c: jax.Array | None
+    w1: Annotated[jax.Array, "d d_psi"]
+    c1: Annotated[jax.Array, "d"]
+    w: Annotated[jax.Array, "L d_psi d_psi"]
+    c: Annotated[jax.Array, "L d_psi"]
 
 
 class Message(NamedTuple):
-    """Upward message exp(-1/2 x^T G x + x^T b) on one variable: G (n, n), b (n,)."""
+    """Upward message exp(-1/2 x^T G x + x^T b) on one variable.
 
-    G: jax.Array
-    b: jax.Array
+    Attributes:
+        G: (n, n).   b: (n,).
+    """
+
+    G: Annotated[jax.Array, "n n"]
+    b: Annotated[jax.Array, "n"]
+
+
+class UpwardPass(NamedTuple):
+    """Result of :func:`upward_pass`.
+
+    Attributes:
+        latents: Conditionals (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi), sampling order.
+        linearisation: the Linearisation the final pass used (moments must use it too).
+        passes: () int32, upward passes run (1 for affine links, "identity" and "jacobian").
+        converged: () bool, whether the expansion points met the tolerance (True whenever one
+            pass is all the method does).
+    """
+
+    latents: Conditionals
+    linearisation: Linearisation
+    passes: Annotated[jax.Array, ""]
+    converged: Annotated[jax.Array, ""]
+
+
+class PosteriorFit(NamedTuple):
+    """Result of :func:`fit_posterior`: the posterior and how its upward pass ended.
+
+    Attributes:
+        posterior: DTSPosterior.
+        linearisation: Linearisation of the final upward pass.
+        passes: () int32.   converged: () bool (see :class:`UpwardPass`).
+    """
+
+    posterior: DTSPosterior
+    linearisation: Linearisation
+    passes: Annotated[jax.Array, ""]
+    converged: Annotated[jax.Array, ""]
 
 
 # ----------------------------------------------------------------------------------- one step
@@ -114,38 +167,90 @@ def conditional_loc(cond: Conditionals, u):
     return jnp.einsum("...ij,...j->...i", cond.gain, u) + cond.shift
 
 
+# ------------------------------------------------------------------------- the chain's rows
+
+
+class ChainRows(NamedTuple):
+    """The prior's per-level quantities in sampling order (row i = psi_{L-i}).
+
+    Attributes:
+        cov: (L, d_psi, d_psi) covariance of row i given its parent (row 0: S_{L+1}).
+        is_top: (L,) bool, True at row 0.
+        parent_link: the link from row i - 1 to row i (f_{L-i+1}) stacked on a leading axis of
+            length L; row 0 holds a zero placeholder, never used (masked by ``is_top``). None
+            when L = 1.
+        prior_mean: (L, d_psi) the prior mean trajectory psi*_L = 0, psi*_{l-1} = f_l(psi*_l).
+    """
+
+    cov: Annotated[jax.Array, "L d_psi d_psi"]
+    is_top: Annotated[jax.Array, "L"]
+    parent_link: object
+    prior_mean: Annotated[jax.Array, "L d_psi"]
+
+
+def chain_rows(prior: DiffusionPrior) -> ChainRows:
+    """The one conversion from the prior's level-ordered storage to the sampling order.
+
+    ``prior.covs[l - 1]`` (psi_l | psi_{l+1}), ``prior.links[l - 2]`` (f_l) and
+    ``prior.prior_mean_trajectory()[l - 1]`` are indexed by level; every latent array of the
+    package is indexed by row L - l. Nothing else in the package reverses a latent axis.
+    """
+
+    def flip(x):
+        return jnp.flip(x, axis=0)
+
+    links = None
+    if prior.links is not None:
+        links = jax.tree.map(lambda x: jnp.concatenate([jnp.zeros_like(x[:1]), flip(x)]), prior.links)
+    is_top = jnp.arange(prior.num_levels) == 0
+    return ChainRows(flip(prior.covs), is_top, links, flip(prior.prior_mean_trajectory()))
+
+
+def parent_means(prior: DiffusionPrior, psi_parent, is_top, parent_link):
+    """u = f_{l+1}(psi_{l+1}) for one level of the chain, 0 at the top (used inside scans)."""
+    zero = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
+    if parent_link is None:
+        return zero
+    return jnp.where(is_top, zero, parent_link(psi_parent))
+
+
+def chain_scan_inputs(prior: DiffusionPrior, latents: Conditionals):
+    """xs for a forward scan down the chain, top row first: (conditional, is_top, parent link).
+
+    The scan is forward over sampling-ordered inputs rather than ``reverse=True`` because
+    ``numpyro.contrib.control_flow.scan`` (0.22) substitutes ``value[i]`` with a forward counter
+    even when ``reverse=True``, which would score the wrong rows under ``substitute`` /
+    ``log_density`` / NUTS. Stacked draws come out in sampling order: row 0 is psi_L.
+    """
+    rows = chain_rows(prior)
+    return latents, rows.is_top, rows.parent_link
+
+
 # ------------------------------------------------------------------------------ linearisation
 
 
-def linearise(prior: DiffusionPrior, method: str = "identity", points=None) -> Linearisation:
+def linearise(prior: DiffusionPrior, method: str = "jacobian", points=None) -> Linearisation:
     """Affine stand-ins for the links. Exact (W_l, c_l) for affine links, whatever the method.
 
     Args:
         prior: the diffusion prior.
-        method: "identity" (the paper), "jacobian" or "iterated" (docs/math.md section 4).
-        points: (L, d_psi) latent trajectory to linearise at, in LEVEL order (row l - 1 =
-            psi_l, the reverse of the sampling order of draws and moments); defaults to the
-            prior mean trajectory.
+        method: "identity" (the paper), "jacobian" or "iterated" (both: the Jacobian at ``points``).
+        points: (L, d_psi) latent trajectory to expand at, in sampling order (row 0 = psi_L, as
+            draws and moments); defaults to the prior mean trajectory.
+    Returns:
+        Linearisation.
     """
     check_linearisation(method)
-    if points is None:
-        points = prior.prior_mean_trajectory()
-    w1, c1 = prior.link1.linearise(points[0], method)
-    if prior.links is None:
-        return Linearisation(w1, c1, None, None)
-    w, c = jax.vmap(lambda link, p: link.linearise(p, method))(prior.links, points[1:])
-    return Linearisation(w1, c1, w, c)
-
-
-def _pad_top(tree, num_levels):
-    """Stacked per-link arrays for f_2..f_L, padded to length L (the top slot is unused)."""
-    if tree is None:
-        return None
-    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.zeros_like(x[:1])]), tree)
-
-
-def _is_top(num_levels):
-    return jnp.arange(num_levels) == num_levels - 1
+    rows = chain_rows(prior)
+    points = rows.prior_mean if points is None else points
+    w1, c1 = prior.link1.linearise(points[-1], method)
+    dp, dtype = prior.latent_dim, prior.cov1.dtype
+    w0, c0 = jnp.zeros((1, dp, dp), dtype), jnp.zeros((1, dp), dtype)
+    if rows.parent_link is None:
+        return Linearisation(w1, c1, w0, c0)
+    links = jax.tree.map(lambda x: x[1:], rows.parent_link)
+    w, c = jax.vmap(lambda link, p: link.linearise(p, method))(links, points[:-1])
+    return Linearisation(w1, c1, jnp.concatenate([w0, w.astype(dtype)]), jnp.concatenate([c0, c.astype(dtype)]))
 
 
 # ------------------------------------------------------------------------------- upward pass
@@ -164,43 +269,145 @@ def action_posteriors(prior: DiffusionPrior, stats: ActionStats):
 
 
 def latent_posteriors(prior: DiffusionPrior, evidence: Message, lin: Linearisation) -> Conditionals:
-    """psi_l | psi_{l+1} for l = 1..L given the summed action messages on u = f_1(psi_1).
+    """One upward pass: psi_l | psi_{l+1} for every level given the summed action messages.
 
     Args:
-        evidence: sum over actions of the messages from :func:`action_posteriors`:
-            G (d, d), b (d,) (Ghat_1 and bhat_1 of docs/math.md).
+        evidence: sum over actions of the messages from :func:`action_posteriors` on
+            u = f_1(psi_1): G (d, d), b (d,) (Ghat_1 and bhat_1 of docs/math.md).
         lin: linearisation of the links (:func:`linearise`).
     Returns:
-        Conditionals with (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi) fields.
+        Conditionals with (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi) fields, sampling order.
     """
-    msg = pull_back(evidence, lin.w1, lin.c1)
-    precs = psd_inv(prior.covs)  # Q_l = S_{l+1}^-1 for psi_l
-    wc = _pad_top(None if lin.w is None else (lin.w, lin.c), prior.num_levels)
+    msg = pull_back(evidence, lin.w1, lin.c1)  # on psi_1, the last row
+    precs = psd_inv(chain_rows(prior).cov)
 
-    def step(msg, xs):
-        prec, parent_lin = xs
+    def step(msg, xs):  # bottom row first (reverse scan); row 0's pull-back (W = 0) is unused
+        prec, w, c = xs
         cond, up = condition(prec, msg.G, msg.b)
-        if parent_lin is not None:
-            up = pull_back(up, *parent_lin)
-        return up, cond
+        return pull_back(up, w, c), cond
 
-    _, conds = jax.lax.scan(step, msg, (precs, wc))
+    _, conds = jax.lax.scan(step, msg, (precs, lin.w, lin.c), reverse=True)
     return conds
 
 
-@partial(jax.jit, static_argnames=("linearisation", "num_iterations"))
+def _point_change(new, old):
+    """max |new - old| relative to max(1, max |new|): the convergence measure of the passes."""
+    return jnp.max(jnp.abs(new - old)) / jnp.maximum(1.0, jnp.max(jnp.abs(new)))
+
+
+def check_pass_options(tol, max_passes) -> tuple[float, int]:
+    """Validate the iterated pass's tolerance (finite, >= 0) and maximum passes (positive int)."""
+    max_passes = _checks.check_positive_int("max_passes", max_passes)
+    if isinstance(tol, bool) or not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+    return float(tol), max_passes
+
+
+def upward_pass(
+    prior: DiffusionPrior,
+    evidence: Message,
+    method: str = DEFAULT_LINEARISATION,
+    tol: float = DEFAULT_TOL,
+    max_passes: int = DEFAULT_MAX_PASSES,
+) -> UpwardPass:
+    """The latent posterior given the summed action evidence, iterated to convergence.
+
+    "identity" (the paper) and "jacobian" (at the prior mean trajectory) run one pass, as do
+    affine links (exact). "iterated" starts from the Jacobian at the prior mean trajectory and,
+    under ``lax.while_loop``, moves the expansion points towards the posterior mean trajectory of
+    the last pass (propagated through that pass's linearisation, as :func:`moments`):
+
+        points <- points + step (mean(points) - points),
+
+    with step = 1 (plain fixed-point iteration) while the gap |mean(points) - points| shrinks;
+    from the first pass where it does not, the step is halved at every pass (ReLU links can make
+    plain iteration cycle between two activation patterns, measured in docs/defaults.md). It
+    stops when the expansion points would move by at most ``tol * max(1, max |point|)`` or after
+    ``max_passes`` passes. ``converged``
+    says whether the gap itself met the tolerance: then the posterior is the exact posterior of
+    the prior linearised at its own mean trajectory.
+
+    Args:
+        prior: DiffusionPrior with L levels.
+        evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
+        method: "identity", "jacobian" or "iterated".
+        tol: tolerance on the change of the expansion points (relative to their scale).
+        max_passes: upward passes at most (each O(L d_psi^3)).
+    Returns:
+        UpwardPass(latents, linearisation, passes, converged).
+    """
+    check_linearisation(method)
+    tol, max_passes = check_pass_options(tol, max_passes)
+    one = jnp.ones((), jnp.int32)
+    if method != "iterated" or prior.is_linear:
+        lin = linearise(prior, "jacobian" if method == "iterated" else method)
+        return UpwardPass(latent_posteriors(prior, evidence, lin), lin, one, jnp.ones((), bool))
+
+    def run(points):  # one pass expanded at ``points``, its mean trajectory and their gap
+        lin = linearise(prior, "iterated", points)
+        latents = latent_posteriors(prior, evidence, lin)
+        mean = _chain_moments(latents, lin)[0]
+        return latents, lin, mean, _point_change(mean, points)
+
+    points = chain_rows(prior).prior_mean
+    latents, lin, mean, gap = run(points)
+    dtype = points.dtype
+    # carry: latents, lin, points, mean, gap, previous gap, step, passes
+    init = (latents, lin, points, mean, gap, jnp.asarray(jnp.inf, dtype), jnp.ones((), dtype), one)
+
+    def next_step(gap, prev, step):  # 1 while the gap shrinks; once it has not, halved every pass
+        return jnp.where((gap < prev) & (step == 1.0), step, 0.5 * step)
+
+    def cond(carry):
+        *_, gap, prev, step, passes = carry
+        return (next_step(gap, prev, step) * gap > tol) & (gap > tol) & (passes < max_passes)
+
+    def body(carry):
+        _, _, points, mean, gap, prev, step, passes = carry
+        step = next_step(gap, prev, step)
+        new_points = points + step * (mean - points)
+        latents, lin, new_mean, new_gap = run(new_points)
+        return latents, lin, new_points, new_mean, new_gap, gap, step, passes + 1
+
+    latents, lin, _, _, gap, _, _, passes = jax.lax.while_loop(cond, body, init)
+    return UpwardPass(latents, lin, passes, gap <= tol)
+
+
+@partial(jax.jit, static_argnames=("linearisation", "tol", "max_passes"))
+def fit_posterior(
+    prior: DiffusionPrior,
+    stats: ActionStats,
+    linearisation: str = DEFAULT_LINEARISATION,
+    tol: float = DEFAULT_TOL,
+    max_passes: int = DEFAULT_MAX_PASSES,
+) -> PosteriorFit:
+    """The dTS posterior of ``prior`` given per-action statistics, with its final linearisation.
+
+    Args:
+        prior: DiffusionPrior with dim d, latent_dim d_psi, L levels.
+        stats: ActionStats with G (K, d, d), b (K, d).
+        linearisation, tol, max_passes: as :func:`upward_pass` (default: iterated to convergence).
+    Returns:
+        PosteriorFit(posterior, linearisation, passes, converged).
+    """
+    theta, per_action = action_posteriors(prior, stats)
+    evidence = Message(per_action.G.sum(0), per_action.b.sum(0))
+    up = upward_pass(prior, evidence, linearisation, tol, max_passes)
+    return PosteriorFit(DTSPosterior(up.latents, theta), up.linearisation, up.passes, up.converged)
+
+
 def posterior(
     prior: DiffusionPrior,
     stats: ActionStats,
-    linearisation: str = "identity",
-    num_iterations: int = 3,
+    linearisation: str = DEFAULT_LINEARISATION,
+    tol: float = DEFAULT_TOL,
+    max_passes: int = DEFAULT_MAX_PASSES,
 ) -> DTSPosterior:
-    """The dTS posterior of ``prior`` given per-action statistics.
+    """The dTS posterior of ``prior`` given per-action statistics (:func:`fit_posterior`'s posterior).
 
     Exact for affine links (any ``linearisation``) with Gaussian rewards. For nonlinear links
-    ``linearisation`` picks the upward approximation: "identity" (the paper), "jacobian" (at
-    the prior mean trajectory) or "iterated" (``num_iterations`` passes, each re-linearising
-    at the previous pass's posterior mean trajectory).
+    ``linearisation`` picks the upward approximation: "iterated" (default: re-linearised to
+    convergence, :func:`upward_pass`), "identity" (the paper) or "jacobian" (at the prior mean).
 
     Args:
         prior: DiffusionPrior with dim d, latent_dim d_psi, L levels.
@@ -209,16 +416,8 @@ def posterior(
         DTSPosterior.
     """
     check_linearisation(linearisation)
-    theta, per_action = action_posteriors(prior, stats)
-    evidence = Message(per_action.G.sum(0), per_action.b.sum(0))
-    lin = linearise(prior, "jacobian" if linearisation == "iterated" else linearisation)
-    latents = latent_posteriors(prior, evidence, lin)
-    if linearisation == "iterated" and not prior.is_linear:
-        for _ in range(num_iterations - 1):
-            points = moments(prior, DTSPosterior(latents, theta), lin).psi_mean[::-1]  # level order
-            lin = linearise(prior, "iterated", points)
-            latents = latent_posteriors(prior, evidence, lin)
-    return DTSPosterior(latents, theta)
+    tol, max_passes = check_pass_options(tol, max_passes)
+    return fit_posterior(prior, stats, linearisation, tol, max_passes).posterior
 
 
 def prior_conditionals(prior: DiffusionPrior, num_actions: int = 1) -> DTSPosterior:
@@ -228,7 +427,7 @@ def prior_conditionals(prior: DiffusionPrior, num_actions: int = 1) -> DTSPoster
     latents = Conditionals(
         jnp.broadcast_to(jnp.eye(dp, dtype=dtype), (L, dp, dp)),
         jnp.zeros((L, dp), dtype),
-        psd_cholesky(prior.covs),
+        psd_cholesky(chain_rows(prior).cov),
     )
     theta = Conditionals(
         jnp.broadcast_to(jnp.eye(d, dtype=dtype), (K, d, d)),
@@ -239,27 +438,6 @@ def prior_conditionals(prior: DiffusionPrior, num_actions: int = 1) -> DTSPoster
 
 
 # ------------------------------------------------------------------------------ downward pass
-
-
-def parent_means(prior: DiffusionPrior, psi_parent, is_top, parent_link):
-    """u = f_{l+1}(psi_{l+1}) for one level of the chain, 0 at the top (used inside scans)."""
-    zero = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
-    if parent_link is None:
-        return zero
-    return jnp.where(is_top, zero, parent_link(psi_parent))
-
-
-def chain_scan_inputs(prior: DiffusionPrior, latents: Conditionals):
-    """xs for a forward scan down the chain, top level first: (conditional, is_top, parent link).
-
-    The scan is forward over top-down inputs rather than ``reverse=True`` over level-ordered
-    ones because ``numpyro.contrib.control_flow.scan`` (0.22) substitutes ``value[i]`` with a
-    forward counter even when ``reverse=True``, which would score the wrong rows under
-    ``substitute`` / ``log_density`` / NUTS. Stacked draws therefore come out in sampling
-    order: row 0 is psi_L, row L - 1 is psi_1.
-    """
-    xs = (latents, _is_top(prior.num_levels), _pad_top(prior.links, prior.num_levels))
-    return jax.tree.map(lambda x: x[::-1], xs)
 
 
 @partial(jax.jit, static_argnames=("sample_shape",))
@@ -313,15 +491,32 @@ class PosteriorMoments(NamedTuple):
             latent is the only source of correlation between actions.
     """
 
-    psi_mean: jax.Array
-    psi_cov: jax.Array
-    theta_mean: jax.Array
-    theta_cov: jax.Array
-    theta_loading: jax.Array
+    psi_mean: Annotated[jax.Array, "L d_psi"]
+    psi_cov: Annotated[jax.Array, "L d_psi d_psi"]
+    theta_mean: Annotated[jax.Array, "K d"]
+    theta_cov: Annotated[jax.Array, "K d d"]
+    theta_loading: Annotated[jax.Array, "K d d_psi"]
 
     def theta_cross_cov(self, a: int, b: int):
         """Cov(theta_a, theta_b) for a != b: loading_a Cov(psi_1) loading_b^T, (d, d)."""
         return self.theta_loading[a] @ self.psi_cov[-1] @ self.theta_loading[b].T
+
+
+def _chain_moments(latents: Conditionals, lin: Linearisation):
+    """Means (L, d_psi) and covariances (L, d_psi, d_psi) of the latents, top row first."""
+
+    def step(carry, xs):
+        m_parent, c_parent = carry
+        cond, w, c = xs  # row 0: w = 0, c = 0, so u = 0 at the top
+        a = cond.gain @ w
+        mean = conditional_loc(cond, w @ m_parent + c)
+        cov = symmetrise(a @ c_parent @ a.T + cond.cov)
+        return (mean, cov), (mean, cov)
+
+    dp, dtype = latents.shift.shape[-1], latents.shift.dtype
+    zero = (jnp.zeros(dp, dtype), jnp.zeros((dp, dp), dtype))
+    _, (psi_mean, psi_cov) = jax.lax.scan(step, zero, (latents, lin.w, lin.c))
+    return psi_mean, psi_cov
 
 
 @jax.jit
@@ -329,31 +524,43 @@ def moments(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None
     """Propagate means and covariances down the chain through the links' linearisation.
 
     Exact for affine links. For nonlinear links pass the linearisation the posterior used
-    (default: the prior-mean Jacobian), and treat the result as an approximation; Monte Carlo
-    with :func:`sample` uses the true links.
+    (:attr:`PosteriorFit.linearisation`; default: the prior-mean Jacobian), and treat the result
+    as an approximation; Monte Carlo with :func:`sample` uses the true links.
     """
     if lin is None:
         lin = linearise(prior, "jacobian")
-    wc = _pad_top(None if lin.w is None else (lin.w, lin.c), prior.num_levels)
-    dp = prior.latent_dim
-
-    def step(carry, xs):
-        m_parent, c_parent = carry
-        cond, is_top, parent_lin = xs
-        if parent_lin is None:
-            a, u = jnp.zeros((dp, dp), m_parent.dtype), jnp.zeros(dp, m_parent.dtype)
-        else:
-            w, c = parent_lin
-            a = jnp.where(is_top, 0.0, cond.gain @ w)
-            u = jnp.where(is_top, 0.0, w @ m_parent + c)
-        mean = conditional_loc(cond, u)
-        cov = symmetrise(a @ c_parent @ a.T + cond.cov)
-        return (mean, cov), (mean, cov)
-
-    zero = (jnp.zeros(dp, prior.cov1.dtype), jnp.zeros((dp, dp), prior.cov1.dtype))
-    xs = jax.tree.map(lambda x: x[::-1], (post.latents, _is_top(prior.num_levels), wc))  # top first
-    _, (psi_mean, psi_cov) = jax.lax.scan(step, zero, xs)
+    psi_mean, psi_cov = _chain_moments(post.latents, lin)
     loading = post.theta.gain @ lin.w1  # (K, d, d_psi)
     theta_mean = conditional_loc(post.theta, lin.w1 @ psi_mean[-1] + lin.c1)
     theta_cov = symmetrise(loading @ psi_cov[-1] @ jnp.swapaxes(loading, -1, -2) + post.theta.cov)
     return PosteriorMoments(psi_mean, psi_cov, theta_mean, theta_cov, loading)
+
+
+def theta_prior_moments(prior: DiffusionPrior, key=None, num_samples: int = 20000):
+    """Mean (d,) and covariance (d, d) of one theta_a under the prior.
+
+    Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`moments`);
+    moment-matched from ``num_samples`` prior draws otherwise (``key`` required).
+    """
+    if prior.is_linear:
+        mo = moments(prior, prior_conditionals(prior, 1))
+        return mo.theta_mean[0], mo.theta_cov[0]
+    if key is None:
+        raise ValueError("key: a nonlinear prior's marginal is moment-matched from samples; pass a PRNG key")
+    num_samples = _checks.check_positive_int("num_samples", num_samples)
+    _, theta = sample(key, prior, prior_conditionals(prior, 1), (num_samples,))
+    return sample_moments(theta[:, 0])
+
+
+#: The fixed key with which agents and guides moment-match a nonlinear prior's theta covariance
+#: for the default GLM expansion point (:func:`theta_prior_scale_cov`); fixed so that an agent and
+#: a guide on the same prior use the same ridge.
+PRIOR_SCALE_KEY = 0
+
+
+def theta_prior_scale_cov(prior: DiffusionPrior):
+    """theta_a's prior covariance (d, d) for the GLM default (``likelihood.for_prior``).
+
+    Exact for affine links, from 20000 draws with the fixed key :data:`PRIOR_SCALE_KEY` otherwise.
+    """
+    return theta_prior_moments(prior, jax.random.PRNGKey(PRIOR_SCALE_KEY))[1]

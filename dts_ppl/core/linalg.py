@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
 
+from dts_ppl.core import checks as _checks
+
 
 def symmetrise(a):
     """(A + A^T) / 2 over the last two axes."""
@@ -55,3 +57,25 @@ def scale_tril_of_inverse(chol_prec):
     linv = solve_triangular(chol_prec, eye, lower=True)
     cov = symmetrise(jnp.swapaxes(linv, -1, -2) @ linv)
     return psd_cholesky(cov)
+
+
+def sample_moments(samples, name: str = "samples"):
+    """Mean and unbiased (N - 1) covariance of samples, validated.
+
+    Args:
+        samples: (N, d) array, N >= 2, d >= 1, all finite (checked when concrete).
+        name: the argument name used in error messages.
+    Returns:
+        mean (d,) and covariance (d, d) (exactly symmetric).
+    """
+    x = _checks.as_array(name, samples, ndim=2)
+    n, d = x.shape
+    if n < 2:
+        raise ValueError(f"{name}: expected at least 2 samples (rows of an (N, d) array), got N = {n}")
+    if d < 1:
+        raise ValueError(f"{name}: expected at least one coordinate (an (N, d) array with d >= 1), got d = 0")
+    _checks.check_finite(name, x)
+    mean = x.mean(0)
+    centred = x - mean
+    cov = centred.T @ centred / (n - 1)
+    return mean, 0.5 * (cov + cov.T)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.inference import prior_conditionals, sample
+from dts_ppl.core.linalg import sample_moments  # noqa: F401  (re-exported: the one sample-moments formula)
 from dts_ppl.core.prior import DiffusionPrior
 
 
@@ -38,28 +39,6 @@ def sample_prior(key, prior: DiffusionPrior, num_samples: int, num_actions: int 
     """
     if not isinstance(prior, DiffusionPrior):
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
-    n = _checks.positive_int("num_samples", num_samples)
-    k = _checks.positive_int("num_actions", num_actions)
+    n = _checks.check_positive_int("num_samples", num_samples)
+    k = _checks.check_positive_int("num_actions", num_actions)
     return sample(key, prior, prior_conditionals(prior, k), (n,))
-
-
-def sample_moments(samples, name: str = "samples"):
-    """Mean and unbiased (N - 1) covariance of samples, validated.
-
-    Args:
-        samples: (N, d) array, N >= 2, d >= 1, all finite (checked when concrete).
-        name: the argument name used in error messages.
-    Returns:
-        mean (d,) and covariance (d, d) (exactly symmetric).
-    """
-    x = _checks.as_array(name, samples, ndim=2)
-    n, d = x.shape
-    if n < 2:
-        raise ValueError(f"{name}: expected at least 2 samples (rows of an (N, d) array), got N = {n}")
-    if d < 1:
-        raise ValueError(f"{name}: expected at least one coordinate (an (N, d) array with d >= 1), got d = 0")
-    _checks.check_finite(name, x)
-    mean = x.mean(0)
-    centred = x - mean
-    cov = centred.T @ centred / (n - 1)
-    return mean, 0.5 * (cov + cov.T)

@@ -87,7 +87,7 @@ def action_cov_calibration(
     """
     if not isinstance(prior, DiffusionPrior):
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
-    num_draws = _checks.positive_int("num_draws", num_draws)
+    num_draws = _checks.check_positive_int("num_draws", num_draws)
     if num_draws < 2:
         raise ValueError(f"num_draws: expected at least 2 prior draws, got {num_draws}")
     if not (isinstance(floor, int | float | np.floating) and np.isfinite(floor) and floor > 0):

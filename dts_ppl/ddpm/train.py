@@ -149,7 +149,7 @@ def train_diffusion_prior(
         raise ValueError(f"samples: coordinate {int(np.argmin(scale))} is constant; cannot standardise")
     calibrate = isinstance(action_cov, str) and action_cov == MARGINAL
     if calibrate:
-        calibration_draws = _checks.positive_int("calibration_draws", calibration_draws)
+        calibration_draws = _checks.check_positive_int("calibration_draws", calibration_draws)
     else:
         action_covariance(action_cov, betas, scale, d)  # validate before training
     key = jax.random.PRNGKey(0) if key is None else key

@@ -11,8 +11,13 @@ Settings follow docs/math.md section 8: contexts U[-1, 1]^d, covariances I, rewa
 panels use d = 5, L = 2 (active columns 5, 2; MLP width 20), K = 10^4 panels d = 20, L = 4
 (active columns 20, 10, 5, 2; MLP width 60). The true prior is drawn once from the seed, theta
 per run. Baselines get the diffusion prior's marginal of theta_a (moment-matched from 20000
-draws for MLP priors). MLP panels add "dTS (iterated)" (re-linearised upward messages, beyond
-the paper) next to the paper's dTS ("identity").
+draws for MLP priors).
+
+"dTS" is the package's default agent, ``dts(prior, likelihood, K)`` with no options: on MLP
+priors its upward messages are re-linearised to convergence ("iterated", beyond the paper), and
+with logistic rewards it expands at the prior-regularised fit. MLP panels add "dTS (identity)",
+the paper's rule; logistic panels add "dTS (MLE expansion)", the paper's near-MLE point
+(docs/defaults.md).
 """
 
 from __future__ import annotations
@@ -28,12 +33,6 @@ from dts_ppl.experiments.registry import Preset
 from dts_ppl.experiments.synthetic import paper_environment, paper_prior
 
 # ------------------------------------------------------------------------------ the paper's
-
-# Up/down passes per update for "dTS (iterated)" on random MLP links: 3 passes (the agent's
-# default) leave a heavy tail of runs whose linearisation has not converged; on
-# fig1-nonlindiff-lin-k100 (50 runs) 3, 6, 12 passes gave 3,716 +- 169, 3,269 +- 41, 3,206 +- 24
-# (max run 9,894, 4,443, 3,642), LinTS 3,781 +- 16 (docs/choosing.md).
-ITERATED_PASSES = 12
 
 _SIZES = {100: dict(dim=5, active_dims=(5, 2), hidden=20), 10000: dict(dim=20, active_dims=(20, 10, 5, 2), hidden=60)}
 
@@ -52,25 +51,20 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
         }
         if agent_prior.is_linear:
             out["HierTS"] = lambda: ag.hier_ts(agent_prior, Gaussian(1.0), K)
-        else:  # beyond the paper: re-linearised upward messages (docs/math.md section 4)
-            out["dTS (iterated)"] = lambda: ag.dts(
-                agent_prior, Gaussian(1.0), K, linearisation="iterated", num_iterations=ITERATED_PASSES
-            )
+        else:  # the paper's rule (the default re-linearises to convergence, MATH.md section 4)
+            out["dTS (identity)"] = lambda: ag.dts(agent_prior, Gaussian(1.0), K, linearisation="identity")
     else:
-        # Every GLM agent expands its likelihood around a fit regularised at the prior's scale
-        # (Bernoulli.regularised_for); "dTS (MLE expansion)" keeps the paper's near-MLE point.
-        lik = Bernoulli().regularised_for(marginal.cov)
+        # Every GLM agent expands its likelihood at the fit regularised at the prior's scale (the
+        # default, Bernoulli().for_prior); "dTS (MLE expansion)" keeps the paper's near-MLE point.
         out = {
-            "dTS": lambda: ag.dts(agent_prior, lik, K, history=H),
-            "dTS (MLE expansion)": lambda: ag.dts(agent_prior, Bernoulli(), K, history=H),
+            "dTS": lambda: ag.dts(agent_prior, Bernoulli(), K, history=H),
+            "dTS (MLE expansion)": lambda: ag.dts(agent_prior, Bernoulli(expansion="mle"), K, history=H),
             "dTS (linear reward)": lambda: ag.dts(agent_prior, Gaussian(1.0), K),
-            "GLM-TS": lambda: ag.glm_ts(marginal, lik, K, history=H),
-            "UCB-GLM": lambda: ag.ucb_glm(marginal, lik, K, history=H),
+            "GLM-TS": lambda: ag.glm_ts(marginal, Bernoulli(), K, history=H),
+            "UCB-GLM": lambda: ag.ucb_glm(marginal, Bernoulli(), K, history=H),
         }
         if not agent_prior.is_linear:
-            out["dTS (iterated)"] = lambda: ag.dts(
-                agent_prior, lik, K, linearisation="iterated", num_iterations=ITERATED_PASSES, history=H
-            )
+            out["dTS (identity)"] = lambda: ag.dts(agent_prior, Bernoulli(), K, linearisation="identity", history=H)
     return {name: make() for name, make in out.items() if which is None or name in which}
 
 
@@ -123,6 +117,14 @@ def _exact(key, num_rounds):
     return env, {"dTS": ag.dts(prior, Gaussian(1.0), 100), "exact TS": ag.exact_ts(prior, Gaussian(1.0), 100)}
 
 
+_VARIANTS = {  # what the dTS variants of each panel are (module docstring)
+    ("linear", "linear"): "; dTS exact",
+    ("mlp", "linear"): "; dTS = default (iterated to convergence), dTS (identity) = the paper's rule",
+    ("linear", "logistic"): "; dTS = default (prior-scaled expansion), dTS (MLE expansion) = the paper's",
+    ("mlp", "logistic"): "; dTS = default (iterated, prior-scaled), dTS (identity), dTS (MLE expansion)",
+}
+
+
 def _paper_presets() -> dict[str, Preset]:
     out = []
     for diff, dname in (("linear", "lindiff"), ("mlp", "nonlindiff")):
@@ -132,7 +134,7 @@ def _paper_presets() -> dict[str, Preset]:
                     Preset(
                         f"fig1-{dname}-{rname}-k{K}",
                         _fig1(diff, rew, K),
-                        f"Figure 1: {diff} diffusion, {rew} reward, K={K}",
+                        f"Figure 1: {diff} diffusion, {rew} reward, K={K}" + _VARIANTS[(diff, rew)],
                         runs=50 if K == 100 else 10,
                     )
                 )

@@ -24,6 +24,7 @@ import numpy as np
 from dts_ppl.agents import GaussianPrior, dts, lin_ts
 from dts_ppl.bandits.envs import Environment, uniform_contexts
 from dts_ppl.bandits.simulation import regret_ratio, simulate
+from dts_ppl.core.checks import check_positive_int
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.ddpm import action_covariance, train_diffusion_prior
 from dts_ppl.experiments.registry import Preset
@@ -56,8 +57,7 @@ def make_swiss_roll(num_samples: int, noise: float = 0.0, random_state: int = 0)
 
 def swiss_roll(num_samples: int, seed: int = 0) -> np.ndarray:
     """``num_samples`` standardised Swiss-roll points (num_samples, 2) from ``make_swiss_roll``."""
-    if int(num_samples) != num_samples or num_samples < 1:
-        raise ValueError(f"num_samples: expected a positive integer, got {num_samples!r}")
+    num_samples = check_positive_int("num_samples", num_samples)
     x = make_swiss_roll(int(num_samples), noise=ROLL_NOISE, random_state=int(seed))[:, [0, 2]]
     return (x - ROLL_MEAN) / ROLL_SCALE
 

@@ -13,6 +13,7 @@ from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import ndtri
 from numpyro.contrib.control_flow import scan
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
@@ -97,8 +98,10 @@ class DTSGuide:
     the conditionals of docs/math.md section 3: the top latent, each latent given the one above,
     then every theta_a given psi_1. Exact for affine links with Gaussian rewards; for nonlinear
     links ``linearisation`` picks the upward approximation, for GLM rewards each action's
-    likelihood is Gaussianised (see :mod:`dts_ppl.core.likelihoods`). Called with ``y=None`` it is
-    the prior.
+    likelihood is Gaussianised (see :mod:`dts_ppl.core.likelihoods`; by default at the fit
+    regularised at the prior's scale, ``likelihood.for_prior``). Called with ``y=None`` it is
+    the prior. After each posterior computation ``guide.diagnostics`` holds
+    ``{"linearisation_passes": int, "converged": bool}`` (when computed outside ``jit``).
 
     NumPyro's AutoGuide surface: the guide's ``params`` are its sufficient statistics, an
     :class:`dts_ppl.ActionStats` pytree (``params = guide.fit(X, A, y)``, or an agent state's
@@ -108,8 +111,10 @@ class DTSGuide:
 
     Args:
         model: the BanditModel.
-        linearisation: "identity" (the paper), "jacobian" or "iterated".
-        num_iterations: passes for "iterated".
+        linearisation: "iterated" (default: re-linearised to convergence,
+            :func:`dts_ppl.core.inference.upward_pass`), "identity" (the paper) or "jacobian".
+        max_passes: most upward passes for "iterated".
+        tol: tolerance of "iterated" on the change of the expansion points.
         data: (X, A, y) already checked by ``model.check_data`` (use :meth:`condition`).
         stats: ActionStats to condition on instead of data (use :meth:`from_statistics`).
 
@@ -133,26 +138,32 @@ class DTSGuide:
     def __init__(
         self,
         model: BanditModel,
-        linearisation: str = "identity",
-        num_iterations: int = 3,
+        linearisation: str = core.DEFAULT_LINEARISATION,
+        max_passes: int = core.DEFAULT_MAX_PASSES,
         data=None,
+        tol: float = core.DEFAULT_TOL,
         stats: ActionStats | None = None,
     ):
         if not isinstance(model, BanditModel):
             raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")
         self.model = model
         self.linearisation = check_linearisation(linearisation)
-        if num_iterations < 1:
-            raise ValueError(f"num_iterations: expected >= 1, got {num_iterations}")
-        self.num_iterations = int(num_iterations)
+        self.tol, self.max_passes = core.check_pass_options(tol, max_passes)
         if data is not None and stats is not None:
             raise ValueError("stats: give data or statistics, not both")
         self.data = data
         self.stats = None if stats is None else self._check_stats(stats)
+        self.diagnostics: dict = {}
+        self._resolved_likelihood = None
 
     @classmethod
     def from_statistics(
-        cls, model: BanditModel, stats: ActionStats, linearisation: str = "identity", num_iterations: int = 3
+        cls,
+        model: BanditModel,
+        stats: ActionStats,
+        linearisation: str = core.DEFAULT_LINEARISATION,
+        max_passes: int = core.DEFAULT_MAX_PASSES,
+        tol: float = core.DEFAULT_TOL,
     ) -> DTSGuide:
         """A guide conditioned on stored sufficient statistics (no raw data needed).
 
@@ -160,14 +171,14 @@ class DTSGuide:
             model: the BanditModel.
             stats: ActionStats with G (K, d, d) and b (K, d), e.g. ``guide.fit(X, A, y)`` saved
                 earlier, or a dTS agent state's statistics.
-            linearisation, num_iterations: as in the constructor.
+            linearisation, max_passes, tol: as in the constructor.
 
         Returns:
             A DTSGuide that ignores its call arguments' rewards and uses ``stats``; as a NumPyro
             guide it samples the posterior, ``Predictive(model, guide=g, ...)(key, X_new, A_new)``
             predicts at new inputs.
         """
-        return cls(model, linearisation, num_iterations, stats=stats)
+        return cls(model, linearisation, max_passes, tol=tol, stats=stats)
 
     def _check_stats(self, stats) -> ActionStats:
         """Return ``stats`` as ActionStats of this model's shapes, else raise ValueError."""
@@ -185,7 +196,7 @@ class DTSGuide:
     def noncentred(self) -> DTSGuide:
         """This guide on the sites of ``model.noncentred()`` (psi_raw, theta_raw)."""
         nc = self.model if self.model.parameterisation == "noncentred" else self.model.noncentred()
-        return DTSGuide(nc, self.linearisation, self.num_iterations, data=self.data, stats=self.stats)
+        return DTSGuide(nc, self.linearisation, self.max_passes, data=self.data, tol=self.tol, stats=self.stats)
 
     def __repr__(self):
         bound = ", data bound" if self.data is not None else ", statistics bound" if self.stats is not None else ""
@@ -201,7 +212,7 @@ class DTSGuide:
         if y is None:
             raise ValueError("y: condition() needs the observed rewards")
         data = self.model.check_data(X, A, y)
-        return DTSGuide(self.model, self.linearisation, self.num_iterations, data=data)
+        return DTSGuide(self.model, self.linearisation, self.max_passes, data=data, tol=self.tol)
 
     def _data(self, X, A, y):
         if self.data is not None:
@@ -222,22 +233,39 @@ class DTSGuide:
         m = self.model
         if y is None:
             return empty_stats(m.num_actions, m.prior.dim, m.prior.cov1.dtype)
-        return m.likelihood.statistics(X, A, y, m.num_actions)
+        return self._likelihood().statistics(X, A, y, m.num_actions)
 
     def posterior(self, X=None, A=None, y=None) -> core.DTSPosterior:
-        """The chain of posterior conditionals (see :class:`dts_ppl.core.inference.DTSPosterior`).
+        """The chain of posterior conditionals (see :class:`dts_ppl.core.inference.DTSPosterior`)."""
+        return self._fit(self.statistics(X, A, y)).posterior
 
-        ``X`` may be the guide's params (ActionStats) instead of data.
+    def _likelihood(self):
+        """The model's likelihood with its GLM expansion point resolved for the prior (cached)."""
+        if self._resolved_likelihood is None:
+            lik = self.model.likelihood
+            if not lik.is_exact:
+                lik = lik.for_prior(core.theta_prior_scale_cov(self.model.prior))
+            self._resolved_likelihood = lik
+        return self._resolved_likelihood
+
+    def _fit(self, stats: ActionStats) -> core.PosteriorFit:
+        """The core's posterior with its final linearisation; records the passes in ``diagnostics``."""
+        fit = core.fit_posterior(self.model.prior, stats, self.linearisation, self.tol, self.max_passes)
+        if _checks.is_concrete(fit.passes):
+            self.diagnostics = {"linearisation_passes": int(fit.passes), "converged": bool(fit.converged)}
+        return fit
+
+    def _moments(self, stats: ActionStats) -> core.PosteriorMoments:
+        """Moments at the linearisation the posterior's final upward pass used.
+
+        With "identity" on nonlinear links that linearisation drops the links, so the moments
+        use their Jacobian at the prior mean trajectory instead.
         """
-        stats = self.statistics(X, A, y)
-        return core.posterior(self.model.prior, stats, self.linearisation, self.num_iterations)
-
-    def _lin(self):
-        method = "jacobian" if self.linearisation == "iterated" else self.linearisation
-        if not self.model.prior.is_linear and self.linearisation == "identity":
-            # Moments through the identity rule would ignore the links entirely.
-            method = "jacobian"
-        return core.linearise(self.model.prior, method)
+        fit = self._fit(stats)
+        lin = fit.linearisation
+        if self.linearisation == "identity" and not self.model.prior.is_linear:
+            lin = core.linearise(self.model.prior, "jacobian")
+        return core.moments(self.model.prior, fit.posterior, lin)
 
     # ------------------------------------------------------------------------ NumPyro guide
     def __call__(self, X=None, A=None, y=None):
@@ -307,16 +335,8 @@ class DTSGuide:
         return {"psi": psi, "theta": theta}
 
     def moments(self, X=None, A=None, y=None) -> core.PosteriorMoments:
-        """Per-level posterior means and covariances (exact for affine links; linearised otherwise).
-
-        ``X`` may be the guide's params (ActionStats) instead of data.
-        """
-        post = self.posterior(X, A, y)
-        lin = self._lin()
-        if self.linearisation == "iterated" and not self.model.prior.is_linear:
-            # the linearisation point the last pass used
-            lin = core.linearise(self.model.prior, "iterated", core.moments(self.model.prior, post, lin).psi_mean)
-        return core.moments(self.model.prior, post, lin)
+        """Per-level posterior means and covariances (exact for affine links; linearised otherwise)."""
+        return self._moments(self.statistics(X, A, y))
 
     def _site_moments(self, stats: ActionStats) -> dict:
         """{site: (mean, cov)}: psi (L, d_psi), (L, d_psi, d_psi); theta (K, d), (K, d, d) (or (d,), (d, d) shared)."""

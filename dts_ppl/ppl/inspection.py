@@ -15,9 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import Predictive
 
+from dts_ppl.core.likelihoods import linear_predictor
 from dts_ppl.plotting import pyplot
 from dts_ppl.ppl import arviz_adapter as _arviz
-from dts_ppl.ppl.model import SITE_DIMS, linear_predictor, reward_distribution
+from dts_ppl.ppl.model import SITE_DIMS, reward_distribution
 from dts_ppl.ppl.validate import NutsResult
 
 # names ArviZ expects in sample_stats, from NumPyro's extra fields
@@ -104,7 +105,8 @@ def to_inference_data(model, draws, X=None, A=None, y=None, *, key=None, num_pri
         X, A, y = model.check_data(X, None if model.shared else A, y)
         n = X.shape[0]
         groups["constant_data"] = {"X": np.asarray(X)} if model.shared else {"X": np.asarray(X), "A": np.asarray(A)}
-        eta = linear_predictor(jnp.asarray(posterior["theta"]), X, A, model.shared)
+        theta = jnp.asarray(posterior["theta"])
+        eta = linear_predictor(X, theta[..., None, :], None) if model.shared else linear_predictor(X, theta, A)
         if y is not None:
             groups["observed_data"] = {"y": np.asarray(y)}
             groups["log_likelihood"] = {"y": np.asarray(reward_distribution(model.likelihood, eta).log_prob(y))}

@@ -25,7 +25,6 @@ import numpyro.distributions as dist
 from numpyro.contrib.control_flow import scan
 
 from dts_ppl.core import checks as _checks
-from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
 from dts_ppl.core.inference import (
     DTSPosterior,
     chain_scan_inputs,
@@ -33,6 +32,7 @@ from dts_ppl.core.inference import (
     parent_means,
     prior_conditionals,
 )
+from dts_ppl.core.likelihoods import Gaussian, linear_predictor
 from dts_ppl.core.prior import DiffusionPrior
 
 LATENT_SITES = ("psi", "theta")
@@ -43,28 +43,14 @@ ACTIONS_PLATE, OBS_PLATE = "actions", "obs"
 
 def reward_distribution(likelihood, eta) -> dist.Distribution:
     """The NumPyro distribution of rewards given the linear predictor eta, for a core likelihood."""
-    if isinstance(likelihood, Gaussian):
+    name = getattr(likelihood, "name", None)
+    if name == "gaussian":
         return dist.Normal(eta, likelihood.scale)
-    if isinstance(likelihood, Bernoulli):
+    if name == "bernoulli":
         return dist.Bernoulli(logits=eta)
-    if isinstance(likelihood, Poisson):
+    if name == "poisson":
         return dist.Poisson(jnp.exp(eta))
     raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
-
-
-def linear_predictor(theta, X, A, shared: bool):
-    """eta_i = x_i^T theta_{A_i} for every draw of theta.
-
-    Args:
-        theta: (..., K, d) action parameters ((..., d) when ``shared``).
-        X: (n, d) contexts (features when ``shared``); A: (n,) actions (ignored when ``shared``).
-
-    Returns:
-        (..., n) linear predictors.
-    """
-    if shared:
-        return jnp.einsum("nd,...d->...n", X, theta)
-    return jnp.sum(X * theta[..., A, :], axis=-1)
 
 
 PARAMETERISATIONS = ("centred", "noncentred")
@@ -126,8 +112,8 @@ class BanditModel:
         prior: DiffusionPrior (theta dimension d).
         num_actions: K, the number of actions (omit with ``shared=True``).
         likelihood: Gaussian(scale) (default Gaussian(1.0)), Bernoulli() or Poisson(). The
-            model's GLM likelihood is exact; the ridge only sets where the guide Gaussianises
-            it (``Bernoulli().regularised_for(theta_cov)`` is usually the better point).
+            model's GLM likelihood is exact; its expansion point only sets where the guide
+            Gaussianises it (by default at the prior's scale, ``likelihood.for_prior``).
         shared: one parameter theta (d,) for all actions; X then holds the features
             phi(x_i, A_i) of the played pairs and A is not used (pass None).
         parameterisation: "centred" (default: sample sites ``psi`` and ``theta``, as the
@@ -166,8 +152,8 @@ class BanditModel:
                     f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}"
                 )
             num_actions = 1
-        elif num_actions is None or int(num_actions) != num_actions or num_actions < 1:
-            raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
+        else:
+            _checks.check_positive_int("num_actions", num_actions)
         self.prior = prior
         self.num_actions = int(num_actions)
         self.likelihood = Gaussian(1.0) if likelihood is None else likelihood
@@ -224,7 +210,7 @@ class BanditModel:
         X, A, y = self.check_data(X, A, y)
         conds = prior_conditionals(self.prior, self.num_actions)
         psi, theta = sample_chain(self.prior, conds, self.shared, self.parameterisation)
-        eta = linear_predictor(theta, X, A, self.shared)
+        eta = linear_predictor(X, theta, None if self.shared else A)
         if X.shape[0]:
             with numpyro.plate(OBS_PLATE, X.shape[0]):
                 numpyro.sample("y", reward_distribution(self.likelihood, eta), obs=y)

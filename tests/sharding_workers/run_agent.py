@@ -38,6 +38,8 @@ build = {
     "glm_ts": lambda: ag.glm_ts(marginal, Bernoulli(), K, history=64),
     "exact_ts": lambda: ag.exact_ts(linear, Gaussian(1.0), K),
 }
+
+
 def run(agent_name):
     agent = build[agent_name]()
     state = agent.init()
@@ -64,8 +66,10 @@ def run(agent_name):
         state = update(state, x, a_in, r_in)
         actions.append(a)
     leaves = jax.tree.leaves(gather_state(state) if mesh else jax.tree.map(np.asarray, state))
-    sharded = 0 if mesh is None else sum(
-        1 for v in jax.tree.leaves(state) if hasattr(v, "sharding") and not v.sharding.is_fully_replicated
+    sharded = (
+        0
+        if mesh is None
+        else sum(1 for v in jax.tree.leaves(state) if hasattr(v, "sharding") and not v.sharding.is_fully_replicated)
     )
     return {
         "actions": actions,
