@@ -32,7 +32,7 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor, set_row
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
-from dts_ppl.core.sampling import sample_moments, sample_prior
+from dts_ppl.core.sampling import sample_moments
 
 
 class GaussianPrior(NamedTuple):

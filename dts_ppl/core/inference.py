@@ -33,7 +33,7 @@ import jax.numpy as jnp
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import chol_solve, psd_cholesky, psd_inv, scale_tril_of_inverse, symmetrise
+from dts_ppl.core.linalg import chol_solve, psd_cholesky, psd_inv, sample_moments, scale_tril_of_inverse, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 

@@ -16,7 +16,6 @@ if mode == "distributed":
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=nproc, process_id=pid)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dts_ppl import agents as ag  # noqa: E402
