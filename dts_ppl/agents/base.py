@@ -9,7 +9,11 @@ over the prior and hyper-parameters:
 
 All three are jittable, and vmap over runs. Called eagerly they validate their inputs (shapes
 always, values when concrete): wrong shapes, actions out of range and NaN rewards raise
-ValueError instead of corrupting the state.
+ValueError instead of corrupting the state. Inside ``jit`` values cannot raise, so every update
+is guarded (:func:`guard_update`): a round with a non-finite context or reward, or an action
+outside [0, K), leaves the state unchanged and adds one to ``state.rejected``; ``act`` on a
+non-finite context (or a state whose scores are not finite) returns action -1 with
+``info.valid`` False (:func:`guarded_argmax`). The contract is in docs/reliability.md.
 
 Online evidence (MATH.md section 2). Every agent keeps per-group statistics (G_g, b_g), where a
 group is an action (per-action parameters) or the single shared parameter. Gaussian rewards
@@ -44,9 +48,16 @@ class Agent(NamedTuple):
 
 
 class ActInfo(NamedTuple):
-    """What ``act`` saw: the score of every action (a Thompson sample or an upper bound), (K,)."""
+    """What ``act`` saw.
+
+    Attributes:
+        scores: (K,) the score of every action (a Thompson sample or an upper bound).
+        valid: () bool, False when the context or the scores were not finite; the action is
+            then -1 (which a guarded ``update`` rejects).
+    """
 
     scores: jax.Array
+    valid: jax.Array | bool = True
 
 
 def set_row(array, index, value):
@@ -61,8 +72,91 @@ def set_row(array, index, value):
 # ------------------------------------------------------------------------------------- checks
 
 
+check_key = _checks.check_key
+
+
+def state_checker(init: Callable, name: str = "state"):
+    """A check that a state has the structure and shapes of ``init()`` (one agent's states only).
+
+    The reference shapes come from ``jax.eval_shape(init)`` on first use; the check reads only
+    shapes, so it also runs (at trace time) under ``jit``.
+    """
+    cache = {}
+
+    def check(state):
+        if "ref" not in cache:
+            cache["ref"] = jax.eval_shape(init)
+        ref = cache["ref"]
+        if type(state) is not type(ref):
+            raise ValueError(f"{name}: expected a {type(ref).__name__} from this agent's init(), got {type(state).__name__}")
+        got, want = jax.tree.leaves(state), jax.tree.leaves(ref)
+        if len(got) != len(want):
+            raise ValueError(f"{name}: does not match this agent's init() (another likelihood or history size?)")
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            if jnp.shape(g) != w.shape:
+                raise ValueError(
+                    f"{name}: leaf {i} has shape {tuple(jnp.shape(g))}, this agent's init() gives {w.shape} "
+                    "(a state of an agent with another num_actions, dim or history?)"
+                )
+        return state
+
+    return check
+
+
+def update_ok(x, action, reward, num_actions: int):
+    """() bool, jittable: the context and reward are finite and the action is in [0, num_actions)."""
+    action = jnp.asarray(action)
+    in_range = (action >= 0) & (action < num_actions)
+    if jnp.issubdtype(action.dtype, jnp.floating):
+        in_range = in_range & (action == jnp.round(action))
+    return jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(reward)) & in_range
+
+
+def sanitise_update(phi, group, y, ok):
+    """Finite stand-ins (0, group 0, 0) for a rejected round, so its (discarded) update stays finite."""
+    return jnp.where(ok, phi, 0), jnp.where(ok, group, 0), jnp.where(ok, y, 0)
+
+
+def guard_update(state, new_state, ok):
+    """``new_state`` if ``ok`` and finite, else ``state``, counting a rejected round in ``rejected``.
+
+    An update whose inputs passed :func:`update_ok` can still overflow (a context of 1e30 in
+    float32): every leaf of the new state is checked too, so no update ever leaves a NaN or inf
+    in the state. Called eagerly, such an overflow raises instead (the inputs were valid).
+
+    Args:
+        state, new_state: agent states (NamedTuples with a ``rejected`` () int32 field).
+        ok: () bool from :func:`update_ok`.
+    Returns:
+        The guarded state.
+    """
+    new_state = new_state._replace(rejected=0)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(new_state)]))
+    if _checks.is_concrete(ok) and _checks.is_concrete(finite) and bool(ok) and not bool(finite):
+        raise ValueError(
+            "x: this update overflows the state's precision (a context or reward too large for "
+            f"{jax.tree.leaves(state)[0].dtype}?); rescale the inputs"
+        )
+    ok = ok & finite
+    kept = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_state, state._replace(rejected=0))
+    return kept._replace(rejected=jnp.asarray(state.rejected, jnp.int32) + (~ok).astype(jnp.int32))
+
+
+def guarded_argmax(scores, x):
+    """(action, ActInfo): argmax of finite scores; -1 and ``valid=False`` when x or the scores are not finite.
+
+    Called eagerly (x already checked finite) non-finite scores raise: the context overflows
+    the state's precision, or the state itself is not finite.
+    """
+    valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
+    if _checks.is_concrete(valid) and not bool(valid):
+        raise ValueError(f"x: the scores are not finite (a context too large for {scores.dtype}, or a non-finite state)")
+    action = jnp.where(valid, jnp.argmax(scores), -1)
+    return action, ActInfo(scores, valid)
+
+
 def check_num_actions(num_actions) -> int:
-    if not isinstance(num_actions, int | np.integer) or num_actions < 1:
+    if isinstance(num_actions, bool) or not isinstance(num_actions, int | np.integer) or num_actions < 1:
         raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
     return int(num_actions)
 
@@ -71,15 +165,29 @@ def check_context(x, num_actions: int, dim: int, shared: bool):
     """x (d,) for per-action parameters, (K, d) action features for the shared variant."""
     shape = (num_actions, dim) if shared else (dim,)
     what = "action features (K, d)" if shared else "a context (d,)"
-    arr = jnp.asarray(x)
+    if x is None or isinstance(x, str | bytes):
+        raise ValueError(f"x: expected {what} of shape {shape}, got {x!r}")
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"x: expected {what} of shape {shape} ({e})") from None
     if arr.shape != shape:
         raise ValueError(f"x: expected {what} of shape {shape}, got {tuple(arr.shape)}")
+    if arr.dtype == jnp.bool_ or not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise ValueError(f"x: expected a real array, got dtype {arr.dtype}")
     _checks.check_finite("x", arr)
     return arr
 
 
 def check_action(action, num_actions: int):
-    arr = jnp.asarray(action)
+    if action is None or isinstance(action, bool | np.bool_ | str | bytes):
+        raise ValueError(f"action: expected an integer in [0, {num_actions}), got {action!r}")
+    if isinstance(action, int | np.integer) and not 0 <= int(action) < num_actions:
+        raise ValueError(f"action: expected an integer in [0, {num_actions}), got {action!r}")
+    try:
+        arr = jnp.asarray(action)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"action: expected an integer in [0, {num_actions}) ({e})") from None
     if arr.ndim != 0:
         raise ValueError(f"action: expected a scalar action index, got shape {tuple(arr.shape)}")
     if _checks.is_concrete(arr):
@@ -90,7 +198,16 @@ def check_action(action, num_actions: int):
 
 
 def check_reward(reward, likelihood):
-    arr = jnp.asarray(reward)
+    if reward is None or isinstance(reward, bool | np.bool_ | str | bytes):
+        raise ValueError(f"reward: expected a real scalar, got {reward!r}")
+    if isinstance(reward, int):
+        reward = float(reward)  # a Python int beyond int32 would overflow in jnp.asarray
+    try:
+        arr = jnp.asarray(reward)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"reward: expected a real scalar, got {reward!r} ({e})") from None
+    if arr.dtype == jnp.bool_ or not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise ValueError(f"reward: expected a real scalar, got dtype {arr.dtype}")
     if arr.ndim != 0:
         raise ValueError(f"reward: expected a scalar reward, got shape {tuple(arr.shape)}")
     likelihood.check_rewards("reward", arr)
@@ -179,7 +296,5 @@ def check_glm_options(likelihood, history: int, newton_steps: int):
             f"likelihood: expected a dts_ppl likelihood (Gaussian, Bernoulli, Poisson), got {likelihood!r}"
         )
     if not isinstance(likelihood, Gaussian):
-        if not isinstance(history, int | np.integer) or history < 1:
-            raise ValueError(f"history: expected a positive buffer size for GLM rewards, got {history!r}")
-        if not isinstance(newton_steps, int | np.integer) or newton_steps < 1:
-            raise ValueError(f"newton_steps: expected a positive integer, got {newton_steps!r}")
+        _checks.check_int("history", history, 1)
+        _checks.check_int("newton_steps", newton_steps, 1)

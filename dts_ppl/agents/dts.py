@@ -23,17 +23,23 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.agents.base import (
-    ActInfo,
     Agent,
     Evidence,
     check_context,
     check_glm_options,
     check_num_actions,
+    check_key,
     check_update,
+    guard_update,
+    guarded_argmax,
     init_evidence,
+    sanitise_update,
     set_row,
+    state_checker,
     update_evidence,
+    update_ok,
 )
+from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
@@ -54,7 +60,9 @@ class DTSState(NamedTuple):
             (storing the K per-group messages would cost a full-array copy per round on CPU,
             see :func:`dts_ppl.agents.base.update_evidence`).
         latents: the chain psi_l | psi_{l+1}, Conditionals with (L, d_psi, d_psi) fields.
-        step: () number of updates.
+        step: () number of accepted updates.
+        rejected: () int32 number of updates rejected by the guard (non-finite context or
+            reward, action outside [0, K)); the state is unchanged by them.
     """
 
     evidence: Evidence
@@ -63,6 +71,7 @@ class DTSState(NamedTuple):
     evidence_sum: core.Message
     latents: core.Conditionals
     step: jax.Array
+    rejected: jax.Array | int = 0
 
 
 def dts(
@@ -105,8 +114,11 @@ def dts(
     K = check_num_actions(num_actions)
     check_linearisation(linearisation)
     check_glm_options(likelihood, history, newton_steps)
-    if num_iterations < 1:
-        raise ValueError(f"num_iterations: expected >= 1, got {num_iterations}")
+    _checks.check_int("num_iterations", num_iterations, 1)
+    if not isinstance(prior, DiffusionPrior):
+        raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+    if not isinstance(shared, bool):
+        raise ValueError(f"shared: expected True or False, got {shared!r}")
     d, dtype = prior.dim, prior.cov1.dtype
     M = 1 if shared else K
     prec1 = psd_inv(prior.cov1)  # S_1^-1
@@ -132,9 +144,14 @@ def dts(
             evidence_sum=zero,
             latents=chain(zero),
             step=jnp.zeros((), jnp.int32),
+            rejected=jnp.zeros((), jnp.int32),
         )
 
+    check_state = state_checker(init)
+
     def act(key, state: DTSState, x):
+        check_key(key)
+        check_state(state)
         x = check_context(x, K, d, shared)
         k_chain, k_score = jax.random.split(key)
         if shared:
@@ -148,15 +165,18 @@ def dts(
             mean = v @ u + state.theta_shift @ x
             sd = jnp.sqrt(jnp.maximum(v @ x, 0.0))
             scores = mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
-        return jnp.argmax(scores), ActInfo(scores)
+        return guarded_argmax(scores, x)
 
     def update(state: DTSState, x, action, reward) -> DTSState:
+        check_state(state)
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
+        ok = update_ok(x, action, reward, K)
+        phi, g, y = sanitise_update(phi, g, y, ok)
         ev, old_stats, new_stats = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
         _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
         cond, new = core.condition(prec1, *new_stats)
-        total = jax.tree.map(lambda s, o, n: s - o + n, state.evidence_sum, old, new)
-        return DTSState(
+        total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
+        new_state = DTSState(
             evidence=ev,
             theta_cov=set_row(state.theta_cov, g, cond.cov),
             theta_shift=set_row(state.theta_shift, g, cond.shift),
@@ -164,6 +184,7 @@ def dts(
             latents=chain(total),
             step=state.step + 1,
         )
+        return guard_update(state, new_state, ok)
 
     return Agent(init, act, update)
 
@@ -185,6 +206,8 @@ def hierarchical_prior(prior: DiffusionPrior, jitter: float = 1e-4) -> Diffusion
     mean of theta. B_L S_{L+1} B_L^T is singular when W_L has zeroed columns: ``jitter`` times
     its mean diagonal is added (h then has a tiny variance in those directions).
     """
+    if not isinstance(prior, DiffusionPrior):
+        raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
     if not prior.is_linear:
         raise ValueError("prior: HierTS-1 needs a linear diffusion prior (DiffusionPrior.linear)")
     L, d = prior.num_levels, prior.dim

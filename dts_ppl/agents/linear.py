@@ -17,16 +17,21 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.agents.base import (
-    ActInfo,
     Agent,
     Evidence,
     check_context,
     check_glm_options,
     check_num_actions,
+    check_key,
     check_update,
+    guard_update,
+    guarded_argmax,
     init_evidence,
+    sanitise_update,
     set_row,
+    state_checker,
     update_evidence,
+    update_ok,
 )
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
@@ -61,12 +66,14 @@ def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) ->
 
 
 class LinearState(NamedTuple):
-    """Per-group Gaussian posteriors: mean (M, d), cov (M, d, d), evidence, step ()."""
+    """Per-group Gaussian posteriors: mean (M, d), cov (M, d, d), evidence, step () accepted
+    updates, rejected () int32 updates the guard rejected (see :func:`dts_ppl.agents.base.guard_update`)."""
 
     evidence: Evidence
     mean: jax.Array
     cov: jax.Array
     step: jax.Array
+    rejected: jax.Array | int = 0
 
 
 def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
@@ -74,10 +81,11 @@ def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
         raise ValueError(
             "theta_prior: expected a GaussianPrior(mean, cov); for a diffusion prior pass theta_marginal(prior)"
         )
+    if not isinstance(theta_prior, tuple) or len(theta_prior) != 2:
+        raise ValueError(f"theta_prior: expected a GaussianPrior(mean, cov), got {type(theta_prior).__name__}")
     mean, cov = theta_prior
-    mean = jnp.asarray(mean)
-    if mean.ndim != 1:
-        raise ValueError(f"theta_prior.mean: expected shape (d,), got {tuple(mean.shape)}")
+    mean = _checks.as_array("theta_prior.mean", mean, ndim=1)
+    _checks.check_finite("theta_prior.mean", mean)
     cov = _checks.covariance("theta_prior.cov", cov, mean.shape[0], mean.dtype)
     return GaussianPrior(mean, cov)
 
@@ -86,6 +94,8 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
     theta_prior = _check_gaussian_prior(theta_prior)
     K = check_num_actions(num_actions)
     check_glm_options(likelihood, history, newton_steps)
+    if not isinstance(shared, bool):
+        raise ValueError(f"shared: expected True or False, got {shared!r}")
     d, dtype = theta_prior.mean.shape[0], theta_prior.mean.dtype
     M = 1 if shared else K
     prec0 = psd_inv(theta_prior.cov)
@@ -96,9 +106,14 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             mean=jnp.broadcast_to(theta_prior.mean, (M, d)),
             cov=jnp.broadcast_to(theta_prior.cov, (M, d, d)),
             step=jnp.zeros((), jnp.int32),
+            rejected=jnp.zeros((), jnp.int32),
         )
 
+    check_state = state_checker(init)
+
     def act(key, state: LinearState, x):
+        check_key(key)
+        check_state(state)
         x = check_context(x, K, d, shared)
         if shared:  # one parameter: scores x_a^T theta with x (K, d)
             mean, v = x @ state.mean[0], x @ state.cov[0]
@@ -107,18 +122,22 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             v = jnp.einsum("kij,j->ki", state.cov, x)  # Sigma_a x, the one O(K d^2) pass
             mean, var = state.mean @ x, v @ x
         scores = score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
-        return jnp.argmax(scores), ActInfo(scores)
+        return guarded_argmax(scores, x)
 
     def update(state: LinearState, x, action, reward) -> LinearState:
+        check_state(state)
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
+        ok = update_ok(x, action, reward, K)
+        phi, g, y = sanitise_update(phi, g, y, ok)
         ev, _, (G_g, b_g) = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
-        return LinearState(
+        new_state = LinearState(
             evidence=ev,
             mean=set_row(state.mean, g, core.conditional_loc(cond, theta_prior.mean)),
             cov=set_row(state.cov, g, cond.cov),
             step=state.step + 1,
         )
+        return guard_update(state, new_state, ok)
 
     return Agent(init, act, update)
 
@@ -128,6 +147,11 @@ def _thompson(key, state, mean, sd):
 
 
 def _ucb(alpha):
+    if alpha is not None:
+        alpha = _checks.check_scalar("alpha", alpha, positive=False)
+        if alpha < 0:
+            raise ValueError(f"alpha: expected a non-negative confidence width, got {alpha!r}")
+
     def score(key, state, mean, sd):
         del key
         t = jnp.maximum(state.step + 1, 2).astype(mean.dtype)

@@ -12,13 +12,14 @@ import time
 
 from dts_ppl.bandits.simulation import plot_regret
 from dts_ppl.commands.bench import regret_table, run_experiment
+from dts_ppl.commands import positive_int
 
 
 def register(sub):
     p = sub.add_parser("demo", help="a short regret experiment of the paper (dTS vs HierTS, LinTS, LinUCB)")
     p.add_argument("--preset", default="fig1-lindiff-lin-k100")
-    p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=1000)
+    p.add_argument("--runs", type=positive_int, default=20)
+    p.add_argument("--rounds", type=positive_int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default=None, help="save the regret curves here (png/pdf)")
     p.set_defaults(run=run)

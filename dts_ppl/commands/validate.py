@@ -9,6 +9,7 @@ from dts_ppl import DTSGuide
 from dts_ppl.experiments.validation import NUTS_PARAMETERISATION, PRESETS, make_problem
 from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
 from dts_ppl.ppl.validate import validate
+from dts_ppl.commands import non_negative_int, positive_int
 
 PRESET_HELP = "linear (exact), mlp (random MLP links), logistic (Bernoulli rewards), ddpm (trained Swiss-roll prior)"
 
@@ -20,10 +21,10 @@ def register(sub):
     p.add_argument("--json", metavar="PATH", help="write the report as JSON here")
     p.add_argument("--plot", metavar="PATH", help="save the guide-vs-NUTS forest and pair plot here (e.g. cmp.png)")
     p.add_argument("--linearisation", default="identity", choices=("identity", "jacobian", "iterated"))
-    p.add_argument("--num-obs", type=int, default=None, help="observations (default: the preset's)")
-    p.add_argument("--num-samples", type=int, default=1000, help="NUTS draws per chain")
-    p.add_argument("--num-warmup", type=int, default=500)
-    p.add_argument("--num-chains", type=int, default=2)
+    p.add_argument("--num-obs", type=positive_int, default=None, help="observations (default: the preset's)")
+    p.add_argument("--num-samples", type=positive_int, default=1000, help="NUTS draws per chain")
+    p.add_argument("--num-warmup", type=non_negative_int, default=500)
+    p.add_argument("--num-chains", type=positive_int, default=2)
     p.add_argument(
         "--parameterisation",
         choices=("centred", "noncentred"),

@@ -8,6 +8,7 @@ import jax
 
 from dts_ppl.experiments.study import approximation_study, study_table
 from dts_ppl.experiments.validation import PRESETS
+from dts_ppl.commands import non_negative_int, positive_int
 
 
 def _ints(text):
@@ -24,9 +25,9 @@ def register(sub):
     )
     p.add_argument("--presets", default="linear,mlp,logistic", help="comma-separated presets")
     p.add_argument("--num-obs", default="10,50,200", help="comma-separated numbers of observations")
-    p.add_argument("--num-samples", type=int, default=800, help="NUTS draws per chain")
-    p.add_argument("--num-warmup", type=int, default=400)
-    p.add_argument("--num-chains", type=int, default=2)
+    p.add_argument("--num-samples", type=positive_int, default=800, help="NUTS draws per chain")
+    p.add_argument("--num-warmup", type=non_negative_int, default=400)
+    p.add_argument("--num-chains", type=positive_int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", metavar="PATH", help="write the table here")
     p.add_argument("--json", metavar="PATH", help="write the rows here")

@@ -66,8 +66,7 @@ class Gaussian:
     is_exact = True
 
     def __post_init__(self):
-        if not (np.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(f"scale: expected a positive finite noise scale, got {self.scale}")
+        object.__setattr__(self, "scale", _checks.check_scalar("scale", self.scale))
 
     def mean(self, eta):
         return eta
@@ -127,10 +126,8 @@ class _GLM:
     is_exact = False
 
     def __post_init__(self):
-        if not (np.isfinite(self.ridge) and self.ridge > 0):
-            raise ValueError(f"ridge: expected a positive finite number, got {self.ridge}")
-        if self.num_iterations < 1:
-            raise ValueError(f"num_iterations: expected >= 1, got {self.num_iterations}")
+        object.__setattr__(self, "ridge", _checks.check_scalar("ridge", self.ridge))
+        object.__setattr__(self, "num_iterations", _checks.check_int("num_iterations", self.num_iterations))
 
     def regularised_for(self, theta_cov):
         """This likelihood with ridge = 1 / (mean prior variance of theta).
@@ -194,6 +191,9 @@ class _GLM:
             grad, eta = gradient(B)
             hess = _weighted_outer(X, weights * self._curvature(eta), group, num_groups) + self.ridge * eye
             direction = jnp.linalg.solve(hess, (grad + self.ridge * B)[..., None])[..., 0]
+            # safeguard: an overflowing solve (huge x in float32) must not poison the step-0
+            # candidate (0 * NaN = NaN); the line search then keeps B where no step is finite
+            direction = jnp.where(jnp.all(jnp.isfinite(direction), axis=-1, keepdims=True), direction, 0.0)
             cands = B[None] - steps.reshape((-1,) + (1,) * B.ndim) * direction[None]
             best = jnp.argmin(jnp.nan_to_num(objective(cands), nan=jnp.inf), axis=0)
             return jnp.take_along_axis(cands, best[None, ..., None], axis=0)[0], None

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, empty_stats
 from dts_ppl.core.links import check_linearisation
@@ -49,9 +50,7 @@ class DTSGuide:
             )
         self.model = model
         self.linearisation = check_linearisation(linearisation)
-        if num_iterations < 1:
-            raise ValueError(f"num_iterations: expected >= 1, got {num_iterations}")
-        self.num_iterations = int(num_iterations)
+        self.num_iterations = _checks.check_int("num_iterations", num_iterations, 1)
         self.data = data
 
     def __repr__(self):

@@ -15,6 +15,7 @@ samples the same sites through the same function, :func:`sample_chain`, with the
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.contrib.control_flow import scan
@@ -140,11 +141,16 @@ class BanditModel:
                     f"num_actions: the shared-parameter model has one theta; got num_actions={num_actions}"
                 )
             num_actions = 1
-        elif num_actions is None or int(num_actions) != num_actions or num_actions < 1:
-            raise ValueError(f"num_actions: expected a positive integer, got {num_actions!r}")
+        else:
+            num_actions = _checks.check_int("num_actions", num_actions, 1)
+        if not isinstance(shared, bool | np.bool_):
+            raise ValueError(f"shared: expected True or False, got {shared!r}")
+        likelihood = Gaussian(1.0) if likelihood is None else likelihood
+        if not isinstance(likelihood, Gaussian | Bernoulli | Poisson):
+            raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
         self.prior = prior
         self.num_actions = int(num_actions)
-        self.likelihood = Gaussian(1.0) if likelihood is None else likelihood
+        self.likelihood = likelihood
         self.shared = bool(shared)
         self.parameterisation = check_parameterisation(parameterisation)
 
