@@ -135,6 +135,8 @@ class BanditModel:
     ):
         if not isinstance(prior, DiffusionPrior):
             raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+        if not isinstance(shared, bool | np.bool_):
+            raise ValueError(f"shared: expected True or False, got {shared!r}")
         if shared:
             if num_actions not in (None, 1):
                 raise ValueError(
@@ -143,8 +145,6 @@ class BanditModel:
             num_actions = 1
         else:
             num_actions = _checks.check_int("num_actions", num_actions, 1)
-        if not isinstance(shared, bool | np.bool_):
-            raise ValueError(f"shared: expected True or False, got {shared!r}")
         likelihood = Gaussian(1.0) if likelihood is None else likelihood
         if not isinstance(likelihood, Gaussian | Bernoulli | Poisson):
             raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
