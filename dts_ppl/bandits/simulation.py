@@ -91,11 +91,9 @@ def check_compatible(key, env: Environment, agent: Agent) -> None:
         _, info = jax.eval_shape(agent.act, key, state, x)
     except ValueError as e:
         raise ValueError(f"agent: does not fit env (K={K}, d={d}, shared={env.shared}): {e}") from None
-    if info.scores.shape != (K,):
-        raise ValueError(
-            f"agent: scores {info.scores.shape[0] if info.scores.ndim == 1 else info.scores.shape} actions, "
-            f"env has num_actions={K}"
-        )
+    scores = getattr(info, "scores", None)  # a custom agent may return other info
+    if scores is not None and scores.shape != (K,):
+        raise ValueError(f"agent: gives scores of shape {scores.shape}, env has num_actions={K} (expected ({K},))")
 
 
 def run_regret(key, env: Environment, agent: Agent, num_rounds: int):

@@ -31,7 +31,8 @@ def check_key(key, name: str = "key"):
 def check_int(name: str, value, minimum: int = 1) -> int:
     """A Python or NumPy integer (not a bool) >= minimum."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, "an integer")
+        raise ValueError(f"{name}: expected {what} (an integer >= {minimum}), got {value!r}")
     return int(value)
 
 
