@@ -14,6 +14,7 @@ Usage: python benchmarks/guard_overhead.py [--json benchmarks/results/guard_over
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import time
 
@@ -22,12 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-import dts_ppl.agents.dts as dts_module
 import dts_ppl.core.inference as inference
 from dts_ppl import Gaussian
 from dts_ppl.agents import dts
 from dts_ppl.core.linalg import psd_cholesky, symmetrise
 from dts_ppl.experiments.synthetic import random_linear_prior
+
+dts_module = importlib.import_module("dts_ppl.agents.dts")  # the module (dts_ppl.agents.dts is also the factory's name)
 
 
 def cholesky_condition(prior_prec, G, b):
@@ -93,7 +95,12 @@ def main(argv=None):
                 times[name].append(time.perf_counter() - t)
         med = {k: float(np.median(v)) for k, v in times.items()}
         row = dict(
-            K=K, d=d, L=L, runs=runs, rounds=rounds, median_seconds=med,
+            K=K,
+            d=d,
+            L=L,
+            runs=runs,
+            rounds=rounds,
+            median_seconds=med,
             guard_ratio=med["guarded"] / med["no guard"],
             condition_ratio=med["no guard"] / med["cholesky condition, no guard"],
             total_ratio=med["guarded"] / med["cholesky condition, no guard"],

@@ -113,7 +113,7 @@ def save_prior(path, prior: DiffusionPrior, metadata: dict | None = None) -> Non
 def _check_whole_file(path, data: bytes):
     """(payload bytes, has_digest): verify the whole-archive SHA-256 of a version-2 file."""
     if len(data) >= 22 + _TRAILER and data[-_TRAILER:].startswith(_TAG):
-        eocd = data[: -_TRAILER][-22:]
+        eocd = data[:-_TRAILER][-22:]
         if eocd[:4] != _EOCD or int.from_bytes(eocd[-2:], "little") != _TRAILER:
             raise ValueError(f"path: {path!r} is corrupt (damaged zip end record)")
         original = data[: -_TRAILER - 2] + b"\x00\x00"

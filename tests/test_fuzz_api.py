@@ -14,6 +14,7 @@ import os
 import tempfile
 from contextlib import redirect_stderr
 
+import fuzz
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,8 +22,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fuzz
-from dts_ppl import BanditModel, Bernoulli, DiffusionPrior, DTSGuide, Gaussian, Poisson, load_prior, save_prior, simulate
+from dts_ppl import (
+    BanditModel,
+    Bernoulli,
+    DiffusionPrior,
+    DTSGuide,
+    Gaussian,
+    Poisson,
+    load_prior,
+    save_prior,
+    simulate,
+)
 from dts_ppl.agents import dts, exact_ts, glm_ts, hier_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
 from dts_ppl.bandits.envs import Environment, diffusion_environment
 from dts_ppl.cli import build_parser
@@ -158,7 +168,10 @@ MLP_MUTATIONS = [
 def test_fuzz_mlp_prior(mutation, hidden):
     arg, what = mutation
     rng = np.random.default_rng(hidden)
-    layer = lambda dout: (rng.normal(size=(hidden, D)), np.zeros(hidden), rng.normal(size=(dout, hidden)), np.zeros(dout))  # noqa: E731
+
+    def layer(dout):
+        return rng.normal(size=(hidden, D)), np.zeros(hidden), rng.normal(size=(dout, hidden)), np.zeros(dout)
+
     layers = [layer(D)]
     covs = [1.0, 1.0]
     if what == "two levels":
@@ -371,15 +384,27 @@ def _update_case(name, case, u):
     elif what == "numpy int action":
         action = np.int64(2)
     elif arg == "x":
-        x = {"nan": x.at[0].set(jnp.nan), "inf": x.at[1].set(-jnp.inf), "wrong shape": jnp.ones(D + 1), "None": None,
-             "string": "x", "1e30 in float32": None}[what]
+        x = {
+            "nan": x.at[0].set(jnp.nan),
+            "inf": x.at[1].set(-jnp.inf),
+            "wrong shape": jnp.ones(D + 1),
+            "None": None,
+            "string": "x",
+            "1e30 in float32": None,
+        }[what]
         if what == "1e30 in float32":
             x64 = False
     elif arg == "action":
         action = {"K": K, "-1": -1, "1.5": 1.5, "True": True, "10**12": 10**12, "vector": jnp.array([0, 1])}[what]
     elif arg == "reward":
-        reward = {"nan": jnp.nan, "inf": jnp.inf, "string": "1.0", "None": None, "vector": jnp.ones(2),
-                  "0.5 for Bernoulli": 0.5 if binary else None}[what]
+        reward = {
+            "nan": jnp.nan,
+            "inf": jnp.inf,
+            "string": "1.0",
+            "None": None,
+            "vector": jnp.ones(2),
+            "0.5 for Bernoulli": 0.5 if binary else None,
+        }[what]
         if what == "0.5 for Bernoulli" and not binary:
             reward = "1.0"
     elif what == "another K":
@@ -458,8 +483,11 @@ def test_fuzz_agent_act(name, case, u):
     def call():
         if not x64:
             with jax.enable_x64(False):
-                ag = {"dts": lambda p: dts(p, None, K), "hier_ts": lambda p: hier_ts(p, None, K),
-                      "exact_ts": lambda p: exact_ts(p, None, K)}.get(name)
+                ag = {
+                    "dts": lambda p: dts(p, None, K),
+                    "hier_ts": lambda p: hier_ts(p, None, K),
+                    "exact_ts": lambda p: exact_ts(p, None, K),
+                }.get(name)
                 prior = _prior()
                 if ag is None:
                     mk = {"lin_ts": lin_ts, "lin_ucb": lin_ucb, "glm_ts": glm_ts, "ucb_glm": ucb_glm}[name]
@@ -686,8 +714,9 @@ def test_fuzz_save_load(case, where):
     prior = _prior()
     if what == "roundtrip mlp":
         rng = np.random.default_rng(0)
-        prior = DiffusionPrior.mlp([(rng.normal(size=(3, D)), np.zeros(3), rng.normal(size=(D, 3)), np.zeros(D))] * 2,
-                                   [1.0, 1.0, 1.0])
+        prior = DiffusionPrior.mlp(
+            [(rng.normal(size=(3, D)), np.zeros(3), rng.normal(size=(D, 3)), np.zeros(D))] * 2, [1.0, 1.0, 1.0]
+        )
     save_prior(path, prior, {"n": 1})
     raw = open(path, "rb").read()
     target, saver = bad, None

@@ -6,13 +6,13 @@ be finite, count one rejected update, and equal the state of the scan without th
 ``jax.jit(agent.act)`` on a non-finite context must return action -1 and ``valid=False``.
 """
 
+import fuzz
 import jax
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fuzz
 from dts_ppl import Bernoulli, DiffusionPrior, Gaussian
 from dts_ppl.agents import dts, exact_ts, glm_ts, hier_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
 
@@ -21,8 +21,17 @@ FUZZ = settings(
 )
 D, K, T = 2, 3, 12
 NAMES = ["dts", "hier_ts", "lin_ts", "lin_ucb", "exact_ts", "glm_ts", "ucb_glm"]
-KINDS = ["nan reward", "inf reward", "-inf reward", "nan context", "inf context", "action K", "action -1",
-         "action 10**6", "huge context"]
+KINDS = [
+    "nan reward",
+    "inf reward",
+    "-inf reward",
+    "nan context",
+    "inf context",
+    "action K",
+    "action -1",
+    "action 10**6",
+    "huge context",
+]
 _CACHE = {}
 
 

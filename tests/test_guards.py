@@ -34,8 +34,8 @@ def _agents(prior):
     }
 
 
-def _data(n, d, binary, key=jax.random.PRNGKey(1)):
-    kx, ka, ky = jax.random.split(key, 3)
+def _data(n, d, binary):
+    kx, ka, ky = jax.random.split(jax.random.PRNGKey(1), 3)
     X = jax.random.uniform(kx, (n, d), minval=-1, maxval=1)
     A = jax.random.randint(ka, (n,), 0, K)
     y = jax.random.bernoulli(ky, 0.5, (n,)).astype(X.dtype) if binary else jax.random.normal(ky, (n,)) + X[:, 0]

@@ -70,7 +70,7 @@ def test_v2_file_without_its_digest_is_corrupt(tmp_path):
     path = tmp_path / "p.npz"
     save_prior(path, _prior())
     raw = path.read_bytes()
-    stripped = raw[:-79 - 2] + b"\x00\x00"  # drop the zip comment that holds the digest
+    stripped = raw[: -79 - 2] + b"\x00\x00"  # drop the zip comment that holds the digest
     (tmp_path / "s.npz").write_bytes(stripped)
     with pytest.raises(ValueError, match="without its whole-file SHA-256"):
         load_prior(tmp_path / "s.npz")

@@ -88,7 +88,8 @@ def state_checker(init: Callable, name: str = "state"):
             cache["ref"] = jax.eval_shape(init)
         ref = cache["ref"]
         if type(state) is not type(ref):
-            raise ValueError(f"{name}: expected a {type(ref).__name__} from this agent's init(), got {type(state).__name__}")
+            want = type(ref).__name__
+            raise ValueError(f"{name}: expected a {want} from this agent's init(), got {type(state).__name__}")
         got, want = jax.tree.leaves(state), jax.tree.leaves(ref)
         if len(got) != len(want):
             raise ValueError(f"{name}: does not match this agent's init() (another likelihood or history size?)")
@@ -150,7 +151,9 @@ def guarded_argmax(scores, x):
     """
     valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
     if _checks.is_concrete(valid) and not bool(valid):
-        raise ValueError(f"x: the scores are not finite (a context too large for {scores.dtype}, or a non-finite state)")
+        raise ValueError(
+            f"x: the scores are not finite (a context too large for {scores.dtype}, or a non-finite state)"
+        )
     action = jnp.where(valid, jnp.argmax(scores), -1)
     return action, ActInfo(scores, valid)
 
@@ -173,7 +176,7 @@ def check_context(x, num_actions: int, dim: int, shared: bool):
         raise ValueError(f"x: expected {what} of shape {shape} ({e})") from None
     if arr.shape != shape:
         raise ValueError(f"x: expected {what} of shape {shape}, got {tuple(arr.shape)}")
-    if arr.dtype == jnp.bool_ or not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+    if not _checks.is_real_dtype(arr.dtype):
         raise ValueError(f"x: expected a real array, got dtype {arr.dtype}")
     _checks.check_finite("x", arr)
     return arr
@@ -206,7 +209,7 @@ def check_reward(reward, likelihood):
         arr = jnp.asarray(reward)
     except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"reward: expected a real scalar, got {reward!r} ({e})") from None
-    if arr.dtype == jnp.bool_ or not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+    if not _checks.is_real_dtype(arr.dtype):
         raise ValueError(f"reward: expected a real scalar, got dtype {arr.dtype}")
     if arr.ndim != 0:
         raise ValueError(f"reward: expected a scalar reward, got shape {tuple(arr.shape)}")

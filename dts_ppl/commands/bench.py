@@ -14,8 +14,8 @@ import jax
 import numpy as np
 
 from dts_ppl.bandits.simulation import plot_regret, regret_ratio, simulate
-from dts_ppl.experiments.regret import default_chunk_size, get_preset, preset_names
 from dts_ppl.commands import positive_int
+from dts_ppl.experiments.regret import default_chunk_size, get_preset, preset_names
 
 
 def register(sub):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 from dts_ppl.bandits.simulation import plot_regret
-from dts_ppl.commands.bench import regret_table, run_experiment
 from dts_ppl.commands import positive_int
+from dts_ppl.commands.bench import regret_table, run_experiment
 
 
 def register(sub):

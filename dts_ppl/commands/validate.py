@@ -6,10 +6,10 @@ import jax
 import numpy as np
 
 from dts_ppl import DTSGuide
+from dts_ppl.commands import non_negative_int, positive_int
 from dts_ppl.experiments.validation import NUTS_PARAMETERISATION, PRESETS, make_problem
 from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
 from dts_ppl.ppl.validate import validate
-from dts_ppl.commands import non_negative_int, positive_int
 
 PRESET_HELP = "linear (exact), mlp (random MLP links), logistic (Bernoulli rewards), ddpm (trained Swiss-roll prior)"
 

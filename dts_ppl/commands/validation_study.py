@@ -6,9 +6,9 @@ import json
 
 import jax
 
+from dts_ppl.commands import non_negative_int, positive_int
 from dts_ppl.experiments.study import approximation_study, study_table
 from dts_ppl.experiments.validation import PRESETS
-from dts_ppl.commands import non_negative_int, positive_int
 
 
 def _ints(text):

@@ -16,6 +16,11 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def is_real_dtype(dtype) -> bool:
+    """A floating or integer dtype (not bool, complex, string or object)."""
+    return dtype != jnp.bool_ and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
+
+
 def check_key(key, name: str = "key"):
     """A single JAX PRNG key: a typed key array () or a raw uint32 key of shape (2,) (shapes only, jit-safe)."""
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -60,7 +65,7 @@ def as_array(name: str, x, ndim: int | None = None, shape: tuple | None = None):
         arr = jnp.asarray(x)
     except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"{name}: cannot be converted to a numeric array ({e})") from None
-    if arr.dtype == jnp.bool_ or not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+    if not is_real_dtype(arr.dtype):
         raise ValueError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))

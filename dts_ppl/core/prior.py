@@ -150,7 +150,8 @@ class DiffusionPrior(NamedTuple):
             spread = lk.weight @ s @ lk.weight.T
             if _checks.is_concrete(spread) and not bool(jnp.all(jnp.isfinite(spread))):
                 raise ValueError(
-                    f"weights[{i}] (W_{i + 1}): too large for {jnp.dtype(dtype).name} (W S W^T overflows); rescale the prior"
+                    f"weights[{i}] (W_{i + 1}): too large for {jnp.dtype(dtype).name} (W S W^T overflows); "
+                    "rescale the prior"
                 )
         return cls(links[0], _stack(links[1:]), cov1, covs)
 
