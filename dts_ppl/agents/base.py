@@ -118,29 +118,66 @@ def sanitise_update(phi, group, y, ok):
     return jnp.where(ok, phi, 0), jnp.where(ok, group, 0), jnp.where(ok, y, 0)
 
 
-def guard_update(state, new_state, ok):
+def all_finite(tree):
+    """() bool: every leaf of ``tree`` is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def increment_ok(likelihood, phi, y):
+    """() bool: the Gaussian evidence increment (phi phi^T, y phi) / sigma^2 does not overflow."""
+    if not isinstance(likelihood, Gaussian):
+        return jnp.ones((), bool)
+    prec = 1.0 / likelihood.scale**2
+    return jnp.all(jnp.isfinite(prec * jnp.outer(phi, phi))) & jnp.all(jnp.isfinite(prec * y * phi))
+
+
+def check_overflow(inputs_ok, ok, dtype) -> None:
+    """Eagerly (concrete values), raise when valid inputs made the update non-finite."""
+    if _checks.is_concrete(ok) and _checks.is_concrete(inputs_ok) and bool(inputs_ok) and not bool(ok):
+        raise ValueError(
+            f"x: this update overflows the state's precision (a context or reward too large for {dtype}?); "
+            "rescale the inputs"
+        )
+
+
+def guarded_row(ok, array, index, new_row):
+    """``array`` with row ``index`` set to ``new_row`` if ``ok``, else unchanged (reads one row only)."""
+    old_row = jax.lax.dynamic_index_in_dim(array, index, 0, keepdims=False)
+    return set_row(array, index, jnp.where(ok, new_row, old_row))
+
+
+def guard_update(state, new_state, ok, guarded=()):
     """``new_state`` if ``ok`` and finite, else ``state``, counting a rejected round in ``rejected``.
 
     An update whose inputs passed :func:`update_ok` can still overflow (a context of 1e30 in
-    float32): every leaf of the new state is checked too, so no update ever leaves a NaN or inf
-    in the state. Called eagerly, such an overflow raises instead (the inputs were valid).
+    float32): the new state is checked too, so no update ever leaves a NaN or inf in the state.
+    Called eagerly, such an overflow raises instead (the inputs were valid).
+
+    Fields named in ``guarded`` are taken from ``new_state`` as they are: the caller has already
+    kept their old values for a rejected round row by row (:func:`guarded_row`, the ``ok``
+    argument of :func:`update_evidence`) and folded their finiteness into ``ok``. A ``where`` over
+    a whole (K, d, d) array costs a full copy per round inside a vmapped scan (measured 11x
+    slower at K = 2000, d = 10: benchmarks/guard_overhead.py), a row costs O(d^2).
 
     Args:
         state, new_state: agent states (NamedTuples with a ``rejected`` () int32 field).
         ok: () bool from :func:`update_ok`.
+        guarded: field names already guarded by the caller.
     Returns:
         The guarded state.
     """
     new_state = new_state._replace(rejected=0)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(new_state)]))
+    small = {k: v for k, v in new_state._asdict().items() if k not in guarded and k != "rejected"}
+    finite = all_finite(small)
     if _checks.is_concrete(ok) and _checks.is_concrete(finite) and bool(ok) and not bool(finite):
         raise ValueError(
             "x: this update overflows the state's precision (a context or reward too large for "
             f"{jax.tree.leaves(state)[0].dtype}?); rescale the inputs"
         )
     ok = ok & finite
-    kept = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new_state, state._replace(rejected=0))
-    return kept._replace(rejected=jnp.asarray(state.rejected, jnp.int32) + (~ok).astype(jnp.int32))
+    old = state._asdict()
+    kept = {k: jax.tree.map(lambda n, o: jnp.where(ok, n, o), v, old[k]) for k, v in small.items()}
+    return new_state._replace(**kept, rejected=jnp.asarray(state.rejected, jnp.int32) + (~ok).astype(jnp.int32))
 
 
 def guarded_argmax(scores, x):
@@ -261,8 +298,8 @@ def init_evidence(likelihood, num_groups: int, dim: int, history: int, dtype) ->
     return Evidence(stats, buf)
 
 
-def update_evidence(likelihood, ev: Evidence, phi, group, y, newton_steps: int):
-    """Add one observation of ``group``.
+def update_evidence(likelihood, ev: Evidence, phi, group, y, newton_steps: int, ok=True):
+    """Add one observation of ``group`` (nothing when ``ok`` is False: pass sanitised inputs).
 
     Returns:
         (new evidence, (G_old, b_old), (G_new, b_new)): the group's statistics before and after,
@@ -278,6 +315,7 @@ def update_evidence(likelihood, ev: Evidence, phi, group, y, newton_steps: int):
     if ev.history is None:  # Gaussian: exact, O(d^2)
         prec = 1.0 / likelihood.scale**2
         dG, db = prec * jnp.outer(phi, phi), prec * y * phi
+        dG, db = jnp.where(ok, dG, 0.0), jnp.where(ok, db, 0.0)  # a rejected round adds exactly 0
         G, b = G.at[group].add(dG), b.at[group].add(db)  # write first, then read the new row
         new = (G[group], b[group])
         old = (new[0] - dG, new[1] - db)
@@ -286,8 +324,16 @@ def update_evidence(likelihood, ev: Evidence, phi, group, y, newton_steps: int):
     old = (G[group], b[group])
     B_old = h.B[group]
     slot = h.count % h.X.shape[0]
-    h = History(set_row(h.X, slot, phi), set_row(h.group, slot, group), set_row(h.y, slot, y), h.count + 1, h.B)
+    h = History(
+        guarded_row(ok, h.X, slot, phi),
+        guarded_row(ok, h.group, slot, group),
+        guarded_row(ok, h.y, slot, y),
+        h.count + jnp.asarray(ok, jnp.int32),
+        h.B,
+    )
     G_new, b_new, B_new = likelihood.laplace(h.X, h.y, (h.group == group).astype(h.X.dtype), B_old, newton_steps)
+    fine = ok & all_finite((G_new, b_new, B_new))
+    G_new, b_new, B_new = (jnp.where(fine, n, o) for n, o in ((G_new, old[0]), (b_new, old[1]), (B_new, B_old)))
     new = (G_new, b_new)
     stats = ActionStats(set_row(G, group, G_new), set_row(b, group, b_new))
     return Evidence(stats, h._replace(B=set_row(h.B, group, B_new))), old, new

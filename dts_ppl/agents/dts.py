@@ -25,16 +25,19 @@ import jax.numpy as jnp
 from dts_ppl.agents.base import (
     Agent,
     Evidence,
+    all_finite,
     check_context,
     check_glm_options,
     check_key,
     check_num_actions,
+    check_overflow,
     check_update,
     guard_update,
     guarded_argmax,
+    guarded_row,
+    increment_ok,
     init_evidence,
     sanitise_update,
-    set_row,
     state_checker,
     update_evidence,
     update_ok,
@@ -170,21 +173,28 @@ def dts(
     def update(state: DTSState, x, action, reward) -> DTSState:
         check_state(state)
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ok = update_ok(x, action, reward, K)
+        ok = inputs_ok = update_ok(x, action, reward, K)
         phi, g, y = sanitise_update(phi, g, y, ok)
-        ev, old_stats, new_stats = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
+        ok = ok & increment_ok(likelihood, phi, y)
+        phi, g, y = sanitise_update(phi, g, y, ok)
+        ev, old_stats, new_stats = update_evidence(
+            likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps, ok
+        )
         _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
         cond, new = core.condition(prec1, *new_stats)
         total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
+        latents = chain(total)
+        ok = ok & all_finite((cond.cov, cond.shift, total, latents))
         new_state = DTSState(
             evidence=ev,
-            theta_cov=set_row(state.theta_cov, g, cond.cov),
-            theta_shift=set_row(state.theta_shift, g, cond.shift),
+            theta_cov=guarded_row(ok, state.theta_cov, g, cond.cov),
+            theta_shift=guarded_row(ok, state.theta_shift, g, cond.shift),
             evidence_sum=total,
-            latents=chain(total),
+            latents=latents,
             step=state.step + 1,
         )
-        return guard_update(state, new_state, ok)
+        check_overflow(inputs_ok, ok, dtype)
+        return guard_update(state, new_state, ok, guarded=("evidence", "theta_cov", "theta_shift"))
 
     return Agent(init, act, update)
 

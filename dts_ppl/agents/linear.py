@@ -19,16 +19,19 @@ import jax.numpy as jnp
 from dts_ppl.agents.base import (
     Agent,
     Evidence,
+    all_finite,
     check_context,
     check_glm_options,
     check_key,
     check_num_actions,
+    check_overflow,
     check_update,
     guard_update,
     guarded_argmax,
+    guarded_row,
+    increment_ok,
     init_evidence,
     sanitise_update,
-    set_row,
     state_checker,
     update_evidence,
     update_ok,
@@ -127,17 +130,22 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
     def update(state: LinearState, x, action, reward) -> LinearState:
         check_state(state)
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ok = update_ok(x, action, reward, K)
+        ok = inputs_ok = update_ok(x, action, reward, K)
         phi, g, y = sanitise_update(phi, g, y, ok)
-        ev, _, (G_g, b_g) = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps)
+        ok = ok & increment_ok(likelihood, phi, y)
+        phi, g, y = sanitise_update(phi, g, y, ok)
+        ev, _, (G_g, b_g) = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps, ok)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
+        mean = core.conditional_loc(cond, theta_prior.mean)
+        ok = ok & all_finite((mean, cond.cov))
         new_state = LinearState(
             evidence=ev,
-            mean=set_row(state.mean, g, core.conditional_loc(cond, theta_prior.mean)),
-            cov=set_row(state.cov, g, cond.cov),
+            mean=guarded_row(ok, state.mean, g, mean),
+            cov=guarded_row(ok, state.cov, g, cond.cov),
             step=state.step + 1,
         )
-        return guard_update(state, new_state, ok)
+        check_overflow(inputs_ok, ok, dtype)
+        return guard_update(state, new_state, ok, guarded=("evidence", "mean", "cov"))
 
     return Agent(init, act, update)
 
