@@ -324,19 +324,21 @@ def update_evidence(likelihood, ev: Evidence, phi, group, y, newton_steps: int, 
     old = (G[group], b[group])
     B_old = h.B[group]
     slot = h.count % h.X.shape[0]
+    X_new, group_new, y_new = set_row(h.X, slot, phi), set_row(h.group, slot, group), set_row(h.y, slot, y)
+    G_new, b_new, B_new = likelihood.laplace(X_new, y_new, (group_new == group).astype(h.X.dtype), B_old, newton_steps)
+    # a rejected round (or a fit that overflows) writes nothing; ``new`` stays the raw fit so the
+    # caller sees the overflow in the conditional it computes from it
+    fine = ok & all_finite((G_new, b_new, B_new))
     h = History(
-        guarded_row(ok, h.X, slot, phi),
-        guarded_row(ok, h.group, slot, group),
-        guarded_row(ok, h.y, slot, y),
-        h.count + jnp.asarray(ok, jnp.int32),
+        guarded_row(fine, h.X, slot, phi),
+        guarded_row(fine, h.group, slot, group),
+        guarded_row(fine, h.y, slot, y),
+        h.count + jnp.asarray(fine, jnp.int32),
         h.B,
     )
-    G_new, b_new, B_new = likelihood.laplace(h.X, h.y, (h.group == group).astype(h.X.dtype), B_old, newton_steps)
-    fine = ok & all_finite((G_new, b_new, B_new))
-    G_new, b_new, B_new = (jnp.where(fine, n, o) for n, o in ((G_new, old[0]), (b_new, old[1]), (B_new, B_old)))
     new = (G_new, b_new)
-    stats = ActionStats(set_row(G, group, G_new), set_row(b, group, b_new))
-    return Evidence(stats, h._replace(B=set_row(h.B, group, B_new))), old, new
+    stats = ActionStats(guarded_row(fine, G, group, G_new), guarded_row(fine, b, group, b_new))
+    return Evidence(stats, h._replace(B=guarded_row(fine, h.B, group, B_new))), old, new
 
 
 def check_glm_options(likelihood, history: int, newton_steps: int):

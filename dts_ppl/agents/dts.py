@@ -184,7 +184,7 @@ def dts(
         cond, new = core.condition(prec1, *new_stats)
         total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
         latents = chain(total)
-        ok = ok & all_finite((cond.cov, cond.shift, total, latents))
+        ok = ok & all_finite((new_stats, cond.cov, cond.shift, total, latents))
         new_state = DTSState(
             evidence=ev,
             theta_cov=guarded_row(ok, state.theta_cov, g, cond.cov),

@@ -137,7 +137,7 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
         ev, _, (G_g, b_g) = update_evidence(likelihood, state.evidence, phi.astype(dtype), g, y, newton_steps, ok)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
         mean = core.conditional_loc(cond, theta_prior.mean)
-        ok = ok & all_finite((mean, cond.cov))
+        ok = ok & all_finite((G_g, b_g, mean, cond.cov))
         new_state = LinearState(
             evidence=ev,
             mean=guarded_row(ok, state.mean, g, mean),
