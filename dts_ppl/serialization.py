@@ -13,6 +13,11 @@ kind, K, d, L, dtype and package version, and a SHA-256 over the arrays and the 
 write goes to a temporary file in the target's folder, is fsync'ed and then renamed over the
 target (``os.replace``), so a crash or a rejected save never leaves a half-written file and
 never touches the previous good one.
+Format version 2 also stores a SHA-256 of the WHOLE archive (every byte, zip headers and
+compressed streams included) in the zip comment, ``dts_ppl-sha256:<hex>``, checked before
+anything is parsed: any corrupted byte fails the load. Loading then checks the header against
+the arrays (link class, L, d, d_psi, every array's shape) and that every array is finite.
+Version-1 files (array checksum only) still load.
 """
 
 from __future__ import annotations
@@ -41,7 +46,11 @@ from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ddpm.prior import DDPMLink
 
 FORMAT = "dts_ppl.prior"  # the file-format name (not a module path)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_TAG = b"dts_ppl-sha256:"
+_TRAILER = len(_TAG) + 64  # the zip comment: tag + hex digest
+_EOCD = b"PK\x05\x06"  # zip end-of-central-directory signature (22 bytes + comment)
 
 
 _LINK_CLASSES = {cls.__name__: cls for cls in (AffineLink, MLPLink, DDPMLink)}
@@ -107,7 +116,11 @@ def save_prior(path, prior: DiffusionPrior, metadata: dict | None = None) -> Non
     arrays["__meta__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    atomic_write(path, buf.getvalue())
+    raw = buf.getvalue()
+    if raw[-22:-18] != _EOCD or raw[-2:] != b"\x00\x00":  # pragma: no cover - numpy writes no comment
+        raise ValueError("path: unexpected zip layout from numpy.savez_compressed")
+    digest = hashlib.sha256(raw).hexdigest().encode()
+    atomic_write(path, raw[:-2] + _TRAILER.to_bytes(2, "little") + _TAG + digest)
 
 
 def atomic_write(path, data: bytes) -> None:
@@ -142,6 +155,19 @@ def atomic_write(path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _check_whole_file(path, data: bytes):
+    """(payload bytes, has_digest): verify the whole-archive SHA-256 of a version-2 file."""
+    if len(data) >= 22 + _TRAILER and data[-_TRAILER:].startswith(_TAG):
+        eocd = data[:-_TRAILER][-22:]
+        if eocd[:4] != _EOCD or int.from_bytes(eocd[-2:], "little") != _TRAILER:
+            raise ValueError(f"path: {path!r} is corrupt (damaged zip end record)")
+        original = data[: -_TRAILER - 2] + b"\x00\x00"
+        if hashlib.sha256(original).hexdigest().encode() != data[-64:]:
+            raise ValueError(f"path: {path!r} is corrupt (the file does not match its stored SHA-256)")
+        return True
+    return False
+
+
 def read_header(path) -> dict:
     """The JSON header of a prior file (format, versions, sizes, metadata), validated."""
     return _read(path)[1]
@@ -155,6 +181,7 @@ def load_prior(path) -> tuple[DiffusionPrior, dict]:
             another format or format version.
     """
     arrays, header = _read(path)
+    _check_header(path, arrays, header)
     cls = _LINK_CLASSES[header["link_class"]]
     L = header["num_levels"]
     link1 = cls(**{f: jnp.asarray(arrays[f"link1/{f}"]) for f in cls._fields})
@@ -168,6 +195,7 @@ def load_prior(path) -> tuple[DiffusionPrior, dict]:
             fields[f] = jnp.asarray(v)
         links = cls(**fields)
     prior = DiffusionPrior(link1, links, jnp.asarray(arrays["cov1"]), jnp.asarray(arrays["covs"]))
+    _check_links(path, prior)
     return prior, header["metadata"]
 
 
@@ -175,8 +203,11 @@ def _read(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"path: no such prior file {path!r}")
+    with open(path, "rb") as f:
+        data = f.read()
+    has_digest = _check_whole_file(path, data)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, zlib.error) as e:
         raise ValueError(f"path: {path!r} is not a readable dts_ppl prior file (corrupt or truncated: {e})") from None
@@ -188,11 +219,15 @@ def _read(path):
         raise ValueError(f"path: {path!r} has a corrupt header ({e})") from None
     if header.get("format") != FORMAT:
         raise ValueError(f"path: {path!r} is not a dts_ppl prior file (format {header.get('format')!r})")
-    if header.get("format_version") != FORMAT_VERSION:
+    if not isinstance(header, dict):
+        raise ValueError(f"path: {path!r} has a corrupt header (expected a JSON object)")
+    if header.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(
             f"path: {path!r} has prior-file format version {header.get('format_version')!r} (written by "
-            f"dts_ppl {header.get('package_version')}); this dts_ppl reads version {FORMAT_VERSION}"
+            f"dts_ppl {header.get('package_version')}); this dts_ppl reads versions {READABLE_VERSIONS}"
         )
+    if header["format_version"] >= 2 and not has_digest:
+        raise ValueError(f"path: {path!r} is corrupt (a version-2 file without its whole-file SHA-256)")
     if header.get("link_class") not in _LINK_CLASSES:
         raise ValueError(f"path: {path!r} holds unknown link type {header.get('link_class')!r}")
     if _digest(arrays) != header.get("sha256"):
@@ -425,3 +460,80 @@ def _read_state(path):
     if _header_digest(arrays, header) != header.get("sha256"):
         raise ValueError(f"path: {path!r} is corrupt (its content does not match the stored SHA-256)")
     return arrays, header
+
+
+_HEADER_KEYS = {
+    "link_class": str,
+    "num_levels": int,
+    "dim": int,
+    "latent_dim": int,
+    "shared_link_fields": list,
+    "metadata": dict,
+}
+
+
+def _check_header(path, arrays: dict, header: dict) -> None:
+    """The header's sizes and link class agree with the arrays; every array is finite."""
+    for k, t in _HEADER_KEYS.items():
+        if k not in header:
+            raise ValueError(f"path: {path!r} has an incomplete header (no {k!r})")
+        if not isinstance(header[k], t) or (t is int and isinstance(header[k], bool)):
+            raise ValueError(f"path: {path!r} header field {k!r} should be a {t.__name__}, got {header[k]!r}")
+    L, d, dp = header["num_levels"], header["dim"], header["latent_dim"]
+    if min(L, d, dp) < 1:
+        raise ValueError(f"path: {path!r} header has non-positive sizes (num_levels={L}, dim={d}, latent_dim={dp})")
+    cls = _LINK_CLASSES[header["link_class"]]
+    expected = {"cov1", "covs"} | {f"link1/{f}" for f in cls._fields}
+    if L > 1:
+        expected |= {f"links/{f}" for f in cls._fields}
+    if set(arrays) != expected:
+        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
+        raise ValueError(
+            f"path: {path!r} arrays do not match its header (link_class={cls.__name__}, num_levels={L}): "
+            f"missing {missing}, unexpected {extra}"
+        )
+    if not set(header["shared_link_fields"]) <= set(cls._fields) or (L == 1 and header["shared_link_fields"]):
+        raise ValueError(f"path: {path!r} header lists unknown shared link fields {header['shared_link_fields']}")
+
+    def want(name, shape):
+        got = arrays[name].shape
+        if got != shape:
+            raise ValueError(f"path: {path!r} array {name!r} has shape {got}, its header implies {shape}")
+
+    want("cov1", (d, d))
+    want("covs", (L, dp, dp))
+    for name, a in arrays.items():
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"path: {path!r} array {name!r} has non-numeric dtype {a.dtype}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"path: {path!r} array {name!r} contains NaN or inf")
+    if cls is AffineLink:
+        want("link1/weight", (d, dp))
+        want("link1/offset", (d,))
+        if L > 1:
+            for f, shape in (("weight", (dp, dp)), ("offset", (dp,))):
+                want(f"links/{f}", shape if f in header["shared_link_fields"] else (L - 1,) + shape)
+    else:
+        # MLP / DDPM links: the first axis of link arrays of levels >= 2 is the level axis
+        if L > 1:
+            for f in cls._fields:
+                a = arrays[f"links/{f}"]
+                if f not in header["shared_link_fields"] and (a.ndim == 0 or a.shape[0] != L - 1):
+                    raise ValueError(
+                        f"path: {path!r} array 'links/{f}' has shape {a.shape}, its header implies {L - 1} levels"
+                    )
+
+
+def _check_links(path, prior: DiffusionPrior) -> None:
+    """Each link maps a latent (d_psi,) to the level below: f_1 to (d,), f_2..f_L to (d_psi,)."""
+    z = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
+    try:
+        out1 = jax.eval_shape(prior.link1, z).shape
+        outs = None if prior.links is None else jax.eval_shape(jax.vmap(lambda lk: lk(z)), prior.links).shape
+    except (TypeError, ValueError, IndexError) as e:
+        raise ValueError(f"path: {path!r} link arrays do not fit together ({e})") from None
+    if out1 != (prior.dim,) or (outs is not None and outs != (prior.num_levels - 1, prior.latent_dim)):
+        raise ValueError(
+            f"path: {path!r} links map to shapes {out1} / {outs}, the header implies ({prior.dim},) / "
+            f"({prior.num_levels - 1}, {prior.latent_dim})"
+        )

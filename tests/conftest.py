@@ -1,3 +1,5 @@
+import sys
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -53,3 +55,12 @@ def random_data(key, d, num_actions, n, counts=None):
     X = jax.random.normal(kx, (n, d))
     y = jax.random.normal(ky, (n,)) + X.sum(-1)
     return X, A, y
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the fuzz suite's case counts (tests/fuzz.py) and write them to $DTS_PPL_FUZZ_JSON if set."""
+    fuzz = sys.modules.get("fuzz")
+    if fuzz is not None and fuzz.COUNTS:
+        for line in fuzz.summary_lines():
+            terminalreporter.write_line(line)
+        fuzz.write_json()

@@ -9,7 +9,11 @@ over the prior and hyper-parameters:
 
 All three are jittable, and vmap over runs. Called eagerly they validate their inputs (shapes
 always, values when concrete): wrong shapes, actions out of range and NaN rewards raise
-ValueError instead of corrupting the state.
+ValueError instead of corrupting the state. Inside ``jit`` values cannot raise, so every update
+is guarded (:func:`guard_update`): a round with a non-finite context or reward, or an action
+outside [0, K), leaves the state unchanged and adds one to ``state.rejected``; ``act`` on a
+non-finite context (or a state whose scores are not finite) returns action -1 with
+``info.valid`` False (:func:`guarded_argmax`). The contract is in docs/reliability.md.
 
 Online evidence (docs/math.md section 2). Every agent keeps per-group statistics (G_g, b_g), where a
 group is an action (per-action parameters) or the single shared parameter, and updates them
@@ -33,13 +37,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
-from dts_ppl.core.likelihoods import Evidence, History, set_row
+from dts_ppl.core.likelihoods import Evidence, History, all_finite, guarded_row, set_row
 
 __all__ = [
     "ActInfo",
     "Agent",
     "Evidence",
     "History",
+    "all_finite",
+    "guarded_row",
     "check_action",
     "check_context",
     "check_glm_options",
@@ -88,12 +94,127 @@ class ActInfo(NamedTuple):
 
     Attributes:
         scores: (K,) the score of every action (a Thompson sample or an upper bound).
+        valid: () bool, False when the context or the scores were not finite; the action is
+            then -1 (which a guarded ``update`` rejects).
     """
 
     scores: Annotated[jax.Array, "K"]
+    valid: Annotated[jax.Array, ""] | bool = True
 
 
 # ------------------------------------------------------------------------------------- checks
+
+
+check_key = _checks.check_key
+
+
+def state_checker(init: Callable, name: str = "state"):
+    """A check that a state has the structure and shapes of ``init()`` (one agent's states only).
+
+    The reference shapes come from ``jax.eval_shape(init)`` on first use; the check reads only
+    shapes, so it also runs (at trace time) under ``jit``.
+    """
+    cache = {}
+
+    def check(state):
+        if "ref" not in cache:
+            cache["ref"] = jax.eval_shape(init)
+        ref = cache["ref"]
+        if type(state) is not type(ref):
+            want = type(ref).__name__
+            raise ValueError(f"{name}: expected a {want} from this agent's init(), got {type(state).__name__}")
+        got, want = jax.tree.leaves(state), jax.tree.leaves(ref)
+        if len(got) != len(want):
+            raise ValueError(f"{name}: does not match this agent's init() (another likelihood or history size?)")
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            if jnp.shape(g) != w.shape:
+                raise ValueError(
+                    f"{name}: leaf {i} has shape {tuple(jnp.shape(g))}, this agent's init() gives {w.shape} "
+                    "(a state of an agent with another num_actions, dim or history?)"
+                )
+        return state
+
+    return check
+
+
+def update_ok(x, action, reward, num_actions: int):
+    """() bool, jittable: the context and reward are finite and the action is in [0, num_actions)."""
+    action = jnp.asarray(action)
+    in_range = (action >= 0) & (action < num_actions)
+    if jnp.issubdtype(action.dtype, jnp.floating):
+        in_range = in_range & (action == jnp.round(action))
+    return jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(reward)) & in_range
+
+
+def sanitise_update(phi, group, y, ok):
+    """Finite stand-ins (0, group 0, 0) for a rejected round, so its (discarded) update stays finite."""
+    return jnp.where(ok, phi, 0), jnp.where(ok, group, 0), jnp.where(ok, y, 0)
+
+
+def increment_ok(likelihood, phi, y):
+    """() bool: the Gaussian evidence increment (phi phi^T, y phi) / sigma^2 does not overflow."""
+    if not likelihood.is_exact:  # GLM increments come from a refit, checked where it is written
+        return jnp.ones((), bool)
+    prec = 1.0 / likelihood.scale**2
+    return jnp.all(jnp.isfinite(prec * jnp.outer(phi, phi))) & jnp.all(jnp.isfinite(prec * y * phi))
+
+
+def check_overflow(inputs_ok, ok, dtype) -> None:
+    """Eagerly (concrete values), raise when valid inputs made the update non-finite."""
+    if _checks.is_concrete(ok) and _checks.is_concrete(inputs_ok) and bool(inputs_ok) and not bool(ok):
+        raise ValueError(
+            f"x: this update overflows the state's precision (a context or reward too large for {dtype}?); "
+            "rescale the inputs"
+        )
+
+
+def guard_update(state, new_state, ok, guarded=()):
+    """``new_state`` if ``ok`` and finite, else ``state``, counting a rejected round in ``rejected``.
+
+    An update whose inputs passed :func:`update_ok` can still overflow (a context of 1e30 in
+    float32): the new state is checked too, so no update ever leaves a NaN or inf in the state.
+    Called eagerly, such an overflow raises instead (the inputs were valid).
+
+    Fields named in ``guarded`` are taken from ``new_state`` as they are: the caller has already
+    kept their old values for a rejected round row by row (:func:`guarded_row`, the ``ok``
+    argument of :func:`update_evidence`) and folded their finiteness into ``ok``. A ``where`` over
+    a whole (K, d, d) array costs a full copy per round inside a vmapped scan (measured 11x
+    slower at K = 2000, d = 10: benchmarks/guard_overhead.py), a row costs O(d^2).
+
+    Args:
+        state, new_state: agent states (NamedTuples with a ``rejected`` () int32 field).
+        ok: () bool from :func:`update_ok`.
+        guarded: field names already guarded by the caller.
+    Returns:
+        The guarded state.
+    """
+    new_state = new_state._replace(rejected=0)
+    small = {k: v for k, v in new_state._asdict().items() if k not in guarded and k != "rejected"}
+    finite = all_finite(small)
+    if _checks.is_concrete(ok) and _checks.is_concrete(finite) and bool(ok) and not bool(finite):
+        raise ValueError(
+            "x: this update overflows the state's precision (a context or reward too large for "
+            f"{jax.tree.leaves(state)[0].dtype}?); rescale the inputs"
+        )
+    ok = ok & finite
+    old = state._asdict()
+    kept = {k: jax.tree.map(lambda n, o: jnp.where(ok, n, o), v, old[k]) for k, v in small.items()}
+    return new_state._replace(**kept, rejected=jnp.asarray(state.rejected, jnp.int32) + (~ok).astype(jnp.int32))
+
+
+def guarded_argmax(scores, x):
+    """(action, ActInfo): argmax of finite scores; -1 and ``valid=False`` when x or the scores are not finite.
+
+    Called eagerly (x already checked finite) non-finite scores raise: the context overflows
+    the state's precision, or the state itself is not finite.
+    """
+    valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
+    if _checks.is_concrete(valid) and not bool(valid):
+        raise ValueError(
+            f"x: the scores are not finite (a context too large for {scores.dtype}, or a non-finite state)"
+        )
+    action = jnp.where(valid, jnp.argmax(scores), -1)
+    return action, ActInfo(scores, valid)
 
 
 def check_num_actions(num_actions) -> int:
@@ -104,15 +225,29 @@ def check_context(x, num_actions: int, dim: int, shared: bool):
     """x (d,) for per-action parameters, (K, d) action features for the shared variant."""
     shape = (num_actions, dim) if shared else (dim,)
     what = "action features (K, d)" if shared else "a context (d,)"
-    arr = jnp.asarray(x)
+    if x is None or isinstance(x, str | bytes):
+        raise ValueError(f"x: expected {what} of shape {shape}, got {x!r}")
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"x: expected {what} of shape {shape} ({e})") from None
     if arr.shape != shape:
         raise ValueError(f"x: expected {what} of shape {shape}, got {tuple(arr.shape)}")
+    if not _checks.is_real_dtype(arr.dtype):
+        raise ValueError(f"x: expected a real array, got dtype {arr.dtype}")
     _checks.check_finite("x", arr)
     return arr
 
 
 def check_action(action, num_actions: int):
-    arr = jnp.asarray(action)
+    if action is None or isinstance(action, bool | np.bool_ | str | bytes):
+        raise ValueError(f"action: expected an integer in [0, {num_actions}), got {action!r}")
+    if isinstance(action, int | np.integer) and not 0 <= int(action) < num_actions:
+        raise ValueError(f"action: expected an integer in [0, {num_actions}), got {action!r}")
+    try:
+        arr = jnp.asarray(action)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"action: expected an integer in [0, {num_actions}) ({e})") from None
     if arr.ndim != 0:
         raise ValueError(f"action: expected a scalar action index, got shape {tuple(arr.shape)}")
     if _checks.is_concrete(arr):
@@ -123,7 +258,16 @@ def check_action(action, num_actions: int):
 
 
 def check_reward(reward, likelihood):
-    arr = jnp.asarray(reward)
+    if reward is None or isinstance(reward, bool | np.bool_ | str | bytes):
+        raise ValueError(f"reward: expected a real scalar, got {reward!r}")
+    if isinstance(reward, int):
+        reward = float(reward)  # a Python int beyond int32 would overflow in jnp.asarray
+    try:
+        arr = jnp.asarray(reward)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"reward: expected a real scalar, got {reward!r} ({e})") from None
+    if not _checks.is_real_dtype(arr.dtype):
+        raise ValueError(f"reward: expected a real scalar, got dtype {arr.dtype}")
     if arr.ndim != 0:
         raise ValueError(f"reward: expected a scalar reward, got shape {tuple(arr.shape)}")
     likelihood.check_rewards("reward", arr)

@@ -26,16 +26,25 @@ import jax.numpy as jnp
 
 from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
-    ActInfo,
     Agent,
     AgentSpec,
+    all_finite,
     check_context,
     check_glm_options,
+    check_key,
     check_num_actions,
+    check_overflow,
     check_update,
+    guard_update,
+    guarded_argmax,
+    guarded_row,
+    increment_ok,
+    sanitise_update,
+    state_checker,
+    update_ok,
 )
 from dts_ppl.core import inference as core
-from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor, set_row
+from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
@@ -58,6 +67,8 @@ class DTSState(NamedTuple):
         step: () number of updates.
         passes: () upward passes the last update (or init) ran (:func:`core.upward_pass`).
         converged: () whether that upward pass met its tolerance.
+        rejected: () int32 number of updates rejected by the guard (non-finite context or
+            reward, action outside [0, K)); the state is unchanged by them.
     """
 
     evidence: Evidence
@@ -68,6 +79,7 @@ class DTSState(NamedTuple):
     step: Annotated[jax.Array, ""]
     passes: Annotated[jax.Array, ""]
     converged: Annotated[jax.Array, ""]
+    rejected: Annotated[jax.Array, ""] | int = 0
 
 
 def dts(
@@ -116,6 +128,10 @@ def dts(
     tol, max_passes = core.check_pass_options(tol, max_passes)
     if not likelihood.is_exact:
         likelihood = likelihood.for_prior(core.theta_prior_scale_cov(prior))
+    if not isinstance(prior, DiffusionPrior):
+        raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+    if not isinstance(shared, bool):
+        raise ValueError(f"shared: expected True or False, got {shared!r}")
     d, dtype = prior.dim, prior.cov1.dtype
     M = 1 if shared else K
     prec1 = psd_inv(prior.cov1)  # S_1^-1
@@ -136,9 +152,14 @@ def dts(
             step=jnp.zeros((), jnp.int32),
             passes=up.passes,
             converged=up.converged,
+            rejected=jnp.zeros((), jnp.int32),
         )
 
+    check_state = state_checker(init)
+
     def act(key, state: DTSState, x):
+        check_key(key)
+        check_state(state)
         x = check_context(x, K, d, shared)
         k_chain, k_score = jax.random.split(key)
         if shared:
@@ -152,25 +173,33 @@ def dts(
             mean = v @ u + state.theta_shift @ x
             sd = jnp.sqrt(jnp.maximum(v @ x, 0.0))
             scores = mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
-        return jnp.argmax(scores), ActInfo(scores)
+        return guarded_argmax(scores, x)
 
     def update(state: DTSState, x, action, reward) -> DTSState:
+        check_state(state)
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ev, old_stats, new_stats = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
+        ok = inputs_ok = update_ok(x, action, reward, K)
+        phi, g, y = sanitise_update(phi, g, y, ok)
+        ok = ok & increment_ok(likelihood, phi, y)
+        phi, g, y = sanitise_update(phi, g, y, ok)
+        ev, old_stats, new_stats = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps, ok)
         _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
         cond, new = core.condition(prec1, *new_stats)
-        total = jax.tree.map(lambda s, o, n: s - o + n, state.evidence_sum, old, new)
+        total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
         up = chain(total)
-        return DTSState(
+        ok = ok & all_finite((new_stats, cond.cov, cond.shift, total, up.latents))
+        new_state = DTSState(
             evidence=ev,
-            theta_cov=set_row(state.theta_cov, g, cond.cov),
-            theta_shift=set_row(state.theta_shift, g, cond.shift),
+            theta_cov=guarded_row(ok, state.theta_cov, g, cond.cov),
+            theta_shift=guarded_row(ok, state.theta_shift, g, cond.shift),
             evidence_sum=total,
             latents=up.latents,
             step=state.step + 1,
             passes=up.passes,
             converged=up.converged,
         )
+        check_overflow(inputs_ok, ok, dtype)
+        return guard_update(state, new_state, ok, guarded=("evidence", "theta_cov", "theta_shift"))
 
     def update_batch(state: DTSState, X, A, y) -> DTSState:
         """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
@@ -191,6 +220,7 @@ def dts(
             step=state.step + phi.shape[0],
             passes=up.passes,
             converged=up.converged,
+            rejected=state.rejected,
         )
 
     spec = AgentSpec("dts", K, d, prior.num_levels, shared, likelihood.name)
@@ -214,6 +244,8 @@ def hierarchical_prior(prior: DiffusionPrior, jitter: float = 1e-4) -> Diffusion
     mean of theta. B_L S_{L+1} B_L^T is singular when W_L has zeroed columns: ``jitter`` times
     its mean diagonal is added (h then has a tiny variance in those directions).
     """
+    if not isinstance(prior, DiffusionPrior):
+        raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
     if not prior.is_linear:
         raise ValueError("prior: HierTS-1 needs a linear diffusion prior (DiffusionPrior.linear)")
     L, d = prior.num_levels, prior.dim

@@ -16,7 +16,19 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.agents import batch as _batch
-from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_context, check_num_actions, check_update
+from dts_ppl.agents.base import (
+    Agent,
+    AgentSpec,
+    check_context,
+    check_key,
+    check_num_actions,
+    check_update,
+    guard_update,
+    guarded_argmax,
+    sanitise_update,
+    state_checker,
+    update_ok,
+)
 from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
@@ -24,11 +36,13 @@ from dts_ppl.core.prior import DiffusionPrior
 
 
 class JointState(NamedTuple):
-    """mean (N,), cov (N, N) of z = (psi_1..psi_L, theta_1..theta_K); step ()."""
+    """mean (N,), cov (N, N) of z = (psi_1..psi_L, theta_1..theta_K); step () accepted updates;
+    rejected () int32 updates the guard rejected."""
 
     mean: jax.Array
     cov: jax.Array
     step: jax.Array
+    rejected: jax.Array | int = 0
 
 
 def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None) -> Agent:
@@ -36,6 +50,8 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     if not likelihood.is_exact:
         raise ValueError(f"likelihood: exact_ts needs Gaussian rewards, got {likelihood!r}")
+    if not isinstance(prior, DiffusionPrior):
+        raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
     if not prior.is_linear:
         raise ValueError("prior: exact_ts needs a linear diffusion prior (the joint is then Gaussian)")
     K = check_num_actions(num_actions)
@@ -45,26 +61,34 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
     noise_var = likelihood.scale**2
 
     def init() -> JointState:
-        return JointState(joint.mean, joint.cov, jnp.zeros((), jnp.int32))
+        return JointState(joint.mean, joint.cov, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+    check_state = state_checker(init)
 
     def act(key, state: JointState, x):
+        check_key(key)
+        check_state(state)
         x = check_context(x, K, d, False)
         m = state.mean[offset:].reshape(K, d) @ x
         c = state.cov[offset:, offset:].reshape(K, d, K, d)
         s = jnp.einsum("i,aibj,j->ab", x, c, x)
         scores = m + psd_cholesky(s) @ jax.random.normal(key, (K,), m.dtype)
-        return jnp.argmax(scores), ActInfo(scores)
+        return guarded_argmax(scores, x)
 
     def update(state: JointState, x, action, reward) -> JointState:
+        check_state(state)
         x, a, y = check_update(x, action, reward, K, d, False, likelihood)
+        ok = update_ok(x, action, reward, K)
+        x, a, y = sanitise_update(x, a, y, ok)
         start = offset + a * d
         cols = jax.lax.dynamic_slice_in_dim(state.cov, start, d, axis=1)  # C[:, theta_a]
         mean_a = jax.lax.dynamic_slice_in_dim(state.mean, start, d)
         gain = cols @ x  # C h, with h = x in theta_a's block
-        innovation_var = x @ jax.lax.dynamic_slice_in_dim(gain, start, d) + noise_var
+        # x^T C x >= 0 in exact arithmetic; round-off must not push it below 0 (tiny noise_var)
+        innovation_var = jnp.maximum(x @ jax.lax.dynamic_slice_in_dim(gain, start, d), 0.0) + noise_var
         mean = state.mean + gain * (y - x @ mean_a) / innovation_var
         cov = state.cov - jnp.outer(gain, gain) / innovation_var
-        return JointState(mean, 0.5 * (cov + cov.T), state.step + 1)
+        return guard_update(state, JointState(mean, 0.5 * (cov + cov.T), state.step + 1), ok)
 
     def update_batch(state: JointState, X, A, y) -> JointState:
         """All rows at once: one block Kalman step on the theta blocks, O(N^2 K d + (K d)^3).
@@ -83,7 +107,7 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
         m_inv = jnp.eye(K * d, dtype=D.dtype) + D @ cs[offset:]
         mean = state.mean + cs @ jnp.linalg.solve(m_inv, stats.b.reshape(-1) - D @ state.mean[offset:])
         cov = state.cov - cs @ jnp.linalg.solve(m_inv, D @ cs.T)
-        return JointState(mean, 0.5 * (cov + cov.T), state.step + x.shape[0])
+        return JointState(mean, 0.5 * (cov + cov.T), state.step + x.shape[0], state.rejected)
 
     spec = AgentSpec("exact_ts", K, d, prior.num_levels, False, likelihood.name)
     return Agent(init, act, update, update_batch, spec)

@@ -19,17 +19,26 @@ import jax.numpy as jnp
 
 from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
-    ActInfo,
     Agent,
     AgentSpec,
+    all_finite,
     check_context,
     check_glm_options,
+    check_key,
     check_num_actions,
+    check_overflow,
     check_update,
+    guard_update,
+    guarded_argmax,
+    guarded_row,
+    increment_ok,
+    sanitise_update,
+    state_checker,
+    update_ok,
 )
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
-from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor, set_row
+from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_moments
@@ -88,12 +97,14 @@ def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) ->
 
 
 class LinearState(NamedTuple):
-    """Per-group Gaussian posteriors: mean (M, d), cov (M, d, d), evidence, step ()."""
+    """Per-group Gaussian posteriors: mean (M, d), cov (M, d, d), evidence, step () accepted
+    updates, rejected () int32 updates the guard rejected (see :func:`dts_ppl.agents.base.guard_update`)."""
 
     evidence: Evidence
     mean: Annotated[jax.Array, "M d"]
     cov: Annotated[jax.Array, "M d d"]
     step: Annotated[jax.Array, ""]
+    rejected: Annotated[jax.Array, ""] | int = 0
 
 
 def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
@@ -101,10 +112,11 @@ def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
         raise ValueError(
             "theta_prior: expected a GaussianPrior(mean, cov); for a diffusion prior pass theta_marginal(prior)"
         )
+    if not isinstance(theta_prior, tuple) or len(theta_prior) != 2:
+        raise ValueError(f"theta_prior: expected a GaussianPrior(mean, cov), got {type(theta_prior).__name__}")
     mean, cov = theta_prior
-    mean = jnp.asarray(mean)
-    if mean.ndim != 1:
-        raise ValueError(f"theta_prior.mean: expected shape (d,), got {tuple(mean.shape)}")
+    mean = _checks.as_array("theta_prior.mean", mean, ndim=1)
+    _checks.check_finite("theta_prior.mean", mean)
     cov = _checks.covariance("theta_prior.cov", cov, mean.shape[0], mean.dtype)
     return GaussianPrior(mean, cov)
 
@@ -113,6 +125,8 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
     theta_prior = _check_gaussian_prior(theta_prior)
     K = check_num_actions(num_actions)
     check_glm_options(likelihood, history, newton_steps)
+    if not isinstance(shared, bool):
+        raise ValueError(f"shared: expected True or False, got {shared!r}")
     likelihood = likelihood.for_prior(theta_prior.cov)  # the GLM default: expand at the prior's scale
     d, dtype = theta_prior.mean.shape[0], theta_prior.mean.dtype
     M = 1 if shared else K
@@ -124,9 +138,14 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             mean=jnp.broadcast_to(theta_prior.mean, (M, d)),
             cov=jnp.broadcast_to(theta_prior.cov, (M, d, d)),
             step=jnp.zeros((), jnp.int32),
+            rejected=jnp.zeros((), jnp.int32),
         )
 
+    check_state = state_checker(init)
+
     def act(key, state: LinearState, x):
+        check_key(key)
+        check_state(state)
         x = check_context(x, K, d, shared)
         if shared:  # one parameter: scores x_a^T theta with x (K, d)
             v = x @ state.cov[0]
@@ -136,18 +155,27 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             var = v @ x
         mean = linear_predictor(x, state.mean[0] if shared else state.mean)
         scores = score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
-        return jnp.argmax(scores), ActInfo(scores)
+        return guarded_argmax(scores, x)
 
     def update(state: LinearState, x, action, reward) -> LinearState:
+        check_state(state)
         phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ev, _, (G_g, b_g) = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
+        ok = inputs_ok = update_ok(x, action, reward, K)
+        phi, g, y = sanitise_update(phi, g, y, ok)
+        ok = ok & increment_ok(likelihood, phi, y)
+        phi, g, y = sanitise_update(phi, g, y, ok)
+        ev, _, (G_g, b_g) = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps, ok)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
-        return LinearState(
+        mean = core.conditional_loc(cond, theta_prior.mean)
+        ok = ok & all_finite((G_g, b_g, mean, cond.cov))
+        new_state = LinearState(
             evidence=ev,
-            mean=set_row(state.mean, g, core.conditional_loc(cond, theta_prior.mean)),
-            cov=set_row(state.cov, g, cond.cov),
+            mean=guarded_row(ok, state.mean, g, mean),
+            cov=guarded_row(ok, state.cov, g, cond.cov),
             step=state.step + 1,
         )
+        check_overflow(inputs_ok, ok, dtype)
+        return guard_update(state, new_state, ok, guarded=("evidence", "mean", "cov"))
 
     def update_batch(state: LinearState, X, A, y) -> LinearState:
         """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
@@ -162,6 +190,7 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             mean=state.mean.at[idx].set(core.conditional_loc(cond, theta_prior.mean)),
             cov=state.cov.at[idx].set(cond.cov),
             step=state.step + phi.shape[0],
+            rejected=state.rejected,
         )
 
     spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, deterministic=kind in ("lin_ucb", "ucb_glm"))
@@ -173,6 +202,11 @@ def _thompson(key, state, mean, sd):
 
 
 def _ucb(alpha):
+    if alpha is not None:
+        alpha = _checks.check_scalar("alpha", alpha, positive=False)
+        if alpha < 0:
+            raise ValueError(f"alpha: expected a non-negative confidence width, got {alpha!r}")
+
     def score(key, state, mean, sd):
         del key
         t = jnp.maximum(state.step + 1, 2).astype(mean.dtype)

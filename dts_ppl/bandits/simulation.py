@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from dts_ppl.agents.base import Agent
 from dts_ppl.bandits.envs import Environment, mean_rewards, sample_reward
-from dts_ppl.core.checks import check_positive_int
+from dts_ppl.core.checks import check_key, check_positive_int
 from dts_ppl.plotting import pyplot
 
 
@@ -63,6 +63,36 @@ def _check(env, agent, num_rounds, num_runs, chunk_size):
         check_positive_int("chunk_size", chunk_size, "a positive integer or None")
 
 
+def check_compatible(key, env: Environment, agent: Agent) -> None:
+    """The environment is well formed and finite, and the agent plays its K actions on its contexts.
+
+    Traces the agent once (``jax.eval_shape``, no compute) on the environment's context and
+    draws run 0's theta and first context to check they are finite.
+    """
+    K, d = env.num_actions, env.dim
+    for name, v in (("env.num_actions", K), ("env.dim", d)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    k_theta, k_ctx = jax.random.split(jax.random.fold_in(key, 0))[:2]
+    theta, x = env.sample_theta(k_theta), env.sample_context(k_ctx)
+    want_theta, want_x = ((d,), (K, d)) if env.shared else ((K, d), (d,))
+    if jnp.shape(theta) != want_theta:
+        raise ValueError(f"env: sample_theta gives shape {jnp.shape(theta)}, expected {want_theta} (K={K}, d={d})")
+    if jnp.shape(x) != want_x:
+        raise ValueError(f"env: sample_context gives shape {jnp.shape(x)}, expected {want_x} (K={K}, d={d})")
+    for name, v in (("env: sample_theta", theta), ("env: sample_context", x)):
+        if not bool(jnp.all(jnp.isfinite(v))):
+            raise ValueError(f"{name} returned NaN or inf values (run 0)")
+    try:
+        state = jax.eval_shape(agent.init)
+        _, info = jax.eval_shape(agent.act, key, state, x)
+    except ValueError as e:
+        raise ValueError(f"agent: does not fit env (K={K}, d={d}, shared={env.shared}): {e}") from None
+    scores = getattr(info, "scores", None)  # a custom agent may return other info
+    if scores is not None and scores.shape != (K,):
+        raise ValueError(f"agent: gives scores of shape {scores.shape}, env has num_actions={K} (expected ({K},))")
+
+
 def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
     """One run: (num_rounds,) per-round pseudo-regret. Pure and jittable (num_rounds static)."""
     k_theta, k_ctx, k_act, k_rew = jax.random.split(key, 4)
@@ -74,7 +104,9 @@ def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
         action, _ = agent.act(ks[1], state, x)
         means = mean_rewards(env, theta, x)
         y = sample_reward(env, ks[2], theta, x, action)
-        return agent.update(state, x, action, y), jnp.max(means) - means[action]
+        played = (action >= 0) & (action < env.num_actions)  # act flags a bad round with action -1
+        regret = jnp.where(played, jnp.max(means) - means[action], jnp.nan)
+        return agent.update(state, x, action, y), regret
 
     _, regret = jax.lax.scan(round_, agent.init(), keys)
     return regret
@@ -100,6 +132,8 @@ def simulate(
         RegretResult with the (num_runs, num_rounds) cumulative pseudo-regret.
     """
     _check(env, agent, num_rounds, num_runs, chunk_size)
+    check_key(key)
+    check_compatible(key, env, agent)
     chunk = min(int(chunk_size or num_runs), int(num_runs))
     fn = jax.jit(jax.vmap(lambda k: jnp.cumsum(run_regret(k, env, agent, int(num_rounds)))))
     keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_runs))
@@ -115,6 +149,13 @@ def simulate(
         bar.update(min(chunk, num_runs - c * chunk))
     bar.close()
     cumulative = np.concatenate(out)[:num_runs]
+    bad = ~np.isfinite(cumulative)
+    if bad.any():
+        run, t = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"env: run {run} gave a non-finite regret at round {t} (a NaN/inf context, theta or mean reward, "
+            "or an action flagged invalid by the agent)"
+        )
     return RegretResult(cumulative, time.perf_counter() - start)
 
 

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from dts_ppl.bandits.simulation import plot_regret, regret_ratio, simulate
+from dts_ppl.commands import positive_int
 from dts_ppl.core.checks import check_positive_int
 from dts_ppl.data.movielens import ENV_VAR
 from dts_ppl.experiments.regret import default_chunk_size, get_preset, preset_names
@@ -27,13 +28,13 @@ def register(sub):
     r = bsub.add_parser("regret", help="regret of every algorithm of a preset (paper experiments)")
     r.add_argument("--preset", help="preset name (see --list)")
     r.add_argument("--list", action="store_true", help="list the presets and exit")
-    r.add_argument("--runs", type=int, default=None, help="independent runs (default: the preset's)")
-    r.add_argument("--rounds", type=int, default=None, help="rounds n (default: the preset's, 5000)")
+    r.add_argument("--runs", type=positive_int, default=None, help="independent runs (default: the preset's)")
+    r.add_argument("--rounds", type=positive_int, default=None, help="rounds n (default: the preset's, 5000)")
     r.add_argument("--seed", type=int, default=0, help="PRNG seed of the problem and the runs (default 0)")
     r.add_argument("--json", default=None, help="write results here")
     r.add_argument("--plot", default=None, help="save a regret plot here (png/pdf)")
     r.add_argument("--agents", default=None, help="comma-separated subset of the preset's algorithms")
-    r.add_argument("--chunk-size", type=int, default=None, help="runs vmapped at once (default: by memory)")
+    r.add_argument("--chunk-size", type=positive_int, default=None, help="runs vmapped at once (default: by memory)")
     r.add_argument("--x64", action="store_true", help="float64 (default float32)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--data-dir", default=None, help="MovieLens files (movielens preset; or $DTS_MOVIELENS_DIR)")

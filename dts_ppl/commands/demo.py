@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from dts_ppl.bandits.simulation import plot_regret
+from dts_ppl.commands import positive_int
 from dts_ppl.commands.bench import regret_table, run_experiment
 
 
@@ -19,8 +20,8 @@ def register(sub):
     p.add_argument(
         "--preset", default="fig1-lindiff-lin-k100", help="regret preset (default %(default)s; see bench regret --list)"
     )
-    p.add_argument("--runs", type=int, default=20, help="independent runs (default %(default)s)")
-    p.add_argument("--rounds", type=int, default=1000, help="rounds per run (default %(default)s)")
+    p.add_argument("--runs", type=positive_int, default=20, help="independent runs (default %(default)s)")
+    p.add_argument("--rounds", type=positive_int, default=1000, help="rounds per run (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of the problem and the runs (default %(default)s)")
     p.add_argument("--plot", default=None, help="save the regret curves here (png/pdf)")
     p.set_defaults(run=run)

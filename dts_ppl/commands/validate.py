@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from dts_ppl import DTSGuide
+from dts_ppl.commands import non_negative_int, positive_int
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS, make_problem
 from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
 from dts_ppl.ppl.validate import DEFAULT_GATES, ReferenceGates, validate
@@ -29,10 +30,14 @@ def register(sub):
         choices=("identity", "jacobian", "iterated"),
         help="the guide's upward linearisation for nonlinear links (default: the guide's default)",
     )
-    p.add_argument("--num-obs", type=int, default=None, help="observations (default: the preset's)")
-    p.add_argument("--num-samples", type=int, default=None, help="NUTS draws per chain (default: the preset's)")
-    p.add_argument("--num-warmup", type=int, default=None, help="NUTS warm-up steps per chain (default: the preset's)")
-    p.add_argument("--num-chains", type=int, default=None, help="NUTS chains (default: the preset's)")
+    p.add_argument("--num-obs", type=positive_int, default=None, help="observations (default: the preset's)")
+    p.add_argument(
+        "--num-samples", type=positive_int, default=None, help="NUTS draws per chain (default: the preset's)"
+    )
+    p.add_argument(
+        "--num-warmup", type=non_negative_int, default=None, help="NUTS warm-up steps per chain (default: the preset's)"
+    )
+    p.add_argument("--num-chains", type=positive_int, default=None, help="NUTS chains (default: the preset's)")
     p.add_argument(
         "--parameterisation",
         choices=("centred", "noncentred"),

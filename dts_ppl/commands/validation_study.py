@@ -9,6 +9,7 @@ import sys
 
 import jax
 
+from dts_ppl.commands import non_negative_int, positive_int
 from dts_ppl.experiments.study import approximation_study, plot_study, study_table
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS
 
@@ -34,10 +35,16 @@ def register(sub):
     )
     p.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
     p.add_argument("--num-obs", default="10,50,200", help="comma-separated numbers of observations")
-    p.add_argument("--num-samples", type=int, default=None, help="NUTS draws per chain (default: each preset's)")
-    p.add_argument("--num-warmup", type=int, default=None, help="NUTS warm-up per chain (default: each preset's)")
-    p.add_argument("--num-chains", type=int, default=None, help="NUTS chains (default: each preset's)")
-    p.add_argument("--max-attempts", type=int, default=2, help="NUTS runs per problem while it fails the gates")
+    p.add_argument(
+        "--num-samples", type=positive_int, default=None, help="NUTS draws per chain (default: each preset's)"
+    )
+    p.add_argument(
+        "--num-warmup", type=non_negative_int, default=None, help="NUTS warm-up per chain (default: each preset's)"
+    )
+    p.add_argument("--num-chains", type=positive_int, default=None, help="NUTS chains (default: each preset's)")
+    p.add_argument(
+        "--max-attempts", type=positive_int, default=2, help="NUTS runs per problem while it fails the gates"
+    )
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of data, NUTS and guide (default %(default)s)")
     p.add_argument("--markdown", metavar="PATH", help="write the table here")
     p.add_argument("--json", metavar="PATH", help="write the rows here")

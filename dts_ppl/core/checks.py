@@ -16,14 +16,57 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def is_real_dtype(dtype) -> bool:
+    """A floating or integer dtype (not bool, complex, string or object)."""
+    return dtype != jnp.bool_ and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
+
+
+def check_key(key, name: str = "key"):
+    """A single JAX PRNG key: a typed key array () or a raw uint32 key of shape (2,) (shapes only, jit-safe)."""
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.ndim != 0:
+            raise ValueError(f"{name}: expected a single PRNG key, got a key array of shape {tuple(key.shape)}")
+        return key
+    if not isinstance(key, jax.Array | np.ndarray) or key.shape != (2,) or key.dtype != np.uint32:
+        what = f"{key.dtype} array of shape {tuple(key.shape)}" if hasattr(key, "shape") else repr(key)
+        raise ValueError(f"{name}: expected a PRNG key (jax.random.PRNGKey(seed) or jax.random.key(seed)), got {what}")
+    return key
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """A Python or NumPy integer (not a bool) >= minimum."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < minimum:
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, "an integer")
+        raise ValueError(f"{name}: expected {what} (an integer >= {minimum}), got {value!r}")
+    return int(value)
+
+
+def check_scalar(name: str, value, positive: bool = True) -> float:
+    """A real finite number (not a bool or string; a 0-d array is fine), > 0 when ``positive``."""
+    if isinstance(value, bool | np.bool_ | str | bytes) or value is None:
+        raise ValueError(f"{name}: expected a {'positive ' if positive else ''}finite number, got {value!r}")
+    if is_concrete(value) and np.ndim(value) == 0:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = None
+        if v is not None and np.isfinite(v) and (v > 0 or not positive):
+            return v
+    raise ValueError(f"{name}: expected a {'positive ' if positive else ''}finite number, got {value!r}")
+
+
 def as_array(name: str, x, ndim: int | None = None, shape: tuple | None = None):
-    """Convert to a floating jnp array and check rank / shape (None entries are free)."""
+    """Convert to a floating jnp array and check rank / shape (None entries are free); no empty axes."""
     if x is None:
         raise ValueError(f"{name}: expected an array, got None")
+    if isinstance(x, str | bytes):
+        raise ValueError(f"{name}: expected a numeric array, got {x!r}")
     try:
         arr = jnp.asarray(x)
-    except TypeError as e:  # pragma: no cover - exotic inputs
-        raise ValueError(f"{name}: cannot be converted to an array ({e})") from None
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"{name}: cannot be converted to a numeric array ({e})") from None
+    if not is_real_dtype(arr.dtype):
+        raise ValueError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
     if ndim is not None and arr.ndim != ndim:
@@ -33,18 +76,21 @@ def as_array(name: str, x, ndim: int | None = None, shape: tuple | None = None):
             parts = ["?" if s is None else str(s) for s in shape]
             want = f"({parts[0]},)" if len(parts) == 1 else "(" + ", ".join(parts) + ")"
             raise ValueError(f"{name}: expected shape {want}, got {tuple(arr.shape)}")
+    if arr.size == 0 and (ndim is None or ndim > 0) and shape is None:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {tuple(arr.shape)}")
     return arr
 
 
 def check_positive_int(name: str, value, what: str = "a positive integer") -> int:
     """``value`` as an int if it is an integer >= 1 (Python or NumPy; bools rejected), else ValueError.
 
-    ``what`` words the expectation in the message (e.g. "a positive buffer size").
+    ``what`` words the expectation in the message (e.g. "a positive buffer size"); the check is
+    :func:`check_int` with minimum 1.
     """
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_) and value >= 1
-    if not ok:
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
-    return int(value)
+    try:
+        return check_int(name, value, 1)
+    except ValueError:
+        raise ValueError(f"{name}: expected {what}, got {value!r}") from None
 
 
 def check_finite(name: str, x) -> None:
@@ -83,7 +129,14 @@ def covariance(name: str, s, dim: int, dtype=None):
 
     Full matrices must be symmetric (to 1e-6 relative) and positive definite.
     """
-    arr = jnp.asarray(s, dtype=dtype)
+    if s is None or isinstance(s, str | bytes | bool):
+        raise ValueError(f"{name}: expected a scalar, a diagonal vector or a ({dim}, {dim}) matrix, got {s!r}")
+    if dim < 1:
+        raise ValueError(f"{name}: the dimension must be >= 1, got {dim}")
+    try:
+        arr = jnp.asarray(s, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"{name}: cannot be converted to a numeric array ({e})") from None
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
     if arr.ndim == 0:
@@ -99,8 +152,8 @@ def covariance(name: str, s, dim: int, dtype=None):
         raise ValueError(f"{name}: expected a scalar, a vector or a matrix, got shape {tuple(arr.shape)}")
     if is_concrete(arr):
         m = np.asarray(arr, dtype=np.float64)
-        if not np.all(np.isfinite(m)):
-            raise ValueError(f"{name}: contains NaN or inf")
+        if not np.all(np.isfinite(m)) or not np.all(np.isfinite(np.asarray(arr))):
+            raise ValueError(f"{name}: contains NaN or inf (in its dtype {arr.dtype})")
         scale = max(np.abs(m).max(), 1e-300)
         if np.abs(m - m.T).max() > 1e-6 * scale:
             raise ValueError(f"{name}: covariance is not symmetric (max |S - S^T| = {np.abs(m - m.T).max():.3g})")

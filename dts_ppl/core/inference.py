@@ -30,10 +30,11 @@ from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import chol_solve, psd_cholesky, psd_inv, sample_moments, scale_tril_of_inverse, symmetrise
+from dts_ppl.core.linalg import psd_cholesky, psd_inv, sample_moments, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 
@@ -142,19 +143,41 @@ def condition(prior_prec, G, b):
 
     Returns the conditional x | m ~ N(P^-1 Q m + P^-1 b, P^-1) with P = Q + G, and the
     message this evidence sends to m (the mean space of the parent):
-        G_up = Q - Q P^-1 Q = (P^-1 Q)^T G,   b_up = Q P^-1 b = (P^-1 Q)^T b.
-    The right-hand forms (algebraically equal to docs/math.md's) avoid cancellation.
+        G_up = Q - Q P^-1 Q,   b_up = Q P^-1 b.
+
+    P is never formed. In the prior-whitened frame (Q = R R^T, Gt = R^-1 G R^-T = V diag(lam) V^T)
+    P^-1 = R^-T V diag(1 / (1 + lam)) V^T R^-1 and G_up = R V diag(lam / (1 + lam)) V^T R^T, so the
+    covariance and the message are PSD by construction and bounded by Q^-1 and Q, whatever the
+    scale of G. Eigen-directions with lam below ``rel_cutoff * max(lam)`` (see
+    :func:`evidence_cutoff`) carry less information than the round-off of G itself (a tiny reward
+    noise makes G ~ 1e12 in float32, whose entries then have errors ~ 1e5 in every direction):
+    they are treated as no evidence, and b (which lies in the range of G) is projected off them.
+    In float64 the cutoff is ~1e-14 relative, below round-off, so results are exact.
 
     Args:
         prior_prec: (n, n) Q.   G: (n, n).   b: (n,).
     Returns:
         (Conditionals with (n, n), (n,), (n, n) fields, Message on m).
     """
-    chol = psd_cholesky(prior_prec + G)
-    gain = chol_solve(chol, prior_prec)
-    shift = chol_solve(chol, b)
-    up = Message(symmetrise(gain.T @ G), gain.T @ b)
-    return Conditionals(gain, shift, scale_tril_of_inverse(chol)), up
+    R = psd_cholesky(prior_prec)
+    Rinv = solve_triangular(R, jnp.eye(R.shape[-1], dtype=R.dtype), lower=True)
+    lam, V = jnp.linalg.eigh(symmetrise(Rinv @ G @ Rinv.T))
+    keep = lam > evidence_cutoff(lam)
+    lam = jnp.where(keep, lam, 0.0)
+    inv = 1.0 / (1.0 + lam)  # eigenvalues of the whitened P^-1, in (0, 1]
+    A = Rinv.T @ V  # P^-1 = A diag(inv) A^T
+    coef = jnp.where(keep, V.T @ (Rinv @ b), 0.0)  # b in the whitened eigenbasis, off-range part dropped
+    cov = symmetrise((A * inv) @ A.T)
+    shift = A @ (inv * coef)
+    gain = (A * inv) @ (V.T @ R.T)  # P^-1 Q
+    RV = R @ V
+    up = Message(symmetrise((RV * (lam * inv)) @ RV.T), RV @ (inv * coef))
+    return Conditionals(gain, shift, psd_cholesky(cov)), up
+
+
+def evidence_cutoff(lam):
+    """Eigenvalues of the whitened evidence below this are numerically zero: 64 eps max(lam)."""
+    return 64.0 * jnp.finfo(lam.dtype).eps * jnp.maximum(jnp.max(lam), 0.0)
 
 
 def pull_back(message: Message, w, c) -> Message:

@@ -103,6 +103,17 @@ def set_row(array, index, value):
     return jax.lax.dynamic_update_index_in_dim(array, jnp.asarray(value, array.dtype), index, 0)
 
 
+def guarded_row(ok, array, index, new_row):
+    """``array`` with row ``index`` set to ``new_row`` if ``ok``, else unchanged (reads one row only)."""
+    old_row = jax.lax.dynamic_index_in_dim(array, index, 0, keepdims=False)
+    return set_row(array, index, jnp.where(ok, new_row, old_row))
+
+
+def all_finite(tree):
+    """() bool: every leaf of ``tree`` is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
 def _outer_sums(X, A, weights, num_actions):
     outer = weights[:, None, None] * X[:, :, None] * X[:, None, :]
     return jax.ops.segment_sum(outer, A, num_segments=num_actions)
@@ -127,8 +138,7 @@ class Gaussian:
     is_exact = True
 
     def __post_init__(self):
-        if not (np.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(f"scale: expected a positive finite noise scale, got {self.scale}")
+        object.__setattr__(self, "scale", _checks.check_scalar("scale", self.scale))
 
     def mean(self, eta):
         return eta
@@ -169,8 +179,11 @@ class Gaussian:
         del history
         return Evidence(empty_stats(num_groups, dim, dtype), None)
 
-    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int, ok=True):
         """Add one observation (phi (d,), y ()) of ``group``, exactly, in O(d^2).
+
+        With ``ok`` False (a rejected round inside jit; pass sanitised, finite inputs) nothing is
+        added: the increment is exactly 0.
 
         Returns:
             (new evidence, (G_old, b_old), (G_new, b_new)): the group's statistics before and
@@ -183,6 +196,7 @@ class Gaussian:
         """
         del newton_steps
         dG, db = jax.tree.map(lambda t: t[0], self._rows(phi[None], jnp.reshape(y, (1,))))
+        dG, db = jnp.where(ok, dG, 0.0), jnp.where(ok, db, 0.0)  # a rejected round adds exactly 0
         G, b = ev.stats
         G, b = G.at[group].add(dG), b.at[group].add(db)  # write first, then read the new row
         new = (G[group], b[group])
@@ -228,9 +242,9 @@ class _GLM:
     is_exact = False
 
     def __post_init__(self):
-        if self.ridge is not None and not (np.isfinite(self.ridge) and self.ridge > 0):
-            raise ValueError(f"ridge: expected a positive finite number (or None), got {self.ridge}")
-        _checks.check_positive_int("num_iterations", self.num_iterations)
+        if self.ridge is not None:
+            object.__setattr__(self, "ridge", _checks.check_scalar("ridge", self.ridge))
+        object.__setattr__(self, "num_iterations", _checks.check_positive_int("num_iterations", self.num_iterations))
         if self.expansion not in EXPANSIONS:
             raise ValueError(f"expansion: expected one of {EXPANSIONS}, got {self.expansion!r}")
 
@@ -316,6 +330,12 @@ class _GLM:
             grad, eta = gradient(B)
             hess = _weighted_outer(X, weights * self._curvature(eta), group, num_groups) + ridge * eye
             direction = jnp.linalg.solve(hess, (grad + ridge * B)[..., None])[..., 0]
+            # safeguard: an overflowing solve (huge x in float32) must not poison the step-0
+            # candidate (0 * NaN = NaN); the line search then keeps B where no step is finite
+            direction = jnp.where(jnp.all(jnp.isfinite(direction), axis=-1, keepdims=True), direction, 0.0)
+            # safeguard: an overflowing solve (huge x in float32) must not poison the step-0
+            # candidate (0 * NaN = NaN); the line search then keeps B where no step is finite
+            direction = jnp.where(jnp.all(jnp.isfinite(direction), axis=-1, keepdims=True), direction, 0.0)
             cands = B[None] - steps.reshape((-1,) + (1,) * B.ndim) * direction[None]
             best = jnp.argmin(jnp.nan_to_num(objective(cands), nan=jnp.inf), axis=0)
             return jnp.take_along_axis(cands, best[None, ..., None], axis=0)[0], None
@@ -350,8 +370,10 @@ class _GLM:
         )
         return Evidence(empty_stats(num_groups, dim, dtype), buf)
 
-    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int, ok=True):
         """Add one observation (phi (d,), y ()) of ``group``: buffer it, refit the group.
+
+        With ``ok`` False (a rejected round), or when the refit is not finite, nothing is written.
 
         Runs ``newton_steps`` damped-Newton steps on the group's buffered rows, warm-started at
         its previous fit (:meth:`laplace`), O(history d^2) whatever t is.
@@ -364,10 +386,20 @@ class _GLM:
         old = (G[group], b[group])
         B_old = h.B[group]
         slot = h.count % h.X.shape[0]
-        h = History(set_row(h.X, slot, phi), set_row(h.group, slot, group), set_row(h.y, slot, y), h.count + 1, h.B)
-        G_new, b_new, B_new = self.laplace(h.X, h.y, (h.group == group).astype(h.X.dtype), B_old, newton_steps)
-        stats = ActionStats(set_row(G, group, G_new), set_row(b, group, b_new))
-        return Evidence(stats, h._replace(B=set_row(h.B, group, B_new))), old, (G_new, b_new)
+        X_new, group_new, y_new = set_row(h.X, slot, phi), set_row(h.group, slot, group), set_row(h.y, slot, y)
+        G_new, b_new, B_new = self.laplace(X_new, y_new, (group_new == group).astype(h.X.dtype), B_old, newton_steps)
+        # a rejected round (or a fit that overflows) writes nothing; the returned ``new`` stays the
+        # raw fit so the caller sees an overflow in the conditional it computes from it
+        fine = ok & all_finite((G_new, b_new, B_new))
+        h = History(
+            guarded_row(fine, h.X, slot, phi),
+            guarded_row(fine, h.group, slot, group),
+            guarded_row(fine, h.y, slot, y),
+            h.count + jnp.asarray(fine, jnp.int32),
+            h.B,
+        )
+        stats = ActionStats(guarded_row(fine, G, group, G_new), guarded_row(fine, b, group, b_new))
+        return Evidence(stats, h._replace(B=guarded_row(fine, h.B, group, B_new))), old, (G_new, b_new)
 
     def _laplace_batch(self, X, A, y, num_actions):
         B0 = jnp.zeros((num_actions, X.shape[1]), X.dtype)

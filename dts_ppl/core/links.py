@@ -24,7 +24,7 @@ LINEARISATIONS = ("identity", "jacobian", "iterated")
 
 
 def check_linearisation(method: str) -> str:
-    if method not in LINEARISATIONS:
+    if not isinstance(method, str) or method not in LINEARISATIONS:
         raise ValueError(f"linearisation: expected one of {LINEARISATIONS}, got {method!r}")
     return method
 

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.links import AffineLink, MLPLink
@@ -25,7 +26,17 @@ def _stack(links):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *links)
 
 
+def _sequence(name: str, value, what: str) -> list:
+    """A list, tuple or stacked array argument (not None, a scalar or a string) as a list."""
+    if isinstance(value, jax.Array | np.ndarray) and value.ndim >= 1:
+        return list(value)
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{name}: expected a list of {what}, got {type(value).__name__}")
+    return list(value)
+
+
 def _covariances(covariances, num_levels: int, dim: int, latent_dim: int, dtype):
+    covariances = _sequence("covariances", covariances, "covariances [S_1, ..., S_{L+1}]")
     if len(covariances) != num_levels + 1:
         raise ValueError(
             f"covariances: expected L + 1 = {num_levels + 1} covariances [S_1, ..., S_{num_levels + 1}] "
@@ -111,6 +122,7 @@ class DiffusionPrior(NamedTuple):
             >>> prior.dim, prior.latent_dim, prior.num_levels
             (3, 2, 2)
         """
+        weights = _sequence("weights", weights, "link weights [W_1, ..., W_L]")
         if len(weights) == 0:
             raise ValueError("weights: expected at least one link weight W_1")
         w1 = _checks.as_array("weights[0] (W_1)", weights[0], ndim=2)
@@ -124,6 +136,7 @@ class DiffusionPrior(NamedTuple):
         if offsets is None:
             cs = [jnp.zeros(dim, ws[0].dtype)] + [jnp.zeros(latent_dim, ws[0].dtype)] * (num_levels - 1)
         else:
+            offsets = _sequence("offsets", offsets, "offsets [c_1, ..., c_L]")
             if len(offsets) != num_levels:
                 raise ValueError(f"offsets: expected {num_levels} offsets [c_1, ..., c_L], got {len(offsets)}")
             cs = [
@@ -132,6 +145,14 @@ class DiffusionPrior(NamedTuple):
         dtype = dtype or ws[0].dtype
         cov1, covs = _covariances(covariances, num_levels, dim, latent_dim, dtype)
         links = [AffineLink(w.astype(dtype), c.astype(dtype)) for w, c in zip(ws, cs, strict=True)]
+        for i, (lk, s) in enumerate(zip(links, covs, strict=True)):
+            # each level's spread W_l S_{l+1} W_l^T must be representable (1e38 weights in float32 are not)
+            spread = lk.weight @ s @ lk.weight.T
+            if _checks.is_concrete(spread) and not bool(jnp.all(jnp.isfinite(spread))):
+                raise ValueError(
+                    f"weights[{i}] (W_{i + 1}): too large for {jnp.dtype(dtype).name} (W S W^T overflows); "
+                    "rescale the prior"
+                )
         return cls(links[0], _stack(links[1:]), cov1, covs)
 
     @classmethod
@@ -143,13 +164,15 @@ class DiffusionPrior(NamedTuple):
                 d_psi -> d, the others d_psi -> d_psi. All levels >= 2 share one hidden width.
             covariances: [S_1, ..., S_{L+1}] as in :meth:`linear`.
         """
+        layers = _sequence("layers", layers, "links (w1, b1, w2, b2)")
         if len(layers) == 0:
             raise ValueError("layers: expected at least one link (w1, b1, w2, b2) for f_1")
         num_levels = len(layers)
         links = []
         for i, layer in enumerate(layers):
-            if len(layer) != 4:
-                raise ValueError(f"layers[{i}] (f_{i + 1}): expected (w1, b1, w2, b2), got {len(layer)} arrays")
+            if not isinstance(layer, list | tuple) or len(layer) != 4:
+                got = f"{len(layer)} arrays" if isinstance(layer, list | tuple) else type(layer).__name__
+                raise ValueError(f"layers[{i}] (f_{i + 1}): expected (w1, b1, w2, b2), got {got}")
             w1 = _checks.as_array(f"layers[{i}].w1 (f_{i + 1})", layer[0], ndim=2)
             hidden, d_in = w1.shape
             w2 = _checks.as_array(f"layers[{i}].w2 (f_{i + 1})", layer[2], ndim=2)

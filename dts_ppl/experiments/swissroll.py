@@ -24,6 +24,7 @@ import numpy as np
 from dts_ppl.agents import GaussianPrior, dts, lin_ts
 from dts_ppl.bandits.envs import Environment, uniform_contexts
 from dts_ppl.bandits.simulation import regret_ratio, simulate
+from dts_ppl.core import checks as _checks
 from dts_ppl.core.checks import check_positive_int
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.ddpm import action_covariance, train_diffusion_prior
@@ -47,7 +48,11 @@ def make_swiss_roll(num_samples: int, noise: float = 0.0, random_state: int = 0)
     Same algorithm and draws from ``np.random.RandomState(random_state)`` in the same order, so
     the points equal scikit-learn's (tested when scikit-learn is installed).
     """
-    rng = np.random.RandomState(int(random_state))
+    num_samples = _checks.check_int("num_samples", num_samples, 1)
+    noise = _checks.check_scalar("noise", noise, positive=False)
+    if noise < 0:
+        raise ValueError(f"noise: expected a non-negative noise scale, got {noise!r}")
+    rng = np.random.RandomState(_checks.check_int("random_state", random_state, 0))
     t = 1.5 * np.pi * (1 + 2 * rng.uniform(size=num_samples))
     y = 21 * rng.uniform(size=num_samples)
     x = np.vstack((t * np.cos(t), y, t * np.sin(t)))
@@ -67,6 +72,8 @@ def sample_swiss_roll(key, num_samples: int):
 
     t ~ 1.5 pi (1 + 2 U), (x, z) = (t cos t, t sin t) + N(0, 0.5^2 I), as ``make_swiss_roll``.
     """
+    _checks.check_key(key)
+    _checks.check_int("num_samples", num_samples, 1)
     k_t, k_noise = jax.random.split(key)
     dtype = jnp.result_type(float)
     t = 1.5 * jnp.pi * (1 + 2 * jax.random.uniform(k_t, (num_samples,), dtype))

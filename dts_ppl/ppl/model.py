@@ -20,6 +20,7 @@ samples the same sites through the same function, :func:`sample_chain`, with the
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.contrib.control_flow import scan
@@ -32,7 +33,7 @@ from dts_ppl.core.inference import (
     parent_means,
     prior_conditionals,
 )
-from dts_ppl.core.likelihoods import Gaussian, linear_predictor
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson, linear_predictor
 from dts_ppl.core.prior import DiffusionPrior
 
 LATENT_SITES = ("psi", "theta")
@@ -146,6 +147,8 @@ class BanditModel:
     ):
         if not isinstance(prior, DiffusionPrior):
             raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+        if not isinstance(shared, bool | np.bool_):
+            raise ValueError(f"shared: expected True or False, got {shared!r}")
         if shared:
             if num_actions not in (None, 1):
                 raise ValueError(
@@ -153,10 +156,13 @@ class BanditModel:
                 )
             num_actions = 1
         else:
-            _checks.check_positive_int("num_actions", num_actions)
+            num_actions = _checks.check_int("num_actions", num_actions, 1)
+        likelihood = Gaussian(1.0) if likelihood is None else likelihood
+        if not isinstance(likelihood, Gaussian | Bernoulli | Poisson):
+            raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
         self.prior = prior
         self.num_actions = int(num_actions)
-        self.likelihood = Gaussian(1.0) if likelihood is None else likelihood
+        self.likelihood = likelihood
         self.shared = bool(shared)
         self.parameterisation = check_parameterisation(parameterisation)
 

@@ -29,6 +29,7 @@ import numpy as np
 from numpyro import handlers
 from numpyro.infer import MCMC, NUTS
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.ppl import arviz_adapter as _arviz
 from dts_ppl.ppl.diagnostics import psis_khat
 from dts_ppl.ppl.distances import energy_distance
@@ -306,9 +307,7 @@ def check_inputs(model, guide, X, A, y):
 
 
 def _check_count(name, value, minimum):
-    if int(value) != value or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return _checks.check_int(name, value, minimum)
 
 
 # ---------------------------------------------------------------------------------- NUTS
@@ -563,6 +562,7 @@ def validate(
     if not isinstance(gates, ReferenceGates):
         raise ValueError(f"gates: expected a ReferenceGates, got {type(gates).__name__}")
     gates.check()
+    _checks.check_key(key)
     k_nuts, k_cmp = jax.random.split(key)
     if nuts is None:
         num_samples = _check_count("num_samples", num_samples, 2)
