@@ -45,7 +45,7 @@ def posterior_error(s, ddpm_bank, lik, num_obs=(10, 50, 200), num_problems=5, dr
     K = realdata.SHARED["num_actions"]
     out = {}
     for lin in ("identity", "iterated"):
-        agent = ag.dts(s["prior"], lik, K, shared=True, linearisation=lin, num_iterations=12)
+        agent = ag.dts(s["prior"], lik, K, shared=True, linearisation=lin, max_passes=12)
         bank = ag.bank_ts(ddpm_bank, lik, K, shared=True, warn_ess=0)
         update, bank_update = jax.jit(agent.update), jax.jit(bank.update)
         for n in num_obs:
@@ -95,7 +95,7 @@ def main():
         "bank TS": ag.bank_ts(s["bank"], lik, K, shared=True, warn_ess=0),
         "bank TS (DDPM draws)": ag.bank_ts(ddpm_bank, lik, K, shared=True, warn_ess=0),
         "dTS": ag.dts(s["prior"], lik, K, shared=True),
-        "dTS (iterated)": ag.dts(s["prior"], lik, K, shared=True, linearisation="iterated", num_iterations=12),
+        "dTS (iterated)": ag.dts(s["prior"], lik, K, shared=True, linearisation="iterated", max_passes=12),
     }
     k_sim = jax.random.split(jax.random.PRNGKey(args.seed))[1]  # as `dts-ppl bench regret` (run_experiment)
     res = {n: simulate(k_sim, s["env"], a, args.rounds, args.runs, progress=False) for n, a in agents.items()}

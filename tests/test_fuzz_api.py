@@ -268,8 +268,8 @@ MODEL_CASES = [
     ("y", "inf"),
     ("y", "wrong length"),
     ("linearisation", "laplace"),
-    ("num_iterations", 0),
-    ("num_iterations", "3"),
+    ("max_passes", 0),
+    ("max_passes", "3"),
     ("model", "not a model"),
 ]
 
@@ -302,7 +302,7 @@ def test_fuzz_model_and_guide(case, n):
         call_args = (X, {"out of range": A.at[0].set(K), "float": A + 0.5, "None": None}[what], y)
     elif arg == "y":
         call_args = (X, A, y.at[0].set(jnp.inf) if what == "inf" else y[:-1] if n > 1 else jnp.ones(2))
-    elif arg in ("linearisation", "num_iterations"):
+    elif arg in ("linearisation", "max_passes"):
         gargs[arg] = what
 
     def call():
@@ -514,7 +514,7 @@ FACTORY_CASES = [
     ("history", 0),
     ("newton_steps", True),
     ("linearisation", "newton"),
-    ("num_iterations", 0),
+    ("max_passes", 0),
     ("alpha", -1.0),
     ("shared", "yes"),
 ]
@@ -548,9 +548,9 @@ def test_fuzz_agent_factories(name, case):
             arg, prior = "prior", ({"W": 1} if what == "nan mean" else "prior")
         else:
             m = "dp" if what == "diffusion prior" else "nan"
-    if arg in ("linearisation", "num_iterations") and name in ("dts", "hier_ts"):
+    if arg in ("linearisation", "max_passes") and name in ("dts", "hier_ts"):
         kwargs[arg] = what
-    elif arg in ("linearisation", "num_iterations"):
+    elif arg in ("linearisation", "max_passes"):
         arg = None  # not an option of this agent: a valid call
     if arg == "alpha":
         if name in ("lin_ucb", "ucb_glm"):

@@ -59,7 +59,7 @@ def rule_guide(model: BanditModel, rule: str, key=None) -> DTSGuide:
     m = BanditModel(model.prior, None if model.shared else model.num_actions, lik, model.shared)
     if rule == "paper":
         return DTSGuide(m, linearisation="identity")
-    return DTSGuide(m, linearisation="iterated", num_iterations=NEW_ITERATIONS)
+    return DTSGuide(m, linearisation="iterated", max_passes=NEW_ITERATIONS)
 
 
 def last_pass_change(model: BanditModel, X, A, y) -> float:
