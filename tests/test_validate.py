@@ -124,7 +124,7 @@ def test_logistic_guide_expanded_at_the_prior_scaled_fit_is_closer_to_nuts():
     model, data = problem.model, (problem.X, problem.A, problem.y)
     assert model.likelihood.ridge > 0.1  # the preset's prior-scaled ridge, not the default 1e-3
     nuts = run_nuts(model, *data, key=jax.random.PRNGKey(1), **NUTS)
-    mle_point = BanditModel(model.prior, model.num_actions, Bernoulli())  # same density, other expansion
+    mle_point = BanditModel(model.prior, model.num_actions, Bernoulli(expansion="mle"))  # same density, other expansion
     errors = {}
     for name, m in (("prior-scaled", model), ("mle", mle_point)):
         theta = compare(m, DTSGuide(m), *data, nuts, key=jax.random.PRNGKey(2)).sites["theta"]

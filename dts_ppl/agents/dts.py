@@ -46,7 +46,6 @@ from dts_ppl.agents.base import (
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
-from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 
 
@@ -86,7 +85,7 @@ def dts(
     prior: DiffusionPrior,
     likelihood=None,
     num_actions: int | None = None,
-    linearisation: str = core.DEFAULT_LINEARISATION,
+    linearisation: str | None = core.DEFAULT_LINEARISATION,
     shared: bool = False,
     history: int = 5000,
     newton_steps: int = 3,
@@ -123,7 +122,9 @@ def dts(
     """
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     K = check_num_actions(num_actions)
-    check_linearisation(linearisation)
+    if not isinstance(prior, DiffusionPrior):
+        raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+    linearisation = core.resolve_linearisation(prior, linearisation)
     check_glm_options(likelihood, history, newton_steps)
     tol, max_passes = core.check_pass_options(tol, max_passes)
     if not likelihood.is_exact:

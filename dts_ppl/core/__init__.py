@@ -31,11 +31,13 @@ from dts_ppl.core.inference import (
     UpwardPass,
     chain_rows,
     condition,
+    default_linearisation,
     fit_posterior,
     linearise,
     moments,
     posterior,
     prior_conditionals,
+    resolve_linearisation,
     sample,
     theta_prior_moments,
     upward_pass,
@@ -48,6 +50,8 @@ from dts_ppl.core.sampling import sample_moments, sample_prior
 
 __all__ = [
     "DEFAULT_LINEARISATION",
+    "default_linearisation",
+    "resolve_linearisation",
     "DEFAULT_MAX_PASSES",
     "DEFAULT_TOL",
     "LINEARISATIONS",

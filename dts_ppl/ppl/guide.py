@@ -17,7 +17,6 @@ from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
-from dts_ppl.core.links import check_linearisation
 from dts_ppl.ppl.model import LATENT_SITES, BanditModel, sample_chain
 
 RAW_SITES = tuple(name + "_raw" for name in LATENT_SITES)  # the non-centred model's sample sites
@@ -138,7 +137,7 @@ class DTSGuide:
     def __init__(
         self,
         model: BanditModel,
-        linearisation: str = core.DEFAULT_LINEARISATION,
+        linearisation: str | None = core.DEFAULT_LINEARISATION,
         max_passes: int = core.DEFAULT_MAX_PASSES,
         data=None,
         tol: float = core.DEFAULT_TOL,
@@ -147,7 +146,7 @@ class DTSGuide:
         if not isinstance(model, BanditModel):
             raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")
         self.model = model
-        self.linearisation = check_linearisation(linearisation)
+        self.linearisation = core.resolve_linearisation(model.prior, linearisation)
         self.tol, self.max_passes = core.check_pass_options(tol, max_passes)
         if data is not None and stats is not None:
             raise ValueError("stats: give data or statistics, not both")
@@ -161,7 +160,7 @@ class DTSGuide:
         cls,
         model: BanditModel,
         stats: ActionStats,
-        linearisation: str = core.DEFAULT_LINEARISATION,
+        linearisation: str | None = core.DEFAULT_LINEARISATION,
         max_passes: int = core.DEFAULT_MAX_PASSES,
         tol: float = core.DEFAULT_TOL,
     ) -> DTSGuide:
