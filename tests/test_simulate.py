@@ -70,8 +70,10 @@ def test_bench_regret_cli_writes_json_and_plot(tmp_path, capsys):
     assert set(data) == {"preset", "rounds", "runs", "seed", "curve_rounds", "algorithms"}
     assert (data["preset"], data["rounds"], data["runs"]) == ("test-tiny", 12, 3)
     algo = data["algorithms"]["LinTS"]
-    assert set(algo) == {"final_regret_mean", "final_regret_se", "curve"}
+    assert set(algo) == {"final_regret_mean", "final_regret_se", "final_regrets", "curve"}
     assert len(algo["curve"]) == len(data["curve_rounds"]) == 12
+    assert len(algo["final_regrets"]) == 3  # one per run, paired across algorithms
+    np.testing.assert_allclose(np.mean(algo["final_regrets"]), algo["final_regret_mean"], rtol=1e-5)
     np.testing.assert_allclose(algo["curve"][-1], algo["final_regret_mean"], rtol=1e-5)
     assert plot.stat().st_size > 0
     assert main(["bench", "regret", "--preset", "no-such-preset", "--runs", "1"]) == 2
