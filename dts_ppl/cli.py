@@ -35,8 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _compilation_cache():
-    """Reuse XLA compilations across invocations (the simulator's scans take seconds to compile)."""
-    path = os.environ.get("DTS_PPL_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dts_ppl", "jax"))
+    """Reuse XLA compilations across invocations when DTS_PPL_JAX_CACHE names a folder (opt-in).
+
+    The simulator's scans take seconds to compile, so a persistent cache speeds up repeated
+    runs; it is off by default because jax 0.10 was seen to crash (segfault) reading entries
+    written by other processes with other flags on this machine.
+    """
+    path = os.environ.get("DTS_PPL_JAX_CACHE", "")
     if path:
         jax.config.update("jax_compilation_cache_dir", path)
 

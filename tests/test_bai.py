@@ -47,6 +47,7 @@ def test_a_clear_best_arm_is_identified():
     assert res.simple_regret[-1] <= res.simple_regret[0]
 
 
+@pytest.mark.slow
 def test_dts_mean_scores_are_the_posterior_means():
     """After updates, dts_mean_scores equals the exact (oracle) posterior mean of x^T theta_a."""
     prior = random_linear_prior(jax.random.PRNGKey(3), 3, (3, 2))

@@ -5,6 +5,7 @@ import pytest
 from dts_ppl.cli import main
 
 
+@pytest.mark.slow
 def test_cli_validate_writes_json_and_plot(tmp_path, capsys):
     out, fig = tmp_path / "r.json", tmp_path / "r.png"
     argv = [
@@ -43,8 +44,9 @@ def test_cli_validate_writes_json_and_plot(tmp_path, capsys):
 
 
 def test_cli_validate_rejects_bad_arguments(capsys):
-    assert main(["validate", "--preset", "linear", "--num-obs", "-3"]) == 2
-    assert "num_obs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # rejected while parsing, before any work
+        main(["validate", "--preset", "linear", "--num-obs", "-3"])
+    assert exit_info.value.code == 2 and "--num-obs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["validate", "--preset", "nonsense"])
     assert main(["validation-study", "--presets", "linear,nonsense"]) == 2

@@ -230,7 +230,7 @@ def test_fuzz_likelihoods(case, family, num_iterations):
         call = lambda: Gaussian(value).log_prob(jnp.ones(3), jnp.zeros(3))  # noqa: E731
     else:
         cls = Bernoulli if family == "bernoulli" else Poisson
-        arg = None if arg is None else "ridge"
+        arg = None if arg is None or value is None else "ridge"  # ridge=None: the default expansion
         if num_iterations < 1:
             arg = "num_iterations"
         kwargs = {"ridge": value, "num_iterations": num_iterations}

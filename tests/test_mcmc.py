@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from mc import Z
 from numpyro.diagnostics import effective_sample_size
 
 from dts_ppl.agents.base import Evidence
@@ -13,7 +14,6 @@ from dts_ppl.bandits.simulation import simulate
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.oracle import joint_posterior, split
 from dts_ppl.experiments.synthetic import random_linear_prior
-from tests.mc import Z
 
 
 def _data(K, d, n, key):

@@ -225,6 +225,7 @@ def test_helpers_fit_and_hierarchy():
     np.testing.assert_allclose(hier.cov1 + hier.covs[0], g.cov, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_movielens_preset_runs_on_written_files_through_the_cli(tmp_path, fast_training, monkeypatch):
     monkeypatch.setitem(realdata.MOVIELENS, "min_ratings", 20)
     monkeypatch.setitem(realdata.MOVIELENS, "num_actions", 10)

@@ -86,6 +86,7 @@ def test_noncentred_guide_weights_equal_the_centred_ones():
     assert DTSGuide(model.noncentred()).noncentred().model.parameterisation == "noncentred"
 
 
+@pytest.mark.slow
 def test_exact_guide_on_the_noncentred_model_matches_nuts_raw_sites():
     """Linear-Gaussian (the guide is exact): k-hat on the non-centred model is small, and the guide's
     raw-site draws match the raw-site posterior of the NUTS run on that model (mean within 4.5 MC

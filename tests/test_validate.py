@@ -112,6 +112,7 @@ def test_check_inputs_accepts_shared_models():
     assert check_inputs(model, DTSGuide(model), X, None, y)[1] is None
 
 
+@pytest.mark.slow
 def test_logistic_guide_expanded_at_the_prior_scaled_fit_is_closer_to_nuts():
     """The logistic preset Gaussianises at the prior-scaled fit (Bernoulli.regularised_for). Against
     one NUTS run its theta means must have at most half the error of the paper's near-MLE point,

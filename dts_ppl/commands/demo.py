@@ -2,8 +2,8 @@
 
 Linear diffusion prior (d = 5, L = 2, K = 100), Gaussian rewards, contexts U[-1, 1]^5: dTS
 against HierTS, LinTS and LinUCB (the preset ``fig1-lindiff-lin-k100`` with fewer runs and
-rounds). Takes well under a minute on one CPU core, most of it XLA compilation (cached in
-~/.cache/dts_ppl/jax for the next call; set DTS_PPL_JAX_CACHE to move it).
+rounds). Takes well under a minute on one CPU core, most of it XLA compilation (set
+DTS_PPL_JAX_CACHE to a folder to cache compilations across calls).
 """
 
 from __future__ import annotations

@@ -242,9 +242,9 @@ class _GLM:
     is_exact = False
 
     def __post_init__(self):
+        object.__setattr__(self, "num_iterations", _checks.check_positive_int("num_iterations", self.num_iterations))
         if self.ridge is not None:
             object.__setattr__(self, "ridge", _checks.check_scalar("ridge", self.ridge))
-        object.__setattr__(self, "num_iterations", _checks.check_positive_int("num_iterations", self.num_iterations))
         if self.expansion not in EXPANSIONS:
             raise ValueError(f"expansion: expected one of {EXPANSIONS}, got {self.expansion!r}")
 

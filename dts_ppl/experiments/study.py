@@ -206,6 +206,8 @@ def approximation_study(
 
 
 def _fmt_khat(k):
+    if k is None:
+        return "n/a"
     return "exact" if k == -np.inf else f"{k:.2f}"
 
 
