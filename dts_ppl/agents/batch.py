@@ -129,6 +129,22 @@ def recondition(prior_prec, old: ActionStats, new: ActionStats, idx, valid):
     return cond, delta
 
 
+def add_rows(likelihood, prior_prec, evidence: Evidence, X, A, y, num_actions: int, dim: int, shared: bool, dtype):
+    """The shared first half of every conjugate agent's ``update_batch``: check, add, re-condition.
+
+    Returns:
+        None when there are no rows; else (n rows, new Evidence, idx (S,) touched groups, their
+        Conditionals, Message: the change of the touched groups' messages to the parent).
+    """
+    phi, g, y = check_batch(X, A, y, num_actions, dim, shared, likelihood)
+    if phi.shape[0] == 0:
+        return None
+    ev = batch_evidence(likelihood, evidence, phi.astype(dtype), g, y)
+    idx, valid = touched_groups(g, evidence.stats.G.shape[0])
+    cond, delta = recondition(prior_prec, evidence.stats, ev.stats, idx, valid)
+    return phi.shape[0], ev, idx, cond, delta
+
+
 def warm_start(agent, X, A, y):
     """An agent state built from logged feedback: ``agent.update_batch(agent.init(), X, A, y)``.
 

@@ -204,12 +204,10 @@ def dts(
 
     def update_batch(state: DTSState, X, A, y) -> DTSState:
         """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
-        phi, g, y = _batch.check_batch(X, A, y, K, d, shared, likelihood)
-        if phi.shape[0] == 0:
+        added = _batch.add_rows(likelihood, prec1, state.evidence, X, A, y, K, d, shared, dtype)
+        if added is None:
             return state
-        ev = _batch.batch_evidence(likelihood, state.evidence, phi.astype(dtype), g, y)
-        idx, valid = _batch.touched_groups(g, M)
-        cond, delta = _batch.recondition(prec1, state.evidence.stats, ev.stats, idx, valid)
+        n, ev, idx, cond, delta = added
         total = jax.tree.map(jnp.add, state.evidence_sum, delta)
         up = chain(total)
         return DTSState(
@@ -218,7 +216,7 @@ def dts(
             theta_shift=state.theta_shift.at[idx].set(cond.shift),
             evidence_sum=total,
             latents=up.latents,
-            step=state.step + phi.shape[0],
+            step=state.step + n,
             passes=up.passes,
             converged=up.converged,
             rejected=state.rejected,

@@ -179,17 +179,15 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
 
     def update_batch(state: LinearState, X, A, y) -> LinearState:
         """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
-        phi, g, y = _batch.check_batch(X, A, y, K, d, shared, likelihood)
-        if phi.shape[0] == 0:
+        added = _batch.add_rows(likelihood, prec0, state.evidence, X, A, y, K, d, shared, dtype)
+        if added is None:
             return state
-        ev = _batch.batch_evidence(likelihood, state.evidence, phi.astype(dtype), g, y)
-        idx, valid = _batch.touched_groups(g, M)
-        cond, _ = _batch.recondition(prec0, state.evidence.stats, ev.stats, idx, valid)
+        n, ev, idx, cond, _ = added
         return LinearState(
             evidence=ev,
             mean=state.mean.at[idx].set(core.conditional_loc(cond, theta_prior.mean)),
             cov=state.cov.at[idx].set(cond.cov),
-            step=state.step + phi.shape[0],
+            step=state.step + n,
             rejected=state.rejected,
         )
 
