@@ -191,3 +191,51 @@ def test_lin_ucb_scores_are_upper_bounds(key):
     x = jnp.array([0.2, 0.1, -0.4])
     _, info = agent.act(key, state, x)
     np.testing.assert_allclose(info.scores, m.mean @ x + 2.0 * jnp.sqrt(x @ m.cov @ x), atol=1e-12)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_collapsed_chain_is_the_full_chain(key, shared):
+    """dTS on an affine chain runs on core.collapse_linear by default (L = 1 in its state): the
+    psi_1 and theta posteriors it carries equal the full L-level chain's and the oracle's."""
+    K, n, d = 4, 30, 3
+    prior = DiffusionPrior.linear(
+        [jax.random.normal(jax.random.PRNGKey(i), (d, d)) / 2 for i in range(5)],
+        [0.5, 0.4, 0.3, 0.3, 0.2, 1.0],
+        offsets=[jnp.full(d, 0.1 * i) for i in range(5)],
+    )
+    X, A, y = _data(jax.random.PRNGKey(1), n, d, K)
+    if shared:
+        X = jnp.broadcast_to(X[:, None, :], (n, K, d)) * (1.0 + jnp.arange(K))[None, :, None] / K
+    col = dts(prior, Gaussian(1.0), K, shared=shared)
+    full = dts(prior, Gaussian(1.0), K, shared=shared, collapse=False)
+    s_col, s_full = _feed(col, X, A, y), _feed(full, X, A, y)
+    assert s_col.latents.shift.shape[0] == 1 and s_full.latents.shift.shape[0] == 5
+    assert col.spec.num_levels == full.spec.num_levels == 5
+    cp = core.collapse_linear(prior)
+    m1 = core.moments(prior, core.prior_conditionals(prior, 1)).psi_mean[-1]
+    mc, mf = core.moments(cp, dts_posterior(cp, s_col)), core.moments(prior, dts_posterior(prior, s_full))
+    np.testing.assert_allclose(mc.theta_mean, mf.theta_mean, atol=1e-10)
+    np.testing.assert_allclose(mc.theta_cov, mf.theta_cov, atol=1e-10)
+    np.testing.assert_allclose(mc.psi_mean[-1] + m1, mf.psi_mean[-1], atol=1e-10)
+    np.testing.assert_allclose(mc.psi_cov[-1], mf.psi_cov[-1], atol=1e-10)
+    # the full chain rebuilt from the collapsed state, against the joint-Gaussian oracle
+    guide = DTSGuide(BanditModel(prior, 1 if shared else K, Gaussian(1.0)))
+    if shared:
+        stats = s_full.evidence.stats
+    else:
+        stats = guide.statistics(X, A, y)
+    ref = oracle.split(prior, oracle.joint_posterior(prior, stats), 1 if shared else K)
+    mo = core.moments(prior, dts_posterior(prior, s_col))
+    np.testing.assert_allclose(mo.psi_mean, ref["psi_mean"], atol=1e-10)
+    np.testing.assert_allclose(mo.theta_cov, ref["theta_cov"], atol=1e-10)
+
+
+def test_collapse_options():
+    mlp = random_mlp_prior(jax.random.PRNGKey(0), 3, 2, hidden=6)
+    with pytest.raises(ValueError, match="collapse"):
+        dts(mlp, Gaussian(1.0), 4, collapse=True)
+    with pytest.raises(ValueError, match="collapse"):
+        dts(_linear_prior(jax.random.PRNGKey(0)), Gaussian(1.0), 4, collapse="yes")
+    with pytest.raises(ValueError, match="prior"):
+        core.collapse_linear(mlp)
+    assert dts(mlp, Gaussian(1.0), 4).init().latents.shift.shape[0] == 2

@@ -91,6 +91,7 @@ def dts(
     newton_steps: int = 3,
     tol: float = core.DEFAULT_TOL,
     max_passes: int = core.DEFAULT_MAX_PASSES,
+    collapse: bool | None = None,
 ) -> Agent:
     """The dTS agent for a diffusion prior.
 
@@ -109,6 +110,11 @@ def dts(
         history: GLM ring-buffer size (use >= the number of rounds for the full history).
         newton_steps: Newton steps per GLM update.
         tol, max_passes: convergence rule of the iterated pass (:func:`core.upward_pass`).
+        collapse: run on :func:`core.collapse_linear` (the one-level prior of psi_1 and theta that
+            an affine chain implies; the same posterior of every theta_a and of psi_1, at a cost
+            per round that does not grow with L). None (default): True for affine chains with
+            L >= 2, False otherwise; True with nonlinear links is an error. The state then holds
+            psi_1's posterior as its one latent row; :func:`dts_posterior` rebuilds all L levels.
 
     Example:
         >>> import jax
@@ -133,6 +139,13 @@ def dts(
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
     if not isinstance(shared, bool):
         raise ValueError(f"shared: expected True or False, got {shared!r}")
+    if collapse is not None and not isinstance(collapse, bool):
+        raise ValueError(f"collapse: expected None, True or False, got {collapse!r}")
+    if collapse and not prior.is_linear:
+        raise ValueError("collapse: True needs affine links (DiffusionPrior.linear); nonlinear chains run in full")
+    num_levels = prior.num_levels
+    if (prior.is_linear and num_levels > 1) if collapse is None else collapse:
+        prior = core.collapse_linear(prior)
     d, dtype = prior.dim, prior.cov1.dtype
     M = 1 if shared else K
     prec1 = psd_inv(prior.cov1)  # S_1^-1
@@ -222,14 +235,26 @@ def dts(
             rejected=state.rejected,
         )
 
-    spec = AgentSpec("dts", K, d, prior.num_levels, shared, likelihood.name)
+    spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name)
     return Agent(init, act, update, update_batch, spec)
 
 
 def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:
-    """The posterior a dTS state encodes, as the core's DTSPosterior (gain_a = Shat_a S_1^-1)."""
+    """The posterior a dTS state encodes, as the core's DTSPosterior (gain_a = Shat_a S_1^-1).
+
+    A state of a collapsed agent (``dts(..., collapse=None)`` on an affine chain) stores only
+    psi_1's row; the L levels are rebuilt here from its evidence sum with the core's upward pass
+    (exact, O(L d^3), once).
+    """
     theta = core.Conditionals(state.theta_cov @ psd_inv(prior.cov1), state.theta_shift, psd_cholesky(state.theta_cov))
-    return core.DTSPosterior(state.latents, theta)
+    latents = state.latents
+    if latents.shift.shape[0] != prior.num_levels:
+        if not prior.is_linear or latents.shift.shape[0] != 1:
+            raise ValueError(
+                f"state: holds {latents.shift.shape[0]} latent rows, the prior has L = {prior.num_levels} levels"
+            )
+        latents = core.upward_pass(prior, state.evidence_sum).latents
+    return core.DTSPosterior(latents, theta)
 
 
 # ------------------------------------------------------------------------------------ HierTS

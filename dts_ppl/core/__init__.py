@@ -9,7 +9,8 @@ agents (:mod:`dts_ppl.agents`) call these same functions.
 - The closed-form posterior: :func:`posterior` / :func:`fit_posterior` (statistics -> chain of
   conditionals, with the final linearisation and the passes used), :func:`upward_pass` (the one
   iterated upward pass every caller uses), :func:`sample` (draws), :func:`moments` (means and
-  covariances), :func:`prior_conditionals`, :func:`linear_predictor` (eta = x^T theta).
+  covariances), :func:`prior_conditionals`, :func:`collapse_linear` (an affine chain as the
+  one-level prior of psi_1 and theta it implies), :func:`linear_predictor` (eta = x^T theta).
 - Prior draws: :func:`sample_prior` (psi and theta from any DiffusionPrior); :func:`sample_moments`.
 - The independent reference: :func:`joint_posterior` (the joint-Gaussian oracle).
 
@@ -30,6 +31,7 @@ from dts_ppl.core.inference import (
     PosteriorMoments,
     UpwardPass,
     chain_rows,
+    collapse_linear,
     condition,
     default_linearisation,
     fit_posterior,
@@ -72,6 +74,7 @@ __all__ = [
     "PosteriorMoments",
     "UpwardPass",
     "chain_rows",
+    "collapse_linear",
     "condition",
     "empty_stats",
     "fit_posterior",

@@ -594,6 +594,31 @@ def theta_prior_moments(prior: DiffusionPrior, key=None, num_samples: int = 2000
     return sample_moments(theta[:, 0])
 
 
+def collapse_linear(prior: DiffusionPrior) -> DiffusionPrior:
+    """The one-level prior of (psi_1, theta) that an affine chain implies: exact, O(d^3) per update.
+
+    With affine links, psi_1 is marginally N(m_1, C_1) (:func:`moments` of the prior), so
+
+        psi_1' ~ N(0, C_1),   theta_a | psi_1' ~ N(W_1 psi_1' + (W_1 m_1 + c_1), S_1)
+
+    with psi_1 = psi_1' + m_1 is the same joint law of (psi_1, theta_1..theta_K) as the L-level
+    chain. Conditioning on data touches theta only through u = f_1(psi_1), which both priors
+    share, so every theta posterior (and psi_1's) is the same; the levels above psi_1 are then
+    only needed to report them (:func:`upward_pass` on the full prior with the same evidence).
+    The dTS agent uses this for affine chains by default (``collapse=None``): a round costs the
+    same at L = 40 as at L = 1 (docs/performance.md).
+
+    Raises:
+        ValueError: when a link is not affine (psi_1's marginal is then not Gaussian).
+    """
+    if not prior.is_linear:
+        raise ValueError("prior: only an affine chain (DiffusionPrior.linear) collapses exactly to one level")
+    psi_mean, psi_cov = _chain_moments(prior_conditionals(prior, 1).latents, linearise(prior, "jacobian"))
+    m1, c1_cov = psi_mean[-1], symmetrise(psi_cov[-1])
+    w1, c1 = prior.link1.weight, prior.link1.offset
+    return DiffusionPrior.linear([w1], [prior.cov1, c1_cov], offsets=[w1 @ m1 + c1], dtype=prior.cov1.dtype)
+
+
 #: The fixed key with which agents and guides moment-match a nonlinear prior's theta covariance
 #: for the default GLM expansion point (:func:`theta_prior_scale_cov`); fixed so that an agent and
 #: a guide on the same prior use the same ridge.
