@@ -1,6 +1,7 @@
 """Per-round time (act + update) of dTS and LinTS, and its flatness in t.
 
-For each (K, d, L) the agent runs `--rounds` rounds of a Gaussian linear-diffusion bandit inside
+For each (K, d, L) dTS, LinTS and the naive dTS (the batch closed form recomputed every round,
+O((L + K) d^3): :func:`naive_dts`) run `--rounds` rounds of a Gaussian linear-diffusion bandit inside
 one jitted lax.scan (one run, float32 unless --x64); the time per round is the wall time of a
 compiled block of rounds divided by its length, best of `--repeats` blocks, so compilation is
 excluded. Flatness: the same compiled block is run `--blocks` times back to back on the carried
@@ -10,7 +11,10 @@ state (t grows from 0 to blocks * rounds) and each block's time is reported.
     python benchmarks/agent_timing.py --paired 40 --rounds 100 --json benchmarks/results/agent_timing_paired.json
 
 ``--paired N`` times only the ``--flat`` configuration: N interleaved dTS/LinTS block pairs on
-donated states, and reports the median and quartiles of the per-pair ratio.
+donated states (and dTS with the full chain in its state, ``collapse=False``, when L > 1), and
+reports the median and quartiles of the per-pair ratio:
+
+    python benchmarks/agent_timing.py --paired 20 --rounds 200 --flat 100,20,40 --json benchmarks/results/agent_timing_paired_k100_d20_l40.json
 """
 
 from __future__ import annotations
@@ -18,14 +22,38 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl import Gaussian
-from dts_ppl.agents import dts, lin_ts, theta_marginal
+from dts_ppl import Gaussian, core
+from dts_ppl.agents import Agent, AgentSpec, dts, lin_ts, theta_marginal
+from dts_ppl.agents.base import guarded_argmax
 from dts_ppl.experiments.synthetic import random_linear_prior
+
+
+def naive_dts(prior, K, collapse=False):
+    """dTS without the incremental scheme: each round recomputes every action's posterior and the
+    chain from the statistics with the core's batch closed form (core.posterior), O((L + K) d^3);
+    the reference the incremental agent is timed against. ``collapse``: on core.collapse_linear."""
+    prior = core.collapse_linear(prior) if collapse else prior
+    d = prior.dim
+
+    def init():
+        return core.empty_stats(K, d, prior.cov1.dtype)
+
+    def act(key, stats, x):
+        post = core.posterior(prior, stats)
+        _, theta = core.sample(key, prior, post)
+        return guarded_argmax(theta @ x, x)
+
+    def update(stats, x, a, r):
+        return core.ActionStats(stats.G.at[a].add(jnp.outer(x, x)), stats.b.at[a].add(r * x))
+
+    return Agent(init, act, update, None, AgentSpec("naive_dts", K, d, prior.num_levels, False, "gaussian"))
 
 
 def block_runner(agent, K, d, rounds, donate=False):
@@ -88,6 +116,7 @@ def main():
         default=0,
         help="only time the --flat configuration: this many interleaved dTS/LinTS block pairs (donated state)",
     )
+    p.add_argument("--naive-max-K", type=int, default=10000, help="time the naive dTS up to this K")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     jax.config.update("jax_enable_x64", args.x64)
@@ -96,13 +125,19 @@ def main():
         K, d, L = (int(v) for v in args.flat.split(","))
         prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
         agents = {"dTS": dts(prior, Gaussian(1.0), K), "LinTS": lin_ts(theta_marginal(prior), Gaussian(1.0), K)}
+        if L > 1:  # the full L-level chain in the state (collapse=False), as before collapse_linear
+            agents["dTS full chain"] = dts(prior, Gaussian(1.0), K, collapse=False)
         times = paired_blocks(agents, K, d, args.rounds, args.paired)
         ratios = np.array(times["dTS"]) / np.array(times["LinTS"])
         q = np.percentile(ratios, [25, 50, 75])
         med = {n: 1e6 * float(np.median(t)) for n, t in times.items()}
-        print(f"K={K} d={d} L={L}, {args.paired} interleaved block pairs of {args.rounds} rounds:")
-        print(f"  median us/round dTS {med['dTS']:.0f}, LinTS {med['LinTS']:.0f}")
+        print(f"K={K} d={d} L={L}, {args.paired} interleaved block groups of {args.rounds} rounds:")
+        print("  median us/round " + ", ".join(f"{n} {v:.0f}" for n, v in med.items()))
         print(f"  dTS/LinTS per pair: median {q[1]:.2f} (quartiles {q[0]:.2f}-{q[2]:.2f}), min {ratios.min():.2f}")
+        full_ratio = None
+        if "dTS full chain" in times:
+            full_ratio = float(np.median(np.array(times["dTS full chain"]) / np.array(times["LinTS"])))
+            print(f"  dTS full chain/LinTS per pair: median {full_ratio:.2f}")
         for n, t in times.items():
             print(f"  {n} per block: " + ", ".join(f"{1e6 * v:.0f}" for v in t))
         if args.json:
@@ -110,9 +145,11 @@ def main():
                 rounds_per_block=args.rounds,
                 dtype="float64" if args.x64 else "float32",
                 device=str(jax.devices()[0]),
+                load_average=os.getloadavg(),
                 paired=dict(K=K, d=d, L=L, us_per_round={n: [1e6 * v for v in t] for n, t in times.items()}),
                 ratio_median=float(q[1]),
                 ratio_quartiles=[float(q[0]), float(q[2])],
+                full_chain_ratio_median=full_ratio,
             )
             with open(args.json, "w") as f:
                 json.dump(out, f, indent=1)
@@ -126,8 +163,15 @@ def main():
             agent = lin_ts(theta_marginal(prior), Gaussian(1.0), K)
             lints_cache[K, d] = min(time_blocks(agent, K, d, args.rounds, args.repeats))
         t_lin = lints_cache[K, d]
-        rows.append(dict(K=K, d=d, L=L, dts_us=1e6 * t_dts, lints_us=1e6 * t_lin, ratio=t_dts / t_lin))
+        t_naive = None
+        if K <= args.naive_max_K:
+            t_naive = min(time_blocks(naive_dts(prior, K), K, d, max(args.rounds // 10, 10), args.repeats))
+        row = dict(K=K, d=d, L=L, dts_us=1e6 * t_dts, lints_us=1e6 * t_lin, ratio=t_dts / t_lin)
+        row["naive_us"] = None if t_naive is None else 1e6 * t_naive
+        rows.append(row)
         us = f"dTS {1e6 * t_dts:9.1f} us  LinTS {1e6 * t_lin:9.1f} us  ratio {t_dts / t_lin:5.2f}"
+        if t_naive is not None:
+            us += f"  naive dTS {1e6 * t_naive:9.1f} us"
         print(f"K={K:6d} d={d:3d} L={L:3d}  {us}", flush=True)
     K, d, L = (int(v) for v in args.flat.split(","))
     prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
@@ -143,6 +187,8 @@ def main():
             rounds_per_block=args.rounds,
             dtype="float64" if args.x64 else "float32",
             device=str(jax.devices()[0]),
+            load_average=os.getloadavg(),
+            repeats=args.repeats,
             grid=rows,
             flatness=dict(K=K, d=d, L=L, us_per_round={n: [1e6 * t for t in ts] for n, ts in flat.items()}),
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import jax
@@ -62,23 +63,28 @@ def main():
     prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
     rows = []
     for K in (int(k) for k in args.K.split(",")):
+        # fewer rounds per block and fewer pairs once a round costs tens of ms (K d^2 >= 4e7 floats)
+        rounds = max(5, min(args.rounds, int(2e9 / (K * d * d))))
+        pairs = args.pairs if K * d * d < 4e7 else max(3, args.pairs // 2)
         agents = {"dTS": dts(prior, Gaussian(1.0), K), "LinTS": lin_ts(theta_marginal(prior), Gaussian(1.0), K)}
-        runs = {n: block_runner(a, K, d, args.rounds, donate=True) for n, a in agents.items()}
+        runs = {n: block_runner(a, K, d, rounds, donate=True) for n, a in agents.items()}
         states = {n: jax.block_until_ready(runs[n](a.init(), jax.random.PRNGKey(0))) for n, a in agents.items()}
-        runs["floor"], states["floor"] = floor_runner(K, d, args.rounds)
+        runs["floor"], states["floor"] = floor_runner(K, d, rounds)
         states["floor"] = jax.block_until_ready(runs["floor"](states["floor"], jax.random.PRNGKey(0)))
         times = {n: [] for n in runs}
-        for b in range(args.pairs):
+        for b in range(pairs):
             for n in runs:
                 start = time.perf_counter()
                 states[n] = jax.block_until_ready(runs[n](states[n], jax.random.PRNGKey(b + 1)))
-                times[n].append((time.perf_counter() - start) / args.rounds)
+                times[n].append((time.perf_counter() - start) / rounds)
         med = {n: float(np.median(t)) for n, t in times.items()}
         ratio_floor = float(np.median(np.array(times["dTS"]) / np.array(times["floor"])))
         ratio_lints = float(np.median(np.array(times["dTS"]) / np.array(times["LinTS"])))
         del states
-        peak, state_bytes, temp = memory(agents["dTS"], K, d, args.rounds)
+        peak, state_bytes, temp = memory(agents["dTS"], K, d, rounds)
         row = dict(
+            rounds_per_block=rounds,
+            pairs=pairs,
             K=K,
             d=d,
             L=L,
@@ -98,7 +104,7 @@ def main():
             flush=True,
         )
     if args.json:
-        out = dict(rounds_per_block=args.rounds, pairs=args.pairs, dtype="float32", device=str(jax.devices()[0]), rows=rows)
+        out = dict(dtype="float32", device=str(jax.devices()[0]), load_average=os.getloadavg(), rows=rows)
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
 

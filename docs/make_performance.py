@@ -1,0 +1,320 @@
+"""Regenerate docs/performance.md (and its two plots) from the benchmark JSON in benchmarks/results/.
+
+    python docs/make_performance.py            # writes docs/performance.md, benchmarks/results/perf_*.png
+    python docs/make_performance.py --check    # exits 1 if docs/performance.md is out of date
+
+Every table names the file it was built from and the command that produced that file.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "results"
+OUT = ROOT / "docs" / "performance.md"
+PAIRED = [(100, 5, 40), (100, 20, 40), (10000, 20, 40)]
+
+
+def _load(name: str):
+    return json.loads((BENCH / name).read_text())
+
+
+def _paired_name(K, d, L) -> str:
+    return f"agent_timing_paired_k{K}_d{d}_l{L}.json"
+
+
+def _load_text(data) -> str:
+    load = data.get("load_average")
+    return "" if load is None else f", load average {load[0]:.1f}"
+
+
+def deep_section() -> str:
+    rows = []
+    for K, d, L in PAIRED:
+        data = _load(_paired_name(K, d, L))
+        us = data["paired"]["us_per_round"]
+        med = {n: sorted(v)[len(v) // 2] for n, v in us.items()}
+        target = 4.0 if K <= 100 else 1.5
+        full = data.get("full_chain_ratio_median")
+        rows.append(
+            f"| {K} | {d} | {L} | {med['dTS']:,.0f} | {med['LinTS']:,.0f} | **{data['ratio_median']:.2f}** "
+            f"({data['ratio_quartiles'][0]:.2f}-{data['ratio_quartiles'][1]:.2f}) | {target:g} | "
+            f"{med.get('dTS full chain', float('nan')):,.0f} | {full:.2f} | {len(us['dTS'])} x {data['rounds_per_block']}"
+            f"{_load_text(data)} |"
+        )
+    return (
+        """## Deep chains
+
+An affine chain psi_L -> ... -> psi_1 -> theta implies a Gaussian marginal for psi_1, so the dTS
+agent runs on the one-level prior of (psi_1, theta) it implies (`core.collapse_linear`, default
+`dts(..., collapse=None)` for affine chains with L >= 2). Every theta posterior and psi_1's are the
+same as the full chain's (tests/test_agents.py::test_collapsed_chain_is_the_full_chain: 1e-10 in
+float64, and against the joint-Gaussian oracle); `dts_posterior(prior, state)` rebuilds all L
+levels when they are wanted. A round then costs the same at L = 40 as at L = 1. Nonlinear chains
+(MLP, DDPM) cannot collapse (psi_1's marginal is not Gaussian) and keep the O(L d^3) chain; their
+cost is in the grid below (the MLP timings of docs/defaults.md).
+
+Measured with the two agents interleaved in one process on donated states (dTS, LinTS, and dTS
+with the full chain in its state, `collapse=False`), per-pair ratio median and quartiles, float32:
+`python benchmarks/agent_timing.py --paired 20 --rounds 200 --flat K,d,L --json
+benchmarks/results/agent_timing_paired_kK_dd_lL.json` (K = 10^4: `--paired 10 --rounds 100`).
+
+| K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS (quartiles) | target | full chain (us/round) | full chain / LinTS | blocks x rounds |
+|---|---|---|---:|---:|---:|---:|---:|---:|---|
+"""
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+def grid_section() -> str:
+    data = _load("agent_timing_grid.json")
+
+    def naive(g):
+        return "-" if g.get("naive_us") is None else f"{g['naive_us']:,.0f}"
+
+    lines = [
+        f"| {g['K']} | {g['d']} | {g['L']} | {g['dts_us']:,.0f} | {g['lints_us']:,.0f} | {g['ratio']:.2f} | {naive(g)} |"
+        for g in data["grid"]
+    ]
+    return (
+        f"""## The grid (K, d, L)
+
+Best of {data.get("repeats", 3)} compiled blocks of {data["rounds_per_block"]} rounds (naive dTS: a tenth as many
+rounds), {data["dtype"]}, {data["device"]}{_load_text(data)}; naive dTS recomputes every action's
+posterior and the chain from the statistics each round with the core's batch closed form,
+O((L + K) d^3) (`naive_dts` in the script): `python benchmarks/agent_timing.py --K 100,1000,10000
+--d 5,20 --L 2,4,40 --rounds 200 --repeats 3 --blocks 5 --json benchmarks/results/agent_timing_grid.json`.
+Plot: `benchmarks/results/perf_vs_L.png`.
+
+| K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS | naive dTS (us/round) |
+|---|---|---|---:|---:|---:|---:|
+"""
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def scaling_section() -> str:
+    data = _load("scaling.json")
+    lines = []
+    for r in data["rows"]:
+        us = r["us_per_round"]
+        lines.append(
+            f"| {r['K']:,} | {us['dTS']:,.0f} | {us['LinTS']:,.0f} | {us['floor']:,.0f} | {r['dts_over_floor']:.2f} | "
+            f"{r['dts_over_lints']:.2f} | {r['state_bytes'] / 2**20:,.0f} | {r['peak_bytes'] / 2**20:,.0f} | "
+            f"{r['peak_over_state']:.2f} | {r['pairs']} x {r['rounds_per_block']} |"
+        )
+    return (
+        f"""## Scale in K
+
+d = 20, L = 4, float32, {data["device"]}{_load_text(data)}. dTS, LinTS and the memory floor (one pass
+over a K x d x d array per round: the score pass v_a = Shat_a x that any per-action Thompson
+sampler needs) run as interleaved compiled blocks on donated states; the medians are per round.
+Peak memory is XLA's account of the compiled dTS block (arguments + outputs - aliased + temporaries)
+against the bytes of the state's own arrays. Targets: linear in K, dTS <= 2x the floor, peak <= 1.2x
+the state. `python benchmarks/scaling.py --K 1000,10000,100000,1000000 --json benchmarks/results/scaling.json`.
+Plot: `benchmarks/results/perf_vs_K.png`.
+
+| K | dTS (us/round) | LinTS (us/round) | floor (us/round) | dTS / floor | dTS / LinTS | state (MiB) | peak (MiB) | peak / state | pairs x rounds |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
+"""
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def throughput_section() -> str:
+    data = _load("throughput.json")
+    lines = [
+        f"| {r['agent']} | {r['K']} | {r['d']} | {r['L']} | {r['runs']} | {r['rounds']} | {r['run_rounds_per_s']:,.0f} | "
+        f"{r['first_call_seconds']:.1f} |"
+        for r in data["rows"]
+    ]
+    return (
+        f"""## Simulation throughput
+
+`dts_ppl.simulate` (vmap over runs, scan over rounds), best of 2 calls after a compiling call,
+{data["dtype"]}, {data["device"]}{_load_text(data)}: `python benchmarks/throughput.py --json
+benchmarks/results/throughput.json`.
+
+| agent | K | d | L | runs | rounds | run-rounds / s | first call, with compilation (s) |
+|---|---:|---:|---:|---:|---:|---:|---:|
+"""
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def batch_section() -> str:
+    data = _load("update_batch_speed.json")
+    s = data["setup"]
+    lines = [
+        f"| {r['agent']} | {r['n']:,} | {1e3 * r['loop_s']:,.1f} | {1e3 * r['batch_s']:,.2f} | {r['speedup']:,.0f} | "
+        f"{r['max_rel_state_diff']:.1e} |"
+        for r in data["gaussian"]
+    ]
+    return (
+        f"""## Batched updates
+
+`update_batch` against the row loop (a jitted scan of `update`), K = {s["K"]}, d = {s["d"]}, L = {s["L"]},
+{s["dtype"]}: `{data["command"]}` (benchmarks/results/update_batch_speed.json; the GLM rows and the
+difference a GLM batch makes are in docs/practitioner.md).
+
+| agent | rows | row loop (ms) | update_batch (ms) | speed-up | max relative state difference |
+|---|---:|---:|---:|---:|---:|
+"""
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+def cost_section() -> str:
+    data = _load("guide_vs_nuts_cost.json")
+    lines = [
+        f"| {r['preset']} | {r['num_obs']} | {r['nuts_wall_s']:,.0f} | {r['nuts_ess_bulk_min']:,.0f} | "
+        f"{'yes' if r['nuts_reliable'] else 'no'} | {r['nuts_s_per_ess']:.3g} | {r['guide_s_per_draw']:.2g} | "
+        f"{r['ratio']:,.0f} |"
+        for r in data["rows"]
+    ]
+    return (
+        f"""## Guide draws against NUTS per effective sample
+
+Seconds per independent guide draw against NUTS seconds per bulk effective sample (target: the
+guide >= 1000x cheaper), from the validation study's NUTS runs ({data["source"]}): `python
+benchmarks/guide_vs_nuts_cost.py` (benchmarks/results/guide_vs_nuts_cost.json).
+
+| preset | n | NUTS wall (s) | NUTS min bulk ESS | reference passes the gates | NUTS s / ESS | guide s / draw | ratio |
+|---|---:|---:|---:|---|---:|---:|---:|
+"""
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+SHARDING = """## Several devices and hosts
+
+`dts_ppl.sharding` splits every per-action array of an agent state along a one-axis mesh named
+`"actions"` (`jax.sharding.NamedSharding`); the latent chain and running sums are replicated. The
+agent's own jitted `act` and `update` then run unchanged: XLA partitions them, acting reduces the
+per-device best score, and an update writes the owning shard's row. Results equal one device up to
+the reassociation of cross-device reductions (tests/test_sharding.py: 4 forced host devices, and
+two localhost processes joined by `jax.distributed`: same actions, state within 1e-6 relative in
+float32). The example runs on whatever devices JAX sees (one CPU device here; every GPU of a
+machine, with a CUDA jaxlib, there):
+
+```python
+import jax
+from dts_ppl import Gaussian
+from dts_ppl.agents import dts
+from dts_ppl.experiments.synthetic import random_linear_prior
+from dts_ppl.sharding import action_mesh, gather_state, replicate, shard_state
+
+K, d = 4096, 8  # K a multiple of the number of devices
+prior = random_linear_prior(jax.random.PRNGKey(0), d, [d, d])
+agent = dts(prior, Gaussian(1.0), K)
+mesh = action_mesh()  # every device of every process
+state = shard_state(agent.init(), mesh, K)
+act, update = jax.jit(agent.act), jax.jit(agent.update)
+key = jax.random.PRNGKey(1)
+for t in range(20):
+    key, k_x, k_a, k_r = jax.random.split(key, 4)
+    x = replicate(jax.random.normal(k_x, (d,)), mesh)
+    a, _ = act(k_a, state, x)
+    state = update(state, x, a, replicate(jax.random.normal(k_r), mesh))
+print(len(mesh.devices.flat), "device(s):", state.theta_cov.sharding.spec, int(gather_state(state).step))
+```
+
+Several hosts (or several GPU processes): run the same script in every process after
+
+```
+jax.distributed.initialize(coordinator_address="host0:1234", num_processes=N, process_id=i)
+```
+
+(on CPU also `jax.config.update("jax_cpu_collectives_implementation", "gloo")`); `action_mesh()`
+then spans every device of every process and `gather_state` brings the state back to each host.
+To try several devices on one CPU: `XLA_FLAGS=--xla_force_host_platform_device_count=4`.
+
+## GPU
+
+No GPU machine was lent to this work (the device tool's `status`: not drawn), so every number
+here is from the 2-core CPU machine; the benchmark scripts run unchanged on a GPU (they report
+`device` in their JSON).
+"""
+
+
+def plots() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = _load("scaling.json")
+    Ks = [r["K"] for r in data["rows"]]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name in ("dTS", "LinTS", "floor"):
+        ax.loglog(Ks, [r["us_per_round"][name] for r in data["rows"]], "o-", label=name)
+    ax.set_xlabel("K (actions)")
+    ax.set_ylabel("us per round")
+    ax.set_title("d = 20, L = 4, float32, CPU")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(BENCH / "perf_vs_K.png", dpi=120)
+    plt.close(fig)
+    grid = _load("agent_timing_grid.json")["grid"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, d in zip(axes, (5, 20), strict=True):
+        for K in sorted({g["K"] for g in grid}):
+            rows = sorted((g for g in grid if g["K"] == K and g["d"] == d), key=lambda g: g["L"])
+            Ls = [g["L"] for g in rows]
+            (line,) = ax.loglog(Ls, [g["dts_us"] for g in rows], "o-", label=f"dTS K={K}")
+            ax.loglog(Ls, [g["lints_us"] for g in rows], "--", color=line.get_color(), label=f"LinTS K={K}")
+            naive = [(g["L"], g["naive_us"]) for g in rows if g.get("naive_us")]
+            if naive:
+                ax.loglog(*zip(*naive, strict=True), ":", color=line.get_color(), label=f"naive dTS K={K}")
+        ax.set_xlabel("L (levels)")
+        ax.set_title(f"d = {d}")
+    axes[0].set_ylabel("us per round")
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(BENCH / "perf_vs_L.png", dpi=120)
+    plt.close(fig)
+
+
+def render() -> str:
+    parts = [
+        "# Performance\n\n"
+        "Generated by `python docs/make_performance.py` from the JSON in benchmarks/results/ named in each\n"
+        "section (do not edit by hand). All times are from the 2-core CPU machine this project is built on,\n"
+        "with compilation excluded unless stated; ratios were measured interleaved in one process. Speed\n"
+        "targets live here and in benchmarks/, never as wall-clock assertions in tests.\n",
+        deep_section(),
+        grid_section(),
+        scaling_section(),
+        throughput_section(),
+        batch_section(),
+        cost_section(),
+        SHARDING,
+    ]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = render()
+    if "--check" in argv:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT} is out of date: run python docs/make_performance.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    plots()
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
