@@ -203,6 +203,8 @@ def test_update_batch_drops_bad_rows_under_jit(shared):
     """Under jit, a batch with bad rows = the batch of its good rows (+ 4 rejected) = the row loop."""
     prior = linear_prior(jax.random.PRNGKey(14))
     for name, agent in make_agents(prior, shared).items():
+        if shared and name not in ("dts", "lin_ts", "glm_ts"):  # one per update_batch family: keep it fast
+            continue
         binary = name not in GAUSSIAN
         X, A, y = data(jax.random.PRNGKey(15), 24, shared, binary=binary)
         s0 = agent.update_batch(agent.init(), X[:5], A[:5], y[:5])
