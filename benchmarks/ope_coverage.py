@@ -5,8 +5,10 @@ logging policies (uniform, and a softmax of x^T phi_a with other weights phi); a
 stochastic target policy pi(a | x) = softmax(2 x^T theta_hat_a) with theta_hat a perturbed
 theta. The true value E_x[sum_a pi(a | x) x^T theta_a] is computed on 2 x 10^6 fresh contexts
 (its MC s.e. is stored; it is ~50x below the estimators' s.e.). Each repetition draws n logged
-rows and computes the three estimates and their 95% intervals; DR uses the cross-fitted ridge
-model (ope.ridge_reward_model).
+rows and computes the three estimates and their 95% intervals: for IPS and SNIPS both the
+empirical-likelihood interval (their default, interval="el", weights in [0, inf), rewards in
+the observed range) and the normal one ("ips_normal", "snips_normal"); DR uses the
+cross-fitted ridge model (ope.ridge_reward_model) and the normal interval.
 
     python benchmarks/ope_coverage.py [--reps 500] [--n 1000]
     -> benchmarks/results/ope_coverage.json
@@ -33,6 +35,7 @@ def main():
     parser.add_argument("--reps", type=int, default=500)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--out", default="benchmarks/results/ope_coverage.json")
+    parser.add_argument("--loggers", default="uniform,softmax_0.3,softmax_0.7")
     args = parser.parse_args()
     K, d, noise = 5, 3, 0.5
     rng = np.random.default_rng(0)
@@ -54,7 +57,9 @@ def main():
     results = {}
     start = time.time()
     for name, logger in loggers.items():
-        est = {"ips": [], "snips": [], "dr": []}
+        if name not in args.loggers.split(","):
+            continue
+        est = {"ips": [], "ips_normal": [], "snips": [], "snips_normal": [], "dr": []}
         max_w, ess = [], []
         for _ in range(args.reps):
             X = rng.normal(0, 1, (args.n, d))
@@ -66,8 +71,10 @@ def main():
             w = ope.importance_weights(a, p, t)
             max_w.append(w.max())
             ess.append(w.sum() ** 2 / np.sum(w**2) / args.n)
-            est["ips"].append(ope.ips(a, r, p, t))
+            est["ips"].append(ope.ips(a, r, p, t))  # interval="el", the default
+            est["ips_normal"].append(ope.ips(a, r, p, t, interval="normal"))
             est["snips"].append(ope.snips(a, r, p, t))
+            est["snips_normal"].append(ope.snips(a, r, p, t, interval="normal"))
             q = ope.ridge_reward_model(X, a, r, K, folds=2, seed=int(rng.integers(1 << 30)))
             est["dr"].append(ope.doubly_robust(a, r, p, t, q))
         rows = {}
@@ -96,7 +103,7 @@ def main():
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"true value {truth:.4f} (MC s.e. {truth_se:.1e})")
-    print(f"{'logging':11s} {'estimator':6s} {'coverage':>9s} {'bias':>9s} {'rmse':>8s} {'width':>8s}")
+    print(f"{'logging':11s} {'estimator':12s} {'coverage':>9s} {'bias':>9s} {'rmse':>8s} {'width':>8s}")
     for name, rows in results.items():
         print(
             f"{name:8s} weights: mean max {rows['weights']['mean_max_weight']:.1f}, relative ESS "
@@ -106,7 +113,7 @@ def main():
             if key == "weights":
                 continue
             print(
-                f"{name:11s} {key:6s} {row['coverage']:9.3f} {row['bias']:+9.4f} {row['rmse']:8.4f} "
+                f"{name:11s} {key:12s} {row['coverage']:9.3f} {row['bias']:+9.4f} {row['rmse']:8.4f} "
                 f"{row['mean_interval_width']:8.4f}"
             )
 
