@@ -113,16 +113,24 @@ def _check_ranges(w, r, weight_range, reward_range):
 
 
 def _max_concave(f_grad, x0):
-    """argmax over x >= 0 (2,) of a smooth concave f: L-BFGS-B on -f. Returns the maximum."""
-    res = optimize.minimize(
-        lambda x: tuple(-v for v in f_grad(x)),
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(0.0, None)] * 2,
-        options=dict(ftol=1e-15, gtol=1e-12, maxiter=500),
+    """max over x >= 0 (2,) of a smooth concave f, never below f(x0).
+
+    L-BFGS-B on -f with bounds, and BFGS in x = exp(t) (which keeps every D_i > 0, so it does
+    not stall at a corner where some D_i = 0); the larger of the two values.
+    """
+    opts = dict(ftol=1e-15, gtol=1e-12, maxiter=500)
+    box = optimize.minimize(
+        lambda x: tuple(-v for v in f_grad(x)), x0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * 2, options=opts
     )
-    return -res.fun
+
+    def in_logs(t):
+        x = np.exp(np.minimum(t, 700.0))
+        f, grad = f_grad(x)
+        return -f, -grad * x
+
+    logs = optimize.minimize(in_logs, np.log(x0), jac=True, method="L-BFGS-B", options=opts)
+    best = max(-box.fun, -logs.fun, f_grad(x0)[0])
+    return best if np.isfinite(best) else -np.inf
 
 
 def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_95):
@@ -144,6 +152,8 @@ def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_9
     and c itself comes from max sum log q (dual: min_{l, m >= 0} -sum log(l u_i + m v_i) - n + l + m).
     The upper end is the same with a_i = w_i (r_hi - r_i) and V = r_hi - a^T q. Two
     two-variable concave problems per end (tests/test_ope.py checks them against a primal solver).
+    Any (lam, mu) gives a dual value below the primal minimum, so an optimiser that stops short
+    widens the interval (never narrows it); the ends are clipped to [r_lo, r_hi].
 
     Args:
         w: (n,) importance weights.   r: (n,) rewards.
@@ -179,8 +189,10 @@ def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_9
 
         return scale * _max_concave(g, np.array([1.0, 1.0]))
 
-    lower = r_lo + end(w * (r - r_lo))
-    upper = r_hi - end(w * (r_hi - r))
+    # any dual value bounds the primal (weak duality): a solver that stops short only widens the
+    # interval; V lies in [r_lo, r_hi] whatever Q is
+    lower = min(max(r_lo + end(w * (r - r_lo)), r_lo), r_hi)
+    upper = max(min(r_hi - end(w * (r_hi - r)), r_hi), lower)
     return float(lower), float(upper)
 
 

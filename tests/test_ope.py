@@ -181,6 +181,19 @@ def test_el_interval_matches_a_primal_solver(mean_w, weight_range):
     np.testing.assert_allclose(got, el_primal(w, r, weight_range, (-0.5, 1.5)), atol=1e-6)
 
 
+def test_el_interval_matches_a_primal_solver_on_small_samples_with_ties():
+    """n = 2..14, rewards with ties at the range's ends (rows with a_i = 0, where a bounded
+    optimiser can stall at a corner): still the primal programs' values."""
+    rng = np.random.default_rng(7)
+    for t in range(20):
+        n = int(rng.integers(2, 15))
+        w = rng.exponential(rng.uniform(0.5, 1.5), n)
+        r = np.round(rng.uniform(size=n), 1)
+        weight_range = (0.0, np.inf) if t % 3 else (0.0, max(8.0, w.max()))
+        got = ope.el_interval(w, r, weight_range, (0.0, 1.0))
+        np.testing.assert_allclose(got, el_primal(w, r, weight_range, (0.0, 1.0)), atol=1e-6)
+
+
 def test_el_interval_with_unit_weights_is_the_normal_interval():
     """Target = logging policy: every w is 1 and EL is Owen's interval for a mean, which agrees
     with mean +- 1.96 s / sqrt(n) up to O(skewness / sqrt(n)) of the half-width (Gaussian
