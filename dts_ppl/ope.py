@@ -113,10 +113,10 @@ def _check_ranges(w, r, weight_range, reward_range):
 
 
 def _max_concave(f_grad, x0):
-    """max over x >= 0 (2,) of a smooth concave f, never below f(x0).
+    """(max, argmax) over x >= 0 (2,) of a smooth concave f, never below f(x0).
 
-    L-BFGS-B on -f with bounds, and BFGS in x = exp(t) (which keeps every D_i > 0, so it does
-    not stall at a corner where some D_i = 0); the larger of the two values.
+    L-BFGS-B on -f with bounds, and L-BFGS-B in x = exp(t) (which keeps every D_i > 0, so it
+    does not stall at a corner where some D_i = 0); the better of the two.
     """
     opts = dict(ftol=1e-15, gtol=1e-12, maxiter=500)
     box = optimize.minimize(
@@ -129,8 +129,10 @@ def _max_concave(f_grad, x0):
         return -f, -grad * x
 
     logs = optimize.minimize(in_logs, np.log(x0), jac=True, method="L-BFGS-B", options=opts)
-    best = max(-box.fun, -logs.fun, f_grad(x0)[0])
-    return best if np.isfinite(best) else -np.inf
+    value, x = max(
+        (-box.fun, box.x), (-logs.fun, np.exp(np.minimum(logs.x, 700.0))), (f_grad(x0)[0], x0), key=lambda c: c[0]
+    )
+    return (value, x) if np.isfinite(value) else (-np.inf, x0)
 
 
 def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_95):
@@ -150,15 +152,17 @@ def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_9
         max_{lam, mu >= 0}  n exp(mean_i log D_i + c / n) - lam - mu,   D_i = a_i + lam u_i + mu v_i,
 
     and c itself comes from max sum log q (dual: min_{l, m >= 0} -sum log(l u_i + m v_i) - n + l + m).
-    The upper end is the same with a_i = w_i (r_hi - r_i) and V = r_hi - a^T q. Two
-    two-variable concave problems per end (tests/test_ope.py checks them against a primal solver).
-    Any (lam, mu) gives a dual value below the primal minimum, so an optimiser that stops short
-    widens the interval (never narrows it); the ends are clipped to [r_lo, r_hi].
+    The upper end is the same with a_i = w_i (r_hi - r_i) and V = r_hi - a^T q: three
+    two-variable concave problems in all (tests/test_ope.py checks them against a primal solver).
+    Any (lam, mu) gives a dual value below the primal minimum, and c is the log-likelihood of a
+    feasible q built from the likelihood dual's solution (at most the maximum), so an optimiser
+    that stops short widens the interval, never narrows it; the ends are clipped to [r_lo, r_hi].
 
     Args:
         w: (n,) importance weights.   r: (n,) rewards.
         weight_range: (w_min, w_max) bounds on every possible weight, 0 <= w_min < 1 < w_max
-            (w_max may be inf); default (0, inf).
+            (w_max may be inf); default (0, inf) (:func:`ips` and :func:`snips` default to
+        :func:`default_weight_range` instead).
         reward_range: (r_lo, r_hi) bounds on every possible reward; default the observed range.
         chi2: the calibration (default the chi-square(1) 95% quantile).
 
@@ -176,8 +180,14 @@ def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_9
         f = np.mean(np.log(den)) - x[0] - x[1]
         return f, np.array([np.mean(u / den) - 1, np.mean(v / den) - 1])
 
-    # c / n = -log n - 1 + (l + m) - mean log(l u + m v) at the optimum (l, m scaled by 1/n)
-    s = -_max_concave(loglik_dual, np.array([0.5, 0.5])) - 1.0 - chi2 / (2 * n)
+    # the likelihood's maximiser from the dual, q_i = 1 / (n (lam u_i + mu v_i)), scaled by kappa into
+    # the feasible set: its log-likelihood (a lower bound of the maximum, equal at the optimum,
+    # where kappa = 1) sets c, so an inexact solve can only widen the interval.
+    # c / n + log n = -mean log(lam u + mu v) - log kappa - chi2 / (2 n) =: s  (lam, mu scaled by 1/n)
+    _, (lam, mu) = _max_concave(loglik_dual, np.array([0.5, 0.5]))
+    den = np.maximum(lam * u + mu * v, 1e-300)
+    kappa = max(np.mean(u / den), np.mean(v / den))
+    s = -np.mean(np.log(den)) - np.log(kappa) - chi2 / (2 * n)
 
     def end(a):
         scale = max(float(np.std(a)) * np.sqrt(n / chi2), float(np.mean(a)), 1e-300)
@@ -187,7 +197,7 @@ def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_9
             e = np.exp(np.mean(np.log(den)) + s)
             return e - x[0] - x[1], np.array([e * np.mean(u / den) - 1, e * np.mean(v / den) - 1])
 
-        return scale * _max_concave(g, np.array([1.0, 1.0]))
+        return scale * _max_concave(g, np.array([1.0, 1.0]))[0]
 
     # any dual value bounds the primal (weak duality): a solver that stops short only widens the
     # interval; V lies in [r_lo, r_hi] whatever Q is
