@@ -207,8 +207,18 @@ def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_9
 
 
 def default_weight_range(propensities):
-    """(0, 1 / min_i p_i): no weight pi(a_i | x_i) / p_i exceeds 1 / p_i, and the smallest logged
-    propensity stands in for the logging policy's smallest one (inf when every p_i is 1)."""
+    """The default weight bounds of the EL interval: (0, 1 / min_i p_i).
+
+    No weight pi(a_i | x_i) / p_i exceeds 1 / p_i, and the smallest logged propensity stands in
+    for the logging policy's smallest one (a data-derived bound, not a guaranteed one: pass the
+    true one when it is known).
+
+    Args:
+        propensities: (n,) logging probabilities of the logged actions, in (0, 1].
+
+    Returns:
+        (w_min, w_max) floats; w_max is inf when every p_i is 1.
+    """
     w_max = 1.0 / float(np.min(propensities))
     return (0.0, w_max if w_max > 1 + 1e-9 else np.inf)
 
