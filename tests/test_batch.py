@@ -187,3 +187,84 @@ def test_update_batch_rejects_bad_input():
         agent.update_batch(s, X, A, y.at[1].set(jnp.nan))
     with pytest.raises(ValueError, match="agent: expected an Agent with update_batch"):
         warm_start(object(), X, A, y)
+
+
+def spoil(X, A, y, shared):
+    """Four bad rows (NaN context, inf reward, action K, action -1) at rows 3, 7, 11, 15."""
+    X = X.at[3, 1, 0].set(jnp.nan) if shared else X.at[3, 0].set(jnp.nan)  # shared: not the played row
+    y = y.at[7].set(jnp.inf)
+    A = A.at[11].set(K).at[15].set(-1)
+    good = np.setdiff1d(np.arange(X.shape[0]), [3, 7, 11, 15])
+    return X, A, y, good
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_update_batch_drops_bad_rows_under_jit(shared):
+    """Under jit, a batch with bad rows = the batch of its good rows (+ 4 rejected) = the row loop."""
+    prior = linear_prior(jax.random.PRNGKey(14))
+    for name, agent in make_agents(prior, shared).items():
+        if shared and name not in ("dts", "lin_ts", "glm_ts"):  # one per update_batch family: keep it fast
+            continue
+        binary = name not in GAUSSIAN
+        X, A, y = data(jax.random.PRNGKey(15), 24, shared, binary=binary)
+        s0 = agent.update_batch(agent.init(), X[:5], A[:5], y[:5])
+        Xb, Ab, yb, good = spoil(X, A, y, shared)
+        bad = jax.jit(agent.update_batch)(s0, Xb, Ab, yb)
+        assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(bad)), name
+        assert int(bad.rejected) == int(s0.rejected) + 4, name
+        assert int(bad.step) == int(s0.step) + 20, name
+        ref = agent.update_batch(s0, X[good], A[good], y[good])
+        assert_states_close(bad._replace(rejected=ref.rejected), ref, rtol=1e-10, atol=1e-12)
+        seq = row_loop(agent, s0, Xb, Ab, yb)  # update's own jit guard rejects the same rows
+        assert int(seq.rejected) == int(bad.rejected), name
+        if not binary:
+            assert_states_close(bad, seq, rtol=1e-6, atol=1e-9)
+        else:
+            np.testing.assert_array_equal(bad.evidence.history.X, seq.evidence.history.X)
+            np.testing.assert_array_equal(bad.evidence.history.group, seq.evidence.history.group)
+            assert int(bad.evidence.history.count) == int(seq.evidence.history.count)
+
+
+def test_update_batch_all_rows_bad_and_ring_buffer_overflow():
+    """An all-bad batch under jit changes nothing but ``rejected``; with more good rows than the
+    GLM buffer holds, the bad rows take no slots."""
+    prior = linear_prior(jax.random.PRNGKey(16))
+    agents = make_agents(prior)
+    X, A, y = data(jax.random.PRNGKey(17), 8)
+    for name in ("dts", "lin_ts", "exact_ts"):
+        agent = agents[name]
+        s0 = agent.update_batch(agent.init(), X, A, y)
+        out = jax.jit(agent.update_batch)(s0, X.at[:, 0].set(jnp.nan), A, y)
+        assert int(out.rejected) == 8 and int(out.step) == 8, name
+        assert_states_close(out._replace(rejected=0), s0, rtol=1e-12, atol=1e-12)
+    agent = glm_ts(theta_marginal(prior), Bernoulli().regularised_for(theta_marginal(prior).cov), K, history=10)
+    X, A, y = data(jax.random.PRNGKey(18), 30, binary=True)
+    Ab = A.at[::3].set(K)  # 10 bad rows, 20 good rows > 10 slots
+    good = np.setdiff1d(np.arange(30), np.arange(0, 30, 3))
+    bad = jax.jit(agent.update_batch)(agent.init(), X, Ab, y)
+    ref = agent.update_batch(agent.init(), X[good], A[good], y[good])
+    assert int(bad.rejected) == 10
+    assert_states_close(bad._replace(rejected=ref.rejected), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(bad.evidence.history.X, row_loop(agent, agent.init(), X, Ab, y).evidence.history.X)
+
+
+def test_update_batch_guard_float_actions_and_eager_errors():
+    """Non-integer float actions are rejected under jit (as by ``update``); eagerly every bad
+    value raises, as ``update`` does."""
+    prior = linear_prior(jax.random.PRNGKey(19))
+    agent = lin_ts(theta_marginal(prior), Gaussian(0.7), K)
+    X, A, y = data(jax.random.PRNGKey(20), 6)
+    Af = A.astype(X.dtype).at[2].set(1.5)
+    out = jax.jit(agent.update_batch)(agent.init(), X, Af, y)
+    ref = agent.update_batch(agent.init(), X[np.r_[0:2, 3:6]], A[np.r_[0:2, 3:6]], y[np.r_[0:2, 3:6]])
+    assert int(out.rejected) == 1
+    assert_states_close(out._replace(rejected=0), ref, rtol=1e-10, atol=1e-12)
+    s = agent.init()
+    with pytest.raises(ValueError, match="X: contains NaN"):
+        agent.update_batch(s, X.at[0, 0].set(jnp.nan), A, y)
+    with pytest.raises(ValueError, match="A: expected integer action indices"):
+        agent.update_batch(s, X, Af, y)
+    with pytest.raises(ValueError, match="A: action index -1"):
+        agent.update_batch(s, X, A.at[0].set(-1), y)
+    with pytest.raises(ValueError, match="overflows"):
+        agent.update_batch(s, X.at[0, 0].set(1e200), A, y)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import optimize
 
 from dts_ppl import ope
 from dts_ppl.data import read_open_bandit
@@ -13,7 +14,7 @@ def test_estimators_on_a_hand_computed_example():
     p = np.array([0.5, 0.5, 0.25, 0.5])
     target = np.array([[1.0, 0.0], [0.2, 0.8], [0.5, 0.5], [0.0, 1.0]])
     w = np.array([2.0, 1.6, 2.0, 0.0])
-    est = ope.ips(a, r, p, target)
+    est = ope.ips(a, r, p, target, interval="normal")
     assert est.value == pytest.approx(np.mean(w * r))
     assert est.se == pytest.approx(np.std(w * r, ddof=1) / 2)
     assert est.lower == pytest.approx(est.value - 1.959963984540054 * est.se)
@@ -63,6 +64,18 @@ def test_ope_input_errors():
         ope.doubly_robust(a, r, p, t, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="target: expected"):
         ope.ips(a, r, p, np.full(2, 0.5))
+    with pytest.raises(ValueError, match=r"interval: expected one of \('normal', 'el'\)"):
+        ope.ips(a, r, p, t, interval="wald")
+    with pytest.raises(ValueError, match=r"interval: expected one of \('normal',\)"):
+        ope.doubly_robust(a, r, p, t, np.zeros((2, 2)), interval="el")
+    with pytest.raises(ValueError, match="weight_range: expected"):
+        ope.ips(a, r, p, t, weight_range=(1.0, 3.0))
+    with pytest.raises(ValueError, match="weight_range: the importance weights span"):
+        ope.snips(a, r, np.array([0.25, 0.5]), t, weight_range=(0.0, 1.5))
+    with pytest.raises(ValueError, match="reward_range: the rewards span"):
+        ope.ips(a, r, p, t, reward_range=(0.0, 0.5))
+    with pytest.raises(ValueError, match="only used by interval='el'"):
+        ope.ips(a, r, p, t, interval="normal", reward_range=(0.0, 1.0))
 
 
 def write_obd(path, rows, extra_header=True):
@@ -131,3 +144,111 @@ def test_read_open_bandit_errors(tmp_path):
     write_obd(bad, [ROWS[0][:-1]])
     with pytest.raises(ValueError, match="row 2 has"):
         read_open_bandit(bad)
+
+
+def el_primal(w, r, weight_range, reward_range):
+    """The EL interval's two convex programs solved in the primal by SLSQP (an independent reference)."""
+    n = w.shape[0]
+    w_min, w_max = weight_range
+    u = (w - w_min) / (1 - w_min)
+    v = np.ones(n) if np.isinf(w_max) else (w_max - w) / (w_max - 1)
+    box = [(1e-10, 1.0)] * n
+    lin = {"type": "ineq", "fun": lambda q: 1 - np.vstack([u, v]) @ q}
+    opts = dict(ftol=1e-14, maxiter=2000)
+    best = optimize.minimize(
+        lambda q: -np.log(q).sum(), np.full(n, 0.5 / n), bounds=box, constraints=[lin], method="SLSQP", options=opts
+    )
+    ball = {"type": "ineq", "fun": lambda q: np.log(q).sum() + best.fun + ope.CHI2_95 / 2}
+    lo, hi = reward_range
+    ends = [
+        optimize.minimize(
+            lambda q, a=a: a @ q, best.x, bounds=box, constraints=[lin, ball], method="SLSQP", options=opts
+        ).fun
+        for a in (w * (r - lo), w * (hi - r))
+    ]
+    return lo + ends[0], hi - ends[1]
+
+
+@pytest.mark.parametrize(
+    "mean_w, weight_range", [(0.7, (0.0, np.inf)), (1.3, (0.0, np.inf)), (0.5, (0.0, 8.0)), (1.2, (0.1, 8.0))]
+)
+def test_el_interval_matches_a_primal_solver(mean_w, weight_range):
+    """The two-variable duals of el_interval equal the n-variable primal programs (SLSQP)."""
+    rng = np.random.default_rng(int(10 * mean_w))
+    w = np.clip(rng.exponential(mean_w, 12), weight_range[0], 7.9)
+    r = rng.uniform(0, 1, 12)
+    got = ope.el_interval(w, r, weight_range, (-0.5, 1.5))
+    np.testing.assert_allclose(got, el_primal(w, r, weight_range, (-0.5, 1.5)), atol=1e-6)
+
+
+def test_el_interval_matches_a_primal_solver_on_small_samples_with_ties():
+    """n = 2..14, rewards with ties at the range's ends (rows with a_i = 0, where a bounded
+    optimiser can stall at a corner): still the primal programs' values."""
+    rng = np.random.default_rng(7)
+    for t in range(20):
+        n = int(rng.integers(2, 15))
+        w = rng.exponential(rng.uniform(0.5, 1.5), n)
+        r = np.round(rng.uniform(size=n), 1)
+        weight_range = (0.0, np.inf) if t % 3 else (0.0, max(8.0, w.max()))
+        got = ope.el_interval(w, r, weight_range, (0.0, 1.0))
+        np.testing.assert_allclose(got, el_primal(w, r, weight_range, (0.0, 1.0)), atol=1e-6)
+
+
+def test_el_interval_with_unit_weights_is_the_normal_interval():
+    """Target = logging policy: every w is 1 and EL is Owen's interval for a mean, which agrees
+    with mean +- 1.96 s / sqrt(n) up to O(skewness / sqrt(n)) of the half-width (Gaussian
+    rewards: measured 0.2% at n = 1000); asserted within 2%."""
+    rng = np.random.default_rng(3)
+    n, K = 1000, 4
+    probs = rng.dirichlet(np.ones(K), n)
+    a = (probs.cumsum(1) > rng.uniform(size=(n, 1))).argmax(1)
+    r = 1.0 + rng.normal(size=n)
+    p = probs[np.arange(n), a]
+    el, normal = ope.ips(a, r, p, probs), ope.ips(a, r, p, probs, interval="normal")
+    assert el.value == normal.value and el.se == normal.se
+    half = 1.959963984540054 * normal.se
+    assert abs(el.lower - normal.lower) < 0.02 * half and abs(el.upper - normal.upper) < 0.02 * half
+    snips = ope.snips(a, r, p, probs)
+    assert (snips.lower, snips.upper) == (el.lower, el.upper)  # one EL interval for V
+
+
+def test_el_interval_contains_ips_when_mean_weight_is_one_and_shrinks_with_n():
+    """With mean(w) = 1 the uniform q = 1/n is feasible and maximises the likelihood, so the
+    interval must contain its value mean(w r); the width falls like 1 / sqrt(n)."""
+    rng = np.random.default_rng(4)
+    for _ in range(10):
+        w = rng.pareto(2.5, 300) + 0.2
+        w /= w.mean()
+        r = rng.uniform(0, 1, 300)
+        lo, hi = ope.el_interval(w, r, (0.0, np.inf), (0.0, 1.0))
+        assert lo < np.mean(w * r) < hi
+    widths = []
+    for n in (250, 1000, 4000):
+        w = rng.exponential(1.0, n)
+        r = rng.uniform(0, 1, n)
+        lo, hi = ope.el_interval(w, r, (0.0, 30.0), (0.0, 1.0))
+        widths.append(hi - lo)
+    assert widths[0] > widths[1] > widths[2]
+    assert 2.5 < widths[0] / widths[2] < 6.5  # sqrt(16) = 4
+
+
+def test_el_coverage_under_heavy_tailed_weights_monte_carlo():
+    """A skewed logger (weights 0.11, 2.5, 35; ESS ~ 0.1 n): over 300 datasets of n = 200 the EL
+    interval covers the true value at >= 0.95 - 3 binomial s.e. (0.912) and <= 0.99 + 3 s.e.;
+    the normal IPS interval, on the same data, covers less (measured 290/300 and 249/300)."""
+    rng = np.random.default_rng(5)
+    reps, n = 300, 200
+    mu, pi, means = np.array([0.9, 0.08, 0.02]), np.array([0.1, 0.2, 0.7]), np.array([0.3, 0.5, 0.8])
+    truth = pi @ means
+    target = np.tile(pi, (n, 1))
+    cover = {"el": 0, "normal": 0}
+    for _ in range(reps):
+        a = rng.choice(3, n, p=mu)
+        r = (rng.uniform(size=n) < means[a]).astype(float)
+        el = ope.ips(a, r, mu[a], target, weight_range=(0.0, 35.0), reward_range=(0.0, 1.0))
+        normal = ope.ips(a, r, mu[a], target, interval="normal")
+        cover["el"] += el.lower <= truth <= el.upper
+        cover["normal"] += normal.lower <= truth <= normal.upper
+    se = np.sqrt(0.95 * 0.05 / reps)
+    assert 0.95 - 3 * se <= cover["el"] / reps <= 0.99 + 3 * se, cover
+    assert cover["normal"] < cover["el"], cover

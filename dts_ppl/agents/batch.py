@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.agents.base import Evidence, History
+from dts_ppl.agents.base import Evidence, History, check_overflow, increment_ok, sanitise_update, update_ok
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats
@@ -38,6 +38,21 @@ def check_batch(X, A, y, num_actions: int, dim: int, shared: bool, likelihood):
     Returns:
         (phi (n, d) the played feature rows, group (n,) int32, y (n,)).
     """
+    phi, group, y, _ = guarded_batch(X, A, y, num_actions, dim, shared, likelihood)
+    return phi, group, y
+
+
+def guarded_batch(X, A, y, num_actions: int, dim: int, shared: bool, likelihood):
+    """:func:`check_batch` plus the jit guard of ``update``, row by row.
+
+    Called eagerly, bad values raise (as ``update`` does). Inside ``jit`` they cannot, so each
+    row gets ``ok`` = :func:`dts_ppl.agents.base.update_ok` (finite context and reward, action
+    an integer in [0, K)) and a bad row is replaced by finite stand-ins (phi 0, group 0, y 0)
+    that the caller gives zero weight: the batch then equals the batch of its good rows.
+
+    Returns:
+        (phi (n, d), group (n,) int32, y (n,), ok (n,) bool), bad rows sanitised.
+    """
     shape = (num_actions, dim) if shared else (dim,)
     X = jnp.asarray(X)
     if X.ndim != 1 + len(shape) or tuple(X.shape[1:]) != shape:
@@ -47,60 +62,75 @@ def check_batch(X, A, y, num_actions: int, dim: int, shared: bool, likelihood):
         X = X.astype(jnp.result_type(float))
     _checks.check_finite("X", X)
     n = X.shape[0]
-    A = _checks.check_actions("A", A, num_actions, n)
+    A = _checks.check_actions("A", A_in := A, num_actions, n)
     y = jnp.asarray(y)
     if y.shape != (n,):
         raise ValueError(f"y: expected {n} rewards of shape ({n},), got {tuple(y.shape)}")
     likelihood.check_rewards("y", y)
+    ok = jax.vmap(update_ok, in_axes=(0, 0, 0, None))(X, jnp.asarray(A_in), y, num_actions)
+    A = jnp.where(ok, A, 0)
     phi = X[jnp.arange(n), A] if shared else X
     group = jnp.zeros(n, jnp.int32) if shared else A
-    return phi, group, y.astype(phi.dtype)
+    phi, group, y = jax.vmap(sanitise_update)(phi, group, y.astype(phi.dtype), ok)
+    inc_ok = jax.vmap(lambda p, v: increment_ok(likelihood, p, v))(phi, y)  # overflow, as in ``update``
+    check_overflow(jnp.ones((), bool), jnp.all(inc_ok | ~ok), phi.dtype)
+    ok = ok & inc_ok
+    phi, group, y = jax.vmap(sanitise_update)(phi, group, y, ok)
+    return phi, group, y, ok
 
 
-def touched_groups(group, num_groups: int):
-    """The distinct groups of a batch, padded to a static size.
+def touched_groups(group, num_groups: int, ok=None):
+    """The distinct groups of a batch's rows (those with ``ok``, default all), padded to a static size.
 
     Returns:
         (idx (S,), valid (S,) bool), S = min(n, M): the touched groups in increasing order, then
-        copies of the first one (valid False) so that scatters of recomputed rows stay exact.
+        copies of the first one (valid False) so that scatters of recomputed rows stay exact (or,
+        when no row is ok, the out-of-range index num_groups: scatters drop it).
     """
     size = min(group.shape[0], num_groups)
-    touched = jax.ops.segment_sum(jnp.ones(group.shape[0], jnp.int32), group, num_segments=num_groups) > 0
+    weight = jnp.ones(group.shape[0], jnp.int32) if ok is None else ok.astype(jnp.int32)
+    touched = jax.ops.segment_sum(weight, group, num_segments=num_groups) > 0
     (idx,) = jnp.nonzero(touched, size=size, fill_value=num_groups)
     valid = idx < num_groups
     return jnp.where(valid, idx, idx[0]), valid
 
 
-def batch_evidence(likelihood, ev: Evidence, phi, group, y):
-    """Add a batch of rows to an agent's evidence (all M groups' statistics).
+def batch_evidence(likelihood, ev: Evidence, phi, group, y, ok=None):
+    """Add a batch of rows (those with ``ok``, default all) to an agent's evidence (all M groups).
 
     Args:
         ev: Evidence with (M, d, d), (M, d) statistics.   phi: (n, d).   group: (n,).   y: (n,).
+        ok: (n,) bool or None; rows without it must be sanitised (phi 0, :func:`guarded_batch`).
 
     Returns:
         new Evidence, same shapes.
     """
     G, b = ev.stats
     M = G.shape[0]
-    if ev.history is None:  # Gaussian: exact sufficient statistics, one segment_sum
+    n = phi.shape[0]
+    ok = jnp.ones(n, bool) if ok is None else ok
+    if ev.history is None:  # Gaussian: exact sufficient statistics, one segment_sum (bad rows have phi 0)
         add = likelihood.statistics(phi, group, y, M)
         return ev._replace(stats=ActionStats(G + add.G, b + add.b))
     h = ev.history
-    H, n = h.X.shape[0], phi.shape[0]
-    keep = min(n, H)  # a ring buffer keeps the last H rows: scatter only those (distinct slots)
-    slots = (h.count + n - keep + jnp.arange(keep)) % H
+    H = h.X.shape[0]
+    # the good rows enter a ring buffer of H slots in order; only the last H of them are written
+    rank = jnp.cumsum(ok.astype(jnp.int32)) - 1  # position among the good rows
+    n_ok = rank[-1] + 1
+    write = ok & (rank >= n_ok - H)
+    slots = jnp.where(write, (h.count + rank) % H, H)  # H is out of range: the scatter drops it
     h = History(
-        h.X.at[slots].set(phi[n - keep :]),
-        h.group.at[slots].set(group[n - keep :]),
-        h.y.at[slots].set(y[n - keep :]),
-        h.count + n,
+        h.X.at[slots].set(phi, mode="drop"),
+        h.group.at[slots].set(group, mode="drop"),
+        h.y.at[slots].set(y, mode="drop"),
+        h.count + n_ok,
         h.B,
     )
     weights = (h.group >= 0).astype(phi.dtype)
     G_fit, b_fit, B_fit = likelihood.laplace(
         h.X, h.y, weights, h.B, likelihood.num_iterations, group=jnp.maximum(h.group, 0), num_groups=M
     )
-    touched = jax.ops.segment_sum(jnp.ones(n, jnp.int32), group, num_segments=M) > 0
+    touched = jax.ops.segment_sum(ok.astype(jnp.int32), group, num_segments=M) > 0
     G = jnp.where(touched[:, None, None], G_fit, G)
     b = jnp.where(touched[:, None], b_fit, b)
     B = jnp.where(touched[:, None], B_fit, h.B)
@@ -132,17 +162,22 @@ def recondition(prior_prec, old: ActionStats, new: ActionStats, idx, valid):
 def add_rows(likelihood, prior_prec, evidence: Evidence, X, A, y, num_actions: int, dim: int, shared: bool, dtype):
     """The shared first half of every conjugate agent's ``update_batch``: check, add, re-condition.
 
+    Rows that ``update`` would reject inside ``jit`` (:func:`guarded_batch`) are dropped: the
+    result equals the batch of the good rows, and the caller adds ``dropped`` to ``rejected``.
+
     Returns:
-        None when there are no rows; else (n rows, new Evidence, idx (S,) touched groups, their
-        Conditionals, Message: the change of the touched groups' messages to the parent).
+        None when there are no rows; else (n () int32 rows added, dropped () int32 rows rejected,
+        new Evidence, idx (S,) touched groups, their Conditionals, Message: the change of the
+        touched groups' messages to the parent).
     """
-    phi, g, y = check_batch(X, A, y, num_actions, dim, shared, likelihood)
+    phi, g, y, ok = guarded_batch(X, A, y, num_actions, dim, shared, likelihood)
     if phi.shape[0] == 0:
         return None
-    ev = batch_evidence(likelihood, evidence, phi.astype(dtype), g, y)
-    idx, valid = touched_groups(g, evidence.stats.G.shape[0])
+    ev = batch_evidence(likelihood, evidence, phi.astype(dtype), g, y, ok)
+    idx, valid = touched_groups(g, evidence.stats.G.shape[0], ok)
     cond, delta = recondition(prior_prec, evidence.stats, ev.stats, idx, valid)
-    return phi.shape[0], ev, idx, cond, delta
+    n_ok = jnp.sum(ok, dtype=jnp.int32)
+    return n_ok, phi.shape[0] - n_ok, ev, idx, cond, delta
 
 
 def warm_start(agent, X, A, y):

@@ -220,7 +220,7 @@ def dts(
         added = _batch.add_rows(likelihood, prec1, state.evidence, X, A, y, K, d, shared, dtype)
         if added is None:
             return state
-        n, ev, idx, cond, delta = added
+        n, dropped, ev, idx, cond, delta = added
         total = jax.tree.map(jnp.add, state.evidence_sum, delta)
         up = chain(total)
         return DTSState(
@@ -232,7 +232,7 @@ def dts(
             step=state.step + n,
             passes=up.passes,
             converged=up.converged,
-            rejected=state.rejected,
+            rejected=state.rejected + dropped,
         )
 
     spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name)

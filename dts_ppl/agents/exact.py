@@ -96,9 +96,10 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
         With the rows' statistics (G_a, b_a) (``likelihood.statistics``) the posterior precision
         gains D = blockdiag(G_a) on theta = S^T z, so with C_t = S^T C S and M = (I + D C_t)^-1:
             mean' = mean + C S M (b - D S^T mean),   C' = C - C S M D S^T C
-        (Woodbury, in a form valid for singular D). X (n, d), A (n,), y (n,).
+        (Woodbury, in a form valid for singular D). X (n, d), A (n,), y (n,). Rows ``update``
+        would reject under ``jit`` are dropped (sanitised to zero rows) and counted in ``rejected``.
         """
-        x, a, y = _batch.check_batch(X, A, y, K, d, False, likelihood)
+        x, a, y, ok = _batch.guarded_batch(X, A, y, K, d, False, likelihood)
         if x.shape[0] == 0:
             return state
         stats = likelihood.statistics(x.astype(state.mean.dtype), a, y, K)
@@ -107,7 +108,8 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
         m_inv = jnp.eye(K * d, dtype=D.dtype) + D @ cs[offset:]
         mean = state.mean + cs @ jnp.linalg.solve(m_inv, stats.b.reshape(-1) - D @ state.mean[offset:])
         cov = state.cov - cs @ jnp.linalg.solve(m_inv, D @ cs.T)
-        return JointState(mean, 0.5 * (cov + cov.T), state.step + x.shape[0], state.rejected)
+        n_ok = jnp.sum(ok, dtype=jnp.int32)
+        return JointState(mean, 0.5 * (cov + cov.T), state.step + n_ok, state.rejected + x.shape[0] - n_ok)
 
     spec = AgentSpec("exact_ts", K, d, prior.num_levels, False, likelihood.name)
     return Agent(init, act, update, update_batch, spec)

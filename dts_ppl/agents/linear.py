@@ -182,13 +182,13 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
         added = _batch.add_rows(likelihood, prec0, state.evidence, X, A, y, K, d, shared, dtype)
         if added is None:
             return state
-        n, ev, idx, cond, _ = added
+        n, dropped, ev, idx, cond, _ = added
         return LinearState(
             evidence=ev,
             mean=state.mean.at[idx].set(core.conditional_loc(cond, theta_prior.mean)),
             cov=state.cov.at[idx].set(cond.cov),
             step=state.step + n,
-            rejected=state.rejected,
+            rejected=state.rejected + dropped,
         )
 
     spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, deterministic=kind in ("lin_ucb", "ucb_glm"))
