@@ -1,10 +1,20 @@
+import os
 import sys
 
-import jax
-import jax.numpy as jnp
-import pytest
+# Tests are dominated by XLA compilation, not by run time: compile without most of XLA's
+# optimisation passes (measured: 20-28% less CPU time on test_exactness.py and test_guards.py).
+# Set before jax is imported so that subprocesses started by tests (CLI, sharding workers,
+# README commands) inherit it too. DTS_PPL_TEST_FULL_OPT=1 keeps the optimisations.
+if os.environ.get("DTS_PPL_TEST_FULL_OPT") != "1":
+    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+if os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS") == "1":  # in case a plugin imported jax first
+    jax.config.update("jax_disable_most_optimizations", True)
 
 from dts_ppl import DiffusionPrior  # noqa: E402
 

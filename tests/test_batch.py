@@ -93,7 +93,9 @@ def max_rel_diff(a, b):
 GAUSSIAN = ["dts", "hier_ts", "lin_ts", "lin_ucb", "exact_ts"]
 
 
-@pytest.mark.parametrize("shared", [False, True])
+# shared contexts: slow (pytest -m slow); the default run checks shared batches against the row
+# loop in test_update_batch_drops_bad_rows_under_jit[True]
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_update_batch_equals_row_loop_gaussian(shared):
     prior = linear_prior(jax.random.PRNGKey(0))
     agents = make_agents(prior, shared)

@@ -69,6 +69,7 @@ def test_refresh_draws_match_the_exact_posterior_within_mc_error():
     assert rel.max() < Z, f"NUTS variance off by {rel.max():.1f} s.e."
 
 
+@pytest.mark.slow  # a learning smoke test of a baseline (72 s under load); its draws are checked above
 def test_agent_runs_under_vmap_and_learns():
     prior = random_linear_prior(jax.random.PRNGKey(6), 3, (3, 2))
     K = 5

@@ -156,9 +156,14 @@ def test_saved_without_agent_is_checked_by_structure(prior, tmp_path):
     path = tmp_path / "s.npz"
     save_state(path, agent.init())
     load_state(path, expect=agent)
-    bigger = DiffusionPrior.linear([jnp.eye(D)], [0.5, 1.0])  # L = 1 instead of 2
+    # a latent of dimension 1 instead of 2 (an affine chain's state holds psi_1's row only, so
+    # L alone is not visible in the shapes: save with agent= to have it checked)
+    other = DiffusionPrior.linear([jnp.ones((D, 1)), jnp.eye(1)], [0.5, 1.0, 1.0])
     with pytest.raises(ValueError, match="state field .* has shape"):
-        load_state(path, expect=dts(bigger, Gaussian(1.0), K))
+        load_state(path, expect=dts(other, Gaussian(1.0), K))
+    save_state(path, agent.init(), agent=agent)
+    with pytest.raises(ValueError, match="num_levels"):
+        load_state(path, expect=dts(DiffusionPrior.linear([jnp.eye(D)], [0.5, 1.0]), Gaussian(1.0), K))
 
 
 def test_failed_save_never_touches_the_previous_file(saved, monkeypatch):
