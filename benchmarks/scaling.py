@@ -19,11 +19,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from agent_timing import block_runner
+from agent_timing import block_runner, timing_prior
 
 from dts_ppl import Gaussian
 from dts_ppl.agents import dts, lin_ts, theta_marginal
-from dts_ppl.experiments.synthetic import random_linear_prior
 
 
 def floor_runner(K, d, rounds):
@@ -60,7 +59,7 @@ def main():
     p.add_argument("--json", default=None)
     args = p.parse_args()
     d, L = args.d, args.L
-    prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
+    prior = timing_prior(jax.random.PRNGKey(0), d, L)
     rows = []
     for K in (int(k) for k in args.K.split(",")):
         # fewer rounds per block and fewer pairs once a round costs tens of ms (K d^2 >= 4e7 floats)

@@ -2,7 +2,7 @@
 
 For each configuration (K, d, L, runs) the simulator is compiled once (one untimed call), then
 timed over ``--repeats`` calls with fresh keys (best of them); throughput = runs * rounds / s.
-Linear-diffusion Gaussian bandit, float32, dTS (default options) and LinTS.
+Linear-diffusion Gaussian bandit (agent_timing.timing_prior), float32, dTS (default options) and LinTS.
 
     python benchmarks/throughput.py --json benchmarks/results/throughput.json
 """
@@ -15,11 +15,11 @@ import os
 import time
 
 import jax
+from agent_timing import timing_prior
 
 from dts_ppl import Gaussian, simulate
 from dts_ppl.agents import dts, lin_ts, theta_marginal
 from dts_ppl.bandits.envs import diffusion_environment
-from dts_ppl.experiments.synthetic import random_linear_prior
 
 CONFIGS = [(100, 5, 2, 50), (100, 20, 4, 50), (100, 5, 40, 50), (1000, 20, 4, 10)]
 
@@ -32,7 +32,7 @@ def main():
     args = p.parse_args()
     rows = []
     for K, d, L, runs in CONFIGS:
-        prior = random_linear_prior(jax.random.PRNGKey(0), d, [d] * L)
+        prior = timing_prior(jax.random.PRNGKey(0), d, L)
         env = diffusion_environment(prior, K, Gaussian(1.0))
         agents = {"dTS": dts(prior, Gaussian(1.0), K), "LinTS": lin_ts(theta_marginal(prior), Gaussian(1.0), K)}
         for name, agent in agents.items():

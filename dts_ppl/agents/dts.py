@@ -19,6 +19,7 @@ given the sampled psi_1. Memory O(K d^2 + L d^2); nothing grows with t for Gauss
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, NamedTuple
 
 import jax
@@ -113,7 +114,9 @@ def dts(
         collapse: run on :func:`core.collapse_linear` (the one-level prior of psi_1 and theta that
             an affine chain implies; the same posterior of every theta_a and of psi_1, at a cost
             per round that does not grow with L). None (default): True for affine chains with
-            L >= 2, False otherwise; True with nonlinear links is an error. The state then holds
+            L >= 2 (kept off, with a RuntimeWarning, when psi_1's marginal covariance is not
+            positive definite in the prior's dtype: an explosive chain whose marginal variances
+            overflow), False otherwise; True with nonlinear links is an error. The state then holds
             psi_1's posterior as its one latent row; :func:`dts_posterior` rebuilds all L levels.
 
     Example:
@@ -144,8 +147,13 @@ def dts(
     if collapse and not prior.is_linear:
         raise ValueError("collapse: True needs affine links (DiffusionPrior.linear); nonlinear chains run in full")
     num_levels = prior.num_levels
-    if (prior.is_linear and num_levels > 1) if collapse is None else collapse:
+    if collapse:
         prior = core.collapse_linear(prior)
+    elif collapse is None and prior.is_linear and num_levels > 1:
+        try:
+            prior = core.collapse_linear(prior)
+        except ValueError as e:  # psi_1's marginal covariance not representable in this dtype
+            warnings.warn(f"dts: keeping the full {num_levels}-level chain ({e})", RuntimeWarning, stacklevel=2)
     d, dtype = prior.dim, prior.cov1.dtype
     M = 1 if shared else K
     prec1 = psd_inv(prior.cov1)  # S_1^-1
