@@ -83,7 +83,8 @@ def grid_section() -> str:
     return (
         f"""## The grid (K, d, L)
 
-Best of {data.get("repeats", 3)} compiled blocks of {data["rounds_per_block"]} rounds (naive dTS: a tenth as many
+The prior is the paper's random linear prior with W_2..W_L scaled to spectral norm <= 0.9
+(`timing_prior` in the script: the unscaled deep chain's variances overflow float32). Best of {data.get("repeats", 3)} compiled blocks of {data["rounds_per_block"]} rounds (naive dTS: a tenth as many
 rounds), {data["dtype"]}, {data["device"]}{_load_text(data)}; naive dTS recomputes every action's
 posterior and the chain from the statistics each round with the core's batch closed form,
 O((L + K) d^3) (`naive_dts` in the script): `python benchmarks/agent_timing.py --K 100,1000,10000
@@ -108,6 +109,22 @@ def scaling_section() -> str:
             f"{r['dts_over_lints']:.2f} | {r['state_bytes'] / 2**20:,.0f} | {r['peak_bytes'] / 2**20:,.0f} | "
             f"{r['peak_over_state']:.2f} | {r['pairs']} x {r['rounds_per_block']} |"
         )
+    met = [r["K"] for r in data["rows"] if r["dts_over_floor"] <= 2.0]
+    missed = [r for r in data["rows"] if r["dts_over_floor"] > 2.0]
+    verdict = (
+        "dTS is within 2x the floor at every K measured."
+        if not missed
+        else "dTS is within 2x the floor at K = "
+        + ", ".join(f"{k:,}" for k in met)
+        + "; the target is missed at K = "
+        + ", ".join(f"{r['K']:,} ({r['dts_over_floor']:.2f}x)" for r in missed)
+        + ". There a round is dominated by work that does not grow with K: the update's two O(d^3)"
+        " re-conditionings of the played action (eigendecompositions of 20 x 20 matrices) and psi_1's"
+        " O(d^3) posterior, against a floor that is a single K d^2 pass (93 us at K = 1,000). From"
+        " K = 10^5 on, the score pass dominates and the cost is linear in K."
+    )
+    peak = max(r["peak_over_state"] for r in data["rows"])
+    verdict += f" Peak memory is at most {peak:.2f}x the state at every K (target 1.2x)."
     return (
         f"""## Scale in K
 
@@ -117,7 +134,7 @@ sampler needs) run as interleaved compiled blocks on donated states; the medians
 Peak memory is XLA's account of the compiled dTS block (arguments + outputs - aliased + temporaries)
 against the bytes of the state's own arrays. Targets: linear in K, dTS <= 2x the floor, peak <= 1.2x
 the state. `python benchmarks/scaling.py --K 1000,10000,100000,1000000 --json benchmarks/results/scaling.json`.
-Plot: `benchmarks/results/perf_vs_K.png`.
+Plot: `benchmarks/results/perf_vs_K.png`. {verdict}
 
 | K | dTS (us/round) | LinTS (us/round) | floor (us/round) | dTS / floor | dTS / LinTS | state (MiB) | peak (MiB) | peak / state | pairs x rounds |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
@@ -251,6 +268,7 @@ def plots() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     data = _load("scaling.json")
     Ks = [r["K"] for r in data["rows"]]
@@ -275,6 +293,8 @@ def plots() -> None:
             naive = [(g["L"], g["naive_us"]) for g in rows if g.get("naive_us")]
             if naive:
                 ax.loglog(*zip(*naive, strict=True), ":", color=line.get_color(), label=f"naive dTS K={K}")
+        ax.set_xticks(Ls, [str(v) for v in Ls])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("L (levels)")
         ax.set_title(f"d = {d}")
     axes[0].set_ylabel("us per round")

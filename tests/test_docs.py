@@ -50,6 +50,17 @@ def test_results_page_renders_from_the_json():
         assert f"| {r['preset']} | {r['num_obs']} | {r['divergences']} |" in text
 
 
+def test_performance_page_renders_from_the_json():
+    """docs/make_performance.py builds docs/performance.md from the benchmark JSON, and it is current."""
+    spec = importlib.util.spec_from_file_location("make_performance", ROOT / "docs" / "make_performance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.render()
+    assert text == (ROOT / "docs" / "performance.md").read_text()
+    for K, d, L in module.PAIRED:  # every deep-chain measurement has its row
+        assert f"| {K} | {d} | {L} |" in text
+
+
 @pytest.mark.parametrize("path", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
 def test_python_blocks_run_as_copied(path, tmp_path, monkeypatch):
     matplotlib.use("Agg")
