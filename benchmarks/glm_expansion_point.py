@@ -43,7 +43,12 @@ for r in ridges:
         t = time.time()
         res = simulate(jax.random.PRNGKey(1), env, make[name](), num_rounds=5000, num_runs=runs, progress=False)
         row = dict(
-            ridge=r, ridge_value=lik.effective_ridge, agent=name, runs=runs, mean=float(res.final_mean), se=float(res.se[-1])
+            ridge=r,
+            ridge_value=lik.effective_ridge,
+            agent=name,
+            runs=runs,
+            mean=float(res.final_mean),
+            se=float(res.se[-1]),
         )
         results.append(row)
         print(

@@ -51,10 +51,16 @@ def main():
     passes, conv, regret = jax.jit(jax.vmap(lambda k: passes_and_regret(k, env, agent, rounds)))(keys)
     passes, conv, final = np.asarray(passes), np.asarray(conv), np.asarray(regret).sum(1)
     out = {
-        "problem": [diffusion, reward, K], "runs": runs, "rounds": rounds, "max_passes": max_passes, "tol": tol,
-        "passes_mean": float(passes.mean()), "passes_max": int(passes.max()),
+        "problem": [diffusion, reward, K],
+        "runs": runs,
+        "rounds": rounds,
+        "max_passes": max_passes,
+        "tol": tol,
+        "passes_mean": float(passes.mean()),
+        "passes_max": int(passes.max()),
         "passes_quantiles": {str(q): float(np.quantile(passes, q)) for q in (0.5, 0.9, 0.99, 0.999)},
-        "unconverged_updates": int((~conv).sum()), "updates": int(conv.size),
+        "unconverged_updates": int((~conv).sum()),
+        "updates": int(conv.size),
         "runs_with_unconverged_updates": int((~conv).any(1).sum()),
         "final_regret": [round(float(v), 2) for v in final],
     }

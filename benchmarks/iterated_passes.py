@@ -33,7 +33,9 @@ print(f"LinTS: {lints.final_mean:.0f} +- {lints.final_se:.0f}", flush=True)
 for n in passes:
     lin = "jacobian" if n == 1 else "iterated"
     t = time.time()
-    res = simulate(k_sim, env, ag.dts(prior, None, 100, linearisation=lin, max_passes=n, tol=0.0), 5000, 50, progress=False)
+    res = simulate(
+        k_sim, env, ag.dts(prior, None, 100, linearisation=lin, max_passes=n, tol=0.0), 5000, 50, progress=False
+    )
     final = res.cumulative[:, -1]
     q = np.percentile(final, [0, 25, 50, 75, 90, 100]).round().astype(int)
     print(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 import jax
 from agent_timing import timing_prior
@@ -41,11 +40,23 @@ def main():
                 simulate(jax.random.PRNGKey(r + 1), env, agent, args.rounds, runs, progress=False).seconds
                 for r in range(args.repeats)
             )
-            row = dict(agent=name, K=K, d=d, L=L, runs=runs, rounds=args.rounds, seconds=best,
-                       first_call_seconds=first, run_rounds_per_s=runs * args.rounds / best)
+            row = dict(
+                agent=name,
+                K=K,
+                d=d,
+                L=L,
+                runs=runs,
+                rounds=args.rounds,
+                seconds=best,
+                first_call_seconds=first,
+                run_rounds_per_s=runs * args.rounds / best,
+            )
             rows.append(row)
-            print(f"K={K:5d} d={d:3d} L={L:3d} runs={runs:3d} {name:6s}: {row['run_rounds_per_s']:10.0f} "
-                  f"run-rounds/s (first call, with compilation: {first:.1f} s)", flush=True)
+            print(
+                f"K={K:5d} d={d:3d} L={L:3d} runs={runs:3d} {name:6s}: {row['run_rounds_per_s']:10.0f} "
+                f"run-rounds/s (first call, with compilation: {first:.1f} s)",
+                flush=True,
+            )
     if args.json:
         out = dict(dtype="float32", device=str(jax.devices()[0]), load_average=os.getloadavg(), rows=rows)
         with open(args.json, "w") as f:

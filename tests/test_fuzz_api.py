@@ -42,8 +42,14 @@ from dts_ppl.experiments.swissroll import make_swiss_roll
 from dts_ppl.ppl.validate import validate
 from dts_ppl.serialization import _digest
 
+# examples per fuzz test in the default run (the full 419-case run: benchmarks/results/fuzz.json);
+# DTS_PPL_FUZZ_EXAMPLES raises it
 FUZZ = settings(
-    max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+    max_examples=int(os.environ.get("DTS_PPL_FUZZ_EXAMPLES", 25)),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    database=None,
 )
 D, K = 2, 3
 

@@ -6,6 +6,8 @@ be finite, count one rejected update, and equal the state of the scan without th
 ``jax.jit(agent.act)`` on a non-finite context must return action -1 and ``valid=False``.
 """
 
+import os
+
 import fuzz
 import jax
 import jax.numpy as jnp
@@ -16,8 +18,12 @@ from hypothesis import strategies as st
 from dts_ppl import Bernoulli, DiffusionPrior, Gaussian
 from dts_ppl.agents import dts, exact_ts, glm_ts, hier_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
 
-FUZZ = settings(
-    max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+FUZZ = settings(  # DTS_PPL_FUZZ_EXAMPLES raises the examples per test (default 20)
+    max_examples=int(os.environ.get("DTS_PPL_FUZZ_EXAMPLES", 20)),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    database=None,
 )
 D, K, T = 2, 3, 12
 NAMES = ["dts", "hier_ts", "lin_ts", "lin_ucb", "exact_ts", "glm_ts", "ucb_glm"]

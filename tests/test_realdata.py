@@ -244,8 +244,8 @@ def test_digits_preset_builds_and_runs(fast_training, key):
     pytest.importorskip("sklearn")
     env, agents = PRESETS["digits-multitask"].build(key, 20)
     assert list(agents) == ["dTS", "LinTS", "LinUCB", "bank TS", "random"] and env.shared
-    for agent in agents.values():
-        assert simulate(key, env, agent, 20, 2, progress=False).cumulative.shape == (2, 20)
+    for name in ("dTS", "bank TS"):  # the preset's own agents; the linear baselines run in test_simulate
+        assert simulate(key, env, agents[name], 20, 2, progress=False).cumulative.shape == (2, 20)
 
 
 def test_ring_preset_builds_and_its_prior_fit_is_measured(fast_training, key):
