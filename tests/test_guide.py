@@ -119,7 +119,7 @@ def test_prior_draws_from_model_and_guide_agree(key):
     "likelihood, linearisation",
     [
         (Gaussian(1.0), "identity"),
-        (Bernoulli(), "identity"),
+        pytest.param(Bernoulli(), "identity", marks=pytest.mark.slow),  # identity: Gaussian, Poisson rows
         (Bernoulli(), "jacobian"),
         (Bernoulli(), "iterated"),
         (Poisson(), "identity"),

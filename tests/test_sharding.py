@@ -16,7 +16,10 @@ import pytest
 
 WORKER = Path(__file__).parent / "sharding_workers" / "run_agent.py"
 ROOT = Path(__file__).resolve().parents[1]
-AGENTS = "dts,dts_mlp,hier_ts,lin_ts,lin_ucb,glm_ts,exact_ts"
+# every state class and update family: dTS (affine and MLP links), LinTS, GLM-TS, exact TS; HierTS
+# (a DTSState) and LinUCB (a LinearState) add no sharding rule and run in the slow test below
+AGENTS = "dts,dts_mlp,lin_ts,glm_ts,exact_ts"
+SLOW_AGENTS = "hier_ts,lin_ucb"
 DISTRIBUTED_AGENTS = "dts,glm_ts"  # two processes cost more; one exact and one GLM agent
 PER_ACTION = {"dts", "dts_mlp", "hier_ts", "lin_ts", "lin_ucb", "glm_ts"}
 
@@ -32,9 +35,9 @@ def _result(out: str) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
-def _run(mode, devices=4, extra=()):
+def _run(mode, devices=4, extra=(), agents=AGENTS):
     proc = subprocess.run(
-        [sys.executable, str(WORKER), AGENTS, mode, *extra],
+        [sys.executable, str(WORKER), agents, mode, *extra],
         env=_env(devices),
         capture_output=True,
         text=True,
@@ -63,6 +66,11 @@ def test_four_host_devices_match_one_device(single):
     sharded = _result(_run("sharded"))
     assert sharded["devices"] == 4
     _same(single, sharded)
+
+
+@pytest.mark.slow
+def test_four_host_devices_match_one_device_hier_ts_and_lin_ucb():
+    _same(_result(_run("single", agents=SLOW_AGENTS)), _result(_run("sharded", agents=SLOW_AGENTS)))
 
 
 def test_two_localhost_processes_match_one_process(single):
