@@ -33,6 +33,12 @@ from dts_ppl import Gaussian, core
 from dts_ppl.agents import Agent, AgentSpec, dts, lin_ts, theta_marginal
 from dts_ppl.agents.base import guarded_argmax
 from dts_ppl.experiments.synthetic import random_linear_prior
+from dts_ppl.serialization import atomic_write
+
+
+def save_json(path, out: dict) -> None:
+    """Write a benchmark's results as indented JSON, atomically (a crash never leaves half a file)."""
+    atomic_write(path, json.dumps(out, indent=1).encode())
 
 
 def timing_prior(key, d, L):
@@ -163,8 +169,7 @@ def main():
                 ratio_quartiles=[float(q[0]), float(q[2])],
                 full_chain_ratio_median=full_ratio,
             )
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=1)
+            save_json(args.json, out)
         return
     rows = []
     lints_cache = {}
@@ -204,8 +209,7 @@ def main():
             grid=rows,
             flatness=dict(K=K, d=d, L=L, us_per_round={n: [1e6 * t for t in ts] for n, ts in flat.items()}),
         )
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        save_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ temporaries), against the bytes of the state's arrays.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from agent_timing import block_runner, timing_prior
+from agent_timing import block_runner, save_json, timing_prior
 
 from dts_ppl import Gaussian
 from dts_ppl.agents import dts, lin_ts, theta_marginal
@@ -103,9 +102,9 @@ def main():
             flush=True,
         )
     if args.json:
-        out = dict(dtype="float32", device=str(jax.devices()[0]), load_average=os.getloadavg(), rows=rows)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        save_json(
+            args.json, dict(dtype="float32", device=str(jax.devices()[0]), load_average=os.getloadavg(), rows=rows)
+        )
 
 
 if __name__ == "__main__":

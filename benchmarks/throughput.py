@@ -10,11 +10,10 @@ Linear-diffusion Gaussian bandit (agent_timing.timing_prior), float32, dTS (defa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import jax
-from agent_timing import timing_prior
+from agent_timing import save_json, timing_prior
 
 from dts_ppl import Gaussian, simulate
 from dts_ppl.agents import dts, lin_ts, theta_marginal
@@ -58,9 +57,9 @@ def main():
                 flush=True,
             )
     if args.json:
-        out = dict(dtype="float32", device=str(jax.devices()[0]), load_average=os.getloadavg(), rows=rows)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        save_json(
+            args.json, dict(dtype="float32", device=str(jax.devices()[0]), load_average=os.getloadavg(), rows=rows)
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs"))
+
+from make_results import write_page  # noqa: E402
+
 BENCH = ROOT / "benchmarks" / "results"
 OUT = ROOT / "docs" / "performance.md"
 PAIRED = [(100, 5, 40), (100, 20, 40), (10000, 20, 40)]
@@ -324,16 +328,10 @@ def render() -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    text = render()
-    if "--check" in argv:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python docs/make_performance.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    plots()
-    print(f"wrote {OUT}")
-    return 0
+    code = write_page(OUT, render(), "docs/make_performance.py", argv)
+    if "--check" not in argv:
+        plots()
+    return code
 
 
 if __name__ == "__main__":

@@ -194,17 +194,20 @@ def render() -> str:
     return "\n".join(parts)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = render()
+def write_page(out: pathlib.Path, text: str, script: str, argv) -> int:
+    """``--check`` in argv: 1 if ``out`` differs from ``text``; otherwise write it. Returns the exit code."""
     if "--check" in argv:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python docs/make_results.py", file=sys.stderr)
+        if not out.exists() or out.read_text() != text:
+            print(f"{out} is out of date: run python {script}", file=sys.stderr)
             return 1
         return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
+    out.write_text(text)
+    print(f"wrote {out}")
     return 0
+
+
+def main(argv=None) -> int:
+    return write_page(OUT, render(), "docs/make_results.py", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
