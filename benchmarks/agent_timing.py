@@ -53,23 +53,22 @@ def timing_prior(key, d, L):
     return prior._replace(links=prior.links._replace(weight=w * jnp.minimum(1.0, 0.9 / norm)))
 
 
-def naive_dts(prior, K, collapse=False):
+def naive_dts(prior, K):
     """dTS without the incremental scheme: each round recomputes every action's posterior and the
     chain from the statistics with the core's batch closed form (core.posterior), O((L + K) d^3);
-    the reference the incremental agent is timed against. ``collapse``: on core.collapse_linear."""
-    prior = core.collapse_linear(prior) if collapse else prior
-    d = prior.dim
+    the reference the incremental agent is timed against. Statistics are the Gaussian
+    likelihood's own evidence (``Gaussian.add_observation``)."""
+    d, likelihood = prior.dim, Gaussian(1.0)
 
     def init():
-        return core.empty_stats(K, d, prior.cov1.dtype)
+        return likelihood.init_evidence(K, d, 0, prior.cov1.dtype)
 
-    def act(key, stats, x):
-        post = core.posterior(prior, stats)
-        _, theta = core.sample(key, prior, post)
+    def act(key, ev, x):
+        _, theta = core.sample(key, prior, core.posterior(prior, ev.stats))
         return guarded_argmax(theta @ x, x)
 
-    def update(stats, x, a, r):
-        return core.ActionStats(stats.G.at[a].add(jnp.outer(x, x)), stats.b.at[a].add(r * x))
+    def update(ev, x, a, r):
+        return likelihood.add_observation(ev, x, a, r, 0)[0]
 
     return Agent(init, act, update, None, AgentSpec("naive_dts", K, d, prior.num_levels, False, "gaussian"))
 

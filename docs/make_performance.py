@@ -16,6 +16,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
 
 from make_results import write_page  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
+from dts_ppl.plotting import pyplot  # noqa: E402
 
 BENCH = ROOT / "benchmarks" / "results"
 OUT = ROOT / "docs" / "performance.md"
@@ -268,11 +271,7 @@ here is from the 2-core CPU machine; the benchmark scripts run unchanged on a GP
 
 
 def plots() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    plt = pyplot(headless=True)
 
     data = _load("scaling.json")
     Ks = [r["K"] for r in data["rows"]]
@@ -298,7 +297,7 @@ def plots() -> None:
             if naive:
                 ax.loglog(*zip(*naive, strict=True), ":", color=line.get_color(), label=f"naive dTS K={K}")
         ax.set_xticks(Ls, [str(v) for v in Ls])
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("L (levels)")
         ax.set_title(f"d = {d}")
     axes[0].set_ylabel("us per round")

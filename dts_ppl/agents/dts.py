@@ -4,8 +4,9 @@ Per round only the played action's statistics change, so ``update`` does
     O(d^3)    re-condition theta_a on its new (G_a, b_a) (:func:`dts_ppl.core.inference.condition`)
               and swap its message (Lambda_a, beta_a) in the running sums,
     O(P L d^3) re-run the latent chain with the core's upward pass
-              (:func:`dts_ppl.core.inference.upward_pass`; P passes, 1 for affine links,
-              iterated to convergence by default for nonlinear links),
+              (:func:`dts_ppl.core.inference.upward_pass`; P passes, iterated to convergence by
+              default for nonlinear links; an affine chain runs collapsed to psi_1 by default,
+              :func:`dts_ppl.core.inference.collapse_linear`, so L = 1 and P = 1),
 and ``act`` does O(L d^2) to sample the chain plus one pass over the cached Shat_a to score
 all K actions: since gain_a = Shat_a S_1^-1 (docs/math.md section 3), with v_a = Shat_a x,
 
@@ -138,8 +139,6 @@ def dts(
     tol, max_passes = core.check_pass_options(tol, max_passes)
     if not likelihood.is_exact:
         likelihood = likelihood.for_prior(core.theta_prior_scale_cov(prior))
-    if not isinstance(prior, DiffusionPrior):
-        raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
     if not isinstance(shared, bool):
         raise ValueError(f"shared: expected True or False, got {shared!r}")
     if collapse is not None and not isinstance(collapse, bool):
