@@ -1,12 +1,25 @@
+import gc
 import os
 import sys
 
-# Tests are dominated by XLA compilation, not by run time: compile without most of XLA's
-# optimisation passes (measured: 20-28% less CPU time on test_exactness.py and test_guards.py).
+# Tests are dominated by XLA compilation (backend compilation was 83% of test_agents.py's time),
+# not by run time. Unless DTS_PPL_TEST_FULL_OPT=1, compile
+# - without most of XLA's optimisation passes (20-28% less CPU time on test_exactness.py and
+#   test_guards.py), and
+# - with XLA's older CPU loop emitters, the ordinary scheduler and one codegen thread
+#   (TEST_XLA_FLAGS: test_agents.py 74 s -> 24-29 s, test_batch.py + test_guide.py 214 s -> 94 s
+#   on one core; the new fusion emitters spend the difference compiling).
 # Set before jax is imported so that subprocesses started by tests (CLI, sharding workers,
-# README commands) inherit it too. DTS_PPL_TEST_FULL_OPT=1 keeps the optimisations.
+# README commands) inherit them too.
+TEST_XLA_FLAGS = (
+    "--xla_cpu_use_fusion_emitters=false",
+    "--xla_cpu_enable_concurrency_optimized_scheduler=false",
+    "--xla_cpu_parallel_codegen_split_count=1",
+)
 if os.environ.get("DTS_PPL_TEST_FULL_OPT") != "1":
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+    given = os.environ.get("XLA_FLAGS", "").split()
+    os.environ["XLA_FLAGS"] = " ".join(given + [f for f in TEST_XLA_FLAGS if f.split("=")[0] not in given])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -26,6 +39,29 @@ def float64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", True)
+
+
+MAX_MAPPINGS = 30_000
+
+
+def _mappings() -> int:
+    try:
+        with open(f"/proc/{os.getpid()}/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
+@pytest.fixture(autouse=True)
+def release_compiled_code():
+    """Free the compiled XLA programs once the process holds MAX_MAPPINGS memory mappings. Every
+    CPU executable keeps its own; a pytest worker running ~160 tests reached the kernel's limit
+    (vm.max_map_count, 65,530 here; 20,700 mappings after the first 45 tests) and segfaulted
+    inside an XLA compilation, a different test each run."""
+    yield
+    if _mappings() > MAX_MAPPINGS:
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.fixture

@@ -135,3 +135,29 @@ def test_ddpm_preset_reference_passes_the_gates_with_its_settings(num_obs):
     )
     diag = nuts_diagnostics(nuts)
     assert diag.reliable(), diag.problems()
+
+
+def test_study_retries_divergences_with_smaller_steps_and_low_ess_with_longer_chains(monkeypatch):
+    """reference(): a run with divergences is retried at a higher target acceptance, one with low ESS
+    with twice the warm-up and draws; a passing run is not retried."""
+    from dts_ppl.experiments import study
+
+    base = dict(num_samples=100, num_warmup=50, target_accept_prob=0.9)
+    good = NutsDiagnostics(rhat_max=1.005, ess_bulk_min=800.0, divergences=0, ess_tail_min=600.0)
+    cases = {
+        "divergent": (good._replace(divergences=3), dict(base, target_accept_prob=0.95)),
+        "short": (good._replace(ess_tail_min=120.0), dict(base, num_samples=200, num_warmup=100)),
+        "both": (
+            good._replace(divergences=1, rhat_max=1.05),
+            dict(target_accept_prob=0.95, num_samples=200, num_warmup=100),
+        ),
+    }
+    for name, (diag, expected) in cases.items():
+        assert study.retry_settings(base, diag) == expected, name
+        calls = []
+        monkeypatch.setattr(study, "run_nuts", lambda *a, c=calls, **kw: c.append(kw) or len(c))
+        monkeypatch.setattr(study, "nuts_diagnostics", lambda n, d=diag: d if n == 1 else good)
+        nuts, attempts = study.reference(None, None, None, None, key=jax.random.PRNGKey(0), settings=base)
+        assert (nuts, attempts) == (2, 2), name
+        assert {k: calls[1][k] for k in expected} == expected, name
+        assert study.reference(None, None, None, None, key=jax.random.PRNGKey(0), settings=base, max_attempts=1)[1] == 1

@@ -25,7 +25,11 @@ PER_ACTION = {"dts", "dts_mlp", "hier_ts", "lin_ts", "lin_ucb", "glm_ts"}
 
 
 def _env(devices):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_ENABLE_X64="0")
+    env = dict(
+        os.environ,
+        XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}",
+        JAX_ENABLE_X64="0",
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     return env
 

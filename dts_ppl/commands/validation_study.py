@@ -12,6 +12,7 @@ import jax
 from dts_ppl.commands import non_negative_int, positive_int
 from dts_ppl.experiments.study import approximation_study, plot_study, study_table
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS
+from dts_ppl.serialization import atomic_write
 
 UNRELIABLE_EXIT = 3
 
@@ -42,6 +43,12 @@ def register(sub):
         "--num-warmup", type=non_negative_int, default=None, help="NUTS warm-up per chain (default: each preset's)"
     )
     p.add_argument("--num-chains", type=positive_int, default=None, help="NUTS chains (default: each preset's)")
+    p.add_argument(
+        "--chain-method",
+        choices=("sequential", "vectorized", "parallel"),
+        default=None,
+        help="how NUTS runs its chains (default: parallel with a device per chain, else sequential)",
+    )
     p.add_argument(
         "--max-attempts", type=positive_int, default=2, help="NUTS runs per problem while it fails the gates"
     )
@@ -86,8 +93,8 @@ def run(args) -> int:
     def save(new_rows):
         rows.extend(new_rows)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump([{k: _strict(v) for k, v in r.items()} for r in rows], f, indent=2)
+            text = json.dumps([{k: _strict(v) for k, v in r.items()} for r in rows], indent=2)
+            atomic_write(args.json, text.encode())
 
     approximation_study(
         presets,
@@ -95,6 +102,7 @@ def run(args) -> int:
         key=jax.random.PRNGKey(args.seed),
         settings=settings,
         max_attempts=args.max_attempts,
+        chain_method=args.chain_method,
         progress=not args.no_progress,
         skip={(r["preset"], r["num_obs"]) for r in rows},
         on_rows=save,
@@ -105,8 +113,7 @@ def run(args) -> int:
     table = study_table(rows)
     print(table)
     if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table + "\n")
+        atomic_write(args.markdown, (table + "\n").encode())
     if args.plot:
         plot_study(rows, args.plot)
     failed = sorted({(r["preset"], r["num_obs"]) for r in rows if not r["reliable"]})
