@@ -153,9 +153,7 @@ def approximation_study(
         presets, num_obs: the problems and sample sizes (one data set per preset, nested sizes).
         key: PRNG key.
         chain_method: how NUTS runs its chains (default: :func:`~dts_ppl.ppl.validate.run_nuts`'s,
-            "parallel" with a device per chain, else "sequential"). "vectorized" steps all chains
-            together, so every step waits for the longest tree: on the ddpm preset it took 4,163 s
-            at n = 10, against 1,311 s for sequential chains at n = 50 (docs/validation.md).
+            as in ``dts-ppl validate``: "parallel" with a device per chain, else "sequential").
         settings: {preset: run_nuts keyword arguments} overriding :data:`NUTS_SETTINGS`.
         max_attempts: NUTS runs per problem while the reference fails the gates (see :func:`reference`).
         reports: a dict to fill with every ValidationReport, keyed (preset, n, rule).
