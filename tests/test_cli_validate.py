@@ -50,3 +50,22 @@ def test_cli_validate_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["validate", "--preset", "nonsense"])
     assert main(["validation-study", "--presets", "linear,nonsense"]) == 2
+
+
+def test_cli_study_passes_target_acceptance_and_chain_method(monkeypatch, capsys):
+    """--target-accept overrides every preset's target acceptance; --chain-method reaches the study;
+    a target outside (0, 1) is rejected before any work."""
+    seen = {}
+
+    def fake_study(presets, num_obs, **kw):
+        seen.update(kw)
+        return []
+
+    monkeypatch.setattr("dts_ppl.commands.validation_study.approximation_study", fake_study)
+    args = ["validation-study", "--presets", "linear,ddpm", "--target-accept", "0.95", "--chain-method", "sequential"]
+    assert main(args) == 0
+    assert {p: s["target_accept_prob"] for p, s in seen["settings"].items()} == {"linear": 0.95, "ddpm": 0.95}
+    assert seen["chain_method"] == "sequential"
+    seen.clear()
+    assert main(["validation-study", "--presets", "linear", "--target-accept", "1.0"]) == 2
+    assert not seen and "--target-accept" in capsys.readouterr().err

@@ -44,6 +44,9 @@ def register(sub):
     )
     p.add_argument("--num-chains", type=positive_int, default=None, help="NUTS chains (default: each preset's)")
     p.add_argument(
+        "--target-accept", type=float, default=None, help="NUTS target acceptance in (0, 1) (default: each preset's)"
+    )
+    p.add_argument(
         "--chain-method",
         choices=("sequential", "vectorized", "parallel"),
         default=None,
@@ -78,7 +81,14 @@ def run(args) -> int:
     bad = [p for p in presets if p not in PRESETS]
     if bad:
         raise ValueError(f"--presets: expected names from {PRESETS}, got {bad}")
-    given = {"num_samples": args.num_samples, "num_warmup": args.num_warmup, "num_chains": args.num_chains}
+    if args.target_accept is not None and not 0.0 < args.target_accept < 1.0:
+        raise ValueError(f"--target-accept: expected a number in (0, 1), got {args.target_accept}")
+    given = {
+        "num_samples": args.num_samples,
+        "num_warmup": args.num_warmup,
+        "num_chains": args.num_chains,
+        "target_accept_prob": args.target_accept,
+    }
     given = {k: v for k, v in given.items() if v is not None}
     settings = {p: {**NUTS_SETTINGS[p], **given} for p in presets}
     if args.resume and not args.json:
