@@ -19,7 +19,8 @@ TEST_XLA_FLAGS = (
 if os.environ.get("DTS_PPL_TEST_FULL_OPT") != "1":
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
     given = os.environ.get("XLA_FLAGS", "").split()
-    os.environ["XLA_FLAGS"] = " ".join(given + [f for f in TEST_XLA_FLAGS if f.split("=")[0] not in given])
+    named = {g.split("=")[0] for g in given}  # a flag the user set keeps the user's value
+    os.environ["XLA_FLAGS"] = " ".join(given + [f for f in TEST_XLA_FLAGS if f.split("=")[0] not in named])
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -67,5 +67,11 @@ def test_cli_study_passes_target_acceptance_and_chain_method(monkeypatch, capsys
     assert {p: s["target_accept_prob"] for p, s in seen["settings"].items()} == {"linear": 0.95, "ddpm": 0.95}
     assert seen["chain_method"] == "sequential"
     seen.clear()
-    assert main(["validation-study", "--presets", "linear", "--target-accept", "1.0"]) == 2
-    assert not seen and "--target-accept" in capsys.readouterr().err
+    for bad in ("1.0", "0", "high"):
+        with pytest.raises(SystemExit) as exit_info:  # rejected while parsing, before any work
+            main(["validation-study", "--presets", "linear", "--target-accept", bad])
+        assert exit_info.value.code == 2 and "--target-accept" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["validate", "--preset", "linear", "--target-accept", bad])
+        assert "--target-accept" in capsys.readouterr().err
+    assert not seen

@@ -161,3 +161,9 @@ def test_study_retries_divergences_with_smaller_steps_and_low_ess_with_longer_ch
         assert (nuts, attempts) == (2, 2), name
         assert {k: calls[1][k] for k in expected} == expected, name
         assert study.reference(None, None, None, None, key=jax.random.PRNGKey(0), settings=base, max_attempts=1)[1] == 1
+    monkeypatch.setattr(study, "nuts_diagnostics", lambda n: good)  # passes at once: no second run
+    assert study.reference(None, None, None, None, key=jax.random.PRNGKey(0), settings=base)[1] == 1
+    # without a target in the settings, the retry starts from run_nuts's default (0.8 -> 0.9)
+    monkeypatch.undo()
+    no_target = dict(num_samples=100, num_warmup=50)
+    assert study.retry_settings(no_target, good._replace(divergences=2)) == dict(no_target, target_accept_prob=0.9)

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from dts_ppl import DTSGuide
-from dts_ppl.commands import non_negative_int, positive_int
+from dts_ppl.commands import non_negative_int, open_unit_interval, positive_int
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS, make_problem
 from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
 from dts_ppl.ppl.validate import DEFAULT_GATES, ReferenceGates, validate
@@ -47,7 +47,12 @@ def register(sub):
     mass = p.add_mutually_exclusive_group()
     mass.add_argument("--dense-mass", dest="dense_mass", action="store_true", default=None, help="dense mass matrix")
     mass.add_argument("--diag-mass", dest="dense_mass", action="store_false", help="diagonal mass matrix")
-    p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the preset's)")
+    p.add_argument(
+        "--target-accept",
+        type=open_unit_interval,
+        default=None,
+        help="NUTS target acceptance in (0, 1) (default: the preset's)",
+    )
     p.add_argument("--max-tree-depth", type=int, default=10, help="NUTS maximum tree depth (default %(default)s)")
     p.add_argument(
         "--ess-floor",

@@ -9,7 +9,7 @@ import sys
 
 import jax
 
-from dts_ppl.commands import non_negative_int, positive_int
+from dts_ppl.commands import non_negative_int, open_unit_interval, positive_int
 from dts_ppl.experiments.study import approximation_study, plot_study, study_table
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS
 from dts_ppl.serialization import atomic_write
@@ -44,7 +44,10 @@ def register(sub):
     )
     p.add_argument("--num-chains", type=positive_int, default=None, help="NUTS chains (default: each preset's)")
     p.add_argument(
-        "--target-accept", type=float, default=None, help="NUTS target acceptance in (0, 1) (default: each preset's)"
+        "--target-accept",
+        type=open_unit_interval,
+        default=None,
+        help="NUTS target acceptance in (0, 1) (default: each preset's)",
     )
     p.add_argument(
         "--chain-method",
@@ -81,8 +84,6 @@ def run(args) -> int:
     bad = [p for p in presets if p not in PRESETS]
     if bad:
         raise ValueError(f"--presets: expected names from {PRESETS}, got {bad}")
-    if args.target_accept is not None and not 0.0 < args.target_accept < 1.0:
-        raise ValueError(f"--target-accept: expected a number in (0, 1), got {args.target_accept}")
     given = {
         "num_samples": args.num_samples,
         "num_warmup": args.num_warmup,

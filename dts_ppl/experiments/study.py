@@ -23,6 +23,7 @@ validation-study`` regenerates ``results/validation_study.{md,json,png}``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 import zlib
 from collections.abc import Sequence
@@ -98,12 +99,11 @@ def retry_settings(settings: dict, diagnostics, gates=DEFAULT_GATES) -> dict:
     """
     out = dict(settings)
     if diagnostics.divergences > gates.max_divergences:
-        out["target_accept_prob"] = (1.0 + out.get("target_accept_prob", 0.8)) / 2
-    if not (
-        diagnostics.rhat_max <= gates.rhat_max
-        and diagnostics.ess_bulk_min >= gates.ess_min
-        and diagnostics.ess_tail_min >= gates.ess_min
-    ):
+        target = out.get("target_accept_prob")
+        if target is None:  # run_nuts's own default
+            target = inspect.signature(run_nuts).parameters["target_accept_prob"].default
+        out["target_accept_prob"] = (1.0 + target) / 2
+    if not diagnostics._replace(divergences=0).reliable(gates):  # the R-hat and ESS gates
         out["num_samples"] = 2 * out["num_samples"]
         out["num_warmup"] = 2 * out["num_warmup"]
     return out
