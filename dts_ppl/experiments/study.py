@@ -280,7 +280,7 @@ def plot_study(rows: list[dict], path) -> None:
     axes[1, 0].set_ylabel("psi energy distance / NUTS floor")
     axes[0, 0].legend(fontsize=7)
     axes[1, 0].legend(fontsize=7)
-    fig.suptitle("dTS guide vs NUTS: paper rules vs new defaults (dts-ppl validation-study)")
+    fig.suptitle("dTS guide vs NUTS: paper rule vs new rule (identity vs iterated) (dts-ppl validation-study)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
