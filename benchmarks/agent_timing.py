@@ -33,7 +33,7 @@ from dts_ppl import Gaussian, core
 from dts_ppl.agents import Agent, AgentSpec, dts, lin_ts, theta_marginal
 from dts_ppl.agents.base import guarded_argmax
 from dts_ppl.experiments.synthetic import random_linear_prior
-from dts_ppl.serialization import atomic_write
+from dts_ppl.io.serialization import atomic_write
 
 
 def save_json(path, out: dict) -> None:

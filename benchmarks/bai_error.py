@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl import agents as ag
-from dts_ppl import bai
+from dts_ppl.analysis import bai
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.experiments.synthetic import random_linear_prior

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dts_ppl import ope
+from dts_ppl.analysis import ope
 
 
 def softmax(z):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl import agents as ag
-from dts_ppl import theory
+from dts_ppl.analysis import theory
 from dts_ppl.bandits.envs import mean_rewards
 from dts_ppl.experiments.paper_extra import K100, K10000, fig6_environment
 from dts_ppl.experiments.synthetic import paper_environment

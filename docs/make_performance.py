@@ -58,7 +58,7 @@ def deep_section() -> str:
 An affine chain psi_L -> ... -> psi_1 -> theta implies a Gaussian marginal for psi_1, so the dTS
 agent runs on the one-level prior of (psi_1, theta) it implies (`core.collapse_linear`, default
 `dts(..., collapse=None)` for affine chains with L >= 2). Every theta posterior and psi_1's are the
-same as the full chain's (tests/test_agents.py::test_collapsed_chain_is_the_full_chain: 1e-10 in
+same as the full chain's (tests/agents/test_agents.py::test_collapsed_chain_is_the_full_chain: 1e-10 in
 float64, and against the joint-Gaussian oracle); `dts_posterior(prior, state)` rebuilds all L
 levels when they are wanted. A round then costs the same at L = 40 as at L = 1. Nonlinear chains
 (MLP, DDPM) cannot collapse (psi_1's marginal is not Gaussian) and keep the O(L d^3) chain; their
@@ -221,11 +221,11 @@ benchmarks/guide_vs_nuts_cost.py` (benchmarks/results/guide_vs_nuts_cost.json).
 
 SHARDING = """## Several devices and hosts
 
-`dts_ppl.sharding` splits every per-action array of an agent state along a one-axis mesh named
+`dts_ppl.io.sharding` splits every per-action array of an agent state along a one-axis mesh named
 `"actions"` (`jax.sharding.NamedSharding`); the latent chain and running sums are replicated. The
 agent's own jitted `act` and `update` then run unchanged: XLA partitions them, acting reduces the
 per-device best score, and an update writes the owning shard's row. Results equal one device up to
-the reassociation of cross-device reductions (tests/test_sharding.py: 4 forced host devices, and
+the reassociation of cross-device reductions (tests/io/test_sharding.py: 4 forced host devices, and
 two localhost processes joined by `jax.distributed`: same actions, state within 1e-6 relative in
 float32). The example runs on whatever devices JAX sees (one CPU device here; every GPU of a
 machine, with a CUDA jaxlib, there):
@@ -235,7 +235,7 @@ import jax
 from dts_ppl import Gaussian
 from dts_ppl.agents import dts
 from dts_ppl.experiments.synthetic import random_linear_prior
-from dts_ppl.sharding import action_mesh, gather_state, replicate, shard_state
+from dts_ppl.io.sharding import action_mesh, gather_state, replicate, shard_state
 
 K, d = 4096, 8  # K a multiple of the number of devices
 prior = random_linear_prior(jax.random.PRNGKey(0), d, [d, d])

@@ -8,13 +8,17 @@ Layers (each a sub-package):
 - :mod:`dts_ppl.bandits`: environments and the regret simulator.
 - :mod:`dts_ppl.ddpm`: DDPM priors (schedule, network, training).
 - :mod:`dts_ppl.experiments`: the paper's presets and the studies.
+- :mod:`dts_ppl.io`: prior and state files, multi-device runs.
+- :mod:`dts_ppl.analysis`: off-policy evaluation, best-arm identification, the regret bound.
+- :mod:`dts_ppl.online`: :class:`Bandit`, the stateful wrapper for serving.
 """
 
-from dts_ppl import agents, bandits, core, data, ddpm, experiments, ope, ppl
+from dts_ppl import agents, analysis, bandits, core, data, ddpm, experiments, io, ppl
+from dts_ppl.analysis import ope
 from dts_ppl._version import __version__
 from dts_ppl.agents import Agent
 from dts_ppl.agents.linear import GaussianPrior
-from dts_ppl.bandit import Bandit
+from dts_ppl.online import Bandit
 from dts_ppl.bandits import envs
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
@@ -31,7 +35,7 @@ from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.inspection import to_inference_data
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.validate import ValidationReport, validate
-from dts_ppl.serialization import load_prior, load_state, save_prior, save_state
+from dts_ppl.io.serialization import load_prior, load_state, save_prior, save_state
 
 __all__ = [
     "ActionStats",
@@ -55,11 +59,13 @@ __all__ = [
     "ValidationReport",
     "__version__",
     "agents",
+    "analysis",
     "bandits",
     "core",
     "data",
     "ddpm",
     "envs",
+    "io",
     "experiments",
     "load_prior",
     "load_state",

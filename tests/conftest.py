@@ -22,6 +22,8 @@ if os.environ.get("DTS_PPL_TEST_FULL_OPT") != "1":
     named = {g.split("=")[0] for g in given}  # a flag the user set keeps the user's value
     os.environ["XLA_FLAGS"] = " ".join(given + [f for f in TEST_XLA_FLAGS if f.split("=")[0] not in named])
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "support"))  # fuzz.py, mc.py
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
@@ -105,7 +107,7 @@ def random_data(key, d, num_actions, n, counts=None):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the fuzz suite's case counts (tests/fuzz.py) and write them to $DTS_PPL_FUZZ_JSON if set."""
+    """Print the fuzz suite's case counts (tests/support/fuzz.py) and write them to $DTS_PPL_FUZZ_JSON if set."""
     fuzz = sys.modules.get("fuzz")
     if fuzz is not None and fuzz.COUNTS:
         for line in fuzz.summary_lines():

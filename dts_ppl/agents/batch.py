@@ -7,7 +7,7 @@
   (:func:`dts_ppl.core.inference.condition`, the function ``update`` calls) and, for dTS, the
   latent chain. Equal to the row loop up to float rounding (the sums are taken in another
   order), and invariant to the order of the rows: feedback that arrives late, in any order,
-  gives the same state (tests/test_batch.py).
+  gives the same state (tests/agents/test_batch.py).
 - GLM rewards: the rows enter the ring buffer in order (as the row loop puts them), then each
   touched group's Gaussianised statistics are refitted once by ``likelihood.laplace`` from its
   previous fit with ``likelihood.num_iterations`` Newton steps, where the row loop runs

@@ -12,7 +12,7 @@ import jax
 from dts_ppl.commands import non_negative_int, open_unit_interval, positive_int
 from dts_ppl.experiments.study import approximation_study, plot_study, study_table
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS
-from dts_ppl.serialization import atomic_write
+from dts_ppl.io.serialization import atomic_write
 
 UNRELIABLE_EXIT = 3
 

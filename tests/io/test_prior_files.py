@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dts_ppl import DiffusionPrior, load_prior, save_prior
-from dts_ppl.serialization import FORMAT_VERSION, _digest
+from dts_ppl.io.serialization import FORMAT_VERSION, _digest
 
 
 def _prior():

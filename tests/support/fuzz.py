@@ -1,4 +1,4 @@
-"""Outcome bookkeeping for the property-based (hypothesis) fuzz tests of tests/test_fuzz_*.py.
+"""Outcome bookkeeping for the property-based (hypothesis) fuzz tests of tests/*/test_fuzz_*.py.
 
 Every generated case is one call of a public entry point with an input that is either valid
 (possibly an edge case) or invalid in a known argument. :func:`run_case` calls it and sorts the

@@ -68,7 +68,7 @@ def test_parameterisation_errors():
     prior = random_linear_prior(jax.random.PRNGKey(0), 2, 2, 2)
     with pytest.raises(ValueError, match="parameterisation"):
         BanditModel(prior, 3, parameterisation="reparam")
-    # DTSGuide now supports the non-centred model (its raw sites; tests/test_reference_gates.py)
+    # DTSGuide now supports the non-centred model (its raw sites; tests/ppl/test_reference_gates.py)
     assert DTSGuide(BanditModel(prior, 3).noncentred()).model.parameterisation == "noncentred"
     assert "noncentred" in repr(BanditModel(prior, 3).noncentred())
     assert jnp.shape(handlers.seed(BanditModel(prior, 3).noncentred(), 0)(None)) == (3, 2)

@@ -1,4 +1,4 @@
-"""The Bayes regret bound (dts_ppl.theory) against hand-computed values and a simulation."""
+"""The Bayes regret bound (dts_ppl.analysis.theory) against hand-computed values and a simulation."""
 
 import math
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dts_ppl import agents as ag
-from dts_ppl import theory
+from dts_ppl.analysis import theory
 from dts_ppl.bandits.envs import diffusion_environment
 from dts_ppl.bandits.simulation import simulate
 from dts_ppl.core.likelihoods import Gaussian

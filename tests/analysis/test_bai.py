@@ -1,4 +1,4 @@
-"""Top-two Thompson sampling for best-arm identification (dts_ppl.bai)."""
+"""Top-two Thompson sampling for best-arm identification (dts_ppl.analysis.bai)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dts_ppl import agents as ag
-from dts_ppl import bai
+from dts_ppl.analysis import bai
 from dts_ppl.agents.base import ActInfo, Agent
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.core.likelihoods import Gaussian

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "practitioner.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "practitioner.md"
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Property-based fuzz of every public entry point, eager calls (issue 16).
 
 Each test draws an input that is valid (often an edge case) or invalid in one named argument,
-calls the entry point and sorts the outcome (tests/fuzz.py). It fails on any silent NaN, any
+calls the entry point and sorts the outcome (tests/support/fuzz.py). It fails on any silent NaN, any
 invalid input silently accepted, a ValueError that does not name the argument, another
 exception type, or a valid input rejected. Sizes are small and ``max_examples`` bounded so the
 whole fuzz suite adds about a minute; ``derandomize=True`` makes the case lists reproducible.
@@ -40,7 +40,7 @@ from dts_ppl.commands import positive_int
 from dts_ppl.core import inference as core
 from dts_ppl.experiments.swissroll import make_swiss_roll
 from dts_ppl.ppl.validate import validate
-from dts_ppl.serialization import _digest
+from dts_ppl.io.serialization import _digest
 
 # examples per fuzz test in the default run (the full 419-case run: benchmarks/results/fuzz.json);
 # DTS_PPL_FUZZ_EXAMPLES raises it

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from dts_ppl import ope
+from dts_ppl.analysis import ope
 from dts_ppl.data import read_open_bandit
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 WORKER = Path(__file__).parent / "sharding_workers" / "run_agent.py"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # every state class and update family: dTS (affine and MLP links), LinTS, GLM-TS, exact TS; HierTS
 # (a DTSState) and LinUCB (a LinearState) add no sharding rule and run in the slow test below
 AGENTS = "dts,dts_mlp,lin_ts,glm_ts,exact_ts"

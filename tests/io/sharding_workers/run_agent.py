@@ -1,4 +1,4 @@
-"""Worker for tests/test_sharding.py: run an agent for some rounds, sharded or not; print a JSON summary.
+"""Worker for tests/io/test_sharding.py: run an agent for some rounds, sharded or not; print a JSON summary.
 
 Usage: python run_agent.py AGENTS MODE [PROCESS_ID NUM_PROCESSES PORT]   (AGENTS comma-separated)
 MODE: "single" (one device), "sharded" (all local devices), "distributed" (jax.distributed over processes).
@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from dts_ppl import agents as ag  # noqa: E402
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian  # noqa: E402
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior  # noqa: E402
-from dts_ppl.sharding import action_mesh, gather_state, replicate, shard_state  # noqa: E402
+from dts_ppl.io.sharding import action_mesh, gather_state, replicate, shard_state  # noqa: E402
 
 K, d, ROUNDS = 16, 3, 20
 key = jax.random.PRNGKey(0)

@@ -5,7 +5,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_holds_the_shipped_models(tmp_path):
@@ -35,7 +35,7 @@ def test_wheel_holds_the_shipped_models(tmp_path):
 
 def test_shipped_prior_loads_from_the_installed_package():
     from dts_ppl.experiments.swissroll import MODELS_DIR
-    from dts_ppl.serialization import load_prior
+    from dts_ppl.io.serialization import load_prior
 
     prior, meta = load_prior(MODELS_DIR / "swissroll_L40.npz")
     assert prior.num_levels == 40 and prior.dim == 2 and meta["kind"] == "ddpm"

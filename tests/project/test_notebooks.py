@@ -6,9 +6,9 @@ import runpy
 import matplotlib
 import pytest
 
-NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.py"))
+NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[2] / "notebooks").glob("*.py"))
 # the validation study runs NUTS for every preset even at toy sizes, and the quickstart repeats the
-# README examples (tests/test_docs.py runs those): both slow (pytest -m slow)
+# README examples (tests/project/test_docs.py runs those): both slow (pytest -m slow)
 SLOW = {"validation_study.py", "quickstart.py"}
 CASES = [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW else p for p in NOTEBOOKS]
 

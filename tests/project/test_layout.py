@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parents[1] / "dts_ppl"
+PKG = Path(__file__).resolve().parents[2] / "dts_ppl"
 
 
 def _module(path: Path) -> str:

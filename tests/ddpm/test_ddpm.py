@@ -10,7 +10,7 @@ import pytest
 
 from dts_ppl import BanditModel, DDPMLink, DTSGuide, load_prior, save_prior, train_diffusion_prior, with_action_cov
 from dts_ppl.ddpm import build_prior, level_variances, noise_schedule
-from dts_ppl.serialization import FORMAT_VERSION
+from dts_ppl.io.serialization import FORMAT_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_trained_prior_structure(trained, tmp_path):
     np.testing.assert_allclose(meta["standardisation"]["mean"], x.mean(0))
     np.testing.assert_allclose(meta["standardisation"]["scale"], x.std(0))
     # Covariances follow the schedule: S_l = beta_l I (l = 2..L), S_{L+1} = I; S_1 by the "marginal"
-    # rule (tests/test_calibration.py), recorded in the metadata; the old S_1 = diag(scale)^2 (s = 1)
+    # rule (tests/ppl/test_calibration.py), recorded in the metadata; the old S_1 = diag(scale)^2 (s = 1)
     # stays reachable without retraining.
     betas = np.asarray(meta["betas"])
     np.testing.assert_allclose(np.diagonal(prior.covs, 0, 1, 2)[:-1], betas[1:, None] * np.ones(2), rtol=1e-12)

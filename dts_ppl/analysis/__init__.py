@@ -1,0 +1,6 @@
+"""Research extensions on top of the agents: off-policy evaluation (:mod:`dts_ppl.analysis.ope`),
+best-arm identification (:mod:`dts_ppl.analysis.bai`) and the regret bound (:mod:`dts_ppl.analysis.theory`)."""
+
+from dts_ppl.analysis import bai, ope, theory
+
+__all__ = ["bai", "ope", "theory"]

@@ -1,0 +1,339 @@
+"""Off-policy evaluation: a target policy's value from logged (x, a, r, propensity) data.
+
+With logged rows i = 1..n (action a_i drawn by the logging policy with probability p_i, reward
+r_i) and the target policy's action probabilities pi(a | x_i), the importance weight is
+w_i = pi(a_i | x_i) / p_i and
+
+- IPS:   V = mean_i w_i r_i                                   (unbiased)
+- SNIPS: V = sum_i w_i r_i / sum_i w_i                        (self-normalised; bias O(1/n))
+- DR:    V = mean_i [ sum_a pi(a | x_i) q(x_i, a) + w_i (r_i - q(x_i, a_i)) ]
+         with a reward model q (:func:`ridge_reward_model` cross-fits one, so q never saw row i)
+
+Each returns an :class:`Estimate` with a 95% interval named by ``interval=``:
+
+- ``"normal"``: value +- 1.96 se from the per-row terms' standard error (the delta method's
+  influence terms w_i (r_i - V) / mean(w) for SNIPS). Under heavy-tailed weights it is too
+  narrow: a sample that missed the rare large weights has mean(w) < 1, a low estimate and a
+  small se together.
+- ``"el"`` (IPS and SNIPS; their default): the empirical-likelihood interval of Karampatziakis,
+  Langford & Mineiro ("Empirical Likelihood for Contextual Bandits", NeurIPS 2020), in the
+  form derived in :func:`el_interval`. It uses what is known about importance weights: E[w] = 1
+  and w in [w_min, w_max] (default [0, 1 / min_i p_i], :func:`default_weight_range`), with
+  rewards in a range (default the observed one). It is one interval for V, shared by IPS and
+  SNIPS (only the point estimate differs); it need not contain the IPS or SNIPS point (it is
+  centred on the EL estimate, which also uses E[w] = 1), except when mean(w) = 1.
+
+Coverage, bias and RMSE are measured by simulation in benchmarks/ope_coverage.py
+(docs/practitioner.md). The target policy of a dts_ppl agent: :func:`agent_policy`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from scipy import optimize
+
+from dts_ppl.agents import policy as _policy
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+CHI2_95 = Z95**2  # the chi-square(1) 95% quantile
+INTERVALS = ("normal", "el")
+
+
+class Estimate(NamedTuple):
+    """A policy-value estimate: value, se, lower, upper (the 95% interval), n (rows); floats."""
+
+    value: float
+    se: float
+    lower: float
+    upper: float
+    n: int
+
+
+def _check_logs(actions, rewards, propensities, target):
+    target = np.asarray(target, dtype=float)
+    if target.ndim != 2:
+        raise ValueError(f"target: expected (n, K) action probabilities of the target policy, got shape {target.shape}")
+    n, K = target.shape
+    if n < 2:
+        raise ValueError(f"target: expected at least 2 logged rows, got {n}")
+    a = np.asarray(actions)
+    if a.shape != (n,):
+        raise ValueError(f"actions: expected shape ({n},), got {a.shape}")
+    if a.dtype.kind not in "iu":
+        if a.dtype.kind != "f" or not np.all(a == np.round(a)):
+            raise ValueError(f"actions: expected integer action indices, got dtype {a.dtype}")
+        a = a.astype(int)
+    if a.min() < 0 or a.max() >= K:
+        raise ValueError(f"actions: expected indices in [0, {K}), got range [{a.min()}, {a.max()}]")
+    r = np.asarray(rewards, dtype=float)
+    if r.shape != (n,) or not np.all(np.isfinite(r)):
+        raise ValueError(f"rewards: expected {n} finite rewards of shape ({n},), got shape {r.shape}")
+    p = np.asarray(propensities, dtype=float)
+    if p.shape != (n,):
+        raise ValueError(f"propensities: expected shape ({n},), got {p.shape}")
+    if not np.all((p > 0) & (p <= 1)):
+        raise ValueError(
+            "propensities: expected logging probabilities in (0, 1] (a zero propensity cannot be reweighted)"
+        )
+    if not np.all(np.isfinite(target)) or target.min() < 0 or np.abs(target.sum(1) - 1).max() > 1e-6:
+        raise ValueError("target: expected rows of non-negative probabilities summing to 1")
+    return a.astype(int), r, p, target
+
+
+def _estimate(terms, value=None) -> Estimate:
+    n = terms.shape[0]
+    value = float(np.mean(terms)) if value is None else float(value)
+    se = float(np.std(terms, ddof=1) / np.sqrt(n))
+    return Estimate(value, se, value - Z95 * se, value + Z95 * se, n)
+
+
+def _check_interval(interval, allowed=INTERVALS):
+    if interval not in allowed:
+        raise ValueError(f"interval: expected one of {allowed}, got {interval!r}")
+    return interval
+
+
+def _check_ranges(w, r, weight_range, reward_range):
+    w_min, w_max = (0.0, np.inf) if weight_range is None else (float(weight_range[0]), float(weight_range[1]))
+    if not (0 <= w_min < 1 < w_max):
+        raise ValueError(f"weight_range: expected (w_min, w_max) with 0 <= w_min < 1 < w_max, got {weight_range!r}")
+    if w.min() < w_min * (1 - 1e-12) or w.max() > w_max * (1 + 1e-12):
+        raise ValueError(
+            f"weight_range: the importance weights span [{w.min():.4g}, {w.max():.4g}], outside {weight_range!r}"
+        )
+    r_lo, r_hi = (float(r.min()), float(r.max())) if reward_range is None else map(float, reward_range)
+    if not (np.isfinite(r_lo) and np.isfinite(r_hi) and r_lo <= r_hi):
+        raise ValueError(f"reward_range: expected finite (r_min, r_max) with r_min <= r_max, got {reward_range!r}")
+    if r.min() < r_lo or r.max() > r_hi:
+        raise ValueError(f"reward_range: the rewards span [{r.min():.4g}, {r.max():.4g}], outside {reward_range!r}")
+    return w_min, w_max, r_lo, r_hi
+
+
+def _max_concave(f_grad, x0):
+    """(max, argmax) over x >= 0 (2,) of a smooth concave f, never below f(x0).
+
+    L-BFGS-B on -f with bounds, and L-BFGS-B in x = exp(t) (which keeps every D_i > 0, so it
+    does not stall at a corner where some D_i = 0); the better of the two.
+    """
+    opts = dict(ftol=1e-15, gtol=1e-12, maxiter=500)
+    box = optimize.minimize(
+        lambda x: tuple(-v for v in f_grad(x)), x0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * 2, options=opts
+    )
+
+    def in_logs(t):
+        x = np.exp(np.minimum(t, 700.0))
+        f, grad = f_grad(x)
+        return -f, -grad * x
+
+    logs = optimize.minimize(in_logs, np.log(x0), jac=True, method="L-BFGS-B", options=opts)
+    value, x = max(
+        (-box.fun, box.x), (-logs.fun, np.exp(np.minimum(logs.x, 700.0))), (f_grad(x0)[0], x0), key=lambda c: c[0]
+    )
+    return (value, x) if np.isfinite(value) else (-np.inf, x0)
+
+
+def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_95):
+    """The empirical-likelihood interval for V = E[w r] (Karampatziakis, Langford & Mineiro 2020).
+
+    Distributions Q put mass q_i on the n logged points (w_i, r_i) and the rest on two atoms,
+    w = w_min and w = w_max, whose rewards may be anything in [r_lo, r_hi] (large weights the
+    sample missed). Q must satisfy E_Q[1] = 1 and E_Q[w] = 1 (true of every importance weight);
+    the interval is {E_Q[w r] : log-likelihood sum_i log q_i >= its maximum - chi2 / 2}, the
+    profile-likelihood interval whose level is chi-square(1) (Wilks). The atoms' existence
+    reduces to two linear constraints on q (u^T q <= 1, v^T q <= 1 with u_i = (w_i - w_min) /
+    (1 - w_min), v_i = (w_max - w_i) / (w_max - 1)), and at the lower end the atoms' reward is
+    r_lo, so V = r_lo + a^T q with a_i = w_i (r_i - r_lo). Minimising a^T q over
+    {q >= 0, u^T q <= 1, v^T q <= 1, sum log q >= c} has the Lagrange dual (q_i = eta / D_i,
+    eta eliminated in closed form)
+
+        max_{lam, mu >= 0}  n exp(mean_i log D_i + c / n) - lam - mu,   D_i = a_i + lam u_i + mu v_i,
+
+    and c itself comes from max sum log q (dual: min_{l, m >= 0} -sum log(l u_i + m v_i) - n + l + m).
+    The upper end is the same with a_i = w_i (r_hi - r_i) and V = r_hi - a^T q: three
+    two-variable concave problems in all (tests/analysis/test_ope.py checks them against a primal solver).
+    Any (lam, mu) gives a dual value below the primal minimum, and c is the log-likelihood of a
+    feasible q built from the likelihood dual's solution (at most the maximum), so an optimiser
+    that stops short widens the interval, never narrows it; the ends are clipped to [r_lo, r_hi].
+
+    Args:
+        w: (n,) importance weights.   r: (n,) rewards.
+        weight_range: (w_min, w_max) bounds on every possible weight, 0 <= w_min < 1 < w_max
+            (w_max may be inf); default (0, inf) (:func:`ips` and :func:`snips` default to
+        :func:`default_weight_range` instead).
+        reward_range: (r_lo, r_hi) bounds on every possible reward; default the observed range.
+        chi2: the calibration (default the chi-square(1) 95% quantile).
+
+    Returns:
+        (lower, upper) floats.
+    """
+    w, r = np.asarray(w, float), np.asarray(r, float)
+    w_min, w_max, r_lo, r_hi = _check_ranges(w, r, weight_range, reward_range)
+    n = w.shape[0]
+    u = (w - w_min) / (1 - w_min)
+    v = np.ones(n) if np.isinf(w_max) else (w_max - w) / (w_max - 1)
+
+    def loglik_dual(x):  # -(1/n) * (dual of max sum log q), up to -log n - 1: minimised, so negated
+        den = np.maximum(x[0] * u + x[1] * v, 1e-300)
+        f = np.mean(np.log(den)) - x[0] - x[1]
+        return f, np.array([np.mean(u / den) - 1, np.mean(v / den) - 1])
+
+    # the likelihood's maximiser from the dual, q_i = 1 / (n (lam u_i + mu v_i)), scaled by kappa into
+    # the feasible set: its log-likelihood (a lower bound of the maximum, equal at the optimum,
+    # where kappa = 1) sets c, so an inexact solve can only widen the interval.
+    # c / n + log n = -mean log(lam u + mu v) - log kappa - chi2 / (2 n) =: s  (lam, mu scaled by 1/n)
+    _, (lam, mu) = _max_concave(loglik_dual, np.array([0.5, 0.5]))
+    den = np.maximum(lam * u + mu * v, 1e-300)
+    kappa = max(np.mean(u / den), np.mean(v / den))
+    s = -np.mean(np.log(den)) - np.log(kappa) - chi2 / (2 * n)
+
+    def end(a):
+        scale = max(float(np.std(a)) * np.sqrt(n / chi2), float(np.mean(a)), 1e-300)
+
+        def g(x):  # the dual above, divided by scale: x = (lam, mu) / scale
+            den = np.maximum(a / scale + x[0] * u + x[1] * v, 1e-300)
+            e = np.exp(np.mean(np.log(den)) + s)
+            return e - x[0] - x[1], np.array([e * np.mean(u / den) - 1, e * np.mean(v / den) - 1])
+
+        return scale * _max_concave(g, np.array([1.0, 1.0]))[0]
+
+    # any dual value bounds the primal (weak duality): a solver that stops short only widens the
+    # interval; V lies in [r_lo, r_hi] whatever Q is
+    lower = min(max(r_lo + end(w * (r - r_lo)), r_lo), r_hi)
+    upper = max(min(r_hi - end(w * (r_hi - r)), r_hi), lower)
+    return float(lower), float(upper)
+
+
+def default_weight_range(propensities):
+    """The default weight bounds of the EL interval: (0, 1 / min_i p_i).
+
+    No weight pi(a_i | x_i) / p_i exceeds 1 / p_i, and the smallest logged propensity stands in
+    for the logging policy's smallest one (a data-derived bound, not a guaranteed one: pass the
+    true one when it is known).
+
+    Args:
+        propensities: (n,) logging probabilities of the logged actions, in (0, 1].
+
+    Returns:
+        (w_min, w_max) floats; w_max is inf when every p_i is 1.
+    """
+    w_max = 1.0 / float(np.min(propensities))
+    return (0.0, w_max if w_max > 1 + 1e-9 else np.inf)
+
+
+def _with_interval(est: Estimate, interval, w, r, p, weight_range, reward_range) -> Estimate:
+    if interval == "normal":
+        if weight_range is not None or reward_range is not None:
+            raise ValueError("weight_range, reward_range: only used by interval='el'")
+        return est
+    weight_range = default_weight_range(p) if weight_range is None else weight_range
+    lower, upper = el_interval(w, r, weight_range, reward_range)
+    return est._replace(lower=lower, upper=upper)
+
+
+def importance_weights(actions, propensities, target):
+    """w_i = pi(a_i | x_i) / p_i. Args: actions (n,), propensities (n,), target (n, K). Returns (n,)."""
+    a, _, p, target = _check_logs(actions, np.zeros(len(propensities)), propensities, target)
+    return target[np.arange(a.shape[0]), a] / p
+
+
+def ips(actions, rewards, propensities, target, interval="el", weight_range=None, reward_range=None) -> Estimate:
+    """Inverse propensity scoring.
+
+    Args:
+        actions: (n,) logged actions.   rewards: (n,).   propensities: (n,) logging probabilities
+        of the logged actions.   target: (n, K) the target policy's probabilities at each x_i.
+        interval: "el" (empirical likelihood, :func:`el_interval`) or "normal" (value +- 1.96 se).
+        weight_range, reward_range: known bounds on every possible weight and reward for "el"
+            (default :func:`default_weight_range` and the observed reward range); pass them
+            when known (e.g. rewards in [0, 1]).
+
+    Returns:
+        Estimate of the target policy's value (se: the normal-approximation standard error).
+    """
+    _check_interval(interval)
+    a, r, p, target = _check_logs(actions, rewards, propensities, target)
+    w = target[np.arange(a.shape[0]), a] / p
+    return _with_interval(_estimate(w * r), interval, w, r, p, weight_range, reward_range)
+
+
+def snips(actions, rewards, propensities, target, interval="el", weight_range=None, reward_range=None) -> Estimate:
+    """Self-normalised IPS (arguments as :func:`ips`); the "normal" interval by the delta method."""
+    _check_interval(interval)
+    a, r, p, target = _check_logs(actions, rewards, propensities, target)
+    w = target[np.arange(a.shape[0]), a] / p
+    if w.sum() <= 0:
+        raise ValueError("target: puts no probability on any logged action; SNIPS is undefined")
+    value = np.sum(w * r) / np.sum(w)
+    est = _estimate(w * (r - value) / np.mean(w) + value, value)
+    return _with_interval(est, interval, w, r, p, weight_range, reward_range)
+
+
+def doubly_robust(actions, rewards, propensities, target, q_hat, interval="normal") -> Estimate:
+    """Doubly robust estimate (arguments as :func:`ips`) with a reward model q_hat (n, K).
+
+    q_hat[i, a] predicts the reward of action a at x_i; fit it on other rows than i (e.g.
+    :func:`ridge_reward_model`), or the interval is optimistic. ``interval``: "normal" only (the
+    DR terms are not a weighted mean with E[w] = 1, so the EL interval does not apply).
+    """
+    _check_interval(interval, ("normal",))
+    a, r, p, target = _check_logs(actions, rewards, propensities, target)
+    q = np.asarray(q_hat, dtype=float)
+    if q.shape != target.shape or not np.all(np.isfinite(q)):
+        raise ValueError(f"q_hat: expected finite reward predictions of shape {target.shape}, got {q.shape}")
+    idx = np.arange(a.shape[0])
+    w = target[idx, a] / p
+    return _estimate(np.sum(target * q, axis=1) + w * (r - q[idx, a]))
+
+
+def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ridge: float = 1.0, seed: int = 0):
+    """Cross-fitted per-action ridge regression of the reward on (1, x): q_hat (n, K).
+
+    Rows are split into ``folds`` random folds; each fold's predictions come from the model fit
+    on the others (so the DR interval stays honest).
+
+    Args:
+        X: (n, p) contexts.   actions: (n,).   rewards: (n,).   num_actions: K.
+        folds: >= 2.   ridge: > 0 penalty (not on the intercept).   seed: fold assignment.
+
+    Returns:
+        (n, K) predictions.
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X: expected (n, p) contexts, got shape {X.shape}")
+    n = X.shape[0]
+    a, r, _, _ = _check_logs(actions, rewards, np.ones(n), np.full((n, num_actions), 1.0 / num_actions))
+    if not isinstance(folds, int) or not 2 <= folds <= n:
+        raise ValueError(f"folds: expected an integer in [2, n], got {folds!r}")
+    if not ridge > 0:
+        raise ValueError(f"ridge: expected > 0, got {ridge}")
+    Z = np.hstack([np.ones((n, 1)), X])
+    penalty = ridge * np.eye(Z.shape[1])
+    penalty[0, 0] = 1e-8
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    q = np.zeros((n, num_actions))
+    for f in range(folds):
+        train, test = fold != f, fold == f
+        for k in range(num_actions):
+            rows = train & (a == k)
+            coef = np.linalg.solve(Z[rows].T @ Z[rows] + penalty, Z[rows].T @ r[rows])
+            q[test, k] = Z[test] @ coef
+    return q
+
+
+def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None):
+    """The target probabilities pi(a | x_i) (n, K) of a dts_ppl agent acting on ``state``.
+
+    Each row is :func:`dts_ppl.agents.propensities` at x_i (``num_samples`` Thompson draws,
+    exact for UCB agents), with one key per row. X: (n, d) ((n, K, d) shared).
+    """
+    X = jax.numpy.asarray(X)
+    if X.ndim < 2 or X.shape[0] < 1:
+        raise ValueError(f"X: expected a batch of contexts (n, d) or (n, K, d), got shape {tuple(X.shape)}")
+    _policy.propensities(agent, key, state, X[0], num_samples, mask)  # eager checks on one row
+    keys = jax.random.split(key, X.shape[0])
+    rows = jax.jit(jax.vmap(lambda k, x: _policy.propensities(agent, k, state, x, num_samples, mask).probs))
+    return np.asarray(rows(keys, X), dtype=float)

@@ -1,0 +1,135 @@
+"""A stateful wrapper for people who would rather not thread keys and states: ``Bandit``.
+
+    bandit = Bandit(agents.dts(prior, num_actions=K), jax.random.PRNGKey(0))
+    a = bandit.choose(x)                # one context (d,)  -> int
+    A = bandit.choose(X)                # a batch (n, d)    -> (n,) actions, all on the current state
+    bandit.partial_fit(X, A, y)         # rewards, in batches, late, in any order
+    p = bandit.propensities(x)          # P(A = a | x, state), (K,)
+    bandit.save("bandit.npz"); bandit = Bandit.load("bandit.npz", agent)
+
+A thin layer over the functional agents: ``choose`` is :func:`dts_ppl.agents.policy.act`
+(masks) or :func:`~dts_ppl.agents.policy.act_top_k`, ``partial_fit`` is ``agent.update_batch``,
+``propensities`` is :func:`dts_ppl.agents.policy.propensities`, ``save`` / ``load`` are
+:func:`dts_ppl.io.serialization.save_state` / ``load_state`` with the PRNG key in the metadata, so
+a loaded bandit continues bit-identically. Inputs are validated eagerly, then the jitted
+agent functions run (one compilation per input shape).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dts_ppl.agents import batch as _batch
+from dts_ppl.agents import policy
+from dts_ppl.agents.base import Agent, check_context
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
+from dts_ppl.io.serialization import load_state, save_state
+
+_LIKELIHOOD_CHECKS = {"gaussian": Gaussian(), "bernoulli": Bernoulli(), "poisson": Poisson()}
+_KEY = "bandit_key"
+
+
+def _check_key(key):
+    arr = jnp.asarray(key)
+    if arr.shape != (2,) or arr.dtype != jnp.uint32:
+        raise ValueError(f"key: expected a jax.random.PRNGKey (shape (2,), uint32), got {arr.shape} {arr.dtype}")
+    return arr
+
+
+class Bandit:
+    """A dts_ppl agent with its state and PRNG key (see the module docstring).
+
+    Args:
+        agent: an Agent from a dts_ppl factory (``agents.dts``, ``agents.lin_ts``, ...).
+        key: a ``jax.random.PRNGKey``; every call that needs randomness splits it.
+        state: a starting state (default ``agent.init()``; e.g. from ``agents.warm_start``).
+    """
+
+    def __init__(self, agent: Agent, key, state=None):
+        if not isinstance(agent, Agent) or agent.spec is None or agent.update_batch is None:
+            raise ValueError(f"agent: expected an Agent from a dts_ppl factory, got {type(agent).__name__}")
+        self.agent = agent
+        self.key = _check_key(key)
+        self.state = agent.init() if state is None else state
+        self.metadata: dict = {}
+        spec = agent.spec
+        self._single_ndim = 2 if spec.shared else 1
+        self._act = jax.jit(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0])
+        self._act_many = jax.jit(jax.vmap(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0], (0, None, 0, None)))
+        self._update = jax.jit(agent.update_batch)
+
+    def _next_key(self):
+        self.key, sub = jax.random.split(self.key)
+        return sub
+
+    def _context(self, x):
+        spec = self.agent.spec
+        x = jnp.asarray(x)
+        if x.ndim == self._single_ndim:
+            return check_context(x, spec.num_actions, spec.dim, spec.shared), False
+        if x.ndim == self._single_ndim + 1 and x.shape[0] >= 1:
+            for row in (x[0],):  # shapes of a row; values of all rows below
+                check_context(row, spec.num_actions, spec.dim, spec.shared)
+            if not np.all(np.isfinite(np.asarray(x))):
+                raise ValueError("x: contains NaN or inf")
+            return x, True
+        shape = (spec.num_actions, spec.dim) if spec.shared else (spec.dim,)
+        raise ValueError(f"x: expected one context of shape {shape} or a batch (n, *{shape}), got {tuple(x.shape)}")
+
+    def choose(self, x, mask=None):
+        """The action for one context (an int), or for each row of a batch ((n,) int array).
+
+        A batch is decided on the current state (feedback for it comes later via partial_fit).
+        ``mask``: (K,) bool, True = available; masked actions are never chosen.
+        """
+        x, many = self._context(x)
+        mask = policy.check_mask(mask, self.agent.spec.num_actions)
+        if many:
+            keys = jax.random.split(self._next_key(), x.shape[0])
+            return np.asarray(self._act_many(keys, self.state, x, mask))
+        return int(self._act(self._next_key(), self.state, x, mask))
+
+    def choose_top_k(self, x, k: int, mask=None):
+        """The k best available actions of one Thompson draw for one context, best first: (k,) ints."""
+        x, many = self._context(x)
+        if many:
+            raise ValueError("x: choose_top_k takes one context, not a batch")
+        idx, _ = policy.act_top_k(self.agent, self._next_key(), self.state, x, k, mask)
+        return np.asarray(idx)
+
+    def partial_fit(self, X, A, y) -> Bandit:
+        """Add a batch of feedback (X (n, d) or (n, K, d), A (n,), y (n,)) in any order; returns self."""
+        spec = self.agent.spec
+        lik = _LIKELIHOOD_CHECKS[spec.likelihood]
+        phi, _, _ = _batch.check_batch(X, A, y, spec.num_actions, spec.dim, spec.shared, lik)
+        if phi.shape[0] > 0:
+            self.state = self._update(self.state, jnp.asarray(X), jnp.asarray(A), jnp.asarray(y))
+        return self
+
+    def propensities(self, x, num_samples: int = 1000, mask=None) -> policy.Propensities:
+        """P(A = a | x, state) over ``num_samples`` Thompson draws, with its MC s.e.: (K,), (K,)."""
+        x, many = self._context(x)
+        if many:
+            raise ValueError("x: propensities takes one context, not a batch")
+        return policy.propensities(self.agent, self._next_key(), self.state, x, num_samples, mask)
+
+    def save(self, path, metadata: dict | None = None) -> None:
+        """Checkpoint the state and the PRNG key to ``path`` (atomic; see :func:`save_state`)."""
+        meta = dict(metadata or {})
+        if _KEY in meta:
+            raise ValueError(f"metadata: the key {_KEY!r} is reserved for the bandit's PRNG key")
+        meta[_KEY] = [int(v) for v in np.asarray(self.key)]
+        save_state(path, self.state, meta, agent=self.agent)
+
+    @classmethod
+    def load(cls, path, agent: Agent) -> Bandit:
+        """A bandit from a checkpoint of :meth:`save`; ``agent`` must match the saved one."""
+        state, meta = load_state(path, expect=agent)
+        if _KEY not in meta:
+            raise ValueError(f"path: {path!r} is a state file without a bandit key (written by save_state?)")
+        key = jnp.asarray(np.array(meta.pop(_KEY), dtype=np.uint32))
+        bandit = cls(agent, key, state)
+        bandit.metadata = meta
+        return bandit
