@@ -51,8 +51,8 @@ from dts_ppl.data.movielens import ENV_VAR, load_movielens
 from dts_ppl.ddpm import action_covariance, train_diffusion_prior
 from dts_ppl.experiments import swissroll
 from dts_ppl.experiments.registry import Preset
-from dts_ppl.ppl.distances import energy_distance
 from dts_ppl.io.serialization import load_prior, save_prior
+from dts_ppl.ppl.distances import energy_distance
 
 #: DDPM training of every preset's prior (cached under swissroll.cache_dir()).
 TRAINING = dict(num_levels=40, schedule="cosine", hidden=128, steps=6000, variance="beta")

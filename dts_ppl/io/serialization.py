@@ -35,12 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl._version import __version__
-from dts_ppl.agents.base import AgentSpec, Evidence, History
+from dts_ppl.agents.base import AgentSpec
 from dts_ppl.agents.dts import DTSState
 from dts_ppl.agents.exact import JointState
 from dts_ppl.agents.linear import LinearState
 from dts_ppl.core.inference import Conditionals, Message
-from dts_ppl.core.likelihoods import ActionStats
+from dts_ppl.core.likelihoods import ActionStats, Evidence, History
 from dts_ppl.core.links import AffineLink, MLPLink
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ddpm.prior import DDPMLink

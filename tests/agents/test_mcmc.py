@@ -7,7 +7,7 @@ import pytest
 from mc import Z
 from numpyro.diagnostics import effective_sample_size
 
-from dts_ppl.agents.base import Evidence
+from dts_ppl.core.likelihoods import Evidence
 from dts_ppl.agents.mcmc import mcmc_ts, posterior_potential
 from dts_ppl.bandits.envs import diffusion_environment
 from dts_ppl.bandits.simulation import simulate
