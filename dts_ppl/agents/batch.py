@@ -53,7 +53,9 @@ def check_rows(X, A, y, num_actions: int, dim: int, shared: bool, likelihood):
     A = jnp.asarray(A)
     if y is None or isinstance(y, str | bytes):
         raise ValueError(f"y: expected {n} real rewards of shape ({n},), got {y!r}")
-    y = _checks.as_array("y", y, shape=(n,))
+    y = _checks.as_array("y", y, shape=(None,))
+    if y.shape != (n,):
+        raise ValueError(f"y: expected {n} rewards of shape ({n},), got {tuple(y.shape)}")
     likelihood.check_rewards("y", y)
     safe = jnp.clip(A_checked, 0, num_actions - 1)  # out-of-range rows are rejected by the guard
     phi = X[jnp.arange(n), safe] if shared else X

@@ -8,8 +8,10 @@ add everything else, once for all agents:
 1. Eagerly, the inputs are checked (shapes, types, values) and bad ones raise a ValueError
    naming the argument; inside ``jit`` they cannot raise, so each round gets ``ok``: a finite
    context, an integer action in [0, K), a reward in the likelihood's support
-   (``likelihood.in_support``: finite; 0/1 for Bernoulli; a non-negative integer for Poisson)
-   and, when the agent was given ``reward_bound``, |reward| <= reward_bound.
+   (``likelihood.in_support``: finite; 0/1 for Bernoulli; a non-negative integer for Poisson),
+   a reward whose square the state's dtype can represent (|reward| <= sqrt(finfo.max):
+   1.8e19 in float32, 1.3e154 in float64; the evidence and the log-likelihood hold reward
+   squares) and, when the agent was given ``reward_bound``, |reward| <= reward_bound.
 2. A rejected round's inputs are replaced by finite stand-ins (phi 0, group 0, y 0), so the
    proposal stays finite and cheap.
 3. The proposal is checked whole (every new statistic, conditional and latent row finite)
@@ -21,9 +23,9 @@ add everything else, once for all agents:
    inlined as usual.
 
 The stated rule for rewards (docs/reliability.md): a reward outside the likelihood's support is
-an input error (raised eagerly, rejected and counted inside ``jit``); a finite reward beyond the
-agent's optional ``reward_bound`` is rejected and counted in both modes (never raised: an outlier
-in a live stream should not stop it).
+an input error (raised eagerly, rejected and counted inside ``jit``); a finite reward beyond
+sqrt(finfo.max) of the state's dtype, or beyond the agent's optional ``reward_bound``, is rejected
+and counted in both modes (never raised: an outlier in a live stream should not stop it).
 
 A batch is accepted row by row (the same ``ok`` per row, bad rows dropped and counted), then its
 summed proposal is checked as a whole: rows that overflow only together reject the whole batch
@@ -36,12 +38,21 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dts_ppl.agents.base import ActInfo
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.rows import all_finite, write
 
-__all__ = ["check_reward_bound", "guarded", "guarded_act", "guarded_batch", "round_ok", "sanitise"]
+__all__ = [
+    "check_reward_bound",
+    "guarded",
+    "guarded_act",
+    "guarded_batch",
+    "largest_reward",
+    "round_ok",
+    "sanitise",
+]
 
 
 def check_reward_bound(reward_bound) -> float | None:
@@ -51,22 +62,29 @@ def check_reward_bound(reward_bound) -> float | None:
     return _checks.check_scalar("reward_bound", reward_bound)
 
 
-def round_ok(x, action, reward, num_actions: int, likelihood=None, reward_bound: float | None = None):
+def largest_reward(dtype) -> float:
+    """The largest |reward| a state of ``dtype`` accepts whatever the bound: sqrt(finfo(dtype).max)."""
+    return float(np.sqrt(np.float64(jnp.finfo(dtype).max)))
+
+
+def round_ok(x, action, reward, num_actions: int, likelihood=None, reward_bound: float | None = None, dtype=None):
     """() bool, jittable: a round the agent accepts (before looking at what it would write).
 
     The context is finite, the action an integer in [0, num_actions), the reward in the
-    likelihood's support (finite when there is no likelihood) and within ``reward_bound``.
+    likelihood's support (finite when there is no likelihood), |reward| <= sqrt(finfo.max) of
+    ``dtype`` (default: the reward's floating dtype) and within ``reward_bound``.
     """
     action = jnp.asarray(action)
     reward = jnp.asarray(reward)
+    if not jnp.issubdtype(reward.dtype, jnp.floating):
+        reward = reward.astype(jnp.result_type(float))
+    reward = reward.astype(dtype or reward.dtype)
     in_range = (action >= 0) & (action < num_actions)
     if jnp.issubdtype(action.dtype, jnp.floating):
         in_range = in_range & (action == jnp.round(action))
     supported = jnp.isfinite(reward) if likelihood is None else likelihood.in_support(reward) & jnp.isfinite(reward)
-    ok = jnp.all(jnp.isfinite(x)) & in_range & supported
-    if reward_bound is not None:
-        ok = ok & (jnp.abs(reward) <= reward_bound)
-    return ok
+    bound = largest_reward(reward.dtype) if reward_bound is None else min(reward_bound, largest_reward(reward.dtype))
+    return jnp.all(jnp.isfinite(x)) & in_range & supported & (jnp.abs(reward) <= bound)
 
 
 def sanitise(phi, group, y, ok):
@@ -111,7 +129,7 @@ def guarded(
     """
 
     def core(state, x, action, reward, phi, group, y):
-        inputs_ok = round_ok(x, action, reward, num_actions, likelihood, reward_bound)
+        inputs_ok = round_ok(x, action, reward, num_actions, likelihood, reward_bound, phi.dtype)
         proposal = step(state, *sanitise(phi, group, y.astype(phi.dtype), inputs_ok))
         ok = inputs_ok & all_finite(proposal._replace(rejected=0))
         return _commit(state, proposal, ok, ~ok), ok, inputs_ok
@@ -121,6 +139,8 @@ def guarded(
     def update(state, x, action, reward):
         check_state(state)
         phi, group, y = check_inputs(x, action, reward)
+        if not jnp.issubdtype(phi.dtype, jnp.floating):  # integer contexts are valid
+            phi = phi.astype(jnp.result_type(float))
         new, ok, accepted_inputs = compiled(
             state, jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward), phi, group, y
         )
@@ -153,7 +173,7 @@ def guarded_batch(
     """
 
     def core(state, X, A, y, phi, group):
-        ok = jax.vmap(lambda x, a, r: round_ok(x, a, r, num_actions, likelihood, reward_bound))(X, A, y)
+        ok = jax.vmap(lambda x, a, r: round_ok(x, a, r, num_actions, likelihood, reward_bound, phi.dtype))(X, A, y)
         phi, group, y = jax.vmap(sanitise)(phi, group, y.astype(phi.dtype), ok)
         proposal = step_batch(state, phi, group, y, ok)
         fine = all_finite(proposal._replace(rejected=0))
@@ -166,13 +186,15 @@ def guarded_batch(
     def update_batch(state, X, A, y):
         check_state(state)
         X, A, y, phi, group = check_rows(X, A, y)
+        if not jnp.issubdtype(phi.dtype, jnp.floating):
+            phi = phi.astype(jnp.result_type(float))
         if X.shape[0] == 0:
             return state
         new, fine = compiled(state, X, A, y, phi, group)
         if _checks.is_concrete(fine) and not bool(fine):
             raise ValueError(
-                f"X: these rows overflow the state's precision together (too large for {phi.dtype}?); "
-                "rescale the inputs or send smaller batches"
+                f"X: this batch overflows the state's precision (a row too large for {phi.dtype}, or rows that "
+                "overflow only together); rescale the inputs or send smaller batches"
             )
         return new
 

@@ -19,11 +19,11 @@ class RandomState(NamedTuple):
     rejected: jax.Array | int = 0
 
 
-def _check_x(x):
+def _check_x(x, name="x"):
     if x is None or isinstance(x, str | bytes):
-        raise ValueError(f"x: expected a context (d,) or action features (K, d), got {x!r}")
-    arr = _checks.as_array("x", x)
-    _checks.check_finite("x", arr)
+        raise ValueError(f"{name}: expected a context (d,) or action features (K, d) per round, got {x!r}")
+    arr = _checks.as_array(name, x)
+    _checks.check_finite(name, arr)
     return arr
 
 
@@ -63,11 +63,13 @@ def random_policy(num_actions: int) -> Agent:
         return jnp.zeros(1), check_action(action, K), _check_reward(reward)
 
     def check_rows(X, A, y):
-        X = _check_x(X)
+        X = _check_x(X, "X")
         if X.ndim < 2:
             raise ValueError(f"X: expected one context row per round, (n, d) or (n, K, d), got {tuple(X.shape)}")
         n = X.shape[0]
         _checks.check_actions("A", A, K, n)
+        if y is None or isinstance(y, str | bytes):
+            raise ValueError(f"y: expected {n} real rewards of shape ({n},), got {y!r}")
         y = _checks.as_array("y", y, shape=(n,))
         _checks.check_finite("y", y)
         return X, jnp.asarray(A), y, jnp.zeros((n, 1)), jnp.zeros(n, jnp.int32)
