@@ -38,7 +38,7 @@ def regret_section() -> str:
 
 Final cumulative pseudo-regret at n = 5000 (mean ± s.e. over runs; in brackets the paper's
 value read off its figures, about ±5%), float32, seed 0. Built from every
-`benchmarks/results/<preset>.json` with an `algorithms` field (`python benchmarks/regret_table.py`).
+`benchmarks/results/<preset>.json` with an `algorithms` field (`python studies/paper/regret_table.py`).
 Produced by `bash benchmarks/run_regret_experiments.sh`, i.e. for each preset
 `dts-ppl bench regret --preset PRESET --runs RUNS --rounds 5000 --seed 0 --json benchmarks/results/PRESET.json
 --plot benchmarks/results/PRESET.png` (RUNS = 50, 10 for K >= 10^4); the plots lie next to the JSON.
@@ -58,7 +58,7 @@ def validation_section() -> str:
     total = sum(runs.values())
     return f"""## The guide against NUTS as data grow
 
-From `results/validation_study.json`, produced by `dts-ppl validation-study` runs (the commands,
+From `studies/validation/results/validation_study.json`, produced by `dts-ppl validation-study` runs (the commands,
 and the ddpm reruns at target acceptance 0.95, are in docs/validation.md; every row records its NUTS
 settings, attempts and wall time). Errors are in NUTS standard deviations; "MC se" is the Monte-Carlo error an exact guide
 would show; "dist/floor" is the energy distance over the NUTS-vs-NUTS distance (about 1 or below:
@@ -68,7 +68,7 @@ at the floor). With affine links the three linearisations are one computation (o
 
 ![theta's max mean error and psi's energy distance against the NUTS floor, per preset and n](../results/validation_study.png)
 
-(`results/validation_study.png`, drawn by the same command.) On the `ddpm` preset the package's default
+(`studies/validation/results/validation_study.png`, drawn by the same command.) On the `ddpm` preset the package's default
 linearisation is the paper's "identity" (`core.default_linearisation`), so there the default is the
 paper row; elsewhere it is the new row.
 
@@ -89,9 +89,9 @@ def timing_section() -> str:
     return (
         f"""## Per-round cost (act + update)
 
-From `benchmarks/results/agent_timing_grid.json`, produced by
-`python benchmarks/agent_timing.py --K 100,1000,10000 --d 5,20 --L 2,4,40 --rounds 100 --repeats 3
---blocks 10 --json benchmarks/results/agent_timing_grid.json` ({data["dtype"]}, {data["device"]},
+From `studies/performance/results/agent_timing_grid.json`, produced by
+`python studies/performance/agent_timing.py --K 100,1000,10000 --d 5,20 --L 2,4,40 --rounds 100 --repeats 3
+--blocks 10 --json studies/performance/results/agent_timing_grid.json` ({data["dtype"]}, {data["device"]},
 compilation excluded, best of 3 blocks of {data["rounds_per_block"]} rounds; the machine was shared).
 
 | K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS |
@@ -153,7 +153,7 @@ def swissroll_section() -> str:
 
 Final regret at n = 1000 (mean ± s.e., 20 runs), K = 100, d = 2; ratios paired over runs. From
 `benchmarks/results/swissroll-pretrain-N[@s1=0.1].json` and `swissroll-depth-L[@s1=0.1].json`,
-produced by `python benchmarks/swissroll_study.py ratios` (and `ratios --action-cov 0.1`); the same
+produced by `python studies/swissroll/swissroll_study.py ratios` (and `ratios --action-cov 0.1`); the same
 presets run with `dts-ppl bench regret --preset swissroll-...`.
 
 By the number N of pre-training samples (L = 40):
@@ -166,7 +166,7 @@ By depth L (N = 10^4):
 {head.format("L")}
 {chr(10).join(_swiss_rows("swissroll-depth-*.json", "num_levels"))}
 
-By S_1 on `swissroll-depth-40` (`python benchmarks/swissroll_study.py action_cov`; `s1-*.json`, and
+By S_1 on `swissroll-depth-40` (`python studies/swissroll/swissroll_study.py action_cov`; `s1-*.json`, and
 `swissroll-depth-40.json` for S_1 = I):
 
 | S_1 (standardised units) | LinTS | dTS | LinTS / dTS |
@@ -175,7 +175,7 @@ By S_1 on `swissroll-depth-40` (`python benchmarks/swissroll_study.py action_cov
 
 ## Regret per linearisation
 
-`python benchmarks/swissroll_study.py linearisations` (`linearisations-*.json`); columns: the
+`python studies/swissroll/swissroll_study.py linearisations` (`linearisations-*.json`); columns: the
 baseline (LinTS, or GLM-TS for logistic rewards), then dTS with "identity", "jacobian", "iterated".
 
 | problem | K, n, runs | baseline | dTS identity | dTS jacobian | dTS iterated | file |

@@ -5,7 +5,7 @@ x and z, noise 0.5), standardised with fixed population constants (estimated onc
 draws) so that training data and bandit environments share one scale.
 
 :func:`swiss_roll_prior` trains the DDPM prior of the paper's Swiss-roll study (or loads it
-from a cache file keyed by every training choice); ``models/swissroll.py`` retrains the
+from a cache file keyed by every training choice); ``studies/priors/swissroll.py`` retrains the
 shipped ``dts_ppl/models/swissroll_L40.npz``.
 """
 

@@ -1,7 +1,7 @@
 """Where to Gaussianise a logistic likelihood: regret of dTS, GLM-TS and UCB-GLM against the ridge.
 
-    PYTHONPATH=. python benchmarks/glm_expansion_point.py [RUNS] [RIDGES] [AGENTS]
-    PYTHONPATH=. python benchmarks/glm_expansion_point.py 20 0.001,0.03,0.1,prior,1,3 dts,glmts,ucbglm
+    PYTHONPATH=. python studies/defaults/glm_expansion_point.py [RUNS] [RIDGES] [AGENTS]
+    PYTHONPATH=. python studies/defaults/glm_expansion_point.py 20 0.001,0.03,0.1,prior,1,3 dts,glmts,ucbglm
 
 On a fig1-lindiff-logistic-k100 problem (K = 100, d = 5, L = 2; the true prior drawn from
 PRNGKey(0) itself, so another draw than the table's; 5000 rounds, runs from PRNGKey(1)),
@@ -9,7 +9,7 @@ every agent uses Bernoulli(ridge=r): the statistics expand the log-likelihood to
 second order at the fit regularised by r (docs/math.md section 2, ``_GLM.laplace``). "prior" is
 ``Bernoulli().regularised_for(theta_cov)``, r = 1 / mean prior variance of theta (the presets'
 choice); 0.001 is the default, close to the paper's MLE point.
-Output: benchmarks/results/glm_expansion_point.json and .log (docs/choosing.md, "Where GLM likelihoods are expanded").
+Output: studies/defaults/results/glm_expansion_point.json (docs/choosing.md, "Where GLM likelihoods are expanded").
 """
 
 import json
@@ -55,5 +55,5 @@ for r in ridges:
             f"ridge={r} ({lik.effective_ridge:.3g}) {name}: {row['mean']:.1f} +- {row['se']:.1f} ({time.time() - t:.0f}s)",
             flush=True,
         )
-with open("benchmarks/results/glm_expansion_point.json", "w") as f:
+with open("studies/defaults/results/glm_expansion_point.json", "w") as f:
     json.dump(results, f, indent=1)

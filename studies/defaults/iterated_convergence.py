@@ -1,6 +1,6 @@
 """Upward passes the default (iterated) dTS agent needs per update, to choose tol and max_passes.
 
-    python benchmarks/iterated_convergence.py DIFFUSION REWARD K RUNS ROUNDS MAX_PASSES [TOL]
+    python studies/defaults/iterated_convergence.py DIFFUSION REWARD K RUNS ROUNDS MAX_PASSES [TOL]
 
 e.g. ``mlp linear 100 10 5000 100`` is fig1-nonlindiff-lin-k100. Runs the default dTS agent with
 ``max_passes=MAX_PASSES`` (and ``tol``) on the fig1 problem, with the keys ``dts-ppl bench

@@ -1,6 +1,6 @@
 """How saturated the logistic Figure-1 problems are (docs/results.md, logistic K = 10^4).
 
-    PYTHONPATH=. python benchmarks/logistic_saturation.py > benchmarks/results/logistic_saturation.log
+    PYTHONPATH=. python studies/defaults/logistic_saturation.py     # prints one line per problem (no file)
 
 One theta draw per problem, 200 contexts U[-1, 1]^d: median |x^T theta_a|, the regret per round
 of a uniformly random policy, and the fraction of actions within 0.01 of the best mean reward.

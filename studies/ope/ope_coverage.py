@@ -11,9 +11,9 @@ in the observed range), the EL interval without a weight bound ("ips_el_inf", we
 [0, inf)) and the normal one ("ips_normal", "snips_normal"); DR uses the
 cross-fitted ridge model (ope.ridge_reward_model) and the normal interval.
 
-    python benchmarks/ope_coverage.py [--reps 500] [--n 1000]
-    -> benchmarks/results/ope_coverage.json
-    python benchmarks/ope_coverage.py --table   # the markdown table of docs/practitioner.md, from the JSON
+    python studies/ope/ope_coverage.py [--reps 500] [--n 1000]
+    -> studies/ope/results/ope_coverage.json
+    python studies/ope/ope_coverage.py --table   # the markdown table of docs/practitioner.md, from the JSON
 """
 
 import argparse
@@ -71,7 +71,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=500)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--out", default="benchmarks/results/ope_coverage.json")
+    parser.add_argument("--out", default="studies/ope/results/ope_coverage.json")
     parser.add_argument("--loggers", default="uniform,softmax_0.3,softmax_0.7")
     parser.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
     args = parser.parse_args()
@@ -135,7 +135,7 @@ def main():
         rows["weights"] = dict(mean_max_weight=float(np.mean(max_w)), mean_relative_ess=float(np.mean(ess)))
         results[name] = rows
     out = dict(
-        command=f"python benchmarks/ope_coverage.py --reps {args.reps} --n {args.n}",
+        command=f"python studies/ope/ope_coverage.py --reps {args.reps} --n {args.n}",
         setup=dict(K=K, d=d, noise_sd=noise, n=args.n, reps=args.reps, target="softmax(2 x^T theta_hat)"),
         true_value=truth,
         true_value_mc_se=truth_se,

@@ -1,7 +1,7 @@
 """Best-arm identification: top-two TS with the dTS posterior vs with LinTS's independent posterior.
 
-python benchmarks/bai_error.py [--runs 200] [--actions 50] [--budgets 50,100,200,400,800] [--s1 1.0]
-                               [--out benchmarks/results/bai]
+python studies/paper/bai_error.py [--runs 200] [--actions 50] [--budgets 50,100,200,400,800] [--s1 1.0]
+                               [--out studies/paper/results/bai]
 
 Problem: the Figure 1 K = 100 linear diffusion prior (d = 5, L = 2, active columns (5, 2), S_l = I,
 W_l ~ U[-1, 1]) restricted to K arms, every round's context x0 = 1 / sqrt(d) (||x0|| = 1), Gaussian
@@ -33,7 +33,7 @@ def main():
     p.add_argument("--budgets", default="50,100,200,400,800")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--s1", type=float, default=1.0, help="S_1 = s1 I (how far arms may be from their shared mean)")
-    p.add_argument("--out", default="benchmarks/results/bai")
+    p.add_argument("--out", default="studies/paper/results/bai")
     args = p.parse_args()
     jax.config.update("jax_enable_x64", True)
     budgets = [int(b) for b in args.budgets.split(",")]

@@ -1,6 +1,6 @@
 """Figure 2b summary plot: final dTS / LinTS regret vs d and vs L, next to the paper's dTS values.
 
-python benchmarks/fig2b_plot.py   # reads benchmarks/results/fig2b-*.json, writes benchmarks/results/fig2b.png
+python studies/paper/fig2b_plot.py   # reads studies/paper/results/fig2b-*.json, writes studies/paper/results/fig2b.png
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pathlib
 
 from dts_ppl.plotting import pyplot
 
-R = pathlib.Path("benchmarks/results")
+R = pathlib.Path(__file__).resolve().parent / "results"
 PAPER_D = {5: 1200, 10: 1840, 15: 2300, 20: 2750}
 PAPER_L = {2: 1200, 4: 1350, 5: 2200, 6: 2600}
 

@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (markdown table rows)
-"""Markdown tables of the issue-18 results (docs/experiments.md) from benchmarks/results/*.json.
+"""Markdown tables of the issue-18 results (docs/experiments.md) from studies/paper/results/*.json.
 
-python benchmarks/paper_extra_tables.py [--doc docs/experiments.md]
+python studies/paper/paper_extra_tables.py [--doc docs/experiments.md]
 
 With --doc, each table replaces the text between its "<!-- results TAG ... -->" and
 "<!-- /results TAG -->" markers in the doc; otherwise all tables are printed.
@@ -16,7 +16,7 @@ import pathlib
 import re
 import sys
 
-R = pathlib.Path("benchmarks/results")
+R = pathlib.Path(__file__).resolve().parent / "results"
 # Figure 2b read off the paper (about +-5%), dTS at n = 5000.
 PAPER_2B = {"d5": 1200, "d10": 1840, "d15": 2300, "d20": 2750, "L2": 1200, "L4": 1350, "L5": 2200, "L6": 2600}
 
@@ -135,7 +135,7 @@ def bai():
         names = list(d["agents"])
         print(
             f"`{name}.json`: S_1 = {d.get('s1', 1.0)} I, K = {d['num_actions']}, d = {d['dim']}, "
-            f"{d['runs']} runs per budget (plot: `benchmarks/results/{name}.png`)\n"
+            f"{d['runs']} runs per budget (plot: `studies/paper/results/{name}.png`)\n"
         )
         print(
             "| budget T | "

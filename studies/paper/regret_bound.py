@@ -1,8 +1,8 @@
 """The Bayes regret bound (Theorem E.1 / Prop. E.2) against measured regret over n.
 
-python benchmarks/regret_bound.py [--out benchmarks/results/regret_bound]
+python studies/paper/regret_bound.py [--out studies/paper/results/regret_bound]
 
-Reads the regret curves of benchmarks/results/{fig1-lindiff-lin-k100, fig1-lindiff-lin-k10000,
+Reads the regret curves of studies/paper/results/{fig1-lindiff-lin-k100, fig1-lindiff-lin-k10000,
 fig6-k10000}.json (written by `dts-ppl bench regret`, seed 0), rebuilds each preset's true prior
 from the same key, and evaluates dTS's bound (dense and sparse), and LinTS's bound with the
 marginal prior, at the curve's rounds with delta = 1/n. The c n delta term uses c = E[max_a r -
@@ -50,7 +50,7 @@ def max_gap(env, key, num=2000):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--out", default="benchmarks/results/regret_bound")
+    p.add_argument("--out", default="studies/paper/results/regret_bound")
     args = p.parse_args()
     jax.config.update("jax_enable_x64", True)
     names = ["fig1-lindiff-lin-k100", "fig1-lindiff-lin-k10000", "fig6-k10000"]
@@ -58,7 +58,7 @@ def main():
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6))
     out = {}
     for ax, name in zip(axes, names, strict=True):
-        path = pathlib.Path(f"benchmarks/results/{name}.json")
+        path = (pathlib.Path(__file__).resolve().parent / "results" / f"{name}.json")
         if not path.exists():
             print(f"skip {name}: {path} missing")
             continue

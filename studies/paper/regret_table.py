@@ -1,6 +1,6 @@
-"""Markdown table of final regrets from benchmarks/results/*.json next to the paper's values.
+"""Markdown table of final regrets from studies/paper/results/*.json next to the paper's values.
 
-python benchmarks/regret_table.py [results_dir]
+python studies/paper/regret_table.py [results_dir]
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 # The paper's final regrets at n = 5000 (read off its figures, about +-5%), from issue 3.
 PAPER = {
@@ -49,7 +51,7 @@ def fmt(x):
     return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2g}"
 
 
-def markdown_table(directory="benchmarks/results") -> str:
+def markdown_table(directory=RESULTS) -> str:
     """The regret table (markdown) of every regret JSON in ``directory``, one row per preset run."""
     merged = {}  # several JSON files of one preset (e.g. an extra algorithm run later) -> one row
     for path in sorted(pathlib.Path(directory).glob("*.json")):
@@ -74,7 +76,7 @@ def markdown_table(directory="benchmarks/results") -> str:
     return "\n".join([head, *rows])
 
 
-def main(directory="benchmarks/results"):
+def main(directory=RESULTS):
     print(markdown_table(directory))
 
 

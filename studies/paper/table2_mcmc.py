@@ -1,6 +1,6 @@
 """Table 2 at this machine's scale: regret and wall time per round of dTS vs MCMC Thompson sampling.
 
-python benchmarks/table2_mcmc.py [--runs R] [--rounds N] [--out benchmarks/results/table2-mcmc.json]
+python studies/paper/table2_mcmc.py [--runs R] [--rounds N] [--out studies/paper/results/table2-mcmc.json]
 
 Builds the ``table2-mcmc`` preset (K = 20, d = 5, L = 2 linear diffusion, Gaussian rewards;
 MCMC-TS = NUTS on the model every 10 rounds, warm-started, "fast" = 10 warm-up transitions and
@@ -31,7 +31,7 @@ def main():
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="benchmarks/results/table2-mcmc.json")
+    p.add_argument("--out", default="studies/paper/results/table2-mcmc.json")
     args = p.parse_args()
     jax.config.update("jax_enable_x64", True)
     preset = get_preset("table2-mcmc")

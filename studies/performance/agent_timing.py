@@ -7,14 +7,14 @@ compiled block of rounds divided by its length, best of `--repeats` blocks, so c
 excluded. Flatness: the same compiled block is run `--blocks` times back to back on the carried
 state (t grows from 0 to blocks * rounds) and each block's time is reported.
 
-    python benchmarks/agent_timing.py --json benchmarks/results/agent_timing.json
-    python benchmarks/agent_timing.py --paired 40 --rounds 100 --json benchmarks/results/agent_timing_paired.json
+    python studies/performance/agent_timing.py --json studies/performance/results/agent_timing.json
+    python studies/performance/agent_timing.py --paired 40 --rounds 100 --json studies/performance/results/agent_timing_paired.json
 
 ``--paired N`` times only the ``--flat`` configuration: N interleaved dTS/LinTS block pairs on
 donated states (and dTS with the full chain in its state, ``collapse=False``, when L > 1), and
 reports the median and quartiles of the per-pair ratio:
 
-    python benchmarks/agent_timing.py --paired 20 --rounds 200 --flat 100,20,40 --json benchmarks/results/agent_timing_paired_k100_d20_l40.json
+    python studies/performance/agent_timing.py --paired 20 --rounds 200 --flat 100,20,40 --json studies/performance/results/agent_timing_paired_k100_d20_l40.json
 """
 
 from __future__ import annotations
@@ -32,25 +32,7 @@ import numpy as np
 from dts_ppl import Gaussian, core
 from dts_ppl.agents import Agent, AgentSpec, dts, lin_ts, theta_marginal
 from dts_ppl.agents.base import guarded_argmax
-from dts_ppl.experiments.synthetic import random_linear_prior
-from dts_ppl.io.serialization import atomic_write
-
-
-def save_json(path, out: dict) -> None:
-    """Write a benchmark's results as indented JSON, atomically (a crash never leaves half a file)."""
-    atomic_write(path, json.dumps(out, indent=1).encode())
-
-
-def timing_prior(key, d, L):
-    """The paper's random linear prior (W_l ~ U[-1, 1]^{d x d}, S_l = I) with W_2..W_L scaled to
-    spectral norm <= 0.9: deep chains of the unscaled prior grow like ||W||^L (~1e16 at d = 20,
-    L = 40, overflowing float32 variances), which no trained chain does; times do not depend on it."""
-    prior = random_linear_prior(key, d, [d] * L)
-    if prior.links is None:
-        return prior
-    w = prior.links.weight
-    norm = jnp.linalg.norm(w, ord=2, axis=(-2, -1))[:, None, None]
-    return prior._replace(links=prior.links._replace(weight=w * jnp.minimum(1.0, 0.9 / norm)))
+from studies.common import block_runner, save_json, timing_prior
 
 
 def naive_dts(prior, K):
@@ -71,25 +53,6 @@ def naive_dts(prior, K):
         return likelihood.add_observation(ev, x, a, r, 0)[0]
 
     return Agent(init, act, update, None, AgentSpec("naive_dts", K, d, prior.num_levels, False, "gaussian"))
-
-
-def block_runner(agent, K, d, rounds, donate=False):
-    """jit(state, key) -> state after `rounds` rounds with random contexts and rewards.
-
-    ``donate``: the state's buffers are donated, so a block updates them in place instead of
-    allocating a new state (tens of MB at K = 10^4) per block.
-    """
-
-    def step(state, key):
-        kx, ka, ky = jax.random.split(key, 3)
-        x = jax.random.uniform(kx, (d,), minval=-1.0, maxval=1.0)
-        a, _ = agent.act(ka, state, x)
-        return agent.update(state, x, a, jax.random.normal(ky)), None
-
-    return jax.jit(
-        lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[0],
-        donate_argnums=(0,) if donate else (),
-    )
 
 
 def time_blocks(agent, K, d, rounds, blocks):

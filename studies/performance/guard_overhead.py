@@ -9,7 +9,7 @@ Variants of one jitted, vmapped scan of dTS rounds (act + update), on the same d
   Cholesky form P = Q + G (kept below for this measurement only; it is the form that produced
   NaN at reward noise 1e-6 in float32), i.e. the code before issue 16.
 
-Usage: python benchmarks/guard_overhead.py [--json benchmarks/results/guard_overhead.json]
+Usage: python studies/performance/guard_overhead.py [--json studies/performance/results/guard_overhead.json]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main(argv=None):
         out.append(row)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": "python benchmarks/guard_overhead.py --json " + args.json, "rows": out}, f, indent=1)
+            json.dump({"command": "python studies/performance/guard_overhead.py --json " + args.json, "rows": out}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Cost of the dTS guide against NUTS per effective sample, on each validation preset, in one process.
 
-    PYTHONPATH=. nice -n 10 python benchmarks/guide_vs_nuts_cost.py \
-        --out benchmarks/results/guide_vs_nuts_cost.json [--presets linear,mlp,logistic,ddpm] [--num-obs N]
+    PYTHONPATH=. python studies/performance/guide_vs_nuts_cost.py \
+        --out studies/performance/results/guide_vs_nuts_cost.json [--presets linear,mlp,logistic,ddpm] [--num-obs N]
 
 For each preset (at its default n unless --num-obs) NUTS runs once with the preset's settings
 (dts_ppl.experiments.validation.NUTS_SETTINGS; wall time from the start of the run to the last
@@ -13,8 +13,8 @@ seconds per independent draw, posterior included, best of 3 compiled calls of 20
 NUTS run the guide is timed once more, and the two guide timings are averaged, so a change in
 machine load during the NUTS run shows up as a gap between them (reported).
 
-    PYTHONPATH=. python benchmarks/guide_vs_nuts_cost.py --from-study results/validation_study.json \
-        --out benchmarks/results/guide_vs_nuts_cost.json
+    PYTHONPATH=. python studies/performance/guide_vs_nuts_cost.py --from-study studies/validation/results/validation_study.json \
+        --out studies/performance/results/guide_vs_nuts_cost.json
 
 collects the same figures from the rows of a `dts-ppl validation-study` run instead (there each
 (preset, n) timed its NUTS reference and then the guide, in the study's one process), without

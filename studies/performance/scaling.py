@@ -6,7 +6,7 @@ array per round: the score pass v_a = Shat_a x that any per-action Thompson samp
 Peak memory is XLA's own account of the compiled dTS block (arguments + outputs - aliased +
 temporaries), against the bytes of the state's arrays.
 
-    python benchmarks/scaling.py --K 1000,10000,100000,1000000 --json benchmarks/results/scaling.json
+    python studies/performance/scaling.py --K 1000,10000,100000,1000000 --json studies/performance/results/scaling.json
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from agent_timing import block_runner, save_json, timing_prior
 
 from dts_ppl import Gaussian
 from dts_ppl.agents import dts, lin_ts, theta_marginal
+from studies.common import block_runner, save_json, timing_prior
 
 
 def floor_runner(K, d, rounds):

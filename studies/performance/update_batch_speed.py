@@ -8,8 +8,8 @@ rewards (GLM-TS and dTS with logistic rewards, n = 1000, history 1000; the defau
 and the prior-scaled ridge of ``Bernoulli().regularised_for``) the difference between the
 batch refit and the row loop's per-row Newton steps.
 
-    python benchmarks/update_batch_speed.py [--repeats 3]
-    -> benchmarks/results/update_batch_speed.json
+    python studies/performance/update_batch_speed.py [--repeats 3]
+    -> studies/performance/results/update_batch_speed.json
 """
 
 import argparse
@@ -60,7 +60,7 @@ def data(key, n, K, d, binary=False):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/results/update_batch_speed.json")
+    parser.add_argument("--out", default="studies/performance/results/update_batch_speed.json")
     parser.add_argument("--glm-only", action="store_true", help="rerun only the GLM part of an existing --out")
     args = parser.parse_args()
     K, d = 100, 5
@@ -115,7 +115,7 @@ def main():
         old = json.loads(Path(args.out).read_text())
         rows = old["gaussian"]
     out = dict(
-        command=f"python benchmarks/update_batch_speed.py --repeats {args.repeats}",
+        command=f"python studies/performance/update_batch_speed.py --repeats {args.repeats}",
         setup=dict(K=K, d=d, L=2, dtype="float64", device=str(jax.devices()[0])),
         gaussian=rows,
         glm=glm,

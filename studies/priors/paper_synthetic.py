@@ -1,6 +1,6 @@
 """The paper's synthetic diffusion priors (docs/math.md section 8), drawn once with fixed keys and saved.
 
-    PYTHONPATH=. python models/paper_synthetic.py      # rewrites dts_ppl/models/{linear,mlp}_d*_L*.npz
+    PYTHONPATH=. python studies/priors/paper_synthetic.py      # rewrites dts_ppl/models/{linear,mlp}_d*_L*.npz
 
 Linear: W_l ~ U[-1, 1]^{d x d} with the last d - d_l columns zeroed, S_l = I:
 (d, L) = (5, 2) with (d_1, d_2) = (5, 2), and (20, 4) with (20, 10, 5, 2).

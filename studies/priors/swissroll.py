@@ -1,9 +1,9 @@
 """Train (or reload) the shipped Swiss-roll prior, draw the README figure and measure it.
 
-    PYTHONPATH=. python models/swissroll.py            # reuse the cache / shipped weights if present
-    PYTHONPATH=. python models/swissroll.py --retrain  # train from scratch (about 2-4 min on 2 cores)
+    PYTHONPATH=. python studies/priors/swissroll.py            # reuse the cache / shipped weights if present
+    PYTHONPATH=. python studies/priors/swissroll.py --retrain  # train from scratch (about 2-4 min on 2 cores)
 
-Writes dts_ppl/models/swissroll_L40.npz (the prior, with its metadata) and models/swissroll.png (prior
+Writes dts_ppl/models/swissroll_L40.npz (the prior, with its metadata) and studies/priors/swissroll.png (prior
 samples over the training data, and the loss curve), and prints the energy distances to
 held-out roll samples of: the DDPM's own samples, the prior of one action as dTS uses it, a
 Gaussian fit, and a second roll sample (the finite-sample floor).

@@ -1,6 +1,6 @@
 """Regret of dTS with the calibrated DDPM prior against LinTS with the Gaussian fitted to the same samples.
 
-    PYTHONPATH=. nice -n 10 python benchmarks/calibrated_prior.py [--runs 30] [--rounds 1000] [--actions 50]
+    PYTHONPATH=. python studies/realdata/calibrated_prior.py [--runs 30] [--rounds 1000] [--actions 50]
 
 Data: a non-Gaussian 2-d ring of 8 Gaussian clusters (radius 2, sd 0.15; the ring of issue 14).
 A DDPM prior is trained on 3000 ring points (L = 20, hidden 64, 3000 Adam steps, key 0) with the
@@ -17,7 +17,7 @@ numbers), so the ratios are paired (``regret_ratio``, delta-method s.e.).
 ``--shared``: ONE theta per run drawn from the pool, K feature vectors x_a ~ U[-1, 1]^2 per round
 (the shared-parameter variant, where the prior of theta is exactly what S_1 calibrates).
 
-Writes benchmarks/results/calibrated_prior[_TAG].json and .png.
+Writes studies/realdata/results/calibrated_prior[_TAG].json and .png.
 """
 
 import argparse
@@ -118,7 +118,7 @@ def main():
     cal_err, cal_cov = marginal_error(calibrated, train, k_err)
     old_err, old_cov = marginal_error(old, train, k_err)
     out = dict(
-        command="PYTHONPATH=. nice -n 10 python benchmarks/calibrated_prior.py "
+        command="PYTHONPATH=. python studies/realdata/calibrated_prior.py "
         f"--runs {a.runs} --rounds {a.rounds} --actions {K} --noise {a.noise} --linearisation {a.linearisation}"
         + (" --shared" if a.shared else "")
         + (f" --tag {a.tag}" if a.tag else ""),

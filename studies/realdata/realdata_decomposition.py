@@ -8,9 +8,9 @@ Three Thompson samplers on the same runs (common random numbers):
   "dTS (iterated)" (12 up/down passes); their gap to "bank TS (DDPM draws)" is the cost of the
   posterior approximation (up to the bank's own finite size).
 
-    nice -n 10 python benchmarks/realdata_decomposition.py --preset ring-shared --runs 40
+    python studies/realdata/realdata_decomposition.py --preset ring-shared --runs 40
 
-Writes benchmarks/results/realdata/<preset>-decomposition.json.
+Writes studies/realdata/results/<preset>-decomposition.json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-from realdata_study import OUT, paired_difference  # the sibling script (run from benchmarks/ or the root)
 
 from dts_ppl import agents as ag
 from dts_ppl.bandits.simulation import regret_ratio, simulate
@@ -29,6 +28,9 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.experiments import realdata
 from dts_ppl.ppl.distances import energy_distance
+from studies.common import paired_difference, results_dir
+
+OUT = results_dir("realdata")
 
 SETUPS = {"ring-shared": realdata.ring_setup, "roll-shared": realdata.roll_setup}
 

@@ -1,10 +1,10 @@
 """The real-data study (issue 14): regret of dTS vs LinTS, LinUCB, HierTS, bank TS, random per preset,
 the paired ratios, the issue's three targets, and the measured prior fit.
 
-    nice -n 10 python benchmarks/realdata_study.py --presets ring-shared,roll-shared,digits-multitask
-    DTS_MOVIELENS_DIR=~/ml-100k python benchmarks/realdata_study.py --presets movielens
+    python studies/realdata/realdata_study.py --presets ring-shared,roll-shared,digits-multitask
+    DTS_MOVIELENS_DIR=~/ml-100k python studies/realdata/realdata_study.py --presets movielens
 
-Writes benchmarks/results/realdata/<preset>.json (the `dts-ppl bench regret` JSON plus "study": ratios,
+Writes studies/realdata/results/<preset>.json (the `dts-ppl bench regret` JSON plus "study": ratios,
 targets, prior fit, S_1) and <preset>.png, and prints one markdown table per preset.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -21,8 +20,9 @@ import numpy as np
 from dts_ppl.bandits.simulation import plot_regret, regret_ratio
 from dts_ppl.commands.bench import run_experiment, to_json
 from dts_ppl.experiments import realdata
+from studies.common import paired_difference, results_dir
 
-OUT = Path(__file__).resolve().parent / "results" / "realdata"
+OUT = results_dir("realdata")
 SETUPS = {
     "ring-shared": realdata.ring_setup,
     "roll-shared": realdata.roll_setup,
@@ -30,12 +30,6 @@ SETUPS = {
     "digits-multitask-bernoulli": lambda progress=False: realdata.digits_setup("logistic", progress),
     "movielens": lambda progress=False: realdata.movielens_setup(None, progress),
 }
-
-
-def paired_difference(a, b):
-    """Mean and s.e. of the paired per-run difference of final regrets a - b."""
-    diff = a.cumulative[:, -1] - b.cumulative[:, -1]
-    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
 
 
 def targets(results) -> dict:

@@ -1,12 +1,12 @@
 """S_1 of the shipped Swiss-roll prior: its old S_1 = I (standardised) against the "marginal" rule.
 
-    PYTHONPATH=. nice -n 10 python benchmarks/swissroll_action_cov.py
+    PYTHONPATH=. python studies/swissroll/swissroll_action_cov.py
 
 Loads dts_ppl/models/swissroll_L40.npz (not modified), calibrates S_1 to the prior's own training
 samples (``experiments.swissroll.swiss_roll(10000, seed=0)``) with the rule of
 ``train_diffusion_prior`` (20000 prior draws of psi_1, key fold_in(PRNGKey(0), 1), eigenvalue floor
 beta_1), and measures each prior's theta marginal covariance (40000 draws) against the data's
-(relative Frobenius error). Writes benchmarks/results/swissroll_action_cov.json.
+(relative Frobenius error). Writes studies/swissroll/results/swissroll_action_cov.json.
 
 With ``--regret RUNS``: also the Swiss-roll study's regret (``experiments.swissroll.run_preset``,
 preset swissroll-pretrain-10000: K = 100 i.i.d. roll points per run, contexts U[-1, 1]^2,
@@ -33,7 +33,7 @@ cal = action_cov_calibration(prior, data, key, 20_000, floor)
 calibrated = calibrate_action_cov(prior, data, key, 20_000, floor)
 ref = np.cov(data.T)
 out = dict(
-    command="PYTHONPATH=. nice -n 10 python benchmarks/swissroll_action_cov.py",
+    command="PYTHONPATH=. python studies/swissroll/swissroll_action_cov.py",
     data_cov=ref.tolist(),
     link_cov=cal.link_cov.tolist(),
     eigenvalues_before_clipping=cal.eigenvalues.tolist(),

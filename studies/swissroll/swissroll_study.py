@@ -1,13 +1,13 @@
 """The Swiss-roll regret study (the paper's Figure 3) and the linearisation table.
 
-    PYTHONPATH=. python benchmarks/swissroll_study.py ratios          # 12 presets, dTS (identity) vs LinTS
-    PYTHONPATH=. python benchmarks/swissroll_study.py linearisations  # regret per linearisation
-    PYTHONPATH=. python benchmarks/swissroll_study.py action_cov      # S_1 sensitivity (depth 40)
-    PYTHONPATH=. python benchmarks/swissroll_study.py control         # one roll point per run (dTS's structure)
-    PYTHONPATH=. python benchmarks/swissroll_study.py pooling         # Gaussian hierarchy, no diffusion
-    PYTHONPATH=. python benchmarks/swissroll_study.py tables          # print the tables of docs/results.md
+    PYTHONPATH=. python studies/swissroll/swissroll_study.py ratios          # 12 presets, dTS (identity) vs LinTS
+    PYTHONPATH=. python studies/swissroll/swissroll_study.py linearisations  # regret per linearisation
+    PYTHONPATH=. python studies/swissroll/swissroll_study.py action_cov      # S_1 sensitivity (depth 40)
+    PYTHONPATH=. python studies/swissroll/swissroll_study.py control         # one roll point per run (dTS's structure)
+    PYTHONPATH=. python studies/swissroll/swissroll_study.py pooling         # Gaussian hierarchy, no diffusion
+    PYTHONPATH=. python studies/swissroll/swissroll_study.py tables          # print the tables of docs/results.md
 
-Each finished preset is written to benchmarks/results/<name>.json at once, so an interrupted
+Each finished preset is written to studies/swissroll/results/<name>.json at once, so an interrupted
 run resumes where it stopped. Sizes: --rounds, --runs, --actions (defaults: dts_ppl.experiments.swissroll.STUDY).
 """
 
@@ -46,7 +46,7 @@ def ratios(args):
         out = run_preset(
             name, args.actions, args.rounds, args.runs, linearisations=("identity",), progress=False, action_cov=s1
         )
-        out = _summary(out, dict(wall_s=time.time() - t, command="benchmarks/swissroll_study.py ratios"))
+        out = _summary(out, dict(wall_s=time.time() - t, command="studies/swissroll/swissroll_study.py ratios"))
         path.write_text(json.dumps(out, indent=1))
         a = out["agents"]
         print(

@@ -1,7 +1,7 @@
 """NUTS on a validation preset, centred vs non-centred: wall time, R-hat, ESS, leapfrog steps.
 
-    PYTHONPATH=. python benchmarks/nuts_parameterisation.py ddpm 300 300 1 centred noncentred
-    PYTHONPATH=. python benchmarks/nuts_parameterisation.py ddpm 1000 500 2 noncentred
+    PYTHONPATH=. python studies/validation/nuts_parameterisation.py ddpm 300 300 1 centred noncentred
+    PYTHONPATH=. python studies/validation/nuts_parameterisation.py ddpm 1000 500 2 noncentred
 
 Arguments: PRESET NUM_SAMPLES NUM_WARMUP NUM_CHAINS PARAMETERISATION... (float64, chains
 sequential unless devices cover them). docs/results.md: the ddpm rows of the validation study.

@@ -1,7 +1,7 @@
-"""Merge partial `dts-ppl validation-study --json` files into results/validation_study.{json,md,png} (no sampling).
+"""Merge partial `dts-ppl validation-study --json` files into studies/validation/results/validation_study.{json,md,png} (no sampling).
 
-    PYTHONPATH=. python benchmarks/render_validation_study.py \
-        results/validation_study_simple.json results/validation_study_ddpm.json
+    PYTHONPATH=. python studies/validation/render_validation_study.py \
+        studies/validation/results/validation_study_simple.json studies/validation/results/validation_study_ddpm.json
 """
 
 import json
@@ -18,9 +18,9 @@ for path in sys.argv[1:]:
     except FileNotFoundError:
         pass
 rows.sort(key=lambda r: (order[r["preset"]], r["num_obs"], r["rule"] != "paper"))
-json.dump(rows, open("results/validation_study.json", "w"), indent=2)
+json.dump(rows, open("studies/validation/results/validation_study.json", "w"), indent=2)
 for r in rows:
     r["psis_khat"] = -math.inf if r["psis_khat"] is None else r["psis_khat"]
-open("results/validation_study.md", "w").write(study_table(rows) + "\n")
-plot_study(rows, "results/validation_study.png")
+open("studies/validation/results/validation_study.md", "w").write(study_table(rows) + "\n")
+plot_study(rows, "studies/validation/results/validation_study.png")
 print(study_table(rows))
