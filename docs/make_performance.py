@@ -66,7 +66,7 @@ cost is in the grid below (the MLP timings of docs/defaults.md).
 
 Measured with the two agents interleaved in one process on donated states (dTS, LinTS, and dTS
 with the full chain in its state, `collapse=False`), per-pair ratio median and quartiles, float32:
-`python studies/performance/agent_timing.py --paired 20 --rounds 200 --flat K,d,L --json
+`PYTHONPATH=. python studies/performance/agent_timing.py --paired 20 --rounds 200 --flat K,d,L --json
 studies/performance/results/agent_timing_paired_kK_dd_lL.json` (K = 10^4: `--paired 10 --rounds 100`).
 
 | K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS (quartiles) | target | full chain (us/round) | full chain / LinTS | blocks x rounds |
@@ -94,7 +94,7 @@ The prior is the paper's random linear prior with W_2..W_L scaled to spectral no
 (`timing_prior` in the script: the unscaled deep chain's variances overflow float32). Best of {data.get("repeats", 3)} compiled blocks of {data["rounds_per_block"]} rounds (naive dTS: a tenth as many
 rounds), {data["dtype"]}, {data["device"]}{_load_text(data)}; naive dTS recomputes every action's
 posterior and the chain from the statistics each round with the core's batch closed form,
-O((L + K) d^3) (`naive_dts` in the script): `python studies/performance/agent_timing.py --K 100,1000,10000
+O((L + K) d^3) (`naive_dts` in the script): `PYTHONPATH=. python studies/performance/agent_timing.py --K 100,1000,10000
 --d 5,20 --L 2,4,40 --rounds 200 --repeats 3 --blocks 5 --json studies/performance/results/agent_timing_grid.json`.
 Plot: `studies/performance/results/perf_vs_L.png`.
 
@@ -140,7 +140,7 @@ over a K x d x d array per round: the score pass v_a = Shat_a x that any per-act
 sampler needs) run as interleaved compiled blocks on donated states; the medians are per round.
 Peak memory is XLA's account of the compiled dTS block (arguments + outputs - aliased + temporaries)
 against the bytes of the state's own arrays. Targets: linear in K, dTS <= 2x the floor, peak <= 1.2x
-the state. `python studies/performance/scaling.py --K 1000,10000,100000,1000000 --json studies/performance/results/scaling.json`.
+the state. `PYTHONPATH=. python studies/performance/scaling.py --K 1000,10000,100000,1000000 --json studies/performance/results/scaling.json`.
 Plot: `studies/performance/results/perf_vs_K.png`. {verdict}
 
 | K | dTS (us/round) | LinTS (us/round) | floor (us/round) | dTS / floor | dTS / LinTS | state (MiB) | peak (MiB) | peak / state | pairs x rounds |
@@ -162,7 +162,7 @@ def throughput_section() -> str:
         f"""## Simulation throughput
 
 `dts_ppl.simulate` (vmap over runs, scan over rounds), best of 2 calls after a compiling call,
-{data["dtype"]}, {data["device"]}{_load_text(data)}: `python studies/performance/throughput.py --json
+{data["dtype"]}, {data["device"]}{_load_text(data)}: `PYTHONPATH=. python studies/performance/throughput.py --json
 studies/performance/results/throughput.json`.
 
 | agent | K | d | L | runs | rounds | run-rounds / s | first call, with compilation (s) |

@@ -92,7 +92,7 @@ def timing_section() -> str:
         f"""## Per-round cost (act + update)
 
 From `studies/performance/results/agent_timing_grid.json`, produced by
-`python studies/performance/agent_timing.py --K 100,1000,10000 --d 5,20 --L 2,4,40 --rounds 100 --repeats 3
+`PYTHONPATH=. python studies/performance/agent_timing.py --K 100,1000,10000 --d 5,20 --L 2,4,40 --rounds 100 --repeats 3
 --blocks 10 --json studies/performance/results/agent_timing_grid.json` ({data["dtype"]}, {data["device"]},
 compilation excluded, best of 3 blocks of {data["rounds_per_block"]} rounds; the machine was shared).
 

@@ -58,7 +58,7 @@ def main():
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6))
     out = {}
     for ax, name in zip(axes, names, strict=True):
-        path = (pathlib.Path(__file__).resolve().parent / "results" / f"{name}.json")
+        path = pathlib.Path(__file__).resolve().parent / "results" / f"{name}.json"
         if not path.exists():
             print(f"skip {name}: {path} missing")
             continue

@@ -7,26 +7,24 @@ compiled block of rounds divided by its length, best of `--repeats` blocks, so c
 excluded. Flatness: the same compiled block is run `--blocks` times back to back on the carried
 state (t grows from 0 to blocks * rounds) and each block's time is reported.
 
-    python studies/performance/agent_timing.py --json studies/performance/results/agent_timing.json
-    python studies/performance/agent_timing.py --paired 40 --rounds 100 --json studies/performance/results/agent_timing_paired.json
+    PYTHONPATH=. python studies/performance/agent_timing.py --json studies/performance/results/agent_timing.json
+    PYTHONPATH=. python studies/performance/agent_timing.py --paired 40 --rounds 100 --json studies/performance/results/agent_timing_paired.json
 
 ``--paired N`` times only the ``--flat`` configuration: N interleaved dTS/LinTS block pairs on
 donated states (and dTS with the full chain in its state, ``collapse=False``, when L > 1), and
 reports the median and quartiles of the per-pair ratio:
 
-    python studies/performance/agent_timing.py --paired 20 --rounds 200 --flat 100,20,40 --json studies/performance/results/agent_timing_paired_k100_d20_l40.json
+    PYTHONPATH=. python studies/performance/agent_timing.py --paired 20 --rounds 200 --flat 100,20,40 --json studies/performance/results/agent_timing_paired_k100_d20_l40.json
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl import Gaussian, core

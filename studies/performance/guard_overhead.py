@@ -112,7 +112,11 @@ def main(argv=None):
         out.append(row)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": "python studies/performance/guard_overhead.py --json " + args.json, "rows": out}, f, indent=1)
+            json.dump(
+                {"command": "python studies/performance/guard_overhead.py --json " + args.json, "rows": out},
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

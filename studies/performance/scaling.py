@@ -6,7 +6,7 @@ array per round: the score pass v_a = Shat_a x that any per-action Thompson samp
 Peak memory is XLA's own account of the compiled dTS block (arguments + outputs - aliased +
 temporaries), against the bytes of the state's arrays.
 
-    python studies/performance/scaling.py --K 1000,10000,100000,1000000 --json studies/performance/results/scaling.json
+    PYTHONPATH=. python studies/performance/scaling.py --K 1000,10000,100000,1000000 --json studies/performance/results/scaling.json
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ For each configuration (K, d, L, runs) the simulator is compiled once (one untim
 timed over ``--repeats`` calls with fresh keys (best of them); throughput = runs * rounds / s.
 Linear-diffusion Gaussian bandit (agent_timing.timing_prior), float32, dTS (default options) and LinTS.
 
-    python studies/performance/throughput.py --json studies/performance/results/throughput.json
+    PYTHONPATH=. python studies/performance/throughput.py --json studies/performance/results/throughput.json
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import jax
 
 from dts_ppl import Gaussian, simulate
 from dts_ppl.agents import dts, lin_ts, theta_marginal
-from studies.common import save_json, timing_prior
 from dts_ppl.bandits.envs import diffusion_environment
+from studies.common import save_json, timing_prior
 
 CONFIGS = [(100, 5, 2, 50), (100, 20, 4, 50), (100, 5, 40, 50), (1000, 20, 4, 10)]
 

@@ -16,6 +16,7 @@ from dts_ppl import save_prior
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 
 DECLARATIONS = {
     "linear_d5_L2": dict(kind="linear", dim=5, active_dims=(5, 2), seed=0),
@@ -37,9 +38,9 @@ def build(name: str):
 def main():
     jax.config.update("jax_enable_x64", True)
     for name, spec in DECLARATIONS.items():
-        path = HERE.parent / "dts_ppl" / "models" / f"{name}.npz"
+        path = ROOT / "dts_ppl" / "models" / f"{name}.npz"
         save_prior(path, build(name), dict(spec, source="paper synthetic (arXiv 2402.10028, section 5)"))
-        print(f"wrote {path.relative_to(HERE.parent)} ({path.stat().st_size / 1024:.1f} KiB)")
+        print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.1f} KiB)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from dts_ppl.experiments.swissroll import swiss_roll, swiss_roll_prior  # noqa: 
 from dts_ppl.ppl.distances import energy_distance  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 
 
 def ddpm_samples(prior, meta, key, num):
@@ -45,7 +46,7 @@ def main():
     t0 = time.time()
     prior, meta = swiss_roll_prior(10_000, 40, seed=0, cache=not args.retrain)
     print(f"prior ready in {time.time() - t0:.0f}s (L={prior.num_levels}, final loss {meta['final_loss']:.4f})")
-    save_prior(HERE.parent / "dts_ppl" / "models" / "swissroll_L40.npz", prior, meta)
+    save_prior(ROOT / "dts_ppl" / "models" / "swissroll_L40.npz", prior, meta)
 
     m = args.num_eval
     train = swiss_roll(10_000, seed=0)

@@ -8,7 +8,7 @@ Three Thompson samplers on the same runs (common random numbers):
   "dTS (iterated)" (12 up/down passes); their gap to "bank TS (DDPM draws)" is the cost of the
   posterior approximation (up to the bank's own finite size).
 
-    python studies/realdata/realdata_decomposition.py --preset ring-shared --runs 40
+    PYTHONPATH=. python studies/realdata/realdata_decomposition.py --preset ring-shared --runs 40
 
 Writes studies/realdata/results/<preset>-decomposition.json.
 """

@@ -1,8 +1,8 @@
 """The real-data study (issue 14): regret of dTS vs LinTS, LinUCB, HierTS, bank TS, random per preset,
 the paired ratios, the issue's three targets, and the measured prior fit.
 
-    python studies/realdata/realdata_study.py --presets ring-shared,roll-shared,digits-multitask
-    DTS_MOVIELENS_DIR=~/ml-100k python studies/realdata/realdata_study.py --presets movielens
+    PYTHONPATH=. python studies/realdata/realdata_study.py --presets ring-shared,roll-shared,digits-multitask
+    DTS_MOVIELENS_DIR=~/ml-100k PYTHONPATH=. python studies/realdata/realdata_study.py --presets movielens
 
 Writes studies/realdata/results/<preset>.json (the `dts-ppl bench regret` JSON plus "study": ratios,
 targets, prior fit, S_1) and <preset>.png, and prints one markdown table per preset.
