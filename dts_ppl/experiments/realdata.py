@@ -2,8 +2,8 @@
 
 Every preset compares dTS with a DDPM prior pre-trained on a sample of theta against
 
-- LinTS and LinUCB given the Gaussian fitted to the same sample (:func:`fitted_gaussian`),
-- HierTS (per-action presets): a one-level Gaussian hierarchy with dTS's S_1 (:func:`gaussian_hierarchy`),
+- LinTS and LinUCB given the Gaussian fitted to the same sample (``GaussianPrior.fit``),
+- HierTS (per-action presets): HierTS-1 on a one-level Gaussian hierarchy with dTS's S_1 (:func:`gaussian_hierarchy`),
 - bank TS: the exact posterior of an empirical prior (:func:`dts_ppl.agents.bank_ts`) -- many
   true-prior draws where the true prior is known (ring, roll: the ceiling of prior knowledge),
   the pre-training sample on real data,
@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -42,13 +43,15 @@ import numpy as np
 
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import Environment, pool_environment, uniform_contexts
-from dts_ppl.core import inference as core
+from dts_ppl.agents.dts import hierarchical_prior
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.data import digits as digits_data
 from dts_ppl.data.factorisation import als
 from dts_ppl.data.movielens import ENV_VAR, load_movielens
-from dts_ppl.ddpm import action_covariance, train_diffusion_prior
+from dts_ppl.core.sampling import sample_prior
+from dts_ppl.ddpm import train_diffusion_prior
+from dts_ppl.ddpm.calibrate import with_action_cov
 from dts_ppl.experiments import swissroll
 from dts_ppl.experiments.registry import Preset
 from dts_ppl.ppl.distances import energy_distance
@@ -69,31 +72,36 @@ MOVIELENS = dict(
 
 
 def fitted_gaussian(samples, jitter: float = 1e-9) -> ag.GaussianPrior:
-    """The Gaussian fit (sample mean (d,), sample covariance (d, d)) of samples (N, d).
-
-    (Stands in for ``agents.GaussianPrior.fit``, which another branch adds.)
-    """
-    x = np.asarray(samples, np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"samples: expected (N, d) with N >= 2, got shape {x.shape}")
-    cov = np.cov(x.T).reshape(x.shape[1], x.shape[1])
-    cov = cov + jitter * np.trace(cov) / x.shape[1] * np.eye(x.shape[1])
-    dtype = jnp.result_type(float)
-    return ag.GaussianPrior(jnp.asarray(x.mean(0), dtype), jnp.asarray(cov, dtype))
+    """Deprecated: ``agents.GaussianPrior.fit(samples, jitter)``, the Gaussian fit of samples (N, d)."""
+    warnings.warn(
+        "realdata.fitted_gaussian is deprecated; use dts_ppl.agents.GaussianPrior.fit", DeprecationWarning, stacklevel=2
+    )
+    return ag.GaussianPrior.fit(samples, jitter)
 
 
 def gaussian_hierarchy(gauss: ag.GaussianPrior, own_cov) -> DiffusionPrior:
-    """HierTS's prior for i.i.d. per-action parameters with Gaussian fit N(m, C):
-    theta_a = m + h + e_a, e_a ~ N(0, own_cov), h ~ N(0, C - own_cov) (eigenvalues floored at 1e-6 tr C / d)."""
+    """HierTS's prior for i.i.d. per-action parameters with Gaussian fit N(m, C), as a DiffusionPrior.
+
+    The one-level linear chain theta_a = m + h + e_a, e_a ~ N(0, own_cov), h ~ N(0, C - own_cov)
+    (C - own_cov's eigenvalues floored at 1e-6 tr C / d), through :func:`dts_ppl.agents.hierarchical_prior`
+    (HierTS-1, no jitter: the floor already keeps h's covariance positive definite).
+
+    Args:
+        gauss: the Gaussian fit, mean (d,) and cov C (d, d).
+        own_cov: (d, d) per-action covariance (dTS's S_1).
+    Returns:
+        DiffusionPrior with one level: S_1 = own_cov, S_2 = the floored C - own_cov, offset m.
+    """
     C = np.asarray(gauss.cov, np.float64)
     own = np.asarray(own_cov, np.float64)
     evals, evecs = np.linalg.eigh(C - own)
     floor = 1e-6 * np.trace(C) / C.shape[0]
     top = (evecs * np.maximum(evals, floor)) @ evecs.T
     d, dtype = C.shape[0], gauss.mean.dtype
-    return DiffusionPrior.linear(
+    chain = DiffusionPrior.linear(
         [jnp.eye(d, dtype=dtype)], [jnp.asarray(own, dtype), jnp.asarray(0.5 * (top + top.T), dtype)], [gauss.mean]
     )
+    return hierarchical_prior(chain, jitter=0.0)
 
 
 def standardised_cov(samples) -> np.ndarray:
@@ -121,16 +129,14 @@ def trained_prior(tag: str, samples, action_cov, seed: int = 0, progress: bool =
     return trained.prior, meta
 
 
-def with_action_cov(prior: DiffusionPrior, meta: dict, action_cov) -> DiffusionPrior:
-    """``prior`` with S_1 replaced by the ``action_cov`` rule of :func:`dts_ppl.ddpm.action_covariance`."""
-    scale = np.asarray(meta["standardisation"]["scale"])
-    s1 = action_covariance(action_cov, np.asarray(meta["betas"]), scale, prior.dim)
-    return prior._replace(cov1=jnp.asarray(s1, prior.cov1.dtype))
-
-
 def prior_samples(key, prior: DiffusionPrior, num_samples: int) -> jax.Array:
-    """``num_samples`` draws (num_samples, d) of one theta from a diffusion prior."""
-    return core.sample(key, prior, core.prior_conditionals(prior, 1), (num_samples,))[1][:, 0]
+    """Deprecated: ``sample_prior(key, prior, num_samples)[1][:, 0]``, draws (num_samples, d) of one theta."""
+    warnings.warn(
+        "realdata.prior_samples is deprecated; use dts_ppl.sample_prior(key, prior, n)[1][:, 0]",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return sample_prior(key, prior, num_samples)[1][:, 0]
 
 
 def prior_fit(key, prior: DiffusionPrior, gauss: ag.GaussianPrior, heldout, pretrain, num_samples: int = 2000) -> dict:
@@ -141,7 +147,7 @@ def prior_fit(key, prior: DiffusionPrior, gauss: ag.GaussianPrior, heldout, pret
     held = held[jax.random.permutation(k4, held.shape[0])[:num_samples]]
     pre = jnp.asarray(pretrain)
     pre = pre[jax.random.permutation(k3, pre.shape[0])[:num_samples]]
-    dts_draws = prior_samples(k1, prior, num_samples)
+    dts_draws = sample_prior(k1, prior, num_samples)[1][:, 0]
     chol = jnp.linalg.cholesky(gauss.cov)
     gauss_draws = gauss.mean + jax.random.normal(k2, (num_samples, gauss.mean.shape[0]), gauss.mean.dtype) @ chol.T
     return dict(
@@ -192,17 +198,17 @@ def ring_setup(progress: bool = True) -> dict:
     bank = sample_ring(jax.random.PRNGKey(202), SHARED["bank"])
     prior, meta = trained_prior("ring", pretrain, "beta", progress=progress)
     env = shared_environment(lambda k: sample_ring(k, 1), "8-cluster ring (shared theta), K=20 features U[-1,1]^2")
-    return dict(env=env, prior=prior, meta=meta, gauss=fitted_gaussian(pretrain), bank=bank, pretrain=pretrain)
+    return dict(env=env, prior=prior, meta=meta, gauss=ag.GaussianPrior.fit(pretrain), bank=bank, pretrain=pretrain)
 
 
 def roll_setup(progress: bool = True) -> dict:
     """The roll-shared preset: the shipped Swiss-roll prior (N = 10^4, L = 40), S_1 = "beta"."""
     prior, meta = swissroll.swiss_roll_prior(10_000, 40, progress=progress)
-    prior = with_action_cov(prior, meta, "beta")
+    prior, meta = with_action_cov(prior, meta, "beta")
     pretrain = swissroll.swiss_roll(10_000, seed=0)
     bank = jnp.asarray(swissroll.swiss_roll(SHARED["bank"], seed=1), jnp.result_type(float))
     env = shared_environment(lambda k: swissroll.sample_swiss_roll(k, 1), "Swiss roll (shared theta), K=20")
-    return dict(env=env, prior=prior, meta=meta, gauss=fitted_gaussian(pretrain), bank=bank, pretrain=pretrain)
+    return dict(env=env, prior=prior, meta=meta, gauss=ag.GaussianPrior.fit(pretrain), bank=bank, pretrain=pretrain)
 
 
 def _shared_builder(setup):
@@ -229,7 +235,7 @@ def digits_setup(kind: str = "linear", progress: bool = True) -> dict:
         env=env,
         prior=prior,
         meta=meta,
-        gauss=fitted_gaussian(tasks.pretrain_thetas),
+        gauss=ag.GaussianPrior.fit(tasks.pretrain_thetas),
         bank=jnp.asarray(tasks.pretrain_thetas, jnp.result_type(float)),
         pretrain=tasks.pretrain_thetas,
         heldout=tasks.bandit_thetas,
@@ -273,7 +279,7 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
     env = pool_environment(fac.item_vectors[bandit_items], fac.user_vectors, K, lik, name=name)
     own_std = 0.5 * standardised_cov(pretrain)
     prior, meta = trained_prior("movielens", pretrain, own_std, progress=progress)
-    gauss = fitted_gaussian(pretrain)
+    gauss = ag.GaussianPrior.fit(pretrain)
     return dict(
         env=env,
         prior=prior,

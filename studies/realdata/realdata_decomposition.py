@@ -26,6 +26,7 @@ from dts_ppl import agents as ag
 from dts_ppl.bandits.simulation import regret_ratio, simulate
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.sampling import sample_prior
 from dts_ppl.experiments import realdata
 from dts_ppl.ppl.distances import energy_distance
 from studies.common import paired_difference, results_dir
@@ -86,7 +87,7 @@ def main():
     args = p.parse_args()
     s = SETUPS[args.preset](progress=False)
     K, lik = realdata.SHARED["num_actions"], Gaussian(realdata.SHARED["noise"])
-    ddpm_bank = realdata.prior_samples(jax.random.PRNGKey(99), s["prior"], realdata.SHARED["bank"])
+    ddpm_bank = sample_prior(jax.random.PRNGKey(99), s["prior"], realdata.SHARED["bank"])[1][:, 0]
     path = OUT / f"{args.preset}-decomposition.json"
     if args.posterior_only:
         out = json.loads(path.read_text()) if path.is_file() else {}
