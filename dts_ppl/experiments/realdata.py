@@ -43,19 +43,18 @@ import numpy as np
 
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import Environment, pool_environment, uniform_contexts
-from dts_ppl.agents.dts import hierarchical_prior
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.sampling import sample_prior
 from dts_ppl.data import digits as digits_data
 from dts_ppl.data.factorisation import als
 from dts_ppl.data.movielens import ENV_VAR, load_movielens
-from dts_ppl.core.sampling import sample_prior
 from dts_ppl.ddpm import train_diffusion_prior
 from dts_ppl.ddpm.calibrate import with_action_cov
 from dts_ppl.experiments import swissroll
 from dts_ppl.experiments.registry import Preset
-from dts_ppl.ppl.distances import energy_distance
 from dts_ppl.io.serialization import load_prior, save_prior
+from dts_ppl.ppl.distances import energy_distance
 
 #: DDPM training of every preset's prior (cached under swissroll.cache_dir()).
 TRAINING = dict(num_levels=40, schedule="cosine", hidden=128, steps=6000, variance="beta")
@@ -101,7 +100,7 @@ def gaussian_hierarchy(gauss: ag.GaussianPrior, own_cov) -> DiffusionPrior:
     chain = DiffusionPrior.linear(
         [jnp.eye(d, dtype=dtype)], [jnp.asarray(own, dtype), jnp.asarray(0.5 * (top + top.T), dtype)], [gauss.mean]
     )
-    return hierarchical_prior(chain, jitter=0.0)
+    return ag.hierarchical_prior(chain, jitter=0.0)
 
 
 def standardised_cov(samples) -> np.ndarray:
