@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,19 +53,69 @@ from dts_ppl.data.movielens import ENV_VAR, load_movielens
 from dts_ppl.ddpm import train_diffusion_prior
 from dts_ppl.ddpm.calibrate import with_action_cov
 from dts_ppl.experiments import swissroll
-from dts_ppl.experiments.registry import Preset
 from dts_ppl.io.serialization import load_prior, save_prior
 from dts_ppl.ppl.distances import energy_distance
 
+
+class DDPMTraining(NamedTuple):
+    """DDPM training of every preset's prior (:func:`dts_ppl.train_diffusion_prior` arguments)."""
+
+    num_levels: int = 40
+    schedule: str = "cosine"
+    hidden: int = 128
+    steps: int = 6000
+    variance: str = "beta"
+
+
+class RingConfig(NamedTuple):
+    """The 8-cluster ring: cluster centres on a circle of ``radius``, each an isotropic Gaussian (sd)."""
+
+    num_clusters: int = 8
+    radius: float = 2.0
+    sd: float = 0.15
+
+
+class SharedConfig(NamedTuple):
+    """Shared-parameter bandits: K features per round, Gaussian noise sd, run size, pre-training and bank sizes."""
+
+    num_actions: int = 20
+    rounds: int = 300
+    runs: int = 40
+    noise: float = 1.0
+    pretrain: int = 5000
+    bank: int = 20_000
+
+
+class DigitsConfig(NamedTuple):
+    """The digits multi-task bandit: embedding dimension, images per round, run size, noise sd."""
+
+    dim: int = 5
+    num_actions: int = 20
+    rounds: int = 500
+    runs: int = 20
+    noise: float = 0.5
+
+
+class MovieLensConfig(NamedTuple):
+    """The MovieLens preset: ALS rank and ridge, item filter and split, bandit and run size, noise sd, seed."""
+
+    rank: int = 5
+    ridge: float = 5.0
+    min_ratings: int = 20
+    pretrain_share: float = 0.7
+    num_actions: int = 100
+    rounds: int = 3000
+    runs: int = 20
+    noise: float = 1.0
+    seed: int = 0
+
+
 #: DDPM training of every preset's prior (cached under swissroll.cache_dir()).
-TRAINING = dict(num_levels=40, schedule="cosine", hidden=128, steps=6000, variance="beta")
-RING = dict(num_clusters=8, radius=2.0, sd=0.15)
-#: Shared-parameter bandits: K features per round, Gaussian noise sd.
-SHARED = dict(num_actions=20, rounds=300, runs=40, noise=1.0, pretrain=5000, bank=20_000)
-DIGITS = dict(dim=5, num_actions=20, rounds=500, runs=20, noise=0.5)
-MOVIELENS = dict(
-    rank=5, ridge=5.0, min_ratings=20, pretrain_share=0.7, num_actions=100, rounds=3000, runs=20, noise=1.0, seed=0
-)
+TRAINING = DDPMTraining()
+RING = RingConfig()
+SHARED = SharedConfig()
+DIGITS = DigitsConfig()
+MOVIELENS = MovieLensConfig()
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -115,7 +166,7 @@ def trained_prior(tag: str, samples, action_cov, seed: int = 0, progress: bool =
         (prior, metadata).
     """
     x = np.asarray(samples, np.float64)
-    cfg = dict(TRAINING, **overrides)
+    cfg = dict(TRAINING._asdict(), **overrides)
     key_cov = action_cov if isinstance(action_cov, str | float | int) else np.round(np.asarray(action_cov), 12).tolist()
     digest = hashlib.sha1(x.tobytes() + json.dumps([cfg, key_cov, seed], sort_keys=True).encode()).hexdigest()[:12]
     path = swissroll.cache_dir() / f"{tag}-{digest}.npz"
@@ -177,24 +228,22 @@ def sample_ring(key, num_samples: int) -> jax.Array:
     """(num_samples, 2) draws of the 8-cluster ring: centre radius (cos, sin)(2 pi c / 8), c uniform, + sd N(0, I)."""
     k_c, k_n = jax.random.split(key)
     dtype = jnp.result_type(float)
-    c = jax.random.randint(k_c, (num_samples,), 0, RING["num_clusters"])
-    angle = 2 * jnp.pi * c.astype(dtype) / RING["num_clusters"]
-    centre = RING["radius"] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
-    return centre + RING["sd"] * jax.random.normal(k_n, (num_samples, 2), dtype)
+    c = jax.random.randint(k_c, (num_samples,), 0, RING.num_clusters)
+    angle = 2 * jnp.pi * c.astype(dtype) / RING.num_clusters
+    centre = RING.radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
+    return centre + RING.sd * jax.random.normal(k_n, (num_samples, 2), dtype)
 
 
 def shared_environment(sample_one, name: str) -> Environment:
     """One theta (2,) per run from ``sample_one(key) -> (1, 2)``; K = 20 features U[-1, 1]^2 per round."""
-    K = SHARED["num_actions"]
-    return Environment(
-        lambda key: sample_one(key)[0], uniform_contexts(2, K), Gaussian(SHARED["noise"]), K, 2, True, name
-    )
+    K = SHARED.num_actions
+    return Environment(lambda key: sample_one(key)[0], uniform_contexts(2, K), Gaussian(SHARED.noise), K, 2, True, name)
 
 
 def ring_setup(progress: bool = True) -> dict:
     """Everything the ring-shared preset uses: env, prior (+ meta), Gaussian fit, bank, pre-training sample."""
-    pretrain = np.asarray(sample_ring(jax.random.PRNGKey(101), SHARED["pretrain"]), np.float64)
-    bank = sample_ring(jax.random.PRNGKey(202), SHARED["bank"])
+    pretrain = np.asarray(sample_ring(jax.random.PRNGKey(101), SHARED.pretrain), np.float64)
+    bank = sample_ring(jax.random.PRNGKey(202), SHARED.bank)
     prior, meta = trained_prior("ring", pretrain, "beta", progress=progress)
     env = shared_environment(lambda k: sample_ring(k, 1), "8-cluster ring (shared theta), K=20 features U[-1,1]^2")
     return dict(env=env, prior=prior, meta=meta, gauss=ag.GaussianPrior.fit(pretrain), bank=bank, pretrain=pretrain)
@@ -205,17 +254,19 @@ def roll_setup(progress: bool = True) -> dict:
     prior, meta = swissroll.swiss_roll_prior(10_000, 40, progress=progress)
     prior, meta = with_action_cov(prior, meta, "beta")
     pretrain = swissroll.swiss_roll(10_000, seed=0)
-    bank = jnp.asarray(swissroll.swiss_roll(SHARED["bank"], seed=1), jnp.result_type(float))
+    bank = jnp.asarray(swissroll.swiss_roll(SHARED.bank, seed=1), jnp.result_type(float))
     env = shared_environment(lambda k: swissroll.sample_swiss_roll(k, 1), "Swiss roll (shared theta), K=20")
     return dict(env=env, prior=prior, meta=meta, gauss=ag.GaussianPrior.fit(pretrain), bank=bank, pretrain=pretrain)
 
 
-def _shared_builder(setup):
+def shared_builder(setup):
+    """Builder of a shared-parameter preset from its ``setup()`` (ring or roll)."""
+
     def build(key, num_rounds):
         del key, num_rounds
         s = setup()
-        lik = Gaussian(SHARED["noise"])
-        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, SHARED["num_actions"], True)
+        lik = Gaussian(SHARED.noise)
+        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, SHARED.num_actions, True)
 
     return build
 
@@ -225,10 +276,10 @@ def _shared_builder(setup):
 
 def digits_setup(kind: str = "linear", progress: bool = True) -> dict:
     """The digits multi-task preset: tasks, env, prior trained on the pre-training thetas, fit, bank."""
-    tasks = digits_data.digits_tasks(dim=DIGITS["dim"], kind=kind)
-    lik = Gaussian(DIGITS["noise"]) if kind == "linear" else Bernoulli()
-    name = f"digits multi-task ({kind}), K={DIGITS['num_actions']} images per round"
-    env = pool_environment(tasks.bandit_thetas, tasks.features, DIGITS["num_actions"], lik, shared=True, name=name)
+    tasks = digits_data.digits_tasks(dim=DIGITS.dim, kind=kind)
+    lik = Gaussian(DIGITS.noise) if kind == "linear" else Bernoulli()
+    name = f"digits multi-task ({kind}), K={DIGITS.num_actions} images per round"
+    env = pool_environment(tasks.bandit_thetas, tasks.features, DIGITS.num_actions, lik, shared=True, name=name)
     prior, meta = trained_prior(f"digits-{kind}", tasks.pretrain_thetas, "beta", progress=progress)
     return dict(
         env=env,
@@ -242,14 +293,16 @@ def digits_setup(kind: str = "linear", progress: bool = True) -> dict:
     )
 
 
-def _digits_builder(kind):
+def digits_builder(kind: str):
+    """Builder of the digits preset: ``kind`` "linear" (Gaussian rewards) or "logistic" (Bernoulli)."""
+
     def build(key, num_rounds):
         del key
         s = digits_setup(kind)
         lik = s["likelihood"]
         if kind == "logistic":  # expand the GLM likelihood at the prior's scale, as the paper presets do
             lik = Bernoulli().regularised_for(s["gauss"].cov)
-        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, DIGITS["num_actions"], True, None, num_rounds)
+        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, DIGITS.num_actions, True, None, num_rounds)
 
     return build
 
@@ -261,20 +314,18 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
     """The MovieLens preset from the user's files: factorisation, item split, env, prior, fit, bank."""
     ratings = load_movielens(data_dir)
     cfg = MOVIELENS
-    fac = als(ratings.users, ratings.items, ratings.ratings, cfg["rank"], cfg["ridge"], seed=cfg["seed"])
+    fac = als(ratings.users, ratings.items, ratings.ratings, cfg.rank, cfg.ridge, seed=cfg.seed)
     counts = np.bincount(ratings.items, minlength=ratings.num_items)
-    eligible = np.flatnonzero(counts >= cfg["min_ratings"])
+    eligible = np.flatnonzero(counts >= cfg.min_ratings)
     if eligible.size < 4:
-        raise ValueError(
-            f"data_dir: only {eligible.size} items have >= {cfg['min_ratings']} ratings; expected at least 4"
-        )
-    perm = np.random.RandomState(cfg["seed"]).permutation(eligible)
-    cut = int(round(cfg["pretrain_share"] * eligible.size))
+        raise ValueError(f"data_dir: only {eligible.size} items have >= {cfg.min_ratings} ratings; expected at least 4")
+    perm = np.random.RandomState(cfg.seed).permutation(eligible)
+    cut = int(round(cfg.pretrain_share * eligible.size))
     pre_items, bandit_items = perm[:cut], perm[cut:]
     pretrain = fac.item_vectors[pre_items].astype(np.float64)
-    K = int(min(cfg["num_actions"], bandit_items.size))
-    name = f"MovieLens ({ratings.format}) ALS rank {cfg['rank']}, K={K} of {bandit_items.size} held-out items"
-    lik = Gaussian(cfg["noise"])
+    K = int(min(cfg.num_actions, bandit_items.size))
+    name = f"MovieLens ({ratings.format}) ALS rank {cfg.rank}, K={K} of {bandit_items.size} held-out items"
+    lik = Gaussian(cfg.noise)
     env = pool_environment(fac.item_vectors[bandit_items], fac.user_vectors, K, lik, name=name)
     own_std = 0.5 * standardised_cov(pretrain)
     prior, meta = trained_prior("movielens", pretrain, own_std, progress=progress)
@@ -294,28 +345,16 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
     )
 
 
-def _movielens_build(key, num_rounds):
+def movielens_build(key, num_rounds):
+    """Builder of the MovieLens preset (files from $DTS_MOVIELENS_DIR)."""
     del key, num_rounds
     s = movielens_setup(os.environ.get(ENV_VAR))
     return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], False, s["hier"])
 
 
-def presets() -> dict[str, Preset]:
-    """The real-data and shared-parameter presets for ``dts-ppl bench regret``, by name."""
-    shared = f"K={SHARED['num_actions']} features U[-1,1]^2, N(x^T theta, 1)"
-    out = [
-        Preset("ring-shared", _shared_builder(ring_setup), f"one theta from an 8-cluster ring, {shared}",
-               SHARED["rounds"], SHARED["runs"]),
-        Preset("roll-shared", _shared_builder(roll_setup), f"one theta from the Swiss roll, {shared}",
-               SHARED["rounds"], SHARED["runs"]),
-        Preset("digits-multitask", _digits_builder("linear"),
-               "scikit-learn digits: theta = a class's ridge fit, actions = 20 images, Gaussian rewards",
-               DIGITS["rounds"], DIGITS["runs"]),
-        Preset("digits-multitask-bernoulli", _digits_builder("logistic"),
-               "scikit-learn digits: theta = a class's logistic fit, actions = 20 images, Bernoulli rewards",
-               DIGITS["rounds"], DIGITS["runs"]),
-        Preset("movielens", _movielens_build,
-               "MovieLens item vectors (ALS rank 5), needs --data-dir or $DTS_MOVIELENS_DIR",
-               MOVIELENS["rounds"], MOVIELENS["runs"]),
-    ]  # fmt: skip
-    return {p.name: p for p in out}
+def presets() -> dict:
+    """Deprecated: these presets, now declared in :mod:`dts_ppl.experiments.registry`."""
+    from dts_ppl.experiments import registry
+
+    warnings.warn("realdata.presets() is deprecated; use dts_ppl.experiments.registry", DeprecationWarning, 2)
+    return {p.name: p for p in registry.realdata_presets()}

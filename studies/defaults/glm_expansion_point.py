@@ -21,7 +21,7 @@ import jax
 from dts_ppl import agents as ag
 from dts_ppl import simulate
 from dts_ppl.core.likelihoods import Bernoulli
-from dts_ppl.experiments.regret import _SIZES
+from dts_ppl.experiments.regret import SIZES
 from dts_ppl.experiments.synthetic import paper_environment
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
@@ -29,7 +29,7 @@ ridges = (sys.argv[2] if len(sys.argv) > 2 else "0.001,0.03,0.1,prior,1,3").spli
 which = (sys.argv[3] if len(sys.argv) > 3 else "dts,glmts,ucbglm").split(",")
 K = 100
 k_prior, k_marg = jax.random.split(jax.random.PRNGKey(0))
-env, prior = paper_environment(k_prior, "linear", "logistic", K, **_SIZES[K])
+env, prior = paper_environment(k_prior, "linear", "logistic", K, *SIZES[K])
 marg = ag.theta_marginal(prior, k_marg)
 results = []
 for r in ridges:

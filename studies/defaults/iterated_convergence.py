@@ -18,7 +18,7 @@ import numpy as np
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import mean_rewards, sample_reward
 from dts_ppl.core import inference as core
-from dts_ppl.experiments.regret import _SIZES
+from dts_ppl.experiments.regret import SIZES
 from dts_ppl.experiments.synthetic import paper_environment
 
 
@@ -45,7 +45,7 @@ def main():
     tol = float(sys.argv[7]) if len(sys.argv) > 7 else core.DEFAULT_TOL
     k_build, k_sim = jax.random.split(jax.random.PRNGKey(0))  # as `dts-ppl bench regret --seed 0`
     k_prior, _ = jax.random.split(k_build)  # as the fig1 preset builders
-    env, prior = paper_environment(k_prior, diffusion, reward, K, **_SIZES[K])
+    env, prior = paper_environment(k_prior, diffusion, reward, K, *SIZES[K])
     agent = ag.dts(prior, env.likelihood, K, history=rounds, tol=tol, max_passes=max_passes)
     keys = jax.vmap(lambda r: jax.random.fold_in(k_sim, r))(jnp.arange(runs))
     passes, conv, regret = jax.jit(jax.vmap(lambda k: passes_and_regret(k, env, agent, rounds)))(keys)

@@ -21,14 +21,14 @@ import numpy as np
 
 from dts_ppl import agents as ag
 from dts_ppl import simulate
-from dts_ppl.experiments.regret import _SIZES
+from dts_ppl.experiments.regret import SIZES
 from dts_ppl.experiments.synthetic import paper_environment
 from studies.common import save_json
 
 passes = [int(p) for p in sys.argv[1:]] or [1, 3, 6, 12]
 k_build, k_sim = jax.random.split(jax.random.PRNGKey(0))
 k_prior, k_marg = jax.random.split(k_build)
-env, prior = paper_environment(k_prior, "mlp", "linear", 100, **_SIZES[100])
+env, prior = paper_environment(k_prior, "mlp", "linear", 100, *SIZES[100])
 lints = simulate(k_sim, env, ag.lin_ts(ag.theta_marginal(prior, k_marg), None, 100), 5000, 50, progress=False)
 base = lints.cumulative[:, -1]
 print(f"LinTS: {lints.final_mean:.0f} +- {lints.final_se:.0f}", flush=True)

@@ -9,12 +9,12 @@ of a uniformly random policy, and the fraction of actions within 0.01 of the bes
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.experiments.regret import _SIZES
+from dts_ppl.experiments.regret import SIZES
 from dts_ppl.experiments.synthetic import paper_environment
 
 for diff in ("linear", "mlp"):
     for K in (100, 10000):
-        env, prior = paper_environment(jax.random.PRNGKey(0), diff, "logistic", K, **_SIZES[K])
+        env, prior = paper_environment(jax.random.PRNGKey(0), diff, "logistic", K, *SIZES[K])
         k1, k2 = jax.random.split(jax.random.PRNGKey(3))
         theta = env.sample_theta(k1)
         x = jax.random.uniform(k2, (200, theta.shape[1]), minval=-1, maxval=1)

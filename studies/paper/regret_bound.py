@@ -25,7 +25,8 @@ import numpy as np
 from dts_ppl import agents as ag
 from dts_ppl.analysis import theory
 from dts_ppl.bandits.envs import mean_rewards
-from dts_ppl.experiments.paper_extra import K100, K10000, fig6_environment
+from dts_ppl.experiments.paper_extra import fig6_environment
+from dts_ppl.experiments.regret import SIZES
 from dts_ppl.experiments.synthetic import paper_environment
 from dts_ppl.plotting import pyplot
 
@@ -35,8 +36,8 @@ def prior_of(name, seed=0):
     k_prior = jax.random.split(k_build)[0]  # as the preset's build
     if name == "fig6-k10000":
         return fig6_environment(k_prior)
-    K, sizes = (100, K100) if name.endswith("k100") else (10000, K10000)
-    return paper_environment(k_prior, "linear", "linear", K, **sizes)
+    K = 100 if name.endswith("k100") else 10000
+    return paper_environment(k_prior, "linear", "linear", K, *SIZES[K])
 
 
 def max_gap(env, key, num=2000):

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.bandits.simulation import run_regret
-from dts_ppl.experiments.regret import get_preset
+from dts_ppl.experiments.registry import get_preset
 
 
 def main():

@@ -45,7 +45,7 @@ def posterior_error(s, ddpm_bank, lik, num_obs=(10, 50, 200), num_problems=5, dr
     and n, the mean energy distance to the exact posterior and the floor (two independent
     resamples of the exact one), and the mean error |E_dTS - E_exact| in exact-posterior sd units.
     """
-    K = realdata.SHARED["num_actions"]
+    K = realdata.SHARED.num_actions
     out = {}
     for lin in ("identity", "iterated"):
         agent = ag.dts(s["prior"], lik, K, shared=True, linearisation=lin, max_passes=12)
@@ -81,13 +81,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="ring-shared", choices=sorted(SETUPS))
     p.add_argument("--runs", type=int, default=40)
-    p.add_argument("--rounds", type=int, default=realdata.SHARED["rounds"])
+    p.add_argument("--rounds", type=int, default=realdata.SHARED.rounds)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--posterior-only", action="store_true", help="only the posterior-error check")
     args = p.parse_args()
     s = SETUPS[args.preset](progress=False)
-    K, lik = realdata.SHARED["num_actions"], Gaussian(realdata.SHARED["noise"])
-    ddpm_bank = sample_prior(jax.random.PRNGKey(99), s["prior"], realdata.SHARED["bank"])[1][:, 0]
+    K, lik = realdata.SHARED.num_actions, Gaussian(realdata.SHARED.noise)
+    ddpm_bank = sample_prior(jax.random.PRNGKey(99), s["prior"], realdata.SHARED.bank)[1][:, 0]
     path = OUT / f"{args.preset}-decomposition.json"
     if args.posterior_only:
         out = json.loads(path.read_text()) if path.is_file() else {}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dts_ppl.experiments.swissroll import PAPER_RATIOS, PRESETS, STUDY, run_preset
+from dts_ppl.experiments.swissroll import PAPER_RATIOS, STUDY, STUDY_PRIORS, run_preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,7 +36,7 @@ def _summary(out, extra=None):
 def ratios(args):
     RESULTS.mkdir(exist_ok=True)
     suffix = "" if args.action_cov is None else f"@s1={args.action_cov}"
-    for name in args.presets or PRESETS:
+    for name in args.presets or STUDY_PRIORS:
         path = RESULTS / f"{name}{suffix}.json"
         if path.exists() and not args.force:
             print(f"{name}: done ({path.name})")
@@ -235,7 +235,7 @@ def tables(args):
             "| paper |"
         )
         print("|---|---|---|---|---|---|---|")
-        for name in (n for n in PRESETS if f"-{kind}-" in n):
+        for name in (n for n in STUDY_PRIORS if f"-{kind}-" in n):
             out = row(name)
             value = name.rsplit("-", 1)[1]
             if out is None:
@@ -254,7 +254,7 @@ def tables(args):
                 f"| {value} | {lin['final_mean']:.1f} +- {lin['final_se']:.1f} | {dts['final_mean']:.1f} +- "
                 f"{dts['final_se']:.1f} | {out['ratio']:.2f} +- {out['ratio_se']:.2f} | {extra} {PAPER_RATIOS[name]} |"
             )
-    some = next((row(n) for n in PRESETS if row(n)), None)
+    some = next((row(n) for n in STUDY_PRIORS if row(n)), None)
     if some:
         print(
             f"\nK = {some['num_actions']}, n = {some['num_rounds']} rounds, {some['num_runs']} runs, "
@@ -309,9 +309,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=["ratios", "linearisations", "action_cov", "control", "pooling", "tables"])
     p.add_argument("--presets", nargs="*")
-    p.add_argument("--actions", type=int, default=STUDY["num_actions"])
-    p.add_argument("--rounds", type=int, default=STUDY["num_rounds"])
-    p.add_argument("--runs", type=int, default=STUDY["num_runs"])
+    p.add_argument("--actions", type=int, default=STUDY.num_actions)
+    p.add_argument("--rounds", type=int, default=STUDY.num_rounds)
+    p.add_argument("--runs", type=int, default=STUDY.num_runs)
     p.add_argument("--force", action="store_true")
     p.add_argument("--action-cov", default=None, help="S_1 (standardised units) instead of the prior's")
     args = p.parse_args()

@@ -17,7 +17,7 @@ from dts_ppl.core.sampling import sample_prior
 from dts_ppl.data import als, digits_tasks, embed, fit_linear_models, load_movielens
 from dts_ppl.data.factorisation import _half_step
 from dts_ppl.experiments import realdata
-from dts_ppl.experiments.regret import PRESETS
+from dts_ppl.experiments.registry import PRESETS
 
 # ----------------------------------------------------------------------- MovieLens files
 
@@ -209,9 +209,7 @@ def test_pool_environment_draws_rows_of_the_pools(key):
 @pytest.fixture
 def fast_training(tmp_path, monkeypatch):
     monkeypatch.setenv("DTS_PPL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(realdata.TRAINING, "steps", 30)
-    monkeypatch.setitem(realdata.TRAINING, "hidden", 8)
-    monkeypatch.setitem(realdata.TRAINING, "num_levels", 4)
+    monkeypatch.setattr(realdata, "TRAINING", realdata.TRAINING._replace(steps=30, hidden=8, num_levels=4))
 
 
 def test_presets_are_registered_with_the_issue_names():
@@ -278,8 +276,7 @@ def test_roll_preset_resets_s1_with_the_library_rule():
 
 @pytest.mark.slow
 def test_movielens_preset_runs_on_written_files_through_the_cli(tmp_path, fast_training, monkeypatch):
-    monkeypatch.setitem(realdata.MOVIELENS, "min_ratings", 20)
-    monkeypatch.setitem(realdata.MOVIELENS, "num_actions", 10)
+    monkeypatch.setattr(realdata, "MOVIELENS", realdata.MOVIELENS._replace(min_ratings=20, num_actions=10))
     u, i, r = _low_rank_ratings(80, 60, rank=3, density=0.5, noise=0.3)
     data = write_100k(tmp_path / "ml", u, i, np.clip(np.round(r), 1, 5))
     out = tmp_path / "ml.json"
