@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from typing import NamedTuple
 
@@ -236,7 +237,6 @@ def table2(key, num_rounds):
 
 def presets() -> dict:
     """Deprecated: the presets of these builders, now declared in :mod:`dts_ppl.experiments.registry`."""
-    from dts_ppl.experiments import registry
-
+    registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
     warnings.warn("paper_extra.presets() is deprecated; use dts_ppl.experiments.registry", DeprecationWarning, 2)
     return {p.name: p for p in registry.paper_extra_presets()}

@@ -33,6 +33,7 @@ latent carries the other half of the items' spread (and HierTS gets the same spl
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import warnings
@@ -354,7 +355,6 @@ def movielens_build(key, num_rounds):
 
 def presets() -> dict:
     """Deprecated: these presets, now declared in :mod:`dts_ppl.experiments.registry`."""
-    from dts_ppl.experiments import registry
-
+    registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
     warnings.warn("realdata.presets() is deprecated; use dts_ppl.experiments.registry", DeprecationWarning, 2)
     return {p.name: p for p in registry.realdata_presets()}

@@ -19,6 +19,7 @@ the paper's rule; logistic panels add "dTS (MLE expansion)", the paper's near-ML
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from typing import NamedTuple
 
@@ -143,8 +144,7 @@ _MOVED = {"PRESETS", "register_preset", "preset_names", "get_preset"}
 def __getattr__(name: str):
     """The registry's names here are deprecated: they live in :mod:`dts_ppl.experiments.registry`."""
     if name in _MOVED:
-        from dts_ppl.experiments import registry
-
+        registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
         warnings.warn(
             f"dts_ppl.experiments.regret.{name} is deprecated; use dts_ppl.experiments.registry.{name}",
             DeprecationWarning,

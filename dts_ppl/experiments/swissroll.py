@@ -12,6 +12,7 @@ shipped ``dts_ppl/models/swissroll_L40.npz``.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import warnings
@@ -304,8 +305,7 @@ def preset_builder(name: str):
 
 def presets() -> dict:
     """Deprecated: the study's presets, now declared in :mod:`dts_ppl.experiments.registry`."""
-    from dts_ppl.experiments import registry
-
+    registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
     warnings.warn("swissroll.presets() is deprecated; use dts_ppl.experiments.registry", DeprecationWarning, 2)
     return {p.name: p for p in registry.swissroll_presets()}
 

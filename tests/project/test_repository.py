@@ -8,9 +8,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Split so that this file does not match its own patterns.
+# Written so that this file does not match its own patterns.
 SCHEDULERS = ("task" + "set", "nice" + " -n")
-INTERPRETERS = re.compile(r"(/root/|/home/|/usr/bin/python|/usr/local/bin/python|/\w+/venv/bin/python)")
+INTERPRETERS = re.compile(r"[/]root[/]|[/]home[/]|[/]usr[/](local[/])?bin[/]python|[/][.]?venv[/]bin[/]python")
 PNG_TOKEN = re.compile(r"[\w./@=-]+\.png")
 
 
