@@ -1,4 +1,5 @@
-"""Helpers shared by the study scripts: result paths, atomic JSON, the timing prior and block runner.
+"""Helpers shared by the study scripts: result paths, atomic JSON, the timing prior and block runner,
+paired differences, one Swiss-roll study run, and a prior's fit to held-out samples.
 
 Scripts import this as a package module (``from studies.common import save_json``), so run them
 from the repository root with ``PYTHONPATH=.`` (studies/README.md).
@@ -13,8 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dts_ppl.agents import GaussianPrior
+from dts_ppl.bandits.simulation import regret_ratio, simulate
+from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.sampling import sample_prior
+from dts_ppl.experiments import swissroll
 from dts_ppl.experiments.synthetic import random_linear_prior
 from dts_ppl.io.serialization import atomic_write
+from dts_ppl.ppl.distances import energy_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +75,64 @@ def paired_difference(a, b) -> tuple[float, float]:
     """Mean and s.e. of the paired per-run difference of final regrets a - b (two RegretResults)."""
     diff = a.cumulative[:, -1] - b.cumulative[:, -1]
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
+
+
+def run_swissroll_preset(
+    name: str,
+    num_actions: int = swissroll.STUDY.num_actions,
+    num_rounds: int = swissroll.STUDY.num_rounds,
+    num_runs: int = swissroll.STUDY.num_runs,
+    noise: float = swissroll.STUDY.noise,
+    linearisations=("identity",),
+    seed: int = 0,
+    progress: bool = True,
+    action_cov=None,
+) -> dict:
+    """Run one Swiss-roll study preset: dTS with the trained prior (one per linearisation) vs LinTS.
+
+    Both agents see the same theta, contexts and reward noise in run r (common random
+    numbers), so the ratio of their regrets is paired.
+
+    Returns:
+        dict with "results" {agent name: RegretResult}, "ratio" and "ratio_se" (LinTS / dTS
+        with the first linearisation, delta method over paired runs), and the settings.
+    """
+    agents = swissroll.swissroll_agents(name, num_actions, noise, linearisations, action_cov, progress)
+    env = swissroll.swissroll_environment(num_actions, noise)
+    key = jax.random.PRNGKey(seed)
+    results = {
+        label: simulate(key, env, agent, num_rounds, num_runs, progress=progress, desc=f"{name}: {label}")
+        for label, agent in agents.items()
+    }
+    ratio, se = regret_ratio(results["LinTS"], results[f"dTS ({linearisations[0]})"])
+    num_samples, num_levels = swissroll.STUDY_PRIORS[name]
+    settings = dict(num_actions=num_actions, num_rounds=num_rounds, num_runs=num_runs, noise=noise, seed=seed)
+    settings["action_cov"] = swissroll.TRAINING.action_cov if action_cov is None else action_cov
+    return dict(
+        preset=name,
+        num_samples=num_samples,
+        num_levels=num_levels,
+        results=results,
+        ratio=ratio,
+        ratio_se=se,
+        **settings,
+    )
+
+
+def prior_fit(key, prior: DiffusionPrior, gauss: GaussianPrior, heldout, pretrain, num_samples: int = 2000) -> dict:
+    """Energy distances to held-out samples (M, d) of: the prior's draws, the Gaussian fit's draws,
+    and the pre-training sample (N, d) itself (the floor a perfect fit of finite data reaches)."""
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    held = jnp.asarray(heldout)
+    held = held[jax.random.permutation(k4, held.shape[0])[:num_samples]]
+    pre = jnp.asarray(pretrain)
+    pre = pre[jax.random.permutation(k3, pre.shape[0])[:num_samples]]
+    dts_draws = sample_prior(k1, prior, num_samples)[1][:, 0]
+    chol = jnp.linalg.cholesky(gauss.cov)
+    gauss_draws = gauss.mean + jax.random.normal(k2, (num_samples, gauss.mean.shape[0]), gauss.mean.dtype) @ chol.T
+    return dict(
+        energy_dts_prior=energy_distance(dts_draws, held),
+        energy_gaussian_fit=energy_distance(gauss_draws, held),
+        energy_pretrain_sample=energy_distance(pre, held),
+        num_samples=int(held.shape[0]),
+    )

@@ -55,7 +55,6 @@ from dts_ppl.ddpm import train_diffusion_prior
 from dts_ppl.ddpm.calibrate import with_action_cov
 from dts_ppl.experiments import swissroll
 from dts_ppl.io.serialization import load_prior, save_prior
-from dts_ppl.ppl.distances import energy_distance
 
 
 class DDPMTraining(NamedTuple):
@@ -188,25 +187,6 @@ def prior_samples(key, prior: DiffusionPrior, num_samples: int) -> jax.Array:
         stacklevel=2,
     )
     return sample_prior(key, prior, num_samples)[1][:, 0]
-
-
-def prior_fit(key, prior: DiffusionPrior, gauss: ag.GaussianPrior, heldout, pretrain, num_samples: int = 2000) -> dict:
-    """Energy distances to held-out samples (M, d) of: the prior's draws, the Gaussian fit's draws,
-    and the pre-training sample (N, d) itself (the floor a perfect fit of finite data reaches)."""
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    held = jnp.asarray(heldout)
-    held = held[jax.random.permutation(k4, held.shape[0])[:num_samples]]
-    pre = jnp.asarray(pretrain)
-    pre = pre[jax.random.permutation(k3, pre.shape[0])[:num_samples]]
-    dts_draws = sample_prior(k1, prior, num_samples)[1][:, 0]
-    chol = jnp.linalg.cholesky(gauss.cov)
-    gauss_draws = gauss.mean + jax.random.normal(k2, (num_samples, gauss.mean.shape[0]), gauss.mean.dtype) @ chol.T
-    return dict(
-        energy_dts_prior=energy_distance(dts_draws, held),
-        energy_gaussian_fit=energy_distance(gauss_draws, held),
-        energy_pretrain_sample=energy_distance(pre, held),
-        num_samples=int(held.shape[0]),
-    )
 
 
 def _agents(prior, gauss, bank, lik, K, shared, hier=None, history=5000):

@@ -26,7 +26,7 @@ import numpy as np
 
 from dts_ppl.agents import GaussianPrior, dts, lin_ts
 from dts_ppl.bandits.envs import Environment, uniform_contexts
-from dts_ppl.bandits.simulation import regret_ratio, simulate
+from dts_ppl.bandits.simulation import regret_ratio
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.checks import check_positive_int
 from dts_ppl.core.likelihoods import Gaussian
@@ -247,48 +247,6 @@ def swissroll_agents(
     for lin in linearisations:
         agents[f"dTS ({lin})"] = dts(prior, lik, num_actions, linearisation=lin)
     return agents
-
-
-def run_preset(
-    name: str,
-    num_actions: int = STUDY.num_actions,
-    num_rounds: int = STUDY.num_rounds,
-    num_runs: int = STUDY.num_runs,
-    noise: float = STUDY.noise,
-    linearisations=("identity",),
-    seed: int = 0,
-    progress: bool = True,
-    action_cov=None,
-) -> dict:
-    """Run one Swiss-roll preset: dTS with the trained prior (one per linearisation) vs LinTS.
-
-    Both agents see the same theta, contexts and reward noise in run r (common random
-    numbers), so the ratio of their regrets is paired.
-
-    Returns:
-        dict with "results" {agent name: RegretResult}, "ratio" and "ratio_se" (LinTS / dTS
-        with the first linearisation, delta method over paired runs), and the settings.
-    """
-    agents = swissroll_agents(name, num_actions, noise, linearisations, action_cov, progress)
-    env = swissroll_environment(num_actions, noise)
-    key = jax.random.PRNGKey(seed)
-    results = {
-        label: simulate(key, env, agent, num_rounds, num_runs, progress=progress, desc=f"{name}: {label}")
-        for label, agent in agents.items()
-    }
-    ratio, se = paired_ratio(results["LinTS"], results[f"dTS ({linearisations[0]})"])
-    num_samples, num_levels = STUDY_PRIORS[name]
-    settings = dict(num_actions=num_actions, num_rounds=num_rounds, num_runs=num_runs, noise=noise, seed=seed)
-    settings["action_cov"] = TRAINING.action_cov if action_cov is None else action_cov
-    return dict(
-        preset=name,
-        num_samples=num_samples,
-        num_levels=num_levels,
-        results=results,
-        ratio=ratio,
-        ratio_se=se,
-        **settings,
-    )
 
 
 def preset_builder(name: str):

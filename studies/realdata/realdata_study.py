@@ -20,7 +20,7 @@ import numpy as np
 from dts_ppl.bandits.simulation import plot_regret, regret_ratio
 from dts_ppl.commands.bench import run_experiment, to_json
 from dts_ppl.experiments import realdata
-from studies.common import paired_difference, results_dir
+from studies.common import paired_difference, prior_fit, results_dir
 
 OUT = results_dir("realdata")
 SETUPS = {
@@ -84,7 +84,7 @@ def run(name, runs, rounds, seed):
     ratios["LinTS / bank TS"] = regret_ratio(results["LinTS"], results["bank TS"])
     setup = SETUPS[name](progress=False)
     held = setup.get("heldout", setup["bank"])  # true-prior draws where known, else held-out thetas
-    fit = realdata.prior_fit(jax.random.PRNGKey(seed + 7), setup["prior"], setup["gauss"], held, setup["pretrain"])
+    fit = prior_fit(jax.random.PRNGKey(seed + 7), setup["prior"], setup["gauss"], held, setup["pretrain"])
     data["study"] = dict(
         ratios=ratios,
         targets=targets(results),

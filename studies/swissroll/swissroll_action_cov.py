@@ -8,7 +8,7 @@ samples (``experiments.swissroll.swiss_roll(10000, seed=0)``) with the rule of
 beta_1), and measures each prior's theta marginal covariance (40000 draws) against the data's
 (relative Frobenius error). Writes studies/swissroll/results/swissroll_action_cov.json.
 
-With ``--regret RUNS``: also the Swiss-roll study's regret (``experiments.swissroll.run_preset``,
+With ``--regret RUNS``: also the Swiss-roll study's regret (``studies.common.run_swissroll_preset``,
 preset swissroll-pretrain-10000: K = 100 i.i.d. roll points per run, contexts U[-1, 1]^2,
 N(x^T theta, 1) rewards, 1000 rounds, seed 0, dTS "identity") with the old and the calibrated
 S_1, both against LinTS with the fitted Gaussian; the paired ratios go in the same JSON.
@@ -23,7 +23,8 @@ import numpy as np
 
 from dts_ppl import action_cov_calibration, calibrate_action_cov, load_prior, sample_prior
 from dts_ppl.bandits.simulation import regret_ratio
-from dts_ppl.experiments.swissroll import MODELS_DIR, run_preset, swiss_roll
+from dts_ppl.experiments.swissroll import MODELS_DIR, swiss_roll
+from studies.common import run_swissroll_preset
 
 # float32 (JAX's default), the dtype of the shipped prior and of the Swiss-roll study
 prior, meta = load_prior(MODELS_DIR / "swissroll_L40.npz")
@@ -53,7 +54,7 @@ if "--regret" in sys.argv:
     s1_std = np.asarray(calibrated.cov1) / np.outer(scale, scale)  # action_cov is in standardised units
     regret, dts_runs = {}, {}
     for name, acov in (("old", 1.0), ("calibrated", s1_std)):
-        res = run_preset("swissroll-pretrain-10000", num_runs=runs, progress=False, action_cov=acov)
+        res = run_swissroll_preset("swissroll-pretrain-10000", num_runs=runs, progress=False, action_cov=acov)
         lints, dts_res = res["results"]["LinTS"], res["results"]["dTS (identity)"]
         dts_runs[name] = dts_res
         regret[name] = dict(

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dts_ppl.experiments.swissroll import PAPER_RATIOS, STUDY, STUDY_PRIORS, run_preset
+from dts_ppl.bandits.simulation import regret_ratio
+from dts_ppl.experiments.swissroll import PAPER_RATIOS, STUDY, STUDY_PRIORS
+from studies.common import run_swissroll_preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,7 +45,7 @@ def ratios(args):
             continue
         t = time.time()
         s1 = None if args.action_cov is None else float(args.action_cov)
-        out = run_preset(
+        out = run_swissroll_preset(
             name, args.actions, args.rounds, args.runs, linearisations=("identity",), progress=False, action_cov=s1
         )
         out = _summary(out, dict(wall_s=time.time() - t, command="studies/swissroll/swissroll_study.py ratios"))
@@ -62,7 +64,7 @@ def linearisations(args):
     path = RESULTS / "linearisations-swissroll.json"
     if not path.exists() or args.force:
         t = time.time()
-        out = run_preset(
+        out = run_swissroll_preset(
             "swissroll-depth-40",
             args.actions,
             args.rounds,
@@ -132,7 +134,9 @@ def action_cov(args):
         if path.exists() and not args.force:
             continue
         t = time.time()
-        out = run_preset("swissroll-depth-40", args.actions, args.rounds, args.runs, progress=False, action_cov=s1)
+        out = run_swissroll_preset(
+            "swissroll-depth-40", args.actions, args.rounds, args.runs, progress=False, action_cov=s1
+        )
         path.write_text(json.dumps(_summary(out, dict(wall_s=time.time() - t)), indent=1))
         print(f"S_1 = {s1}: ratio {out['ratio']:.2f} +- {out['ratio_se']:.2f} ({time.time() - t:.0f}s)", flush=True)
 
@@ -146,7 +150,7 @@ def control(args, spread=0.3):
     from dts_ppl.bandits.simulation import simulate
     from dts_ppl.core.likelihoods import Gaussian
     from dts_ppl.ddpm import action_covariance
-    from dts_ppl.experiments.swissroll import paired_ratio, swiss_roll, swiss_roll_prior, swissroll_environment
+    from dts_ppl.experiments.swissroll import swiss_roll, swiss_roll_prior, swissroll_environment
 
     path = RESULTS / "control-shared-point.json"
     if path.exists() and not args.force:
@@ -164,7 +168,7 @@ def control(args, spread=0.3):
     }
     key = jax.random.PRNGKey(0)
     results = {k: simulate(key, env, a, args.rounds, args.runs, progress=False) for k, a in agents.items()}
-    ratio, se = paired_ratio(results["LinTS"], results["dTS (identity)"])
+    ratio, se = regret_ratio(results["LinTS"], results["dTS (identity)"])
     out = dict(
         preset="control-shared-point",
         spread=spread,
@@ -188,7 +192,7 @@ def pooling(args, s1=0.1):
     from dts_ppl.bandits.simulation import simulate
     from dts_ppl.core.likelihoods import Gaussian
     from dts_ppl.core.prior import DiffusionPrior
-    from dts_ppl.experiments.swissroll import paired_ratio, swiss_roll, swissroll_environment
+    from dts_ppl.experiments.swissroll import swiss_roll, swissroll_environment
 
     path = RESULTS / "control-gaussian-hierarchy.json"
     if path.exists() and not args.force:
@@ -206,7 +210,7 @@ def pooling(args, s1=0.1):
 
     gauss = GaussianPrior(jnp.asarray(data.mean(0)), jnp.asarray(np.cov(data.T)))
     lints = simulate(key, env, lin_ts(gauss, Gaussian(1.0), args.actions), args.rounds, args.runs, progress=False)
-    ratio, se = paired_ratio(lints, res)
+    ratio, se = regret_ratio(lints, res)
     out = dict(
         preset="control-gaussian-hierarchy",
         s1=s1,

@@ -1,6 +1,8 @@
 """Real data: MovieLens loaders on written files, ALS, the digits tasks, pool environments, the presets."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,8 @@ from dts_ppl.data import als, digits_tasks, embed, fit_linear_models, load_movie
 from dts_ppl.data.factorisation import _half_step
 from dts_ppl.experiments import realdata
 from dts_ppl.experiments.registry import PRESETS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # ----------------------------------------------------------------------- MovieLens files
 
@@ -296,9 +300,17 @@ def test_digits_preset_builds_and_runs(fast_training, key):
         assert simulate(key, env, agents[name], 20, 2, progress=False).cumulative.shape == (2, 20)
 
 
+def _studies_common():
+    """studies/common.py (the lab's helpers; not installed with the package), loaded from its path."""
+    spec = importlib.util.spec_from_file_location("studies_common", ROOT / "studies" / "common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_ring_preset_builds_and_its_prior_fit_is_measured(fast_training, key):
     s = realdata.ring_setup(progress=False)
-    fit = realdata.prior_fit(key, s["prior"], s["gauss"], s["bank"], s["pretrain"], num_samples=300)
+    fit = _studies_common().prior_fit(key, s["prior"], s["gauss"], s["bank"], s["pretrain"], num_samples=300)
     # the pre-training sample and the bank are draws of one ring: far closer than the Gaussian fit
     assert fit["energy_pretrain_sample"] < 0.5 * fit["energy_gaussian_fit"]
     ring = np.asarray(realdata.sample_ring(key, 4000))
