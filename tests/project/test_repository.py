@@ -48,7 +48,7 @@ def test_every_tracked_png_is_shown_or_cited_by_a_page():
 def test_no_tracked_file_holds_one_machines_interpreter_or_job_scheduling():
     bad = []
     for f in tracked():
-        if f == "CHANGELOG.md" or f.endswith((".png", ".npz")):  # the changelog records history
+        if f == "CHANGELOG.md" or f.startswith("changelog.d/") or f.endswith((".png", ".npz")):  # history
             continue
         try:
             text = (ROOT / f).read_text()
