@@ -1,4 +1,4 @@
-"""The paper's experiments and the package's studies, in one place.
+"""What the `dts-ppl` commands run: regret presets, validation problems, the approximation-error study.
 
 - :mod:`~dts_ppl.experiments.synthetic`: the paper's random priors and environments.
 - :mod:`~dts_ppl.experiments.registry`: every regret preset of ``dts-ppl bench regret`` and their registry.
@@ -7,5 +7,7 @@
 - :mod:`~dts_ppl.experiments.realdata`: real-data and shared-parameter presets.
 - :mod:`~dts_ppl.experiments.swissroll`: the learned-prior (Swiss roll) study and its presets.
 - :mod:`~dts_ppl.experiments.validation`: the guide-vs-NUTS validation problems.
-- :mod:`~dts_ppl.experiments.study`: the approximation-error study.
+- :mod:`~dts_ppl.experiments.study`: the approximation-error study (`dts-ppl validation-study`).
+
+The scripts that run them at full size, and their results, are in the repository's studies/ folder.
 """
