@@ -179,7 +179,7 @@ def guard_update(state, new_state, ok, guarded=()):
     kept their old values for a rejected round row by row (:func:`guarded_row`, the ``ok``
     argument of :func:`update_evidence`) and folded their finiteness into ``ok``. A ``where`` over
     a whole (K, d, d) array costs a full copy per round inside a vmapped scan (measured 11x
-    slower at K = 2000, d = 10: benchmarks/guard_overhead.py), a row costs O(d^2).
+    slower at K = 2000, d = 10: studies/performance/guard_overhead.py), a row costs O(d^2).
 
     Args:
         state, new_state: agent states (NamedTuples with a ``rejected`` () int32 field).
