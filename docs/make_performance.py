@@ -1,6 +1,6 @@
-"""Regenerate docs/performance.md (and its two plots) from the benchmark JSON in benchmarks/results/.
+"""Regenerate docs/performance.md (and its two plots) from the JSON in studies/performance/results/.
 
-    python docs/make_performance.py            # writes docs/performance.md, benchmarks/results/perf_*.png
+    python docs/make_performance.py            # writes docs/performance.md, studies/performance/results/perf_*.png
     python docs/make_performance.py --check    # exits 1 if docs/performance.md is out of date
 
 Every table names the file it was built from and the command that produced that file.
@@ -20,7 +20,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from dts_ppl.plotting import pyplot  # noqa: E402
 
-BENCH = ROOT / "benchmarks" / "results"
+BENCH = ROOT / "studies" / "performance" / "results"
 OUT = ROOT / "docs" / "performance.md"
 PAIRED = [(100, 5, 40), (100, 20, 40), (10000, 20, 40)]
 
@@ -66,8 +66,8 @@ cost is in the grid below (the MLP timings of docs/defaults.md).
 
 Measured with the two agents interleaved in one process on donated states (dTS, LinTS, and dTS
 with the full chain in its state, `collapse=False`), per-pair ratio median and quartiles, float32:
-`python benchmarks/agent_timing.py --paired 20 --rounds 200 --flat K,d,L --json
-benchmarks/results/agent_timing_paired_kK_dd_lL.json` (K = 10^4: `--paired 10 --rounds 100`).
+`PYTHONPATH=. python studies/performance/agent_timing.py --paired 20 --rounds 200 --flat K,d,L --json
+studies/performance/results/agent_timing_paired_kK_dd_lL.json` (K = 10^4: `--paired 10 --rounds 100`).
 
 | K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS (quartiles) | target | full chain (us/round) | full chain / LinTS | blocks x rounds |
 |---|---|---|---:|---:|---:|---:|---:|---:|---|
@@ -94,9 +94,9 @@ The prior is the paper's random linear prior with W_2..W_L scaled to spectral no
 (`timing_prior` in the script: the unscaled deep chain's variances overflow float32). Best of {data.get("repeats", 3)} compiled blocks of {data["rounds_per_block"]} rounds (naive dTS: a tenth as many
 rounds), {data["dtype"]}, {data["device"]}{_load_text(data)}; naive dTS recomputes every action's
 posterior and the chain from the statistics each round with the core's batch closed form,
-O((L + K) d^3) (`naive_dts` in the script): `python benchmarks/agent_timing.py --K 100,1000,10000
---d 5,20 --L 2,4,40 --rounds 200 --repeats 3 --blocks 5 --json benchmarks/results/agent_timing_grid.json`.
-Plot: `benchmarks/results/perf_vs_L.png`.
+O((L + K) d^3) (`naive_dts` in the script): `PYTHONPATH=. python studies/performance/agent_timing.py --K 100,1000,10000
+--d 5,20 --L 2,4,40 --rounds 200 --repeats 3 --blocks 5 --json studies/performance/results/agent_timing_grid.json`.
+Plot: `studies/performance/results/perf_vs_L.png`.
 
 | K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS | naive dTS (us/round) |
 |---|---|---|---:|---:|---:|---:|
@@ -140,8 +140,8 @@ over a K x d x d array per round: the score pass v_a = Shat_a x that any per-act
 sampler needs) run as interleaved compiled blocks on donated states; the medians are per round.
 Peak memory is XLA's account of the compiled dTS block (arguments + outputs - aliased + temporaries)
 against the bytes of the state's own arrays. Targets: linear in K, dTS <= 2x the floor, peak <= 1.2x
-the state. `python benchmarks/scaling.py --K 1000,10000,100000,1000000 --json benchmarks/results/scaling.json`.
-Plot: `benchmarks/results/perf_vs_K.png`. {verdict}
+the state. `PYTHONPATH=. python studies/performance/scaling.py --K 1000,10000,100000,1000000 --json studies/performance/results/scaling.json`.
+Plot: `studies/performance/results/perf_vs_K.png`. {verdict}
 
 | K | dTS (us/round) | LinTS (us/round) | floor (us/round) | dTS / floor | dTS / LinTS | state (MiB) | peak (MiB) | peak / state | pairs x rounds |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
@@ -162,8 +162,8 @@ def throughput_section() -> str:
         f"""## Simulation throughput
 
 `dts_ppl.simulate` (vmap over runs, scan over rounds), best of 2 calls after a compiling call,
-{data["dtype"]}, {data["device"]}{_load_text(data)}: `python benchmarks/throughput.py --json
-benchmarks/results/throughput.json`.
+{data["dtype"]}, {data["device"]}{_load_text(data)}: `PYTHONPATH=. python studies/performance/throughput.py --json
+studies/performance/results/throughput.json`.
 
 | agent | K | d | L | runs | rounds | run-rounds / s | first call, with compilation (s) |
 |---|---:|---:|---:|---:|---:|---:|---:|
@@ -185,7 +185,7 @@ def batch_section() -> str:
         f"""## Batched updates
 
 `update_batch` against the row loop (a jitted scan of `update`), K = {s["K"]}, d = {s["d"]}, L = {s["L"]},
-{s["dtype"]}: `{data["command"]}` (benchmarks/results/update_batch_speed.json; the GLM rows and the
+{s["dtype"]}: `{data["command"]}` (studies/performance/results/update_batch_speed.json; the GLM rows and the
 difference a GLM batch makes are in docs/practitioner.md).
 
 | agent | rows | row loop (ms) | update_batch (ms) | speed-up | max relative state difference |
@@ -209,7 +209,7 @@ def cost_section() -> str:
 
 Seconds per independent guide draw against NUTS seconds per bulk effective sample (target: the
 guide >= 1000x cheaper), from the validation study's NUTS runs ({data["source"]}): `python
-benchmarks/guide_vs_nuts_cost.py` (benchmarks/results/guide_vs_nuts_cost.json).
+studies/performance/guide_vs_nuts_cost.py` (studies/performance/results/guide_vs_nuts_cost.json).
 
 | preset | n | NUTS wall (s) | NUTS min bulk ESS | reference passes the gates | NUTS s / ESS | guide s / draw | ratio |
 |---|---:|---:|---:|---|---:|---:|---:|
@@ -310,10 +310,10 @@ def plots() -> None:
 def render() -> str:
     parts = [
         "# Performance\n\n"
-        "Generated by `python docs/make_performance.py` from the JSON in benchmarks/results/ named in each\n"
-        "section (do not edit by hand). All times are from the 2-core CPU machine this project is built on,\n"
+        "Generated by `python docs/make_performance.py` from the JSON in studies/performance/results/\n"
+        "named in each section (do not edit by hand). All times are from the 2-core CPU machine this project is built on,\n"
         "with compilation excluded unless stated; ratios were measured interleaved in one process. Speed\n"
-        "targets live here and in benchmarks/, never as wall-clock assertions in tests.\n",
+        "targets live here and in studies/performance/, never as wall-clock assertions in tests.\n",
         deep_section(),
         grid_section(),
         scaling_section(),

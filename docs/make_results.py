@@ -1,4 +1,4 @@
-"""Regenerate docs/results.md from the JSON in benchmarks/results/ and results/.
+"""Regenerate docs/results.md from the JSON in studies/<study>/results/.
 
     python docs/make_results.py            # writes docs/results.md
     python docs/make_results.py --check    # exits 1 if docs/results.md is out of date
@@ -14,14 +14,16 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from regret_table import markdown_table  # noqa: E402
-
 from dts_ppl.experiments.study import study_table  # noqa: E402
+from studies.paper.regret_table import markdown_table  # noqa: E402
 
-BENCH = ROOT / "benchmarks" / "results"
+STUDIES = ROOT / "studies"
+PAPER = STUDIES / "paper" / "results"
+PERFORMANCE = STUDIES / "performance" / "results"
+SWISSROLL = STUDIES / "swissroll" / "results"
+VALIDATION = STUDIES / "validation" / "results"
 OUT = ROOT / "docs" / "results.md"
 
 
@@ -38,19 +40,19 @@ def regret_section() -> str:
 
 Final cumulative pseudo-regret at n = 5000 (mean ± s.e. over runs; in brackets the paper's
 value read off its figures, about ±5%), float32, seed 0. Built from every
-`benchmarks/results/<preset>.json` with an `algorithms` field (`python benchmarks/regret_table.py`).
-Produced by `bash benchmarks/run_regret_experiments.sh`, i.e. for each preset
-`dts-ppl bench regret --preset PRESET --runs RUNS --rounds 5000 --seed 0 --json benchmarks/results/PRESET.json
---plot benchmarks/results/PRESET.png` (RUNS = 50, 10 for K >= 10^4); the plots lie next to the JSON.
+`studies/paper/results/<preset>.json` with an `algorithms` field (`python studies/paper/regret_table.py`).
+Produced, for each preset, by `dts-ppl bench regret --preset PRESET --runs RUNS --rounds 5000 --seed 0
+--json studies/paper/results/PRESET.json` (RUNS = 50, 10 for K >= 10^4; `--plot PRESET.png` draws
+the curves).
 "dTS (MLE expansion)" expands GLM likelihoods at the paper's near-MLE point, every other GLM agent
 at the prior-regularised fit (docs/choosing.md).
 
-{markdown_table(BENCH)}
+{markdown_table(PAPER)}
 """
 
 
 def validation_section() -> str:
-    rows = _load(ROOT / "results" / "validation_study.json")
+    rows = _load(VALIDATION / "validation_study.json")
     runs = {}
     for r in rows:  # the linearisations of one (preset, n) share one NUTS run
         runs.setdefault((r["preset"], r["num_obs"]), r["divergences"])
@@ -58,7 +60,7 @@ def validation_section() -> str:
     total = sum(runs.values())
     return f"""## The guide against NUTS as data grow
 
-From `results/validation_study.json`, produced by `dts-ppl validation-study` runs (the commands,
+From `studies/validation/results/validation_study.json`, produced by `dts-ppl validation-study` runs (the commands,
 and the ddpm reruns at target acceptance 0.95, are in docs/validation.md; every row records its NUTS
 settings, attempts and wall time). Errors are in NUTS standard deviations; "MC se" is the Monte-Carlo error an exact guide
 would show; "dist/floor" is the energy distance over the NUTS-vs-NUTS distance (about 1 or below:
@@ -66,9 +68,9 @@ at the floor). With affine links the three linearisations are one computation (o
 
 {study_table(rows)}
 
-![theta's max mean error and psi's energy distance against the NUTS floor, per preset and n](../results/validation_study.png)
+![theta's max mean error and psi's energy distance against the NUTS floor, per preset and n](../studies/validation/results/validation_study.png)
 
-(`results/validation_study.png`, drawn by the same command.) On the `ddpm` preset the package's default
+(`studies/validation/results/validation_study.png`, drawn by the same command.) On the `ddpm` preset the package's default
 linearisation is the paper's "identity" (`core.default_linearisation`), so there the default is the
 paper row; elsewhere it is the new row.
 
@@ -81,7 +83,7 @@ NUTS divergences per run (the linearisations of one row group share the run): {t
 
 
 def timing_section() -> str:
-    data = _load(BENCH / "agent_timing_grid.json")
+    data = _load(PERFORMANCE / "agent_timing_grid.json")
     lines = [
         f"| {g['K']} | {g['d']} | {g['L']} | {g['dts_us']:,.0f} | {g['lints_us']:,.0f} | {g['ratio']:.2f} |"
         for g in data["grid"]
@@ -89,9 +91,9 @@ def timing_section() -> str:
     return (
         f"""## Per-round cost (act + update)
 
-From `benchmarks/results/agent_timing_grid.json`, produced by
-`python benchmarks/agent_timing.py --K 100,1000,10000 --d 5,20 --L 2,4,40 --rounds 100 --repeats 3
---blocks 10 --json benchmarks/results/agent_timing_grid.json` ({data["dtype"]}, {data["device"]},
+From `studies/performance/results/agent_timing_grid.json`, produced by
+`PYTHONPATH=. python studies/performance/agent_timing.py --K 100,1000,10000 --d 5,20 --L 2,4,40 --rounds 100 --repeats 3
+--blocks 10 --json studies/performance/results/agent_timing_grid.json` ({data["dtype"]}, {data["device"]},
 compilation excluded, best of 3 blocks of {data["rounds_per_block"]} rounds; the machine was shared).
 
 | K | d | L | dTS (us/round) | LinTS (us/round) | dTS / LinTS |
@@ -104,7 +106,7 @@ compilation excluded, best of 3 blocks of {data["rounds_per_block"]} rounds; the
 
 def _swiss_rows(pattern: str, key: str) -> list[str]:
     rows = {}
-    for path in sorted(BENCH.glob(pattern)):
+    for path in sorted(SWISSROLL.glob(pattern)):
         data = _load(path)
         if "agents" not in data:
             continue
@@ -135,14 +137,14 @@ def swissroll_section() -> str:
         ("swissroll-depth-40.json", "I (default)"),
     )
     for name, label in s1_files:
-        data = _load(BENCH / name)
+        data = _load(SWISSROLL / name)
         lin, dts = data["agents"]["LinTS"], data["agents"]["dTS (identity)"]
         s1_rows.append(
             f"| {label} | {_pm(lin['final_mean'], lin['final_se'])} | {_pm(dts['final_mean'], dts['final_se'])} "
             f"| {data['ratio']:.2f} ± {data['ratio_se']:.2f} |"
         )
     lin_rows = []
-    for path in sorted(BENCH.glob("linearisations-*.json")):
+    for path in sorted(SWISSROLL.glob("linearisations-*.json")):
         data = _load(path)
         k, n, runs = data["num_actions"], data["num_rounds"], data["num_runs"]
         cells = [data["preset"], f"{k}, {n}, {runs}"]
@@ -152,8 +154,8 @@ def swissroll_section() -> str:
     return f"""## Swiss-roll priors trained on offline samples (the paper's Figure 2b)
 
 Final regret at n = 1000 (mean ± s.e., 20 runs), K = 100, d = 2; ratios paired over runs. From
-`benchmarks/results/swissroll-pretrain-N[@s1=0.1].json` and `swissroll-depth-L[@s1=0.1].json`,
-produced by `python benchmarks/swissroll_study.py ratios` (and `ratios --action-cov 0.1`); the same
+`studies/swissroll/results/swissroll-pretrain-N[@s1=0.1].json` and `swissroll-depth-L[@s1=0.1].json`,
+produced by `python studies/swissroll/swissroll_study.py ratios` (and `ratios --action-cov 0.1`); the same
 presets run with `dts-ppl bench regret --preset swissroll-...`.
 
 By the number N of pre-training samples (L = 40):
@@ -166,7 +168,7 @@ By depth L (N = 10^4):
 {head.format("L")}
 {chr(10).join(_swiss_rows("swissroll-depth-*.json", "num_levels"))}
 
-By S_1 on `swissroll-depth-40` (`python benchmarks/swissroll_study.py action_cov`; `s1-*.json`, and
+By S_1 on `swissroll-depth-40` (`python studies/swissroll/swissroll_study.py action_cov`; `s1-*.json`, and
 `swissroll-depth-40.json` for S_1 = I):
 
 | S_1 (standardised units) | LinTS | dTS | LinTS / dTS |
@@ -175,7 +177,7 @@ By S_1 on `swissroll-depth-40` (`python benchmarks/swissroll_study.py action_cov
 
 ## Regret per linearisation
 
-`python benchmarks/swissroll_study.py linearisations` (`linearisations-*.json`); columns: the
+`python studies/swissroll/swissroll_study.py linearisations` (`linearisations-*.json`); columns: the
 baseline (LinTS, or GLM-TS for logistic rewards), then dTS with "identity", "jacobian", "iterated".
 
 | problem | K, n, runs | baseline | dTS identity | dTS jacobian | dTS iterated | file |

@@ -50,7 +50,7 @@ NUM_OBS = (5,) if SMALL else (10, 50, 200)
 # For each preset and sample size one NUTS run is the reference and the guide under the paper's
 # rules ("identity" linearisation, near-MLE GLM expansion) and under the new defaults (iterated
 # linearisation, prior-regularised expansion) is compared with it. `dts-ppl validation-study`
-# runs the same function and writes results/validation_study.* (docs/validation.md).
+# runs the same function and writes studies/validation/results/validation_study.* (docs/validation.md).
 
 # %%
 reports = {}

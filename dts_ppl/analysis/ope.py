@@ -23,7 +23,7 @@ Each returns an :class:`Estimate` with a 95% interval named by ``interval=``:
   SNIPS (only the point estimate differs); it need not contain the IPS or SNIPS point (it is
   centred on the EL estimate, which also uses E[w] = 1), except when mean(w) = 1.
 
-Coverage, bias and RMSE are measured by simulation in benchmarks/ope_coverage.py
+Coverage, bias and RMSE are measured by simulation in studies/ope/ope_coverage.py
 (docs/practitioner.md). The target policy of a dts_ppl agent: :func:`agent_policy`.
 """
 

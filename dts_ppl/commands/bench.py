@@ -19,7 +19,8 @@ from dts_ppl.bandits.simulation import plot_regret, regret_ratio, simulate
 from dts_ppl.commands import positive_int
 from dts_ppl.core.checks import check_positive_int
 from dts_ppl.data.movielens import ENV_VAR
-from dts_ppl.experiments.regret import default_chunk_size, get_preset, preset_names
+from dts_ppl.experiments.registry import get_preset, preset_names
+from dts_ppl.experiments.regret import default_chunk_size
 
 
 def register(sub):

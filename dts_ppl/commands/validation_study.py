@@ -1,4 +1,4 @@
-"""``dts-ppl validation-study``: dTS vs NUTS as data grow (regenerates results/validation_study.*)."""
+"""``dts-ppl validation-study``: dTS vs NUTS as data grow (writes studies/validation/results/validation_study.*)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's remaining experiments as regret presets (issue 18), merged into ``PRESETS``.
+"""The paper's remaining experiments: builders of the regret presets named in :mod:`~dts_ppl.experiments.registry`.
 
 - ``fig2b-d{5,10,15,20}``, ``fig2b-L{2,4,5,6}``: Figure 2b, dTS (and LinTS) on linear diffusion,
   linear rewards, one parameter varied at a time around the base of Figure 1's K = 100 panels:
@@ -18,10 +18,14 @@
   built to satisfy the bound's assumptions: W_l ~ U[-1, 1]^{d x d} rescaled to
   lambda_1(W_l^T W_l) = 1, contexts uniform on the unit sphere.
 - ``table2-mcmc``: the paper's Table 2 comparison (dTS vs Thompson sampling with an MCMC
-  posterior) at a scale this machine runs: K = 20, d = 5, L = 2, n = 300 (``TABLE2``).
+  posterior) at a scale a 2-core CPU runs: K = 20, d = 5, L = 2, n = 300 (``TABLE2``).
 """
 
 from __future__ import annotations
+
+import importlib
+import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,24 +35,61 @@ from dts_ppl.agents.mcmc import mcmc_ts
 from dts_ppl.bandits.envs import Environment, diffusion_environment
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.prior import DiffusionPrior
-from dts_ppl.experiments.registry import Preset
+from dts_ppl.experiments.regret import SIZES, PaperSizes
 from dts_ppl.experiments.synthetic import paper_environment, random_linear_prior
 
+
+class Fig2bBase(NamedTuple):
+    """The problem the Figure 2b sweeps vary one size of."""
+
+    num_actions: int = 100
+    dim: int = 5
+    num_levels: int = 2
+
+
+class Table2Config(NamedTuple):
+    """The ``table2-mcmc`` problem and its run size."""
+
+    num_actions: int = 20
+    dim: int = 5
+    active_dims: tuple[int, ...] = (5, 2)
+    rounds: int = 300
+    runs: int = 10
+    refresh_every: int = 10
+
+
+class McmcBudget(NamedTuple):
+    """NUTS warm-up transitions and thinning per MCMC-TS refresh."""
+
+    num_warmup: int
+    thinning: int
+
+
+class Fig6Config(NamedTuple):
+    """Figure 6's setting for the regret bound."""
+
+    num_actions: int = 10000
+    dim: int = 5
+    num_levels: int = 5
+    rounds: int = 1000
+    runs: int = 10
+
+
 #: Figure 1's K = 100 base of the Figure 2b sweeps.
-BASE = dict(num_actions=100, dim=5, num_levels=2)
+BASE = Fig2bBase()
 FIG2B_D = (5, 10, 15, 20)
 FIG2B_L = (2, 4, 5, 6)
 FIG2C_V = ("0.5", "1", "1.5")
 #: Smallest eigenvalue kept when repairing a perturbed covariance S_l + eps_2.
 EIG_FLOOR = 1e-3
-#: The Figure 1 / 2a problem sizes these presets rebuild (as ``experiments.regret`` builds them).
-K100 = dict(dim=5, active_dims=(5, 2), hidden=20)
-K10000 = dict(dim=20, active_dims=(20, 10, 5, 2), hidden=60)
+#: The Figure 1 / 2a problem sizes these presets rebuild (``experiments.regret.SIZES``).
+K100 = SIZES[100]
+K10000 = SIZES[10000]
 FIG2A_K = (10, 100, 500, 5000, 50000)
 #: Table 2 at this machine's scale, and the two MCMC budgets (warm-up, thinning) per refresh.
-TABLE2 = dict(num_actions=20, dim=5, active_dims=(5, 2), rounds=300, runs=10, refresh_every=10)
-MCMC_FAST = dict(num_warmup=10, thinning=1)
-MCMC_SLOW = dict(num_warmup=50, thinning=3)
+TABLE2 = Table2Config()
+MCMC_FAST = McmcBudget(num_warmup=10, thinning=1)
+MCMC_SLOW = McmcBudget(num_warmup=50, thinning=3)
 
 
 def fig2b_active_dims(dim: int, num_levels: int) -> tuple:
@@ -56,9 +97,10 @@ def fig2b_active_dims(dim: int, num_levels: int) -> tuple:
     return (dim,) + (min(2, dim),) * (num_levels - 1)
 
 
-def _fig2b(dim: int, num_levels: int, full: bool = False):
+def fig2b(dim: int, num_levels: int, full: bool = False):
+    """Builder of a Figure 2b point: d and L around :data:`BASE` (``full``: every column active)."""
     active = (dim,) * num_levels if full else fig2b_active_dims(dim, num_levels)
-    K = BASE["num_actions"]
+    K = BASE.num_actions
 
     def build(key, num_rounds):
         del num_rounds
@@ -97,11 +139,13 @@ def paper_perturbation(key, prior: DiffusionPrior, v: float) -> DiffusionPrior:
     return DiffusionPrior.linear(noisy_w, noisy_s)
 
 
-def _fig2c_paper(v: float):
+def fig2c_paper(v: float):
+    """Builder of Figure 2c as printed: dTS gets :func:`paper_perturbation` of the true prior."""
+
     def build(key, num_rounds):
         del num_rounds
         k_prior, k_noise, _ = jax.random.split(key, 3)  # the split of regret._misspecified: same problem
-        env, prior = paper_environment(k_prior, "linear", "linear", 100, **K100)
+        env, prior = paper_environment(k_prior, "linear", "linear", 100, *K100)
         env = env._replace(name=f"Figure 2c as printed, v={v}: {env.name}")
         wrong = paper_perturbation(k_noise, prior, v)
         return env, {
@@ -113,10 +157,12 @@ def _fig2c_paper(v: float):
     return build
 
 
-def _lints_prior(num_actions: int, sizes: dict):
+def lints_prior(num_actions: int, sizes: PaperSizes):
+    """Builder: LinTS with the exact marginal against LinTS with N(0, I) on a Figure 1 / 2a problem."""
+
     def build(key, num_rounds):
         del num_rounds
-        env, prior = paper_environment(jax.random.split(key)[0], "linear", "linear", num_actions, **sizes)
+        env, prior = paper_environment(jax.random.split(key)[0], "linear", "linear", num_actions, *sizes)
         d = prior.dim
         unit = ag.GaussianPrior(jnp.zeros(d, prior.cov1.dtype), jnp.eye(d, dtype=prior.cov1.dtype))
         return env, {
@@ -147,84 +193,50 @@ def sphere_contexts(dim: int, dtype=None):
     return sample
 
 
-FIG6 = dict(num_actions=10000, dim=5, num_levels=5, rounds=1000, runs=10)
+FIG6 = Fig6Config()
 
 
 def fig6_environment(key) -> tuple[Environment, DiffusionPrior]:
     """Figure 6's problem, built to meet the bound's assumptions (module docstring)."""
-    prior = normalised_linear_prior(key, FIG6["dim"], FIG6["num_levels"])
+    prior = normalised_linear_prior(key, FIG6.dim, FIG6.num_levels)
     env = diffusion_environment(
         prior,
-        FIG6["num_actions"],
+        FIG6.num_actions,
         Gaussian(1.0),
-        contexts=sphere_contexts(FIG6["dim"], prior.cov1.dtype),
+        contexts=sphere_contexts(FIG6.dim, prior.cov1.dtype),
         name="Figure 6: linear/linear, K=10^4, d=5, L=5, ||x||=1, lambda_1(W^T W)=1",
     )
     return env, prior
 
 
-def _fig6(key, num_rounds):
+def fig6(key, num_rounds):
+    """Builder of ``fig6-k10000``: dTS against LinTS on :func:`fig6_environment`."""
     del num_rounds
     env, prior = fig6_environment(jax.random.split(key)[0])
-    K = FIG6["num_actions"]
+    K = FIG6.num_actions
     return env, {"dTS": ag.dts(prior, Gaussian(1.0), K), "LinTS": ag.lin_ts(ag.theta_marginal(prior), Gaussian(1.0), K)}
 
 
 def table2_environment(key) -> tuple[Environment, DiffusionPrior]:
     """The small linear-diffusion problem of ``table2-mcmc`` (``TABLE2``)."""
-    sizes = dict(dim=TABLE2["dim"], active_dims=TABLE2["active_dims"], hidden=20)
-    return paper_environment(key, "linear", "linear", TABLE2["num_actions"], **sizes)
+    return paper_environment(key, "linear", "linear", TABLE2.num_actions, TABLE2.dim, TABLE2.active_dims, 20)
 
 
-def _table2(key, num_rounds):
+def table2(key, num_rounds):
+    """Builder of ``table2-mcmc``: dTS, MCMC-TS (fast and slow budgets) and LinTS."""
     del num_rounds
     env, prior = table2_environment(jax.random.split(key)[0])
-    K, m = TABLE2["num_actions"], TABLE2["refresh_every"]
+    K, m = TABLE2.num_actions, TABLE2.refresh_every
     return env, {
         "dTS": ag.dts(prior, Gaussian(1.0), K),
-        "MCMC-TS (fast)": mcmc_ts(prior, Gaussian(1.0), K, refresh_every=m, **MCMC_FAST),
-        "MCMC-TS (slow)": mcmc_ts(prior, Gaussian(1.0), K, refresh_every=m, **MCMC_SLOW),
+        "MCMC-TS (fast)": mcmc_ts(prior, Gaussian(1.0), K, refresh_every=m, **MCMC_FAST._asdict()),
+        "MCMC-TS (slow)": mcmc_ts(prior, Gaussian(1.0), K, refresh_every=m, **MCMC_SLOW._asdict()),
         "LinTS": ag.lin_ts(ag.theta_marginal(prior), Gaussian(1.0), K),
     }
 
 
-def presets() -> dict[str, Preset]:
-    """The presets of this module by name (merged into ``experiments.regret.PRESETS``)."""
-    out = []
-    K = BASE["num_actions"]
-    for d in FIG2B_D:
-        desc = f"Figure 2b: d={d} (L={BASE['num_levels']}, K={K}, active {fig2b_active_dims(d, BASE['num_levels'])})"
-        out.append(Preset(f"fig2b-d{d}", _fig2b(d, BASE["num_levels"]), desc))
-    for L in FIG2B_L:
-        desc = f"Figure 2b: L={L} (d={BASE['dim']}, K={K}, active {fig2b_active_dims(BASE['dim'], L)})"
-        out.append(Preset(f"fig2b-L{L}", _fig2b(BASE["dim"], L), desc))
-        desc = f"Figure 2b variant: L={L} with every column active (d_l = d = {BASE['dim']}), K={K}"
-        out.append(Preset(f"fig2b-full-L{L}", _fig2b(BASE["dim"], L, full=True), desc))
-    for v in FIG2C_V:
-        desc = f"Figure 2c as printed: dTS gets W_l + U[{v}, {v}+0.5], S_l + U[{v}, {v}+0.5] (repaired), K=100"
-        out.append(Preset(f"fig2c-paper-v{v}", _fig2c_paper(float(v)), desc))
-    for k in FIG2A_K:
-        desc = f"LinTS with the exact marginal vs N(0, I) on the fig2a-k{k} problem"
-        out.append(Preset(f"lints-prior-fig2a-k{k}", _lints_prior(k, K100), desc, runs=50 if k <= 5000 else 10))
-    out.append(
-        Preset(
-            "lints-prior-fig1-lindiff-lin-k10000",
-            _lints_prior(10000, K10000),
-            "LinTS with the exact marginal vs N(0, I) on the fig1-lindiff-lin-k10000 problem",
-            runs=10,
-        )
-    )
-    out.append(Preset("fig6-k10000", _fig6, FIG6_DESC, rounds=FIG6["rounds"], runs=FIG6["runs"]))
-    out.append(
-        Preset(
-            "table2-mcmc",
-            _table2,
-            "Table 2 at small scale: dTS vs MCMC Thompson sampling (NUTS every 10 rounds), K=20, d=5",
-            rounds=TABLE2["rounds"],
-            runs=TABLE2["runs"],
-        )
-    )
-    return {p.name: p for p in out}
-
-
-FIG6_DESC = "Figure 6 setting for the regret bound: d=5, K=10^4, L=5, n=1000, ||x||=1, lambda_1(W^T W)=1"
+def presets() -> dict:
+    """Deprecated: the presets of these builders, now declared in :mod:`dts_ppl.experiments.registry`."""
+    registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
+    warnings.warn("paper_extra.presets() is deprecated; use dts_ppl.experiments.registry", DeprecationWarning, 2)
+    return {p.name: p for p in registry.paper_extra_presets()}

@@ -2,8 +2,8 @@
 
 Every preset compares dTS with a DDPM prior pre-trained on a sample of theta against
 
-- LinTS and LinUCB given the Gaussian fitted to the same sample (:func:`fitted_gaussian`),
-- HierTS (per-action presets): a one-level Gaussian hierarchy with dTS's S_1 (:func:`gaussian_hierarchy`),
+- LinTS and LinUCB given the Gaussian fitted to the same sample (``GaussianPrior.fit``),
+- HierTS (per-action presets): HierTS-1 on a one-level Gaussian hierarchy with dTS's S_1 (:func:`gaussian_hierarchy`),
 - bank TS: the exact posterior of an empirical prior (:func:`dts_ppl.agents.bank_ts`) -- many
   true-prior draws where the true prior is known (ring, roll: the ceiling of prior knowledge),
   the pre-training sample on real data,
@@ -33,8 +33,11 @@ latent carries the other half of the items' spread (and HierTS gets the same spl
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,58 +45,113 @@ import numpy as np
 
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import Environment, pool_environment, uniform_contexts
-from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.sampling import sample_prior
 from dts_ppl.data import digits as digits_data
 from dts_ppl.data.factorisation import als
 from dts_ppl.data.movielens import ENV_VAR, load_movielens
-from dts_ppl.ddpm import action_covariance, train_diffusion_prior
+from dts_ppl.ddpm import train_diffusion_prior
+from dts_ppl.ddpm.calibrate import with_action_cov
 from dts_ppl.experiments import swissroll
-from dts_ppl.experiments.registry import Preset
 from dts_ppl.io.serialization import load_prior, save_prior
-from dts_ppl.ppl.distances import energy_distance
+
+
+class DDPMTraining(NamedTuple):
+    """DDPM training of every preset's prior (:func:`dts_ppl.train_diffusion_prior` arguments)."""
+
+    num_levels: int = 40
+    schedule: str = "cosine"
+    hidden: int = 128
+    steps: int = 6000
+    variance: str = "beta"
+
+
+class RingConfig(NamedTuple):
+    """The 8-cluster ring: cluster centres on a circle of ``radius``, each an isotropic Gaussian (sd)."""
+
+    num_clusters: int = 8
+    radius: float = 2.0
+    sd: float = 0.15
+
+
+class SharedConfig(NamedTuple):
+    """Shared-parameter bandits: K features per round, Gaussian noise sd, run size, pre-training and bank sizes."""
+
+    num_actions: int = 20
+    rounds: int = 300
+    runs: int = 40
+    noise: float = 1.0
+    pretrain: int = 5000
+    bank: int = 20_000
+
+
+class DigitsConfig(NamedTuple):
+    """The digits multi-task bandit: embedding dimension, images per round, run size, noise sd."""
+
+    dim: int = 5
+    num_actions: int = 20
+    rounds: int = 500
+    runs: int = 20
+    noise: float = 0.5
+
+
+class MovieLensConfig(NamedTuple):
+    """The MovieLens preset: ALS rank and ridge, item filter and split, bandit and run size, noise sd, seed."""
+
+    rank: int = 5
+    ridge: float = 5.0
+    min_ratings: int = 20
+    pretrain_share: float = 0.7
+    num_actions: int = 100
+    rounds: int = 3000
+    runs: int = 20
+    noise: float = 1.0
+    seed: int = 0
+
 
 #: DDPM training of every preset's prior (cached under swissroll.cache_dir()).
-TRAINING = dict(num_levels=40, schedule="cosine", hidden=128, steps=6000, variance="beta")
-RING = dict(num_clusters=8, radius=2.0, sd=0.15)
-#: Shared-parameter bandits: K features per round, Gaussian noise sd.
-SHARED = dict(num_actions=20, rounds=300, runs=40, noise=1.0, pretrain=5000, bank=20_000)
-DIGITS = dict(dim=5, num_actions=20, rounds=500, runs=20, noise=0.5)
-MOVIELENS = dict(
-    rank=5, ridge=5.0, min_ratings=20, pretrain_share=0.7, num_actions=100, rounds=3000, runs=20, noise=1.0, seed=0
-)
+TRAINING = DDPMTraining()
+RING = RingConfig()
+SHARED = SharedConfig()
+DIGITS = DigitsConfig()
+MOVIELENS = MovieLensConfig()
 
 
 # ---------------------------------------------------------------------------------- helpers
 
 
 def fitted_gaussian(samples, jitter: float = 1e-9) -> ag.GaussianPrior:
-    """The Gaussian fit (sample mean (d,), sample covariance (d, d)) of samples (N, d).
-
-    (Stands in for ``agents.GaussianPrior.fit``, which another branch adds.)
-    """
-    x = np.asarray(samples, np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"samples: expected (N, d) with N >= 2, got shape {x.shape}")
-    cov = np.cov(x.T).reshape(x.shape[1], x.shape[1])
-    cov = cov + jitter * np.trace(cov) / x.shape[1] * np.eye(x.shape[1])
-    dtype = jnp.result_type(float)
-    return ag.GaussianPrior(jnp.asarray(x.mean(0), dtype), jnp.asarray(cov, dtype))
+    """Deprecated: ``agents.GaussianPrior.fit(samples, jitter)``, the Gaussian fit of samples (N, d)."""
+    warnings.warn(
+        "realdata.fitted_gaussian is deprecated; use dts_ppl.agents.GaussianPrior.fit", DeprecationWarning, stacklevel=2
+    )
+    return ag.GaussianPrior.fit(samples, jitter)
 
 
 def gaussian_hierarchy(gauss: ag.GaussianPrior, own_cov) -> DiffusionPrior:
-    """HierTS's prior for i.i.d. per-action parameters with Gaussian fit N(m, C):
-    theta_a = m + h + e_a, e_a ~ N(0, own_cov), h ~ N(0, C - own_cov) (eigenvalues floored at 1e-6 tr C / d)."""
+    """HierTS's prior for i.i.d. per-action parameters with Gaussian fit N(m, C), as a DiffusionPrior.
+
+    The one-level linear chain theta_a = m + h + e_a, e_a ~ N(0, own_cov), h ~ N(0, C - own_cov)
+    (C - own_cov's eigenvalues floored at 1e-6 tr C / d), through :func:`dts_ppl.agents.hierarchical_prior`
+    (HierTS-1, no jitter: the floor already keeps h's covariance positive definite).
+
+    Args:
+        gauss: the Gaussian fit, mean (d,) and cov C (d, d).
+        own_cov: (d, d) per-action covariance (dTS's S_1).
+    Returns:
+        DiffusionPrior with one level: S_1 = own_cov, S_2 = the floored C - own_cov, offset m.
+    """
     C = np.asarray(gauss.cov, np.float64)
     own = np.asarray(own_cov, np.float64)
     evals, evecs = np.linalg.eigh(C - own)
     floor = 1e-6 * np.trace(C) / C.shape[0]
     top = (evecs * np.maximum(evals, floor)) @ evecs.T
     d, dtype = C.shape[0], gauss.mean.dtype
-    return DiffusionPrior.linear(
+    chain = DiffusionPrior.linear(
         [jnp.eye(d, dtype=dtype)], [jnp.asarray(own, dtype), jnp.asarray(0.5 * (top + top.T), dtype)], [gauss.mean]
     )
+    return ag.hierarchical_prior(chain, jitter=0.0)
 
 
 def standardised_cov(samples) -> np.ndarray:
@@ -108,7 +166,7 @@ def trained_prior(tag: str, samples, action_cov, seed: int = 0, progress: bool =
         (prior, metadata).
     """
     x = np.asarray(samples, np.float64)
-    cfg = dict(TRAINING, **overrides)
+    cfg = dict(TRAINING._asdict(), **overrides)
     key_cov = action_cov if isinstance(action_cov, str | float | int) else np.round(np.asarray(action_cov), 12).tolist()
     digest = hashlib.sha1(x.tobytes() + json.dumps([cfg, key_cov, seed], sort_keys=True).encode()).hexdigest()[:12]
     path = swissroll.cache_dir() / f"{tag}-{digest}.npz"
@@ -121,35 +179,14 @@ def trained_prior(tag: str, samples, action_cov, seed: int = 0, progress: bool =
     return trained.prior, meta
 
 
-def with_action_cov(prior: DiffusionPrior, meta: dict, action_cov) -> DiffusionPrior:
-    """``prior`` with S_1 replaced by the ``action_cov`` rule of :func:`dts_ppl.ddpm.action_covariance`."""
-    scale = np.asarray(meta["standardisation"]["scale"])
-    s1 = action_covariance(action_cov, np.asarray(meta["betas"]), scale, prior.dim)
-    return prior._replace(cov1=jnp.asarray(s1, prior.cov1.dtype))
-
-
 def prior_samples(key, prior: DiffusionPrior, num_samples: int) -> jax.Array:
-    """``num_samples`` draws (num_samples, d) of one theta from a diffusion prior."""
-    return core.sample(key, prior, core.prior_conditionals(prior, 1), (num_samples,))[1][:, 0]
-
-
-def prior_fit(key, prior: DiffusionPrior, gauss: ag.GaussianPrior, heldout, pretrain, num_samples: int = 2000) -> dict:
-    """Energy distances to held-out samples (M, d) of: the prior's draws, the Gaussian fit's draws,
-    and the pre-training sample (N, d) itself (the floor a perfect fit of finite data reaches)."""
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    held = jnp.asarray(heldout)
-    held = held[jax.random.permutation(k4, held.shape[0])[:num_samples]]
-    pre = jnp.asarray(pretrain)
-    pre = pre[jax.random.permutation(k3, pre.shape[0])[:num_samples]]
-    dts_draws = prior_samples(k1, prior, num_samples)
-    chol = jnp.linalg.cholesky(gauss.cov)
-    gauss_draws = gauss.mean + jax.random.normal(k2, (num_samples, gauss.mean.shape[0]), gauss.mean.dtype) @ chol.T
-    return dict(
-        energy_dts_prior=energy_distance(dts_draws, held),
-        energy_gaussian_fit=energy_distance(gauss_draws, held),
-        energy_pretrain_sample=energy_distance(pre, held),
-        num_samples=int(held.shape[0]),
+    """Deprecated: ``sample_prior(key, prior, num_samples)[1][:, 0]``, draws (num_samples, d) of one theta."""
+    warnings.warn(
+        "realdata.prior_samples is deprecated; use dts_ppl.sample_prior(key, prior, n)[1][:, 0]",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    return sample_prior(key, prior, num_samples)[1][:, 0]
 
 
 def _agents(prior, gauss, bank, lik, K, shared, hier=None, history=5000):
@@ -172,45 +209,45 @@ def sample_ring(key, num_samples: int) -> jax.Array:
     """(num_samples, 2) draws of the 8-cluster ring: centre radius (cos, sin)(2 pi c / 8), c uniform, + sd N(0, I)."""
     k_c, k_n = jax.random.split(key)
     dtype = jnp.result_type(float)
-    c = jax.random.randint(k_c, (num_samples,), 0, RING["num_clusters"])
-    angle = 2 * jnp.pi * c.astype(dtype) / RING["num_clusters"]
-    centre = RING["radius"] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
-    return centre + RING["sd"] * jax.random.normal(k_n, (num_samples, 2), dtype)
+    c = jax.random.randint(k_c, (num_samples,), 0, RING.num_clusters)
+    angle = 2 * jnp.pi * c.astype(dtype) / RING.num_clusters
+    centre = RING.radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
+    return centre + RING.sd * jax.random.normal(k_n, (num_samples, 2), dtype)
 
 
 def shared_environment(sample_one, name: str) -> Environment:
     """One theta (2,) per run from ``sample_one(key) -> (1, 2)``; K = 20 features U[-1, 1]^2 per round."""
-    K = SHARED["num_actions"]
-    return Environment(
-        lambda key: sample_one(key)[0], uniform_contexts(2, K), Gaussian(SHARED["noise"]), K, 2, True, name
-    )
+    K = SHARED.num_actions
+    return Environment(lambda key: sample_one(key)[0], uniform_contexts(2, K), Gaussian(SHARED.noise), K, 2, True, name)
 
 
 def ring_setup(progress: bool = True) -> dict:
     """Everything the ring-shared preset uses: env, prior (+ meta), Gaussian fit, bank, pre-training sample."""
-    pretrain = np.asarray(sample_ring(jax.random.PRNGKey(101), SHARED["pretrain"]), np.float64)
-    bank = sample_ring(jax.random.PRNGKey(202), SHARED["bank"])
+    pretrain = np.asarray(sample_ring(jax.random.PRNGKey(101), SHARED.pretrain), np.float64)
+    bank = sample_ring(jax.random.PRNGKey(202), SHARED.bank)
     prior, meta = trained_prior("ring", pretrain, "beta", progress=progress)
     env = shared_environment(lambda k: sample_ring(k, 1), "8-cluster ring (shared theta), K=20 features U[-1,1]^2")
-    return dict(env=env, prior=prior, meta=meta, gauss=fitted_gaussian(pretrain), bank=bank, pretrain=pretrain)
+    return dict(env=env, prior=prior, meta=meta, gauss=ag.GaussianPrior.fit(pretrain), bank=bank, pretrain=pretrain)
 
 
 def roll_setup(progress: bool = True) -> dict:
     """The roll-shared preset: the shipped Swiss-roll prior (N = 10^4, L = 40), S_1 = "beta"."""
     prior, meta = swissroll.swiss_roll_prior(10_000, 40, progress=progress)
-    prior = with_action_cov(prior, meta, "beta")
+    prior, meta = with_action_cov(prior, meta, "beta")
     pretrain = swissroll.swiss_roll(10_000, seed=0)
-    bank = jnp.asarray(swissroll.swiss_roll(SHARED["bank"], seed=1), jnp.result_type(float))
+    bank = jnp.asarray(swissroll.swiss_roll(SHARED.bank, seed=1), jnp.result_type(float))
     env = shared_environment(lambda k: swissroll.sample_swiss_roll(k, 1), "Swiss roll (shared theta), K=20")
-    return dict(env=env, prior=prior, meta=meta, gauss=fitted_gaussian(pretrain), bank=bank, pretrain=pretrain)
+    return dict(env=env, prior=prior, meta=meta, gauss=ag.GaussianPrior.fit(pretrain), bank=bank, pretrain=pretrain)
 
 
-def _shared_builder(setup):
+def shared_builder(setup):
+    """Builder of a shared-parameter preset from its ``setup()`` (ring or roll)."""
+
     def build(key, num_rounds):
         del key, num_rounds
         s = setup()
-        lik = Gaussian(SHARED["noise"])
-        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, SHARED["num_actions"], True)
+        lik = Gaussian(SHARED.noise)
+        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, SHARED.num_actions, True)
 
     return build
 
@@ -220,16 +257,16 @@ def _shared_builder(setup):
 
 def digits_setup(kind: str = "linear", progress: bool = True) -> dict:
     """The digits multi-task preset: tasks, env, prior trained on the pre-training thetas, fit, bank."""
-    tasks = digits_data.digits_tasks(dim=DIGITS["dim"], kind=kind)
-    lik = Gaussian(DIGITS["noise"]) if kind == "linear" else Bernoulli()
-    name = f"digits multi-task ({kind}), K={DIGITS['num_actions']} images per round"
-    env = pool_environment(tasks.bandit_thetas, tasks.features, DIGITS["num_actions"], lik, shared=True, name=name)
+    tasks = digits_data.digits_tasks(dim=DIGITS.dim, kind=kind)
+    lik = Gaussian(DIGITS.noise) if kind == "linear" else Bernoulli()
+    name = f"digits multi-task ({kind}), K={DIGITS.num_actions} images per round"
+    env = pool_environment(tasks.bandit_thetas, tasks.features, DIGITS.num_actions, lik, shared=True, name=name)
     prior, meta = trained_prior(f"digits-{kind}", tasks.pretrain_thetas, "beta", progress=progress)
     return dict(
         env=env,
         prior=prior,
         meta=meta,
-        gauss=fitted_gaussian(tasks.pretrain_thetas),
+        gauss=ag.GaussianPrior.fit(tasks.pretrain_thetas),
         bank=jnp.asarray(tasks.pretrain_thetas, jnp.result_type(float)),
         pretrain=tasks.pretrain_thetas,
         heldout=tasks.bandit_thetas,
@@ -237,14 +274,16 @@ def digits_setup(kind: str = "linear", progress: bool = True) -> dict:
     )
 
 
-def _digits_builder(kind):
+def digits_builder(kind: str):
+    """Builder of the digits preset: ``kind`` "linear" (Gaussian rewards) or "logistic" (Bernoulli)."""
+
     def build(key, num_rounds):
         del key
         s = digits_setup(kind)
         lik = s["likelihood"]
         if kind == "logistic":  # expand the GLM likelihood at the prior's scale, as the paper presets do
             lik = Bernoulli().regularised_for(s["gauss"].cov)
-        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, DIGITS["num_actions"], True, None, num_rounds)
+        return s["env"], _agents(s["prior"], s["gauss"], s["bank"], lik, DIGITS.num_actions, True, None, num_rounds)
 
     return build
 
@@ -256,24 +295,22 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
     """The MovieLens preset from the user's files: factorisation, item split, env, prior, fit, bank."""
     ratings = load_movielens(data_dir)
     cfg = MOVIELENS
-    fac = als(ratings.users, ratings.items, ratings.ratings, cfg["rank"], cfg["ridge"], seed=cfg["seed"])
+    fac = als(ratings.users, ratings.items, ratings.ratings, cfg.rank, cfg.ridge, seed=cfg.seed)
     counts = np.bincount(ratings.items, minlength=ratings.num_items)
-    eligible = np.flatnonzero(counts >= cfg["min_ratings"])
+    eligible = np.flatnonzero(counts >= cfg.min_ratings)
     if eligible.size < 4:
-        raise ValueError(
-            f"data_dir: only {eligible.size} items have >= {cfg['min_ratings']} ratings; expected at least 4"
-        )
-    perm = np.random.RandomState(cfg["seed"]).permutation(eligible)
-    cut = int(round(cfg["pretrain_share"] * eligible.size))
+        raise ValueError(f"data_dir: only {eligible.size} items have >= {cfg.min_ratings} ratings; expected at least 4")
+    perm = np.random.RandomState(cfg.seed).permutation(eligible)
+    cut = int(round(cfg.pretrain_share * eligible.size))
     pre_items, bandit_items = perm[:cut], perm[cut:]
     pretrain = fac.item_vectors[pre_items].astype(np.float64)
-    K = int(min(cfg["num_actions"], bandit_items.size))
-    name = f"MovieLens ({ratings.format}) ALS rank {cfg['rank']}, K={K} of {bandit_items.size} held-out items"
-    lik = Gaussian(cfg["noise"])
+    K = int(min(cfg.num_actions, bandit_items.size))
+    name = f"MovieLens ({ratings.format}) ALS rank {cfg.rank}, K={K} of {bandit_items.size} held-out items"
+    lik = Gaussian(cfg.noise)
     env = pool_environment(fac.item_vectors[bandit_items], fac.user_vectors, K, lik, name=name)
     own_std = 0.5 * standardised_cov(pretrain)
     prior, meta = trained_prior("movielens", pretrain, own_std, progress=progress)
-    gauss = fitted_gaussian(pretrain)
+    gauss = ag.GaussianPrior.fit(pretrain)
     return dict(
         env=env,
         prior=prior,
@@ -289,28 +326,15 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
     )
 
 
-def _movielens_build(key, num_rounds):
+def movielens_build(key, num_rounds):
+    """Builder of the MovieLens preset (files from $DTS_MOVIELENS_DIR)."""
     del key, num_rounds
     s = movielens_setup(os.environ.get(ENV_VAR))
     return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], False, s["hier"])
 
 
-def presets() -> dict[str, Preset]:
-    """The real-data and shared-parameter presets for ``dts-ppl bench regret``, by name."""
-    shared = f"K={SHARED['num_actions']} features U[-1,1]^2, N(x^T theta, 1)"
-    out = [
-        Preset("ring-shared", _shared_builder(ring_setup), f"one theta from an 8-cluster ring, {shared}",
-               SHARED["rounds"], SHARED["runs"]),
-        Preset("roll-shared", _shared_builder(roll_setup), f"one theta from the Swiss roll, {shared}",
-               SHARED["rounds"], SHARED["runs"]),
-        Preset("digits-multitask", _digits_builder("linear"),
-               "scikit-learn digits: theta = a class's ridge fit, actions = 20 images, Gaussian rewards",
-               DIGITS["rounds"], DIGITS["runs"]),
-        Preset("digits-multitask-bernoulli", _digits_builder("logistic"),
-               "scikit-learn digits: theta = a class's logistic fit, actions = 20 images, Bernoulli rewards",
-               DIGITS["rounds"], DIGITS["runs"]),
-        Preset("movielens", _movielens_build,
-               "MovieLens item vectors (ALS rank 5), needs --data-dir or $DTS_MOVIELENS_DIR",
-               MOVIELENS["rounds"], MOVIELENS["runs"]),
-    ]  # fmt: skip
-    return {p.name: p for p in out}
+def presets() -> dict:
+    """Deprecated: these presets, now declared in :mod:`dts_ppl.experiments.registry`."""
+    registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
+    warnings.warn("realdata.presets() is deprecated; use dts_ppl.experiments.registry", DeprecationWarning, 2)
+    return {p.name: p for p in registry.realdata_presets()}

@@ -1,11 +1,8 @@
-"""Named regret experiments (the paper's Figure 1 panels, the K sweep, misspecification).
+"""The paper's regret experiments (Figure 1 panels, the K sweep, misspecification): their builders.
 
-A preset is a builder ``build(key, num_rounds) -> (Environment, {name: Agent})`` stored under a
-name in :data:`PRESETS`; ``dts-ppl bench regret --preset NAME`` runs it. Users add their own
-with :func:`register_preset`:
-
-    from dts_ppl.experiments.regret import register_preset
-    register_preset("my-bandit", build, "my catalogue, K=100")
+Each builder returns ``build(key, num_rounds) -> (Environment, {name: Agent})``; the presets that
+name them, and :func:`~dts_ppl.experiments.registry.register_preset` for users' own, are in
+:mod:`dts_ppl.experiments.registry` (``dts-ppl bench regret --preset NAME`` runs one).
 
 Settings follow docs/math.md section 8: contexts U[-1, 1]^d, covariances I, reward noise 1; K = 100
 panels use d = 5, L = 2 (active columns 5, 2; MLP width 20), K = 10^4 panels d = 20, L = 4
@@ -22,19 +19,31 @@ the paper's rule; logistic panels add "dTS (MLE expansion)", the paper's near-ML
 
 from __future__ import annotations
 
+import importlib
+import warnings
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import diffusion_environment
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
-from dts_ppl.experiments import paper_extra, realdata, swissroll
-from dts_ppl.experiments.registry import Preset
 from dts_ppl.experiments.synthetic import paper_environment, paper_prior
 
 # ------------------------------------------------------------------------------ the paper's
 
-_SIZES = {100: dict(dim=5, active_dims=(5, 2), hidden=20), 10000: dict(dim=20, active_dims=(20, 10, 5, 2), hidden=60)}
+
+class PaperSizes(NamedTuple):
+    """The sizes of one of the paper's synthetic problems (docs/math.md section 8)."""
+
+    dim: int
+    active_dims: tuple[int, ...]
+    hidden: int
+
+
+#: Problem sizes by number of actions K: the K = 100 panels and the K = 10^4 panels.
+SIZES: dict[int, PaperSizes] = {100: PaperSizes(5, (5, 2), 20), 10000: PaperSizes(20, (20, 10, 5, 2), 60)}
 
 
 def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, which=None, agent_prior=None):
@@ -68,21 +77,24 @@ def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, whi
     return {name: make() for name, make in out.items() if which is None or name in which}
 
 
-def _fig1(diffusion: str, reward: str, num_actions: int):
-    sizes = _SIZES[num_actions]
+def figure1(diffusion: str, reward: str, num_actions: int):
+    """Builder of a Figure 1 panel: ``diffusion`` "linear"/"mlp", ``reward`` "linear"/"logistic", K 100 or 10^4."""
+    sizes = SIZES[num_actions]
 
     def build(key, num_rounds):
         k_prior, k_marg = jax.random.split(key)
-        env, prior = paper_environment(k_prior, diffusion, reward, num_actions, **sizes)
+        env, prior = paper_environment(k_prior, diffusion, reward, num_actions, *sizes)
         return env, paper_agents(k_marg, prior, reward, num_actions, num_rounds)
 
     return build
 
 
-def _k_sweep(num_actions: int):
+def k_sweep(num_actions: int):
+    """Builder of Figure 2a at K = ``num_actions``: the K = 100 panel's sizes, dTS against LinTS."""
+
     def build(key, num_rounds):
         k_prior, k_marg = jax.random.split(key)
-        env, prior = paper_environment(k_prior, "linear", "linear", num_actions, **_SIZES[100])
+        env, prior = paper_environment(k_prior, "linear", "linear", num_actions, *SIZES[100])
         return env, paper_agents(k_marg, prior, "linear", num_actions, num_rounds, which=("dTS", "LinTS"))
 
     return build
@@ -100,10 +112,12 @@ def misspecified_prior(key, prior, scale: float):
     return type(prior).linear(noisy, covs)
 
 
-def _misspecified(scale: float):
+def misspecified(scale: float):
+    """Builder of Figure 2c: the agents get the true prior's weights perturbed by ``scale`` U[-1, 1]."""
+
     def build(key, num_rounds):
         k_prior, k_noise, k_marg = jax.random.split(key, 3)
-        prior = paper_prior(k_prior, "linear", **_SIZES[100])
+        prior = paper_prior(k_prior, "linear", *SIZES[100])
         env = diffusion_environment(prior, 100, Gaussian(1.0), name=f"misspecified prior v={scale}")
         wrong = misspecified_prior(k_noise, prior, scale)
         return env, paper_agents(k_marg, prior, "linear", 100, num_rounds, ("dTS", "LinTS", "HierTS"), wrong)
@@ -111,85 +125,33 @@ def _misspecified(scale: float):
     return build
 
 
-def _exact(key, num_rounds):
-    # same split of the key as the fig1 builders: the same problem as fig1-lindiff-lin-k100
-    env, prior = paper_environment(jax.random.split(key)[0], "linear", "linear", 100, **_SIZES[100])
+def exact_k100(key, num_rounds):
+    """dTS against exact joint Thompson sampling on fig1-lindiff-lin-k100's problem (same key split)."""
+    del num_rounds
+    env, prior = paper_environment(jax.random.split(key)[0], "linear", "linear", 100, *SIZES[100])
     return env, {"dTS": ag.dts(prior, Gaussian(1.0), 100), "exact TS": ag.exact_ts(prior, Gaussian(1.0), 100)}
-
-
-_VARIANTS = {  # what the dTS variants of each panel are (module docstring)
-    ("linear", "linear"): "; dTS exact",
-    ("mlp", "linear"): "; dTS = default (iterated to convergence), dTS (identity) = the paper's rule",
-    ("linear", "logistic"): "; dTS = default (prior-scaled expansion), dTS (MLE expansion) = the paper's",
-    ("mlp", "logistic"): "; dTS = default (iterated, prior-scaled), dTS (identity), dTS (MLE expansion)",
-}
-
-
-def _paper_presets() -> dict[str, Preset]:
-    out = []
-    for diff, dname in (("linear", "lindiff"), ("mlp", "nonlindiff")):
-        for rew, rname in (("linear", "lin"), ("logistic", "logistic")):
-            for K in (100, 10000):
-                out.append(
-                    Preset(
-                        f"fig1-{dname}-{rname}-k{K}",
-                        _fig1(diff, rew, K),
-                        f"Figure 1: {diff} diffusion, {rew} reward, K={K}" + _VARIANTS[(diff, rew)],
-                        runs=50 if K == 100 else 10,
-                    )
-                )
-    for K in (10, 100, 500, 5000, 50000):
-        out.append(Preset(f"fig2a-k{K}", _k_sweep(K), f"Figure 2a: K sweep (linear/linear, d=5, L=2), K={K}"))
-    for v in ("0", "0.5", "1", "1.5"):
-        out.append(
-            Preset(
-                f"fig2c-v{v}",
-                _misspecified(float(v)),
-                f"Figure 2c: agents' prior weights W_l + {v} U[-1, 1] (true: W_l), K=100, d=5, L=2",
-            )
-        )
-    out.append(
-        Preset("exact-k100", _exact, "dTS vs exact joint Thompson sampling on the fig1-lindiff-lin-k100 problem")
-    )
-    return {p.name: p for p in out}
-
-
-#: Every built-in preset by name: a plain dict, filled without import side effects.
-PRESETS: dict[str, Preset] = {
-    **_paper_presets(),
-    **swissroll.presets(),
-    **paper_extra.presets(),
-    **realdata.presets(),
-}
-_USER: dict[str, Preset] = {}
-
-
-def register_preset(name: str, build, description: str = "", rounds: int = 5000, runs: int = 50) -> Preset:
-    """Add a user experiment ``build(key, num_rounds) -> (Environment, dict[str, Agent])`` under ``name``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name: expected a non-empty string, got {name!r}")
-    if name in PRESETS or (name in _USER and _USER[name].build is not build):
-        raise ValueError(f"name: a preset called {name!r} is already registered")
-    if not callable(build):
-        raise ValueError(f"build: expected a callable (key, num_rounds) -> (env, agents), got {build!r}")
-    _USER[name] = Preset(name, build, description, rounds, runs)
-    return _USER[name]
-
-
-def preset_names() -> list[str]:
-    """Names of the built-in and user-registered presets, sorted."""
-    return sorted({**PRESETS, **_USER})
-
-
-def get_preset(name: str) -> Preset:
-    """The preset called ``name`` (ValueError listing the available names otherwise)."""
-    table = {**PRESETS, **_USER}
-    if name not in table:
-        raise ValueError(f"preset: unknown preset {name!r}; available: {', '.join(sorted(table))}")
-    return table[name]
 
 
 def default_chunk_size(num_actions: int, dim: int, budget_bytes: float = 1e9) -> int:
     """Runs per vmapped chunk so that about four (K, d, d) arrays per run fit in ``budget_bytes``."""
     per_run = 4 * num_actions * dim * dim * jnp.dtype(jnp.result_type(float)).itemsize
     return max(1, int(budget_bytes // per_run))
+
+
+_MOVED = {"PRESETS", "register_preset", "preset_names", "get_preset"}
+
+
+def __getattr__(name: str):
+    """The registry's names here are deprecated: they live in :mod:`dts_ppl.experiments.registry`."""
+    if name in _MOVED:
+        registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
+        warnings.warn(
+            f"dts_ppl.experiments.regret.{name} is deprecated; use dts_ppl.experiments.registry.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(registry, name)
+    if name == "_SIZES":
+        warnings.warn("regret._SIZES is deprecated; use regret.SIZES (PaperSizes)", DeprecationWarning, stacklevel=2)
+        return {k: v._asdict() for k, v in SIZES.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

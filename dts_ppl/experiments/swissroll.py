@@ -5,17 +5,20 @@ x and z, noise 0.5), standardised with fixed population constants (estimated onc
 draws) so that training data and bandit environments share one scale.
 
 :func:`swiss_roll_prior` trains the DDPM prior of the paper's Swiss-roll study (or loads it
-from a cache file keyed by every training choice); ``models/swissroll.py`` retrains the
+from a cache file keyed by every training choice); ``studies/priors/swissroll.py`` retrains the
 shipped ``dts_ppl/models/swissroll_L40.npz``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,20 +26,30 @@ import numpy as np
 
 from dts_ppl.agents import GaussianPrior, dts, lin_ts
 from dts_ppl.bandits.envs import Environment, uniform_contexts
-from dts_ppl.bandits.simulation import regret_ratio, simulate
+from dts_ppl.bandits.simulation import regret_ratio
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.checks import check_positive_int
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.ddpm import action_covariance, train_diffusion_prior
-from dts_ppl.experiments.registry import Preset
 from dts_ppl.io.serialization import load_prior, save_prior
 
 ROLL_NOISE = 0.5
 ROLL_MEAN = np.array([2.00, 0.21])  # of make_swiss_roll(10**6, noise=0.5)[:, [0, 2]]
 ROLL_SCALE = np.array([6.64, 6.97])
 
+
+class Training(NamedTuple):
+    """Training choices of a Swiss-roll DDPM prior (:func:`dts_ppl.train_diffusion_prior` arguments)."""
+
+    schedule: str = "cosine"
+    hidden: int = 128
+    steps: int = 6000
+    variance: str = "beta"
+    action_cov: float = 1.0
+
+
 #: Training choices of the shipped prior (and of every prior of the Swiss-roll study).
-TRAINING = dict(schedule="cosine", hidden=128, steps=6000, variance="beta", action_cov=1.0)
+TRAINING = Training()
 
 #: The trained models shipped as package data (found after a non-editable install too).
 MODELS_DIR = Path(str(resources.files("dts_ppl") / "models"))
@@ -88,7 +101,7 @@ def cache_dir() -> Path:
 
 
 def _config(num_samples, num_levels, seed, overrides):
-    cfg = dict(TRAINING, num_samples=int(num_samples), num_levels=int(num_levels), seed=int(seed))
+    cfg = dict(TRAINING._asdict(), num_samples=int(num_samples), num_levels=int(num_levels), seed=int(seed))
     cfg.update(overrides)
     return cfg
 
@@ -112,7 +125,7 @@ def swiss_roll_prior(
         num_levels: L.
         seed: seed of the training data and of the training key.
         cache: read and write the cache.
-        overrides: any :func:`dts_ppl.train_diffusion_prior` argument replacing :data:`TRAINING`.
+        overrides: any :func:`dts_ppl.train_diffusion_prior` argument replacing one of :data:`TRAINING`.
     Returns:
         (prior, metadata).
     """
@@ -150,19 +163,36 @@ PAPER_RATIOS = {
     **{f"swissroll-depth-{L}": r for L, r in zip(DEPTHS, (1.9, 2.85, 3.02, 2.95, 2.77), strict=True)},
 }
 
-#: (pre-training size N, depth L) of every preset.
-PRESETS = {
-    **{f"swissroll-pretrain-{n}": (n, 40) for n in PRETRAIN_SIZES},
-    **{f"swissroll-depth-{L}": (10_000, L) for L in DEPTHS},
+
+class RollPrior(NamedTuple):
+    """The prior of one study preset: trained on ``num_samples`` roll points with ``num_levels`` levels."""
+
+    num_samples: int
+    num_levels: int
+
+
+#: The prior of every study preset, by preset name.
+STUDY_PRIORS: dict[str, RollPrior] = {
+    **{f"swissroll-pretrain-{n}": RollPrior(n, 40) for n in PRETRAIN_SIZES},
+    **{f"swissroll-depth-{L}": RollPrior(10_000, L) for L in DEPTHS},
 }
 
-#: Bandit of the study (the paper does not state it): K actions with theta_a i.i.d. from the
-#: standardised roll, contexts U[-1, 1]^2, Gaussian rewards N(x^T theta_a, NOISE^2).
-STUDY = dict(num_actions=100, num_rounds=1000, num_runs=20, noise=1.0)
+
+class RollStudy(NamedTuple):
+    """The bandit of the study (the paper does not state it): K actions with theta_a i.i.d. from the
+    standardised roll, contexts U[-1, 1]^2, Gaussian rewards N(x^T theta_a, noise^2)."""
+
+    num_actions: int = 100
+    num_rounds: int = 1000
+    num_runs: int = 20
+    noise: float = 1.0
+
+
+STUDY = RollStudy()
 
 
 def swissroll_environment(
-    num_actions: int = STUDY["num_actions"], noise: float = STUDY["noise"], shared_point_spread: float | None = None
+    num_actions: int = STUDY.num_actions, noise: float = STUDY.noise, shared_point_spread: float | None = None
 ):
     """Every run draws theta_a, a = 1..K, i.i.d. from the standardised Swiss roll (not from a diffusion).
 
@@ -189,8 +219,8 @@ def paired_ratio(baseline, agent):
 
 def swissroll_agents(
     name: str,
-    num_actions: int = STUDY["num_actions"],
-    noise: float = STUDY["noise"],
+    num_actions: int = STUDY.num_actions,
+    noise: float = STUDY.noise,
     linearisations=("identity",),
     action_cov=None,
     progress: bool = True,
@@ -201,9 +231,9 @@ def swissroll_agents(
     :func:`swiss_roll_prior`); LinTS gets the Gaussian fit (mean, covariance) of the same N
     samples. ``action_cov`` replaces the prior's S_1 choice (see :mod:`dts_ppl.ddpm`).
     """
-    if name not in PRESETS:
-        raise ValueError(f"name: expected one of {sorted(PRESETS)}, got {name!r}")
-    num_samples, num_levels = PRESETS[name]
+    if name not in STUDY_PRIORS:
+        raise ValueError(f"name: expected one of {sorted(STUDY_PRIORS)}, got {name!r}")
+    num_samples, num_levels = STUDY_PRIORS[name]
     prior, meta = swiss_roll_prior(num_samples, num_levels, progress=progress)
     if action_cov is not None:
         scale = np.asarray(meta["standardisation"]["scale"])
@@ -219,49 +249,11 @@ def swissroll_agents(
     return agents
 
 
-def run_preset(
-    name: str,
-    num_actions: int = STUDY["num_actions"],
-    num_rounds: int = STUDY["num_rounds"],
-    num_runs: int = STUDY["num_runs"],
-    noise: float = STUDY["noise"],
-    linearisations=("identity",),
-    seed: int = 0,
-    progress: bool = True,
-    action_cov=None,
-) -> dict:
-    """Run one Swiss-roll preset: dTS with the trained prior (one per linearisation) vs LinTS.
+def preset_builder(name: str):
+    """Builder of the study preset ``name`` for ``dts-ppl bench regret`` (:data:`STUDY_PRIORS`)."""
+    if name not in STUDY_PRIORS:
+        raise ValueError(f"name: expected one of {sorted(STUDY_PRIORS)}, got {name!r}")
 
-    Both agents see the same theta, contexts and reward noise in run r (common random
-    numbers), so the ratio of their regrets is paired.
-
-    Returns:
-        dict with "results" {agent name: RegretResult}, "ratio" and "ratio_se" (LinTS / dTS
-        with the first linearisation, delta method over paired runs), and the settings.
-    """
-    agents = swissroll_agents(name, num_actions, noise, linearisations, action_cov, progress)
-    env = swissroll_environment(num_actions, noise)
-    key = jax.random.PRNGKey(seed)
-    results = {
-        label: simulate(key, env, agent, num_rounds, num_runs, progress=progress, desc=f"{name}: {label}")
-        for label, agent in agents.items()
-    }
-    ratio, se = paired_ratio(results["LinTS"], results[f"dTS ({linearisations[0]})"])
-    num_samples, num_levels = PRESETS[name]
-    settings = dict(num_actions=num_actions, num_rounds=num_rounds, num_runs=num_runs, noise=noise, seed=seed)
-    settings["action_cov"] = TRAINING["action_cov"] if action_cov is None else action_cov
-    return dict(
-        preset=name,
-        num_samples=num_samples,
-        num_levels=num_levels,
-        results=results,
-        ratio=ratio,
-        ratio_se=se,
-        **settings,
-    )
-
-
-def _preset_builder(name):
     def build(key, num_rounds):
         del key, num_rounds  # the prior is trained once (cached); theta is drawn per run by the environment
         return swissroll_environment(), swissroll_agents(name)
@@ -269,16 +261,16 @@ def _preset_builder(name):
     return build
 
 
-def presets() -> dict[str, Preset]:
-    """The study's presets for ``dts-ppl bench regret``, by name."""
-    return {
-        name: Preset(
-            name,
-            _preset_builder(name),
-            f"Swiss-roll theta (K={STUDY['num_actions']}), dTS with a DDPM prior trained on N={num_samples} "
-            f"roll samples, L={num_levels}, vs LinTS with their Gaussian fit",
-            rounds=STUDY["num_rounds"],
-            runs=STUDY["num_runs"],
-        )
-        for name, (num_samples, num_levels) in PRESETS.items()
-    }
+def presets() -> dict:
+    """Deprecated: the study's presets, now declared in :mod:`dts_ppl.experiments.registry`."""
+    registry = importlib.import_module("dts_ppl.experiments.registry")  # it imports this module
+    warnings.warn("swissroll.presets() is deprecated; use dts_ppl.experiments.registry", DeprecationWarning, 2)
+    return {p.name: p for p in registry.swissroll_presets()}
+
+
+def __getattr__(name: str):
+    """``PRESETS`` (the study's priors by preset name) is deprecated: :data:`STUDY_PRIORS`."""
+    if name == "PRESETS":
+        warnings.warn("swissroll.PRESETS is deprecated; use swissroll.STUDY_PRIORS", DeprecationWarning, 2)
+        return STUDY_PRIORS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

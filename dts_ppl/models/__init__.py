@@ -1,1 +1,1 @@
-"""Trained priors shipped with the package (package data; see models/README.md in the repository)."""
+"""Trained priors shipped with the package (package data; see studies/priors/README.md in the repository)."""

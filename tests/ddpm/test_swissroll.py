@@ -38,7 +38,7 @@ def test_prior_is_cached_and_reloaded_identically(tmp_path, monkeypatch):
 
 
 def test_presets_are_in_the_bench_registry():
-    import dts_ppl.experiments.regret as presets
+    import dts_ppl.experiments.registry as presets
     import dts_ppl.experiments.swissroll as sr
 
     names = presets.preset_names()
@@ -47,7 +47,7 @@ def test_presets_are_in_the_bench_registry():
     for L in (2, 10, 40, 70, 100):
         assert f"swissroll-depth-{L}" in names
     p = presets.get_preset("swissroll-depth-70")
-    assert (p.rounds, p.runs) == (sr.STUDY["num_rounds"], sr.STUDY["num_runs"]) and "L=70" in p.description
+    assert (p.rounds, p.runs) == (sr.STUDY.num_rounds, sr.STUDY.num_runs) and "L=70" in p.description
 
 
 def test_paired_ratio_delta_method():

@@ -3,9 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dts_ppl.experiments import paper_extra as pe
-from dts_ppl.experiments.regret import PRESETS, get_preset, preset_names
+from dts_ppl.experiments.registry import PRESETS, get_preset, preset_names
 from dts_ppl.experiments.synthetic import random_linear_prior
 
 
@@ -70,5 +71,29 @@ def test_fig6_problem_meets_the_bounds_assumptions():
     assert env.num_actions == 10000 and prior.num_levels == 5
 
 
-def test_paper_presets_are_in_the_registry_dict():
-    assert set(pe.presets()) <= set(PRESETS)
+def test_the_registry_is_one_table_and_the_old_names_warn():
+    from dts_ppl.experiments import realdata, registry, regret, swissroll
+
+    groups = [registry.paper_presets(), registry.paper_extra_presets()]
+    groups += [registry.swissroll_presets(), registry.realdata_presets()]
+    names = [p.name for g in groups for p in g]
+    assert len(names) == len(set(names)) == len(PRESETS) == 58
+    assert all(isinstance(p, registry.Preset) and p.name == n for n, p in PRESETS.items())
+    with pytest.warns(DeprecationWarning, match="registry"):
+        assert regret.PRESETS is registry.PRESETS
+    with pytest.warns(DeprecationWarning, match="registry"):
+        assert regret.get_preset("fig2b-d10") is registry.get_preset("fig2b-d10")
+    for module, group in ((pe, 1), (swissroll, 2), (realdata, 3)):
+        with pytest.warns(DeprecationWarning, match="registry"):
+            assert list(module.presets()) == [p.name for p in groups[group]]
+    with pytest.warns(DeprecationWarning, match="STUDY_PRIORS"):
+        assert swissroll.PRESETS["swissroll-depth-70"] == (10_000, 70)
+    with pytest.warns(DeprecationWarning, match="SIZES"):
+        assert regret._SIZES[100] == dict(dim=5, active_dims=(5, 2), hidden=20)
+    # typed configs: the cache keys are the former dicts' (so cached and shipped priors still match)
+    assert swissroll.TRAINING._asdict() == dict(
+        schedule="cosine", hidden=128, steps=6000, variance="beta", action_cov=1.0
+    )
+    assert realdata.TRAINING._asdict() == dict(
+        num_levels=40, schedule="cosine", hidden=128, steps=6000, variance="beta"
+    )

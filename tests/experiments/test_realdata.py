@@ -1,19 +1,27 @@
 """Real data: MovieLens loaders on written files, ALS, the digits tasks, pool environments, the presets."""
 
+import importlib.util
 import json
+from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dts_ppl.agents import GaussianPrior
 from dts_ppl.bandits.envs import pool_environment
 from dts_ppl.bandits.simulation import simulate
 from dts_ppl.cli import main
+from dts_ppl.core import inference as core_inference
 from dts_ppl.core.likelihoods import Bernoulli
+from dts_ppl.core.sampling import sample_prior
 from dts_ppl.data import als, digits_tasks, embed, fit_linear_models, load_movielens
 from dts_ppl.data.factorisation import _half_step
 from dts_ppl.experiments import realdata
-from dts_ppl.experiments.regret import PRESETS
+from dts_ppl.experiments.registry import PRESETS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # ----------------------------------------------------------------------- MovieLens files
 
@@ -205,9 +213,7 @@ def test_pool_environment_draws_rows_of_the_pools(key):
 @pytest.fixture
 def fast_training(tmp_path, monkeypatch):
     monkeypatch.setenv("DTS_PPL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(realdata.TRAINING, "steps", 30)
-    monkeypatch.setitem(realdata.TRAINING, "hidden", 8)
-    monkeypatch.setitem(realdata.TRAINING, "num_levels", 4)
+    monkeypatch.setattr(realdata, "TRAINING", realdata.TRAINING._replace(steps=30, hidden=8, num_levels=4))
 
 
 def test_presets_are_registered_with_the_issue_names():
@@ -217,7 +223,7 @@ def test_presets_are_registered_with_the_issue_names():
 
 def test_helpers_fit_and_hierarchy():
     x = np.random.RandomState(0).randn(500, 3) @ np.diag([1.0, 2.0, 0.5])
-    g = realdata.fitted_gaussian(x)
+    g = GaussianPrior.fit(x)
     np.testing.assert_allclose(g.cov, np.cov(x.T), rtol=1e-6)
     own = 0.5 * np.asarray(g.cov)
     hier = realdata.gaussian_hierarchy(g, own)
@@ -225,10 +231,56 @@ def test_helpers_fit_and_hierarchy():
     np.testing.assert_allclose(hier.cov1 + hier.covs[0], g.cov, rtol=1e-6)
 
 
+def test_the_library_replaces_the_former_copies_exactly():
+    """GaussianPrior.fit, hierarchical_prior, sample_prior and ddpm.with_action_cov give what the
+    module's own copies computed (their formulas written out here as the reference)."""
+    x = np.random.RandomState(1).randn(400, 3) @ np.array([[1.0, 0.3, 0.0], [0.0, 2.0, 0.5], [0.0, 0.0, 0.5]])
+    # the former fitted_gaussian: numpy mean, np.cov, jitter * mean variance on the diagonal
+    cov = np.cov(x.T) + 1e-9 * np.trace(np.cov(x.T)) / 3 * np.eye(3)
+    g = GaussianPrior.fit(x, 1e-9)
+    np.testing.assert_allclose(g.mean, x.mean(0), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(g.cov, cov, rtol=1e-12)
+    with pytest.warns(DeprecationWarning, match="GaussianPrior.fit"):
+        old = realdata.fitted_gaussian(x)
+    np.testing.assert_array_equal(old.cov, g.cov)
+    # the former gaussian_hierarchy: S_1 = own, S_2 = C - own with eigenvalues floored, offset m
+    C = np.asarray(g.cov)
+    for own in (0.5 * C, 2.0 * C):  # C - own positive definite, then negative definite (floored)
+        evals, evecs = np.linalg.eigh(C - own)
+        top = (evecs * np.maximum(evals, 1e-6 * np.trace(C) / 3)) @ evecs.T
+        hier = realdata.gaussian_hierarchy(g, own)
+        assert hier.num_levels == 1 and hier.is_linear
+        np.testing.assert_allclose(hier.cov1, own, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(hier.covs[0], top, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(hier.link1.weight, np.eye(3))
+        mean, marginal = core_inference.theta_prior_moments(hier)
+        np.testing.assert_allclose(mean, g.mean, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(marginal, own + top, rtol=1e-12, atol=1e-14)
+    # the former prior_samples: the core sampler with one action, theta only
+    prior = realdata.gaussian_hierarchy(g, 0.5 * C)
+    key = jax.random.PRNGKey(3)
+    want = core_inference.sample(key, prior, core_inference.prior_conditionals(prior, 1), (50,))[1][:, 0]
+    np.testing.assert_array_equal(sample_prior(key, prior, 50)[1][:, 0], want)
+    with pytest.warns(DeprecationWarning, match="sample_prior"):
+        np.testing.assert_array_equal(realdata.prior_samples(key, prior, 50), want)
+
+
+def test_roll_preset_resets_s1_with_the_library_rule():
+    """roll-shared's S_1 is the former with_action_cov copy's: action_covariance("beta", betas, scale)."""
+    from dts_ppl.ddpm import action_covariance
+    from dts_ppl.experiments import swissroll
+
+    shipped, meta = swissroll.swiss_roll_prior(10_000, 40, progress=False)
+    s = realdata.roll_setup(progress=False)
+    s1 = action_covariance("beta", np.asarray(meta["betas"]), np.asarray(meta["standardisation"]["scale"]), 2)
+    np.testing.assert_array_equal(s["prior"].cov1, jnp.asarray(s1, shipped.cov1.dtype))
+    np.testing.assert_array_equal(s["prior"].covs, shipped.covs)  # only S_1 changes
+    assert s["meta"]["action_cov"] == "beta"
+
+
 @pytest.mark.slow
 def test_movielens_preset_runs_on_written_files_through_the_cli(tmp_path, fast_training, monkeypatch):
-    monkeypatch.setitem(realdata.MOVIELENS, "min_ratings", 20)
-    monkeypatch.setitem(realdata.MOVIELENS, "num_actions", 10)
+    monkeypatch.setattr(realdata, "MOVIELENS", realdata.MOVIELENS._replace(min_ratings=20, num_actions=10))
     u, i, r = _low_rank_ratings(80, 60, rank=3, density=0.5, noise=0.3)
     data = write_100k(tmp_path / "ml", u, i, np.clip(np.round(r), 1, 5))
     out = tmp_path / "ml.json"
@@ -248,9 +300,17 @@ def test_digits_preset_builds_and_runs(fast_training, key):
         assert simulate(key, env, agents[name], 20, 2, progress=False).cumulative.shape == (2, 20)
 
 
+def _studies_common():
+    """studies/common.py (the lab's helpers; not installed with the package), loaded from its path."""
+    spec = importlib.util.spec_from_file_location("studies_common", ROOT / "studies" / "common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_ring_preset_builds_and_its_prior_fit_is_measured(fast_training, key):
     s = realdata.ring_setup(progress=False)
-    fit = realdata.prior_fit(key, s["prior"], s["gauss"], s["bank"], s["pretrain"], num_samples=300)
+    fit = _studies_common().prior_fit(key, s["prior"], s["gauss"], s["bank"], s["pretrain"], num_samples=300)
     # the pre-training sample and the bank are draws of one ring: far closer than the Gaussian fit
     assert fit["energy_pretrain_sample"] < 0.5 * fit["energy_gaussian_fit"]
     ring = np.asarray(realdata.sample_ring(key, 4000))

@@ -10,7 +10,7 @@ from dts_ppl import Gaussian, plot_regret, simulate
 from dts_ppl.agents import Agent, dts, exact_ts, lin_ts, theta_marginal
 from dts_ppl.bandits.envs import diffusion_environment, mean_rewards
 from dts_ppl.cli import main
-from dts_ppl.experiments.regret import get_preset, register_preset
+from dts_ppl.experiments.registry import get_preset, register_preset
 from dts_ppl.experiments.synthetic import random_linear_prior
 
 

@@ -42,9 +42,9 @@ def test_results_page_renders_from_the_json():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     text = module.render()
-    for path in (ROOT / "benchmarks" / "results").glob("fig*.json"):
+    for path in (ROOT / "studies" / "paper" / "results").glob("fig*.json"):
         assert f"| {path.stem} |" in text, path.name
-    study = json.loads((ROOT / "results" / "validation_study.json").read_text())
+    study = json.loads((ROOT / "studies" / "validation" / "results" / "validation_study.json").read_text())
     rows = study["rows"] if isinstance(study, dict) else study
     for r in rows:  # every NUTS reference's divergences, as the study recorded them
         assert f"| {r['preset']} | {r['num_obs']} | {r['divergences']} |" in text

@@ -42,7 +42,7 @@ from dts_ppl.experiments.swissroll import make_swiss_roll
 from dts_ppl.io.serialization import _digest
 from dts_ppl.ppl.validate import validate
 
-# examples per fuzz test in the default run (the full 419-case run: benchmarks/results/fuzz.json);
+# examples per fuzz test in the default run (the full 419-case run: studies/reliability/results/fuzz.json);
 # DTS_PPL_FUZZ_EXAMPLES raises it
 FUZZ = settings(
     max_examples=int(os.environ.get("DTS_PPL_FUZZ_EXAMPLES", 25)),

@@ -30,7 +30,7 @@ def test_wheel_holds_the_shipped_models(tmp_path):
     shipped = {f"dts_ppl/models/{p.name}" for p in (ROOT / "dts_ppl" / "models").glob("*.npz")}
     assert "dts_ppl/models/swissroll_L40.npz" in shipped
     assert shipped <= names
-    assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
+    assert not any(n.startswith(("tests/", "studies/")) for n in names)
 
 
 def test_shipped_prior_loads_from_the_installed_package():

@@ -4,7 +4,7 @@ Every generated case is one call of a public entry point with an input that is e
 (possibly an edge case) or invalid in a known argument. :func:`run_case` calls it and sorts the
 outcome into the categories of issue 16's table; ``COUNTS`` accumulates them per entry point,
 the conftest prints the table at the end of the session and, when ``DTS_PPL_FUZZ_JSON`` names a
-file, writes it there as JSON (benchmarks/results/fuzz.json comes from that).
+file, writes it there as JSON (studies/reliability/results/fuzz.json comes from that).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The lab: study scripts and their results (not part of the installed package; see studies/README.md)."""
