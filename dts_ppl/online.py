@@ -12,11 +12,13 @@ A thin layer over the functional agents: ``choose`` is :func:`dts_ppl.agents.pol
 ``propensities`` is :func:`dts_ppl.agents.policy.propensities`, ``save`` / ``load`` are
 :func:`dts_ppl.io.state_files.save_state` / ``load_state`` with the PRNG key in the metadata, so
 a loaded bandit continues bit-identically; ``load`` refuses a checkpoint whose agent had another
-model (prior arrays, likelihood parameters, options) unless ``allow_mismatch=True``. Inputs are validated eagerly, then the jitted
-agent functions run (one compilation per input shape).
+model (prior arrays, likelihood parameters, options) unless ``allow_mismatch=True``. Inputs are
+validated eagerly, then the jitted agent functions run (one compilation per input shape).
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -125,7 +127,7 @@ class Bandit:
         save_state(path, self.state, meta, agent=self.agent)
 
     @classmethod
-    def load(cls, path, agent: Agent, allow_mismatch: bool = False) -> Bandit:
+    def load(cls, path: str | os.PathLike, agent: Agent, allow_mismatch: bool = False) -> Bandit:
         """A bandit from a checkpoint of :meth:`save`; ``agent`` must match the saved one.
 
         Args:

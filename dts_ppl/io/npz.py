@@ -23,10 +23,11 @@ import re
 import secrets
 import zipfile
 import zlib
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 
+PathLike: TypeAlias = str | os.PathLike
 HEADER = "__meta__"
 _TAG = b"dts_ppl-sha256:"
 _TRAILER = len(_TAG) + 64  # the zip comment: tag + hex digest
@@ -76,7 +77,7 @@ def encode(arrays: dict, header: dict, compress: bool = False) -> bytes:
     return raw[:-2] + _TRAILER.to_bytes(2, "little") + _TAG + digest
 
 
-def write(path, arrays: dict, header: dict, compress: bool = False) -> None:
+def write(path: PathLike, arrays: dict, header: dict, compress: bool = False) -> None:
     """Write ``arrays`` and ``header`` to ``path`` atomically (:func:`encode`, :func:`atomic_write`)."""
     atomic_write(path, encode(arrays, header, compress))
 
@@ -94,7 +95,7 @@ def _check_whole_file(path: str, data: bytes) -> bool:
     return False
 
 
-def read(path, what: str) -> NpzFile:
+def read(path: PathLike, what: str) -> NpzFile:
     """Read a file written by :func:`write` (or an older one without the whole-file SHA-256).
 
     Args:
@@ -147,7 +148,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def temporary_files(path) -> list[str]:
+def temporary_files(path: PathLike) -> list[str]:
     """The temporary files of ``path``'s writes now in its folder (full paths), finished or not."""
     path = os.fspath(path)
     folder, prefix = os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-"
@@ -158,7 +159,7 @@ def temporary_files(path) -> list[str]:
     )
 
 
-def remove_stale_temporaries(path) -> list[str]:
+def remove_stale_temporaries(path: PathLike) -> list[str]:
     """Remove the temporary files of ``path`` left by writers that are no longer running.
 
     Returns:
@@ -177,7 +178,7 @@ def remove_stale_temporaries(path) -> list[str]:
     return removed
 
 
-def atomic_write(path, data: bytes) -> None:
+def atomic_write(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
 
     Stale temporary files of ``path`` (their writer was killed) are removed first. On any error

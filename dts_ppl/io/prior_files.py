@@ -24,6 +24,7 @@ from dts_ppl.core.links import AffineLink, MLPLink
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ddpm.prior import DDPMLink
 from dts_ppl.io import npz
+from dts_ppl.io.npz import PathLike
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "load_prior", "save_prior"]
 
@@ -34,7 +35,7 @@ READABLE_VERSIONS = (1, 2)
 _LINK_CLASSES = {cls.__name__: cls for cls in (AffineLink, MLPLink, DDPMLink)}
 
 
-def save_prior(path, prior: DiffusionPrior, metadata: dict | None = None) -> None:
+def save_prior(path: PathLike, prior: DiffusionPrior, metadata: dict | None = None) -> None:
     """Write ``prior`` and ``metadata`` (JSON-serialisable dict) to ``path`` (one .npz file), atomically.
 
     Args:
@@ -87,7 +88,7 @@ def save_prior(path, prior: DiffusionPrior, metadata: dict | None = None) -> Non
     npz.write(path, arrays, header, compress=True)
 
 
-def load_prior(path) -> tuple[DiffusionPrior, dict]:
+def load_prior(path: PathLike) -> tuple[DiffusionPrior, dict]:
     """Read a prior written by :func:`save_prior`.
 
     Args:

@@ -24,6 +24,7 @@ import json
 import os
 import warnings
 import weakref
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,9 +32,10 @@ import numpy as np
 
 import dts_ppl.agents  # noqa: F401 - importing the agents registers their state classes
 from dts_ppl._version import __version__
-from dts_ppl.agents.base import AgentSpec
+from dts_ppl.agents.base import Agent, AgentSpec
 from dts_ppl.agents.registry import fingerprint_differences, registered_states, state_class
 from dts_ppl.io import npz
+from dts_ppl.io.npz import PathLike
 
 __all__ = ["STATE_FORMAT", "STATE_FORMAT_VERSION", "load_state", "read_state_header", "save_state"]
 
@@ -169,7 +171,7 @@ def _agent_spec(agent, name: str) -> AgentSpec:
 # ------------------------------------------------------------------------------------------ save
 
 
-def save_state(path, state, metadata: dict | None = None, agent=None) -> None:
+def save_state(path: PathLike, state: tuple, metadata: dict | None = None, agent: Agent | None = None) -> None:
     """Write an agent's state (and a JSON-serialisable ``metadata`` dict) to ``path``, atomically.
 
     Args:
@@ -240,12 +242,12 @@ def save_state(path, state, metadata: dict | None = None, agent=None) -> None:
 # ------------------------------------------------------------------------------------------ load
 
 
-def read_state_header(path) -> dict:
+def read_state_header(path: PathLike) -> dict:
     """The validated JSON header of a state file (format, versions, kind, K, d, L, dtype, fingerprint, metadata)."""
     return _read_state(path)[1]
 
 
-def load_state(path, expect=None, allow_mismatch: bool = False):
+def load_state(path: PathLike, expect: Agent | dict | None = None, allow_mismatch: bool = False) -> tuple[Any, dict]:
     """Read a state written by :func:`save_state`.
 
     Args:
