@@ -1,6 +1,8 @@
 """Every agent factory in dts_ppl.agents: its state after a few updates saves and loads bit-identically."""
 
+import collections
 import inspect
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,7 @@ import pytest
 
 from dts_ppl import Bernoulli, DiffusionPrior, Gaussian, Poisson, agents, load_state, save_state
 from dts_ppl.agents import Agent
-from dts_ppl.agents.registry import registered_states
+from dts_ppl.agents.registry import register_state, registered_states
 
 K, D = 3, 2
 
@@ -95,3 +97,37 @@ def test_state_of_every_factory_round_trips_bit_identically(name, tmp_path):
     # the loaded state is usable: the next update gives the same bits as on the original
     x, a, r = rounds[-1]
     assert_bit_identical(update(loaded, x, a, r), update(state, x, a, r))
+
+
+class _UserState(NamedTuple):
+    """A state of a user's own agent: a typed PRNG key, a dict, a tuple with a None."""
+
+    key: jax.Array
+    params: dict
+    extra: tuple
+
+
+register_state(_UserState)
+
+
+def test_a_registered_state_with_keys_dicts_and_tuples_round_trips(tmp_path):
+    state = _UserState(jax.random.key(3), {"w": jnp.arange(3.0), "b": jnp.zeros((), jnp.int8)}, (jnp.ones(2), None))
+    save_state(tmp_path / "u.npz", state)
+    loaded, _ = load_state(tmp_path / "u.npz")
+    assert list(loaded.params) == ["w", "b"] and loaded.extra[1] is None
+    assert_bit_identical(loaded, state)
+
+
+def test_unregistered_classes_are_refused(tmp_path):
+    class Other(NamedTuple):
+        a: jax.Array
+
+    with pytest.raises(ValueError, match="state: expected an agent state .*got Other"):
+        save_state(tmp_path / "o.npz", Other(jnp.ones(2)))
+    with pytest.raises(ValueError, match="state: cannot save a Other at 'extra/0': not a registered state class"):
+        save_state(tmp_path / "o.npz", _UserState(jax.random.key(0), {}, (Other(jnp.ones(2)),)))
+    with pytest.raises(ValueError, match="classes: a state class named '_UserState' is already registered"):
+        register_state(collections.namedtuple("_UserState", ["a"], module="elsewhere"))
+    with pytest.raises(ValueError, match="classes: expected NamedTuple classes"):
+        register_state(dict)
+    assert not (tmp_path / "o.npz").exists()
