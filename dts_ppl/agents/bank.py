@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl.agents.base import ActInfo, Agent, check_context, check_num_actions, check_update
+from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_context, check_num_actions, check_update
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Gaussian
 
@@ -40,6 +41,9 @@ class BankState(NamedTuple):
     ess: jax.Array
     min_ess: jax.Array
     step: jax.Array
+
+
+register_state(BankState)
 
 
 def effective_sample_size(log_weights) -> jax.Array:
@@ -144,4 +148,7 @@ def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool 
             step=state.step + 1,
         )
 
-    return Agent(init, act, update)
+    spec = AgentSpec(
+        "bank_ts", K, d, 0, shared, likelihood.name, fingerprint=model_fingerprint(bank, likelihood, shared=shared)
+    )
+    return Agent(init, act, update, spec=spec)

@@ -29,6 +29,7 @@ from dts_ppl.agents.base import (
     state_checker,
     update_ok,
 )
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
@@ -43,6 +44,9 @@ class JointState(NamedTuple):
     cov: jax.Array
     step: jax.Array
     rejected: jax.Array | int = 0
+
+
+register_state(JointState)
 
 
 def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None) -> Agent:
@@ -111,5 +115,7 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
         n_ok = jnp.sum(ok, dtype=jnp.int32)
         return JointState(mean, 0.5 * (cov + cov.T), state.step + n_ok, state.rejected + x.shape[0] - n_ok)
 
-    spec = AgentSpec("exact_ts", K, d, prior.num_levels, False, likelihood.name)
+    spec = AgentSpec(
+        "exact_ts", K, d, prior.num_levels, False, likelihood.name, fingerprint=model_fingerprint(prior, likelihood)
+    )
     return Agent(init, act, update, update_batch, spec)

@@ -36,6 +36,7 @@ from dts_ppl.agents.base import (
     state_checker,
     update_ok,
 )
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
@@ -105,6 +106,9 @@ class LinearState(NamedTuple):
     cov: Annotated[jax.Array, "M d d"]
     step: Annotated[jax.Array, ""]
     rejected: Annotated[jax.Array, ""] | int = 0
+
+
+register_state(LinearState)
 
 
 def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
@@ -191,7 +195,10 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             rejected=state.rejected + dropped,
         )
 
-    spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, deterministic=kind in ("lin_ucb", "ucb_glm"))
+    fingerprint = model_fingerprint(
+        theta_prior, likelihood, dict(history=history, newton_steps=newton_steps), shared=shared
+    )
+    spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, kind in ("lin_ucb", "ucb_glm"), fingerprint)
     return Agent(init, act, update, update_batch, spec)
 
 

@@ -29,16 +29,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from numpyro.infer.hmc import HMCState, hmc
+from numpyro.infer.hmc_util import HMCAdaptState
 from numpyro.infer.util import log_density
 
 from dts_ppl.agents.base import (
     ActInfo,
     Agent,
+    AgentSpec,
     Evidence,
     check_context,
     check_num_actions,
     check_update,
 )
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
@@ -60,6 +63,9 @@ class MCMCState(NamedTuple):
     chain: HMCState
     draws: jax.Array
     step: jax.Array
+
+
+register_state(MCMCState, HMCState, HMCAdaptState)  # the chain's NamedTuples are NumPyro's
 
 
 def posterior_potential(prior: DiffusionPrior, num_actions: int):
@@ -185,4 +191,20 @@ def mcmc_ts(
         )
         return MCMCState(ev, chain, draws, step)
 
-    return Agent(init, act, update)
+    options = dict(
+        refresh_every=m,
+        num_warmup=num_warmup,
+        thinning=thinning,
+        max_tree_depth=max_tree_depth,
+        target_accept_prob=target_accept_prob,
+    )
+    spec = AgentSpec(
+        "mcmc_ts",
+        K,
+        d,
+        prior.num_levels,
+        False,
+        likelihood.name,
+        fingerprint=model_fingerprint(prior, likelihood, **options),
+    )
+    return Agent(init, act, update, spec=spec)

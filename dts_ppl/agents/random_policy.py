@@ -7,13 +7,17 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.agents.base import ActInfo, Agent, check_action, check_num_actions
+from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_action, check_num_actions
+from dts_ppl.agents.registry import model_fingerprint, register_state
 
 
 class RandomState(NamedTuple):
     """step: () number of updates (the policy keeps nothing else)."""
 
     step: jax.Array
+
+
+register_state(RandomState)
 
 
 def random_policy(num_actions: int) -> Agent:
@@ -40,4 +44,5 @@ def random_policy(num_actions: int) -> Agent:
         check_action(action, K)
         return RandomState(state.step + 1)
 
-    return Agent(init, act, update)
+    spec = AgentSpec("random_policy", K, None, 0, None, None, fingerprint=model_fingerprint())  # any x, any reward
+    return Agent(init, act, update, spec=spec)

@@ -9,8 +9,8 @@ import pytest
 
 import dts_ppl
 from dts_ppl import Bandit, Bernoulli, DiffusionPrior, Gaussian, load_state, save_prior, save_state
-from dts_ppl.io import serialization
 from dts_ppl.agents import dts, exact_ts, glm_ts, lin_ts, theta_marginal
+from dts_ppl.io import serialization
 
 K, D = 4, 2
 
