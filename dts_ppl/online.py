@@ -10,12 +10,15 @@
 A thin layer over the functional agents: ``choose`` is :func:`dts_ppl.agents.policy.act`
 (masks) or :func:`~dts_ppl.agents.policy.act_top_k`, ``partial_fit`` is ``agent.update_batch``,
 ``propensities`` is :func:`dts_ppl.agents.policy.propensities`, ``save`` / ``load`` are
-:func:`dts_ppl.io.serialization.save_state` / ``load_state`` with the PRNG key in the metadata, so
-a loaded bandit continues bit-identically. Inputs are validated eagerly, then the jitted
-agent functions run (one compilation per input shape).
+:func:`dts_ppl.io.state_files.save_state` / ``load_state`` with the PRNG key in the metadata, so
+a loaded bandit continues bit-identically; ``load`` refuses a checkpoint whose agent had another
+model (prior arrays, likelihood parameters, options) unless ``allow_mismatch=True``. Inputs are
+validated eagerly, then the jitted agent functions run (one compilation per input shape).
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +28,7 @@ from dts_ppl.agents import batch as _batch
 from dts_ppl.agents import policy
 from dts_ppl.agents.base import Agent, check_context
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
-from dts_ppl.io.serialization import load_state, save_state
+from dts_ppl.io.state_files import load_state, save_state
 
 _LIKELIHOOD_CHECKS = {"gaussian": Gaussian(), "bernoulli": Bernoulli(), "poisson": Poisson()}
 _KEY = "bandit_key"
@@ -124,9 +127,17 @@ class Bandit:
         save_state(path, self.state, meta, agent=self.agent)
 
     @classmethod
-    def load(cls, path, agent: Agent) -> Bandit:
-        """A bandit from a checkpoint of :meth:`save`; ``agent`` must match the saved one."""
-        state, meta = load_state(path, expect=agent)
+    def load(cls, path: str | os.PathLike, agent: Agent, allow_mismatch: bool = False) -> Bandit:
+        """A bandit from a checkpoint of :meth:`save`; ``agent`` must match the saved one.
+
+        Args:
+            path: the file :meth:`save` wrote.
+            agent: the Agent to continue with: its kind, K, d, L, shared, likelihood, state
+                shapes and model fingerprint are checked against the file's (:func:`load_state`).
+            allow_mismatch: load even when the fingerprint differs (other prior arrays,
+                likelihood parameters or options), with a RuntimeWarning naming the differences.
+        """
+        state, meta = load_state(path, expect=agent, allow_mismatch=allow_mismatch)
         if _KEY not in meta:
             raise ValueError(f"path: {path!r} is a state file without a bandit key (written by save_state?)")
         key = jnp.asarray(np.array(meta.pop(_KEY), dtype=np.uint32))

@@ -5,6 +5,11 @@
 - :func:`lin_ts`, :func:`lin_ucb`, :func:`glm_ts`, :func:`ucb_glm`: independent Gaussian
   baselines, given the diffusion prior's marginal (:func:`theta_marginal`).
 - :func:`exact_ts`: Thompson sampling from the exact joint posterior (small K).
+- :func:`bank_ts` (the exact posterior of an empirical prior), :func:`mcmc_ts` (NUTS on the
+  model every m rounds), :func:`random_policy` (the regret reference).
+
+Each module registers its state classes (:mod:`dts_ppl.agents.registry`) so checkpoints can
+save and load them.
 """
 
 from dts_ppl.agents.base import ActInfo, Agent, AgentSpec
@@ -40,6 +45,8 @@ __all__ = [
 
 # real-data agents (issue 14): the empirical-prior ceiling and the random reference
 from dts_ppl.agents.bank import BankState, bank_moments, bank_ts, effective_sample_size  # noqa: E402
+from dts_ppl.agents.mcmc import MCMCState, mcmc_ts  # noqa: E402
 from dts_ppl.agents.random_policy import RandomState, random_policy  # noqa: E402
 
 __all__ += ["BankState", "RandomState", "bank_moments", "bank_ts", "effective_sample_size", "random_policy"]
+__all__ += ["MCMCState", "mcmc_ts"]

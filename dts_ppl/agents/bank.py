@@ -38,6 +38,7 @@ from dts_ppl.agents.base import (
     state_checker,
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.rows import Row
@@ -53,6 +54,9 @@ class BankState(NamedTuple):
     min_ess: jax.Array
     step: jax.Array
     rejected: jax.Array | int = 0
+
+
+register_state(BankState)
 
 
 def effective_sample_size(log_weights) -> jax.Array:
@@ -184,5 +188,13 @@ def bank_ts(
         likelihood,
         reward_bound,
     )
-    spec = AgentSpec("bank_ts", K, d, 0, shared, likelihood.name)
+    spec = AgentSpec(
+        "bank_ts",
+        K,
+        d,
+        0,
+        shared,
+        likelihood.name,
+        fingerprint=model_fingerprint(bank, likelihood, shared=shared, reward_bound=reward_bound),
+    )
     return Agent(jax.jit(init), act, update, update_batch, spec)

@@ -62,6 +62,9 @@ class AgentSpec(NamedTuple):
         shared: one parameter for all actions (``x`` is then (K, d)).
         likelihood: the reward model's name ("gaussian", "bernoulli", "poisson").
         deterministic: ``act`` ignores its key (UCB agents).
+        fingerprint: what a state's meaning depends on beyond its shapes (prior arrays,
+            likelihood parameters, update options), as plain JSON values
+            (:func:`dts_ppl.agents.registry.model_fingerprint`); checkpoints store and compare it.
     """
 
     kind: str
@@ -71,6 +74,7 @@ class AgentSpec(NamedTuple):
     shared: bool
     likelihood: str
     deterministic: bool = False
+    fingerprint: dict | None = None
 
 
 class Agent(NamedTuple):

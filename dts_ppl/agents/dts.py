@@ -38,6 +38,7 @@ from dts_ppl.agents.base import (
     state_checker,
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
@@ -75,6 +76,9 @@ class DTSState(NamedTuple):
     passes: Annotated[jax.Array, ""]
     converged: Annotated[jax.Array, ""]
     rejected: Annotated[jax.Array, ""] | int = 0
+
+
+register_state(DTSState)
 
 
 def dts(
@@ -143,6 +147,17 @@ def dts(
         raise ValueError(f"collapse: expected None, True or False, got {collapse!r}")
     if collapse and not prior.is_linear:
         raise ValueError("collapse: True needs affine links (DiffusionPrior.linear); nonlinear chains run in full")
+    fingerprint = model_fingerprint(
+        prior,
+        likelihood,
+        dict(history=history, newton_steps=newton_steps),
+        linearisation=linearisation,
+        shared=shared,
+        tol=tol,
+        max_passes=max_passes,
+        collapse=collapse,
+        reward_bound=reward_bound,
+    )
     num_levels = prior.num_levels
     if collapse:
         prior = core.collapse_linear(prior)
@@ -225,7 +240,7 @@ def dts(
         reward_bound,
     )
 
-    spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name)
+    spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name, fingerprint=fingerprint)
     return Agent(jax.jit(init), act, update, update_batch, spec)
 
 

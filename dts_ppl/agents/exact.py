@@ -26,6 +26,7 @@ from dts_ppl.agents.base import (
     state_checker,
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
@@ -40,6 +41,9 @@ class JointState(NamedTuple):
     cov: jax.Array
     step: jax.Array
     rejected: jax.Array | int = 0
+
+
+register_state(JointState)
 
 
 def exact_ts(
@@ -114,5 +118,13 @@ def exact_ts(
         reward_bound,
     )
 
-    spec = AgentSpec("exact_ts", K, d, prior.num_levels, False, likelihood.name)
+    spec = AgentSpec(
+        "exact_ts",
+        K,
+        d,
+        prior.num_levels,
+        False,
+        likelihood.name,
+        fingerprint=model_fingerprint(prior, likelihood, reward_bound=reward_bound),
+    )
     return Agent(jax.jit(init), act, update, update_batch, spec)

@@ -29,6 +29,7 @@ from dts_ppl.agents.base import (
     state_checker,
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
@@ -99,6 +100,9 @@ class LinearState(NamedTuple):
     cov: Annotated[jax.Array, "M d d"]
     step: Annotated[jax.Array, ""]
     rejected: Annotated[jax.Array, ""] | int = 0
+
+
+register_state(LinearState)
 
 
 def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
@@ -180,7 +184,14 @@ def _linear_agent(
         reward_bound,
     )
 
-    spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, deterministic=kind in ("lin_ucb", "ucb_glm"))
+    fingerprint = model_fingerprint(
+        theta_prior,
+        likelihood,
+        dict(history=history, newton_steps=newton_steps),
+        shared=shared,
+        reward_bound=reward_bound,
+    )
+    spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, kind in ("lin_ucb", "ucb_glm"), fingerprint)
     return Agent(jax.jit(init), act, update, update_batch, spec)
 
 

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from numpyro.infer.hmc import HMCState, hmc
+from numpyro.infer.hmc_util import HMCAdaptState
 from numpyro.infer.util import log_density
 
 from dts_ppl.agents import batch as _batch
@@ -42,6 +43,7 @@ from dts_ppl.agents.base import (
     state_checker,
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, Evidence, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
@@ -66,6 +68,9 @@ class MCMCState(NamedTuple):
     draws: jax.Array
     step: jax.Array
     rejected: jax.Array | int = 0
+
+
+register_state(MCMCState, HMCState, HMCAdaptState)  # the chain's NamedTuples are NumPyro's
 
 
 def posterior_potential(prior: DiffusionPrior, num_actions: int):
@@ -217,5 +222,20 @@ def mcmc_ts(
         likelihood,
         reward_bound,
     )
-    spec = AgentSpec("mcmc_ts", K, d, prior.num_levels, False, likelihood.name)
+    options = dict(
+        refresh_every=m,
+        num_warmup=num_warmup,
+        thinning=thinning,
+        max_tree_depth=max_tree_depth,
+        target_accept_prob=target_accept_prob,
+    )
+    spec = AgentSpec(
+        "mcmc_ts",
+        K,
+        d,
+        prior.num_levels,
+        False,
+        likelihood.name,
+        fingerprint=model_fingerprint(prior, likelihood, reward_bound=reward_bound, **options),
+    )
     return Agent(jax.jit(init), act, update, update_batch, spec)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from dts_ppl.agents.base import Agent, AgentSpec, check_action, check_key, check_num_actions, state_checker
 from dts_ppl.agents.guard import guarded, guarded_act, guarded_batch
+from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 
 
@@ -33,6 +34,9 @@ def _check_reward(reward):
     arr = _checks.as_array("reward", reward, ndim=0)
     _checks.check_finite("reward", arr)
     return arr
+
+
+register_state(RandomState)
 
 
 def random_policy(num_actions: int) -> Agent:
@@ -79,5 +83,5 @@ def random_policy(num_actions: int) -> Agent:
     update_batch = guarded_batch(
         lambda state, phi, g, y, ok: RandomState(state.step + jnp.sum(ok, dtype=jnp.int32)), check_rows, check_state, K
     )
-    spec = AgentSpec("random", K, 0, 0, False, "none")
+    spec = AgentSpec("random_policy", K, None, 0, None, None, fingerprint=model_fingerprint())  # any x, any reward
     return Agent(jax.jit(init), act, update, update_batch, spec)

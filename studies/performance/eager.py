@@ -20,8 +20,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl import Bernoulli, Gaussian
-from dts_ppl.agents import bank_ts, dts, exact_ts, glm_ts, hier_ts, lin_ts, lin_ucb, random_policy, theta_marginal
-from dts_ppl.agents import ucb_glm
+from dts_ppl.agents import (
+    bank_ts,
+    dts,
+    exact_ts,
+    glm_ts,
+    hier_ts,
+    lin_ts,
+    lin_ucb,
+    random_policy,
+    theta_marginal,
+    ucb_glm,
+)
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
 from studies.common import save_json
 

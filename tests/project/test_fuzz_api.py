@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import redirect_stderr
 
 import fuzz
@@ -30,10 +31,12 @@ from dts_ppl import (
     Gaussian,
     Poisson,
     load_prior,
+    load_state,
     save_prior,
+    save_state,
     simulate,
 )
-from dts_ppl.agents import dts, exact_ts, glm_ts, hier_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
+from dts_ppl.agents import bank_ts, dts, exact_ts, glm_ts, hier_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
 from dts_ppl.bandits.envs import Environment, diffusion_environment
 from dts_ppl.cli import build_parser
 from dts_ppl.commands import positive_int
@@ -762,6 +765,116 @@ def test_fuzz_save_load(case, where):
 
     outcome = fuzz.run_case("save_prior / load_prior", call, arg)
     if what == "byte flip" and outcome == fuzz.OTHER:  # an AssertionError: the flip changed an array silently
+        outcome = fuzz.ACCEPTED_INVALID
+    _bad_case(outcome)
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+STATE_CASES = [
+    (None, "roundtrip dts"),
+    (None, "roundtrip glm_ts"),
+    (None, "roundtrip bank_ts"),
+    ("agent", "save with an agent of another K"),
+    ("agent", "save with an agent of another kind"),
+    ("state", "nan state"),
+    ("state", "inf state"),
+    ("state", "not a state"),
+    ("metadata", "not JSON"),
+    ("path", "zip metadata byte change"),
+    ("path", "appended garbage"),
+    ("path", "truncated"),
+    ("path", "missing file"),
+    ("path", "load with another K"),
+    ("path", "load with other prior arrays"),
+    ("path", "load with another likelihood parameter"),
+    ("path", "load with another option"),
+]
+_CHECKPOINT_AGENTS: dict = {}
+
+
+def _checkpoint_agents() -> dict:
+    if not _CHECKPOINT_AGENTS:
+        prior, other = _prior(), DiffusionPrior.linear([jnp.eye(D), 0.5 * jnp.eye(D)], [0.5, 1.0, 1.0])
+        _CHECKPOINT_AGENTS.update(
+            dts=dts(prior, Gaussian(1.0), K),
+            glm_ts=glm_ts(theta_marginal(prior), Bernoulli(), K, history=8),
+            bank_ts=bank_ts(jax.random.normal(jax.random.PRNGKey(0), (32, D)), Gaussian(1.0), K),
+            K7=dts(prior, Gaussian(1.0), 7),
+            lin_ts=lin_ts(theta_marginal(prior), Gaussian(1.0), K),
+            other_prior=dts(other, Gaussian(1.0), K),
+            other_likelihood=dts(prior, Gaussian(2.0), K),
+            other_option=dts(prior, Gaussian(1.0), K, linearisation="identity"),
+        )
+        states = {name: _CHECKPOINT_AGENTS[name].init() for name in ("dts", "glm_ts", "bank_ts")}
+        states["dts"] = states["dts"]._replace(
+            theta_shift=states["dts"].theta_shift + 0.25, step=states["dts"].step + 3
+        )
+        _CHECKPOINT_AGENTS["states"] = states
+    return _CHECKPOINT_AGENTS
+
+
+def _zip_structure(raw: bytes) -> list:
+    """Byte offsets of the zip structure (local headers with names, central directory, end record)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        local = {i for info in z.infolist() for i in range(info.header_offset, info.header_offset + 94)}
+        return sorted({i for i in local if i < z.start_dir} | set(range(z.start_dir, len(raw))))
+
+
+@FUZZ
+@given(st.sampled_from(STATE_CASES), st.integers(0, 10**6))
+def test_fuzz_checkpoints(case, where):
+    arg, what = case
+    agents = _checkpoint_agents()
+    name = what.split()[-1] if what.startswith("roundtrip") else "dts"
+    agent, state = agents[name], agents["states"][name]
+    tmp = tempfile.mkdtemp()
+    path, bad = os.path.join(tmp, "s.npz"), os.path.join(tmp, "bad.npz")
+    save_state(path, state, {"n": 1}, agent=agent)
+    raw = open(path, "rb").read()
+    target, expect, saver = bad, agent, None
+    if what.startswith("roundtrip"):
+        target = path
+    elif what.startswith("save with"):
+        other = agents["K7" if "K" in what else "lin_ts"]
+        saver = lambda: save_state(bad, state, agent=other)  # noqa: E731
+    elif what in ("nan state", "inf state"):
+        value = jnp.nan if what == "nan state" else jnp.inf
+        poisoned = state._replace(theta_shift=state.theta_shift.at[where % K, 0].set(value))
+        saver = lambda: save_state(bad, poisoned, agent=agent)  # noqa: E731
+    elif what == "not a state":
+        saver = lambda: save_state(bad, {"theta": state.theta_shift})  # noqa: E731
+    elif what == "not JSON":
+        saver = lambda: save_state(bad, state, {"f": object()}, agent=agent)  # noqa: E731
+    elif what == "zip metadata byte change":
+        structure = _zip_structure(raw)
+        b = bytearray(raw)
+        b[structure[where % len(structure)]] ^= 1 << (where % 8)
+        open(bad, "wb").write(bytes(b))
+    elif what == "appended garbage":
+        open(bad, "wb").write(raw + np.random.default_rng(where).bytes(1 + where % 64))
+    elif what == "truncated":
+        open(bad, "wb").write(raw[: where % len(raw)])
+    elif what == "missing file":
+        target = os.path.join(tmp, "missing.npz")
+    else:  # the file is good; the agent it is loaded into is not the one that saved it
+        target = path
+        expect = agents[
+            {"K": "K7", "arrays": "other_prior", "parameter": "other_likelihood"}.get(what.split()[-1], "other_option")
+        ]
+
+    def call():
+        if saver is not None:
+            saver()
+            return None
+        loaded, meta = load_state(target, expect=expect)
+        assert meta == {"n": 1}
+        for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(state), strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)  # a silent change would not be equal
+        return loaded
+
+    outcome = fuzz.run_case("save_state / load_state", call, arg)
+    if outcome == fuzz.OTHER and arg == "path":  # an AssertionError: the change altered the state silently
         outcome = fuzz.ACCEPTED_INVALID
     _bad_case(outcome)
 
