@@ -14,11 +14,10 @@ Layers (each a sub-package):
 """
 
 from dts_ppl import agents, analysis, bandits, core, data, ddpm, experiments, io, ppl
-from dts_ppl.analysis import ope
 from dts_ppl._version import __version__
 from dts_ppl.agents import Agent
 from dts_ppl.agents.linear import GaussianPrior
-from dts_ppl.online import Bandit
+from dts_ppl.analysis import ope
 from dts_ppl.bandits import envs
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
@@ -30,12 +29,13 @@ from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_moments, sample_prior
 from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
 from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
+from dts_ppl.io.serialization import load_prior, load_state, save_prior, save_state
+from dts_ppl.online import Bandit
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.inspection import to_inference_data
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.validate import ValidationReport, validate
-from dts_ppl.io.serialization import load_prior, load_state, save_prior, save_state
 
 __all__ = [
     "ActionStats",

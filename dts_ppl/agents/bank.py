@@ -27,20 +27,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_context, check_num_actions, check_update
+from dts_ppl.agents import batch as _batch
+from dts_ppl.agents.base import (
+    Agent,
+    AgentSpec,
+    check_context,
+    check_key,
+    check_num_actions,
+    check_update,
+    state_checker,
+)
+from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.rows import Row
 
 
 class BankState(NamedTuple):
     """Log importance weights (M, N) of the bank per group, their ESS (M,), the smallest ESS
-    seen so far (), and step () the number of updates (M = K, or 1 when shared)."""
+    seen so far (), step () the number of updates (M = K, or 1 when shared) and rejected () int32
+    the updates the guard rejected (:mod:`dts_ppl.agents.guard`)."""
 
     log_weights: jax.Array
     ess: jax.Array
     min_ess: jax.Array
     step: jax.Array
+    rejected: jax.Array | int = 0
 
 
 register_state(BankState)
@@ -87,7 +100,14 @@ def _collapse_warner(threshold):
     return warn
 
 
-def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool = False, warn_ess: float = 10.0):
+def bank_ts(
+    bank,
+    likelihood=None,
+    num_actions: int | None = None,
+    shared: bool = False,
+    warn_ess: float = 10.0,
+    reward_bound: float | None = None,
+) -> Agent:
     """Thompson sampling with the exact posterior of the bank's empirical prior.
 
     Args:
@@ -96,6 +116,7 @@ def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool 
         num_actions: K.
         shared: one parameter for all actions; ``x`` is then (K, d) action features.
         warn_ess: warn (once) when a group's ESS falls below this; 0 disables the check.
+        reward_bound: None, or the largest |reward| learnt from (larger: rejected and counted).
     Returns:
         Agent with state :class:`BankState`.
 
@@ -118,6 +139,9 @@ def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool 
     if not (np.isfinite(warn_ess) and warn_ess >= 0):
         raise ValueError(f"warn_ess: expected a non-negative number, got {warn_ess!r}")
     K = check_num_actions(num_actions)
+    if not isinstance(shared, bool):
+        raise ValueError(f"shared: expected True or False, got {shared!r}")
+    reward_bound = check_reward_bound(reward_bound)
     N, d = bank.shape
     M = 1 if shared else K
     dtype = bank.dtype
@@ -125,30 +149,52 @@ def bank_ts(bank, likelihood=None, num_actions: int | None = None, shared: bool 
 
     def init() -> BankState:
         n = jnp.asarray(float(N), dtype)
-        return BankState(jnp.zeros((M, N), dtype), jnp.full((M,), n), n, jnp.zeros((), jnp.int32))
+        zero = jnp.zeros((), jnp.int32)
+        return BankState(jnp.zeros((M, N), dtype), jnp.full((M,), n), n, zero, zero)
 
-    def act(key, state: BankState, x):
-        x = check_context(x, K, d, shared)
+    check_state = state_checker(init)
+
+    def score(key, state: BankState, x):
         idx = jax.random.categorical(key, state.log_weights, axis=-1)  # (M,) one posterior draw per group
         theta = bank[idx]
-        scores = x @ theta[0] if shared else theta @ x
-        return jnp.argmax(scores), ActInfo(scores)
+        return x @ theta[0] if shared else theta @ x
 
-    def update(state: BankState, x, action, reward) -> BankState:
-        phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
+    def step(state: BankState, phi, g, y) -> BankState:
         row = state.log_weights[g] + likelihood.log_prob(y, bank @ phi.astype(dtype))
         row = row - jnp.max(row)  # keep the log-weights bounded; normalisation is free
         ess_g = effective_sample_size(row)
         if warn_ess > 0:
             jax.debug.callback(warn, ess_g)
-        return BankState(
-            log_weights=jax.lax.dynamic_update_index_in_dim(state.log_weights, row, g, 0),
-            ess=state.ess.at[g].set(ess_g),
-            min_ess=jnp.minimum(state.min_ess, ess_g),
-            step=state.step + 1,
-        )
+        return BankState(Row(g, row), Row(g, ess_g), jnp.minimum(state.min_ess, ess_g), state.step + 1)
 
-    spec = AgentSpec(
-        "bank_ts", K, d, 0, shared, likelihood.name, fingerprint=model_fingerprint(bank, likelihood, shared=shared)
+    def step_batch(state: BankState, phi, g, y, ok) -> BankState:
+        loglik = jnp.where(ok[:, None], likelihood.log_prob(y[:, None], phi.astype(dtype) @ bank.T), 0.0)  # (n, N)
+        rows = state.log_weights + jax.ops.segment_sum(loglik, g, num_segments=M)
+        rows = rows - jnp.max(rows, -1, keepdims=True)
+        ess = effective_sample_size(rows)
+        if warn_ess > 0:
+            jax.debug.callback(warn, ess)
+        return BankState(rows, ess, jnp.minimum(state.min_ess, jnp.min(ess)), state.step + jnp.sum(ok, dtype=jnp.int32))
+
+    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
+    update = guarded(
+        step, lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood), check_state, K, likelihood, reward_bound
     )
-    return Agent(init, act, update, spec=spec)
+    update_batch = guarded_batch(
+        step_batch,
+        lambda X, A, y: _batch.check_rows(X, A, y, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
+    spec = AgentSpec(
+        "bank_ts",
+        K,
+        d,
+        0,
+        shared,
+        likelihood.name,
+        fingerprint=model_fingerprint(bank, likelihood, shared=shared, reward_bound=reward_bound),
+    )
+    return Agent(jax.jit(init), act, update, update_batch, spec)

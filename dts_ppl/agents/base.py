@@ -10,14 +10,15 @@ over the prior and hyper-parameters:
 All three are jittable, and vmap over runs. Called eagerly they validate their inputs (shapes
 always, values when concrete): wrong shapes, actions out of range and NaN rewards raise
 ValueError instead of corrupting the state. Inside ``jit`` values cannot raise, so every update
-is guarded (:func:`guard_update`): a round with a non-finite context or reward, or an action
-outside [0, K), leaves the state unchanged and adds one to ``state.rejected``; ``act`` on a
+is guarded (:mod:`dts_ppl.agents.guard`): a round with a non-finite context, a reward outside the
+likelihood's support or an action outside [0, K) leaves the state unchanged and adds one to
+``state.rejected``, and so does a round whose new statistics would not be finite; ``act`` on a
 non-finite context (or a state whose scores are not finite) returns action -1 with
-``info.valid`` False (:func:`guarded_argmax`). The contract is in docs/reliability.md.
+``info.valid`` False. The contract is in docs/reliability.md.
 
 Online evidence (docs/math.md section 2). Every agent keeps per-group statistics (G_g, b_g), where a
 group is an action (per-action parameters) or the single shared parameter, and updates them
-with the likelihood's own method, ``likelihood.add_observation`` (:mod:`dts_ppl.core.likelihoods`).
+with the likelihood's own method, ``likelihood.propose_observation`` (:mod:`dts_ppl.core.likelihoods`).
 Gaussian rewards update them exactly in O(d^2). GLM rewards need the played group's
 Gaussianised statistics around its regularised fit B_g: a ring buffer holds the last ``history``
 observations and ``newton_steps`` damped Newton steps run on the played group's rows,
@@ -37,22 +38,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
-from dts_ppl.core.likelihoods import Evidence, History, all_finite, guarded_row, set_row
 
 __all__ = [
     "ActInfo",
     "Agent",
-    "Evidence",
-    "History",
-    "all_finite",
-    "guarded_row",
+    "AgentSpec",
     "check_action",
     "check_context",
     "check_glm_options",
     "check_num_actions",
     "check_reward",
     "check_update",
-    "set_row",
+    "state_checker",
 ]
 
 
@@ -139,86 +136,6 @@ def state_checker(init: Callable, name: str = "state"):
         return state
 
     return check
-
-
-def update_ok(x, action, reward, num_actions: int):
-    """() bool, jittable: the context and reward are finite and the action is in [0, num_actions)."""
-    action = jnp.asarray(action)
-    in_range = (action >= 0) & (action < num_actions)
-    if jnp.issubdtype(action.dtype, jnp.floating):
-        in_range = in_range & (action == jnp.round(action))
-    return jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(reward)) & in_range
-
-
-def sanitise_update(phi, group, y, ok):
-    """Finite stand-ins (0, group 0, 0) for a rejected round, so its (discarded) update stays finite."""
-    return jnp.where(ok, phi, 0), jnp.where(ok, group, 0), jnp.where(ok, y, 0)
-
-
-def increment_ok(likelihood, phi, y):
-    """() bool: the Gaussian evidence increment (phi phi^T, y phi) / sigma^2 does not overflow."""
-    if not likelihood.is_exact:  # GLM increments come from a refit, checked where it is written
-        return jnp.ones((), bool)
-    prec = 1.0 / likelihood.scale**2
-    return jnp.all(jnp.isfinite(prec * jnp.outer(phi, phi))) & jnp.all(jnp.isfinite(prec * y * phi))
-
-
-def check_overflow(inputs_ok, ok, dtype) -> None:
-    """Eagerly (concrete values), raise when valid inputs made the update non-finite."""
-    if _checks.is_concrete(ok) and _checks.is_concrete(inputs_ok) and bool(inputs_ok) and not bool(ok):
-        raise ValueError(
-            f"x: this update overflows the state's precision (a context or reward too large for {dtype}?); "
-            "rescale the inputs"
-        )
-
-
-def guard_update(state, new_state, ok, guarded=()):
-    """``new_state`` if ``ok`` and finite, else ``state``, counting a rejected round in ``rejected``.
-
-    An update whose inputs passed :func:`update_ok` can still overflow (a context of 1e30 in
-    float32): the new state is checked too, so no update ever leaves a NaN or inf in the state.
-    Called eagerly, such an overflow raises instead (the inputs were valid).
-
-    Fields named in ``guarded`` are taken from ``new_state`` as they are: the caller has already
-    kept their old values for a rejected round row by row (:func:`guarded_row`, the ``ok``
-    argument of :func:`update_evidence`) and folded their finiteness into ``ok``. A ``where`` over
-    a whole (K, d, d) array costs a full copy per round inside a vmapped scan (measured 11x
-    slower at K = 2000, d = 10: studies/performance/guard_overhead.py), a row costs O(d^2).
-
-    Args:
-        state, new_state: agent states (NamedTuples with a ``rejected`` () int32 field).
-        ok: () bool from :func:`update_ok`.
-        guarded: field names already guarded by the caller.
-    Returns:
-        The guarded state.
-    """
-    new_state = new_state._replace(rejected=0)
-    small = {k: v for k, v in new_state._asdict().items() if k not in guarded and k != "rejected"}
-    finite = all_finite(small)
-    if _checks.is_concrete(ok) and _checks.is_concrete(finite) and bool(ok) and not bool(finite):
-        raise ValueError(
-            "x: this update overflows the state's precision (a context or reward too large for "
-            f"{jax.tree.leaves(state)[0].dtype}?); rescale the inputs"
-        )
-    ok = ok & finite
-    old = state._asdict()
-    kept = {k: jax.tree.map(lambda n, o: jnp.where(ok, n, o), v, old[k]) for k, v in small.items()}
-    return new_state._replace(**kept, rejected=jnp.asarray(state.rejected, jnp.int32) + (~ok).astype(jnp.int32))
-
-
-def guarded_argmax(scores, x):
-    """(action, ActInfo): argmax of finite scores; -1 and ``valid=False`` when x or the scores are not finite.
-
-    Called eagerly (x already checked finite) non-finite scores raise: the context overflows
-    the state's precision, or the state itself is not finite.
-    """
-    valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
-    if _checks.is_concrete(valid) and not bool(valid):
-        raise ValueError(
-            f"x: the scores are not finite (a context too large for {scores.dtype}, or a non-finite state)"
-        )
-    action = jnp.where(valid, jnp.argmax(scores), -1)
-    return action, ActInfo(scores, valid)
 
 
 def check_num_actions(num_actions) -> int:

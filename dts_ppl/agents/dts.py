@@ -30,26 +30,20 @@ from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
-    all_finite,
     check_context,
     check_glm_options,
     check_key,
     check_num_actions,
-    check_overflow,
     check_update,
-    guard_update,
-    guarded_argmax,
-    guarded_row,
-    increment_ok,
-    sanitise_update,
     state_checker,
-    update_ok,
 )
+from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.rows import Row
 
 
 class DTSState(NamedTuple):
@@ -98,6 +92,7 @@ def dts(
     tol: float = core.DEFAULT_TOL,
     max_passes: int = core.DEFAULT_MAX_PASSES,
     collapse: bool | None = None,
+    reward_bound: float | None = None,
 ) -> Agent:
     """The dTS agent for a diffusion prior.
 
@@ -123,6 +118,8 @@ def dts(
             positive definite in the prior's dtype: an explosive chain whose marginal variances
             overflow), False otherwise; True with nonlinear links is an error. The state then holds
             psi_1's posterior as its one latent row; :func:`dts_posterior` rebuilds all L levels.
+        reward_bound: None (default), or the largest |reward| the agent learns from: a larger
+            finite reward is rejected and counted in ``state.rejected`` (:mod:`dts_ppl.agents.guard`).
 
     Example:
         >>> import jax
@@ -141,6 +138,7 @@ def dts(
     linearisation = core.resolve_linearisation(prior, linearisation)
     check_glm_options(likelihood, history, newton_steps)
     tol, max_passes = core.check_pass_options(tol, max_passes)
+    reward_bound = check_reward_bound(reward_bound)
     if not likelihood.is_exact:
         likelihood = likelihood.for_prior(core.theta_prior_scale_cov(prior))
     if not isinstance(shared, bool):
@@ -158,6 +156,7 @@ def dts(
         tol=tol,
         max_passes=max_passes,
         collapse=collapse,
+        reward_bound=reward_bound,
     )
     num_levels = prior.num_levels
     if collapse:
@@ -192,72 +191,57 @@ def dts(
 
     check_state = state_checker(init)
 
-    def act(key, state: DTSState, x):
-        check_key(key)
-        check_state(state)
-        x = check_context(x, K, d, shared)
+    def score(key, state: DTSState, x):
         k_chain, k_score = jax.random.split(key)
         if shared:
             theta_cond = core.Conditionals(state.theta_cov @ prec1, state.theta_shift, psd_cholesky(state.theta_cov))
             _, theta = core.sample(k_chain, prior, core.DTSPosterior(state.latents, theta_cond))
-            scores = linear_predictor(x, theta[0])
-        else:
-            psi, _ = core.sample(k_chain, prior, core.DTSPosterior(state.latents, one_action))
-            u = prec1 @ prior.link1(psi[-1])  # S_1^-1 f_1(psi_1)
-            v = jnp.einsum("kij,j->ki", state.theta_cov, x)  # Shat_a x: the one O(K d^2) pass
-            mean = v @ u + state.theta_shift @ x
-            sd = jnp.sqrt(jnp.maximum(v @ x, 0.0))
-            scores = mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
-        return guarded_argmax(scores, x)
+            return linear_predictor(x, theta[0])
+        psi, _ = core.sample(k_chain, prior, core.DTSPosterior(state.latents, one_action))
+        u = prec1 @ prior.link1(psi[-1])  # S_1^-1 f_1(psi_1)
+        v = jnp.einsum("kij,j->ki", state.theta_cov, x)  # Shat_a x: the one O(K d^2) pass
+        mean = v @ u + state.theta_shift @ x
+        sd = jnp.sqrt(jnp.maximum(v @ x, 0.0))
+        return mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
 
-    def update(state: DTSState, x, action, reward) -> DTSState:
-        check_state(state)
-        phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ok = inputs_ok = update_ok(x, action, reward, K)
-        phi, g, y = sanitise_update(phi, g, y, ok)
-        ok = ok & increment_ok(likelihood, phi, y)
-        phi, g, y = sanitise_update(phi, g, y, ok)
-        ev, old_stats, new_stats = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps, ok)
+    def step(state: DTSState, phi, g, y) -> DTSState:
+        ev, old_stats, new_stats = likelihood.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
         _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
         cond, new = core.condition(prec1, *new_stats)
         total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
         up = chain(total)
-        ok = ok & all_finite((new_stats, cond.cov, cond.shift, total, up.latents))
-        new_state = DTSState(
-            evidence=ev,
-            theta_cov=guarded_row(ok, state.theta_cov, g, cond.cov),
-            theta_shift=guarded_row(ok, state.theta_shift, g, cond.shift),
-            evidence_sum=total,
-            latents=up.latents,
-            step=state.step + 1,
-            passes=up.passes,
-            converged=up.converged,
+        return DTSState(
+            ev, Row(g, cond.cov), Row(g, cond.shift), total, up.latents, state.step + 1, up.passes, up.converged
         )
-        check_overflow(inputs_ok, ok, dtype)
-        return guard_update(state, new_state, ok, guarded=("evidence", "theta_cov", "theta_shift"))
 
-    def update_batch(state: DTSState, X, A, y) -> DTSState:
-        """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
-        added = _batch.add_rows(likelihood, prec1, state.evidence, X, A, y, K, d, shared, dtype)
-        if added is None:
-            return state
-        n, dropped, ev, idx, cond, delta = added
+    def step_batch(state: DTSState, phi, g, y, ok) -> DTSState:
+        n, ev, idx, cond, delta = _batch.conjugate_rows(likelihood, prec1, state.evidence, phi, g, y, ok)
         total = jax.tree.map(jnp.add, state.evidence_sum, delta)
         up = chain(total)
         return DTSState(
-            evidence=ev,
-            theta_cov=state.theta_cov.at[idx].set(cond.cov),
-            theta_shift=state.theta_shift.at[idx].set(cond.shift),
-            evidence_sum=total,
-            latents=up.latents,
-            step=state.step + n,
-            passes=up.passes,
-            converged=up.converged,
-            rejected=state.rejected + dropped,
+            ev, Row(idx, cond.cov), Row(idx, cond.shift), total, up.latents, state.step + n, up.passes, up.converged
         )
 
+    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
+    update = guarded(
+        step,
+        lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
+    update_batch = guarded_batch(
+        step_batch,
+        lambda X, A, y: _batch.check_rows(X, A, y, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
+
     spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name, fingerprint=fingerprint)
-    return Agent(init, act, update, update_batch, spec)
+    return Agent(jax.jit(init), act, update, update_batch, spec)
 
 
 def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:

@@ -23,12 +23,9 @@ from dts_ppl.agents.base import (
     check_key,
     check_num_actions,
     check_update,
-    guard_update,
-    guarded_argmax,
-    sanitise_update,
     state_checker,
-    update_ok,
 )
+from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
@@ -49,8 +46,14 @@ class JointState(NamedTuple):
 register_state(JointState)
 
 
-def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None) -> Agent:
-    """Thompson sampling from the exact joint posterior (linear prior, Gaussian rewards)."""
+def exact_ts(
+    prior: DiffusionPrior, likelihood=None, num_actions: int | None = None, reward_bound: float | None = None
+) -> Agent:
+    """Thompson sampling from the exact joint posterior (linear prior, Gaussian rewards).
+
+    ``reward_bound``: None, or the largest |reward| learnt from (larger: rejected and counted).
+    """
+    reward_bound = check_reward_bound(reward_bound)
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     if not likelihood.is_exact:
         raise ValueError(f"likelihood: exact_ts needs Gaussian rewards, got {likelihood!r}")
@@ -69,21 +72,13 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
 
     check_state = state_checker(init)
 
-    def act(key, state: JointState, x):
-        check_key(key)
-        check_state(state)
-        x = check_context(x, K, d, False)
+    def score(key, state: JointState, x):
         m = state.mean[offset:].reshape(K, d) @ x
         c = state.cov[offset:, offset:].reshape(K, d, K, d)
         s = jnp.einsum("i,aibj,j->ab", x, c, x)
-        scores = m + psd_cholesky(s) @ jax.random.normal(key, (K,), m.dtype)
-        return guarded_argmax(scores, x)
+        return m + psd_cholesky(s) @ jax.random.normal(key, (K,), m.dtype)
 
-    def update(state: JointState, x, action, reward) -> JointState:
-        check_state(state)
-        x, a, y = check_update(x, action, reward, K, d, False, likelihood)
-        ok = update_ok(x, action, reward, K)
-        x, a, y = sanitise_update(x, a, y, ok)
+    def step(state: JointState, x, a, y) -> JointState:
         start = offset + a * d
         cols = jax.lax.dynamic_slice_in_dim(state.cov, start, d, axis=1)  # C[:, theta_a]
         mean_a = jax.lax.dynamic_slice_in_dim(state.mean, start, d)
@@ -92,30 +87,44 @@ def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = N
         innovation_var = jnp.maximum(x @ jax.lax.dynamic_slice_in_dim(gain, start, d), 0.0) + noise_var
         mean = state.mean + gain * (y - x @ mean_a) / innovation_var
         cov = state.cov - jnp.outer(gain, gain) / innovation_var
-        return guard_update(state, JointState(mean, 0.5 * (cov + cov.T), state.step + 1), ok)
+        return JointState(mean, 0.5 * (cov + cov.T), state.step + 1)
 
-    def update_batch(state: JointState, X, A, y) -> JointState:
+    def step_batch(state: JointState, x, a, y, ok) -> JointState:
         """All rows at once: one block Kalman step on the theta blocks, O(N^2 K d + (K d)^3).
 
         With the rows' statistics (G_a, b_a) (``likelihood.statistics``) the posterior precision
         gains D = blockdiag(G_a) on theta = S^T z, so with C_t = S^T C S and M = (I + D C_t)^-1:
             mean' = mean + C S M (b - D S^T mean),   C' = C - C S M D S^T C
-        (Woodbury, in a form valid for singular D). X (n, d), A (n,), y (n,). Rows ``update``
-        would reject under ``jit`` are dropped (sanitised to zero rows) and counted in ``rejected``.
+        (Woodbury, in a form valid for singular D). Rows without ``ok`` are sanitised zero rows.
         """
-        x, a, y, ok = _batch.guarded_batch(X, A, y, K, d, False, likelihood)
-        if x.shape[0] == 0:
-            return state
         stats = likelihood.statistics(x.astype(state.mean.dtype), a, y, K)
         D = jax.scipy.linalg.block_diag(*stats.G)  # (K d, K d)
         cs = state.cov[:, offset:]  # C S, (N, K d)
         m_inv = jnp.eye(K * d, dtype=D.dtype) + D @ cs[offset:]
         mean = state.mean + cs @ jnp.linalg.solve(m_inv, stats.b.reshape(-1) - D @ state.mean[offset:])
         cov = state.cov - cs @ jnp.linalg.solve(m_inv, D @ cs.T)
-        n_ok = jnp.sum(ok, dtype=jnp.int32)
-        return JointState(mean, 0.5 * (cov + cov.T), state.step + n_ok, state.rejected + x.shape[0] - n_ok)
+        return JointState(mean, 0.5 * (cov + cov.T), state.step + jnp.sum(ok, dtype=jnp.int32))
+
+    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, False))
+    update = guarded(
+        step, lambda x, a, r: check_update(x, a, r, K, d, False, likelihood), check_state, K, likelihood, reward_bound
+    )
+    update_batch = guarded_batch(
+        step_batch,
+        lambda X, A, y: _batch.check_rows(X, A, y, K, d, False, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
 
     spec = AgentSpec(
-        "exact_ts", K, d, prior.num_levels, False, likelihood.name, fingerprint=model_fingerprint(prior, likelihood)
+        "exact_ts",
+        K,
+        d,
+        prior.num_levels,
+        False,
+        likelihood.name,
+        fingerprint=model_fingerprint(prior, likelihood, reward_bound=reward_bound),
     )
-    return Agent(init, act, update, update_batch, spec)
+    return Agent(jax.jit(init), act, update, update_batch, spec)

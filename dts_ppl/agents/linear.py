@@ -21,27 +21,21 @@ from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
-    all_finite,
     check_context,
     check_glm_options,
     check_key,
     check_num_actions,
-    check_overflow,
     check_update,
-    guard_update,
-    guarded_argmax,
-    guarded_row,
-    increment_ok,
-    sanitise_update,
     state_checker,
-    update_ok,
 )
+from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.rows import Row
 from dts_ppl.core.sampling import sample_moments
 
 
@@ -99,7 +93,7 @@ def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) ->
 
 class LinearState(NamedTuple):
     """Per-group Gaussian posteriors: mean (M, d), cov (M, d, d), evidence, step () accepted
-    updates, rejected () int32 updates the guard rejected (see :func:`dts_ppl.agents.base.guard_update`)."""
+    updates, rejected () int32 updates the guard rejected (:mod:`dts_ppl.agents.guard`)."""
 
     evidence: Evidence
     mean: Annotated[jax.Array, "M d"]
@@ -125,8 +119,11 @@ def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
     return GaussianPrior(mean, cov)
 
 
-def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_steps, score, kind="lin_ts") -> Agent:
+def _linear_agent(
+    theta_prior, likelihood, num_actions, shared, history, newton_steps, score, kind="lin_ts", reward_bound=None
+) -> Agent:
     theta_prior = _check_gaussian_prior(theta_prior)
+    reward_bound = check_reward_bound(reward_bound)
     K = check_num_actions(num_actions)
     check_glm_options(likelihood, history, newton_steps)
     if not isinstance(shared, bool):
@@ -147,10 +144,7 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
 
     check_state = state_checker(init)
 
-    def act(key, state: LinearState, x):
-        check_key(key)
-        check_state(state)
-        x = check_context(x, K, d, shared)
+    def scores(key, state: LinearState, x):
         if shared:  # one parameter: scores x_a^T theta with x (K, d)
             v = x @ state.cov[0]
             var = jnp.sum(v * x, -1)
@@ -158,48 +152,47 @@ def _linear_agent(theta_prior, likelihood, num_actions, shared, history, newton_
             v = jnp.einsum("kij,j->ki", state.cov, x)  # Sigma_a x, the one O(K d^2) pass
             var = v @ x
         mean = linear_predictor(x, state.mean[0] if shared else state.mean)
-        scores = score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
-        return guarded_argmax(scores, x)
+        return score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
 
-    def update(state: LinearState, x, action, reward) -> LinearState:
-        check_state(state)
-        phi, g, y = check_update(x, action, reward, K, d, shared, likelihood)
-        ok = inputs_ok = update_ok(x, action, reward, K)
-        phi, g, y = sanitise_update(phi, g, y, ok)
-        ok = ok & increment_ok(likelihood, phi, y)
-        phi, g, y = sanitise_update(phi, g, y, ok)
-        ev, _, (G_g, b_g) = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, newton_steps, ok)
+    def step(state: LinearState, phi, g, y) -> LinearState:
+        ev, _, (G_g, b_g) = likelihood.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
         mean = core.conditional_loc(cond, theta_prior.mean)
-        ok = ok & all_finite((G_g, b_g, mean, cond.cov))
-        new_state = LinearState(
-            evidence=ev,
-            mean=guarded_row(ok, state.mean, g, mean),
-            cov=guarded_row(ok, state.cov, g, cond.cov),
-            step=state.step + 1,
-        )
-        check_overflow(inputs_ok, ok, dtype)
-        return guard_update(state, new_state, ok, guarded=("evidence", "mean", "cov"))
+        return LinearState(ev, Row(g, mean), Row(g, cond.cov), state.step + 1)
 
-    def update_batch(state: LinearState, X, A, y) -> LinearState:
-        """All rows at once (:mod:`dts_ppl.agents.batch`): X (n, d) or (n, K, d), A (n,), y (n,)."""
-        added = _batch.add_rows(likelihood, prec0, state.evidence, X, A, y, K, d, shared, dtype)
-        if added is None:
-            return state
-        n, dropped, ev, idx, cond, _ = added
+    def step_batch(state: LinearState, phi, g, y, ok) -> LinearState:
+        n, ev, idx, cond, _ = _batch.conjugate_rows(likelihood, prec0, state.evidence, phi, g, y, ok)
         return LinearState(
-            evidence=ev,
-            mean=state.mean.at[idx].set(core.conditional_loc(cond, theta_prior.mean)),
-            cov=state.cov.at[idx].set(cond.cov),
-            step=state.step + n,
-            rejected=state.rejected + dropped,
+            ev, Row(idx, core.conditional_loc(cond, theta_prior.mean)), Row(idx, cond.cov), state.step + n
         )
+
+    act = guarded_act(scores, check_key, check_state, lambda x: check_context(x, K, d, shared))
+    update = guarded(
+        step,
+        lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
+    update_batch = guarded_batch(
+        step_batch,
+        lambda X, A, y: _batch.check_rows(X, A, y, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
 
     fingerprint = model_fingerprint(
-        theta_prior, likelihood, dict(history=history, newton_steps=newton_steps), shared=shared
+        theta_prior,
+        likelihood,
+        dict(history=history, newton_steps=newton_steps),
+        shared=shared,
+        reward_bound=reward_bound,
     )
     spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, kind in ("lin_ucb", "ucb_glm"), fingerprint)
-    return Agent(init, act, update, update_batch, spec)
+    return Agent(jax.jit(init), act, update, update_batch, spec)
 
 
 def _thompson(key, state, mean, sd):
@@ -221,16 +214,27 @@ def _ucb(alpha):
     return score
 
 
-def lin_ts(theta_prior, likelihood=None, num_actions=None, shared=False, history=5000, newton_steps=3) -> Agent:
+def lin_ts(
+    theta_prior: GaussianPrior,
+    likelihood=None,
+    num_actions: int | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+    reward_bound: float | None = None,
+) -> Agent:
     """Linear Thompson sampling with an independent N(mean, cov) prior per action.
 
     Args:
         theta_prior: GaussianPrior (e.g. :func:`theta_marginal` of the diffusion prior).
         likelihood: default ``Gaussian(1.0)``; a GLM gives GLM-TS (:func:`glm_ts`).
         num_actions: K.   shared: one parameter, ``x`` (K, d) action features.
+        history, newton_steps: GLM ring-buffer size and Newton steps per update.
+        reward_bound: None, or the largest |reward| learnt from (larger: rejected and counted).
     """
+    lik = likelihood or Gaussian(1.0)
     return _linear_agent(
-        theta_prior, likelihood or Gaussian(1.0), num_actions, shared, history, newton_steps, _thompson
+        theta_prior, lik, num_actions, shared, history, newton_steps, _thompson, "lin_ts", reward_bound
     )
 
 
@@ -239,19 +243,47 @@ def _kind(agent: Agent, kind: str) -> Agent:
     return agent._replace(spec=agent.spec._replace(kind=kind, deterministic=kind in ("lin_ucb", "ucb_glm")))
 
 
-def lin_ucb(theta_prior, likelihood=None, num_actions=None, alpha=None, shared=False, history=5000, newton_steps=3):
+def lin_ucb(
+    theta_prior: GaussianPrior,
+    likelihood=None,
+    num_actions: int | None = None,
+    alpha: float | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+    reward_bound: float | None = None,
+) -> Agent:
     """LinUCB: argmax x^T mu_a + alpha_t ||x||_{Sigma_a}; alpha_t = sqrt(2 log t) unless ``alpha`` is given."""
     lik = likelihood or Gaussian(1.0)
-    return _linear_agent(theta_prior, lik, num_actions, shared, history, newton_steps, _ucb(alpha), "lin_ucb")
-
-
-def glm_ts(theta_prior, likelihood=None, num_actions=None, shared=False, history=5000, newton_steps=3) -> Agent:
-    """GLM-TS: Thompson sampling from the Laplace (Gaussianised) posterior; default logistic rewards."""
-    return _kind(lin_ts(theta_prior, likelihood or Bernoulli(), num_actions, shared, history, newton_steps), "glm_ts")
-
-
-def ucb_glm(theta_prior, likelihood=None, num_actions=None, alpha=None, shared=False, history=5000, newton_steps=3):
-    """UCB-GLM (Li et al. 2017): UCB on the linear predictor, monotone in the mean reward."""
-    return _kind(
-        lin_ucb(theta_prior, likelihood or Bernoulli(), num_actions, alpha, shared, history, newton_steps), "ucb_glm"
+    return _linear_agent(
+        theta_prior, lik, num_actions, shared, history, newton_steps, _ucb(alpha), "lin_ucb", reward_bound
     )
+
+
+def glm_ts(
+    theta_prior: GaussianPrior,
+    likelihood=None,
+    num_actions: int | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+    reward_bound: float | None = None,
+) -> Agent:
+    """GLM-TS: Thompson sampling from the Laplace (Gaussianised) posterior; default logistic rewards."""
+    agent = lin_ts(theta_prior, likelihood or Bernoulli(), num_actions, shared, history, newton_steps, reward_bound)
+    return _kind(agent, "glm_ts")
+
+
+def ucb_glm(
+    theta_prior: GaussianPrior,
+    likelihood=None,
+    num_actions: int | None = None,
+    alpha: float | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+    reward_bound: float | None = None,
+) -> Agent:
+    """UCB-GLM (Li et al. 2017): UCB on the linear predictor, monotone in the mean reward."""
+    lik = likelihood or Bernoulli()
+    return _kind(lin_ucb(theta_prior, lik, num_actions, alpha, shared, history, newton_steps, reward_bound), "ucb_glm")

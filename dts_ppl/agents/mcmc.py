@@ -32,19 +32,22 @@ from numpyro.infer.hmc import HMCState, hmc
 from numpyro.infer.hmc_util import HMCAdaptState
 from numpyro.infer.util import log_density
 
+from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
-    ActInfo,
     Agent,
     AgentSpec,
-    Evidence,
     check_context,
+    check_key,
     check_num_actions,
     check_update,
+    state_checker,
 )
+from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
-from dts_ppl.core.likelihoods import ActionStats, Gaussian
+from dts_ppl.core.likelihoods import ActionStats, Evidence, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.rows import write
 from dts_ppl.ppl.model import BanditModel
 
 
@@ -57,12 +60,14 @@ class MCMCState(NamedTuple):
             warm start, ``chain.adapt_state`` the adapted step size and mass matrix.
         draws: (m, K, d) theta draws of the latest refresh.
         step: () number of updates.
+        rejected: () int32 updates the guard rejected (:mod:`dts_ppl.agents.guard`).
     """
 
     evidence: Evidence
     chain: HMCState
     draws: jax.Array
     step: jax.Array
+    rejected: jax.Array | int = 0
 
 
 register_state(MCMCState, HMCState, HMCAdaptState)  # the chain's NamedTuples are NumPyro's
@@ -107,6 +112,7 @@ def mcmc_ts(
     max_tree_depth: int = 6,
     target_accept_prob: float = 0.8,
     seed: int = 0,
+    reward_bound: float | None = None,
 ) -> Agent:
     """Thompson sampling with NUTS on the model every ``refresh_every`` rounds (module docstring).
 
@@ -120,6 +126,7 @@ def mcmc_ts(
         max_tree_depth: NUTS's tree-depth cap (2^depth gradient evaluations at most).
         target_accept_prob: dual-averaging target.
         seed: the key of the prior draw that starts the chain.
+        reward_bound: None, or the largest |reward| learnt from (larger: rejected and counted).
     Returns:
         Agent(init, act, update).
     """
@@ -131,6 +138,7 @@ def mcmc_ts(
     if not isinstance(prior, DiffusionPrior):
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
     K = check_num_actions(num_actions)
+    reward_bound = check_reward_bound(reward_bound)
     m = _check_positive("refresh_every", refresh_every)
     num_warmup = _check_positive("num_warmup", num_warmup, 0)
     thinning = _check_positive("thinning", thinning)
@@ -167,23 +175,20 @@ def mcmc_ts(
         psi, theta = core.sample(jax.random.PRNGKey(seed), prior, conds)
         ev = likelihood.init_evidence(K, d, 1, dtype)
         chain = start_chain({"psi": psi, "theta": theta}, ev.stats, jax.random.PRNGKey(seed + 1))
-        return MCMCState(ev, chain, jnp.broadcast_to(theta, (m, K, d)), jnp.zeros((), jnp.int32))
+        zero = jnp.zeros((), jnp.int32)
+        return MCMCState(ev, chain, jnp.broadcast_to(theta, (m, K, d)), zero, zero)
 
-    def act(key, state: MCMCState, x):
-        x = check_context(x, K, d, False)
+    check_state = state_checker(init)
+
+    def score(key, state: MCMCState, x):
         theta = jax.lax.cond(
             state.step == 0,
             lambda: core.sample(key, prior, conds)[1],
             lambda: state.draws[state.step % m],
         )
-        scores = theta @ x
-        return jnp.argmax(scores), ActInfo(scores)
+        return theta @ x
 
-    def update(state: MCMCState, x, action, reward) -> MCMCState:
-        phi, g, y = check_update(x, action, reward, K, d, False, likelihood)
-        ev, _, _ = likelihood.add_observation(state.evidence, phi.astype(dtype), g, y, 1)
-        step = state.step + 1
-        salt = jax.lax.bitcast_convert_type(y.astype(jnp.float32), jnp.int32)
+    def refreshed(state: MCMCState, ev: Evidence, step, salt) -> MCMCState:
         chain, draws = jax.lax.cond(
             step % m == 1 % m,  # refresh after rounds 1, m + 1, 2m + 1, ...: draws cover the next m rounds
             lambda: refresh(state.chain, ev.stats, salt),
@@ -191,6 +196,32 @@ def mcmc_ts(
         )
         return MCMCState(ev, chain, draws, step)
 
+    def step(state: MCMCState, phi, g, y) -> MCMCState:
+        proposal, _, _ = likelihood.propose_observation(state.evidence, phi.astype(dtype), g, y, 1)
+        ev = write(state.evidence, proposal)  # a new array: the chain needs the whole new statistics
+        salt = jax.lax.bitcast_convert_type(y.astype(jnp.float32), jnp.int32)
+        return refreshed(state, ev, state.step + 1, salt)
+
+    def step_batch(state: MCMCState, phi, g, y, ok) -> MCMCState:
+        ev = likelihood.propose_observations(state.evidence, phi.astype(dtype), g, y, ok)
+        n = jnp.sum(ok, dtype=jnp.int32)
+        salt = jax.lax.bitcast_convert_type(jnp.sum(y).astype(jnp.float32), jnp.int32)
+        # the draws cover the rounds after the batch: refresh now (step 1 mod m), then count the rows
+        new = refreshed(state, ev, jnp.ones((), jnp.int32), salt)
+        return new._replace(step=state.step + n)
+
+    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, False))
+    update = guarded(
+        step, lambda x, a, r: check_update(x, a, r, K, d, False, likelihood), check_state, K, likelihood, reward_bound
+    )
+    update_batch = guarded_batch(
+        step_batch,
+        lambda X, A, y: _batch.check_rows(X, A, y, K, d, False, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
     options = dict(
         refresh_every=m,
         num_warmup=num_warmup,
@@ -205,6 +236,6 @@ def mcmc_ts(
         prior.num_levels,
         False,
         likelihood.name,
-        fingerprint=model_fingerprint(prior, likelihood, **options),
+        fingerprint=model_fingerprint(prior, likelihood, reward_bound=reward_bound, **options),
     )
-    return Agent(init, act, update, spec=spec)
+    return Agent(jax.jit(init), act, update, update_batch, spec)

@@ -7,14 +7,33 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_action, check_num_actions
+from dts_ppl.agents.base import Agent, AgentSpec, check_action, check_key, check_num_actions, state_checker
+from dts_ppl.agents.guard import guarded, guarded_act, guarded_batch
 from dts_ppl.agents.registry import model_fingerprint, register_state
+from dts_ppl.core import checks as _checks
 
 
 class RandomState(NamedTuple):
-    """step: () number of updates (the policy keeps nothing else)."""
+    """step: () number of accepted updates; rejected: () int32 updates the guard rejected."""
 
     step: jax.Array
+    rejected: jax.Array | int = 0
+
+
+def _check_x(x, name="x"):
+    if x is None or isinstance(x, str | bytes):
+        raise ValueError(f"{name}: expected a context (d,) or action features (K, d) per round, got {x!r}")
+    arr = _checks.as_array(name, x)
+    _checks.check_finite(name, arr)
+    return arr
+
+
+def _check_reward(reward):
+    if reward is None or isinstance(reward, bool | str | bytes):
+        raise ValueError(f"reward: expected a real scalar, got {reward!r}")
+    arr = _checks.as_array("reward", reward, ndim=0)
+    _checks.check_finite("reward", arr)
+    return arr
 
 
 register_state(RandomState)
@@ -27,22 +46,42 @@ def random_policy(num_actions: int) -> Agent:
         num_actions: K.
     Returns:
         Agent whose ``act`` draws A ~ U{0..K-1} (scores: K uniform draws, argmax = A) and whose
-        ``update`` only counts rounds; ``x`` may be (d,) or (K, d).
+        ``update`` only counts rounds (under the same guard as every agent: a round with a
+        non-finite context or reward, or an action outside [0, K), is rejected and counted);
+        ``x`` may be (d,) or (K, d).
     """
     K = check_num_actions(num_actions)
 
     def init() -> RandomState:
-        return RandomState(jnp.zeros((), jnp.int32))
+        zero = jnp.zeros((), jnp.int32)
+        return RandomState(zero, zero)
 
-    def act(key, state: RandomState, x):
+    check_state = state_checker(init)
+
+    def score(key, state: RandomState, x):
         del state, x
-        scores = jax.random.uniform(key, (K,), jnp.result_type(float))
-        return jnp.argmax(scores), ActInfo(scores)
+        return jax.random.uniform(key, (K,), jnp.result_type(float))
 
-    def update(state: RandomState, x, action, reward) -> RandomState:
-        del x, reward
-        check_action(action, K)
-        return RandomState(state.step + 1)
+    def check_inputs(x, action, reward):
+        _check_x(x)
+        return jnp.zeros(1), check_action(action, K), _check_reward(reward)
 
+    def check_rows(X, A, y):
+        X = _check_x(X, "X")
+        if X.ndim < 2:
+            raise ValueError(f"X: expected one context row per round, (n, d) or (n, K, d), got {tuple(X.shape)}")
+        n = X.shape[0]
+        _checks.check_actions("A", A, K, n)
+        if y is None or isinstance(y, str | bytes):
+            raise ValueError(f"y: expected {n} real rewards of shape ({n},), got {y!r}")
+        y = _checks.as_array("y", y, shape=(n,))
+        _checks.check_finite("y", y)
+        return X, jnp.asarray(A), y, jnp.zeros((n, 1)), jnp.zeros(n, jnp.int32)
+
+    act = guarded_act(score, check_key, check_state, _check_x)
+    update = guarded(lambda state, phi, g, y: RandomState(state.step + 1), check_inputs, check_state, K)
+    update_batch = guarded_batch(
+        lambda state, phi, g, y, ok: RandomState(state.step + jnp.sum(ok, dtype=jnp.int32)), check_rows, check_state, K
+    )
     spec = AgentSpec("random_policy", K, None, 0, None, None, fingerprint=model_fingerprint())  # any x, any reward
-    return Agent(init, act, update, spec=spec)
+    return Agent(jax.jit(init), act, update, update_batch, spec)

@@ -104,9 +104,14 @@ def check_finite(name: str, x) -> None:
 
 def check_actions(name: str, a, num_actions: int, length: int | None = None):
     """Integer action indices in [0, num_actions); returns an int32 array."""
-    if a is None:
-        raise ValueError(f"{name}: expected integer actions of shape (n,), got None")
-    arr = jnp.asarray(a)
+    if a is None or isinstance(a, str | bytes):
+        raise ValueError(f"{name}: expected integer actions of shape (n,), got {a!r}")
+    try:
+        arr = jnp.asarray(a)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"{name}: expected integer actions of shape (n,) ({e})") from None
+    if not is_real_dtype(arr.dtype):
+        raise ValueError(f"{name}: expected integer action indices, got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected shape (n,), got {tuple(arr.shape)}")
     if length is not None and arr.shape[0] != length:

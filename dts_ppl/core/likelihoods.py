@@ -20,9 +20,12 @@ form (G_a, b_a) of each action's evidence about theta_a.
   ``ridge=`` overrides both. Without a prior (a bare ``statistics`` call) "prior" falls back to
   the near-MLE ridge. No data gives G_a = 0, b_a = 0.
 
-Online evidence: each likelihood owns its evidence update (:meth:`Gaussian.add_observation`,
-:meth:`_GLM.add_observation`), the one formula the agents call; the batch statistics and the
-online updates share each likelihood's formula (:meth:`Gaussian._rows`, :meth:`_GLM.laplace`).
+Online evidence: each likelihood owns every evidence update, one row
+(:meth:`Gaussian.propose_observation`) or a batch (:meth:`Gaussian.propose_observations`),
+including the GLM ring buffer. Both return proposals that nothing has written yet: the agents'
+guard (:mod:`dts_ppl.agents.guard`) writes them with :func:`dts_ppl.core.rows.write` only when the
+whole round is accepted. The batch statistics and the online updates share each likelihood's
+formula (:meth:`Gaussian._rows`, :meth:`_GLM.laplace`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.rows import Row, get_row, write
 
 
 class ActionStats(NamedTuple):
@@ -92,26 +96,6 @@ def linear_predictor(X, theta, A=None):
     if A is not None:
         theta = jnp.take(theta, A, axis=-2)
     return jnp.sum(X * theta, axis=-1)
-
-
-def set_row(array, index, value):
-    """array with row ``index`` replaced by ``value``, as an in-place dynamic-update-slice.
-
-    (``array.at[i].set`` lowers to a scatter, which XLA on CPU copies the whole (K, d, d) array
-    for inside a scan; this keeps the per-round update O(d^2) instead of O(K d^2).)
-    """
-    return jax.lax.dynamic_update_index_in_dim(array, jnp.asarray(value, array.dtype), index, 0)
-
-
-def guarded_row(ok, array, index, new_row):
-    """``array`` with row ``index`` set to ``new_row`` if ``ok``, else unchanged (reads one row only)."""
-    old_row = jax.lax.dynamic_index_in_dim(array, index, 0, keepdims=False)
-    return set_row(array, index, jnp.where(ok, new_row, old_row))
-
-
-def all_finite(tree):
-    """() bool: every leaf of ``tree`` is finite."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 def _outer_sums(X, A, weights, num_actions):
@@ -179,29 +163,48 @@ class Gaussian:
         del history
         return Evidence(empty_stats(num_groups, dim, dtype), None)
 
-    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int, ok=True):
-        """Add one observation (phi (d,), y ()) of ``group``, exactly, in O(d^2).
+    def propose_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+        """The evidence after one observation (phi (d,), y ()) of ``group``, exactly, in O(d^2), as a proposal.
 
-        With ``ok`` False (a rejected round inside jit; pass sanitised, finite inputs) nothing is
-        added: the increment is exactly 0.
+        Nothing is written: the result is :class:`Evidence` whose (G, b) are
+        :class:`~dts_ppl.core.rows.Row` writes of the group's new statistics, for
+        :func:`dts_ppl.core.rows.write` (the agents' guard writes it only if the whole round is
+        accepted).
 
         Returns:
-            (new evidence, (G_old, b_old), (G_new, b_new)): the group's statistics before and
-            after, (d, d) and (d,) each, so callers can swap the group's term in running sums.
-
-        Performance note: XLA on CPU updates a (M, d, d) row in place inside a scan only if the
-        old row is not also read for anything else; reading it costs a copy of the whole array
-        every round (measured 15-25 ms at M = 10^4, d = 20 against under 1 ms). The old
-        statistics are therefore never read back (they are the new ones minus the increment).
+            (proposal, (G_old, b_old), (G_new, b_new)): the group's statistics before and after,
+            (d, d) and (d,) each, so callers can swap the group's term in running sums.
         """
         del newton_steps
         dG, db = jax.tree.map(lambda t: t[0], self._rows(phi[None], jnp.reshape(y, (1,))))
-        dG, db = jnp.where(ok, dG, 0.0), jnp.where(ok, db, 0.0)  # a rejected round adds exactly 0
         G, b = ev.stats
-        G, b = G.at[group].add(dG), b.at[group].add(db)  # write first, then read the new row
-        new = (G[group], b[group])
-        old = (new[0] - dG, new[1] - db)
-        return ev._replace(stats=ActionStats(G, b)), old, new
+        old = (get_row(G, group), get_row(b, group))
+        new = (old[0] + dG, old[1] + db)
+        return Evidence(ActionStats(Row(group, new[0]), Row(group, new[1])), None), old, new
+
+    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+        """:meth:`propose_observation`, written: (new evidence, old stats, new stats)."""
+        proposal, old, new = self.propose_observation(ev, phi, group, y, newton_steps)
+        return write(ev, proposal), old, new
+
+    def propose_observations(self, ev: Evidence, phi, group, y, ok) -> Evidence:
+        """The evidence after a batch of rows (those with ``ok``), exactly: one segment_sum.
+
+        Args:
+            ev: Evidence with (M, d, d), (M, d) statistics.   phi: (n, d).   group: (n,).   y: (n,).
+            ok: (n,) bool; rows without it add nothing.
+
+        Returns:
+            new Evidence (whole arrays: a batch touches O(M d^2) anyway), nothing written.
+        """
+        G, b = ev.stats
+        w = ok.astype(phi.dtype)
+        add = self.statistics(phi * w[:, None], group, y * w, G.shape[0])
+        return ev._replace(stats=ActionStats(G + add.G, b + add.b))
+
+    def in_support(self, y):
+        """() bool per reward, jittable: a Gaussian reward is any finite number."""
+        return jnp.isfinite(y)
 
 
 _STEPS = (1.0, 0.5, 0.25, 0.1, 0.03, 0.0)  # damped-Newton line search: the best of these step sizes
@@ -333,9 +336,6 @@ class _GLM:
             # safeguard: an overflowing solve (huge x in float32) must not poison the step-0
             # candidate (0 * NaN = NaN); the line search then keeps B where no step is finite
             direction = jnp.where(jnp.all(jnp.isfinite(direction), axis=-1, keepdims=True), direction, 0.0)
-            # safeguard: an overflowing solve (huge x in float32) must not poison the step-0
-            # candidate (0 * NaN = NaN); the line search then keeps B where no step is finite
-            direction = jnp.where(jnp.all(jnp.isfinite(direction), axis=-1, keepdims=True), direction, 0.0)
             cands = B[None] - steps.reshape((-1,) + (1,) * B.ndim) * direction[None]
             best = jnp.argmin(jnp.nan_to_num(objective(cands), nan=jnp.inf), axis=0)
             return jnp.take_along_axis(cands, best[None, ..., None], axis=0)[0], None
@@ -370,36 +370,71 @@ class _GLM:
         )
         return Evidence(empty_stats(num_groups, dim, dtype), buf)
 
-    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int, ok=True):
-        """Add one observation (phi (d,), y ()) of ``group``: buffer it, refit the group.
-
-        With ``ok`` False (a rejected round), or when the refit is not finite, nothing is written.
+    def propose_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+        """The evidence after one observation (phi (d,), y ()) of ``group``, as a proposal: buffer it, refit the group.
 
         Runs ``newton_steps`` damped-Newton steps on the group's buffered rows, warm-started at
-        its previous fit (:meth:`laplace`), O(history d^2) whatever t is.
+        its previous fit (:meth:`laplace`), O(history d^2) whatever t is. Nothing is written: the
+        buffer slot, the group's fit and its statistics come back as
+        :class:`~dts_ppl.core.rows.Row` writes (:meth:`Gaussian.propose_observation`).
 
         Returns:
-            (new evidence, (G_old, b_old), (G_new, b_new)) as :meth:`Gaussian.add_observation`.
+            (proposal, (G_old, b_old), (G_new, b_new)) as :meth:`Gaussian.propose_observation`.
         """
         G, b = ev.stats
         h = ev.history
-        old = (G[group], b[group])
-        B_old = h.B[group]
+        old = (get_row(G, group), get_row(b, group))
         slot = h.count % h.X.shape[0]
-        X_new, group_new, y_new = set_row(h.X, slot, phi), set_row(h.group, slot, group), set_row(h.y, slot, y)
-        G_new, b_new, B_new = self.laplace(X_new, y_new, (group_new == group).astype(h.X.dtype), B_old, newton_steps)
-        # a rejected round (or a fit that overflows) writes nothing; the returned ``new`` stays the
-        # raw fit so the caller sees an overflow in the conditional it computes from it
-        fine = ok & all_finite((G_new, b_new, B_new))
+        X_new = h.X.at[slot].set(phi)
+        group_new, y_new = h.group.at[slot].set(group), h.y.at[slot].set(y)
+        G_new, b_new, B_new = self.laplace(
+            X_new, y_new, (group_new == group).astype(h.X.dtype), get_row(h.B, group), newton_steps
+        )
+        buf = History(Row(slot, phi), Row(slot, group), Row(slot, y), h.count + 1, Row(group, B_new))
+        return Evidence(ActionStats(Row(group, G_new), Row(group, b_new)), buf), old, (G_new, b_new)
+
+    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+        """:meth:`propose_observation`, written: (new evidence, old stats, new stats)."""
+        proposal, old, new = self.propose_observation(ev, phi, group, y, newton_steps)
+        return write(ev, proposal), old, new
+
+    def propose_observations(self, ev: Evidence, phi, group, y, ok) -> Evidence:
+        """The evidence after a batch of rows (those with ``ok``), nothing written.
+
+        The good rows enter the ring buffer in order (only the last H of them when there are more),
+        then each touched group is refitted once by :meth:`laplace` from its previous fit with
+        ``num_iterations`` Newton steps; untouched groups keep their statistics.
+
+        Args:
+            ev: Evidence with (M, d, d), (M, d) statistics and a History.   phi: (n, d).
+            group: (n,).   y: (n,).   ok: (n,) bool.
+
+        Returns:
+            new Evidence (whole arrays).
+        """
+        G, b = ev.stats
+        M = G.shape[0]
+        h = ev.history
+        H = h.X.shape[0]
+        rank = jnp.cumsum(ok.astype(jnp.int32)) - 1  # position among the good rows
+        n_ok = rank[-1] + 1
+        slots = jnp.where(ok & (rank >= n_ok - H), (h.count + rank) % H, H)  # H: out of range, dropped
         h = History(
-            guarded_row(fine, h.X, slot, phi),
-            guarded_row(fine, h.group, slot, group),
-            guarded_row(fine, h.y, slot, y),
-            h.count + jnp.asarray(fine, jnp.int32),
+            h.X.at[slots].set(phi, mode="drop"),
+            h.group.at[slots].set(group, mode="drop"),
+            h.y.at[slots].set(y, mode="drop"),
+            h.count + n_ok,
             h.B,
         )
-        stats = ActionStats(guarded_row(fine, G, group, G_new), guarded_row(fine, b, group, b_new))
-        return Evidence(stats, h._replace(B=guarded_row(fine, h.B, group, B_new))), old, (G_new, b_new)
+        weights = (h.group >= 0).astype(phi.dtype)
+        G_fit, b_fit, B_fit = self.laplace(
+            h.X, h.y, weights, h.B, self.num_iterations, group=jnp.maximum(h.group, 0), num_groups=M
+        )
+        touched = jax.ops.segment_sum(ok.astype(jnp.int32), group, num_segments=M) > 0
+        G = jnp.where(touched[:, None, None], G_fit, G)
+        b = jnp.where(touched[:, None], b_fit, b)
+        B = jnp.where(touched[:, None], B_fit, h.B)
+        return Evidence(ActionStats(G, b), h._replace(B=B))
 
     def _laplace_batch(self, X, A, y, num_actions):
         B0 = jnp.zeros((num_actions, X.shape[1]), X.dtype)
@@ -431,11 +466,15 @@ class Bernoulli(_GLM):
         p = jax.nn.sigmoid(eta)
         return p * (1.0 - p)
 
+    def in_support(self, y):
+        """() bool per reward, jittable: a Bernoulli reward is 0 or 1."""
+        return (y == 0) | (y == 1)
+
     def check_rewards(self, name, y):
         _checks.check_finite(name, y)
         if _checks.is_concrete(y):
             v = np.asarray(y)
-            bad = (v != 0) & (v != 1)
+            bad = ~np.asarray(self.in_support(v))
             if bad.any():
                 raise ValueError(f"{name}: Bernoulli rewards must be 0 or 1, got {v[bad][0]!r}")
 
@@ -462,10 +501,14 @@ class Poisson(_GLM):
     def _curvature(self, eta):
         return jnp.exp(eta)
 
+    def in_support(self, y):
+        """() bool per reward, jittable: a Poisson reward is a finite non-negative integer."""
+        return jnp.isfinite(y) & (y >= 0) & (y == jnp.round(y))
+
     def check_rewards(self, name, y):
         _checks.check_finite(name, y)
         if _checks.is_concrete(y):
             v = np.asarray(y)
-            bad = (v < 0) | (v != np.round(v))
+            bad = ~np.asarray(self.in_support(v))
             if bad.any():
                 raise ValueError(f"{name}: Poisson rewards must be non-negative integers, got {v[bad][0]!r}")

@@ -24,8 +24,8 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.experiments.swissroll import MODELS_DIR
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
-from dts_ppl.ppl.model import BanditModel
 from dts_ppl.io.serialization import load_prior
+from dts_ppl.ppl.model import BanditModel
 
 PRESETS = ("linear", "mlp", "logistic", "ddpm")
 DEFAULT_NUM_OBS = {"linear": 50, "mlp": 50, "logistic": 100, "ddpm": 30}

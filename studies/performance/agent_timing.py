@@ -29,7 +29,7 @@ import numpy as np
 
 from dts_ppl import Gaussian, core
 from dts_ppl.agents import Agent, AgentSpec, dts, lin_ts, theta_marginal
-from dts_ppl.agents.base import guarded_argmax
+from dts_ppl.agents.base import ActInfo
 from studies.common import block_runner, save_json, timing_prior
 
 
@@ -45,7 +45,8 @@ def naive_dts(prior, K):
 
     def act(key, ev, x):
         _, theta = core.sample(key, prior, core.posterior(prior, ev.stats))
-        return guarded_argmax(theta @ x, x)
+        scores = theta @ x
+        return jax.numpy.argmax(scores), ActInfo(scores)
 
     def update(ev, x, a, r):
         return likelihood.add_observation(ev, x, a, r, 0)[0]

@@ -2,9 +2,10 @@
 
 Variants of one jitted, vmapped scan of dTS rounds (act + update), on the same data:
 
-- ``guarded``: the package as it is (whitened-eigen ``condition`` + ``guard_update``);
-- ``no guard``: ``guard_update`` and ``guarded_row`` patched to write the new state and rows
-  unconditionally (what the guard costs);
+- ``guarded``: the package as it is (whitened-eigen ``condition`` + the guard of
+  ``dts_ppl.agents.guard``: the proposal checked whole, then written row by row if accepted);
+- ``no guard``: the guard's commit patched to write every proposal unconditionally, with no
+  finiteness check (what the guard costs);
 - ``cholesky condition, no guard``: additionally ``condition`` patched back to the former
   Cholesky form P = Q + G (kept below for this measurement only; it is the form that produced
   NaN at reward noise 1e-6 in float32), i.e. the code before issue 16.
@@ -27,7 +28,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 import dts_ppl.core.inference as inference
 from dts_ppl import Gaussian
 from dts_ppl.agents import dts
-from dts_ppl.agents.base import set_row
+from dts_ppl.agents import guard as guard_module
 from dts_ppl.core.linalg import psd_cholesky, symmetrise
 from dts_ppl.experiments.synthetic import random_linear_prior
 
@@ -47,10 +48,11 @@ def cholesky_condition(prior_prec, G, b):
 
 def build(K, d, L, runs, rounds, guard=True, old_condition=False):
     """A jitted function (keys) -> final states of ``runs`` vmapped dTS runs of ``rounds`` rounds."""
-    saved = (dts_module.guard_update, dts_module.core.condition, dts_module.guarded_row)
+    saved = (guard_module._commit, dts_module.core.condition, guard_module.all_finite)
     if not guard:
-        dts_module.guard_update = lambda state, new_state, ok, **kw: new_state
-        dts_module.guarded_row = lambda ok, array, index, row: set_row(array, index, row)
+        commit = guard_module._commit
+        guard_module._commit = lambda state, proposal, ok, rejected: commit(state, proposal, True, 0)
+        guard_module.all_finite = lambda tree: jnp.ones((), bool)
     if old_condition:
         dts_module.core.condition = cholesky_condition
         inference.condition = cholesky_condition
@@ -73,7 +75,7 @@ def build(K, d, L, runs, rounds, guard=True, old_condition=False):
         keys = jax.random.split(jax.random.PRNGKey(2), runs)
         jax.block_until_ready(fn(keys))  # compile while the patches are in place
     finally:
-        dts_module.guard_update, dts_module.core.condition, dts_module.guarded_row = saved
+        guard_module._commit, dts_module.core.condition, guard_module.all_finite = saved
         inference.condition = saved[1]
     return fn, keys
 

@@ -7,11 +7,10 @@ import pytest
 from mc import Z
 from numpyro.diagnostics import effective_sample_size
 
-from dts_ppl.agents.base import Evidence
 from dts_ppl.agents.mcmc import mcmc_ts, posterior_potential
 from dts_ppl.bandits.envs import diffusion_environment
 from dts_ppl.bandits.simulation import simulate
-from dts_ppl.core.likelihoods import Bernoulli, Gaussian
+from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian
 from dts_ppl.core.oracle import joint_posterior, split
 from dts_ppl.experiments.synthetic import random_linear_prior
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dts_ppl import agents as ag
-from dts_ppl.analysis import bai
 from dts_ppl.agents.base import ActInfo, Agent
+from dts_ppl.analysis import bai
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.oracle import joint_posterior, split

@@ -1,0 +1,229 @@
+"""One safe-update protocol for every agent: ``update = guarded(step)``.
+
+An agent's mathematics is a pure ``step(state, phi, group, y) -> proposal`` (and, for batches,
+``step_batch(state, phi, group, y, ok) -> proposal``): a pytree shaped like the state whose leaves
+are new values or :class:`~dts_ppl.core.rows.Row` writes, nothing written yet. The combinators here
+add everything else, once for all agents:
+
+1. Eagerly, the inputs are checked (shapes, types, values) and bad ones raise a ValueError
+   naming the argument; inside ``jit`` they cannot raise, so each round gets ``ok``: a finite
+   context, an integer action in [0, K), a reward in the likelihood's support
+   (``likelihood.in_support``: finite; 0/1 for Bernoulli; a non-negative integer for Poisson),
+   a reward whose square the state's dtype can represent (|reward| <= sqrt(finfo.max):
+   1.8e19 in float32, 1.3e154 in float64; the evidence and the log-likelihood hold reward
+   squares) and, when the agent was given ``reward_bound``, |reward| <= reward_bound.
+2. A rejected round's inputs are replaced by finite stand-ins (phi 0, group 0, y 0), so the
+   proposal stays finite and cheap.
+3. The proposal is checked whole (every new statistic, conditional and latent row finite)
+   *before* anything is written, then written row by row only if the round is accepted
+   (:func:`dts_ppl.core.rows.write`). A rejected round leaves every array bit-identical and adds
+   one to ``state.rejected``. Eagerly, valid inputs whose proposal overflows raise instead.
+4. The functions are compiled once per input shape (``jax.jit`` inside the factory), so an eager
+   loop costs what a jitted one does; inside a user's ``jit``, ``vmap`` or ``scan`` they are
+   inlined as usual.
+
+The stated rule for rewards (docs/reliability.md): a reward outside the likelihood's support is
+an input error (raised eagerly, rejected and counted inside ``jit``); a finite reward beyond
+sqrt(finfo.max) of the state's dtype, or beyond the agent's optional ``reward_bound``, is rejected
+and counted in both modes (never raised: an outlier in a live stream should not stop it).
+
+A batch is accepted row by row (the same ``ok`` per row, bad rows dropped and counted), then its
+summed proposal is checked as a whole: rows that overflow only together reject the whole batch
+(every row counted in ``rejected``; eagerly, a ValueError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dts_ppl.agents.base import ActInfo
+from dts_ppl.core import checks as _checks
+from dts_ppl.core.rows import all_finite, write
+
+__all__ = [
+    "check_reward_bound",
+    "guarded",
+    "guarded_act",
+    "guarded_batch",
+    "largest_reward",
+    "round_ok",
+    "sanitise",
+]
+
+
+def check_reward_bound(reward_bound) -> float | None:
+    """None (no bound) or a positive finite float: the largest |reward| an agent accepts."""
+    if reward_bound is None:
+        return None
+    return _checks.check_scalar("reward_bound", reward_bound)
+
+
+def largest_reward(dtype) -> float:
+    """The largest |reward| a state of ``dtype`` accepts whatever the bound: sqrt(finfo(dtype).max)."""
+    return float(np.sqrt(np.float64(jnp.finfo(dtype).max)))
+
+
+def round_ok(x, action, reward, num_actions: int, likelihood=None, reward_bound: float | None = None, dtype=None):
+    """() bool, jittable: a round the agent accepts (before looking at what it would write).
+
+    The context is finite, the action an integer in [0, num_actions), the reward in the
+    likelihood's support (finite when there is no likelihood), |reward| <= sqrt(finfo.max) of
+    ``dtype`` (default: the reward's floating dtype) and within ``reward_bound``.
+    """
+    action = jnp.asarray(action)
+    reward = jnp.asarray(reward)
+    if not jnp.issubdtype(reward.dtype, jnp.floating):
+        reward = reward.astype(jnp.result_type(float))
+    reward = reward.astype(dtype or reward.dtype)
+    in_range = (action >= 0) & (action < num_actions)
+    if jnp.issubdtype(action.dtype, jnp.floating):
+        in_range = in_range & (action == jnp.round(action))
+    supported = jnp.isfinite(reward) if likelihood is None else likelihood.in_support(reward) & jnp.isfinite(reward)
+    bound = largest_reward(reward.dtype) if reward_bound is None else min(reward_bound, largest_reward(reward.dtype))
+    return jnp.all(jnp.isfinite(x)) & in_range & supported & (jnp.abs(reward) <= bound)
+
+
+def sanitise(phi, group, y, ok):
+    """Finite stand-ins (0, group 0, 0) for a rejected round, so its (discarded) proposal stays finite."""
+    return jnp.where(ok, phi, 0), jnp.where(ok, group, 0), jnp.where(ok, y, 0)
+
+
+def _overflow_error(dtype) -> ValueError:
+    return ValueError(
+        f"x: this update overflows the state's precision (a context or reward too large for {dtype}?); "
+        "rescale the inputs"
+    )
+
+
+def _commit(state, proposal, ok, rejected):
+    """``proposal`` written over ``state`` if ``ok``, with ``rejected`` rounds added to its count."""
+    new = write(state, proposal._replace(rejected=state.rejected), ok)
+    return new._replace(rejected=jnp.asarray(state.rejected, jnp.int32) + jnp.asarray(rejected, jnp.int32))
+
+
+def guarded(
+    step: Callable,
+    check_inputs: Callable,
+    check_state: Callable,
+    num_actions: int,
+    likelihood=None,
+    reward_bound: float | None = None,
+) -> Callable:
+    """``update(state, x, action, reward) -> state`` from a pure step, under the guard.
+
+    Args:
+        step: ``step(state, phi, group, y) -> proposal`` (the state's structure; leaves are new
+            values or Rows). It sees sanitised inputs when the round is rejected.
+        check_inputs: ``check_inputs(x, action, reward) -> (phi, group, y)``, the eager checks
+            (shapes always, values when concrete) and the played row.
+        check_state: raises when a state is not this agent's (shapes only).
+        num_actions: K.   likelihood: the agent's reward model (for its support), or None.
+        reward_bound: None, or the largest |reward| accepted (larger ones are rejected and counted).
+
+    Returns:
+        The update function (jitted per input shape).
+    """
+
+    def core(state, x, action, reward, phi, group, y):
+        inputs_ok = round_ok(x, action, reward, num_actions, likelihood, reward_bound, phi.dtype)
+        proposal = step(state, *sanitise(phi, group, y.astype(phi.dtype), inputs_ok))
+        ok = inputs_ok & all_finite(proposal._replace(rejected=0))
+        return _commit(state, proposal, ok, ~ok), ok, inputs_ok
+
+    compiled = jax.jit(core)
+
+    def update(state, x, action, reward):
+        check_state(state)
+        phi, group, y = check_inputs(x, action, reward)
+        if not jnp.issubdtype(phi.dtype, jnp.floating):  # integer contexts are valid
+            phi = phi.astype(jnp.result_type(float))
+        new, ok, accepted_inputs = compiled(
+            state, jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward), phi, group, y
+        )
+        if _checks.is_concrete(ok) and _checks.is_concrete(accepted_inputs) and bool(accepted_inputs) and not bool(ok):
+            raise _overflow_error(phi.dtype)
+        return new
+
+    return update
+
+
+def guarded_batch(
+    step_batch: Callable,
+    check_rows: Callable,
+    check_state: Callable,
+    num_actions: int,
+    likelihood=None,
+    reward_bound: float | None = None,
+) -> Callable:
+    """``update_batch(state, X, A, y) -> state`` from a pure batch step, under the guard.
+
+    Args:
+        step_batch: ``step_batch(state, phi (n, d), group (n,), y (n,), ok (n,)) -> proposal``,
+            adding the rows with ``ok`` (the others are sanitised stand-ins to be ignored).
+        check_rows: ``check_rows(X, A, y) -> (X, A, y, phi, group)``: the checked arrays and the
+            played rows (eager checks: shapes and types always, values when concrete).
+        Others as :func:`guarded`.
+
+    Returns:
+        The batch update function (jitted per input shape). A batch of 0 rows returns the state.
+    """
+
+    def core(state, X, A, y, phi, group):
+        ok = jax.vmap(lambda x, a, r: round_ok(x, a, r, num_actions, likelihood, reward_bound, phi.dtype))(X, A, y)
+        phi, group, y = jax.vmap(sanitise)(phi, group, y.astype(phi.dtype), ok)
+        proposal = step_batch(state, phi, group, y, ok)
+        fine = all_finite(proposal._replace(rejected=0))
+        n = X.shape[0]
+        n_ok = jnp.sum(ok, dtype=jnp.int32)
+        return _commit(state, proposal, fine, jnp.where(fine, n - n_ok, n)), fine
+
+    compiled = jax.jit(core)
+
+    def update_batch(state, X, A, y):
+        check_state(state)
+        X, A, y, phi, group = check_rows(X, A, y)
+        if not jnp.issubdtype(phi.dtype, jnp.floating):
+            phi = phi.astype(jnp.result_type(float))
+        if X.shape[0] == 0:
+            return state
+        new, fine = compiled(state, X, A, y, phi, group)
+        if _checks.is_concrete(fine) and not bool(fine):
+            raise ValueError(
+                f"X: this batch overflows the state's precision (a row too large for {phi.dtype}, or rows that "
+                "overflow only together); rescale the inputs or send smaller batches"
+            )
+        return new
+
+    return update_batch
+
+
+def guarded_act(score: Callable, check_key: Callable, check_state: Callable, check_context: Callable) -> Callable:
+    """``act(key, state, x) -> (action, ActInfo)`` from a pure ``score(key, state, x) -> scores (K,)``.
+
+    The argmax of finite scores; action -1 and ``info.valid`` False when the context or the scores
+    are not finite (eagerly: a ValueError). Jitted per input shape.
+    """
+
+    def core(key, state, x):
+        scores = score(key, state, x)
+        valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
+        return jnp.where(valid, jnp.argmax(scores), -1), ActInfo(scores, valid)
+
+    compiled = jax.jit(core)
+
+    def act(key, state, x):
+        check_key(key)
+        check_state(state)
+        x = check_context(x)
+        action, info = compiled(key, state, x)
+        if _checks.is_concrete(info.valid) and not bool(info.valid):
+            raise ValueError(
+                f"x: the scores are not finite (a context too large for {info.scores.dtype}, or a non-finite state)"
+            )
+        return action, info
+
+    return act
