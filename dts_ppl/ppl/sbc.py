@@ -37,11 +37,16 @@ from typing import Annotated, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+from numpyro.infer import SVI, Predictive, Trace_ELBO
+from numpyro.infer.autoguide import AutoGuide
 from scipy import stats as _stats
 from tqdm.auto import tqdm
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
+from dts_ppl.io.serialization import atomic_write
+from dts_ppl.plotting import pyplot
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel
 
@@ -244,8 +249,6 @@ class SBCReport:
 
     def to_json(self, path=None, **extra) -> str:
         """The summary as JSON (``extra`` keys first); written atomically to ``path`` if given."""
-        from dts_ppl.io.serialization import atomic_write
-
         text = json.dumps({**extra, **self.to_dict()}, indent=1)
         if path is not None:
             atomic_write(path, (text + "\n").encode())
@@ -279,8 +282,6 @@ class SBCReport:
         Returns:
             the matplotlib Figure.
         """
-        from dts_ppl.plotting import pyplot
-
         plt = pyplot(headless=path is not None)
         if names is None:
             idx = list(np.argsort(self.p_values, kind="stable")[:max_quantities])
@@ -449,8 +450,6 @@ class DistortedGuide:
 
 
 def _is_autoguide(guide) -> bool:
-    from numpyro.infer.autoguide import AutoGuide
-
     return isinstance(guide, AutoGuide)
 
 
@@ -527,8 +526,6 @@ def sbc(
         >>> report.ranks.shape
         (200, 12)
     """
-    from numpyro.infer import Predictive
-
     if not isinstance(model, BanditModel):
         raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")
     if model.parameterisation != "centred":
@@ -609,9 +606,6 @@ def _chunked(run, keys, chunk: int, progress: bool, desc: str):
 
 def _svi_fitter(model, guide, X, A, num_draws: int, num_steps: int, optim, loss):
     """(key, y) -> draws of an AutoGuide fitted by SVI to y (traceable; vmapped by the caller)."""
-    import numpyro
-    from numpyro.infer import SVI, Trace_ELBO
-
     num_steps = _checks.check_int("num_steps", num_steps, 1)
     optim = numpyro.optim.Adam(0.01) if optim is None else optim
     loss = Trace_ELBO() if loss is None else loss
@@ -711,9 +705,7 @@ def bandit_sbc(
         SBCReport with quantities psi, theta, "best[t]" and "played[t]"; ``meta`` records the
         mean pull count of the most-played action.
     """
-    from dts_ppl.agents.base import check_key
-
-    check_key(key)
+    _checks.check_key(key)
     K = _checks.check_int("num_actions", num_actions, 1)
     n = _checks.check_int("num_rounds", num_rounds, 1)
     runs = _checks.check_int("num_runs", num_runs, 1)
