@@ -112,6 +112,7 @@ def run(args) -> int:
     key = jax.random.PRNGKey(args.seed)
     k_problem, k_sbc = jax.random.split(key)
     progress = not args.no_progress
+    given = {k: v for k, v in vars(args).items() if k not in ("run", "command", "json", "plot", "no_progress")}
     if args.preset in BANDIT_PRESETS:
         if args.guide != "dts" or args.expansion is not None:
             raise ValueError("--guide/--expansion: bandit SBC ranks the dTS agent's own posterior")
@@ -129,7 +130,7 @@ def run(args) -> int:
             linearisation=args.linearisation,
             chunk_size=args.chunk_size,
             progress=progress,
-            meta={"preset": args.preset, "seed": args.seed},
+            meta={"preset": args.preset, "seed": args.seed, "args": given},
         )
     else:
         problem = make_problem(args.preset, k_problem, num_obs=args.num_obs)
@@ -137,7 +138,7 @@ def run(args) -> int:
             problem.model, args.guide, args.linearisation, args.expansion, args.cov_scale, args.mean_shift
         )
         print(f"SBC {args.preset}: {guide!r}, {args.num_datasets} data sets of n = {problem.X.shape[0]}")
-        meta = {"preset": args.preset, "seed": args.seed, "guide_name": args.guide}
+        meta = {"preset": args.preset, "seed": args.seed, "guide_name": args.guide, "args": given}
         if isinstance(guide, DTSGuide | DistortedGuide):
             base = guide if isinstance(guide, DTSGuide) else guide.guide
             meta["linearisation"] = base.linearisation
