@@ -41,7 +41,16 @@ def run_cli(name: str, argv: list) -> None:
     if "--plot" in argv:
         i = argv.index("--plot")
         argv[i + 1] = os.path.join(OUT, argv[i + 1])
-    cmd = [sys.executable, "-m", "dts_ppl.cli", "sbc", *argv, "--json", os.path.join(OUT, name + ".json"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dts_ppl.cli",
+        "sbc",
+        *argv,
+        "--json",
+        os.path.join(OUT, name + ".json"),
+        "--no-progress",
+    ]
     print(" ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True)
 

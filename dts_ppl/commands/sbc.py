@@ -165,4 +165,3 @@ def run(args) -> int:
         report.plot(args.plot, title=f"dts-ppl sbc --preset {args.preset}")
         print(f"wrote {args.plot}")
     return 0
-

@@ -141,7 +141,9 @@ def ecdf_band(
     # from the same tail probabilities as the statistic, so "inside" and "statistic >= level" agree
     c = np.arange(n + 1)
     lower = np.argmax(_stats.binom.cdf(c, n, z[:, None]) >= level, axis=1)  # least c, P(X <= c) >= level
-    upper = n - np.argmax((_stats.binom.sf(c - 1, n, z[:, None]) >= level)[:, ::-1], axis=1)  # largest c, P(X >= c) >= level
+    upper = n - np.argmax(
+        (_stats.binom.sf(c - 1, n, z[:, None]) >= level)[:, ::-1], axis=1
+    )  # largest c, P(X >= c) >= level
     return ECDFBand(n, s, prob, z, lower, upper, level, null)
 
 
@@ -524,7 +526,7 @@ def sbc(
         >>> X, A = jnp.ones((4, 2)), jnp.array([0, 1, 0, 1])
         >>> report = sbc(model, DTSGuide(model), jax.random.PRNGKey(0), 200, 19, X, A, progress=False)
         >>> report.ranks.shape
-        (200, 12)
+        (200, 15)
     """
     if not isinstance(model, BanditModel):
         raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")

@@ -140,7 +140,11 @@ def test_report_from_vsbc_output():
     rng = np.random.default_rng(0)
     ranks = {"a": rng.integers(0, 50, (100,)), "b": rng.integers(0, 50, (100, 2, 3))}
     res = VSBCResult(
-        probabilities={k: v / 49 for k, v in ranks.items()}, ks_stats={}, ks_pvalues={}, ranks=ranks, param_names=("a", "b")
+        probabilities={k: v / 49 for k, v in ranks.items()},
+        ks_stats={},
+        ks_pvalues={},
+        ranks=ranks,
+        param_names=("a", "b"),
     )
     rep = report_from_vsbc(res)
     assert rep.num_draws == 49 and rep.names[:3] == ("a", "b[0,0]", "b[0,1]") and len(rep.names) == 7
