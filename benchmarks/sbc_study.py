@@ -25,6 +25,17 @@ BANDIT = ["--num-runs", "1000", "--num-rounds", "200", "--chunk-size", "250"]
 JOBS = {
     "linear-dts": ["--preset", "linear", *BIG, "--plot", "linear-dts.png"],
     "linear-distorted": ["--preset", "linear", "--guide", "distorted", *BIG, "--plot", "linear-distorted.png"],
+    # NumPyro's AutoNormal through our SVI path: the same preset, design, sizes and steps as the vsbc job
+    "linear-autonormal": [
+        "--preset",
+        "linear",
+        "--guide",
+        "autonormal",
+        "--num-datasets",
+        "100",
+        "--num-steps",
+        "1000",
+    ],
     **{f"mlp-{r}": ["--preset", "mlp", "--linearisation", r, *MID] for r in ("identity", "jacobian", "iterated")},
     **{f"logistic-{e}": ["--preset", "logistic", "--expansion", e, *MID] for e in ("prior", "mle")},
     **{f"ddpm-{r}": ["--preset", "ddpm", "--linearisation", r, *DDPM] for r in ("identity", "jacobian", "iterated")},

@@ -80,6 +80,7 @@ def _row(label: str, data: dict) -> str:
 
 def linear_section() -> str:
     good, bad, vsbc = _load("linear-dts"), _load("linear-distorted"), _load("vsbc-autonormal-linear")
+    auto = _load("linear-autonormal")
     if good is None or bad is None:
         return "## Linear preset\n\n(not measured yet: `python benchmarks/sbc_study.py linear-dts linear-distorted`)\n"
     n = good["num_datasets"]
@@ -118,6 +119,11 @@ def linear_section() -> str:
             f"| `numpyro.infer.calibration.vsbc_diagnostic`, AutoNormal, {vsbc['meta']['num_svi_steps']} SVI steps each "
             f"| {vsbc['num_datasets']} | {vsbc['seconds']:.1f} s (compilation included) |"
         )
+    if auto is not None:
+        lines.append(
+            f"| `dts-ppl sbc --preset linear --guide autonormal` (SVI, {auto['meta']['args']['num_steps']} steps, vmapped) "
+            f"| {auto['num_datasets']} | {auto['meta']['total_seconds']:.1f} s (compilation included) |"
+        )
     lines += [
         "",
         "The machine was shared with other jobs (load average 6-13 on 2 cores) while these ran; the",
@@ -134,6 +140,7 @@ def linear_section() -> str:
             "",
             HEAD.format(first="guide"),
             _row("AutoNormal (mean field), from vsbc_diagnostic", vsbc),
+            *([_row("AutoNormal, through `dts-ppl sbc --guide autonormal` (other data sets)", auto)] if auto else []),
             "",
             f"vsbc_diagnostic's own KS symmetry test gives p < 0.05 on {vsbc['meta']['ks_pvalue_below_0.05']} of "
             f"{vsbc['num_quantities']} coordinates (it tests symmetry of the PIT, not its uniformity: it",

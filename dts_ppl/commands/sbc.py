@@ -8,6 +8,8 @@ draws of the guide built on the agent's statistics (:func:`dts_ppl.ppl.sbc.bandi
 
 from __future__ import annotations
 
+import os
+
 import jax
 from numpyro.infer.autoguide import AutoNormal
 
@@ -113,6 +115,7 @@ def run(args) -> int:
     k_problem, k_sbc = jax.random.split(key)
     progress = not args.no_progress
     given = {k: v for k, v in vars(args).items() if k not in ("run", "command", "json", "plot", "no_progress")}
+    load = [round(x, 2) for x in os.getloadavg()]  # recorded with the timings: the machine may be shared
     if args.preset in BANDIT_PRESETS:
         if args.guide != "dts" or args.expansion is not None:
             raise ValueError("--guide/--expansion: bandit SBC ranks the dTS agent's own posterior")
@@ -130,7 +133,7 @@ def run(args) -> int:
             linearisation=args.linearisation,
             chunk_size=args.chunk_size,
             progress=progress,
-            meta={"preset": args.preset, "seed": args.seed, "args": given},
+            meta={"preset": args.preset, "seed": args.seed, "args": given, "load_average_at_start": load},
         )
     else:
         problem = make_problem(args.preset, k_problem, num_obs=args.num_obs)
@@ -138,7 +141,13 @@ def run(args) -> int:
             problem.model, args.guide, args.linearisation, args.expansion, args.cov_scale, args.mean_shift
         )
         print(f"SBC {args.preset}: {guide!r}, {args.num_datasets} data sets of n = {problem.X.shape[0]}")
-        meta = {"preset": args.preset, "seed": args.seed, "guide_name": args.guide, "args": given}
+        meta = {
+            "preset": args.preset,
+            "seed": args.seed,
+            "guide_name": args.guide,
+            "args": given,
+            "load_average_at_start": load,
+        }
         if isinstance(guide, DTSGuide | DistortedGuide):
             base = guide if isinstance(guide, DTSGuide) else guide.guide
             meta["linearisation"] = base.linearisation
