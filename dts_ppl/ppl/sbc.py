@@ -554,6 +554,10 @@ def sbc(
         return y, _quantities(sim["psi"][0], sim["theta"][0], contexts, model.shared)
 
     if kind == "closed_form":
+        # one concrete fit first: a guide may resolve and cache settings from concrete values
+        # (DTSGuide sets a GLM's expansion ridge from the prior), which it cannot do under vmap
+        y0 = simulate(jax.random.fold_in(key, n_sets))[0]
+        guide.fit(X, A, y0) if has_data else guide.fit()
 
         def fit_and_draw(k, y):
             params = guide.fit(X, A, y) if has_data else guide.fit()

@@ -12,7 +12,7 @@ from scipy import stats
 from dts_ppl import BanditModel, DiffusionPrior, DTSGuide
 from dts_ppl.agents import dts
 from dts_ppl.cli import main
-from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.experiments.synthetic import random_linear_prior
 from dts_ppl.ppl.sbc import (
     DistortedGuide,
@@ -197,3 +197,11 @@ def test_autoguide_goes_through_svi():
     rep = sbc(model, AutoNormal(model), jax.random.PRNGKey(0), 4, 9, X, A, num_steps=5, progress=False)
     assert rep.ranks.shape == (4, len(quantity_names(model, 3)))
     assert rep.meta["fit"].startswith("SVI")
+
+
+def test_glm_guide_resolves_its_expansion_before_the_vmap(problem):
+    # Bernoulli() sets its ridge from the prior on first use, from concrete values
+    model, X, A = problem
+    glm = BanditModel(model.prior, 3, Bernoulli())
+    rep = sbc(glm, DTSGuide(glm), jax.random.PRNGKey(6), 8, 9, X, A, num_contexts=1, progress=False)
+    assert rep.ranks.shape == (8, len(quantity_names(glm, 1)))
