@@ -56,7 +56,13 @@ def _summary(data: dict) -> dict:
     pits = [v["mean_pit"] for v in q.values()]
     ratios = [v["pit_var_ratio"] for v in q.values()]
     worst = max(q, key=lambda n: q[n]["max_ecdf_diff"])
+    groups = {}
+    for name, v in q.items():
+        g = groups.setdefault(name.split("[")[0], [0, 0])
+        g[0] += not v["inside"]
+        g[1] += 1
     return {
+        "groups": ", ".join(f"{g} {o}/{t}" for g, (o, t) in groups.items()),
         "outside": f"{data['num_outside']} / {data['num_quantities']}",
         "expected": f"{data['expected_outside_if_calibrated']:.1f}",
         "family": data["num_family_outside"],
@@ -68,14 +74,17 @@ def _summary(data: dict) -> dict:
 
 
 HEAD = (
-    "| {first} | outside the 95% band (expected if calibrated) | rejected after Bonferroni | "
-    "largest max abs(ECDF - z) | mean PIT range | PIT variance ratio range |\n|---|---|---|---|---|---|"
+    "| {first} | outside the 95% band (expected if calibrated) | outside, by kind | rejected after Bonferroni | "
+    "largest max abs(ECDF - z) | mean PIT range | PIT variance ratio range |\n|---|---|---|---|---|---|---|"
 )
 
 
 def _row(label: str, data: dict) -> str:
     s = _summary(data)
-    return f"| {label} | {s['outside']} ({s['expected']}) | {s['family']} | {s['worst']} | {s['pit']} | {s['ratio']} |"
+    return (
+        f"| {label} | {s['outside']} ({s['expected']}) | {s['groups']} | {s['family']} | {s['worst']} | {s['pit']} "
+        f"| {s['ratio']} |"
+    )
 
 
 def linear_section() -> str:
@@ -170,12 +179,12 @@ def rules_section() -> str:
         found = {r: _load(f"{preset}-{r}") for r in rules}
         found = {r: d for r, d in found.items() if d is not None}
         if not found:
-            lines.append(f"| {preset} | not measured | | | | |")
+            lines.append(f"| {preset} | not measured | | | | | |")
             continue
         for rule, data in found.items():
             mark = " (default)" if rule == DEFAULTS[preset] else ""
             label = f"{preset}, {'expansion ' if preset == 'logistic' else ''}{rule}{mark}"
-            lines.append(_row(label, data) + f" <!-- {data['num_datasets']} data sets -->")
+            lines.append(_row(f"{label}, {data['num_datasets']:,} sets", data))
             commands.append(command(data))
         best = min(found, key=lambda r: (found[r]["num_outside"], _summary(found[r])["max_diff"]))
         default = DEFAULTS[preset]
@@ -201,15 +210,16 @@ def bandit_section() -> str:
         "the adaptive design; an approximation need not be.",
         "",
         "| panel | runs x rounds | mean pulls of the most-played action | outside the 95% band (expected) | "
-        "rejected after Bonferroni | largest max abs(ECDF - z) | mean PIT range | PIT variance ratio range |",
-        "|---|---|---|---|---|---|---|---|",
+        "outside, by kind | rejected after Bonferroni | largest max abs(ECDF - z) | mean PIT range | "
+        "PIT variance ratio range |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     cmds = []
     for name, data in found.items():
         s, m = _summary(data), data["meta"]
         lines.append(
             f"| {name} | {m['num_runs']:,} x {m['num_rounds']} | {m['mean_pulls_of_most_played']:.1f} | "
-            f"{s['outside']} ({s['expected']}) | {s['family']} | {s['worst']} | {s['pit']} | {s['ratio']} |"
+            f"{s['outside']} ({s['expected']}) | {s['groups']} | {s['family']} | {s['worst']} | {s['pit']} | {s['ratio']} |"
         )
         cmds.append(command(data))
     lines += ["", "Commands:", "", *[f"    {c}" for c in cmds], ""]
