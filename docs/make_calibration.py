@@ -133,10 +133,20 @@ def linear_section() -> str:
             f"| `dts-ppl sbc --preset linear --guide autonormal` (SVI, {auto['meta']['args']['num_steps']} steps, vmapped) "
             f"| {auto['num_datasets']} | {auto['meta']['total_seconds']:.1f} s (compilation included) |"
         )
+    loads = [
+        json.loads(f.read_text())["meta"].get("load_average_at_start", [None])[0]
+        for f in sorted(RESULTS.glob("*.json"))
+    ]
+    loads = [x for x in loads if x is not None]
+    shared = (
+        f" (1-minute load averages of {min(loads):.1f} to {max(loads):.1f} at the start of the runs that recorded it)"
+        if loads
+        else ""
+    )
     lines += [
         "",
-        "The machine was shared with other jobs (load average 6-13 on 2 cores) while these ran; the",
-        "times are wall times of one run each.",
+        f"The 2-core machine was shared with other jobs while these ran{shared}; the times are wall",
+        "times of one run each, so they overstate what an idle machine takes.",
         "",
     ]
     if vsbc is not None:
@@ -211,15 +221,16 @@ def bandit_section() -> str:
         "",
         "| panel | runs x rounds | mean pulls of the most-played action | outside the 95% band (expected) | "
         "outside, by kind | rejected after Bonferroni | largest max abs(ECDF - z) | mean PIT range | "
-        "PIT variance ratio range |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "PIT variance ratio range | wall time, in all (load average at start) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     cmds = []
     for name, data in found.items():
         s, m = _summary(data), data["meta"]
         lines.append(
             f"| {name} | {m['num_runs']:,} x {m['num_rounds']} | {m['mean_pulls_of_most_played']:.1f} | "
-            f"{s['outside']} ({s['expected']}) | {s['groups']} | {s['family']} | {s['worst']} | {s['pit']} | {s['ratio']} |"
+            f"{s['outside']} ({s['expected']}) | {s['groups']} | {s['family']} | {s['worst']} | {s['pit']} | {s['ratio']} "
+            f"| {m['total_seconds']:.0f} s ({m['load_average_at_start'][0]:.1f}) |"
         )
         cmds.append(command(data))
     lines += ["", "Commands:", "", *[f"    {c}" for c in cmds], ""]
