@@ -1,6 +1,8 @@
 """Simulation-based calibration: the band's false-alarm rate, the exact guide passes, a wrong guide fails."""
 
+import importlib.util
 import json
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -205,3 +207,12 @@ def test_glm_guide_resolves_its_expansion_before_the_vmap(problem):
     glm = BanditModel(model.prior, 3, Bernoulli())
     rep = sbc(glm, DTSGuide(glm), jax.random.PRNGKey(6), 8, 9, X, A, num_contexts=1, progress=False)
     assert rep.ranks.shape == (8, len(quantity_names(glm, 1)))
+
+
+def test_calibration_page_is_current():
+    """docs/make_calibration.py builds docs/calibration.md from results/sbc/*.json, and it is current."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("make_calibration", root / "docs" / "make_calibration.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.page() == (root / "docs" / "calibration.md").read_text()
