@@ -140,7 +140,8 @@ def run(args) -> int:
         guide = guide_for(
             problem.model, args.guide, args.linearisation, args.expansion, args.cov_scale, args.mean_shift
         )
-        print(f"SBC {args.preset}: {guide!r}, {args.num_datasets} data sets of n = {problem.X.shape[0]}")
+        what = f"{type(guide).__name__} (SVI, {args.num_steps} steps)" if args.guide == "autonormal" else repr(guide)
+        print(f"SBC {args.preset}: {what}, {args.num_datasets} data sets of n = {problem.X.shape[0]}")
         meta = {
             "preset": args.preset,
             "seed": args.seed,
@@ -171,6 +172,7 @@ def run(args) -> int:
         report.to_json(args.json)
         print(f"wrote {args.json}")
     if args.plot:
-        report.plot(args.plot, title=f"dts-ppl sbc --preset {args.preset}")
+        guide = "" if args.preset in BANDIT_PRESETS or args.guide == "dts" else f" --guide {args.guide}"
+        report.plot(args.plot, title=f"dts-ppl sbc --preset {args.preset}{guide}")
         print(f"wrote {args.plot}")
     return 0
