@@ -119,7 +119,17 @@ def linear_section() -> str:
         "are `results/sbc/linear-dts.png` and `results/sbc/linear-distorted.png`).",
         "",
         "With the per-quantity 95% band about 5% of the quantities of a calibrated guide fall outside",
-        "by chance; the Bonferroni column tests all quantities together at 95%.",
+        "by chance; the Bonferroni column tests all quantities together at 95%. The exact guide's",
+        "quantities outside the band: "
+        + (
+            ", ".join(
+                f"{n} (p = {v['p_value']:.4f}, Bonferroni {min(1.0, v['p_value'] * good['num_quantities']):.2f})"
+                for n, v in good["quantities"].items()
+                if not v["inside"]
+            )
+            or "none"
+        )
+        + ".",
         "",
         "![exact guide](../results/sbc/linear-dts.png)",
         "![distorted guide](../results/sbc/linear-distorted.png)",
