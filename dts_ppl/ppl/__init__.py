@@ -7,15 +7,19 @@ through :mod:`dts_ppl.ppl.arviz_adapter`.
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel, reward_distribution
+from dts_ppl.ppl.sbc import SBCReport, bandit_sbc, sbc
 from dts_ppl.ppl.validate import ValidationReport, run_nuts, validate
 
 __all__ = [
     "BanditModel",
     "DTSGuide",
+    "SBCReport",
     "ValidationReport",
+    "bandit_sbc",
     "log_importance_weights",
     "psis_khat",
     "reward_distribution",
     "run_nuts",
+    "sbc",
     "validate",
 ]
