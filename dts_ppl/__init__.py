@@ -34,7 +34,9 @@ from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.inspection import to_inference_data
 from dts_ppl.ppl.model import BanditModel
-from dts_ppl.ppl.validate import ValidationReport, validate
+from dts_ppl.ppl.nuts import NutsSettings
+from dts_ppl.ppl.report import ValidationReport
+from dts_ppl.ppl.validate import validate
 from dts_ppl.io.serialization import load_prior, load_state, save_prior, save_state
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "Environment",
     "Gaussian",
     "MLPLink",
+    "NutsSettings",
     "Poisson",
     "PosteriorMoments",
     "RegretResult",
