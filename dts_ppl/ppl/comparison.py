@@ -13,8 +13,11 @@ model NUTS ran (NUTS-free) and NUTS's own convergence diagnostics (docs/math.md 
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 from numpyro import handlers
 
 from dts_ppl.core import checks as _checks
@@ -22,11 +25,12 @@ from dts_ppl.ppl import arviz_adapter as _arviz
 from dts_ppl.ppl.diagnostics import psis_khat
 from dts_ppl.ppl.distances import energy_distance
 from dts_ppl.ppl.guide import RAW_SITES
+from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.nuts import DEFAULT_GATES, NutsResult, ReferenceGates, check_gates, nuts_diagnostics
 from dts_ppl.ppl.report import SiteReport, ValidationReport
 
 
-def _latent_sites(fn, args: tuple) -> dict:
+def _latent_sites(fn: Any, args: tuple) -> dict:
     """{name: shape} of the unobserved sample sites of one seeded run of ``fn(*args)``."""
     trace = handlers.trace(handlers.seed(fn, 0)).get_trace(*args)
     return {
@@ -36,7 +40,7 @@ def _latent_sites(fn, args: tuple) -> dict:
     }
 
 
-def check_inputs(model, guide, X, A, y) -> tuple:
+def check_inputs(model: BanditModel, guide: Any, X: ArrayLike, A: ArrayLike | None, y: ArrayLike) -> tuple:
     """Validate data and guide before any sampling (one traced run of the model and of the guide).
 
     Args:
@@ -100,15 +104,15 @@ def compare_site(guide_draws: np.ndarray, nuts_draws: np.ndarray, ess_mean: np.n
     return SiteReport(err.reshape(shape), mcse.reshape(shape), (sd_q / sd_p).reshape(shape), distance, floor)
 
 
-def _draws(guide, key: jax.Array, data: tuple, num: int) -> dict:
+def _draws(guide: Any, key: jax.Array, data: tuple, num: int) -> dict:
     """{site: (num, *shape)} numpy draws of ``guide`` conditioned on ``data``."""
     draws = guide.sample_posterior(key, guide.fit(*data), sample_shape=(num,))
     return {k: np.asarray(v) for k, v in draws.items()}
 
 
 def compare_checked(
-    model,
-    guide,
+    model: BanditModel,
+    guide: Any,
     data: tuple,
     nuts: NutsResult,
     *,
@@ -153,11 +157,11 @@ def compare_checked(
 
 
 def compare(
-    model,
-    guide,
-    X,
-    A,
-    y,
+    model: BanditModel,
+    guide: Any,
+    X: ArrayLike,
+    A: ArrayLike | None,
+    y: ArrayLike,
     nuts: NutsResult,
     *,
     key: jax.Array,

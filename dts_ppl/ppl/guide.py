@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -298,7 +300,14 @@ class DTSGuide:
             )
         return self._check_stats(params)
 
-    def sample_posterior(self, rng_key, params: ActionStats | None, *args, sample_shape=(), **kwargs) -> dict:
+    def sample_posterior(
+        self,
+        rng_key: jax.Array,
+        params: ActionStats | None,
+        *args: object,
+        sample_shape: tuple[int, ...] = (),
+        **kwargs: object,
+    ) -> dict:
         """Draws of every latent site from the joint posterior (vectorised; faster than Predictive).
 
         NumPyro's ``AutoGuide.sample_posterior`` signature.
@@ -344,7 +353,7 @@ class DTSGuide:
         """
         return {site: mean for site, (mean, _) in self._site_moments(self._params(params)).items()}
 
-    def quantiles(self, params: ActionStats | None, quantiles) -> dict:
+    def quantiles(self, params: ActionStats | None, quantiles: Sequence[float] | jax.Array) -> dict:
         """Marginal quantiles of each latent coordinate (NumPyro's ``AutoGuide.quantiles``).
 
         Args:

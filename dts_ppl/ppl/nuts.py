@@ -20,7 +20,7 @@ from numpyro.infer import MCMC, NUTS
 from dts_ppl.core import checks as _checks
 from dts_ppl.ppl import arviz_adapter as _arviz
 from dts_ppl.ppl.guide import RAW_SITES
-from dts_ppl.ppl.model import LATENT_SITES, check_parameterisation
+from dts_ppl.ppl.model import LATENT_SITES, BanditModel, check_parameterisation
 
 NUTS_EXTRA_FIELDS = ("diverging", "accept_prob", "num_steps", "energy", "potential_energy")
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
@@ -114,7 +114,7 @@ class NutsResult(NamedTuple):
 
 
 def run_nuts(
-    model,
+    model: BanditModel,
     data: tuple,
     settings: NutsSettings = NutsSettings(),  # noqa: B008 - an immutable NamedTuple
     key: jax.Array | None = None,

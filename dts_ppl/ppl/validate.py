@@ -11,11 +11,14 @@ and tail ESS >= 400 by default). The pieces are reusable: :func:`run_nuts` once,
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import jax
+from jax.typing import ArrayLike
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.ppl.comparison import check_inputs, compare, compare_checked, compare_site
+from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.nuts import (
     DEFAULT_GATES,
     NUTS_EXTRA_FIELDS,
@@ -80,11 +83,11 @@ def _settings_from_old_keywords(settings: NutsSettings, old: dict) -> NutsSettin
 
 
 def validate(
-    model,
-    guide,
-    X,
-    A,
-    y,
+    model: BanditModel,
+    guide: Any,
+    X: ArrayLike,
+    A: ArrayLike | None,
+    y: ArrayLike,
     *,
     key: jax.Array,
     settings: NutsSettings = NutsSettings(),  # noqa: B008 - an immutable NamedTuple
