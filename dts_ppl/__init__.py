@@ -35,7 +35,9 @@ from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.inspection import to_inference_data
 from dts_ppl.ppl.model import BanditModel
-from dts_ppl.ppl.validate import ValidationReport, validate
+from dts_ppl.ppl.nuts import NutsSettings
+from dts_ppl.ppl.report import ValidationReport
+from dts_ppl.ppl.validate import validate
 
 __all__ = [
     "ActionStats",
@@ -52,6 +54,7 @@ __all__ = [
     "Environment",
     "Gaussian",
     "MLPLink",
+    "NutsSettings",
     "Poisson",
     "PosteriorMoments",
     "RegretResult",

@@ -40,7 +40,7 @@ from dts_ppl.experiments.validation import NUTS_SETTINGS  # noqa: E402
 from dts_ppl.ppl.inspection import plot_comparison, to_inference_data  # noqa: E402
 
 SMALL = os.environ.get("DTS_PPL_FAST") == "1"
-NUTS = dict(num_samples=60, num_warmup=60) if SMALL else dict(num_samples=800, num_warmup=400)
+NUTS = dict(num_samples=60, num_warmup=60) if SMALL else dict(num_samples=800, num_warmup=400)  # NutsSettings fields
 PRESETS = ("linear",) if SMALL else ("linear", "mlp", "logistic")
 NUM_OBS = (5,) if SMALL else (10, 50, 200)
 
@@ -54,7 +54,7 @@ NUM_OBS = (5,) if SMALL else (10, 50, 200)
 
 # %%
 reports = {}
-settings = {p: {**NUTS_SETTINGS[p], **NUTS} for p in PRESETS}
+settings = {p: NUTS_SETTINGS[p]._replace(**NUTS) for p in PRESETS}
 rows = approximation_study(
     PRESETS, NUM_OBS, key=jax.random.PRNGKey(0), progress=False, reports=reports, settings=settings, max_attempts=1
 )

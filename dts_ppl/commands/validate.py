@@ -8,10 +8,11 @@ import jax
 import numpy as np
 
 from dts_ppl import DTSGuide
-from dts_ppl.commands import non_negative_int, open_unit_interval, positive_int
+from dts_ppl.commands import add_nuts_arguments, nuts_settings, positive_int
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS, make_problem
 from dts_ppl.ppl.inspection import plot_comparison, to_inference_data
-from dts_ppl.ppl.validate import DEFAULT_GATES, ReferenceGates, validate
+from dts_ppl.ppl.nuts import DEFAULT_GATES, ReferenceGates
+from dts_ppl.ppl.validate import validate
 
 UNRELIABLE_EXIT = 3  # exit status when the NUTS reference fails a quality gate
 
@@ -31,29 +32,7 @@ def register(sub):
         help="the guide's upward linearisation for nonlinear links (default: the guide's default)",
     )
     p.add_argument("--num-obs", type=positive_int, default=None, help="observations (default: the preset's)")
-    p.add_argument(
-        "--num-samples", type=positive_int, default=None, help="NUTS draws per chain (default: the preset's)"
-    )
-    p.add_argument(
-        "--num-warmup", type=non_negative_int, default=None, help="NUTS warm-up steps per chain (default: the preset's)"
-    )
-    p.add_argument("--num-chains", type=positive_int, default=None, help="NUTS chains (default: the preset's)")
-    p.add_argument(
-        "--parameterisation",
-        choices=("centred", "noncentred"),
-        default=None,
-        help="the model NUTS samples (default: the preset's; noncentred for ddpm)",
-    )
-    mass = p.add_mutually_exclusive_group()
-    mass.add_argument("--dense-mass", dest="dense_mass", action="store_true", default=None, help="dense mass matrix")
-    mass.add_argument("--diag-mass", dest="dense_mass", action="store_false", help="diagonal mass matrix")
-    p.add_argument(
-        "--target-accept",
-        type=open_unit_interval,
-        default=None,
-        help="NUTS target acceptance in (0, 1) (default: the preset's)",
-    )
-    p.add_argument("--max-tree-depth", type=int, default=10, help="NUTS maximum tree depth (default %(default)s)")
+    add_nuts_arguments(p, "the preset's")
     p.add_argument(
         "--ess-floor",
         type=float,
@@ -84,20 +63,10 @@ def run(args) -> int:
     problem = make_problem(args.preset, k_data, num_obs=args.num_obs)
     model = problem.model
     guide = DTSGuide(model) if args.linearisation is None else DTSGuide(model, linearisation=args.linearisation)
-    given = dict(
-        parameterisation=args.parameterisation,
-        dense_mass=args.dense_mass,
-        target_accept_prob=args.target_accept,
-        num_warmup=args.num_warmup,
-        num_samples=args.num_samples,
-        num_chains=args.num_chains,
-    )
-    nuts = {**NUTS_SETTINGS[args.preset], **{k: v for k, v in given.items() if v is not None}}
-    parameterisation = nuts.pop("parameterisation")
+    settings = nuts_settings(args, NUTS_SETTINGS[args.preset])
     gates = ReferenceGates(ess_min=args.ess_floor).check()
     print(
-        f"preset {args.preset}: {model}, n={problem.X.shape[0]}, linearisation={guide.linearisation}, "
-        f"NUTS {parameterisation} {nuts}"
+        f"preset {args.preset}: {model}, n={problem.X.shape[0]}, linearisation={guide.linearisation}, NUTS {settings}"
     )
     report = validate(
         model,
@@ -106,11 +75,9 @@ def run(args) -> int:
         problem.A,
         problem.y,
         key=k_val,
-        progress_bar=not args.no_progress,
-        nuts_parameterisation=parameterisation,
-        max_tree_depth=args.max_tree_depth,
+        settings=settings,
         gates=gates,
-        **nuts,
+        progress_bar=not args.no_progress,
     )
     print(report)
     if args.json:

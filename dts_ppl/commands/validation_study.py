@@ -9,7 +9,7 @@ import sys
 
 import jax
 
-from dts_ppl.commands import non_negative_int, open_unit_interval, positive_int
+from dts_ppl.commands import add_nuts_arguments, nuts_settings, positive_int
 from dts_ppl.experiments.study import approximation_study, plot_study, study_table
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS
 from dts_ppl.io.serialization import atomic_write
@@ -36,25 +36,7 @@ def register(sub):
     )
     p.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
     p.add_argument("--num-obs", default="10,50,200", help="comma-separated numbers of observations")
-    p.add_argument(
-        "--num-samples", type=positive_int, default=None, help="NUTS draws per chain (default: each preset's)"
-    )
-    p.add_argument(
-        "--num-warmup", type=non_negative_int, default=None, help="NUTS warm-up per chain (default: each preset's)"
-    )
-    p.add_argument("--num-chains", type=positive_int, default=None, help="NUTS chains (default: each preset's)")
-    p.add_argument(
-        "--target-accept",
-        type=open_unit_interval,
-        default=None,
-        help="NUTS target acceptance in (0, 1) (default: each preset's)",
-    )
-    p.add_argument(
-        "--chain-method",
-        choices=("sequential", "vectorized", "parallel"),
-        default=None,
-        help="how NUTS runs its chains (default: parallel with a device per chain, else sequential)",
-    )
+    add_nuts_arguments(p, "each preset's")
     p.add_argument(
         "--max-attempts", type=positive_int, default=2, help="NUTS runs per problem while it fails the gates"
     )
@@ -84,14 +66,7 @@ def run(args) -> int:
     bad = [p for p in presets if p not in PRESETS]
     if bad:
         raise ValueError(f"--presets: expected names from {PRESETS}, got {bad}")
-    given = {
-        "num_samples": args.num_samples,
-        "num_warmup": args.num_warmup,
-        "num_chains": args.num_chains,
-        "target_accept_prob": args.target_accept,
-    }
-    given = {k: v for k, v in given.items() if v is not None}
-    settings = {p: {**NUTS_SETTINGS[p], **given} for p in presets}
+    settings = {p: nuts_settings(args, NUTS_SETTINGS[p]) for p in presets}
     if args.resume and not args.json:
         raise ValueError("--resume: needs --json, the file whose rows to keep")
     rows = []
@@ -113,7 +88,6 @@ def run(args) -> int:
         key=jax.random.PRNGKey(args.seed),
         settings=settings,
         max_attempts=args.max_attempts,
-        chain_method=args.chain_method,
         progress=not args.no_progress,
         skip={(r["preset"], r["num_obs"]) for r in rows},
         on_rows=save,

@@ -3,7 +3,7 @@
 For each preset problem (:mod:`dts_ppl.experiments.validation`) and sample size, one NUTS run
 (with the preset's :data:`~dts_ppl.experiments.validation.NUTS_SETTINGS`) is the reference, and
 the guide under each rule of :data:`RULES` is compared with it through
-:func:`dts_ppl.ppl.validate.compare`:
+:func:`dts_ppl.ppl.comparison.compare_checked`:
 
 - ``paper``: the paper's rules, "identity" linearisation and the GLM expanded at the near-MLE
   (ridge :data:`PAPER_RIDGE`);
@@ -12,7 +12,7 @@ the guide under each rule of :data:`RULES` is compared with it through
   expansion (``likelihood.regularised_for(theta's prior covariance)``).
 
 Both are spelled out explicitly, so the rows do not depend on the package's defaults. A
-reference that fails the quality gates (:class:`dts_ppl.ppl.validate.ReferenceGates`) is rerun
+reference that fails the quality gates (:class:`dts_ppl.ppl.nuts.ReferenceGates`) is rerun
 once (:func:`retry_settings`: a higher target acceptance after divergences, twice the warm-up and
 draws after low ESS or high R-hat); every row records its reference's diagnostics and
 whether it passed. Each row also times the guide's draws against NUTS per effective sample,
@@ -23,7 +23,6 @@ validation-study`` regenerates ``results/validation_study.{md,json,png}``.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import time
 import zlib
 from collections.abc import Sequence
@@ -35,9 +34,18 @@ from tqdm.auto import tqdm
 from dts_ppl.agents.linear import theta_marginal
 from dts_ppl.experiments.validation import NUTS_SETTINGS, make_problem
 from dts_ppl.plotting import pyplot
+from dts_ppl.ppl.comparison import check_inputs, compare_checked
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel
-from dts_ppl.ppl.validate import DEFAULT_GATES, check_inputs, compare, nuts_diagnostics, run_nuts
+from dts_ppl.ppl.nuts import (
+    DEFAULT_GATES,
+    NutsDiagnostics,
+    NutsResult,
+    NutsSettings,
+    ReferenceGates,
+    nuts_diagnostics,
+    run_nuts,
+)
 
 PAPER_RIDGE = 1e-3  # the near-MLE expansion point of the paper's GLM approximation
 NEW_ITERATIONS = 10  # passes of the iterated linearisation in the "new" rule
@@ -75,12 +83,16 @@ def last_pass_change(model: BanditModel, X, A, y) -> float:
 
 
 def guide_seconds_per_draw(guide, key, X, A, y, num_draws: int = NUM_GUIDE_TIMING_DRAWS) -> float:
-    """Wall seconds per guide draw, posterior included (best of 3 compiled calls of ``num_draws``)."""
-    jax.block_until_ready(guide.sample_posterior(key, X, A, y, (num_draws,)))  # compile
+    """Wall seconds per guide draw, statistics and posterior included (best of 3 calls of ``num_draws``)."""
+
+    def draw(k):
+        return jax.block_until_ready(guide.sample_posterior(k, guide.fit(X, A, y), sample_shape=(num_draws,)))
+
+    draw(key)  # compile
     best = np.inf
     for i in range(3):
         start = time.perf_counter()
-        jax.block_until_ready(guide.sample_posterior(jax.random.fold_in(key, i), X, A, y, (num_draws,)))
+        draw(jax.random.fold_in(key, i))
         best = min(best, time.perf_counter() - start)
     return best / num_draws
 
@@ -90,43 +102,47 @@ def study_problem(preset: str, key, num_obs: int):
     return make_problem(preset, jax.random.fold_in(key, zlib.crc32(preset.encode())), num_obs=num_obs)
 
 
-def retry_settings(settings: dict, diagnostics, gates=DEFAULT_GATES) -> dict:
+def retry_settings(
+    settings: NutsSettings, diagnostics: NutsDiagnostics, gates: ReferenceGates = DEFAULT_GATES
+) -> NutsSettings:
     """The NUTS settings of the next attempt after a run with ``diagnostics`` failed one of ``gates``.
 
     Divergences call for smaller steps: the target acceptance moves halfway to 1 (0.9 -> 0.95);
     low ESS or a high R-hat call for longer chains: warm-up and draws double. Both apply when
     both failed.
     """
-    out = dict(settings)
+    out = settings
     if diagnostics.divergences > gates.max_divergences:
-        target = out.get("target_accept_prob")
-        if target is None:  # run_nuts's own default
-            target = inspect.signature(run_nuts).parameters["target_accept_prob"].default
-        out["target_accept_prob"] = (1.0 + target) / 2
+        out = out._replace(target_accept_prob=(1.0 + out.target_accept_prob) / 2)
     if not diagnostics._replace(divergences=0).reliable(gates):  # the R-hat and ESS gates
-        out["num_samples"] = 2 * out["num_samples"]
-        out["num_warmup"] = 2 * out["num_warmup"]
+        out = out._replace(num_samples=2 * out.num_samples, num_warmup=2 * out.num_warmup)
     return out
 
 
-def reference(model, X, A, y, *, key, settings: dict, gates=DEFAULT_GATES, max_attempts: int = 2, chain_method=None):
+def reference(
+    model: BanditModel,
+    data: tuple,
+    *,
+    key: jax.Array,
+    settings: NutsSettings,
+    gates: ReferenceGates = DEFAULT_GATES,
+    max_attempts: int = 2,
+) -> tuple[NutsResult, int]:
     """NUTS with ``settings``; while it fails ``gates``, rerun with :func:`retry_settings`.
 
+    Args:
+        model: BanditModel.
+        data: (X, A, y) from :func:`~dts_ppl.ppl.comparison.check_inputs`.
+        key: PRNG key (attempt i uses ``fold_in(key, i)``).
+        settings: NutsSettings of the first attempt.
+        gates: the ReferenceGates a reference must pass.
+        max_attempts: most NUTS runs.
+
     Returns:
-        (NutsResult, attempts used).
+        (NutsResult of the last attempt, attempts used).
     """
-    settings = dict(settings)
     for attempt in range(1, max_attempts + 1):
-        nuts = run_nuts(
-            model,
-            X,
-            A,
-            y,
-            key=jax.random.fold_in(key, attempt),
-            chain_method=chain_method,
-            progress_bar=False,
-            **settings,
-        )
+        nuts = run_nuts(model, data, settings, jax.random.fold_in(key, attempt), progress_bar=False)
         diagnostics = nuts_diagnostics(nuts)
         if diagnostics.reliable(gates) or attempt == max_attempts:
             return nuts, attempt
@@ -139,8 +155,7 @@ def approximation_study(
     num_obs: Sequence[int] = (10, 50, 200),
     *,
     key,
-    chain_method: str | None = None,
-    settings: dict | None = None,
+    settings: dict[str, NutsSettings] | None = None,
     max_attempts: int = 2,
     progress: bool = True,
     reports: dict | None = None,
@@ -152,9 +167,8 @@ def approximation_study(
     Args:
         presets, num_obs: the problems and sample sizes (one data set per preset, nested sizes).
         key: PRNG key.
-        chain_method: how NUTS runs its chains (default: :func:`~dts_ppl.ppl.validate.run_nuts`'s,
-            as in ``dts-ppl validate``: "parallel" with a device per chain, else "sequential").
-        settings: {preset: run_nuts keyword arguments} overriding :data:`NUTS_SETTINGS`.
+        settings: {preset: NutsSettings} overriding :data:`NUTS_SETTINGS` (``chain_method`` None:
+            "parallel" with a device per chain, else "sequential", as in ``dts-ppl validate``).
         max_attempts: NUTS runs per problem while the reference fails the gates (see :func:`reference`).
         reports: a dict to fill with every ValidationReport, keyed (preset, n, rule).
         skip: (preset, n) pairs not to run (done before: each pair keeps its own random key).
@@ -183,13 +197,13 @@ def approximation_study(
         problem = study_problem(preset, key, max(num_obs))
         X, A, y = problem.X[:n], problem.A[:n], problem.y[:n]
         model = problem.model
-        args = check_inputs(model, DTSGuide(model), X, A, y)
-        nuts, attempts = reference(
-            model, *args, key=k_nuts, settings=settings[preset], max_attempts=max_attempts, chain_method=chain_method
-        )
+        guides = {rule: rule_guide(model, rule, key=k_lik) for rule in RULES}
+        data = {rule: check_inputs(model, guide, X, A, y) for rule, guide in guides.items()}
+        args = next(iter(data.values()))  # the model's arguments, the same for every guide
+        nuts, attempts = reference(model, args, key=k_nuts, settings=settings[preset], max_attempts=max_attempts)
         for rule, spec in RULES.items():
-            guide = rule_guide(model, rule, key=k_lik)
-            report = compare(model, guide, *args, nuts, key=k_cmp)
+            guide = guides[rule]
+            report = compare_checked(model, guide, data[rule], nuts, key=k_cmp)
             if reports is not None:
                 reports[(preset, int(n), rule)] = report
             row = {"preset": preset, "num_obs": int(n), "rule": rule, **spec}
@@ -202,7 +216,7 @@ def approximation_study(
                 row[f"{site}_distance"] = d["distance"]
                 row[f"{site}_distance_nuts_floor"] = d["distance_nuts_floor"]
             per_draw = guide_seconds_per_draw(guide, k_time, *args)
-            s_per_ess = nuts.settings["wall_s"] / report.nuts.ess_bulk_min
+            s_per_ess = nuts.wall_s / report.nuts.ess_bulk_min
             row.update(
                 psis_khat=float(report.psis_khat),
                 psis_parameterisation=report.psis_parameterisation,
@@ -212,9 +226,9 @@ def approximation_study(
                 divergences=report.nuts.divergences,
                 reliable=report.reliable,
                 problems=report.reference_problems,
-                nuts_settings={k: v for k, v in nuts.settings.items() if k != "wall_s"},
+                nuts_settings=nuts.settings._asdict(),
                 nuts_attempts=attempts,
-                nuts_wall_s=nuts.settings["wall_s"],
+                nuts_wall_s=nuts.wall_s,
                 nuts_s_per_ess=s_per_ess,
                 guide_s_per_draw=per_draw,
                 cost_ratio=s_per_ess / per_draw,

@@ -26,32 +26,30 @@ from dts_ppl.experiments.swissroll import MODELS_DIR
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
 from dts_ppl.io.serialization import load_prior
 from dts_ppl.ppl.model import BanditModel
+from dts_ppl.ppl.nuts import NutsSettings
 
 PRESETS = ("linear", "mlp", "logistic", "ddpm")
 DEFAULT_NUM_OBS = {"linear": 50, "mlp": 50, "logistic": 100, "ddpm": 30}
 SWISSROLL_FILE = "swissroll_L40.npz"
-# NUTS settings per preset (keyword arguments of dts_ppl.ppl.validate.run_nuts), chosen so that
-# the reference passes the quality gates (ReferenceGates: no divergences, R-hat <= 1.01, bulk and
-# tail ESS >= 400) at n = 10, 50 and 200 (docs/validation.md). The DDPM chain's conditionals
-# (variance beta_l, down to ~1e-4) are much narrower than its marginals, a geometry centred NUTS
-# crawls through: it runs non-centred, with a dense mass matrix for the correlated raw sites.
-_SIMPLE = dict(
-    parameterisation="centred", dense_mass=False, target_accept_prob=0.8, num_warmup=500, num_samples=1000, num_chains=2
-)
-NUTS_SETTINGS = {
-    "linear": dict(_SIMPLE),
-    "mlp": dict(_SIMPLE),
-    "logistic": dict(_SIMPLE),
-    "ddpm": dict(
+# NUTS settings per preset, chosen so that the reference passes the quality gates
+# (ReferenceGates: no divergences, R-hat <= 1.01, bulk and tail ESS >= 400) at n = 10, 50 and 200
+# (docs/validation.md). The simple presets use NutsSettings' defaults. The DDPM chain's
+# conditionals (variance beta_l, down to ~1e-4) are much narrower than its marginals, a geometry
+# centred NUTS crawls through: it runs non-centred, with a dense mass matrix for the correlated
+# raw sites.
+NUTS_SETTINGS: dict[str, NutsSettings] = {
+    "linear": NutsSettings(),
+    "mlp": NutsSettings(),
+    "logistic": NutsSettings(),
+    "ddpm": NutsSettings(
         parameterisation="noncentred",
         dense_mass=True,
         target_accept_prob=0.95,  # 0.9 left divergences in the study's n = 50 reference
         num_warmup=1000,
-        num_samples=1000,
         num_chains=4,
     ),
 }
-NUTS_PARAMETERISATION = {name: s["parameterisation"] for name, s in NUTS_SETTINGS.items()}
+NUTS_PARAMETERISATION = {name: s.parameterisation for name, s in NUTS_SETTINGS.items()}
 
 
 class Problem(NamedTuple):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -104,8 +104,9 @@ class DTSGuide:
 
     NumPyro's AutoGuide surface: the guide's ``params`` are its sufficient statistics, an
     :class:`dts_ppl.ActionStats` pytree (``params = guide.fit(X, A, y)``, or an agent state's
-    statistics); ``sample_posterior(rng_key, params, sample_shape=())``, ``median(params)``,
-    ``quantiles(params, quantiles)`` and ``get_posterior(params)`` take them, and
+    statistics); ``sample_posterior(rng_key, params, *args, sample_shape=())``, ``median(params)``
+    and ``quantiles(params, quantiles)`` (NumPyro's signatures) and ``get_posterior(params)`` take
+    them; ``params=None`` means the bound statistics or data, else the prior.
     :meth:`from_statistics` rebuilds a guide from stored statistics without the raw data.
 
     Args:
@@ -288,32 +289,33 @@ class DTSGuide:
         """
         return self.statistics(X, A, y)
 
-    def _params(self, method: str, params, args, kwargs) -> ActionStats:
-        """The statistics of a call: from ActionStats ``params`` (the AutoGuide form), or from the
-        deprecated data form ``method(X, A, y)`` (DeprecationWarning)."""
-        if isinstance(params, ActionStats):
-            return self._check_stats(params)
-        if params is None and not args and not kwargs:
-            return self.statistics()  # bound statistics or data; the prior otherwise
-        if isinstance(params, dict | tuple):
-            raise ValueError(f"params: expected ActionStats (from guide.fit(X, A, y)), got {type(params).__name__}")
-        warnings.warn(
-            f"DTSGuide.{method}: passing the data (X, A, y) is deprecated and will be removed in the next "
-            f"version; pass params = guide.fit(X, A, y) instead",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        data = dict(zip(("X", "A", "y"), (params, *args), strict=False))
-        data.update(kwargs)
-        return self.statistics(data.get("X"), data.get("A"), data.get("y"))
+    def _params(self, params: ActionStats | None) -> ActionStats:
+        """The statistics a call conditions on: ``params`` checked, or for None the bound
+        statistics or data (the prior when the guide has none)."""
+        if params is None:
+            return self.statistics()
+        if not isinstance(params, ActionStats):
+            raise ValueError(
+                f"params: expected ActionStats (params = guide.fit(X, A, y)) or None, got {type(params).__name__}"
+            )
+        return self._check_stats(params)
 
-    def sample_posterior(self, rng_key, params=None, *args, sample_shape=(), **kwargs) -> dict:
+    def sample_posterior(
+        self,
+        rng_key: jax.Array,
+        params: ActionStats | None,
+        *args: object,
+        sample_shape: tuple[int, ...] = (),
+        **kwargs: object,
+    ) -> dict:
         """Draws of every latent site from the joint posterior (vectorised; faster than Predictive).
+
+        NumPyro's ``AutoGuide.sample_posterior`` signature.
 
         Args:
             rng_key: PRNG key.
-            params: ActionStats from :meth:`fit` (None: the bound statistics or data, else the prior).
-                The deprecated form ``sample_posterior(key, X, A, y, sample_shape)`` still works.
+            params: ActionStats from :meth:`fit`; None: the bound statistics or data
+                (:meth:`from_statistics`, :meth:`condition`), else the prior.
             *args, **kwargs: the model's arguments, ignored (as by NumPyro's AutoGuides, which
                 need them only to trace the model).
             sample_shape: leading shape of the draws.
@@ -322,10 +324,7 @@ class DTSGuide:
             {"psi": (*sample_shape, L, d_psi), "theta": (*sample_shape, K, d)} ((*sample_shape, d) shared).
             With the non-centred model the draws are of its sites: {"psi_raw", "theta_raw"}, same shapes.
         """
-        if not isinstance(params, ActionStats) and len(args) == 3 and not kwargs:
-            args, sample_shape = args[:2], args[2]  # deprecated positional sample_shape
-        stats = self._params("sample_posterior", params, args, kwargs)
-        post = self.posterior(stats)
+        post = self.posterior(self._params(params))
         psi, theta = core.sample(rng_key, self.model.prior, post, tuple(sample_shape))
         if self.model.shared:
             theta = theta[..., 0, :]
@@ -343,40 +342,35 @@ class DTSGuide:
         theta = (mo.theta_mean[0], mo.theta_cov[0]) if self.model.shared else (mo.theta_mean, mo.theta_cov)
         return {"psi": (mo.psi_mean, mo.psi_cov), "theta": theta}
 
-    def median(self, params=None, *args, **kwargs) -> dict:
-        """Posterior means (= medians for the Gaussian guide) of each latent site.
+    def median(self, params: ActionStats | None) -> dict:
+        """Posterior means (= medians for the Gaussian guide) of each latent site (NumPyro's ``AutoGuide.median``).
 
         Args:
-            params: ActionStats from :meth:`fit` (None: the bound statistics or data, else the
-                prior). The deprecated form ``median(X, A, y)`` still works.
+            params: ActionStats from :meth:`fit`; None: the bound statistics or data, else the prior.
 
         Returns:
             {"psi": (L, d_psi), "theta": (K, d)} ((d,) shared).
         """
-        stats = self._params("median", params, args, kwargs)
-        return {site: mean for site, (mean, _) in self._site_moments(stats).items()}
+        return {site: mean for site, (mean, _) in self._site_moments(self._params(params)).items()}
 
-    def quantiles(self, params, quantiles=None, *args, **kwargs) -> dict:
-        """Marginal quantiles of each latent coordinate.
+    def quantiles(self, params: ActionStats | None, quantiles: Sequence[float] | jax.Array) -> dict:
+        """Marginal quantiles of each latent coordinate (NumPyro's ``AutoGuide.quantiles``).
 
         Args:
-            params: ActionStats from :meth:`fit`.
-            quantiles: 1-d levels in (0, 1), e.g. [0.05, 0.5, 0.95]. The deprecated form
-                ``quantiles(levels, X, A, y)`` still works.
+            params: ActionStats from :meth:`fit`; None: the bound statistics or data, else the prior.
+            quantiles: 1-d levels in (0, 1), e.g. [0.05, 0.5, 0.95].
 
         Returns:
             {site: (len(quantiles), *site_shape)}.
         """
-        if isinstance(params, ActionStats) or (params is None and not args and not kwargs):
-            stats, levels = self._params("quantiles", params, (), {}), quantiles
-        else:  # deprecated: quantiles(levels, X, A, y)
-            stats, levels = self._params("quantiles", quantiles, args, kwargs), params
-        if levels is None:
-            raise ValueError("quantiles: expected a 1-d list of levels in (0, 1), got None")
-        q = jnp.asarray(levels)
-        if q.ndim != 1 or not bool(np.all((np.asarray(q) > 0) & (np.asarray(q) < 1))):
-            raise ValueError(f"quantiles: expected a 1-d list of levels in (0, 1), got {levels}")
-        z = ndtri(q).astype(self.model.prior.cov1.dtype)
+        stats = self._params(params)
+        try:
+            q = np.asarray(quantiles, dtype=np.float64)
+        except (TypeError, ValueError):
+            q = np.full((), np.nan)
+        if q.ndim != 1 or not bool(np.all((q > 0) & (q < 1))):
+            raise ValueError(f"quantiles: expected a 1-d list of levels in (0, 1), got {quantiles!r}")
+        z = ndtri(jnp.asarray(q)).astype(self.model.prior.cov1.dtype)
 
         def qs(mean, cov):
             sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1))
@@ -384,7 +378,7 @@ class DTSGuide:
 
         return {site: qs(mean, cov) for site, (mean, cov) in self._site_moments(stats).items()}
 
-    def get_posterior(self, params=None) -> dict:
+    def get_posterior(self, params: ActionStats | None) -> dict:
         """The posterior of each site as NumPyro distributions: per level and per action, not joint.
 
         The joint posterior of (psi, theta) couples every level and every action through psi_1
@@ -399,7 +393,7 @@ class DTSGuide:
             {"psi": MultivariateNormal, batch (L,), event (d_psi,); "theta": MultivariateNormal,
             batch (K,), event (d,) (no batch when shared)}.
         """
-        stats = self._params("get_posterior", params, (), {})
+        stats = self._params(params)
         return {
             site: dist.MultivariateNormal(mean, scale_tril=psd_cholesky(cov))
             for site, (mean, cov) in self._site_moments(stats).items()

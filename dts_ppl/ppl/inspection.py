@@ -19,7 +19,7 @@ from dts_ppl.core.likelihoods import linear_predictor
 from dts_ppl.plotting import pyplot
 from dts_ppl.ppl import arviz_adapter as _arviz
 from dts_ppl.ppl.model import SITE_DIMS, reward_distribution
-from dts_ppl.ppl.validate import NutsResult
+from dts_ppl.ppl.nuts import NutsResult
 
 # names ArviZ expects in sample_stats, from NumPyro's extra fields
 _SAMPLE_STATS = {
@@ -85,7 +85,7 @@ def to_inference_data(model, draws, X=None, A=None, y=None, *, key=None, num_pri
     Args:
         model: BanditModel.
         draws: {site: (num_draws, *site_shape)} guide draws (``guide.sample_posterior``; stored
-            as one chain) or a :class:`dts_ppl.ppl.validate.NutsResult` (chains kept).
+            as one chain) or a :class:`dts_ppl.ppl.nuts.NutsResult` (chains kept).
         X: (n, d) contexts, A: (n,) actions, y: (n,) rewards.
         key: PRNG key of the prior and predictive draws (None: those groups are left out).
         num_prior_draws: prior draws (default: as many as posterior draws per chain).

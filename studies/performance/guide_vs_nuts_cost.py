@@ -32,7 +32,7 @@ jax.config.update("jax_enable_x64", True)
 
 from dts_ppl.experiments.study import guide_seconds_per_draw, rule_guide, study_problem  # noqa: E402
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS  # noqa: E402
-from dts_ppl.ppl.validate import nuts_diagnostics, run_nuts  # noqa: E402
+from dts_ppl.ppl.nuts import nuts_diagnostics, run_nuts  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--presets", default=",".join(PRESETS))
@@ -75,18 +75,17 @@ for i, preset in enumerate(args.presets.split(",")):
     data = (problem.X, problem.A, problem.y)
     guide = rule_guide(problem.model, "new", key=k_guide)
     before = guide_seconds_per_draw(guide, k_guide, *data)
-    nuts = run_nuts(
-        problem.model, *data, key=k_nuts, progress_bar=False, chain_method="vectorized", **NUTS_SETTINGS[preset]
-    )
+    settings = NUTS_SETTINGS[preset]._replace(chain_method="vectorized")
+    nuts = run_nuts(problem.model, data, settings, k_nuts, progress_bar=False)
     after = guide_seconds_per_draw(guide, jax.random.fold_in(k_guide, 1), *data)
     diag = nuts_diagnostics(nuts)
     per_draw = (before + after) / 2
-    s_per_ess = nuts.settings["wall_s"] / diag.ess_bulk_min
+    s_per_ess = nuts.wall_s / diag.ess_bulk_min
     row = dict(
         preset=preset,
         num_obs=int(problem.X.shape[0]),
-        nuts_settings={k: v for k, v in nuts.settings.items() if k != "wall_s"},
-        nuts_wall_s=nuts.settings["wall_s"],
+        nuts_settings=nuts.settings._asdict(),
+        nuts_wall_s=nuts.wall_s,
         nuts_ess_bulk_min=diag.ess_bulk_min,
         nuts_reliable=diag.reliable(),
         nuts_s_per_ess=s_per_ess,

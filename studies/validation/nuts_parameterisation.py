@@ -15,23 +15,17 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from dts_ppl.experiments.validation import make_problem  # noqa: E402
-from dts_ppl.ppl.validate import nuts_diagnostics, run_nuts  # noqa: E402
+from dts_ppl.ppl.nuts import NutsSettings, nuts_diagnostics, run_nuts  # noqa: E402
 
 preset, num_samples, num_warmup, num_chains = sys.argv[1], *(int(v) for v in sys.argv[2:5])
 problem = make_problem(preset, jax.random.PRNGKey(0))
 for parameterisation in sys.argv[5:]:
     start = time.time()
+    settings = NutsSettings(
+        num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains, parameterisation=parameterisation
+    )
     result = run_nuts(
-        problem.model,
-        problem.X,
-        problem.A,
-        problem.y,
-        key=jax.random.PRNGKey(1),
-        num_samples=num_samples,
-        num_warmup=num_warmup,
-        num_chains=num_chains,
-        progress_bar=False,
-        parameterisation=parameterisation,
+        problem.model, (problem.X, problem.A, problem.y), settings, jax.random.PRNGKey(1), progress_bar=False
     )
     print(
         f"{preset} {parameterisation}: {time.time() - start:.1f} s, {nuts_diagnostics(result)}, "

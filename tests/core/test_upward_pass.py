@@ -54,7 +54,7 @@ def test_iterated_guide_moments_are_the_fixed_point_and_match_draws():
     # (approximate) ones: the ReLU links bend inside the posterior's spread (sd ~1), and the draws'
     # means of psi_2, psi_1 sit 0.1-0.33 (5-13 se at S = 4000) from them -- measured, docs/defaults.md.
     S = 4000
-    draws = guide.sample_posterior(jax.random.PRNGKey(11), X, A, y, sample_shape=(S,))
+    draws = guide.sample_posterior(jax.random.PRNGKey(11), guide.fit(X, A, y), sample_shape=(S,))
     top = np.asarray(draws["psi"][:, 0])
     z = np.abs(top.mean(0) - np.asarray(mo.psi_mean[0])) / (top.std(0) / np.sqrt(S))
     assert z.max() < 4.0, f"top latent: draws' mean {z.max():.2f} standard errors from the moments"
@@ -78,9 +78,9 @@ def test_moments_median_quantiles_use_the_final_linearisation():
     )
     for a, b in zip(latents, fit.posterior.latents, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-10)
-    med = guide.median(X, A, y)
+    med = guide.median(guide.fit(X, A, y))
     np.testing.assert_allclose(med["psi"], ref.psi_mean, atol=1e-10)
-    q = guide.quantiles([0.5], X, A, y)
+    q = guide.quantiles(guide.fit(X, A, y), [0.5])
     np.testing.assert_allclose(q["theta"][0], ref.theta_mean, atol=1e-10)
     assert guide.diagnostics["linearisation_passes"] == int(fit.passes) >= 2
     assert guide.diagnostics["converged"] == bool(fit.converged)

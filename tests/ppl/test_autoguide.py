@@ -1,4 +1,6 @@
-"""DTSGuide's NumPyro AutoGuide surface: params = fit(...), the AutoGuide methods, the deprecated data forms."""
+"""DTSGuide's NumPyro AutoGuide surface: params = fit(...), the AutoGuide methods with NumPyro's signatures."""
+
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +9,7 @@ import optax
 import pytest
 from conftest import random_data, random_linear_prior
 from numpyro.infer import SVI, Trace_ELBO
-from numpyro.infer.autoguide import AutoNormal
+from numpyro.infer.autoguide import AutoGuide, AutoNormal
 
 from dts_ppl import ActionStats, BanditModel, DTSGuide
 
@@ -53,11 +55,11 @@ def test_params_are_the_statistics_and_from_statistics_needs_no_data(problem):
     rebuilt = DTSGuide.from_statistics(model, stored)
     key = jax.random.PRNGKey(3)
     a = guide.sample_posterior(key, params, sample_shape=(5,))
-    b = rebuilt.sample_posterior(key, sample_shape=(5,))
+    b = rebuilt.sample_posterior(key, None, sample_shape=(5,))
     for site in a:
         np.testing.assert_allclose(a[site], b[site], rtol=1e-12)
     # as a NumPyro guide it samples the same sites; the bound statistics replace the data
-    np.testing.assert_allclose(rebuilt.median()["theta"], guide.median(params)["theta"], rtol=1e-12)
+    np.testing.assert_allclose(rebuilt.median(None)["theta"], guide.median(params)["theta"], rtol=1e-12)
     with pytest.raises(ValueError, match="params"):
         DTSGuide.from_statistics(model, ActionStats(params.G[:2], params.b[:2]))
     with pytest.raises(ValueError, match="params"):
@@ -82,16 +84,23 @@ def test_get_posterior_matches_median_and_quantiles(problem):
     assert np.all(np.abs(np.asarray(draws.mean(0) - post["theta"].mean)) < 5 * se)
 
 
-def test_deprecated_data_forms_warn_and_agree(problem):
+def test_methods_have_numpyro_autoguide_signatures():
+    for name in ("sample_posterior", "median", "quantiles"):
+        ours = inspect.signature(getattr(DTSGuide, name)).parameters
+        theirs = inspect.signature(getattr(AutoGuide, name)).parameters
+        assert [(p.name, p.kind) for p in ours.values()] == [(p.name, p.kind) for p in theirs.values()], name
+        assert [p.default for p in ours.values()] == [p.default for p in theirs.values()], name
+
+
+def test_the_removed_data_forms_fail_clearly(problem):
+    """The data forms of the previous version (deprecated there) are gone: a clear error, not a guess."""
     model, X, A, y = problem
     guide = DTSGuide(model)
-    params, key = guide.fit(X, A, y), jax.random.PRNGKey(0)
-    with pytest.warns(DeprecationWarning, match="sample_posterior"):
-        old = guide.sample_posterior(key, X, A, y, (4,))
-    new = guide.sample_posterior(key, params, sample_shape=(4,))
-    np.testing.assert_array_equal(old["theta"], new["theta"])
-    with pytest.warns(DeprecationWarning, match="median"):
-        np.testing.assert_array_equal(guide.median(X, A, y)["psi"], guide.median(params)["psi"])
-    with pytest.warns(DeprecationWarning, match="quantiles"):
-        old_q = guide.quantiles([0.1, 0.9], X, A, y)
-    np.testing.assert_array_equal(old_q["theta"], guide.quantiles(params, [0.1, 0.9])["theta"])
+    with pytest.raises(ValueError, match="params: expected ActionStats"):
+        guide.sample_posterior(jax.random.PRNGKey(0), X, A, y, (4,))
+    with pytest.raises(TypeError):
+        guide.median(X, A, y)
+    with pytest.raises(ValueError, match="params: expected ActionStats"):
+        guide.quantiles(X, [0.1, 0.9])
+    with pytest.raises(ValueError, match="quantiles"):
+        guide.quantiles(guide.fit(X, A, y), None)

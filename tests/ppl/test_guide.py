@@ -105,7 +105,7 @@ def test_prior_draws_from_model_and_guide_agree(key):
     N = 20000
     k1, k2 = jax.random.split(key)
     from_model = Predictive(model, num_samples=N, return_sites=["psi", "theta"])(k1)
-    from_guide = guide.sample_posterior(k2, sample_shape=(N,))
+    from_guide = guide.sample_posterior(k2, None, sample_shape=(N,))  # no params, no data: the prior
     for site in ["psi", "theta"]:
         a, b = np.asarray(from_model[site]), np.asarray(from_guide[site])
         se = np.sqrt(a.var(0) / N + b.var(0) / N)

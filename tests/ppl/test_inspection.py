@@ -9,8 +9,9 @@ from numpyro.infer import MCMC, NUTS
 from dts_ppl import DTSGuide, to_inference_data
 from dts_ppl.experiments.validation import make_problem
 from dts_ppl.ppl.arviz_adapter import psis
+from dts_ppl.ppl.comparison import compare_site
 from dts_ppl.ppl.inspection import compare, loo, plot_comparison
-from dts_ppl.ppl.validate import NUTS_EXTRA_FIELDS, NutsResult, compare_site
+from dts_ppl.ppl.nuts import NUTS_EXTRA_FIELDS, NutsResult
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_psis_of_constant_weights_is_minus_inf_and_heavy_tails_are_flagged():
 @pytest.mark.slow  # traces every preset's model and guide, the 40-level DDPM one included (248 s under load)
 def test_presets_build_valid_problems():
     from dts_ppl.experiments.validation import PRESETS
-    from dts_ppl.ppl.validate import check_inputs
+    from dts_ppl.ppl.comparison import check_inputs
 
     for name in PRESETS:
         p = make_problem(name, jax.random.PRNGKey(0), num_obs=7)

@@ -77,24 +77,14 @@ def test_parameterisation_errors():
 def test_run_nuts_noncentred_returns_the_latent_sites():
     """run_nuts on the non-centred model reports psi and theta (not the raw sites), and rejects an
     unknown parameterisation before sampling."""
-    from dts_ppl.ppl.validate import run_nuts
+    from dts_ppl.ppl.nuts import NutsSettings, run_nuts
 
     prior = random_linear_prior(jax.random.PRNGKey(6), 2, 2, 2)
     model = BanditModel(prior, 3, Gaussian(0.7))
-    X, A, y = random_data(jax.random.PRNGKey(7), 2, 3, n=9)
-    res = run_nuts(
-        model,
-        X,
-        A,
-        y,
-        key=jax.random.PRNGKey(8),
-        num_samples=20,
-        num_warmup=20,
-        num_chains=1,
-        progress_bar=False,
-        parameterisation="noncentred",
-    )
-    assert set(res.samples) == {"psi", "theta"}
+    data = random_data(jax.random.PRNGKey(7), 2, 3, n=9)
+    settings = NutsSettings(num_samples=20, num_warmup=20, num_chains=1, parameterisation="noncentred")
+    res = run_nuts(model, data, settings, jax.random.PRNGKey(8), progress_bar=False)
+    assert set(res.samples) == {"psi", "theta"} and set(res.raw_samples) == {"psi_raw", "theta_raw"}
     assert res.samples["psi"].shape == (1, 20, 2, 2) and res.samples["theta"].shape == (1, 20, 3, 2)
     with pytest.raises(ValueError, match="parameterisation"):
-        run_nuts(model, X, A, y, key=jax.random.PRNGKey(8), num_samples=20, num_warmup=20, parameterisation="nc")
+        run_nuts(model, data, settings._replace(parameterisation="nc"), jax.random.PRNGKey(8))

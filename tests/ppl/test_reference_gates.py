@@ -16,7 +16,8 @@ from dts_ppl.experiments.synthetic import random_mlp_prior
 from dts_ppl.experiments.validation import NUTS_SETTINGS, make_problem
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import to_raw_sites
-from dts_ppl.ppl.validate import NutsDiagnostics, ReferenceGates, nuts_diagnostics, run_nuts, validate
+from dts_ppl.ppl.nuts import NutsDiagnostics, NutsSettings, ReferenceGates, nuts_diagnostics, run_nuts
+from dts_ppl.ppl.validate import validate
 
 
 def test_each_gate_fails_on_its_own():
@@ -101,12 +102,8 @@ def test_exact_guide_on_the_noncentred_model_matches_nuts_raw_sites():
         A,
         y,
         key=jax.random.PRNGKey(5),
-        num_samples=1000,
-        num_warmup=400,
-        num_chains=2,
-        chain_method="vectorized",
+        settings=NutsSettings(num_warmup=400, chain_method="vectorized", parameterisation="noncentred"),
         progress_bar=False,
-        nuts_parameterisation="noncentred",
     )
     assert report.psis_parameterisation == "noncentred" and report.psis_khat < 0.5
     assert set(report.nuts_result.raw_samples) == {"psi_raw", "theta_raw"}
@@ -123,16 +120,9 @@ def test_ddpm_preset_reference_passes_the_gates_with_its_settings(num_obs):
     """The ddpm preset's NUTS_SETTINGS (non-centred, dense mass, 0.95, 1000 + 1000, 4 chains) give a
     reference with no divergences, R-hat <= 1.01 and bulk/tail ESS >= 400 (minutes per n on 2 cores)."""
     problem = make_problem("ddpm", jax.random.PRNGKey(0), num_obs=num_obs)
-    nuts = run_nuts(
-        problem.model,
-        problem.X,
-        problem.A,
-        problem.y,
-        key=jax.random.PRNGKey(1),
-        chain_method="vectorized",
-        progress_bar=False,
-        **NUTS_SETTINGS["ddpm"],
-    )
+    settings = NUTS_SETTINGS["ddpm"]._replace(chain_method="vectorized")
+    data = (problem.X, problem.A, problem.y)
+    nuts = run_nuts(problem.model, data, settings, jax.random.PRNGKey(1), progress_bar=False)
     diag = nuts_diagnostics(nuts)
     assert diag.reliable(), diag.problems()
 
@@ -142,28 +132,28 @@ def test_study_retries_divergences_with_smaller_steps_and_low_ess_with_longer_ch
     with twice the warm-up and draws; a passing run is not retried."""
     from dts_ppl.experiments import study
 
-    base = dict(num_samples=100, num_warmup=50, target_accept_prob=0.9)
+    base = NutsSettings(num_samples=100, num_warmup=50, target_accept_prob=0.9)
     good = NutsDiagnostics(rhat_max=1.005, ess_bulk_min=800.0, divergences=0, ess_tail_min=600.0)
     cases = {
-        "divergent": (good._replace(divergences=3), dict(base, target_accept_prob=0.95)),
-        "short": (good._replace(ess_tail_min=120.0), dict(base, num_samples=200, num_warmup=100)),
+        "divergent": (good._replace(divergences=3), dict(target_accept_prob=0.95)),
+        "short": (good._replace(ess_tail_min=120.0), dict(num_samples=200, num_warmup=100)),
         "both": (
             good._replace(divergences=1, rhat_max=1.05),
             dict(target_accept_prob=0.95, num_samples=200, num_warmup=100),
         ),
     }
     for name, (diag, expected) in cases.items():
-        assert study.retry_settings(base, diag) == expected, name
+        assert study.retry_settings(base, diag) == base._replace(**expected), name
         calls = []
-        monkeypatch.setattr(study, "run_nuts", lambda *a, c=calls, **kw: c.append(kw) or len(c))
+        monkeypatch.setattr(study, "run_nuts", lambda model, data, s, key, c=calls, **kw: c.append(s) or len(c))
         monkeypatch.setattr(study, "nuts_diagnostics", lambda n, d=diag: d if n == 1 else good)
-        nuts, attempts = study.reference(None, None, None, None, key=jax.random.PRNGKey(0), settings=base)
+        nuts, attempts = study.reference(None, None, key=jax.random.PRNGKey(0), settings=base)
         assert (nuts, attempts) == (2, 2), name
-        assert {k: calls[1][k] for k in expected} == expected, name
-        assert study.reference(None, None, None, None, key=jax.random.PRNGKey(0), settings=base, max_attempts=1)[1] == 1
+        assert calls == [base, base._replace(**expected)], name
+        assert study.reference(None, None, key=jax.random.PRNGKey(0), settings=base, max_attempts=1)[1] == 1
     monkeypatch.setattr(study, "nuts_diagnostics", lambda n: good)  # passes at once: no second run
-    assert study.reference(None, None, None, None, key=jax.random.PRNGKey(0), settings=base)[1] == 1
-    # without a target in the settings, the retry starts from run_nuts's default (0.8 -> 0.9)
+    assert study.reference(None, None, key=jax.random.PRNGKey(0), settings=base)[1] == 1
+    # from NutsSettings' default target the retry moves halfway to 1 (0.8 -> 0.9)
     monkeypatch.undo()
-    no_target = dict(num_samples=100, num_warmup=50)
-    assert study.retry_settings(no_target, good._replace(divergences=2)) == dict(no_target, target_accept_prob=0.9)
+    plain = NutsSettings(num_samples=100, num_warmup=50)
+    assert study.retry_settings(plain, good._replace(divergences=2)) == plain._replace(target_accept_prob=0.9)

@@ -1,4 +1,5 @@
-"""dts_ppl.ppl.validate against NUTS: exact on linear-Gaussian, flags a wrong guide, rejects bad input."""
+"""dts_ppl.ppl.validate against NUTS: exact on linear-Gaussian, flags a wrong guide, rejects bad input,
+checks its inputs once, and keeps the deprecated NUTS keywords working with a warning."""
 
 import json
 import sys
@@ -12,9 +13,11 @@ from dts_ppl import BanditModel, DiffusionPrior, DTSGuide
 from dts_ppl.core import oracle
 from dts_ppl.experiments.synthetic import random_linear_prior
 from dts_ppl.experiments.validation import make_problem
+from dts_ppl.ppl import comparison
+from dts_ppl.ppl.nuts import NutsSettings, run_nuts
 from dts_ppl.ppl.validate import check_inputs, compare, validate
 
-NUTS = dict(num_samples=600, num_warmup=300, num_chains=2, chain_method="vectorized", progress_bar=False)
+NUTS = NutsSettings(num_samples=600, num_warmup=300, num_chains=2, chain_method="vectorized")
 
 
 def _wrong_guide(model):
@@ -32,7 +35,7 @@ def test_linear_gaussian_exact_guide_passes_and_wrong_guide_is_flagged(tmp_path)
     # One NUTS run serves every check (NUTS dominates the test time on two cores).
     problem = make_problem("linear", jax.random.PRNGKey(0), num_obs=40, num_actions=4)
     model, data = problem.model, (problem.X, problem.A, problem.y)
-    report = validate(model, DTSGuide(model), *data, key=jax.random.PRNGKey(1), **NUTS)
+    report = validate(model, DTSGuide(model), *data, key=jax.random.PRNGKey(1), settings=NUTS, progress_bar=False)
     assert report.nuts.rhat_max < 1.05 and report.nuts.divergences == 0
 
     # the exact guide: within Monte-Carlo error of NUTS, distance at the NUTS-vs-NUTS floor
@@ -86,7 +89,7 @@ def test_bad_input_fails_before_sampling(monkeypatch):
         raise AssertionError("sampling started")
 
     monkeypatch.setattr(sys.modules["dts_ppl.ppl.validate"], "run_nuts", no_nuts)
-    kw = dict(key=jax.random.PRNGKey(0), num_samples=10, num_warmup=10)
+    kw = dict(key=jax.random.PRNGKey(0), settings=NutsSettings(num_samples=10, num_warmup=10))
     with pytest.raises(ValueError, match="X: expected shape"):
         validate(m, DTSGuide(m), X[:, :2], A, y, **kw)
     with pytest.raises(ValueError, match="y: expected shape"):
@@ -102,7 +105,11 @@ def test_bad_input_fails_before_sampling(monkeypatch):
     with pytest.raises(ValueError, match="guide: expected a guide with sample_posterior"):
         validate(m, lambda X, A, y: None, X, A, y, **kw)
     with pytest.raises(ValueError, match="num_samples"):
-        validate(m, DTSGuide(m), X, A, y, **{**kw, "num_samples": 0})
+        validate(m, DTSGuide(m), X, A, y, **{**kw, "settings": NutsSettings(num_samples=0)})
+    with pytest.raises(ValueError, match="settings: expected a NutsSettings"):
+        validate(m, DTSGuide(m), X, A, y, **{**kw, "settings": {"num_samples": 10}})
+    with pytest.raises(TypeError, match="num_sample"):  # a misspelt keyword is not swallowed
+        validate(m, DTSGuide(m), X, A, y, **kw, num_sample=10)
 
 
 def test_check_inputs_accepts_shared_models():
@@ -112,6 +119,32 @@ def test_check_inputs_accepts_shared_models():
     assert check_inputs(model, DTSGuide(model), X, None, y)[1] is None
 
 
+def _count_traces(monkeypatch) -> list:
+    """Record every (model or guide) trace check_inputs makes."""
+    calls, trace = [], comparison._latent_sites
+    monkeypatch.setattr(comparison, "_latent_sites", lambda fn, args: calls.append(fn) or trace(fn, args))
+    return calls
+
+
+def test_validate_checks_its_inputs_once_and_old_keywords_warn(monkeypatch):
+    """One validate traces the model and the guide once each; the NUTS keywords of the previous
+    version still reach run_nuts (as NutsSettings), with a DeprecationWarning."""
+    problem = make_problem("linear", jax.random.PRNGKey(0), num_obs=8, num_actions=2)
+    m, data = problem.model, (problem.X, problem.A, problem.y)
+    small = NutsSettings(num_samples=40, num_warmup=40, num_chains=1)
+    calls = _count_traces(monkeypatch)
+    report = validate(m, DTSGuide(m), *data, key=jax.random.PRNGKey(1), settings=small, progress_bar=False)
+    assert len(calls) == 2  # model and guide, once each
+    assert report.nuts_result.settings == small._replace(chain_method="sequential")
+    assert report.to_dict()["nuts"]["settings"]["num_samples"] == 40
+
+    seen = []
+    monkeypatch.setattr(sys.modules["dts_ppl.ppl.validate"], "run_nuts", lambda *a, **k: seen.append(a[2]) or 1 / 0)
+    with pytest.warns(DeprecationWarning, match="nuts_parameterisation"), pytest.raises(ZeroDivisionError):
+        validate(m, DTSGuide(m), *data, key=jax.random.PRNGKey(1), num_samples=40, nuts_parameterisation="noncentred")
+    assert seen == [NutsSettings(num_samples=40, parameterisation="noncentred")]
+
+
 @pytest.mark.slow
 def test_logistic_guide_expanded_at_the_prior_scaled_fit_is_closer_to_nuts():
     """The logistic preset Gaussianises at the prior-scaled fit (Bernoulli.regularised_for). Against
@@ -119,12 +152,11 @@ def test_logistic_guide_expanded_at_the_prior_scaled_fit_is_closer_to_nuts():
     and be within 1 sd + 3 MC se of NUTS. Measured: 0.13 vs 1.12 sd on this float64 problem,
     0.74 vs 2.72 on the float32 draw of the same seed (approximation (i) is not exact)."""
     from dts_ppl import Bernoulli
-    from dts_ppl.ppl.validate import run_nuts
 
     problem = make_problem("logistic", jax.random.PRNGKey(0), num_obs=50)
     model, data = problem.model, (problem.X, problem.A, problem.y)
     assert model.likelihood.ridge > 0.1  # the preset's prior-scaled ridge, not the default 1e-3
-    nuts = run_nuts(model, *data, key=jax.random.PRNGKey(1), **NUTS)
+    nuts = run_nuts(model, data, NUTS, jax.random.PRNGKey(1), progress_bar=False)
     mle_point = BanditModel(model.prior, model.num_actions, Bernoulli(expansion="mle"))  # same density, other expansion
     errors = {}
     for name, m in (("prior-scaled", model), ("mle", mle_point)):

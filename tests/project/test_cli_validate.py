@@ -64,8 +64,8 @@ def test_cli_study_passes_target_acceptance_and_chain_method(monkeypatch, capsys
     monkeypatch.setattr("dts_ppl.commands.validation_study.approximation_study", fake_study)
     args = ["validation-study", "--presets", "linear,ddpm", "--target-accept", "0.95", "--chain-method", "sequential"]
     assert main(args) == 0
-    assert {p: s["target_accept_prob"] for p, s in seen["settings"].items()} == {"linear": 0.95, "ddpm": 0.95}
-    assert seen["chain_method"] == "sequential"
+    assert {p: s.target_accept_prob for p, s in seen["settings"].items()} == {"linear": 0.95, "ddpm": 0.95}
+    assert {p: s.chain_method for p, s in seen["settings"].items()} == {"linear": "sequential", "ddpm": "sequential"}
     seen.clear()
     for bad in ("1.0", "0", "high"):
         with pytest.raises(SystemExit) as exit_info:  # rejected while parsing, before any work

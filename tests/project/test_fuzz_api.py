@@ -43,6 +43,7 @@ from dts_ppl.commands import positive_int
 from dts_ppl.core import inference as core
 from dts_ppl.experiments.swissroll import make_swiss_roll
 from dts_ppl.io.serialization import _digest
+from dts_ppl.ppl.nuts import NutsSettings
 from dts_ppl.ppl.validate import validate
 
 # examples per fuzz test in the default run (the full 419-case run: studies/reliability/results/fuzz.json);
@@ -667,9 +668,12 @@ def test_fuzz_validate(case):
     model = BanditModel(_prior(), K)
     guide = DTSGuide(model)
     X, A, y = jnp.ones((4, D)), jnp.arange(4) % K, jnp.ones(4)
-    kwargs = dict(key=jax.random.PRNGKey(0), num_samples=10, num_warmup=10, num_chains=1, progress_bar=False)
-    if arg in ("key", "num_samples", "num_warmup", "num_chains"):
+    settings = NutsSettings(num_samples=10, num_warmup=10, num_chains=1)
+    kwargs = dict(key=jax.random.PRNGKey(0), settings=settings, progress_bar=False)
+    if arg == "key":
         kwargs[arg] = what
+    elif arg in ("num_samples", "num_warmup", "num_chains"):
+        kwargs["settings"] = settings._replace(**{arg: what})
     elif arg == "y":
         y = None
     elif arg == "model":
