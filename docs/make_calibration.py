@@ -11,7 +11,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "results" / "sbc"
+RESULTS = ROOT / "studies" / "calibration" / "results"
 OUT = ROOT / "docs" / "calibration.md"
 #: the package's default per preset (core.default_linearisation: iterated for MLP links, identity
 #: for DDPM links; GLMs expand at the prior-regularised fit)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "sbc")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 BIG = ["--num-datasets", "10000", "--chunk-size", "2000"]
 MID = ["--num-datasets", "2000", "--chunk-size", "500"]
 DDPM = ["--num-datasets", "1000", "--chunk-size", "250"]
