@@ -178,7 +178,13 @@ def bank_ts(
 
     act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
     update = guarded(
-        step, lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood), check_state, K, likelihood, reward_bound
+        step,
+        lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+        shared=shared,
     )
     update_batch = guarded_batch(
         step_batch,

@@ -175,7 +175,7 @@ def check_action(action, num_actions: int):
         v = np.asarray(arr)
         if v.dtype.kind not in "iu" or not 0 <= int(v) < num_actions:
             raise ValueError(f"action: expected an integer in [0, {num_actions}), got {v!r}")
-    return arr.astype(jnp.int32)
+    return arr
 
 
 def check_reward(reward, likelihood):
@@ -196,12 +196,16 @@ def check_reward(reward, likelihood):
 
 
 def check_update(x, action, reward, num_actions: int, dim: int, shared: bool, likelihood):
-    x = check_context(x, num_actions, dim, shared)
-    action = check_action(action, num_actions)
-    reward = check_reward(reward, likelihood)
-    phi = x[action] if shared else x
-    group = jnp.zeros((), jnp.int32) if shared else action
-    return phi, group, reward.astype(phi.dtype)
+    """The checked arrays (x, action, reward) of one round (shapes always, values when concrete).
+
+    No computation runs on them here: the played row is taken inside the compiled update
+    (:func:`dts_ppl.agents.guard.played_row`), so an eager call costs one dispatch.
+    """
+    return (
+        check_context(x, num_actions, dim, shared),
+        check_action(action, num_actions),
+        check_reward(reward, likelihood),
+    )
 
 
 # ----------------------------------------------------------------------------- online evidence

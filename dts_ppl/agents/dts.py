@@ -230,6 +230,7 @@ def dts(
         K,
         likelihood,
         reward_bound,
+        shared=shared,
     )
     update_batch = guarded_batch(
         step_batch,

@@ -50,6 +50,7 @@ __all__ = [
     "guarded_act",
     "guarded_batch",
     "largest_reward",
+    "played_row",
     "round_ok",
     "sanitise",
 ]
@@ -92,6 +93,21 @@ def sanitise(phi, group, y, ok):
     return jnp.where(ok, phi, 0), jnp.where(ok, group, 0), jnp.where(ok, y, 0)
 
 
+def played_row(x, action, reward, num_actions: int, shared: bool):
+    """(phi (d,), group () int32, y ()) of one round, jittable: the played action's features and group.
+
+    ``phi`` is x (d,) for per-action parameters, row ``action`` of the features x (K, d) when
+    ``shared`` (group 0). Integer contexts become floats; an out-of-range action is clipped here
+    (the guard rejects its round).
+    """
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    a = jnp.clip(jnp.asarray(action), 0, num_actions - 1).astype(jnp.int32)
+    phi = x[a] if shared else x
+    group = jnp.zeros((), jnp.int32) if shared else a
+    return phi, group, jnp.asarray(reward).astype(phi.dtype)
+
+
 def _overflow_error(dtype) -> ValueError:
     return ValueError(
         f"x: this update overflows the state's precision (a context or reward too large for {dtype}?); "
@@ -112,23 +128,27 @@ def guarded(
     num_actions: int,
     likelihood=None,
     reward_bound: float | None = None,
+    shared: bool = False,
 ) -> Callable:
     """``update(state, x, action, reward) -> state`` from a pure step, under the guard.
 
     Args:
         step: ``step(state, phi, group, y) -> proposal`` (the state's structure; leaves are new
             values or Rows). It sees sanitised inputs when the round is rejected.
-        check_inputs: ``check_inputs(x, action, reward) -> (phi, group, y)``, the eager checks
-            (shapes always, values when concrete) and the played row.
+        check_inputs: ``check_inputs(x, action, reward) -> (x, action, reward)``, the checks
+            (shapes always, values when concrete) returning arrays; the played row is taken
+            inside the compiled update (:func:`played_row`).
         check_state: raises when a state is not this agent's (shapes only).
         num_actions: K.   likelihood: the agent's reward model (for its support), or None.
         reward_bound: None, or the largest |reward| accepted (larger ones are rejected and counted).
+        shared: one parameter for all actions (``x`` holds (K, d) action features).
 
     Returns:
         The update function (jitted per input shape).
     """
 
-    def core(state, x, action, reward, phi, group, y):
+    def core(state, x, action, reward):
+        phi, group, y = played_row(x, action, reward, num_actions, shared)
         inputs_ok = round_ok(x, action, reward, num_actions, likelihood, reward_bound, phi.dtype)
         proposal = step(state, *sanitise(phi, group, y.astype(phi.dtype), inputs_ok))
         ok = inputs_ok & all_finite(proposal._replace(rejected=0))
@@ -138,14 +158,10 @@ def guarded(
 
     def update(state, x, action, reward):
         check_state(state)
-        phi, group, y = check_inputs(x, action, reward)
-        if not jnp.issubdtype(phi.dtype, jnp.floating):  # integer contexts are valid
-            phi = phi.astype(jnp.result_type(float))
-        new, ok, accepted_inputs = compiled(
-            state, jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward), phi, group, y
-        )
-        if _checks.is_concrete(ok) and _checks.is_concrete(accepted_inputs) and bool(accepted_inputs) and not bool(ok):
-            raise _overflow_error(phi.dtype)
+        x, action, reward = check_inputs(x, action, reward)
+        new, ok, inputs_ok = compiled(state, x, action, reward)
+        if _checks.is_concrete(ok) and _checks.is_concrete(inputs_ok) and bool(inputs_ok) and not bool(ok):
+            raise _overflow_error(jax.tree.leaves(state)[0].dtype)
         return new
 
     return update

@@ -174,6 +174,7 @@ def _linear_agent(
         K,
         likelihood,
         reward_bound,
+        shared=shared,
     )
     update_batch = guarded_batch(
         step_batch,

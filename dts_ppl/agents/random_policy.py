@@ -63,8 +63,7 @@ def random_policy(num_actions: int) -> Agent:
         return jax.random.uniform(key, (K,), jnp.result_type(float))
 
     def check_inputs(x, action, reward):
-        _check_x(x)
-        return jnp.zeros(1), check_action(action, K), _check_reward(reward)
+        return _check_x(x), check_action(action, K), _check_reward(reward)
 
     def check_rows(X, A, y):
         X = _check_x(X, "X")
