@@ -34,7 +34,7 @@ from jax.scipy.linalg import solve_triangular
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import psd_cholesky, psd_inv, sample_moments, symmetrise
+from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, sample_moments, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 
@@ -214,7 +214,7 @@ def condition_whitened(white: Whitening, G, b):
         (Conditionals with (n, n), (n,), (n, n) fields, Message on m), as :func:`condition`.
     """
     R, Rinv = white
-    lam, V = jnp.linalg.eigh(symmetrise(Rinv @ G @ Rinv.T))
+    lam, V = eigh(symmetrise(Rinv @ G @ Rinv.T))  # order unused
     keep = lam > evidence_cutoff(lam)
     lam = jnp.where(keep, lam, 0.0)
     inv = 1.0 / (1.0 + lam)  # eigenvalues of the whitened P^-1, in (0, 1]

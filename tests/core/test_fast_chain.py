@@ -145,3 +145,23 @@ def test_dts_agent_on_a_ddpm_prior_keeps_the_recursions_latents(swissroll):
     ref = core.latent_posteriors(prior, state.evidence_sum, core.linearise(prior, "identity"))
     for a, b in zip(state.latents, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-4 * (1.0 + float(jnp.max(jnp.abs(b)))))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_jacobi_eigh_matches_lapack(n):
+    """Small symmetric eigendecompositions (core.linalg.eigh): the spectrum LAPACK gives and an
+    orthonormal V with V diag(lam) V^T = a, at every scale, for rank-deficient and diagonal input."""
+    from dts_ppl.core.linalg import eigh
+
+    rng = np.random.default_rng(n)
+    b = rng.normal(size=(20, n, n))
+    mats = [b @ np.swapaxes(b, -1, -2), b[:, :, :1] @ np.swapaxes(b[:, :, :1], -1, -2), np.eye(n)[None] * 3.0]
+    mats.append(np.zeros((1, n, n)))
+    for scale in (1.0, 1e12, 1e-12):
+        for m in mats:
+            a = jnp.asarray(m * scale)
+            lam, V = eigh(a)
+            top = float(np.max(np.abs(m * scale))) or 1.0
+            np.testing.assert_allclose(np.sort(lam, -1), np.linalg.eigvalsh(m * scale), rtol=0, atol=1e-13 * top)
+            np.testing.assert_allclose(np.swapaxes(V, -1, -2) @ V, np.broadcast_to(np.eye(n), V.shape), atol=1e-13)
+            np.testing.assert_allclose(np.einsum("bij,bj,bkj->bik", V, lam, V), m * scale, rtol=0, atol=1e-13 * top)
