@@ -40,7 +40,7 @@ FULL = dict(
     Ks=(10**4, 10**5, 10**6, 10**7),
     rounds=50,
     draws=100,
-    reps=7,
+    reps=5,
     levels=(10, 20, 40, 80),
     batch=(10**3, 10**4, 10**5, 10**6),
     runs=(1000, 10000),
@@ -64,7 +64,7 @@ def section_rounds(cfg) -> dict:
     prior = swissroll_prior(jnp.float32)
     out = {}
     for K in cfg["Ks"]:
-        res = rounds_at(prior, K, cfg["rounds"], cfg["draws"], cfg["reps"], old=K <= 10**5)
+        res = rounds_at(prior, K, cfg["rounds"], cfg["draws"], cfg["reps"], old=K == cfg["Ks"][0])
         out[str(K)] = res
         med = {n: round(v["median_us"], 1) for n, v in res["us"].items()}
         print(f"  K = {K}: {med} us; dTS/LinTS {res['dts_over_lints']['median']:.2f}", flush=True)
@@ -97,7 +97,7 @@ def section_chain(cfg) -> dict:
 def section_simulate(cfg) -> dict:
     out = {}
     for runs in cfg["runs"]:
-        res = throughput(runs, cfg["sim_rounds"], max(2, cfg["reps"] // 2), old=runs <= 1000, end_to_end=False)
+        res = throughput(runs, cfg["sim_rounds"], max(2, cfg["reps"] // 2), old=runs == cfg["runs"][0], end_to_end=False)
         out[str(runs)] = res
         print(f"  {runs} runs: {res['run_rounds_per_s']} run-rounds/s", flush=True)
     return out
