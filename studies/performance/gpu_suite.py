@@ -97,7 +97,8 @@ def section_chain(cfg) -> dict:
 def section_simulate(cfg) -> dict:
     out = {}
     for runs in cfg["runs"]:
-        res = throughput(runs, cfg["sim_rounds"], max(2, cfg["reps"] // 2), old=runs == cfg["runs"][0], end_to_end=False)
+        old = runs == cfg["runs"][0]
+        res = throughput(runs, cfg["sim_rounds"], max(2, cfg["reps"] // 2), old=old, end_to_end=False)
         out[str(runs)] = res
         print(f"  {runs} runs: {res['run_rounds_per_s']} run-rounds/s", flush=True)
     return out

@@ -1,6 +1,6 @@
 """The docs/performance.md sections of this folder's results (called by docs/make_performance.py).
 
-    python studies/performance/report.py      # prints the two sections
+python studies/performance/report.py      # prints the two sections
 """
 
 from __future__ import annotations
