@@ -102,12 +102,16 @@ def gpu_section() -> str:
         "",
         "One command runs the suite (per-round time at K = 10^4 .. 10^7, the DDPM chain, `simulate` with",
         'many runs, NUTS validation with `chain_method="vectorized"`), each section written to the JSON',
-        "as it finishes: `python studies/performance/gpu_suite.py` (`--quick`: a CPU smoke test).",
+        "as it finishes: `python studies/performance/gpu_suite.py` (`--quick`: a CPU smoke test); on a",
+        "fresh device machine `bash studies/performance/gpu_run.sh OUT_DIR 400` installs `jax[cuda12]`",
+        "and the package first.",
         "",
     ]
     if data is None or "sections" not in data:
-        reason = (data or {}).get("error", "no GPU run has been recorded")
-        return "\n".join(head + [f"No GPU numbers: {reason}."]) + "\n"
+        status = _load("gpu_suite_status.json") or {}
+        reason = (data or status).get("error", "no GPU run has been recorded")
+        when = f" (checked {status['checked_at_utc']} UTC)" if "checked_at_utc" in status else ""
+        return "\n".join(head + [f"No GPU numbers: {reason}{when}."]) + "\n"
     sec = data["sections"]
     lines = head + [f"Run on {data['device']['device_kind']} ({data['device']['backend']}), float32.", ""]
     rounds = sec.get("rounds", {})
