@@ -91,6 +91,27 @@ def fast_chain_section() -> str:
             call_text = "-" if call is None else f"{call:.1f}"
             lines.append(f"| {label} | {rate[name]:,.0f} | {sim['compile_s'][name]:.1f} | {call_text} |")
         lines.append(f"\ndTS now / before: **{sim['speedup_new_over_old']['median']:.2f}x** run-rounds per second.")
+    comp = _load("compile_time_cpu.json")
+    if comp is not None:
+        calls = comp["first_calls"]
+        med = lambda rows, k: min(r[k] for r in rows)  # noqa: E731  (best of the fresh agents)
+        by = comp["draw_by_unroll"]
+        unrolls = ", ".join(
+            f"{'all levels' if n == 'all' else n}: {v['compile_s']:.1f} s / {v['median_us']:.0f} us"
+            for n, v in by.items()
+        )
+        lines += [
+            "",
+            "The price is compile time: the unrolled loop compiles one copy of the network per level. First",
+            f"call of a fresh dTS agent (K = {comp['K']}, compilation included, best of {len(calls['new'])};"
+            f" {_where(comp)}): `act`"
+            f" {med(calls['new'], 'act_s'):.1f} s now against {med(calls['old'], 'act_s'):.1f} s before, `update`"
+            f" {med(calls['new'], 'update_s'):.1f} s against {med(calls['old'], 'update_s'):.1f} s. One chain draw,"
+            f" compile / run by `lax.scan` unroll: {unrolls} (a partial unroll was slower than none here).",
+            "Deeper chains than",
+            "`core.inference.UNROLL_MAX_LEVELS` keep the rolled loop:",
+            "`python studies/performance/compile_time.py` (results/compile_time_cpu.json).",
+        ]
     lines += ["", _targets(chain, sim)]
     return "\n".join(lines) + "\n"
 
