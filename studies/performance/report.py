@@ -108,8 +108,8 @@ def fast_chain_section() -> str:
             f" {med(calls['new'], 'act_s'):.1f} s now against {med(calls['old'], 'act_s'):.1f} s before, `update`"
             f" {med(calls['new'], 'update_s'):.1f} s against {med(calls['old'], 'update_s'):.1f} s. One chain draw,"
             f" compile / run by `lax.scan` unroll: {unrolls} (a partial unroll was slower than none here).",
-            "Deeper chains than",
-            "`core.inference.UNROLL_MAX_LEVELS` keep the rolled loop:",
+            "Chains deeper than `core.inference.UNROLL_MAX_LEVELS` (128) keep the rolled loop; setting it",
+            "to 0 trades the run time back for compile time (short simulations of a fresh agent):",
             "`python studies/performance/compile_time.py` (results/compile_time_cpu.json).",
         ]
     lines += ["", _targets(chain, sim)]
