@@ -20,6 +20,9 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from dts_ppl.plotting import pyplot  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "studies" / "performance"))
+from report import fast_chain_section, gpu_section  # noqa: E402
+
 BENCH = ROOT / "studies" / "performance" / "results"
 OUT = ROOT / "docs" / "performance.md"
 PAIRED = [(100, 5, 40), (100, 20, 40), (10000, 20, 40)]
@@ -261,12 +264,6 @@ jax.distributed.initialize(coordinator_address="host0:1234", num_processes=N, pr
 (on CPU also `jax.config.update("jax_cpu_collectives_implementation", "gloo")`); `action_mesh()`
 then spans every device of every process and `gather_state` brings the state back to each host.
 To try several devices on one CPU: `XLA_FLAGS=--xla_force_host_platform_device_count=4`.
-
-## GPU
-
-No GPU machine was lent to this work (the device tool's `status`: not drawn), so every number
-here is from the 2-core CPU machine; the benchmark scripts run unchanged on a GPU (they report
-`device` in their JSON).
 """
 
 
@@ -320,7 +317,9 @@ def render() -> str:
         throughput_section(),
         batch_section(),
         cost_section(),
+        fast_chain_section(),
         SHARDING,
+        gpu_section(),
     ]
     return "\n".join(parts)
 

@@ -171,8 +171,10 @@ def dts(
     prec1 = psd_inv(prior.cov1)  # S_1^-1
     one_action = core.prior_conditionals(prior, 1).theta  # placeholder theta for latent-only draws
 
+    plan = core.upward_plan(prior, linearisation)  # the evidence-free half of the pass, once
+
     def chain(total: core.Message) -> core.UpwardPass:
-        return core.upward_pass(prior, total, linearisation, tol, max_passes)
+        return core.upward_pass(prior, total, linearisation, tol, max_passes, plan=plan)
 
     def init() -> DTSState:
         zero = core.Message(jnp.zeros((d, d), dtype), jnp.zeros(d, dtype))

@@ -8,7 +8,8 @@ agents (:mod:`dts_ppl.agents`) call these same functions.
   :class:`ActionStats`.
 - The closed-form posterior: :func:`posterior` / :func:`fit_posterior` (statistics -> chain of
   conditionals, with the final linearisation and the passes used), :func:`upward_pass` (the one
-  iterated upward pass every caller uses), :func:`sample` (draws), :func:`moments` (means and
+  iterated upward pass every caller uses; :func:`upward_plan` precomputes its evidence-free half
+  for the identity rule), :func:`sample` (draws), :func:`moments` (means and
   covariances), :func:`prior_conditionals`, :func:`collapse_linear` (an affine chain as the
   one-level prior of psi_1 and theta it implies), :func:`linear_predictor` (eta = x^T theta).
 - Prior draws: :func:`sample_prior` (psi and theta from any DiffusionPrior); :func:`sample_moments`.
@@ -30,6 +31,7 @@ from dts_ppl.core.inference import (
     PosteriorFit,
     PosteriorMoments,
     UpwardPass,
+    UpwardPlan,
     chain_rows,
     collapse_linear,
     condition,
@@ -43,6 +45,7 @@ from dts_ppl.core.inference import (
     sample,
     theta_prior_moments,
     upward_pass,
+    upward_plan,
 )
 from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Evidence, Gaussian, Poisson, empty_stats, linear_predictor
 from dts_ppl.core.links import LINEARISATIONS, AffineLink, MLPLink
@@ -73,6 +76,7 @@ __all__ = [
     "PosteriorFit",
     "PosteriorMoments",
     "UpwardPass",
+    "UpwardPlan",
     "chain_rows",
     "collapse_linear",
     "condition",
@@ -89,4 +93,5 @@ __all__ = [
     "sample_prior",
     "theta_prior_moments",
     "upward_pass",
+    "upward_plan",
 ]

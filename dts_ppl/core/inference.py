@@ -34,7 +34,7 @@ from jax.scipy.linalg import solve_triangular
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import psd_cholesky, psd_inv, sample_moments, symmetrise
+from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, sample_moments, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 
@@ -156,6 +156,31 @@ class PosteriorFit(NamedTuple):
 # ----------------------------------------------------------------------------------- one step
 
 
+class Whitening(NamedTuple):
+    """The prior-only factors of :func:`condition`: Q = R R^T.
+
+    Attributes:
+        chol: (..., n, n) R, the lower Cholesky factor of the prior precision Q.
+        chol_inv: (..., n, n) R^-1.
+    """
+
+    chol: Annotated[jax.Array, "... n n"]
+    chol_inv: Annotated[jax.Array, "... n n"]
+
+
+def whiten(prior_prec) -> Whitening:
+    """R = chol(Q) and R^-1 for :func:`condition_whitened` (batched over leading axes).
+
+    Args:
+        prior_prec: (..., n, n) prior precision Q.
+    Returns:
+        Whitening with (..., n, n) fields.
+    """
+    R = psd_cholesky(prior_prec)
+    eye = jnp.broadcast_to(jnp.eye(R.shape[-1], dtype=R.dtype), R.shape)
+    return Whitening(R, solve_triangular(R, eye, lower=True))
+
+
 def condition(prior_prec, G, b):
     """Condition x ~ N(gain-free mean m, Q^-1) on evidence exp(-1/2 x^T G x + x^T b).
 
@@ -177,9 +202,19 @@ def condition(prior_prec, G, b):
     Returns:
         (Conditionals with (n, n), (n,), (n, n) fields, Message on m).
     """
-    R = psd_cholesky(prior_prec)
-    Rinv = solve_triangular(R, jnp.eye(R.shape[-1], dtype=R.dtype), lower=True)
-    lam, V = jnp.linalg.eigh(symmetrise(Rinv @ G @ Rinv.T))
+    return condition_whitened(whiten(prior_prec), G, b)
+
+
+def condition_whitened(white: Whitening, G, b):
+    """:func:`condition` given the prior's :func:`whiten` factors (computed once when Q is fixed).
+
+    Args:
+        white: Whitening with (n, n) fields.   G: (n, n).   b: (n,).
+    Returns:
+        (Conditionals with (n, n), (n,), (n, n) fields, Message on m), as :func:`condition`.
+    """
+    R, Rinv = white
+    lam, V = eigh(symmetrise(Rinv @ G @ Rinv.T))  # order unused
     keep = lam > evidence_cutoff(lam)
     lam = jnp.where(keep, lam, 0.0)
     inv = 1.0 / (1.0 + lam)  # eigenvalues of the whitened P^-1, in (0, 1]
@@ -331,6 +366,90 @@ def latent_posteriors(prior: DiffusionPrior, evidence: Message, lin: Linearisati
     return conds
 
 
+class UpwardPlan(NamedTuple):
+    """The evidence-free half of the "identity" upward pass, computed once per prior (:func:`upward_plan`).
+
+    With the identity rule the linearised chain does not depend on the data, so the law of psi_1
+    given any row i is a fixed Gaussian, psi_1 | row i ~ N(reach_gain_i row_i + reach_offset_i,
+    C_i) (C_i: the covariances of the rows between, propagated through the linearisation). The
+    message the evidence on psi_1 sends to row i is then one :func:`condition` of a variable with
+    precision C_i^-1, and every row's conditional another: two conditions batched over the
+    levels instead of L sequential ones (the same Gaussian algebra as :func:`latent_posteriors`).
+
+    Attributes:
+        linearisation: the Linearisation of the pass (sampling order).
+        reach_gain: (L - 1, d_psi, d_psi) the product of the rows' W from row i down to psi_1,
+            for rows 0..L-2.
+        reach_offset: (L - 1, d_psi) the matching offsets.
+        reach: Whitening of C_i^-1, (L - 1, d_psi, d_psi) fields.
+        levels: Whitening of each row's prior precision, (L, d_psi, d_psi) fields.
+    """
+
+    linearisation: Linearisation
+    reach_gain: Annotated[jax.Array, "Lm1 d_psi d_psi"]
+    reach_offset: Annotated[jax.Array, "Lm1 d_psi"]
+    reach: Whitening
+    levels: Whitening
+
+
+def plans_upward(prior: DiffusionPrior, method: str | None = DEFAULT_LINEARISATION) -> bool:
+    """Whether :func:`upward_pass` runs ``method`` on ``prior`` through an :class:`UpwardPlan`.
+
+    True for the "identity" rule on nonlinear links f_2..f_L: their identity stand-ins (W = I for
+    levels >= 2) keep the products in :attr:`UpwardPlan.reach_gain` bounded. Affine links (exact
+    W, whose products can grow like ||W||^L) and the path-dependent "jacobian"/"iterated" rules
+    keep the sequential recursion.
+    """
+    method = resolve_linearisation(prior, method)
+    return method == "identity" and prior.links is not None and not prior.links.is_linear
+
+
+def upward_plan(prior: DiffusionPrior, method: str | None = DEFAULT_LINEARISATION) -> UpwardPlan | None:
+    """The :class:`UpwardPlan` of ``prior`` under ``method``, or None where none applies (:func:`plans_upward`).
+
+    Agents build it once and pass it to every :func:`upward_pass`; without it the pass builds
+    it itself (the same numbers, recomputed).
+    """
+    if not plans_upward(prior, method):
+        return None
+    return _upward_plan(prior)
+
+
+@jax.jit
+def _upward_plan(prior: DiffusionPrior) -> UpwardPlan:
+    lin = linearise(prior, "identity")
+    covs = chain_rows(prior).cov
+    dp, dtype = prior.latent_dim, covs.dtype
+
+    def step(carry, xs):  # from psi_1 up: psi_1 | row i from psi_1 | row i + 1 and row i + 1 | row i
+        gain, offset, cov = carry
+        w, c, row_cov = xs  # the link into row i + 1 from row i and row i + 1's covariance
+        carry = (gain @ w, gain @ c + offset, symmetrise(cov + gain @ row_cov @ gain.T))
+        return carry, carry
+
+    init = (jnp.eye(dp, dtype=dtype), jnp.zeros(dp, dtype), jnp.zeros((dp, dp), dtype))
+    _, (gain, offset, cov) = jax.lax.scan(step, init, (lin.w[1:], lin.c[1:], covs[1:]), reverse=True)
+    return UpwardPlan(lin, gain, offset, whiten(psd_inv(cov)), whiten(psd_inv(covs)))
+
+
+def planned_latent_posteriors(plan: UpwardPlan, evidence: Message) -> Conditionals:
+    """:func:`latent_posteriors` through an :class:`UpwardPlan`: every level at once.
+
+    Args:
+        plan: from :func:`upward_plan`.
+        evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
+    Returns:
+        Conditionals with (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi) fields, sampling order.
+    """
+    lin = plan.linearisation
+    msg = pull_back(evidence, lin.w1, lin.c1)  # on psi_1, the last row
+    _, reach = jax.vmap(condition_whitened, in_axes=(0, None, None))(plan.reach, msg.G, msg.b)
+    above = jax.vmap(pull_back)(reach, plan.reach_gain, plan.reach_offset)  # on rows 0..L-2
+    G = jnp.concatenate([above.G, msg.G[None]])
+    b = jnp.concatenate([above.b, msg.b[None]])
+    return jax.vmap(condition_whitened)(plan.levels, G, b)[0]
+
+
 def _point_change(new, old):
     """max |new - old| relative to max(1, max |new|): the convergence measure of the passes."""
     return jnp.max(jnp.abs(new - old)) / jnp.maximum(1.0, jnp.max(jnp.abs(new)))
@@ -350,6 +469,7 @@ def upward_pass(
     method: str | None = DEFAULT_LINEARISATION,
     tol: float = DEFAULT_TOL,
     max_passes: int = DEFAULT_MAX_PASSES,
+    plan: UpwardPlan | None = None,
 ) -> UpwardPass:
     """The latent posterior given the summed action evidence, iterated to convergence.
 
@@ -374,12 +494,19 @@ def upward_pass(
         method: "identity", "jacobian" or "iterated".
         tol: tolerance on the change of the expansion points (relative to their scale).
         max_passes: upward passes at most (each O(L d_psi^3)).
+        plan: the prior's :func:`upward_plan` for ``method`` (built here when None and one
+            applies): the "identity" rule on nonlinear links then conditions every level at once.
     Returns:
         UpwardPass(latents, linearisation, passes, converged).
     """
     method = resolve_linearisation(prior, method)
     tol, max_passes = check_pass_options(tol, max_passes)
     one = jnp.ones((), jnp.int32)
+    if plans_upward(prior, method):
+        plan = _upward_plan(prior) if plan is None else plan
+        return UpwardPass(planned_latent_posteriors(plan, evidence), plan.linearisation, one, jnp.ones((), bool))
+    if plan is not None:
+        raise ValueError(f"plan: an UpwardPlan serves the 'identity' rule on nonlinear links, not {method!r} here")
     if method != "iterated" or prior.is_linear:
         lin = linearise(prior, "jacobian" if method == "iterated" else method)
         return UpwardPass(latent_posteriors(prior, evidence, lin), lin, one, jnp.ones((), bool))
@@ -501,18 +628,30 @@ def sample(key, prior: DiffusionPrior, post: DTSPosterior, sample_shape=()):
     return psi.reshape(shape + psi.shape[1:]), theta.reshape(shape + theta.shape[1:])
 
 
+#: Chains with at most this many levels are sampled by a fully unrolled loop (static slices of the
+#: stacked links, no per-level loop overhead); deeper ones by a rolled ``lax.scan`` (compile time).
+UNROLL_MAX_LEVELS = 128
+
+
 def _sample_one(key, prior, post):
     k_lat, k_theta = jax.random.split(key)
     noise = jax.random.normal(k_lat, (prior.num_levels, prior.latent_dim), prior.cov1.dtype)
+    lat = post.latents
+    z = jnp.einsum("lij,lj->li", lat.scale_tril, noise)
+    top = lat.shift[0] + z[0]  # the top row's parent mean is 0
+    if prior.links is None:
+        psi = top[None]
+    else:
+        links = jax.tree.map(lambda x: jnp.flip(x, axis=0), prior.links)  # row i's link is f_{L-i+1}
 
-    def step(psi_parent, xs):
-        (cond, is_top, link), z = xs
-        loc = conditional_loc(cond, parent_means(prior, psi_parent, is_top, link))
-        psi = loc + cond.scale_tril @ z
-        return psi, psi
+        def step(psi_parent, xs):
+            gain, shift, z_row, link = xs
+            psi = gain @ link(psi_parent) + shift + z_row
+            return psi, psi
 
-    top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
-    _, psi = jax.lax.scan(step, top, (chain_scan_inputs(prior, post.latents), noise))
+        unroll = prior.num_levels <= UNROLL_MAX_LEVELS
+        _, below = jax.lax.scan(step, top, (lat.gain[1:], lat.shift[1:], z[1:], links), unroll=unroll)
+        psi = jnp.concatenate([top[None], below])
     loc = conditional_loc(post.theta, prior.link1(psi[-1]))
     z = jax.random.normal(k_theta, loc.shape, loc.dtype)
     theta = loc + jnp.einsum("kij,kj->ki", jnp.broadcast_to(post.theta.scale_tril, loc.shape + loc.shape[-1:]), z)

@@ -9,6 +9,7 @@ results stay exact to round-off.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from dts_ppl.core import checks as _checks
@@ -26,6 +27,58 @@ def psd_cholesky(a):
     scale = jnp.mean(jnp.abs(jnp.diagonal(a, axis1=-2, axis2=-1)), axis=-1)
     jitter = 10.0 * jnp.finfo(a.dtype).eps * scale
     return jnp.linalg.cholesky(a + jitter[..., None, None] * jnp.eye(n, dtype=a.dtype))
+
+
+#: Symmetric eigendecompositions of matrices up to this size go through :func:`jacobi_eigh`
+#: (a few fused elementwise passes, vectorised over a batch) instead of one LAPACK call per matrix.
+JACOBI_MAX_SIZE = 3
+#: Cyclic Jacobi sweeps for 3 x 3 matrices (2 x 2: one rotation is exact); quadratic convergence
+#: reaches float64 round-off in fewer.
+JACOBI_SWEEPS = 6
+
+
+def jacobi_eigh(a):
+    """Eigenvalues (..., n) and orthonormal eigenvectors (..., n, n) of small symmetric matrices.
+
+    Cyclic Jacobi rotations (Golub & Van Loan, Algorithm 8.5.2) applied to the whole batch at
+    once: one rotation for n = 2 (exact), :data:`JACOBI_SWEEPS` sweeps otherwise. Eigenvalues come
+    unsorted; ``a = V diag(lam) V^T`` to round-off. For n > :data:`JACOBI_MAX_SIZE` use
+    :func:`eigh`.
+
+    Args:
+        a: (..., n, n) symmetric.
+    Returns:
+        (lam (..., n), V (..., n, n)).
+    """
+    n = a.shape[-1]
+    eye = jnp.eye(n, dtype=a.dtype)
+    V = jnp.broadcast_to(eye, a.shape)
+    for _ in range(1 if n == 2 else JACOBI_SWEEPS):
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                app, aqq, apq = a[..., p, p], a[..., q, q], a[..., p, q]
+                rotate = apq != 0
+                tau = (aqq - app) / (2.0 * jnp.where(rotate, apq, 1.0))
+                t = jnp.where(tau >= 0, 1.0, -1.0) / (jnp.abs(tau) + jnp.sqrt(1.0 + tau * tau))
+                t = jnp.where(rotate, t, 0.0)  # tan of the angle that zeroes a[p, q]
+                c = 1.0 / jnp.sqrt(1.0 + t * t)
+                s = t * c
+                diag = np.zeros((n, n))
+                diag[p, p] = diag[q, q] = 1.0
+                skew = np.zeros((n, n))
+                skew[p, q], skew[q, p] = 1.0, -1.0
+                J = eye + (c - 1.0)[..., None, None] * diag.astype(a.dtype) + s[..., None, None] * skew.astype(a.dtype)
+                a = jnp.swapaxes(J, -1, -2) @ a @ J
+                V = V @ J
+    return jnp.diagonal(a, axis1=-2, axis2=-1), V
+
+
+def eigh(a):
+    """Symmetric eigendecomposition (lam (..., n), V (..., n, n)): :func:`jacobi_eigh` for n <= 3,
+    ``jnp.linalg.eigh`` (LAPACK / cuSOLVER) otherwise. Eigenvalue order is unspecified."""
+    if a.shape[-1] <= JACOBI_MAX_SIZE:
+        return jacobi_eigh(a)
+    return jnp.linalg.eigh(a)
 
 
 def chol_solve(chol, b):

@@ -1,0 +1,163 @@
+"""The DDPM chain's cost: one draw of the whole chain, a dTS round beside it, and the chain before
+the fast chain (A/B), interleaved in one process, float32.
+
+Rows (medians over interleaved blocks; every block is a compiled ``lax.scan``):
+
+- ``draw``: one draw of the whole chain from the prior (its L sequential network evaluations),
+  new (core.sample) against the chain before the change (studies/performance/common.py), on the
+  shipped Swiss-roll prior (L = 40, d = 2);
+- ``per_level``: the same at L = 10, 20, 40, 80 on DDPM priors of the shipped architecture with
+  random weights (time per level = draw / L);
+- ``rounds``: a dTS round (act + update, default "identity" rule) beside one chain draw and a
+  LinTS round, at each K; and the dTS round before the change.
+
+    python studies/performance/ddpm_chain.py                 # writes results/ddpm_chain_<backend>.json
+    python studies/performance/ddpm_chain.py --quick         # tiny sizes (a smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    RESULTS,
+    device,
+    interleaved,
+    random_ddpm_prior,
+    ratio_summary,
+    reference_chain,
+    reference_sample,
+    save_json,
+    summary,
+    swissroll_prior,
+)
+
+from dts_ppl.agents import GaussianPrior, dts, lin_ts  # noqa: E402
+from dts_ppl.core import inference as core  # noqa: E402
+from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
+
+
+def draw_block(sample, prior, draws: int):
+    """jit(key) -> a block of ``draws`` sequential single draws of the chain (a carried sum keeps
+    the draws alive and in order)."""
+    post = core.prior_conditionals(prior, 1)
+
+    def body(acc, key):
+        psi, theta = sample(key, prior, post)
+        return acc + psi[-1, 0] + theta[0, 0], None
+
+    f = jax.jit(lambda key: jax.lax.scan(body, jnp.zeros((), prior.cov1.dtype), jax.random.split(key, draws))[0])
+    return lambda: f(jax.random.PRNGKey(1))
+
+
+def draw_ab(prior, draws: int, reps: int) -> dict:
+    """New against old chain draws, interleaved: {"new": summary, "old": summary, "speedup": ratios}."""
+    fns = {"new": draw_block(core.sample, prior, draws), "old": draw_block(reference_sample, prior, draws)}
+    times = interleaved(fns, reps, per=draws)
+    return {
+        "new": summary(times["new"]),
+        "old": summary(times["old"]),
+        "speedup_old_over_new": ratio_summary(times["old"], times["new"]),
+    }
+
+
+def round_block(agent, K: int, d: int, rounds: int):
+    """f() -> the agent's state after ``rounds`` more rounds (act + update) with random contexts,
+    compiled once; the state is carried and donated between calls."""
+
+    def step(state, key):
+        kx, ka, ky = jax.random.split(key, 3)
+        x = jax.random.uniform(kx, (d,), minval=-1.0, maxval=1.0)
+        a, _ = agent.act(ka, state, x)
+        return agent.update(state, x, a, jax.random.normal(ky)), None
+
+    run = jax.jit(lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[0], donate_argnums=(0,))
+    box = {"state": agent.init(), "i": 0}
+
+    def f():
+        box["i"] += 1
+        box["state"] = run(box["state"], jax.random.PRNGKey(box["i"]))
+        return box["state"]
+
+    return f
+
+
+def rounds_at(prior, K: int, rounds: int, draws: int, reps: int, old: bool = True) -> dict:
+    """dTS (and, when ``old``, dTS with the chain before the change) and LinTS rounds beside one
+    chain draw, interleaved."""
+    d = prior.dim
+    lik = Gaussian(1.0)
+    theta = core.sample(jax.random.PRNGKey(0), prior, core.prior_conditionals(prior, 1), (4000,))[1][:, 0]
+    gauss = GaussianPrior(jnp.mean(theta, 0), jnp.cov(theta.T) + 1e-6 * jnp.eye(d, dtype=theta.dtype))
+    fns = {
+        "dTS": round_block(dts(prior, lik, K), K, d, rounds),
+        "LinTS": round_block(lin_ts(gauss, lik, K), K, d, rounds),
+        "draw": draw_block(core.sample, prior, draws),
+    }
+    if old:
+        with reference_chain():  # built and compiled with the chain before the change
+            fns["dTS old"] = round_block(dts(prior, lik, K), K, d, rounds)
+            jax.block_until_ready(fns["dTS old"]())
+    times = interleaved(fns, reps, per={"dTS": rounds, "LinTS": rounds, "draw": draws, "dTS old": rounds})
+    out = {
+        "K": K,
+        "us": {n: summary(t) for n, t in times.items()},
+        "dts_over_draw": ratio_summary(times["dTS"], times["draw"]),
+        "dts_over_lints": ratio_summary(times["dTS"], times["LinTS"]),
+    }
+    if old:
+        out["old_dts_over_new_dts"] = ratio_summary(times["dTS old"], times["dTS"])
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the script")
+    p.add_argument("--levels", default="10,20,40,80")
+    p.add_argument("--K", default="100,10000")
+    p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    levels = [int(v) for v in args.levels.split(",")]
+    Ks = [int(v) for v in args.K.split(",")]
+    draws, rounds, reps = (200, 100, args.reps) if not args.quick else (10, 5, 2)
+    if args.quick:
+        levels, Ks = levels[:2], Ks[:1]
+    info = device()
+    print("device:", info["backend"], info["devices"])
+    out = {"device": info, "dtype": "float32", "draws_per_block": draws, "rounds_per_block": rounds, "reps": reps}
+
+    prior = swissroll_prior(jnp.float32)
+    out["draw_swissroll_L40"] = draw_ab(prior, draws, reps)
+    print("chain draw (L = 40):", out["draw_swissroll_L40"])
+
+    out["per_level"] = {}
+    for L in levels:
+        res = draw_ab(random_ddpm_prior(L), draws, reps)
+        res["new_us_per_level"] = res["new"]["median_us"] / L
+        res["old_us_per_level"] = res["old"]["median_us"] / L
+        out["per_level"][str(L)] = res
+        print(f"L = {L}: {res['new_us_per_level']:.2f} us/level (old {res['old_us_per_level']:.2f})")
+
+    out["rounds"] = {}
+    for K in Ks:
+        res = rounds_at(prior, K, rounds, draws, reps)
+        out["rounds"][str(K)] = res
+        med = {n: v["median_us"] for n, v in res["us"].items()}
+        ratios = f"dTS/draw {res['dts_over_draw']['median']:.2f} dTS/LinTS {res['dts_over_lints']['median']:.2f}"
+        print(f"K = {K}: {med} us; {ratios}")
+
+    name = f"ddpm_chain_{info['backend']}{'_quick' if args.quick else ''}.json"
+    save_json(args.json or RESULTS / name, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

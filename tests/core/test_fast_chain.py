@@ -1,0 +1,167 @@
+"""The fast chain: unrolled draws (core.sample) and the planned "identity" upward pass against the
+sequential algorithms they replace, on fixed keys, in float64 (round-off) and float32."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dts_ppl import load_prior
+from dts_ppl.agents import dts
+from dts_ppl.core import inference as core
+from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.experiments.swissroll import MODELS_DIR
+from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
+
+
+def _reference_sample_one(key, prior, post):
+    """core.sample's per-draw body before the fast chain: a rolled scan masking the top row."""
+    k_lat, k_theta = jax.random.split(key)
+    noise = jax.random.normal(k_lat, (prior.num_levels, prior.latent_dim), prior.cov1.dtype)
+
+    def step(psi_parent, xs):
+        (cond, is_top, link), z = xs
+        loc = core.conditional_loc(cond, core.parent_means(prior, psi_parent, is_top, link))
+        psi = loc + cond.scale_tril @ z
+        return psi, psi
+
+    top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
+    _, psi = jax.lax.scan(step, top, (core.chain_scan_inputs(prior, post.latents), noise))
+    loc = core.conditional_loc(post.theta, prior.link1(psi[-1]))
+    z = jax.random.normal(k_theta, loc.shape, loc.dtype)
+    theta = loc + jnp.einsum("kij,kj->ki", jnp.broadcast_to(post.theta.scale_tril, loc.shape + loc.shape[-1:]), z)
+    return psi, theta
+
+
+def _as(prior, dtype):
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, prior)
+
+
+@pytest.fixture(scope="module")
+def swissroll():
+    return load_prior(MODELS_DIR / "swissroll_L40.npz")[0]
+
+
+def _priors(swissroll):
+    key = jax.random.PRNGKey(0)
+    return {
+        "ddpm_L40": swissroll,
+        "mlp_L3": random_mlp_prior(key, 2, num_levels=3, hidden=10),
+        "linear_L4": random_linear_prior(key, 3, [3, 3, 3, 3]),
+        "linear_L1": random_linear_prior(key, 3, [3]),
+    }
+
+
+def _evidence(kind, d, dtype):
+    """Summed action evidence on u = f_1(psi_1): ordinary, rank one, none, and near-noiseless."""
+    a = np.arange(1.0, d * d + 1).reshape(d, d) / d
+    G = {"full": a @ a.T + np.eye(d), "rank1": np.outer(np.ones(d), np.ones(d)) * 4.0}
+    G["zero"], G["huge"] = np.zeros((d, d)), 1e12 * G["full"]
+    b = G[kind] @ np.linspace(-1.0, 1.0, d)
+    return core.Message(jnp.asarray(G[kind], dtype), jnp.asarray(b, dtype))
+
+
+def _posterior(prior, ev):
+    """A chain of posterior conditionals (the recursion's, identity rule) with one action."""
+    lat = core.latent_posteriors(prior, ev, core.linearise(prior, "identity"))
+    return core.DTSPosterior(lat, core.prior_conditionals(prior, 2).theta)
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-11), (jnp.float32, 2e-5)])
+def test_sample_equals_the_sequential_scan(swissroll, dtype, tol):
+    keys = jax.random.split(jax.random.PRNGKey(7), 5)
+    for name, prior in _priors(swissroll).items():
+        prior = _as(prior, dtype)
+        post = jax.jit(_posterior)(prior, _evidence("full", prior.dim, dtype))
+        psi, theta = core.sample(jax.random.PRNGKey(7), prior, post, (5,))
+        ref_psi, ref_theta = jax.jit(jax.vmap(_reference_sample_one, in_axes=(0, None, None)))(keys, prior, post)
+        assert psi.dtype == dtype
+        for a, b in ((psi, ref_psi), (theta, ref_theta)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=tol * (1.0 + float(jnp.max(jnp.abs(b)))), err_msg=name)
+
+
+def test_deep_chains_sample_through_the_rolled_scan(monkeypatch):
+    prior = random_mlp_prior(jax.random.PRNGKey(1), 2, num_levels=5, hidden=4)
+    post = core.prior_conditionals(prior, 1)
+    unrolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
+    monkeypatch.setattr(core, "UNROLL_MAX_LEVELS", 2)
+    core.sample.clear_cache()
+    try:
+        rolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
+    finally:
+        core.sample.clear_cache()
+    for a, b in zip(unrolled, rolled, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_planned_identity_pass_equals_the_recursion(swissroll, dtype):
+    # float32: the two orders of the same Gaussian algebra differ by round-off of the prior's
+    # precisions (up to ~1e4 at the bottom of the DDPM chain)
+    tol = 1e-9 if dtype == jnp.float64 else 2e-4
+    for name in ("ddpm_L40", "mlp_L3"):
+        prior = _as(_priors(swissroll)[name], dtype)
+        plan = core.upward_plan(prior, "identity")
+        assert plan is not None
+        reference = jax.jit(lambda ev, p=prior: core.latent_posteriors(p, ev, core.linearise(p, "identity")))
+        unplanned = jax.jit(lambda ev, p=prior: core.upward_pass(p, ev, "identity"))
+        planned = jax.jit(lambda ev, plan, p=prior: core.upward_pass(p, ev, "identity", plan=plan))
+        for kind in ("full", "rank1", "zero", "huge"):
+            ev = _evidence(kind, prior.dim, dtype)
+            ref = reference(ev)
+            for up in (unplanned(ev), planned(ev, plan)):
+                assert int(up.passes) == 1 and bool(up.converged)
+                for field, a, b in zip(ref._fields, up.latents, ref, strict=True):
+                    assert a.dtype == dtype
+                    scale = 1.0 + float(jnp.max(jnp.abs(b)))
+                    np.testing.assert_allclose(a, b, rtol=0, atol=tol * scale, err_msg=f"{name} {kind} {field}")
+
+
+def test_plan_applies_only_to_the_identity_rule_on_nonlinear_links(swissroll):
+    mlp = random_mlp_prior(jax.random.PRNGKey(0), 2, num_levels=3, hidden=10)
+    linear = random_linear_prior(jax.random.PRNGKey(0), 3, [3, 3, 3])
+    assert core.upward_plan(swissroll) is not None  # a DDPM prior's default rule is "identity"
+    assert core.upward_plan(mlp, "identity") is not None
+    for prior, method in ((mlp, "jacobian"), (mlp, "iterated"), (linear, "identity"), (mlp, None)):
+        assert core.upward_plan(prior, method) is None
+    plan = core.upward_plan(mlp, "identity")
+    ev = _evidence("full", 2, mlp.cov1.dtype)
+    with pytest.raises(ValueError, match="plan"):
+        core.upward_pass(mlp, ev, "jacobian", plan=plan)
+    with pytest.raises(ValueError, match="linearisation"):
+        core.upward_plan(mlp, "newton")
+
+
+def test_dts_agent_on_a_ddpm_prior_keeps_the_recursions_latents(swissroll):
+    """The agent (planned pass, unrolled draws) holds the latents the recursion gives its evidence."""
+    prior = _as(swissroll, jnp.float32)
+    agent = dts(prior, Gaussian(0.5), num_actions=4)
+    state = agent.init()
+    update, act = jax.jit(agent.update), jax.jit(agent.act)
+    for t in range(6):
+        x = jnp.asarray([np.cos(t), np.sin(t)], jnp.float32)
+        a, _ = act(jax.random.PRNGKey(t), state, x)
+        state = update(state, x, a, 0.3 * t)
+    ref = core.latent_posteriors(prior, state.evidence_sum, core.linearise(prior, "identity"))
+    for a, b in zip(state.latents, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-4 * (1.0 + float(jnp.max(jnp.abs(b)))))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_jacobi_eigh_matches_lapack(n):
+    """Small symmetric eigendecompositions (core.linalg.eigh): the spectrum LAPACK gives and an
+    orthonormal V with V diag(lam) V^T = a, at every scale, for rank-deficient and diagonal input."""
+    from dts_ppl.core.linalg import eigh
+
+    rng = np.random.default_rng(n)
+    b = rng.normal(size=(20, n, n))
+    mats = [b @ np.swapaxes(b, -1, -2), b[:, :, :1] @ np.swapaxes(b[:, :, :1], -1, -2), np.eye(n)[None] * 3.0]
+    mats.append(np.zeros((1, n, n)))
+    for scale in (1.0, 1e12, 1e-12):
+        for m in mats:
+            a = jnp.asarray(m * scale)
+            lam, V = eigh(a)
+            top = float(np.max(np.abs(m * scale))) or 1.0
+            np.testing.assert_allclose(np.sort(lam, -1), np.linalg.eigvalsh(m * scale), rtol=0, atol=1e-13 * top)
+            np.testing.assert_allclose(np.swapaxes(V, -1, -2) @ V, np.broadcast_to(np.eye(n), V.shape), atol=1e-13)
+            np.testing.assert_allclose(np.einsum("bij,bj,bkj->bik", V, lam, V), m * scale, rtol=0, atol=1e-13 * top)
