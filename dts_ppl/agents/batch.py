@@ -19,10 +19,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from dts_ppl.agents.base import Evidence, History, check_overflow, increment_ok, sanitise_update, update_ok
+from dts_ppl.agents.base import Agent, Evidence, History, check_overflow, increment_ok, sanitise_update, update_ok
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats
@@ -180,7 +183,7 @@ def add_rows(likelihood, prior_prec, evidence: Evidence, X, A, y, num_actions: i
     return n_ok, phi.shape[0] - n_ok, ev, idx, cond, delta
 
 
-def warm_start(agent, X, A, y):
+def warm_start(agent: Agent, X: ArrayLike, A: ArrayLike, y: ArrayLike) -> Any:
     """An agent state built from logged feedback: ``agent.update_batch(agent.init(), X, A, y)``.
 
     Args:

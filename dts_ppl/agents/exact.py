@@ -34,6 +34,7 @@ from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 
 class JointState(NamedTuple):
@@ -49,7 +50,7 @@ class JointState(NamedTuple):
 register_state(JointState)
 
 
-def exact_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None) -> Agent:
+def exact_ts(prior: DiffusionPrior, likelihood: Likelihood | None = None, num_actions: int | None = None) -> Agent:
     """Thompson sampling from the exact joint posterior (linear prior, Gaussian rewards)."""
     likelihood = Gaussian(1.0) if likelihood is None else likelihood
     if not likelihood.is_exact:

@@ -16,6 +16,7 @@ from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
@@ -42,6 +43,7 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 from dts_ppl.core.sampling import sample_moments
 
 
@@ -56,7 +58,7 @@ class GaussianPrior(NamedTuple):
     cov: Annotated[jax.Array, "d d"]
 
     @classmethod
-    def fit(cls, samples, jitter: float = 1e-9, dtype=None) -> GaussianPrior:
+    def fit(cls, samples: ArrayLike, jitter: float = 1e-9, dtype: DTypeLike | None = None) -> GaussianPrior:
         """The Gaussian fitted to samples: their mean and (unbiased, N - 1) covariance.
 
         The baseline prior of LinTS / LinUCB when only samples of theta are known (the
@@ -88,7 +90,7 @@ class GaussianPrior(NamedTuple):
         return cls(mean, cov)
 
 
-def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) -> GaussianPrior:
+def theta_marginal(prior: DiffusionPrior, key: jax.Array | None = None, num_samples: int = 20000) -> GaussianPrior:
     """The diffusion prior's marginal of one theta_a.
 
     Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`dts_ppl.core.inference.moments`);
@@ -221,7 +223,14 @@ def _ucb(alpha):
     return score
 
 
-def lin_ts(theta_prior, likelihood=None, num_actions=None, shared=False, history=5000, newton_steps=3) -> Agent:
+def lin_ts(
+    theta_prior: GaussianPrior,
+    likelihood: Likelihood | None = None,
+    num_actions: int | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+) -> Agent:
     """Linear Thompson sampling with an independent N(mean, cov) prior per action.
 
     Args:
@@ -239,18 +248,41 @@ def _kind(agent: Agent, kind: str) -> Agent:
     return agent._replace(spec=agent.spec._replace(kind=kind, deterministic=kind in ("lin_ucb", "ucb_glm")))
 
 
-def lin_ucb(theta_prior, likelihood=None, num_actions=None, alpha=None, shared=False, history=5000, newton_steps=3):
+def lin_ucb(
+    theta_prior: GaussianPrior,
+    likelihood: Likelihood | None = None,
+    num_actions: int | None = None,
+    alpha: float | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+) -> Agent:
     """LinUCB: argmax x^T mu_a + alpha_t ||x||_{Sigma_a}; alpha_t = sqrt(2 log t) unless ``alpha`` is given."""
     lik = likelihood or Gaussian(1.0)
     return _linear_agent(theta_prior, lik, num_actions, shared, history, newton_steps, _ucb(alpha), "lin_ucb")
 
 
-def glm_ts(theta_prior, likelihood=None, num_actions=None, shared=False, history=5000, newton_steps=3) -> Agent:
+def glm_ts(
+    theta_prior: GaussianPrior,
+    likelihood: Likelihood | None = None,
+    num_actions: int | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+) -> Agent:
     """GLM-TS: Thompson sampling from the Laplace (Gaussianised) posterior; default logistic rewards."""
     return _kind(lin_ts(theta_prior, likelihood or Bernoulli(), num_actions, shared, history, newton_steps), "glm_ts")
 
 
-def ucb_glm(theta_prior, likelihood=None, num_actions=None, alpha=None, shared=False, history=5000, newton_steps=3):
+def ucb_glm(
+    theta_prior: GaussianPrior,
+    likelihood: Likelihood | None = None,
+    num_actions: int | None = None,
+    alpha: float | None = None,
+    shared: bool = False,
+    history: int = 5000,
+    newton_steps: int = 3,
+) -> Agent:
     """UCB-GLM (Li et al. 2017): UCB on the linear predictor, monotone in the mean reward."""
     return _kind(
         lin_ucb(theta_prior, likelihood or Bernoulli(), num_actions, alpha, shared, history, newton_steps), "ucb_glm"

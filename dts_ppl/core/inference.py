@@ -48,7 +48,7 @@ DEFAULT_MAX_PASSES = 20
 DEFAULT_LINEARISATION = None
 
 
-def default_linearisation(prior) -> str:
+def default_linearisation(prior: DiffusionPrior) -> str:
     """The linearisation a prior's links do best with (their class attribute ``default_linearisation``).
 
     Measured (docs/defaults.md): on random ReLU MLP links "iterated" (fig1-nonlindiff-lin-k100:
@@ -59,7 +59,7 @@ def default_linearisation(prior) -> str:
     return getattr(type(prior.link1), "default_linearisation", "iterated")
 
 
-def resolve_linearisation(prior, method) -> str:
+def resolve_linearisation(prior: DiffusionPrior, method: str | None) -> str:
     """``method``, or the prior's :func:`default_linearisation` when it is None; validated."""
     return check_linearisation(default_linearisation(prior) if method is None else method)
 
@@ -78,7 +78,7 @@ class Conditionals(NamedTuple):
     scale_tril: Annotated[jax.Array, "... n n"]
 
     @property
-    def cov(self):
+    def cov(self) -> jax.Array:
         return self.scale_tril @ jnp.swapaxes(self.scale_tril, -1, -2)
 
 
@@ -156,7 +156,7 @@ class PosteriorFit(NamedTuple):
 # ----------------------------------------------------------------------------------- one step
 
 
-def condition(prior_prec, G, b):
+def condition(prior_prec: jax.Array, G: jax.Array, b: jax.Array) -> tuple[Conditionals, Message]:
     """Condition x ~ N(gain-free mean m, Q^-1) on evidence exp(-1/2 x^T G x + x^T b).
 
     Returns the conditional x | m ~ N(P^-1 Q m + P^-1 b, P^-1) with P = Q + G, and the
@@ -270,7 +270,7 @@ def chain_scan_inputs(prior: DiffusionPrior, latents: Conditionals):
 # ------------------------------------------------------------------------------ linearisation
 
 
-def linearise(prior: DiffusionPrior, method: str = "jacobian", points=None) -> Linearisation:
+def linearise(prior: DiffusionPrior, method: str = "jacobian", points: jax.Array | None = None) -> Linearisation:
     """Affine stand-ins for the links. Exact (W_l, c_l) for affine links, whatever the method.
 
     Args:
@@ -539,7 +539,7 @@ class PosteriorMoments(NamedTuple):
     theta_cov: Annotated[jax.Array, "K d d"]
     theta_loading: Annotated[jax.Array, "K d d_psi"]
 
-    def theta_cross_cov(self, a: int, b: int):
+    def theta_cross_cov(self, a: int, b: int) -> jax.Array:
         """Cov(theta_a, theta_b) for a != b: loading_a Cov(psi_1) loading_b^T, (d, d)."""
         return self.theta_loading[a] @ self.psi_cov[-1] @ self.theta_loading[b].T
 
@@ -578,7 +578,9 @@ def moments(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None
     return PosteriorMoments(psi_mean, psi_cov, theta_mean, theta_cov, loading)
 
 
-def theta_prior_moments(prior: DiffusionPrior, key=None, num_samples: int = 20000):
+def theta_prior_moments(
+    prior: DiffusionPrior, key: jax.Array | None = None, num_samples: int = 20000
+) -> tuple[jax.Array, jax.Array]:
     """Mean (d,) and covariance (d, d) of one theta_a under the prior.
 
     Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`moments`);

@@ -34,6 +34,7 @@ from typing import Annotated, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.core import checks as _checks
 
@@ -77,7 +78,7 @@ class Evidence(NamedTuple):
     history: History | None
 
 
-def linear_predictor(X, theta, A=None):
+def linear_predictor(X: jax.Array, theta: jax.Array, A: jax.Array | None = None) -> jax.Array:
     """The linear predictor eta = x^T theta: the one formula for agents, environments, model, fits.
 
     Args:
@@ -124,7 +125,7 @@ def _jit_statistics(likelihood, X, A, y, num_actions):
     return likelihood._statistics(X, A, y, num_actions)
 
 
-def empty_stats(num_actions: int, dim: int, dtype=None) -> ActionStats:
+def empty_stats(num_actions: int, dim: int, dtype: DTypeLike | None = None) -> ActionStats:
     dtype = dtype or jnp.result_type(float)
     return ActionStats(jnp.zeros((num_actions, dim, dim), dtype), jnp.zeros((num_actions, dim), dtype))
 
@@ -140,25 +141,25 @@ class Gaussian:
     def __post_init__(self):
         object.__setattr__(self, "scale", _checks.check_scalar("scale", self.scale))
 
-    def mean(self, eta):
+    def mean(self, eta: jax.Array) -> jax.Array:
         return eta
 
-    def log_prob(self, y, eta):
+    def log_prob(self, y: jax.Array, eta: jax.Array) -> jax.Array:
         z = (y - eta) / self.scale
         return -0.5 * z**2 - jnp.log(self.scale) - 0.5 * jnp.log(2 * jnp.pi)
 
-    def sample(self, key, eta):
+    def sample(self, key: jax.Array, eta: jax.Array) -> jax.Array:
         """y ~ N(eta, scale^2), same shape as eta."""
         return eta + self.scale * jax.random.normal(key, jnp.shape(eta), jnp.result_type(eta))
 
-    def check_rewards(self, name, y):
+    def check_rewards(self, name: str, y: ArrayLike) -> None:
         _checks.check_finite(name, y)
 
-    def statistics(self, X, A, y, num_actions: int) -> ActionStats:
+    def statistics(self, X: jax.Array, A: jax.Array, y: jax.Array, num_actions: int) -> ActionStats:
         """Exact sufficient statistics. X (n, d), A (n,) int, y (n,)."""
         return _jit_statistics(self, X, A, y, num_actions)
 
-    def for_prior(self, theta_cov):
+    def for_prior(self, theta_cov: ArrayLike) -> Gaussian:
         """This likelihood (Gaussian evidence does not depend on the prior)."""
         del theta_cov
         return self
@@ -174,7 +175,7 @@ class Gaussian:
             jax.ops.segment_sum(G, A, num_segments=num_actions), jax.ops.segment_sum(b, A, num_segments=num_actions)
         )
 
-    def init_evidence(self, num_groups: int, dim: int, history: int, dtype) -> Evidence:
+    def init_evidence(self, num_groups: int, dim: int, history: int, dtype: DTypeLike) -> Evidence:
         """Zero statistics for ``num_groups`` groups (``history`` is unused: the update is exact)."""
         del history
         return Evidence(empty_stats(num_groups, dim, dtype), None)
@@ -253,7 +254,7 @@ class _GLM:
         """The ridge the fits use: the explicit one, else the near-MLE 1e-3 (see :meth:`for_prior`)."""
         return MLE_RIDGE if self.ridge is None else self.ridge
 
-    def for_prior(self, theta_cov):
+    def for_prior(self, theta_cov: ArrayLike) -> _GLM:
         """The likelihood an agent or guide with this prior on theta_a uses (the GLM default).
 
         An explicit ``ridge`` is kept; ``expansion="mle"`` gives the near-MLE ridge 1e-3; the
@@ -266,7 +267,7 @@ class _GLM:
             return replace(self, ridge=MLE_RIDGE)
         return self.regularised_for(theta_cov)
 
-    def regularised_for(self, theta_cov):
+    def regularised_for(self, theta_cov: ArrayLike) -> _GLM:
         """This likelihood with ridge = 1 / (mean prior variance of theta) (the default expansion).
 
         The statistics then expand the log-likelihood around the MAP under an isotropic Gaussian
@@ -284,13 +285,22 @@ class _GLM:
         return replace(self, ridge=1.0 / var)
 
     # Subclasses define: mean, sample, _nll(y, eta), _log_normaliser(y), _curvature(eta), check_rewards.
-    def log_prob(self, y, eta):
+    def log_prob(self, y: jax.Array, eta: jax.Array) -> jax.Array:
         return -self._nll(y, eta) - self._log_normaliser(y)
 
     def _log_normaliser(self, y):
         return jnp.zeros_like(y)
 
-    def laplace(self, X, y, weights, B, num_steps: int, group=None, num_groups=None):
+    def laplace(
+        self,
+        X: jax.Array,
+        y: jax.Array,
+        weights: jax.Array,
+        B: jax.Array,
+        num_steps: int,
+        group: jax.Array | None = None,
+        num_groups: int | None = None,
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """The one Gaussianisation routine, for the batch statistics and the agents' updates.
 
         Runs ``num_steps`` damped-Newton steps from B on
@@ -346,11 +356,11 @@ class _GLM:
         G = 0.5 * (G + jnp.swapaxes(G, -1, -2))
         return G, jnp.einsum("...ij,...j->...i", G, B) - grad, B
 
-    def fit(self, X, A, y, num_actions: int):
+    def fit(self, X: jax.Array, A: jax.Array, y: jax.Array, num_actions: int) -> jax.Array:
         """Ridge-regularised MLE per action (the expansion point). Returns B (K, d)."""
         return self._laplace_batch(X, A, y, num_actions)[2]
 
-    def statistics(self, X, A, y, num_actions: int) -> ActionStats:
+    def statistics(self, X: jax.Array, A: jax.Array, y: jax.Array, num_actions: int) -> ActionStats:
         """Gaussianised evidence of each action's data (see :meth:`laplace`)."""
         return _jit_statistics(self, X, A, y, num_actions)
 
@@ -358,7 +368,7 @@ class _GLM:
         G, b, _ = self._laplace_batch(X, A, y, num_actions)
         return ActionStats(G, b)
 
-    def init_evidence(self, num_groups: int, dim: int, history: int, dtype) -> Evidence:
+    def init_evidence(self, num_groups: int, dim: int, history: int, dtype: DTypeLike) -> Evidence:
         """Zero statistics and an empty ring buffer of ``history`` rows for ``num_groups`` groups."""
         history = _checks.check_positive_int("history", history, "a positive buffer size for GLM rewards")
         buf = History(
@@ -417,10 +427,10 @@ class Bernoulli(_GLM):
 
     name = "bernoulli"
 
-    def mean(self, eta):
+    def mean(self, eta: jax.Array) -> jax.Array:
         return jax.nn.sigmoid(eta)
 
-    def sample(self, key, eta):
+    def sample(self, key: jax.Array, eta: jax.Array) -> jax.Array:
         """y ~ Bernoulli(sigmoid(eta)) as 0.0 / 1.0, same shape as eta."""
         return jax.random.bernoulli(key, jax.nn.sigmoid(eta)).astype(jnp.result_type(eta))
 
@@ -431,7 +441,7 @@ class Bernoulli(_GLM):
         p = jax.nn.sigmoid(eta)
         return p * (1.0 - p)
 
-    def check_rewards(self, name, y):
+    def check_rewards(self, name: str, y: ArrayLike) -> None:
         _checks.check_finite(name, y)
         if _checks.is_concrete(y):
             v = np.asarray(y)
@@ -446,10 +456,10 @@ class Poisson(_GLM):
 
     name = "poisson"
 
-    def mean(self, eta):
+    def mean(self, eta: jax.Array) -> jax.Array:
         return jnp.exp(eta)
 
-    def sample(self, key, eta):
+    def sample(self, key: jax.Array, eta: jax.Array) -> jax.Array:
         """y ~ Poisson(exp(eta)), same shape as eta."""
         return jax.random.poisson(key, jnp.exp(eta), jnp.shape(eta)).astype(jnp.result_type(eta))
 
@@ -462,7 +472,7 @@ class Poisson(_GLM):
     def _curvature(self, eta):
         return jnp.exp(eta)
 
-    def check_rewards(self, name, y):
+    def check_rewards(self, name: str, y: ArrayLike) -> None:
         _checks.check_finite(name, y)
         if _checks.is_concrete(y):
             v = np.asarray(y)

@@ -8,8 +8,10 @@ results stay exact to round-off.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.typing import ArrayLike
 
 from dts_ppl.core import checks as _checks
 
@@ -59,7 +61,7 @@ def scale_tril_of_inverse(chol_prec):
     return psd_cholesky(cov)
 
 
-def sample_moments(samples, name: str = "samples"):
+def sample_moments(samples: ArrayLike, name: str = "samples") -> tuple[jax.Array, jax.Array]:
     """Mean and unbiased (N - 1) covariance of samples, validated.
 
     Args:

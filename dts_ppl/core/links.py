@@ -58,10 +58,10 @@ class AffineLink(NamedTuple):
     def is_linear(self) -> bool:
         return True
 
-    def __call__(self, psi):
+    def __call__(self, psi: jax.Array) -> jax.Array:
         return self.weight @ psi + self.offset
 
-    def linearise(self, point, method: str = "identity"):
+    def linearise(self, point: jax.Array, method: str = "identity") -> tuple[jax.Array, jax.Array]:
         del point, method  # exact whatever the method
         return self.weight, self.offset
 
@@ -85,10 +85,10 @@ class MLPLink(NamedTuple):
     def is_linear(self) -> bool:
         return False
 
-    def __call__(self, psi):
+    def __call__(self, psi: jax.Array) -> jax.Array:
         return self.w2 @ jax.nn.relu(self.w1 @ psi + self.b1) + self.b2
 
-    def linearise(self, point, method: str = "identity"):
+    def linearise(self, point: jax.Array, method: str = "identity") -> tuple[jax.Array, jax.Array]:
         if method == "identity":
             return _identity_linearisation(self.w1.shape[-1], self.w2.shape[-2], self.w2.dtype)
         return _jacobian_linearisation(self, point)

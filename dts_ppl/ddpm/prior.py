@@ -93,13 +93,13 @@ class DDPMLink(NamedTuple):
     def is_linear(self) -> bool:
         return False
 
-    def eps(self, x):
+    def eps(self, x: jax.Array) -> jax.Array:
         return mlp_forward(self.w_x, self.b_in, self.w2, self.b2, self.w3, self.b3, x)
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         return self.out_shift + self.out_scale * (self.x_coef * x - self.eps_coef * self.eps(x))
 
-    def linearise(self, point, method: str = "identity"):
+    def linearise(self, point: jax.Array, method: str = "identity") -> tuple[jax.Array, jax.Array]:
         if method == "identity":
             return jnp.diag(self.out_scale), self.out_shift
         return _jacobian_linearisation(self, point)

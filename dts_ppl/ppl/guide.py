@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import numpyro
 import numpyro.distributions as dist
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import ndtri
+from jax.typing import ArrayLike
 from numpyro.contrib.control_flow import scan
 
 from dts_ppl.core import checks as _checks
@@ -139,10 +141,10 @@ class DTSGuide:
         model: BanditModel,
         linearisation: str | None = core.DEFAULT_LINEARISATION,
         max_passes: int = core.DEFAULT_MAX_PASSES,
-        data=None,
+        data: tuple | None = None,
         tol: float = core.DEFAULT_TOL,
         stats: ActionStats | None = None,
-    ):
+    ) -> None:
         if not isinstance(model, BanditModel):
             raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")
         self.model = model
@@ -202,7 +204,7 @@ class DTSGuide:
         return f"DTSGuide({self.model!r}, linearisation={self.linearisation!r}{bound})"
 
     # -------------------------------------------------------------------- data and core calls
-    def condition(self, X, A=None, y=None) -> DTSGuide:
+    def condition(self, X: ArrayLike, A: ArrayLike | None = None, y: ArrayLike | None = None) -> DTSGuide:
         """A copy of this guide bound to (X, A, y); it then ignores its call arguments.
 
         Use it for posterior predictions at new inputs:
@@ -218,7 +220,9 @@ class DTSGuide:
             return self.data
         return self.model.check_data(X, A, y)
 
-    def statistics(self, X=None, A=None, y=None) -> ActionStats:
+    def statistics(
+        self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None
+    ) -> ActionStats:
         """Per-action evidence (G_a, b_a): (K, d, d), (K, d); zero when y is None.
 
         ``X`` may be ActionStats (the guide's params), returned checked; a guide made by
@@ -234,7 +238,9 @@ class DTSGuide:
             return empty_stats(m.num_actions, m.prior.dim, m.prior.cov1.dtype)
         return self._likelihood().statistics(X, A, y, m.num_actions)
 
-    def posterior(self, X=None, A=None, y=None) -> core.DTSPosterior:
+    def posterior(
+        self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None
+    ) -> core.DTSPosterior:
         """The chain of posterior conditionals (see :class:`dts_ppl.core.inference.DTSPosterior`)."""
         return self._fit(self.statistics(X, A, y)).posterior
 
@@ -267,7 +273,7 @@ class DTSGuide:
         return core.moments(self.model.prior, fit.posterior, lin)
 
     # ------------------------------------------------------------------------ NumPyro guide
-    def __call__(self, X=None, A=None, y=None):
+    def __call__(self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None) -> jax.Array:
         m = self.model
         if m.parameterisation == "noncentred":
             return _sample_raw_chain(m.prior, self.posterior(X, A, y), m.num_actions, m.shared)
@@ -275,7 +281,7 @@ class DTSGuide:
         return theta
 
     # ---------------------------------------------------------------- AutoGuide surface
-    def fit(self, X=None, A=None, y=None) -> ActionStats:
+    def fit(self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None) -> ActionStats:
         """The guide's params: its sufficient statistics on (X, A, y).
 
         Args:
@@ -307,7 +313,9 @@ class DTSGuide:
         data.update(kwargs)
         return self.statistics(data.get("X"), data.get("A"), data.get("y"))
 
-    def sample_posterior(self, rng_key, params=None, *args, sample_shape=(), **kwargs) -> dict:
+    def sample_posterior(
+        self, rng_key: jax.Array, params: ActionStats | None = None, *args: Any, sample_shape: tuple = (), **kwargs: Any
+    ) -> dict:
         """Draws of every latent site from the joint posterior (vectorised; faster than Predictive).
 
         Args:
@@ -333,7 +341,9 @@ class DTSGuide:
             return to_raw_sites(self.model.prior, psi, theta, self.model.num_actions, self.model.shared)
         return {"psi": psi, "theta": theta}
 
-    def moments(self, X=None, A=None, y=None) -> core.PosteriorMoments:
+    def moments(
+        self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None
+    ) -> core.PosteriorMoments:
         """Per-level posterior means and covariances (exact for affine links; linearised otherwise)."""
         return self._moments(self.statistics(X, A, y))
 
@@ -343,7 +353,7 @@ class DTSGuide:
         theta = (mo.theta_mean[0], mo.theta_cov[0]) if self.model.shared else (mo.theta_mean, mo.theta_cov)
         return {"psi": (mo.psi_mean, mo.psi_cov), "theta": theta}
 
-    def median(self, params=None, *args, **kwargs) -> dict:
+    def median(self, params: ActionStats | None = None, *args: Any, **kwargs: Any) -> dict:
         """Posterior means (= medians for the Gaussian guide) of each latent site.
 
         Args:
@@ -356,7 +366,9 @@ class DTSGuide:
         stats = self._params("median", params, args, kwargs)
         return {site: mean for site, (mean, _) in self._site_moments(stats).items()}
 
-    def quantiles(self, params, quantiles=None, *args, **kwargs) -> dict:
+    def quantiles(
+        self, params: ActionStats | None, quantiles: ArrayLike | None = None, *args: Any, **kwargs: Any
+    ) -> dict:
         """Marginal quantiles of each latent coordinate.
 
         Args:
@@ -384,7 +396,7 @@ class DTSGuide:
 
         return {site: qs(mean, cov) for site, (mean, cov) in self._site_moments(stats).items()}
 
-    def get_posterior(self, params=None) -> dict:
+    def get_posterior(self, params: ActionStats | None = None) -> dict:
         """The posterior of each site as NumPyro distributions: per level and per action, not joint.
 
         The joint posterior of (psi, theta) couples every level and every action through psi_1
