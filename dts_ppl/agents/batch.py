@@ -10,7 +10,7 @@
   gives the same state (tests/agents/test_batch.py).
 - GLM rewards: the rows enter the ring buffer in order (as the row loop puts them), then each
   touched group's Gaussianised statistics are refitted once by ``likelihood.laplace`` from its
-  previous fit with ``likelihood.num_iterations`` Newton steps, where the row loop runs
+  previous fit with ``likelihood.newton_steps`` Newton steps, where the row loop runs
   ``newton_steps`` steps after every row. The two agree to the Newton solver's convergence
   (measured in docs/practitioner.md); untouched groups are left as they are, as in the loop.
 
@@ -131,7 +131,7 @@ def batch_evidence(likelihood, ev: Evidence, phi, group, y, ok=None):
     )
     weights = (h.group >= 0).astype(phi.dtype)
     G_fit, b_fit, B_fit = likelihood.laplace(
-        h.X, h.y, weights, h.B, likelihood.num_iterations, group=jnp.maximum(h.group, 0), num_groups=M
+        h.X, h.y, weights, h.B, likelihood.newton_steps, group=jnp.maximum(h.group, 0), num_groups=M
     )
     touched = jax.ops.segment_sum(ok.astype(jnp.int32), group, num_segments=M) > 0
     G = jnp.where(touched[:, None, None], G_fit, G)

@@ -33,10 +33,12 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.core.linalg import psd_cholesky, psd_inv, sample_moments, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Link
 
 #: Defaults of the iterated upward pass: stop when no expansion point moves by more than
 #: ``tol * max(1, max |point|)`` between passes, or after ``max_passes`` passes
@@ -59,9 +61,15 @@ def default_linearisation(prior: DiffusionPrior) -> str:
     return getattr(type(prior.link1), "default_linearisation", "iterated")
 
 
-def resolve_linearisation(prior: DiffusionPrior, method: str | None) -> str:
-    """``method``, or the prior's :func:`default_linearisation` when it is None; validated."""
-    return check_linearisation(default_linearisation(prior) if method is None else method)
+def resolve_linearisation(
+    prior: DiffusionPrior, linearisation: str | None = DEFAULT_LINEARISATION, *, method: str | None = None
+) -> str:
+    """``linearisation``, or the prior's :func:`default_linearisation` when it is None; validated.
+
+    ``method=`` is the deprecated name of ``linearisation=``.
+    """
+    linearisation = renamed_argument("method", method, "linearisation", linearisation, DEFAULT_LINEARISATION)
+    return check_linearisation(default_linearisation(prior) if linearisation is None else linearisation)
 
 
 class Conditionals(NamedTuple):
@@ -225,7 +233,7 @@ class ChainRows(NamedTuple):
 
     cov: Annotated[jax.Array, "L d_psi d_psi"]
     is_top: Annotated[jax.Array, "L"]
-    parent_link: object
+    parent_link: Link | None
     prior_mean: Annotated[jax.Array, "L d_psi"]
 
 
@@ -270,27 +278,36 @@ def chain_scan_inputs(prior: DiffusionPrior, latents: Conditionals):
 # ------------------------------------------------------------------------------ linearisation
 
 
-def linearise(prior: DiffusionPrior, method: str = "jacobian", points: jax.Array | None = None) -> Linearisation:
-    """Affine stand-ins for the links. Exact (W_l, c_l) for affine links, whatever the method.
+def linearise(
+    prior: DiffusionPrior,
+    linearisation: str = "jacobian",
+    points: jax.Array | None = None,
+    *,
+    method: str | None = None,
+) -> Linearisation:
+    """Affine stand-ins for the links. Exact (W_l, c_l) for affine links, whatever the linearisation.
 
     Args:
         prior: the diffusion prior.
-        method: "identity" (the paper), "jacobian" or "iterated" (both: the Jacobian at ``points``).
+        linearisation: "identity" (the paper), "jacobian" or "iterated" (both: the Jacobian at
+            ``points``).
         points: (L, d_psi) latent trajectory to expand at, in sampling order (row 0 = psi_L, as
             draws and moments); defaults to the prior mean trajectory.
+        method: deprecated name of ``linearisation``.
     Returns:
         Linearisation.
     """
-    check_linearisation(method)
+    linearisation = renamed_argument("method", method, "linearisation", linearisation, "jacobian")
+    check_linearisation(linearisation)
     rows = chain_rows(prior)
     points = rows.prior_mean if points is None else points
-    w1, c1 = prior.link1.linearise(points[-1], method)
+    w1, c1 = prior.link1.linearise(points[-1], linearisation)
     dp, dtype = prior.latent_dim, prior.cov1.dtype
     w0, c0 = jnp.zeros((1, dp, dp), dtype), jnp.zeros((1, dp), dtype)
     if rows.parent_link is None:
         return Linearisation(w1, c1, w0, c0)
     links = jax.tree.map(lambda x: x[1:], rows.parent_link)
-    w, c = jax.vmap(lambda link, p: link.linearise(p, method))(links, points[:-1])
+    w, c = jax.vmap(lambda link, p: link.linearise(p, linearisation))(links, points[:-1])
     return Linearisation(w1, c1, jnp.concatenate([w0, w.astype(dtype)]), jnp.concatenate([c0, c.astype(dtype)]))
 
 
@@ -347,9 +364,11 @@ def check_pass_options(tol, max_passes) -> tuple[float, int]:
 def upward_pass(
     prior: DiffusionPrior,
     evidence: Message,
-    method: str | None = DEFAULT_LINEARISATION,
+    linearisation: str | None = DEFAULT_LINEARISATION,
     tol: float = DEFAULT_TOL,
     max_passes: int = DEFAULT_MAX_PASSES,
+    *,
+    method: str | None = None,
 ) -> UpwardPass:
     """The latent posterior given the summed action evidence, iterated to convergence.
 
@@ -371,17 +390,19 @@ def upward_pass(
     Args:
         prior: DiffusionPrior with L levels.
         evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
-        method: "identity", "jacobian" or "iterated".
+        linearisation: "identity", "jacobian" or "iterated" (None: the prior's default).
         tol: tolerance on the change of the expansion points (relative to their scale).
         max_passes: upward passes at most (each O(L d_psi^3)).
+        method: deprecated name of ``linearisation``.
     Returns:
         UpwardPass(latents, linearisation, passes, converged).
     """
-    method = resolve_linearisation(prior, method)
+    linearisation = renamed_argument("method", method, "linearisation", linearisation, DEFAULT_LINEARISATION)
+    linearisation = resolve_linearisation(prior, linearisation)
     tol, max_passes = check_pass_options(tol, max_passes)
     one = jnp.ones((), jnp.int32)
-    if method != "iterated" or prior.is_linear:
-        lin = linearise(prior, "jacobian" if method == "iterated" else method)
+    if linearisation != "iterated" or prior.is_linear:
+        lin = linearise(prior, "jacobian" if linearisation == "iterated" else linearisation)
         return UpwardPass(latent_posteriors(prior, evidence, lin), lin, one, jnp.ones((), bool))
 
     def run(points):  # one pass expanded at ``points``, its mean trajectory and their gap

@@ -37,6 +37,7 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.deprecation import renamed, renamed_argument
 
 
 class ActionStats(NamedTuple):
@@ -233,21 +234,47 @@ MLE_RIDGE = 1e-3  # the paper's near-MLE expansion point (expansion="mle")
 EXPANSIONS = ("prior", "mle")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class _GLM:
-    """Shared Gaussianisation of a canonical-link GLM (docs/math.md section 2)."""
+    """Shared Gaussianisation of a canonical-link GLM (docs/math.md section 2).
+
+    Attributes:
+        ridge: the fits' L2 penalty (None: resolved by :meth:`for_prior`).
+        newton_steps: damped-Newton steps of the batch fits (:meth:`statistics`, :meth:`fit`).
+        expansion: "prior" or "mle", where the fit is expanded when ``ridge`` is None.
+    """
 
     ridge: float | None = None
-    num_iterations: int = 30
+    newton_steps: int = 30
     expansion: str = "prior"
     is_exact = False
 
+    def __init__(
+        self,
+        ridge: float | None = None,
+        newton_steps: int = 30,
+        expansion: str = "prior",
+        *,
+        num_iterations: int | None = None,
+    ) -> None:
+        newton_steps = renamed_argument("num_iterations", num_iterations, "newton_steps", newton_steps, 30)
+        object.__setattr__(self, "ridge", ridge)
+        object.__setattr__(self, "newton_steps", newton_steps)
+        object.__setattr__(self, "expansion", expansion)
+        self.__post_init__()
+
     def __post_init__(self):
-        object.__setattr__(self, "num_iterations", _checks.check_positive_int("num_iterations", self.num_iterations))
+        object.__setattr__(self, "newton_steps", _checks.check_positive_int("newton_steps", self.newton_steps))
         if self.ridge is not None:
             object.__setattr__(self, "ridge", _checks.check_scalar("ridge", self.ridge))
         if self.expansion not in EXPANSIONS:
             raise ValueError(f"expansion: expected one of {EXPANSIONS}, got {self.expansion!r}")
+
+    @property
+    def num_iterations(self) -> int:
+        """Deprecated name of :attr:`newton_steps`."""
+        renamed("num_iterations", "newton_steps")
+        return self.newton_steps
 
     @property
     def effective_ridge(self) -> float:
@@ -297,13 +324,15 @@ class _GLM:
         y: jax.Array,
         weights: jax.Array,
         B: jax.Array,
-        num_steps: int,
+        newton_steps: int | None = None,
         group: jax.Array | None = None,
         num_groups: int | None = None,
+        *,
+        num_steps: int | None = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """The one Gaussianisation routine, for the batch statistics and the agents' updates.
 
-        Runs ``num_steps`` damped-Newton steps from B on
+        Runs ``newton_steps`` damped-Newton steps from B on
         sum_i w_i nll(y_i, x_i^T B_{g_i}) + ridge/2 |B_g|^2, then expands the log-likelihood
         to second order at the result B:
 
@@ -317,11 +346,14 @@ class _GLM:
             X: (n, d) rows, y: (n,) rewards, weights: (n,) row weights (0 masks a row out).
             B: start point, (M, d) with ``group`` (n,) ints and ``num_groups`` = M, or (d,) for
                 a single group (``group=None``; mask other rows with ``weights``).
-            num_steps: Newton steps (each O(n d^2 + M d^3)).
+            newton_steps: Newton steps (each O(n d^2 + M d^3)); default :attr:`newton_steps`.
+            num_steps: deprecated name of ``newton_steps``.
 
         Returns:
             (G, b, B): (M, d, d), (M, d), (M, d); or (d, d), (d,), (d,) for one group.
         """
+        newton_steps = renamed_argument("num_steps", num_steps, "newton_steps", newton_steps, None)
+        newton_steps = self.newton_steps if newton_steps is None else newton_steps
         dim = X.shape[1]
         ridge = self.effective_ridge
         eye = jnp.eye(dim, dtype=X.dtype)
@@ -350,7 +382,7 @@ class _GLM:
             best = jnp.argmin(jnp.nan_to_num(objective(cands), nan=jnp.inf), axis=0)
             return jnp.take_along_axis(cands, best[None, ..., None], axis=0)[0], None
 
-        B, _ = jax.lax.scan(newton, B, None, length=num_steps)
+        B, _ = jax.lax.scan(newton, B, None, length=newton_steps)
         grad, eta = gradient(B)
         G = _weighted_outer(X, weights * self._curvature(eta), group, num_groups)
         G = 0.5 * (G + jnp.swapaxes(G, -1, -2))
@@ -414,10 +446,10 @@ class _GLM:
     def _laplace_batch(self, X, A, y, num_actions):
         B0 = jnp.zeros((num_actions, X.shape[1]), X.dtype)
         ones = jnp.ones(X.shape[0], X.dtype)
-        return self.laplace(X, y, ones, B0, self.num_iterations, group=A, num_groups=num_actions)
+        return self.laplace(X, y, ones, B0, self.newton_steps, group=A, num_groups=num_actions)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Bernoulli(_GLM):
     """Binary rewards y ~ Bernoulli(sigmoid(x^T theta)) (logistic bandit).
 
@@ -450,7 +482,7 @@ class Bernoulli(_GLM):
                 raise ValueError(f"{name}: Bernoulli rewards must be 0 or 1, got {v[bad][0]!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Poisson(_GLM):
     """Count rewards y ~ Poisson(exp(x^T theta)); expansion point as :class:`Bernoulli`."""
 

@@ -32,8 +32,11 @@ class Link(Protocol):
         """f(psi): (d_in,) -> (d_out,)."""
         ...
 
-    def linearise(self, point: jax.Array, method: str = "identity") -> tuple[jax.Array, jax.Array]:
-        """(W (d_out, d_in), c (d_out,)) with f(psi) ~ W psi + c near ``point`` (d_in,)."""
+    def linearise(self, point: jax.Array, linearisation: str = "identity") -> tuple[jax.Array, jax.Array]:
+        """(W (d_out, d_in), c (d_out,)) with f(psi) ~ W psi + c near ``point`` (d_in,).
+
+        ``linearisation``: "identity" (W = I, c = 0), "jacobian" or "iterated" (the Jacobian at ``point``).
+        """
         ...
 
 
