@@ -22,8 +22,8 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.deprecation import renamed
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.likelihoods import linear_predictor as _eta
-from dts_ppl.core.protocols import Likelihood
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 
 class Environment(NamedTuple):
