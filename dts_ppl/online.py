@@ -19,10 +19,12 @@ validated eagerly, then the jitted agent functions run (one compilation per inpu
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from dts_ppl.agents import batch as _batch
 from dts_ppl.agents import policy
@@ -50,7 +52,7 @@ class Bandit:
         state: a starting state (default ``agent.init()``; e.g. from ``agents.warm_start``).
     """
 
-    def __init__(self, agent: Agent, key, state=None):
+    def __init__(self, agent: Agent, key: jax.Array, state: Any = None) -> None:
         if not isinstance(agent, Agent) or agent.spec is None or agent.update_batch is None:
             raise ValueError(f"agent: expected an Agent from a dts_ppl factory, got {type(agent).__name__}")
         self.agent = agent
@@ -81,7 +83,7 @@ class Bandit:
         shape = (spec.num_actions, spec.dim) if spec.shared else (spec.dim,)
         raise ValueError(f"x: expected one context of shape {shape} or a batch (n, *{shape}), got {tuple(x.shape)}")
 
-    def choose(self, x, mask=None):
+    def choose(self, x: ArrayLike, mask: ArrayLike | None = None) -> int | np.ndarray:
         """The action for one context (an int), or for each row of a batch ((n,) int array).
 
         A batch is decided on the current state (feedback for it comes later via partial_fit).
@@ -94,7 +96,7 @@ class Bandit:
             return np.asarray(self._act_many(keys, self.state, x, mask))
         return int(self._act(self._next_key(), self.state, x, mask))
 
-    def choose_top_k(self, x, k: int, mask=None):
+    def choose_top_k(self, x: ArrayLike, k: int, mask: ArrayLike | None = None) -> np.ndarray:
         """The k best available actions of one Thompson draw for one context, best first: (k,) ints."""
         x, many = self._context(x)
         if many:
@@ -102,7 +104,7 @@ class Bandit:
         idx, _ = policy.act_top_k(self.agent, self._next_key(), self.state, x, k, mask)
         return np.asarray(idx)
 
-    def partial_fit(self, X, A, y) -> Bandit:
+    def partial_fit(self, X: ArrayLike, A: ArrayLike, y: ArrayLike) -> Bandit:
         """Add a batch of feedback (X (n, d) or (n, K, d), A (n,), y (n,)) in any order; returns self."""
         spec = self.agent.spec
         lik = _LIKELIHOOD_CHECKS[spec.likelihood]
@@ -111,14 +113,14 @@ class Bandit:
             self.state = self._update(self.state, jnp.asarray(X), jnp.asarray(A), jnp.asarray(y))
         return self
 
-    def propensities(self, x, num_samples: int = 1000, mask=None) -> policy.Propensities:
+    def propensities(self, x: ArrayLike, num_samples: int = 1000, mask: ArrayLike | None = None) -> policy.Propensities:
         """P(A = a | x, state) over ``num_samples`` Thompson draws, with its MC s.e.: (K,), (K,)."""
         x, many = self._context(x)
         if many:
             raise ValueError("x: propensities takes one context, not a batch")
         return policy.propensities(self.agent, self._next_key(), self.state, x, num_samples, mask)
 
-    def save(self, path, metadata: dict | None = None) -> None:
+    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
         """Checkpoint the state and the PRNG key to ``path`` (atomic; see :func:`save_state`)."""
         meta = dict(metadata or {})
         if _KEY in meta:

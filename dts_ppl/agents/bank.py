@@ -26,6 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
@@ -41,6 +42,7 @@ from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guard
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.protocols import Likelihood
 from dts_ppl.core.rows import Row
 
 
@@ -59,13 +61,13 @@ class BankState(NamedTuple):
 register_state(BankState)
 
 
-def effective_sample_size(log_weights) -> jax.Array:
+def effective_sample_size(log_weights: jax.Array) -> jax.Array:
     """ESS (...,) of normalised weights from log-weights (..., N): (sum w)^2 / sum w^2."""
     w = jnp.exp(log_weights - jnp.max(log_weights, -1, keepdims=True))
     return jnp.sum(w, -1) ** 2 / jnp.sum(w**2, -1)
 
 
-def bank_moments(bank, log_weights) -> tuple[jax.Array, jax.Array]:
+def bank_moments(bank: jax.Array, log_weights: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Posterior mean (M, d) and covariance (M, d, d) of each group under weights (M, N) on the bank (N, d)."""
     w = jax.nn.softmax(log_weights, -1)
     mean = w @ bank
@@ -101,8 +103,8 @@ def _collapse_warner(threshold):
 
 
 def bank_ts(
-    bank,
-    likelihood=None,
+    bank: ArrayLike,
+    likelihood: Likelihood | None = None,
     num_actions: int | None = None,
     shared: bool = False,
     warn_ess: float = 10.0,

@@ -10,7 +10,7 @@
   gives the same state (tests/agents/test_batch.py).
 - GLM rewards: the rows enter the ring buffer in order (as the row loop puts them), then each
   touched group's Gaussianised statistics are refitted once by ``likelihood.laplace`` from its
-  previous fit with ``likelihood.num_iterations`` Newton steps, where the row loop runs
+  previous fit with ``likelihood.newton_steps`` Newton steps, where the row loop runs
   ``newton_steps`` steps after every row. The two agree to the Newton solver's convergence
   (measured in docs/practitioner.md); untouched groups are left as they are, as in the loop.
 
@@ -21,8 +21,11 @@ call: ``update_batch`` from ``init()``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
@@ -123,7 +126,7 @@ def conjugate_rows(likelihood, prior_prec, evidence: Evidence, phi, group, y, ok
     return jnp.sum(ok, dtype=jnp.int32), ev, idx, cond, delta
 
 
-def warm_start(agent, X, A, y):
+def warm_start(agent: Any, X: ArrayLike, A: ArrayLike, y: ArrayLike) -> Any:
     """An agent state built from logged feedback: ``agent.update_batch(agent.init(), X, A, y)``.
 
     Args:

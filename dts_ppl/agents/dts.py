@@ -21,7 +21,7 @@ given the sampled psi_1. Memory O(K d^2 + L d^2); nothing grows with t for Gauss
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,7 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 from dts_ppl.core.rows import Row
 
 
@@ -83,7 +84,7 @@ register_state(DTSState)
 
 def dts(
     prior: DiffusionPrior,
-    likelihood=None,
+    likelihood: Likelihood | None = None,
     num_actions: int | None = None,
     linearisation: str | None = core.DEFAULT_LINEARISATION,
     shared: bool = False,
@@ -294,7 +295,9 @@ def hierarchical_prior(prior: DiffusionPrior, jitter: float = 1e-4) -> Diffusion
     return DiffusionPrior.linear([jnp.eye(d, dtype=dtype)], [0.5 * (own + own.T), top], offsets=[mean])
 
 
-def hier_ts(prior: DiffusionPrior, likelihood=None, num_actions: int | None = None, **kwargs) -> Agent:
+def hier_ts(
+    prior: DiffusionPrior, likelihood: Likelihood | None = None, num_actions: int | None = None, **kwargs: Any
+) -> Agent:
     """HierTS-1 (Hong et al. 2022, as the paper ran it): dTS on :func:`hierarchical_prior`."""
     agent = dts(hierarchical_prior(prior), likelihood, num_actions, **kwargs)
     return agent._replace(spec=agent.spec._replace(kind="hier_ts", num_levels=prior.num_levels))

@@ -31,6 +31,7 @@ from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 
 class JointState(NamedTuple):
@@ -47,7 +48,10 @@ register_state(JointState)
 
 
 def exact_ts(
-    prior: DiffusionPrior, likelihood=None, num_actions: int | None = None, reward_bound: float | None = None
+    prior: DiffusionPrior,
+    likelihood: Likelihood | None = None,
+    num_actions: int | None = None,
+    reward_bound: float | None = None,
 ) -> Agent:
     """Thompson sampling from the exact joint posterior (linear prior, Gaussian rewards).
 

@@ -16,6 +16,7 @@ from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
@@ -35,6 +36,7 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 from dts_ppl.core.rows import Row
 from dts_ppl.core.sampling import sample_moments
 
@@ -50,7 +52,7 @@ class GaussianPrior(NamedTuple):
     cov: Annotated[jax.Array, "d d"]
 
     @classmethod
-    def fit(cls, samples, jitter: float = 1e-9, dtype=None) -> GaussianPrior:
+    def fit(cls, samples: ArrayLike, jitter: float = 1e-9, dtype: DTypeLike | None = None) -> GaussianPrior:
         """The Gaussian fitted to samples: their mean and (unbiased, N - 1) covariance.
 
         The baseline prior of LinTS / LinUCB when only samples of theta are known (the
@@ -82,7 +84,7 @@ class GaussianPrior(NamedTuple):
         return cls(mean, cov)
 
 
-def theta_marginal(prior: DiffusionPrior, key=None, num_samples: int = 20000) -> GaussianPrior:
+def theta_marginal(prior: DiffusionPrior, key: jax.Array | None = None, num_samples: int = 20000) -> GaussianPrior:
     """The diffusion prior's marginal of one theta_a.
 
     Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`dts_ppl.core.inference.moments`);
@@ -217,7 +219,7 @@ def _ucb(alpha):
 
 def lin_ts(
     theta_prior: GaussianPrior,
-    likelihood=None,
+    likelihood: Likelihood | None = None,
     num_actions: int | None = None,
     shared: bool = False,
     history: int = 5000,
@@ -246,7 +248,7 @@ def _kind(agent: Agent, kind: str) -> Agent:
 
 def lin_ucb(
     theta_prior: GaussianPrior,
-    likelihood=None,
+    likelihood: Likelihood | None = None,
     num_actions: int | None = None,
     alpha: float | None = None,
     shared: bool = False,
@@ -263,7 +265,7 @@ def lin_ucb(
 
 def glm_ts(
     theta_prior: GaussianPrior,
-    likelihood=None,
+    likelihood: Likelihood | None = None,
     num_actions: int | None = None,
     shared: bool = False,
     history: int = 5000,
@@ -277,7 +279,7 @@ def glm_ts(
 
 def ucb_glm(
     theta_prior: GaussianPrior,
-    likelihood=None,
+    likelihood: Likelihood | None = None,
     num_actions: int | None = None,
     alpha: float | None = None,
     shared: bool = False,

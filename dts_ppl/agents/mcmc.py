@@ -47,6 +47,7 @@ from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, Evidence, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 from dts_ppl.core.rows import write
 from dts_ppl.ppl.model import BanditModel
 
@@ -104,7 +105,7 @@ def _check_positive(name, value, minimum=1):
 
 def mcmc_ts(
     prior: DiffusionPrior,
-    likelihood=None,
+    likelihood: Likelihood | None = None,
     num_actions: int | None = None,
     refresh_every: int = 10,
     num_warmup: int = 50,

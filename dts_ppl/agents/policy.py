@@ -13,13 +13,14 @@ internals and no second implementation:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from dts_ppl.agents.base import ActInfo
+from dts_ppl.agents.base import ActInfo, Agent
 from dts_ppl.core import checks as _checks
 
 
@@ -71,7 +72,9 @@ def act(agent, key, state, x, mask=None):
     return jnp.argmax(scores), ActInfo(scores)
 
 
-def act_top_k(agent, key, state, x, k: int, mask=None):
+def act_top_k(
+    agent: Agent, key: jax.Array, state: Any, x: ArrayLike, k: int, mask: ArrayLike | None = None
+) -> tuple[jax.Array, jax.Array]:
     """The ``k`` best available actions of ONE Thompson draw (or of the UCB scores), best first.
 
     Args:
@@ -94,7 +97,9 @@ def act_top_k(agent, key, state, x, k: int, mask=None):
     return idx.astype(jnp.int32), top
 
 
-def propensities(agent, key, state, x, num_samples: int = 1000, mask=None) -> Propensities:
+def propensities(
+    agent: Agent, key: jax.Array, state: Any, x: ArrayLike, num_samples: int = 1000, mask: ArrayLike | None = None
+) -> Propensities:
     """P(A = a | x, state) of ``act`` (with ``mask``) and its Monte-Carlo standard error.
 
     Args:

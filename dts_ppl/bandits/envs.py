@@ -19,9 +19,11 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.core import inference as core
+from dts_ppl.core.deprecation import renamed
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.likelihoods import linear_predictor as _eta
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 
 class Environment(NamedTuple):
@@ -38,27 +40,28 @@ class Environment(NamedTuple):
 
     sample_theta: Callable
     sample_context: Callable
-    likelihood: object
+    likelihood: Likelihood
     num_actions: int
     dim: int
     shared: bool = False
     name: str = ""
 
 
-def linear_predictor(env: Environment, theta, x):
-    """eta (K,) of every action: x (d,) against theta (K, d), or features x (K, d) against theta (d,)."""
-    del env  # the shapes tell the two cases apart (:func:`dts_ppl.core.linear_predictor`)
+def linear_predictor(env: Environment, theta: jax.Array, x: jax.Array) -> jax.Array:
+    """Deprecated: use :func:`dts_ppl.core.linear_predictor` ``(x, theta)`` (``env`` is unused)."""
+    renamed("dts_ppl.bandits.envs.linear_predictor(env, theta, x)", "dts_ppl.core.linear_predictor(x, theta)")
+    del env
     return _eta(x, theta)
 
 
 def mean_rewards(env: Environment, theta, x):
     """Expected reward g(eta_a) of every action, (K,)."""
-    return env.likelihood.mean(linear_predictor(env, theta, x))
+    return env.likelihood.mean(_eta(x, theta))
 
 
 def sample_reward(env: Environment, key, theta, x, action):
     """One reward of the played action."""
-    eta = linear_predictor(env, theta, x)[action]
+    eta = _eta(x, theta)[action]
     return env.likelihood.sample(key, eta).astype(eta.dtype)
 
 

@@ -7,8 +7,9 @@ key (common random numbers), so differences between agents are paired.
 
 from __future__ import annotations
 
+import os
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -113,7 +114,7 @@ def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
 
 
 def simulate(
-    key,
+    key: jax.Array,
     env: Environment,
     agent: Agent,
     num_rounds: int,
@@ -159,7 +160,7 @@ def simulate(
     return RegretResult(cumulative, time.perf_counter() - start)
 
 
-def plot_regret(results: dict, path=None, title: str = "", ax=None):
+def plot_regret(results: dict, path: str | os.PathLike | None = None, title: str = "", ax: Any = None) -> Any:
     """Mean cumulative regret with +- 2 s.e. bands, one line per agent; saved to ``path`` if given."""
     plt = pyplot(headless=ax is None and path is not None)
 

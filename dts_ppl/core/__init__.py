@@ -12,6 +12,7 @@ agents (:mod:`dts_ppl.agents`) call these same functions.
   for the identity rule), :func:`sample` (draws), :func:`moments` (means and
   covariances), :func:`prior_conditionals`, :func:`collapse_linear` (an affine chain as the
   one-level prior of psi_1 and theta it implies), :func:`linear_predictor` (eta = x^T theta).
+- Protocols: :class:`Link` and :class:`Likelihood`, what the package calls on a link and a likelihood.
 - Prior draws: :func:`sample_prior` (psi and theta from any DiffusionPrior); :func:`sample_moments`.
 - The independent reference: :func:`joint_posterior` (the joint-Gaussian oracle).
 
@@ -51,6 +52,7 @@ from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Evidence, Gaussian,
 from dts_ppl.core.links import LINEARISATIONS, AffineLink, MLPLink
 from dts_ppl.core.oracle import JointGaussian, joint_posterior
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood, Link
 from dts_ppl.core.sampling import sample_moments, sample_prior
 
 __all__ = [
@@ -69,6 +71,8 @@ __all__ = [
     "Evidence",
     "Gaussian",
     "JointGaussian",
+    "Likelihood",
+    "Link",
     "Linearisation",
     "MLPLink",
     "Message",

@@ -33,10 +33,12 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, sample_moments, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Link
 
 #: Defaults of the iterated upward pass: stop when no expansion point moves by more than
 #: ``tol * max(1, max |point|)`` between passes, or after ``max_passes`` passes
@@ -48,7 +50,7 @@ DEFAULT_MAX_PASSES = 20
 DEFAULT_LINEARISATION = None
 
 
-def default_linearisation(prior) -> str:
+def default_linearisation(prior: DiffusionPrior) -> str:
     """The linearisation a prior's links do best with (their class attribute ``default_linearisation``).
 
     Measured (docs/defaults.md): on random ReLU MLP links "iterated" (fig1-nonlindiff-lin-k100:
@@ -59,9 +61,15 @@ def default_linearisation(prior) -> str:
     return getattr(type(prior.link1), "default_linearisation", "iterated")
 
 
-def resolve_linearisation(prior, method) -> str:
-    """``method``, or the prior's :func:`default_linearisation` when it is None; validated."""
-    return check_linearisation(default_linearisation(prior) if method is None else method)
+def resolve_linearisation(
+    prior: DiffusionPrior, linearisation: str | None = DEFAULT_LINEARISATION, *, method: str | None = None
+) -> str:
+    """``linearisation``, or the prior's :func:`default_linearisation` when it is None; validated.
+
+    ``method=`` is the deprecated name of ``linearisation=``.
+    """
+    linearisation = renamed_argument("method", method, "linearisation", linearisation, DEFAULT_LINEARISATION)
+    return check_linearisation(default_linearisation(prior) if linearisation is None else linearisation)
 
 
 class Conditionals(NamedTuple):
@@ -78,7 +86,7 @@ class Conditionals(NamedTuple):
     scale_tril: Annotated[jax.Array, "... n n"]
 
     @property
-    def cov(self):
+    def cov(self) -> jax.Array:
         return self.scale_tril @ jnp.swapaxes(self.scale_tril, -1, -2)
 
 
@@ -181,7 +189,7 @@ def whiten(prior_prec) -> Whitening:
     return Whitening(R, solve_triangular(R, eye, lower=True))
 
 
-def condition(prior_prec, G, b):
+def condition(prior_prec: jax.Array, G: jax.Array, b: jax.Array) -> tuple[Conditionals, Message]:
     """Condition x ~ N(gain-free mean m, Q^-1) on evidence exp(-1/2 x^T G x + x^T b).
 
     Returns the conditional x | m ~ N(P^-1 Q m + P^-1 b, P^-1) with P = Q + G, and the
@@ -260,7 +268,7 @@ class ChainRows(NamedTuple):
 
     cov: Annotated[jax.Array, "L d_psi d_psi"]
     is_top: Annotated[jax.Array, "L"]
-    parent_link: object
+    parent_link: Link | None
     prior_mean: Annotated[jax.Array, "L d_psi"]
 
 
@@ -305,27 +313,36 @@ def chain_scan_inputs(prior: DiffusionPrior, latents: Conditionals):
 # ------------------------------------------------------------------------------ linearisation
 
 
-def linearise(prior: DiffusionPrior, method: str = "jacobian", points=None) -> Linearisation:
-    """Affine stand-ins for the links. Exact (W_l, c_l) for affine links, whatever the method.
+def linearise(
+    prior: DiffusionPrior,
+    linearisation: str = "jacobian",
+    points: jax.Array | None = None,
+    *,
+    method: str | None = None,
+) -> Linearisation:
+    """Affine stand-ins for the links. Exact (W_l, c_l) for affine links, whatever the linearisation.
 
     Args:
         prior: the diffusion prior.
-        method: "identity" (the paper), "jacobian" or "iterated" (both: the Jacobian at ``points``).
+        linearisation: "identity" (the paper), "jacobian" or "iterated" (both: the Jacobian at
+            ``points``).
         points: (L, d_psi) latent trajectory to expand at, in sampling order (row 0 = psi_L, as
             draws and moments); defaults to the prior mean trajectory.
+        method: deprecated name of ``linearisation``.
     Returns:
         Linearisation.
     """
-    check_linearisation(method)
+    linearisation = renamed_argument("method", method, "linearisation", linearisation, "jacobian")
+    check_linearisation(linearisation)
     rows = chain_rows(prior)
     points = rows.prior_mean if points is None else points
-    w1, c1 = prior.link1.linearise(points[-1], method)
+    w1, c1 = prior.link1.linearise(points[-1], linearisation)
     dp, dtype = prior.latent_dim, prior.cov1.dtype
     w0, c0 = jnp.zeros((1, dp, dp), dtype), jnp.zeros((1, dp), dtype)
     if rows.parent_link is None:
         return Linearisation(w1, c1, w0, c0)
     links = jax.tree.map(lambda x: x[1:], rows.parent_link)
-    w, c = jax.vmap(lambda link, p: link.linearise(p, method))(links, points[:-1])
+    w, c = jax.vmap(lambda link, p: link.linearise(p, linearisation))(links, points[:-1])
     return Linearisation(w1, c1, jnp.concatenate([w0, w.astype(dtype)]), jnp.concatenate([c0, c.astype(dtype)]))
 
 
@@ -466,10 +483,12 @@ def check_pass_options(tol, max_passes) -> tuple[float, int]:
 def upward_pass(
     prior: DiffusionPrior,
     evidence: Message,
-    method: str | None = DEFAULT_LINEARISATION,
+    linearisation: str | None = DEFAULT_LINEARISATION,
     tol: float = DEFAULT_TOL,
     max_passes: int = DEFAULT_MAX_PASSES,
     plan: UpwardPlan | None = None,
+    *,
+    method: str | None = None,
 ) -> UpwardPass:
     """The latent posterior given the summed action evidence, iterated to convergence.
 
@@ -491,24 +510,28 @@ def upward_pass(
     Args:
         prior: DiffusionPrior with L levels.
         evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
-        method: "identity", "jacobian" or "iterated".
+        linearisation: "identity", "jacobian" or "iterated" (None: the prior's default).
         tol: tolerance on the change of the expansion points (relative to their scale).
         max_passes: upward passes at most (each O(L d_psi^3)).
-        plan: the prior's :func:`upward_plan` for ``method`` (built here when None and one
+        plan: the prior's :func:`upward_plan` for ``linearisation`` (built here when None and one
             applies): the "identity" rule on nonlinear links then conditions every level at once.
+        method: deprecated name of ``linearisation``.
     Returns:
         UpwardPass(latents, linearisation, passes, converged).
     """
-    method = resolve_linearisation(prior, method)
+    linearisation = renamed_argument("method", method, "linearisation", linearisation, DEFAULT_LINEARISATION)
+    linearisation = resolve_linearisation(prior, linearisation)
     tol, max_passes = check_pass_options(tol, max_passes)
     one = jnp.ones((), jnp.int32)
-    if plans_upward(prior, method):
+    if plans_upward(prior, linearisation):
         plan = _upward_plan(prior) if plan is None else plan
         return UpwardPass(planned_latent_posteriors(plan, evidence), plan.linearisation, one, jnp.ones((), bool))
     if plan is not None:
-        raise ValueError(f"plan: an UpwardPlan serves the 'identity' rule on nonlinear links, not {method!r} here")
-    if method != "iterated" or prior.is_linear:
-        lin = linearise(prior, "jacobian" if method == "iterated" else method)
+        raise ValueError(
+            f"plan: an UpwardPlan serves the 'identity' rule on nonlinear links, not {linearisation!r} here"
+        )
+    if linearisation != "iterated" or prior.is_linear:
+        lin = linearise(prior, "jacobian" if linearisation == "iterated" else linearisation)
         return UpwardPass(latent_posteriors(prior, evidence, lin), lin, one, jnp.ones((), bool))
 
     def run(points):  # one pass expanded at ``points``, its mean trajectory and their gap
@@ -678,7 +701,7 @@ class PosteriorMoments(NamedTuple):
     theta_cov: Annotated[jax.Array, "K d d"]
     theta_loading: Annotated[jax.Array, "K d d_psi"]
 
-    def theta_cross_cov(self, a: int, b: int):
+    def theta_cross_cov(self, a: int, b: int) -> jax.Array:
         """Cov(theta_a, theta_b) for a != b: loading_a Cov(psi_1) loading_b^T, (d, d)."""
         return self.theta_loading[a] @ self.psi_cov[-1] @ self.theta_loading[b].T
 
@@ -717,7 +740,9 @@ def moments(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None
     return PosteriorMoments(psi_mean, psi_cov, theta_mean, theta_cov, loading)
 
 
-def theta_prior_moments(prior: DiffusionPrior, key=None, num_samples: int = 20000):
+def theta_prior_moments(
+    prior: DiffusionPrior, key: jax.Array | None = None, num_samples: int = 20000
+) -> tuple[jax.Array, jax.Array]:
     """Mean (d,) and covariance (d, d) of one theta_a under the prior.
 
     Exact for affine links (S_1 + sum_l B_l S_{l+1} B_l^T, through :func:`moments`);

@@ -37,8 +37,10 @@ from typing import Annotated, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.deprecation import renamed, renamed_argument
 from dts_ppl.core.rows import Row, get_row, write
 
 
@@ -81,7 +83,7 @@ class Evidence(NamedTuple):
     history: History | None
 
 
-def linear_predictor(X, theta, A=None):
+def linear_predictor(X: jax.Array, theta: jax.Array, A: jax.Array | None = None) -> jax.Array:
     """The linear predictor eta = x^T theta: the one formula for agents, environments, model, fits.
 
     Args:
@@ -108,7 +110,7 @@ def _jit_statistics(likelihood, X, A, y, num_actions):
     return likelihood._statistics(X, A, y, num_actions)
 
 
-def empty_stats(num_actions: int, dim: int, dtype=None) -> ActionStats:
+def empty_stats(num_actions: int, dim: int, dtype: DTypeLike | None = None) -> ActionStats:
     dtype = dtype or jnp.result_type(float)
     return ActionStats(jnp.zeros((num_actions, dim, dim), dtype), jnp.zeros((num_actions, dim), dtype))
 
@@ -124,25 +126,25 @@ class Gaussian:
     def __post_init__(self):
         object.__setattr__(self, "scale", _checks.check_scalar("scale", self.scale))
 
-    def mean(self, eta):
+    def mean(self, eta: jax.Array) -> jax.Array:
         return eta
 
-    def log_prob(self, y, eta):
+    def log_prob(self, y: jax.Array, eta: jax.Array) -> jax.Array:
         z = (y - eta) / self.scale
         return -0.5 * z**2 - jnp.log(self.scale) - 0.5 * jnp.log(2 * jnp.pi)
 
-    def sample(self, key, eta):
+    def sample(self, key: jax.Array, eta: jax.Array) -> jax.Array:
         """y ~ N(eta, scale^2), same shape as eta."""
         return eta + self.scale * jax.random.normal(key, jnp.shape(eta), jnp.result_type(eta))
 
-    def check_rewards(self, name, y):
+    def check_rewards(self, name: str, y: ArrayLike) -> None:
         _checks.check_finite(name, y)
 
-    def statistics(self, X, A, y, num_actions: int) -> ActionStats:
+    def statistics(self, X: jax.Array, A: jax.Array, y: jax.Array, num_actions: int) -> ActionStats:
         """Exact sufficient statistics. X (n, d), A (n,) int, y (n,)."""
         return _jit_statistics(self, X, A, y, num_actions)
 
-    def for_prior(self, theta_cov):
+    def for_prior(self, theta_cov: ArrayLike) -> Gaussian:
         """This likelihood (Gaussian evidence does not depend on the prior)."""
         del theta_cov
         return self
@@ -158,12 +160,14 @@ class Gaussian:
             jax.ops.segment_sum(G, A, num_segments=num_actions), jax.ops.segment_sum(b, A, num_segments=num_actions)
         )
 
-    def init_evidence(self, num_groups: int, dim: int, history: int, dtype) -> Evidence:
+    def init_evidence(self, num_groups: int, dim: int, history: int, dtype: DTypeLike) -> Evidence:
         """Zero statistics for ``num_groups`` groups (``history`` is unused: the update is exact)."""
         del history
         return Evidence(empty_stats(num_groups, dim, dtype), None)
 
-    def propose_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+    def propose_observation(
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
+    ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
         """The evidence after one observation (phi (d,), y ()) of ``group``, exactly, in O(d^2), as a proposal.
 
         Nothing is written: the result is :class:`Evidence` whose (G, b) are
@@ -182,12 +186,16 @@ class Gaussian:
         new = (old[0] + dG, old[1] + db)
         return Evidence(ActionStats(Row(group, new[0]), Row(group, new[1])), None), old, new
 
-    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+    def add_observation(
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
+    ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
         """:meth:`propose_observation`, written: (new evidence, old stats, new stats)."""
         proposal, old, new = self.propose_observation(ev, phi, group, y, newton_steps)
         return write(ev, proposal), old, new
 
-    def propose_observations(self, ev: Evidence, phi, group, y, ok) -> Evidence:
+    def propose_observations(
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array
+    ) -> Evidence:
         """The evidence after a batch of rows (those with ``ok``), exactly: one segment_sum.
 
         Args:
@@ -202,7 +210,7 @@ class Gaussian:
         add = self.statistics(phi * w[:, None], group, y * w, G.shape[0])
         return ev._replace(stats=ActionStats(G + add.G, b + add.b))
 
-    def in_support(self, y):
+    def in_support(self, y: jax.Array) -> jax.Array:
         """() bool per reward, jittable: a Gaussian reward is any finite number."""
         return jnp.isfinite(y)
 
@@ -235,28 +243,54 @@ MLE_RIDGE = 1e-3  # the paper's near-MLE expansion point (expansion="mle")
 EXPANSIONS = ("prior", "mle")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class _GLM:
-    """Shared Gaussianisation of a canonical-link GLM (docs/math.md section 2)."""
+    """Shared Gaussianisation of a canonical-link GLM (docs/math.md section 2).
+
+    Attributes:
+        ridge: the fits' L2 penalty (None: resolved by :meth:`for_prior`).
+        newton_steps: damped-Newton steps of the batch fits (:meth:`statistics`, :meth:`fit`).
+        expansion: "prior" or "mle", where the fit is expanded when ``ridge`` is None.
+    """
 
     ridge: float | None = None
-    num_iterations: int = 30
+    newton_steps: int = 30
     expansion: str = "prior"
     is_exact = False
 
+    def __init__(
+        self,
+        ridge: float | None = None,
+        newton_steps: int = 30,
+        expansion: str = "prior",
+        *,
+        num_iterations: int | None = None,
+    ) -> None:
+        newton_steps = renamed_argument("num_iterations", num_iterations, "newton_steps", newton_steps, 30)
+        object.__setattr__(self, "ridge", ridge)
+        object.__setattr__(self, "newton_steps", newton_steps)
+        object.__setattr__(self, "expansion", expansion)
+        self.__post_init__()
+
     def __post_init__(self):
-        object.__setattr__(self, "num_iterations", _checks.check_positive_int("num_iterations", self.num_iterations))
+        object.__setattr__(self, "newton_steps", _checks.check_positive_int("newton_steps", self.newton_steps))
         if self.ridge is not None:
             object.__setattr__(self, "ridge", _checks.check_scalar("ridge", self.ridge))
         if self.expansion not in EXPANSIONS:
             raise ValueError(f"expansion: expected one of {EXPANSIONS}, got {self.expansion!r}")
 
     @property
+    def num_iterations(self) -> int:
+        """Deprecated name of :attr:`newton_steps`."""
+        renamed("num_iterations", "newton_steps")
+        return self.newton_steps
+
+    @property
     def effective_ridge(self) -> float:
         """The ridge the fits use: the explicit one, else the near-MLE 1e-3 (see :meth:`for_prior`)."""
         return MLE_RIDGE if self.ridge is None else self.ridge
 
-    def for_prior(self, theta_cov):
+    def for_prior(self, theta_cov: ArrayLike) -> _GLM:
         """The likelihood an agent or guide with this prior on theta_a uses (the GLM default).
 
         An explicit ``ridge`` is kept; ``expansion="mle"`` gives the near-MLE ridge 1e-3; the
@@ -269,7 +303,7 @@ class _GLM:
             return replace(self, ridge=MLE_RIDGE)
         return self.regularised_for(theta_cov)
 
-    def regularised_for(self, theta_cov):
+    def regularised_for(self, theta_cov: ArrayLike) -> _GLM:
         """This likelihood with ridge = 1 / (mean prior variance of theta) (the default expansion).
 
         The statistics then expand the log-likelihood around the MAP under an isotropic Gaussian
@@ -287,16 +321,27 @@ class _GLM:
         return replace(self, ridge=1.0 / var)
 
     # Subclasses define: mean, sample, _nll(y, eta), _log_normaliser(y), _curvature(eta), check_rewards.
-    def log_prob(self, y, eta):
+    def log_prob(self, y: jax.Array, eta: jax.Array) -> jax.Array:
         return -self._nll(y, eta) - self._log_normaliser(y)
 
     def _log_normaliser(self, y):
         return jnp.zeros_like(y)
 
-    def laplace(self, X, y, weights, B, num_steps: int, group=None, num_groups=None):
+    def laplace(
+        self,
+        X: jax.Array,
+        y: jax.Array,
+        weights: jax.Array,
+        B: jax.Array,
+        newton_steps: int | None = None,
+        group: jax.Array | None = None,
+        num_groups: int | None = None,
+        *,
+        num_steps: int | None = None,
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """The one Gaussianisation routine, for the batch statistics and the agents' updates.
 
-        Runs ``num_steps`` damped-Newton steps from B on
+        Runs ``newton_steps`` damped-Newton steps from B on
         sum_i w_i nll(y_i, x_i^T B_{g_i}) + ridge/2 |B_g|^2, then expands the log-likelihood
         to second order at the result B:
 
@@ -310,11 +355,14 @@ class _GLM:
             X: (n, d) rows, y: (n,) rewards, weights: (n,) row weights (0 masks a row out).
             B: start point, (M, d) with ``group`` (n,) ints and ``num_groups`` = M, or (d,) for
                 a single group (``group=None``; mask other rows with ``weights``).
-            num_steps: Newton steps (each O(n d^2 + M d^3)).
+            newton_steps: Newton steps (each O(n d^2 + M d^3)); default :attr:`newton_steps`.
+            num_steps: deprecated name of ``newton_steps``.
 
         Returns:
             (G, b, B): (M, d, d), (M, d), (M, d); or (d, d), (d,), (d,) for one group.
         """
+        newton_steps = renamed_argument("num_steps", num_steps, "newton_steps", newton_steps, None)
+        newton_steps = self.newton_steps if newton_steps is None else newton_steps
         dim = X.shape[1]
         ridge = self.effective_ridge
         eye = jnp.eye(dim, dtype=X.dtype)
@@ -340,17 +388,17 @@ class _GLM:
             best = jnp.argmin(jnp.nan_to_num(objective(cands), nan=jnp.inf), axis=0)
             return jnp.take_along_axis(cands, best[None, ..., None], axis=0)[0], None
 
-        B, _ = jax.lax.scan(newton, B, None, length=num_steps)
+        B, _ = jax.lax.scan(newton, B, None, length=newton_steps)
         grad, eta = gradient(B)
         G = _weighted_outer(X, weights * self._curvature(eta), group, num_groups)
         G = 0.5 * (G + jnp.swapaxes(G, -1, -2))
         return G, jnp.einsum("...ij,...j->...i", G, B) - grad, B
 
-    def fit(self, X, A, y, num_actions: int):
+    def fit(self, X: jax.Array, A: jax.Array, y: jax.Array, num_actions: int) -> jax.Array:
         """Ridge-regularised MLE per action (the expansion point). Returns B (K, d)."""
         return self._laplace_batch(X, A, y, num_actions)[2]
 
-    def statistics(self, X, A, y, num_actions: int) -> ActionStats:
+    def statistics(self, X: jax.Array, A: jax.Array, y: jax.Array, num_actions: int) -> ActionStats:
         """Gaussianised evidence of each action's data (see :meth:`laplace`)."""
         return _jit_statistics(self, X, A, y, num_actions)
 
@@ -358,7 +406,7 @@ class _GLM:
         G, b, _ = self._laplace_batch(X, A, y, num_actions)
         return ActionStats(G, b)
 
-    def init_evidence(self, num_groups: int, dim: int, history: int, dtype) -> Evidence:
+    def init_evidence(self, num_groups: int, dim: int, history: int, dtype: DTypeLike) -> Evidence:
         """Zero statistics and an empty ring buffer of ``history`` rows for ``num_groups`` groups."""
         history = _checks.check_positive_int("history", history, "a positive buffer size for GLM rewards")
         buf = History(
@@ -370,7 +418,9 @@ class _GLM:
         )
         return Evidence(empty_stats(num_groups, dim, dtype), buf)
 
-    def propose_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+    def propose_observation(
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
+    ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
         """The evidence after one observation (phi (d,), y ()) of ``group``, as a proposal: buffer it, refit the group.
 
         Runs ``newton_steps`` damped-Newton steps on the group's buffered rows, warm-started at
@@ -393,17 +443,21 @@ class _GLM:
         buf = History(Row(slot, phi), Row(slot, group), Row(slot, y), h.count + 1, Row(group, B_new))
         return Evidence(ActionStats(Row(group, G_new), Row(group, b_new)), buf), old, (G_new, b_new)
 
-    def add_observation(self, ev: Evidence, phi, group, y, newton_steps: int):
+    def add_observation(
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
+    ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
         """:meth:`propose_observation`, written: (new evidence, old stats, new stats)."""
         proposal, old, new = self.propose_observation(ev, phi, group, y, newton_steps)
         return write(ev, proposal), old, new
 
-    def propose_observations(self, ev: Evidence, phi, group, y, ok) -> Evidence:
+    def propose_observations(
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array
+    ) -> Evidence:
         """The evidence after a batch of rows (those with ``ok``), nothing written.
 
         The good rows enter the ring buffer in order (only the last H of them when there are more),
         then each touched group is refitted once by :meth:`laplace` from its previous fit with
-        ``num_iterations`` Newton steps; untouched groups keep their statistics.
+        ``newton_steps`` Newton steps; untouched groups keep their statistics.
 
         Args:
             ev: Evidence with (M, d, d), (M, d) statistics and a History.   phi: (n, d).
@@ -428,7 +482,7 @@ class _GLM:
         )
         weights = (h.group >= 0).astype(phi.dtype)
         G_fit, b_fit, B_fit = self.laplace(
-            h.X, h.y, weights, h.B, self.num_iterations, group=jnp.maximum(h.group, 0), num_groups=M
+            h.X, h.y, weights, h.B, self.newton_steps, group=jnp.maximum(h.group, 0), num_groups=M
         )
         touched = jax.ops.segment_sum(ok.astype(jnp.int32), group, num_segments=M) > 0
         G = jnp.where(touched[:, None, None], G_fit, G)
@@ -439,10 +493,10 @@ class _GLM:
     def _laplace_batch(self, X, A, y, num_actions):
         B0 = jnp.zeros((num_actions, X.shape[1]), X.dtype)
         ones = jnp.ones(X.shape[0], X.dtype)
-        return self.laplace(X, y, ones, B0, self.num_iterations, group=A, num_groups=num_actions)
+        return self.laplace(X, y, ones, B0, self.newton_steps, group=A, num_groups=num_actions)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Bernoulli(_GLM):
     """Binary rewards y ~ Bernoulli(sigmoid(x^T theta)) (logistic bandit).
 
@@ -452,10 +506,10 @@ class Bernoulli(_GLM):
 
     name = "bernoulli"
 
-    def mean(self, eta):
+    def mean(self, eta: jax.Array) -> jax.Array:
         return jax.nn.sigmoid(eta)
 
-    def sample(self, key, eta):
+    def sample(self, key: jax.Array, eta: jax.Array) -> jax.Array:
         """y ~ Bernoulli(sigmoid(eta)) as 0.0 / 1.0, same shape as eta."""
         return jax.random.bernoulli(key, jax.nn.sigmoid(eta)).astype(jnp.result_type(eta))
 
@@ -466,11 +520,11 @@ class Bernoulli(_GLM):
         p = jax.nn.sigmoid(eta)
         return p * (1.0 - p)
 
-    def in_support(self, y):
+    def in_support(self, y: jax.Array) -> jax.Array:
         """() bool per reward, jittable: a Bernoulli reward is 0 or 1."""
         return (y == 0) | (y == 1)
 
-    def check_rewards(self, name, y):
+    def check_rewards(self, name: str, y: ArrayLike) -> None:
         _checks.check_finite(name, y)
         if _checks.is_concrete(y):
             v = np.asarray(y)
@@ -479,16 +533,16 @@ class Bernoulli(_GLM):
                 raise ValueError(f"{name}: Bernoulli rewards must be 0 or 1, got {v[bad][0]!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Poisson(_GLM):
     """Count rewards y ~ Poisson(exp(x^T theta)); expansion point as :class:`Bernoulli`."""
 
     name = "poisson"
 
-    def mean(self, eta):
+    def mean(self, eta: jax.Array) -> jax.Array:
         return jnp.exp(eta)
 
-    def sample(self, key, eta):
+    def sample(self, key: jax.Array, eta: jax.Array) -> jax.Array:
         """y ~ Poisson(exp(eta)), same shape as eta."""
         return jax.random.poisson(key, jnp.exp(eta), jnp.shape(eta)).astype(jnp.result_type(eta))
 
@@ -501,11 +555,11 @@ class Poisson(_GLM):
     def _curvature(self, eta):
         return jnp.exp(eta)
 
-    def in_support(self, y):
+    def in_support(self, y: jax.Array) -> jax.Array:
         """() bool per reward, jittable: a Poisson reward is a finite non-negative integer."""
         return jnp.isfinite(y) & (y >= 0) & (y == jnp.round(y))
 
-    def check_rewards(self, name, y):
+    def check_rewards(self, name: str, y: ArrayLike) -> None:
         _checks.check_finite(name, y)
         if _checks.is_concrete(y):
             v = np.asarray(y)

@@ -8,9 +8,11 @@ results stay exact to round-off.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.scipy.linalg import cho_solve
+from jax.typing import ArrayLike
 
 from dts_ppl.core import checks as _checks
 
@@ -99,20 +101,7 @@ def psd_inv(a):
     return symmetrise(psd_solve(a, eye))
 
 
-def scale_tril_of_inverse(chol_prec):
-    """Cholesky factor of P^{-1} given the lower Cholesky factor of the precision P.
-
-    Uses the reversal trick (only triangular inverses), as NumPyro does for precision inputs.
-    """
-    n = chol_prec.shape[-1]
-    eye = jnp.broadcast_to(jnp.eye(n, dtype=chol_prec.dtype), chol_prec.shape)
-    # P^{-1} = L^{-T} L^{-1}; U = L^{-T} is upper triangular; flip it to get a lower factor.
-    linv = solve_triangular(chol_prec, eye, lower=True)
-    cov = symmetrise(jnp.swapaxes(linv, -1, -2) @ linv)
-    return psd_cholesky(cov)
-
-
-def sample_moments(samples, name: str = "samples"):
+def sample_moments(samples: ArrayLike, name: str = "samples") -> tuple[jax.Array, jax.Array]:
     """Mean and unbiased (N - 1) covariance of samples, validated.
 
     Args:

@@ -3,8 +3,8 @@
 A link is a NamedTuple pytree with two methods:
 
 - ``link(psi)``: the mean of the level below, ``f_l(psi_l)``; shapes (d_in,) -> (d_out,).
-- ``link.linearise(point, method)``: ``(W, c)`` with ``f_l(psi) ~ W psi + c``, used by the
-  upward messages. Affine links return their own ``(W, c)`` whatever the method, so the
+- ``link.linearise(point, linearisation)``: ``(W, c)`` with ``f_l(psi) ~ W psi + c``, used by the
+  upward messages. Affine links return their own ``(W, c)`` whatever the linearisation, so the
   posterior is exact for them. Nonlinear links support ``"identity"`` (the paper: W = I,
   c = 0, needs d_in == d_out), ``"jacobian"`` and ``"iterated"`` (both: the Jacobian at
   ``point``, which the caller chooses; docs/math.md section 4).
@@ -20,13 +20,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dts_ppl.core.deprecation import renamed_argument
+
 LINEARISATIONS = ("identity", "jacobian", "iterated")
 
 
-def check_linearisation(method: str) -> str:
-    if not isinstance(method, str) or method not in LINEARISATIONS:
-        raise ValueError(f"linearisation: expected one of {LINEARISATIONS}, got {method!r}")
-    return method
+def check_linearisation(linearisation: str) -> str:
+    if not isinstance(linearisation, str) or linearisation not in LINEARISATIONS:
+        raise ValueError(f"linearisation: expected one of {LINEARISATIONS}, got {linearisation!r}")
+    return linearisation
 
 
 def _jacobian_linearisation(f, point):
@@ -58,11 +60,14 @@ class AffineLink(NamedTuple):
     def is_linear(self) -> bool:
         return True
 
-    def __call__(self, psi):
+    def __call__(self, psi: jax.Array) -> jax.Array:
         return self.weight @ psi + self.offset
 
-    def linearise(self, point, method: str = "identity"):
-        del point, method  # exact whatever the method
+    def linearise(
+        self, point: jax.Array, linearisation: str = "identity", *, method: str | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        linearisation = renamed_argument("method", method, "linearisation", linearisation, "identity")
+        del point, linearisation  # exact whatever the linearisation
         return self.weight, self.offset
 
 
@@ -85,10 +90,13 @@ class MLPLink(NamedTuple):
     def is_linear(self) -> bool:
         return False
 
-    def __call__(self, psi):
+    def __call__(self, psi: jax.Array) -> jax.Array:
         return self.w2 @ jax.nn.relu(self.w1 @ psi + self.b1) + self.b2
 
-    def linearise(self, point, method: str = "identity"):
-        if method == "identity":
+    def linearise(
+        self, point: jax.Array, linearisation: str = "identity", *, method: str | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        linearisation = renamed_argument("method", method, "linearisation", linearisation, "identity")
+        if linearisation == "identity":
             return _identity_linearisation(self.w1.shape[-1], self.w2.shape[-2], self.w2.dtype)
         return _jacobian_linearisation(self, point)

@@ -15,9 +15,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.links import AffineLink, MLPLink
+from dts_ppl.core.protocols import Link
 
 
 def _stack(links):
@@ -71,8 +73,8 @@ class DiffusionPrior(NamedTuple):
     :func:`dts_ppl.train_diffusion_prior`.
     """
 
-    link1: object
-    links: object
+    link1: Link
+    links: Link | None
     cov1: jax.Array
     covs: jax.Array
 
@@ -92,7 +94,7 @@ class DiffusionPrior(NamedTuple):
     def is_linear(self) -> bool:
         return self.link1.is_linear and (self.links is None or self.links.is_linear)
 
-    def link(self, level: int):
+    def link(self, level: int) -> Link:
         """The link f_level (1-based, as in the paper)."""
         if not 1 <= level <= self.num_levels:
             raise ValueError(f"level: expected 1..{self.num_levels}, got {level}")
@@ -106,7 +108,7 @@ class DiffusionPrior(NamedTuple):
         weights: Sequence,
         covariances: Sequence,
         offsets: Sequence | None = None,
-        dtype=None,
+        dtype: DTypeLike | None = None,
     ) -> DiffusionPrior:
         """Linear diffusion prior with links f_l(psi) = W_l psi + c_l.
 
@@ -156,7 +158,7 @@ class DiffusionPrior(NamedTuple):
         return cls(links[0], _stack(links[1:]), cov1, covs)
 
     @classmethod
-    def mlp(cls, layers: Sequence, covariances: Sequence, dtype=None) -> DiffusionPrior:
+    def mlp(cls, layers: Sequence, covariances: Sequence, dtype: DTypeLike | None = None) -> DiffusionPrior:
         """Diffusion prior with two-layer ReLU links f_l(psi) = w2 relu(w1 psi + b1) + b2.
 
         Args:

@@ -9,13 +9,17 @@ the calibration of a DDPM prior's S_1).
 
 from __future__ import annotations
 
+import jax
+
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.inference import prior_conditionals, sample
 from dts_ppl.core.linalg import sample_moments  # noqa: F401  (re-exported: the one sample-moments formula)
 from dts_ppl.core.prior import DiffusionPrior
 
 
-def sample_prior(key, prior: DiffusionPrior, num_samples: int, num_actions: int = 1):
+def sample_prior(
+    key: jax.Array, prior: DiffusionPrior, num_samples: int, num_actions: int = 1
+) -> tuple[jax.Array, jax.Array]:
     """Draw ``num_samples`` independent (psi, theta) from any DiffusionPrior.
 
     Each draw runs the whole chain once: psi_L ~ N(0, S_{L+1}), psi_{l-1} ~ N(f_l(psi_l), S_l),

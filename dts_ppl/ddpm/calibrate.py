@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.prior import DiffusionPrior
@@ -72,7 +73,11 @@ def _first_link_means(prior: DiffusionPrior, key, num_draws: int) -> np.ndarray:
 
 
 def action_cov_calibration(
-    prior: DiffusionPrior, samples, key=None, num_draws: int = 20_000, floor: float = 1e-3
+    prior: DiffusionPrior,
+    samples: ArrayLike,
+    key: jax.Array | None = None,
+    num_draws: int = 20_000,
+    floor: float = 1e-3,
 ) -> ActionCovCalibration:
     """S_1 = Cov(samples) - Cov(f_1(psi_1)), eigenvalues clipped at ``floor`` (module doc).
 
@@ -112,7 +117,11 @@ def action_cov_calibration(
 
 
 def calibrate_action_cov(
-    prior: DiffusionPrior, samples, key=None, num_draws: int = 20_000, floor: float = 1e-3
+    prior: DiffusionPrior,
+    samples: ArrayLike,
+    key: jax.Array | None = None,
+    num_draws: int = 20_000,
+    floor: float = 1e-3,
 ) -> DiffusionPrior:
     """``prior`` with S_1 calibrated to ``samples`` (:func:`action_cov_calibration`); links unchanged.
 
@@ -140,7 +149,9 @@ def _json_action_cov(action_cov):
     return np.asarray(action_cov, np.float64).tolist()
 
 
-def with_action_cov(prior: DiffusionPrior, metadata: dict, action_cov) -> tuple[DiffusionPrior, dict]:
+def with_action_cov(
+    prior: DiffusionPrior, metadata: dict, action_cov: float | str | ArrayLike
+) -> tuple[DiffusionPrior, dict]:
     """A trained DDPM prior with another S_1, without retraining.
 
     Args:

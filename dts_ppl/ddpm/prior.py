@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.links import _jacobian_linearisation
 from dts_ppl.core.prior import DiffusionPrior, _stack
 from dts_ppl.ddpm.network import EpsNet, mlp_forward, step_embedding
@@ -93,14 +94,17 @@ class DDPMLink(NamedTuple):
     def is_linear(self) -> bool:
         return False
 
-    def eps(self, x):
+    def eps(self, x: jax.Array) -> jax.Array:
         return mlp_forward(self.w_x, self.b_in, self.w2, self.b2, self.w3, self.b3, x)
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         return self.out_shift + self.out_scale * (self.x_coef * x - self.eps_coef * self.eps(x))
 
-    def linearise(self, point, method: str = "identity"):
-        if method == "identity":
+    def linearise(
+        self, point: jax.Array, linearisation: str = "identity", *, method: str | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        linearisation = renamed_argument("method", method, "linearisation", linearisation, "identity")
+        if linearisation == "identity":
             return jnp.diag(self.out_scale), self.out_shift
         return _jacobian_linearisation(self, point)
 

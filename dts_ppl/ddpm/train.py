@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import ArrayLike, DTypeLike
 from tqdm.auto import tqdm
 
 from dts_ppl._version import __version__
@@ -36,7 +38,7 @@ class TrainedPrior(NamedTuple):
     params: EpsNet
     metadata: dict
 
-    def plot_losses(self, path=None, ax=None, window: int = 50):
+    def plot_losses(self, path: str | os.PathLike | None = None, ax: Any = None, window: int = 50) -> Any:
         """Plot the loss curve (raw and a moving average); save to ``path`` if given. Returns the Axes."""
         return plot_loss_curve(self.losses, path=path, ax=ax, window=window)
 
@@ -83,19 +85,19 @@ def _make_update(optimiser, data, sqrt_abar, sqrt_1m_abar, emb, batch_size):
 
 
 def train_diffusion_prior(
-    samples,
+    samples: ArrayLike,
     num_levels: int = 40,
-    schedule="cosine",
+    schedule: str | ArrayLike = "cosine",
     hidden: int = 64,
     steps: int = 5000,
-    key=None,
+    key: jax.Array | None = None,
     variance: str = "beta",
-    action_cov=MARGINAL,
+    action_cov: float | str | ArrayLike = MARGINAL,
     learning_rate: float = 1e-3,
     batch_size: int | None = None,
     max_beta: float = 0.5,
     progress: bool = True,
-    dtype=None,
+    dtype: DTypeLike | None = None,
     calibration_draws: int = 20_000,
 ) -> TrainedPrior:
     """Train a DDPM on samples of action parameters and return it as a diffusion prior.

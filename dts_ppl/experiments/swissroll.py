@@ -26,7 +26,6 @@ import numpy as np
 
 from dts_ppl.agents import GaussianPrior, dts, lin_ts
 from dts_ppl.bandits.envs import Environment, uniform_contexts
-from dts_ppl.bandits.simulation import regret_ratio
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.checks import check_positive_int
 from dts_ppl.core.likelihoods import Gaussian
@@ -210,11 +209,6 @@ def swissroll_environment(
     kind = "i.i.d. roll points" if shared_point_spread is None else f"one roll point + N(0, {shared_point_spread}^2 I)"
     name = f"Swiss roll ({kind}), K={num_actions}, Gaussian rewards (sd {noise})"
     return Environment(sample_theta, uniform_contexts(2), Gaussian(noise), int(num_actions), 2, False, name)
-
-
-def paired_ratio(baseline, agent):
-    """Ratio of mean final regrets baseline / agent over paired runs and its delta-method s.e."""
-    return regret_ratio(baseline, agent)
 
 
 def swissroll_agents(

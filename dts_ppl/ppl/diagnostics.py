@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 from numpyro.infer.util import log_density
 
 from dts_ppl.ppl import arviz_adapter as _arviz
+from dts_ppl.ppl.guide import DTSGuide
+from dts_ppl.ppl.model import BanditModel
 
 
-def log_importance_weights(key, model, guide, X=None, A=None, y=None, num_samples: int = 2000):
+def log_importance_weights(
+    key: jax.Array,
+    model: BanditModel,
+    guide: DTSGuide,
+    X: ArrayLike | None = None,
+    A: ArrayLike | None = None,
+    y: ArrayLike | None = None,
+    num_samples: int = 2000,
+) -> jax.Array:
     """log p(y, z) - log q(z) for z ~ q: (num_samples,).
 
     Both densities are NumPyro's own (`numpyro.infer.util.log_density`) on the same sites, so
@@ -26,7 +37,15 @@ def log_importance_weights(key, model, guide, X=None, A=None, y=None, num_sample
     return jax.jit(jax.vmap(one))(draws)
 
 
-def psis_khat(key, model, guide, X=None, A=None, y=None, num_samples: int = 2000) -> float:
+def psis_khat(
+    key: jax.Array,
+    model: BanditModel,
+    guide: DTSGuide,
+    X: ArrayLike | None = None,
+    A: ArrayLike | None = None,
+    y: ArrayLike | None = None,
+    num_samples: int = 2000,
+) -> float:
     """Pareto k-hat of the importance weights p(y, z) / q(z) (Yao et al. 2018).
 
     Below 0.5: the guide is a reliable proposal for the posterior; above 0.7: it is not.

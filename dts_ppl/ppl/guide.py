@@ -11,6 +11,7 @@ import numpyro
 import numpyro.distributions as dist
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import ndtri
+from jax.typing import ArrayLike
 from numpyro.contrib.control_flow import scan
 
 from dts_ppl.core import checks as _checks
@@ -140,10 +141,10 @@ class DTSGuide:
         model: BanditModel,
         linearisation: str | None = core.DEFAULT_LINEARISATION,
         max_passes: int = core.DEFAULT_MAX_PASSES,
-        data=None,
+        data: tuple | None = None,
         tol: float = core.DEFAULT_TOL,
         stats: ActionStats | None = None,
-    ):
+    ) -> None:
         if not isinstance(model, BanditModel):
             raise ValueError(f"model: expected a BanditModel, got {type(model).__name__}")
         self.model = model
@@ -203,7 +204,7 @@ class DTSGuide:
         return f"DTSGuide({self.model!r}, linearisation={self.linearisation!r}{bound})"
 
     # -------------------------------------------------------------------- data and core calls
-    def condition(self, X, A=None, y=None) -> DTSGuide:
+    def condition(self, X: ArrayLike, A: ArrayLike | None = None, y: ArrayLike | None = None) -> DTSGuide:
         """A copy of this guide bound to (X, A, y); it then ignores its call arguments.
 
         Use it for posterior predictions at new inputs:
@@ -219,7 +220,9 @@ class DTSGuide:
             return self.data
         return self.model.check_data(X, A, y)
 
-    def statistics(self, X=None, A=None, y=None) -> ActionStats:
+    def statistics(
+        self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None
+    ) -> ActionStats:
         """Per-action evidence (G_a, b_a): (K, d, d), (K, d); zero when y is None.
 
         ``X`` may be ActionStats (the guide's params), returned checked; a guide made by
@@ -235,7 +238,9 @@ class DTSGuide:
             return empty_stats(m.num_actions, m.prior.dim, m.prior.cov1.dtype)
         return self._likelihood().statistics(X, A, y, m.num_actions)
 
-    def posterior(self, X=None, A=None, y=None) -> core.DTSPosterior:
+    def posterior(
+        self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None
+    ) -> core.DTSPosterior:
         """The chain of posterior conditionals (see :class:`dts_ppl.core.inference.DTSPosterior`)."""
         return self._fit(self.statistics(X, A, y)).posterior
 
@@ -268,7 +273,7 @@ class DTSGuide:
         return core.moments(self.model.prior, fit.posterior, lin)
 
     # ------------------------------------------------------------------------ NumPyro guide
-    def __call__(self, X=None, A=None, y=None):
+    def __call__(self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None) -> jax.Array:
         m = self.model
         if m.parameterisation == "noncentred":
             return _sample_raw_chain(m.prior, self.posterior(X, A, y), m.num_actions, m.shared)
@@ -276,7 +281,7 @@ class DTSGuide:
         return theta
 
     # ---------------------------------------------------------------- AutoGuide surface
-    def fit(self, X=None, A=None, y=None) -> ActionStats:
+    def fit(self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None) -> ActionStats:
         """The guide's params: its sufficient statistics on (X, A, y).
 
         Args:
@@ -332,7 +337,9 @@ class DTSGuide:
             return to_raw_sites(self.model.prior, psi, theta, self.model.num_actions, self.model.shared)
         return {"psi": psi, "theta": theta}
 
-    def moments(self, X=None, A=None, y=None) -> core.PosteriorMoments:
+    def moments(
+        self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None
+    ) -> core.PosteriorMoments:
         """Per-level posterior means and covariances (exact for affine links; linearised otherwise)."""
         return self._moments(self.statistics(X, A, y))
 

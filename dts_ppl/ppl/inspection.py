@@ -9,16 +9,18 @@ shared model), ``y`` (obs,), ``X`` (obs, feature), ``A`` (obs,).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from numpyro.infer import Predictive
 
 from dts_ppl.core.likelihoods import linear_predictor
 from dts_ppl.plotting import pyplot
 from dts_ppl.ppl import arviz_adapter as _arviz
-from dts_ppl.ppl.model import SITE_DIMS, reward_distribution
+from dts_ppl.ppl.model import SITE_DIMS, BanditModel, reward_distribution
 from dts_ppl.ppl.nuts import NutsResult
 
 # names ArviZ expects in sample_stats, from NumPyro's extra fields
@@ -73,7 +75,16 @@ def _posterior(draws):
     raise ValueError(f"draws: expected a dict of guide draws or a NutsResult, got {type(draws).__name__}")
 
 
-def to_inference_data(model, draws, X=None, A=None, y=None, *, key=None, num_prior_draws: int | None = None):
+def to_inference_data(
+    model: BanditModel,
+    draws: dict | NutsResult,
+    X: ArrayLike | None = None,
+    A: ArrayLike | None = None,
+    y: ArrayLike | None = None,
+    *,
+    key: jax.Array | None = None,
+    num_prior_draws: int | None = None,
+) -> Any:
     """InferenceData of posterior draws of ``model``, from a guide or from NUTS.
 
     Groups: ``posterior`` always; with X: ``constant_data`` (X, and A unless shared); with y:

@@ -19,10 +19,12 @@ samples the same sites through the same function, :func:`sample_chain`, with the
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from jax.typing import ArrayLike
 from numpyro.contrib.control_flow import scan
 
 from dts_ppl.core import checks as _checks
@@ -35,6 +37,7 @@ from dts_ppl.core.inference import (
 )
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson, linear_predictor
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 LATENT_SITES = ("psi", "theta")
 # the names of each site's dimensions (ArviZ dims), batch (plate) dims first
@@ -42,7 +45,7 @@ SITE_DIMS = {"psi": ("level", "latent_feature"), "theta": ("actions", "feature")
 ACTIONS_PLATE, OBS_PLATE = "actions", "obs"
 
 
-def reward_distribution(likelihood, eta) -> dist.Distribution:
+def reward_distribution(likelihood: Likelihood, eta: jax.Array) -> dist.Distribution:
     """The NumPyro distribution of rewards given the linear predictor eta, for a core likelihood."""
     name = getattr(likelihood, "name", None)
     if name == "gaussian":
@@ -141,10 +144,10 @@ class BanditModel:
         self,
         prior: DiffusionPrior,
         num_actions: int | None = None,
-        likelihood=None,
+        likelihood: Likelihood | None = None,
         shared: bool = False,
         parameterisation: str = "centred",
-    ):
+    ) -> None:
         if not isinstance(prior, DiffusionPrior):
             raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
         if not isinstance(shared, bool | np.bool_):
@@ -186,7 +189,9 @@ class BanditModel:
         theta = (self.prior.dim,) if self.shared else (self.num_actions, self.prior.dim)
         return {"psi": (self.prior.num_levels, self.prior.latent_dim), "theta": theta}
 
-    def check_data(self, X=None, A=None, y=None):
+    def check_data(
+        self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None
+    ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
         """Validate and convert (X, A, y). Returns (X (n, d), A (n,) int32, y (n,) or None).
 
         With no data (X None) returns empty arrays. With ``shared=True`` A is all zeros.
@@ -212,7 +217,7 @@ class BanditModel:
             self.likelihood.check_rewards("y", y)
         return X, A, y
 
-    def __call__(self, X=None, A=None, y=None):
+    def __call__(self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None) -> jax.Array:
         X, A, y = self.check_data(X, A, y)
         conds = prior_conditionals(self.prior, self.num_actions)
         psi, theta = sample_chain(self.prior, conds, self.shared, self.parameterisation)

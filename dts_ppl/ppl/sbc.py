@@ -32,7 +32,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -249,7 +249,7 @@ class SBCReport:
             out["ranks"] = self.ranks.tolist()
         return out
 
-    def to_json(self, path=None, **extra) -> str:
+    def to_json(self, path: str | None = None, **extra: Any) -> str:
         """The summary as JSON (``extra`` keys first); written atomically to ``path`` if given."""
         text = json.dumps({**extra, **self.to_dict()}, indent=1)
         if path is not None:
@@ -275,7 +275,9 @@ class SBCReport:
         )
         return "\n".join(rows)
 
-    def plot(self, path=None, names=None, max_quantities: int = 6, title: str = ""):
+    def plot(
+        self, path: str | None = None, names: list[str] | None = None, max_quantities: int = 6, title: str = ""
+    ) -> Any:
         """Rank histograms (top) and ECDF-difference plots with the band (bottom).
 
         Args:
@@ -473,21 +475,21 @@ def _default_chunk(num_quantities: int, num_draws: int, budget_bytes: float = 2.
 
 def sbc(
     model: BanditModel,
-    guide,
-    key,
+    guide: Any,
+    key: jax.Array,
     num_datasets: int,
     num_draws: int = DEFAULT_NUM_DRAWS,
-    X=None,
-    A=None,
-    contexts=None,
+    X: jax.Array | None = None,
+    A: jax.Array | None = None,
+    contexts: jax.Array | None = None,
     num_contexts: int = 3,
     chunk_size: int | None = None,
     progress: bool = True,
     prob: float = DEFAULT_PROB,
     num_simulations: int = DEFAULT_BAND_SIMULATIONS,
     num_steps: int = 2000,
-    optim=None,
-    loss=None,
+    optim: Any = None,
+    loss: Any = None,
     meta: dict | None = None,
 ) -> SBCReport:
     """Simulation-based calibration of ``guide`` for ``model`` on the design (X, A).
@@ -671,16 +673,16 @@ class BanditRun(NamedTuple):
 
 
 def bandit_sbc(
-    key,
-    prior,
-    likelihood,
+    key: jax.Array,
+    prior: Any,
+    likelihood: Any,
     num_actions: int,
-    agent,
+    agent: Any,
     num_rounds: int,
     num_runs: int,
     num_draws: int = DEFAULT_NUM_DRAWS,
     linearisation: str | None = core.DEFAULT_LINEARISATION,
-    contexts=None,
+    contexts: jax.Array | None = None,
     num_contexts: int = 3,
     chunk_size: int | None = None,
     progress: bool = True,

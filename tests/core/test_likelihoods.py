@@ -107,7 +107,7 @@ def test_one_group_laplace_equals_the_batch_statistics(likelihood):
     X, A, y = random_glm_data(likelihood, seed=34, mean=0.4 if isinstance(likelihood, Bernoulli) else 1.5)
     G, b = likelihood.statistics(X, A, y, 4)
     for a in range(4):
-        Ga, ba, _ = likelihood.laplace(X, y, (A == a).astype(X.dtype), jnp.zeros(3), likelihood.num_iterations)
+        Ga, ba, _ = likelihood.laplace(X, y, (A == a).astype(X.dtype), jnp.zeros(3), likelihood.newton_steps)
         # same iterates up to summation order (segment_sum vs matmul): float64 round-off only
         np.testing.assert_allclose(Ga, G[a], rtol=1e-7, atol=1e-8)
         np.testing.assert_allclose(ba, b[a], rtol=1e-7, atol=1e-8)
@@ -115,7 +115,7 @@ def test_one_group_laplace_equals_the_batch_statistics(likelihood):
 
 def test_regularised_for_sets_the_ridge_from_the_prior_scale():
     lik = Bernoulli().regularised_for(jnp.diag(jnp.array([2.0, 4.0, 6.0])))
-    assert lik.ridge == pytest.approx(0.25) and lik.num_iterations == Bernoulli().num_iterations
+    assert lik.ridge == pytest.approx(0.25) and lik.newton_steps == Bernoulli().newton_steps
     with pytest.raises(ValueError, match="theta_cov"):
         Bernoulli().regularised_for(jnp.ones(3))
     with pytest.raises(ValueError, match="theta_cov"):

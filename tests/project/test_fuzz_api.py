@@ -234,16 +234,16 @@ LIK_VALUES = [
 
 @FUZZ
 @given(st.sampled_from(LIK_VALUES), st.sampled_from(["gaussian", "bernoulli", "poisson"]), st.integers(-2, 40))
-def test_fuzz_likelihoods(case, family, num_iterations):
+def test_fuzz_likelihoods(case, family, newton_steps):
     arg, value = case
     if family == "gaussian":
         call = lambda: Gaussian(value).log_prob(jnp.ones(3), jnp.zeros(3))  # noqa: E731
     else:
         cls = Bernoulli if family == "bernoulli" else Poisson
         arg = None if arg is None or value is None else "ridge"  # ridge=None: the default expansion
-        if num_iterations < 1:
-            arg = "num_iterations"
-        kwargs = {"ridge": value, "num_iterations": num_iterations}
+        if newton_steps < 1:
+            arg = "newton_steps"
+        kwargs = {"ridge": value, "newton_steps": newton_steps}
 
         def call():
             lik = cls(**kwargs)
