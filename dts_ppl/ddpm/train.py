@@ -129,6 +129,7 @@ def train_diffusion_prior(
         >>> trained.prior.num_levels, trained.prior.dim, trained.losses.shape
         (10, 2, (200,))
     """
+    key = _checks.optional_key(key)
     x = np.asarray(_checks.as_array("samples", samples, ndim=2), np.float64)
     _checks.check_finite("samples", x)
     n, d = x.shape
@@ -152,7 +153,6 @@ def train_diffusion_prior(
         calibration_draws = _checks.check_positive_int("calibration_draws", calibration_draws)
     else:
         action_covariance(action_cov, betas, scale, d)  # validate before training
-    key = jax.random.PRNGKey(0) if key is None else key
     k_init, k_train = jax.random.split(key)
 
     _, abar, _ = schedule_arrays(betas)

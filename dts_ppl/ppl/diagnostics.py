@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from numpyro.infer.util import log_density
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.ppl import arviz_adapter as _arviz
 
 
@@ -15,6 +16,7 @@ def log_importance_weights(key, model, guide, X=None, A=None, y=None, num_sample
     Both densities are NumPyro's own (`numpyro.infer.util.log_density`) on the same sites, so
     this also checks that the guide's density is tractable and finite.
     """
+    key = _checks.check_key(key)
     draws = guide.sample_posterior(key, guide.fit(X, A, y), sample_shape=(num_samples,))
     args = (X, A, y)
 
