@@ -50,7 +50,8 @@ def test_ids_above_2_53_stay_distinct(tmp_path, fmt):
     assert [int(i) for i in ds.item_ids] == [7, big, big + 1]
     assert ds.user_ids.dtype == np.int64
     # every rating keeps its own (user, item): rows back in the written order
-    got = [(int(ds.user_ids[u]), int(ds.item_ids[i]), float(r)) for u, i, r in zip(ds.users, ds.items, ds.ratings)]
+    triples = zip(ds.users, ds.items, ds.ratings, strict=True)
+    got = [(int(ds.user_ids[u]), int(ds.item_ids[i]), float(r)) for u, i, r in triples]
     assert got == [(int(u), int(i), float(r)) for u, i, r in rows]
 
 
