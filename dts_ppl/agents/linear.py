@@ -89,6 +89,8 @@ class GaussianPrior(NamedTuple):
         if jit > 0:  # below 10 d eps the rounding of a rank-deficient covariance can outweigh it
             jit = max(jit, 10.0 * d * float(jnp.finfo(cov.dtype).eps))
         scale = jnp.mean(jnp.diag(cov))
+        if _checks.is_concrete(cov) and not bool(jnp.all(jnp.isfinite(cov))):
+            raise ValueError(f"samples: their covariance overflows {cov.dtype} (spread too large for the dtype)")
         if _checks.is_concrete(scale) and not float(scale) > 0:
             raise ValueError("samples: every coordinate is constant (zero sample covariance); cannot fit a Gaussian")
         cov = cov + jit * scale * jnp.eye(d, dtype=cov.dtype)
