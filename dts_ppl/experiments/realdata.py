@@ -331,6 +331,7 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
 
 def movielens_build(key, num_rounds):
     """Builder of the MovieLens preset (files from $DTS_MOVIELENS_DIR)."""
+    key = _checks.check_key(key)
     del key, num_rounds
     s = movielens_setup(os.environ.get(ENV_VAR))
     return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], False, s["hier"])

@@ -30,6 +30,8 @@ from dts_ppl.data.factorisation import train_test_split
 from dts_ppl.ddpm import train_diffusion_prior
 from dts_ppl.ddpm.calibrate import calibrate_action_cov
 from dts_ppl.ddpm.network import init_eps_net
+from dts_ppl.experiments.paper_extra import paper_perturbation
+from dts_ppl.experiments.regret import misspecified_prior
 from dts_ppl.experiments.synthetic import paper_environment, random_linear_prior
 
 FUZZ = settings(
@@ -272,6 +274,8 @@ KEY_ENTRIES = {
         True,
     ),
     "init_eps_net": (lambda k: init_eps_net(k, 2, 4), False),
+    "paper_perturbation": (lambda k: paper_perturbation(k, _linear_prior(), 0.1), False),
+    "misspecified_prior": (lambda k: misspecified_prior(k, _linear_prior(), 0.5), False),
     "random_linear_prior": (lambda k: random_linear_prior(k, 2, [1]), False),
     "sample_reward": (lambda k: sample_reward(_env(), k, jnp.ones((3, 2)), jnp.ones(2), 1), False),
     "policy.act": (lambda k: policy.act(_agent(), k, _agent().init(), jnp.ones(2)), False),
