@@ -84,7 +84,13 @@ class GaussianPrior(NamedTuple):
         if isinstance(jitter, bool) or not (math.isfinite(jit) and jit >= 0):
             raise ValueError(f"jitter: expected a finite number >= 0, got {jitter!r}")
         x = _checks.as_array("samples", samples, ndim=2)
-        mean, cov = sample_moments(x.astype(dtype or jnp.result_type(float)))
+        try:
+            target = jnp.dtype(dtype or jnp.result_type(float))
+        except TypeError:
+            target = None
+        if target is None or not jnp.issubdtype(target, jnp.floating):
+            raise ValueError(f"dtype: expected a floating dtype (jnp.float32, jnp.float64), got {dtype!r}")
+        mean, cov = sample_moments(x.astype(target))
         d = cov.shape[0]
         if jit > 0:  # below 10 d eps the rounding of a rank-deficient covariance can outweigh it
             jit = max(jit, 10.0 * d * float(jnp.finfo(cov.dtype).eps))

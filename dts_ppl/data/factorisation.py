@@ -111,6 +111,7 @@ def als(
     if users.max() >= U or items.max() >= I:
         raise ValueError(f"num_users, num_items: expected more than the largest indices ({users.max()}, {items.max()})")
     test_fraction = _checks.check_scalar("test_fraction", test_fraction, positive=False)
+    seed = _checks.check_int("seed", seed, 0)
     train, test = train_test_split(users.size, test_fraction, seed)
     if train.size == 0:
         raise ValueError(

@@ -73,6 +73,8 @@ def movielens_dir(data_dir=None) -> Path:
                 f"pass it (dts-ppl bench regret --data-dir DIR) or set {ENV_VAR}. "
                 "The data are not shipped (the MovieLens licence forbids redistribution)."
             )
+    if not isinstance(data_dir, str | os.PathLike):
+        raise ValueError(f"data_dir: expected a directory path (str or os.PathLike), got {data_dir!r}")
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise ValueError(f"data_dir: {str(path)!r} is not a directory; expected one holding {_expected()}")

@@ -120,6 +120,11 @@ def test_fuzz_movielens_reader(case):
         _ok(fuzz.run_case("load_movielens", lambda: load_movielens(path), arg, check))
 
 
+@pytest.mark.parametrize("data_dir", [123, 1.5, b"ml", ["ml"], object()], ids=repr)
+def test_fuzz_movielens_dir_types(data_dir):
+    _ok(fuzz.run_case("load_movielens", lambda: load_movielens(data_dir), "data_dir"))
+
+
 # --------------------------------------------------------------------------------------- als
 
 
@@ -163,6 +168,9 @@ ALS_ARGS = [
     ("users", dict(users=[0.5, 1, 2, 0])),
     ("users", dict(users=[-1, 1, 2, 0])),
     ("users", dict(users=[0, 1, 2])),
+    ("seed", dict(seed=None)),
+    ("seed", dict(seed="a")),
+    ("seed", dict(seed=-1)),
     (None, dict()),
     (None, dict(num_users=10, num_items=10)),
 ]
@@ -215,6 +223,8 @@ FIT_ARGS = [
     ("jitter", lambda: GaussianPrior.fit(np.eye(3), jitter=-1.0)),
     ("jitter", lambda: GaussianPrior.fit(np.eye(3), jitter="a")),
     ("jitter", lambda: GaussianPrior.fit(np.eye(3), jitter=float("nan"))),
+    ("dtype", lambda: GaussianPrior.fit(np.eye(3), dtype="foo")),
+    ("dtype", lambda: GaussianPrior.fit(np.eye(3), dtype=jnp.int32)),
     (None, lambda: GaussianPrior.fit(np.eye(3)[[0, 1, 2, 0]], jitter=0.0)),
     (None, lambda: GaussianPrior.fit(np.eye(64)[:2], dtype=jnp.float32)),
     ("samples", lambda: GaussianPrior.fit(np.eye(3) * 1e30, dtype=jnp.float32)),  # covariance overflows float32
@@ -294,3 +304,35 @@ def test_fuzz_keys(entry, key_case):
     if what == "None" and none_is_default:
         arg = None  # the documented default key, PRNGKey(0)
     _ok(fuzz.run_case(entry, lambda: fn(make()), arg))
+
+
+# ------------------------------------------------------------------- train_diffusion_prior
+
+TRAIN_ARGS = [
+    ("hidden", dict(hidden="a")),
+    ("hidden", dict(hidden=None)),
+    ("hidden", dict(hidden=2.5)),
+    ("steps", dict(steps=0)),
+    ("steps", dict(steps="10")),
+    ("num_levels", dict(num_levels=None)),
+    ("num_levels", dict(num_levels="3")),
+    ("learning_rate", dict(learning_rate="x")),
+    ("learning_rate", dict(learning_rate=float("nan"))),
+    ("learning_rate", dict(learning_rate=None)),
+    ("batch_size", dict(batch_size="x")),
+    ("batch_size", dict(batch_size=0)),
+    ("batch_size", dict(batch_size=1000)),
+    ("max_beta", dict(max_beta="a")),
+    ("max_beta", dict(max_beta=1.5)),
+    ("calibration_draws", dict(calibration_draws=None)),
+    ("samples", dict(samples=None)),
+    ("samples", dict(samples="x")),
+]
+
+
+@pytest.mark.parametrize("case", TRAIN_ARGS, ids=lambda c: f"{c[0]}-{c[1]}")
+def test_fuzz_train_diffusion_prior_arguments(case):
+    arg, kwargs = case
+    args = dict(samples=_X, num_levels=2, hidden=4, steps=2, progress=False, calibration_draws=30)
+    args.update(kwargs)
+    _ok(fuzz.run_case("train_diffusion_prior", lambda: train_diffusion_prior(**args), arg))
