@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dts_ppl import DiffusionPrior
@@ -138,6 +138,10 @@ def _als_ok(fac, num_held_out=None):
 
 @FUZZ
 @given(st.integers(2, 8), st.floats(0.0, 0.999), st.integers(0, 3))
+@example(2, 0.75, 0)  # every rating held out: the training set is empty
+@example(3, 0.9, 1)
+@example(5, 0.95, 2)
+@example(2, 0.5, 3)  # one training rating, one held out
 def test_fuzz_als_split(n, fraction, seed):
     train, test = train_test_split(n, fraction, seed)
     arg = "test_fraction" if train.size == 0 else None
