@@ -60,8 +60,10 @@ class GaussianPrior(NamedTuple):
 
         Args:
             samples: (N, d) samples, N >= 2, all finite.
-            jitter: added to the diagonal as ``jitter`` times the mean sample variance, so the
-                covariance stays positive definite when N <= d or a direction is flat (0: none).
+            jitter: added to the diagonal as ``max(jitter, 10 d eps)`` times the mean sample
+                variance (eps: the resolution ``finfo(dtype).eps`` of the result's dtype), so the
+                covariance stays positive definite in that dtype when N <= d or a direction is
+                flat (0: none).
             dtype: dtype of the result (default: JAX's default float).
         Returns:
             GaussianPrior with mean (d,) and cov (d, d).
@@ -79,8 +81,22 @@ class GaussianPrior(NamedTuple):
         if isinstance(jitter, bool) or not (math.isfinite(jit) and jit >= 0):
             raise ValueError(f"jitter: expected a finite number >= 0, got {jitter!r}")
         x = _checks.as_array("samples", samples, ndim=2)
-        mean, cov = sample_moments(x.astype(dtype or jnp.result_type(float)))
-        cov = cov + jit * jnp.mean(jnp.diag(cov)) * jnp.eye(cov.shape[0], dtype=cov.dtype)
+        try:
+            target = jnp.dtype(dtype or jnp.result_type(float))
+        except TypeError:
+            target = None
+        if target is None or not jnp.issubdtype(target, jnp.floating):
+            raise ValueError(f"dtype: expected a floating dtype (jnp.float32, jnp.float64), got {dtype!r}")
+        mean, cov = sample_moments(x.astype(target))
+        d = cov.shape[0]
+        if jit > 0:  # below 10 d eps the rounding of a rank-deficient covariance can outweigh it
+            jit = max(jit, 10.0 * d * float(jnp.finfo(cov.dtype).eps))
+        scale = jnp.mean(jnp.diag(cov))
+        if _checks.is_concrete(cov) and not bool(jnp.all(jnp.isfinite(cov))):
+            raise ValueError(f"samples: their covariance overflows {cov.dtype} (spread too large for the dtype)")
+        if _checks.is_concrete(scale) and not float(scale) > 0:
+            raise ValueError("samples: every coordinate is constant (zero sample covariance); cannot fit a Gaussian")
+        cov = cov + jit * scale * jnp.eye(d, dtype=cov.dtype)
         return cls(mean, cov)
 
 

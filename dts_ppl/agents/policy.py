@@ -57,6 +57,7 @@ def _num_actions(agent) -> int:
 
 def masked_scores(agent, key, state, x, mask=None):
     """``act``'s scores with masked-out actions at -inf. Returns (K,)."""
+    key = _checks.check_key(key)
     mask = check_mask(mask, _num_actions(agent))
     _, info = agent.act(key, state, x)
     return jnp.where(mask, info.scores, -jnp.inf)
@@ -68,6 +69,7 @@ def act(agent, key, state, x, mask=None):
     Returns:
         (action (), ActInfo with the masked scores (K,), -inf where masked).
     """
+    key = _checks.check_key(key)
     scores = masked_scores(agent, key, state, x, mask)
     return jnp.argmax(scores), ActInfo(scores)
 
@@ -86,6 +88,7 @@ def act_top_k(
     Returns:
         (actions (k,) int32, scores (k,)).
     """
+    key = _checks.check_key(key)
     K = _num_actions(agent)
     if not isinstance(k, int | np.integer) or not 1 <= k <= K:
         raise ValueError(f"k: expected an integer in [1, {K}], got {k!r}")
@@ -111,6 +114,7 @@ def propensities(
     Returns:
         Propensities(probs (K,), se (K,)); masked actions have probability 0.
     """
+    key = _checks.check_key(key)
     K = _num_actions(agent)
     mask = check_mask(mask, K)
     if agent.spec.deterministic:

@@ -30,6 +30,7 @@ import numpy as np
 from dts_ppl.agents.base import Agent
 from dts_ppl.agents.dts import dts_posterior
 from dts_ppl.bandits.envs import Environment, diffusion_environment, mean_rewards, sample_reward
+from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.prior import DiffusionPrior
@@ -66,6 +67,7 @@ def _check_options(beta, max_resamples):
 
 def top_two_action(key, agent: Agent, state, x, beta: float = 0.5, max_resamples: int = 4):
     """One top-two Thompson-sampling choice. Returns (action (), leader ())."""
+    key = _checks.check_key(key)
     _check_options(beta, max_resamples)
     k_lead, k_chal, k_coin = jax.random.split(key, 3)
     leader, _ = agent.act(k_lead, state, x)
@@ -143,6 +145,7 @@ def identification_error(
     Returns:
         BAIResult.
     """
+    key = _checks.check_key(key)
     _check_options(beta, max_resamples)
     b = [int(v) for v in np.atleast_1d(budgets)]
     if not b or b[0] < 1 or any(v2 <= v1 for v1, v2 in zip(b, b[1:], strict=False)):

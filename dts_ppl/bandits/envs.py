@@ -18,6 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.deprecation import renamed
 from dts_ppl.core.likelihoods import Gaussian
@@ -61,6 +62,7 @@ def mean_rewards(env: Environment, theta, x):
 
 def sample_reward(env: Environment, key, theta, x, action):
     """One reward of the played action."""
+    key = _checks.check_key(key)
     eta = _eta(x, theta)[action]
     return env.likelihood.sample(key, eta).astype(eta.dtype)
 

@@ -70,6 +70,7 @@ def check_compatible(key, env: Environment, agent: Agent) -> None:
     Traces the agent once (``jax.eval_shape``, no compute) on the environment's context and
     draws run 0's theta and first context to check they are finite.
     """
+    key = check_key(key)
     K, d = env.num_actions, env.dim
     for name, v in (("env.num_actions", K), ("env.dim", d)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
@@ -96,6 +97,7 @@ def check_compatible(key, env: Environment, agent: Agent) -> None:
 
 def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
     """One run: (num_rounds,) per-round pseudo-regret. Pure and jittable (num_rounds static)."""
+    key = check_key(key)
     k_theta, k_ctx, k_act, k_rew = jax.random.split(key, 4)
     theta = env.sample_theta(k_theta)
     keys = jnp.stack([jax.random.split(k, num_rounds) for k in (k_ctx, k_act, k_rew)], axis=1)  # (num_rounds, 3, key)

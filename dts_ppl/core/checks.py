@@ -33,6 +33,11 @@ def check_key(key, name: str = "key"):
     return key
 
 
+def optional_key(key, name: str = "key", seed: int = 0):
+    """``key`` checked by :func:`check_key`, or ``jax.random.PRNGKey(seed)`` when it is None (a documented default)."""
+    return jax.random.PRNGKey(seed) if key is None else check_key(key, name)
+
+
 def check_int(name: str, value, minimum: int = 1) -> int:
     """A Python or NumPy integer (not a bool) >= minimum."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < minimum:

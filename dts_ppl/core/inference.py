@@ -753,6 +753,7 @@ def theta_prior_moments(
         return mo.theta_mean[0], mo.theta_cov[0]
     if key is None:
         raise ValueError("key: a nonlinear prior's marginal is moment-matched from samples; pass a PRNG key")
+    key = _checks.check_key(key)
     num_samples = _checks.check_positive_int("num_samples", num_samples)
     _, theta = sample(key, prior, prior_conditionals(prior, 1), (num_samples,))
     return sample_moments(theta[:, 0])

@@ -26,7 +26,7 @@ def sample_prior(
     then ``num_actions`` parameters theta_a ~ N(f_1(psi_1), S_1) that share that psi.
 
     Args:
-        key: PRNG key.
+        key: PRNG key (``jax.random.PRNGKey(seed)`` or ``jax.random.key(seed)``).
         prior: any DiffusionPrior (linear, MLP, trained DDPM).
         num_samples: N, the number of independent draws of the chain.
         num_actions: K, the actions sharing one chain in each draw.
@@ -43,6 +43,7 @@ def sample_prior(
     """
     if not isinstance(prior, DiffusionPrior):
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+    key = _checks.check_key(key)
     n = _checks.check_positive_int("num_samples", num_samples)
     k = _checks.check_positive_int("num_actions", num_actions)
     return sample(key, prior, prior_conditionals(prior, k), (n,))

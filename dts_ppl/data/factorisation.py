@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.core.linalg import psd_solve
 
 
@@ -88,7 +89,10 @@ def als(
     """
     users = np.asarray(users)
     items = np.asarray(items)
-    ratings = np.asarray(ratings, dtype=np.float64)
+    try:
+        ratings = np.asarray(ratings, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"ratings: expected an (n,) array of numbers ({e})") from None
     if users.ndim != 1 or items.shape != users.shape or ratings.shape != users.shape:
         raise ValueError(
             f"users, items, ratings: expected three (n,) arrays, got {users.shape}, {items.shape}, {ratings.shape}"
@@ -99,17 +103,20 @@ def als(
         raise ValueError("users, items: expected non-negative integer indices")
     if not np.all(np.isfinite(ratings)):
         raise ValueError("ratings: contains NaN or inf")
-    if int(rank) != rank or rank < 1:
-        raise ValueError(f"rank: expected a positive integer, got {rank!r}")
-    if not (np.isfinite(ridge) and ridge > 0):
-        raise ValueError(f"ridge: expected a positive number, got {ridge!r}")
-    if int(num_iterations) != num_iterations or num_iterations < 1:
-        raise ValueError(f"num_iterations: expected a positive integer, got {num_iterations!r}")
-    U = int(users.max()) + 1 if num_users is None else int(num_users)
-    I = int(items.max()) + 1 if num_items is None else int(num_items)  # noqa: E741
+    rank = _checks.check_positive_int("rank", rank)
+    ridge = _checks.check_scalar("ridge", ridge)
+    num_iterations = _checks.check_positive_int("num_iterations", num_iterations)
+    U = int(users.max()) + 1 if num_users is None else _checks.check_positive_int("num_users", num_users)
+    I = int(items.max()) + 1 if num_items is None else _checks.check_positive_int("num_items", num_items)  # noqa: E741
     if users.max() >= U or items.max() >= I:
         raise ValueError(f"num_users, num_items: expected more than the largest indices ({users.max()}, {items.max()})")
+    test_fraction = _checks.check_scalar("test_fraction", test_fraction, positive=False)
+    seed = _checks.check_int("seed", seed, 0)
     train, test = train_test_split(users.size, test_fraction, seed)
+    if train.size == 0:
+        raise ValueError(
+            f"test_fraction: {test_fraction} holds out all {users.size} ratings; ALS needs at least one training rating"
+        )
     mean = float(ratings[train].mean())
     dtype = jnp.result_type(float)
     tu, ti = jnp.asarray(users[train]), jnp.asarray(items[train])

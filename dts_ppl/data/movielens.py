@@ -40,7 +40,8 @@ class Ratings(NamedTuple):
 
     Attributes:
         users: (n,) int user index.   items: (n,) int item index.   ratings: (n,) float rating.
-        user_ids: (U,) original user ids.   item_ids: (I,) original movie ids.
+        user_ids: (U,) original user ids.   item_ids: (I,) original movie ids (int64; exact Python
+            ints in an object array when an id does not fit int64).
         titles: (I,) movie titles ("" where the item file has none).
         format: "100k" or "latest-small".
     """
@@ -72,6 +73,8 @@ def movielens_dir(data_dir=None) -> Path:
                 f"pass it (dts-ppl bench regret --data-dir DIR) or set {ENV_VAR}. "
                 "The data are not shipped (the MovieLens licence forbids redistribution)."
             )
+    if not isinstance(data_dir, str | os.PathLike):
+        raise ValueError(f"data_dir: expected a directory path (str or os.PathLike), got {data_dir!r}")
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise ValueError(f"data_dir: {str(path)!r} is not a directory; expected one holding {_expected()}")
@@ -101,6 +104,24 @@ def _bad(path: Path, line_no: int, fmt: str, why: str):
     return ValueError(f"data_dir: {path.name} line {line_no}: {why}; expected {FORMATS[fmt][path.name]}")
 
 
+def _row(f: Path, line_no: int, fmt: str, fields) -> tuple[int, int, float]:
+    """(user id, item id, rating) of one line: exact integer ids, a finite rating (ValueError naming the line)."""
+    names = ("user_id", "item_id", "rating") if fmt == "100k" else ("userId", "movieId", "rating")
+    ids = []
+    for name, text in zip(names[:2], fields[:2], strict=True):
+        try:
+            ids.append(int(text.strip()))  # an int, never a float: ids above 2**53 stay distinct
+        except ValueError:
+            raise _bad(f, line_no, fmt, f"column {name}: non-numeric id {text!r}, expected an integer") from None
+    try:
+        rating = float(fields[2])
+    except ValueError:
+        raise _bad(f, line_no, fmt, f"column rating: non-numeric value {fields[2]!r}") from None
+    if not np.isfinite(rating):
+        raise _bad(f, line_no, fmt, f"column rating: expected a finite number, got {fields[2].strip()!r}")
+    return ids[0], ids[1], rating
+
+
 def _read_100k(path: Path):
     rows = []
     f = path / "u.data"
@@ -111,10 +132,7 @@ def _read_100k(path: Path):
             parts = line.split("\t")
             if len(parts) < 3:
                 raise _bad(f, i, "100k", f"{len(parts)} tab-separated fields")
-            try:
-                rows.append((int(parts[0]), int(parts[1]), float(parts[2])))
-            except ValueError:
-                raise _bad(f, i, "100k", f"non-numeric fields {parts[:3]!r}") from None
+            rows.append(_row(f, i, "100k", parts))
     titles = {}
     f = path / "u.item"
     with open(f, encoding="latin-1") as fh:
@@ -143,10 +161,9 @@ def _read_latest(path: Path):
     rows = []
     f = path / "ratings.csv"
     for i, row in _read_csv(f, ["userId", "movieId", "rating"]):
-        try:
-            rows.append((int(row[0]), int(row[1]), float(row[2])))
-        except (ValueError, IndexError):
-            raise _bad(f, i, "latest-small", f"cannot read userId, movieId, rating from {row!r}") from None
+        if len(row) < 3:
+            raise _bad(f, i, "latest-small", f"cannot read userId, movieId, rating from {row!r}")
+        rows.append(_row(f, i, "latest-small", row))
     titles = {}
     f = path / "movies.csv"
     for i, row in _read_csv(f, ["movieId", "title"]):
@@ -165,7 +182,8 @@ def load_movielens(data_dir=None) -> Ratings:
         without ratings are dropped).
 
     Raises:
-        ValueError: no directory, a missing file (named, with its expected format), or a malformed line.
+        ValueError: no directory, a missing file (named, with its expected format), or a malformed
+            line (named by file, line and column: a non-integer id, a NaN, infinite or overflowing rating).
     """
     path = movielens_dir(data_dir)
     fmt = detect_format(path)
@@ -173,8 +191,22 @@ def load_movielens(data_dir=None) -> Ratings:
     if not rows:
         name = "u.data" if fmt == "100k" else "ratings.csv"
         raise ValueError(f"data_dir: {name} holds no ratings; expected {FORMATS[fmt][name]}")
-    raw = np.asarray(rows, dtype=np.float64)
-    user_ids, users = np.unique(raw[:, 0].astype(np.int64), return_inverse=True)
-    item_ids, items = np.unique(raw[:, 1].astype(np.int64), return_inverse=True)
+    user_col, item_col, rating_col = zip(*rows, strict=True)
+    user_ids, users = _index(user_col)
+    item_ids, items = _index(item_col)
     names = np.asarray([titles.get(int(i), "") for i in item_ids], dtype=object)
-    return Ratings(users.astype(np.int32), items.astype(np.int32), raw[:, 2], user_ids, item_ids, names, fmt)
+    ratings = np.asarray(rating_col, dtype=np.float64)
+    return Ratings(users.astype(np.int32), items.astype(np.int32), ratings, user_ids, item_ids, names, fmt)
+
+
+def _index(ids) -> tuple[np.ndarray, np.ndarray]:
+    """(unique ids (U,), index of each rating's id (n,)), exact for any integer id (no float64 round trip).
+
+    Ids that fit int64 come back as int64; larger ones as Python ints in an object array.
+    """
+    lo, hi = min(ids), max(ids)
+    if -(2**63) <= lo and hi < 2**63:
+        return np.unique(np.asarray(ids, dtype=np.int64), return_inverse=True)
+    unique = sorted(set(ids))
+    pos = {v: j for j, v in enumerate(unique)}
+    return np.asarray(unique, dtype=object), np.asarray([pos[v] for v in ids], dtype=np.int64)

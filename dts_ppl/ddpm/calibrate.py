@@ -92,6 +92,7 @@ def action_cov_calibration(
     """
     if not isinstance(prior, DiffusionPrior):
         raise ValueError(f"prior: expected a DiffusionPrior, got {type(prior).__name__}")
+    key = _checks.optional_key(key)
     num_draws = _checks.check_positive_int("num_draws", num_draws)
     if num_draws < 2:
         raise ValueError(f"num_draws: expected at least 2 prior draws, got {num_draws}")
@@ -105,7 +106,6 @@ def action_cov_calibration(
     scale = np.sqrt(np.diag(data_cov))
     if np.any(scale <= 0):
         raise ValueError(f"samples: coordinate {int(np.argmin(scale))} is constant; S_1 cannot be calibrated")
-    key = jax.random.PRNGKey(0) if key is None else key
     _, link_cov = sample_moments(_first_link_means(prior, key, num_draws), name="f_1(psi_1)")
     link_cov = np.asarray(link_cov, np.float64)
     outer = scale[:, None] * scale[None, :]

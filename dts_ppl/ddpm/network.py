@@ -8,6 +8,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dts_ppl.core import checks as _checks
+
 EMBED_DIM = 16
 
 
@@ -37,6 +39,7 @@ class EpsNet(NamedTuple):
 
 
 def init_eps_net(key, dim: int, hidden: int) -> EpsNet:
+    key = _checks.check_key(key)
     k1, k2 = jax.random.split(key)
     fan_in = dim + EMBED_DIM
     w1 = jax.random.normal(k1, (hidden, fan_in), jnp.float32) * jnp.sqrt(2.0 / fan_in)

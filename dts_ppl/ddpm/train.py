@@ -131,17 +131,18 @@ def train_diffusion_prior(
         >>> trained.prior.num_levels, trained.prior.dim, trained.losses.shape
         (10, 2, (200,))
     """
+    key = _checks.optional_key(key)
     x = np.asarray(_checks.as_array("samples", samples, ndim=2), np.float64)
     _checks.check_finite("samples", x)
     n, d = x.shape
     if n < 2:
         raise ValueError(f"samples: expected at least 2 samples (rows), got {n}")
-    for name, v in (("hidden", hidden), ("steps", steps)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate: expected a positive number, got {learning_rate}")
-    batch_size = min(2048, n) if batch_size is None else int(batch_size)
+    hidden = _checks.check_positive_int("hidden", hidden)
+    steps = _checks.check_positive_int("steps", steps)
+    num_levels = _checks.check_positive_int("num_levels", num_levels)
+    learning_rate = _checks.check_scalar("learning_rate", learning_rate)
+    max_beta = _checks.check_scalar("max_beta", max_beta)
+    batch_size = min(2048, n) if batch_size is None else _checks.check_positive_int("batch_size", batch_size)
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size: expected 1..N = {n}, got {batch_size}")
     betas = noise_schedule(schedule, num_levels, max_beta)
@@ -154,7 +155,6 @@ def train_diffusion_prior(
         calibration_draws = _checks.check_positive_int("calibration_draws", calibration_draws)
     else:
         action_covariance(action_cov, betas, scale, d)  # validate before training
-    key = jax.random.PRNGKey(0) if key is None else key
     k_init, k_train = jax.random.split(key)
 
     _, abar, _ = schedule_arrays(betas)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from dts_ppl import agents as ag
 from dts_ppl.agents.mcmc import mcmc_ts
 from dts_ppl.bandits.envs import Environment, diffusion_environment
+from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.experiments.regret import SIZES, PaperSizes
@@ -125,6 +126,7 @@ def paper_perturbation(key, prior: DiffusionPrior, v: float) -> DiffusionPrior:
     Every entry is perturbed (the paper's W_l + eps_1; zeroed columns become active) and every
     S_1..S_{L+1}; each S_l + eps_2 goes through :func:`repair_covariance`.
     """
+    key = _checks.check_key(key)
     weights = [prior.link(level).weight for level in range(1, prior.num_levels + 1)]
     covs = [prior.cov1] + list(prior.covs)
     k_w, k_s = jax.random.split(key)
@@ -175,6 +177,7 @@ def lints_prior(num_actions: int, sizes: PaperSizes):
 
 def normalised_linear_prior(key, dim: int, num_levels: int) -> DiffusionPrior:
     """W_l ~ U[-1, 1]^{d x d} divided by its largest singular value (lambda_1(W^T W) = 1), S_l = I."""
+    key = _checks.check_key(key)
     ws = []
     for k in jax.random.split(key, num_levels):
         w = jax.random.uniform(k, (dim, dim), minval=-1.0, maxval=1.0)
@@ -198,6 +201,7 @@ FIG6 = Fig6Config()
 
 def fig6_environment(key) -> tuple[Environment, DiffusionPrior]:
     """Figure 6's problem, built to meet the bound's assumptions (module docstring)."""
+    key = _checks.check_key(key)
     prior = normalised_linear_prior(key, FIG6.dim, FIG6.num_levels)
     env = diffusion_environment(
         prior,
@@ -211,6 +215,7 @@ def fig6_environment(key) -> tuple[Environment, DiffusionPrior]:
 
 def fig6(key, num_rounds):
     """Builder of ``fig6-k10000``: dTS against LinTS on :func:`fig6_environment`."""
+    key = _checks.check_key(key)
     del num_rounds
     env, prior = fig6_environment(jax.random.split(key)[0])
     K = FIG6.num_actions
@@ -219,11 +224,13 @@ def fig6(key, num_rounds):
 
 def table2_environment(key) -> tuple[Environment, DiffusionPrior]:
     """The small linear-diffusion problem of ``table2-mcmc`` (``TABLE2``)."""
+    key = _checks.check_key(key)
     return paper_environment(key, "linear", "linear", TABLE2.num_actions, TABLE2.dim, TABLE2.active_dims, 20)
 
 
 def table2(key, num_rounds):
     """Builder of ``table2-mcmc``: dTS, MCMC-TS (fast and slow budgets) and LinTS."""
+    key = _checks.check_key(key)
     del num_rounds
     env, prior = table2_environment(jax.random.split(key)[0])
     K, m = TABLE2.num_actions, TABLE2.refresh_every

@@ -45,6 +45,7 @@ import numpy as np
 
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import Environment, pool_environment, uniform_contexts
+from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_prior
@@ -181,6 +182,7 @@ def trained_prior(tag: str, samples, action_cov, seed: int = 0, progress: bool =
 
 def prior_samples(key, prior: DiffusionPrior, num_samples: int) -> jax.Array:
     """Deprecated: ``sample_prior(key, prior, num_samples)[1][:, 0]``, draws (num_samples, d) of one theta."""
+    key = _checks.check_key(key)
     warnings.warn(
         "realdata.prior_samples is deprecated; use dts_ppl.sample_prior(key, prior, n)[1][:, 0]",
         DeprecationWarning,
@@ -207,6 +209,7 @@ def _agents(prior, gauss, bank, lik, K, shared, hier=None, history=5000):
 
 def sample_ring(key, num_samples: int) -> jax.Array:
     """(num_samples, 2) draws of the 8-cluster ring: centre radius (cos, sin)(2 pi c / 8), c uniform, + sd N(0, I)."""
+    key = _checks.check_key(key)
     k_c, k_n = jax.random.split(key)
     dtype = jnp.result_type(float)
     c = jax.random.randint(k_c, (num_samples,), 0, RING.num_clusters)
@@ -328,6 +331,7 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
 
 def movielens_build(key, num_rounds):
     """Builder of the MovieLens preset (files from $DTS_MOVIELENS_DIR)."""
+    key = _checks.check_key(key)
     del key, num_rounds
     s = movielens_setup(os.environ.get(ENV_VAR))
     return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], False, s["hier"])

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 
 from dts_ppl import agents as ag
 from dts_ppl.bandits.envs import diffusion_environment
+from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.experiments.synthetic import paper_environment, paper_prior
 
@@ -49,6 +50,7 @@ SIZES: dict[int, PaperSizes] = {100: PaperSizes(5, (5, 2), 20), 10000: PaperSize
 def paper_agents(key, prior, reward: str, num_actions: int, num_rounds: int, which=None, agent_prior=None):
     """The paper's algorithms for a reward model: dTS and baselines, all given ``agent_prior``
     (default: the true prior) or its theta marginal."""
+    key = _checks.check_key(key)
     agent_prior = prior if agent_prior is None else agent_prior
     marginal = ag.theta_marginal(agent_prior, key)
     K, H = num_actions, num_rounds
@@ -102,6 +104,7 @@ def k_sweep(num_actions: int):
 
 def misspecified_prior(key, prior, scale: float):
     """The true linear prior with every active weight perturbed by scale * U[-1, 1] noise."""
+    key = _checks.check_key(key)
     weights = [prior.link1.weight] + [prior.link(level).weight for level in range(2, prior.num_levels + 1)]
     keys = jax.random.split(key, len(weights))
     noisy = [
@@ -127,6 +130,7 @@ def misspecified(scale: float):
 
 def exact_k100(key, num_rounds):
     """dTS against exact joint Thompson sampling on fig1-lindiff-lin-k100's problem (same key split)."""
+    key = _checks.check_key(key)
     del num_rounds
     env, prior = paper_environment(jax.random.split(key)[0], "linear", "linear", 100, *SIZES[100])
     return env, {"dTS": ag.dts(prior, Gaussian(1.0), 100), "exact TS": ag.exact_ts(prior, Gaussian(1.0), 100)}

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.bandits.envs import diffusion_environment
+from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.prior import DiffusionPrior
 
@@ -19,6 +20,7 @@ def random_linear_prior(key, dim: int, active_dims: Sequence[int], scale: float 
         dim: d (theta and latents share it, as in the paper).
         active_dims: (d_1, ..., d_L), the active columns of W_1..W_L; L = len(active_dims).
     """
+    key = _checks.check_key(key)
     if any(not 1 <= a <= dim for a in active_dims) or not active_dims:
         raise ValueError(f"active_dims: expected 1..{dim} for each level, got {list(active_dims)}")
     keys = jax.random.split(key, len(active_dims))
@@ -31,6 +33,7 @@ def random_linear_prior(key, dim: int, active_dims: Sequence[int], scale: float 
 
 def random_mlp_prior(key, dim: int, num_levels: int, hidden: int, scale: float = 1.0) -> DiffusionPrior:
     """Nonlinear diffusion: each f_l a 2-layer ReLU MLP (d -> hidden -> d), weights and biases U[-1, 1]."""
+    key = _checks.check_key(key)
     layers = []
     for k in jax.random.split(key, num_levels):
         k1, k2, k3, k4 = jax.random.split(k, 4)
@@ -41,6 +44,7 @@ def random_mlp_prior(key, dim: int, num_levels: int, hidden: int, scale: float =
 
 def paper_prior(key, diffusion: str, dim: int, active_dims: Sequence[int], hidden: int) -> DiffusionPrior:
     """The paper's random diffusion prior: "linear" (W_l ~ U[-1, 1], zeroed columns) or "mlp"."""
+    key = _checks.check_key(key)
     if diffusion == "linear":
         return random_linear_prior(key, dim, active_dims)
     if diffusion == "mlp":
@@ -55,6 +59,7 @@ def paper_environment(key, diffusion: str, reward: str, num_actions: int, dim: i
         diffusion: "linear" or "mlp".   reward: "linear" (Gaussian, sd 1) or "logistic".
         active_dims: (d_1, ..., d_L) active columns (linear) and L.   hidden: MLP width.
     """
+    key = _checks.check_key(key)
     if reward not in ("linear", "logistic"):
         raise ValueError(f"reward: expected 'linear' or 'logistic', got {reward!r}")
     prior = paper_prior(key, diffusion, dim, active_dims, hidden)

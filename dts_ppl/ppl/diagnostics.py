@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 from numpyro.infer.util import log_density
 
+from dts_ppl.core import checks as _checks
 from dts_ppl.ppl import arviz_adapter as _arviz
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel
@@ -26,6 +27,7 @@ def log_importance_weights(
     Both densities are NumPyro's own (`numpyro.infer.util.log_density`) on the same sites, so
     this also checks that the guide's density is tractable and finite.
     """
+    key = _checks.check_key(key)
     draws = guide.sample_posterior(key, guide.fit(X, A, y), sample_shape=(num_samples,))
     args = (X, A, y)
 
