@@ -23,6 +23,7 @@ from dts_ppl.bandits import envs
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
 from dts_ppl.core import oracle
+from dts_ppl.core.empirical_bayes import HyperFit, fit_hyperparameters
 from dts_ppl.core.inference import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
 from dts_ppl.core.links import AffineLink, MLPLink
@@ -82,6 +83,8 @@ __all__ = [
     "train_diffusion_prior",
     "validate",
     "GaussianPrior",
+    "HyperFit",
+    "fit_hyperparameters",
     "action_cov_calibration",
     "calibrate_action_cov",
     "sample_moments",

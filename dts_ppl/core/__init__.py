@@ -13,12 +13,16 @@ agents (:mod:`dts_ppl.agents`) call these same functions.
   one-level prior of psi_1 and theta it implies), :func:`linear_predictor` (eta = x^T theta).
 - Prior draws: :func:`sample_prior` (psi and theta from any DiffusionPrior); :func:`sample_moments`.
 - The independent reference: :func:`joint_posterior` (the joint-Gaussian oracle).
+- The marginal likelihood and empirical Bayes: :func:`log_marginal_likelihood` (exact for affine
+  chains with Gaussian rewards, Laplace-type otherwise; differentiable), :func:`fit_hyperparameters`.
 
 Row order of latent arrays: everywhere in the package a (L, ...) latent array is in sampling
 order, row 0 = psi_L (the top), row L - 1 = psi_1, like the ``psi`` site of the model. The
 prior's own level-ordered storage is converted in one place, :func:`chain_rows`.
 """
 
+from dts_ppl.core.empirical_bayes import HyperFit, fit_hyperparameters
+from dts_ppl.core.evidence import GaussianSummary, gaussian_summary, log_marginal_likelihood
 from dts_ppl.core.inference import (
     DEFAULT_LINEARISATION,
     DEFAULT_MAX_PASSES,
@@ -64,6 +68,8 @@ __all__ = [
     "DTSPosterior",
     "DiffusionPrior",
     "Evidence",
+    "GaussianSummary",
+    "HyperFit",
     "Gaussian",
     "JointGaussian",
     "Linearisation",
@@ -77,7 +83,10 @@ __all__ = [
     "collapse_linear",
     "condition",
     "empty_stats",
+    "fit_hyperparameters",
     "fit_posterior",
+    "gaussian_summary",
+    "log_marginal_likelihood",
     "joint_posterior",
     "linear_predictor",
     "linearise",
