@@ -31,6 +31,7 @@ from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_moments, sample_prior
 from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
 from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
+from dts_ppl.ppl.autodts import AutoDTS
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.inspection import to_inference_data
@@ -42,6 +43,7 @@ __all__ = [
     "ActionStats",
     "AffineLink",
     "Agent",
+    "AutoDTS",
     "Bandit",
     "BanditModel",
     "Bernoulli",

@@ -62,6 +62,12 @@ def gaussian_summary(X, A, y, num_actions: int, offset=None) -> GaussianSummary:
     return GaussianSummary(unit.G, unit.b, yy, count)
 
 
+def gaussian_stats(summary: GaussianSummary, scale) -> ActionStats:
+    """The evidence ActionStats(G / sigma^2, b / sigma^2) of Gaussian rewards with noise scale ``scale``."""
+    prec = 1.0 / scale**2
+    return ActionStats(prec * summary.G, prec * summary.b)
+
+
 def _log_normaliser(prior_prec, G, b):
     """b^T P^-1 b / 2 - (log|P| - log|Q|) / 2: what conditioning leaves besides the message."""
     chol_p, chol_q = psd_cholesky(prior_prec + G), psd_cholesky(prior_prec)
@@ -142,10 +148,9 @@ def gaussian_log_evidence(
     Returns:
         () log p(y).
     """
-    prec = 1.0 / scale**2
-    stats = ActionStats(prec * summary.G, prec * summary.b)
+    stats = gaussian_stats(summary, scale)
     n = jnp.sum(summary.count)
-    const = -0.5 * prec * jnp.sum(summary.yy) - n * (jnp.log(scale) + 0.5 * jnp.log(2.0 * jnp.pi))
+    const = -0.5 * jnp.sum(summary.yy) / scale**2 - n * (jnp.log(scale) + 0.5 * jnp.log(2.0 * jnp.pi))
     lin = differentiable_linearisation(prior, stats, linearisation, tol, max_passes)
     return const + chain_log_evidence(prior, stats, lin)
 
