@@ -1,4 +1,4 @@
-"""The marginal likelihood log p(y | hyper-parameters) of a diffusion chain (docs/math.md section 9).
+"""The marginal likelihood log p(y | hyper-parameters) of a diffusion chain (docs/open_model.md section 3).
 
 The dTS upward pass integrates the chain out level by level: conditioning a Gaussian
 N(x; m, Q^-1) on evidence exp(-x^T G x / 2 + b^T x) leaves a message on m (the one
