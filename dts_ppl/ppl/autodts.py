@@ -169,7 +169,8 @@ class AutoDTS:
             offset = 0.0 if info.offset is None else info.offset
             return t["theta"]["infer"][CHAIN_KEY].prior, getattr(info.likelihood, "scale", 0.0), offset
 
-        h0 = {k: jnp.asarray(full[k]["value"], float) for k in hidden}
+        # discrete sites have no derivative; AutoGuides do not sample them anyway
+        h0 = {k: full[k]["value"] for k in hidden if jnp.issubdtype(jnp.result_type(full[k]["value"]), jnp.floating)}
         tangent = jax.tree.map(jnp.ones_like, h0)
         out = jax.jvp(inputs, (h0,), (tangent,))[1]
         if any(bool(jnp.any(leaf != 0)) for leaf in jax.tree.leaves(out)):
