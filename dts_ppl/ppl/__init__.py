@@ -5,6 +5,7 @@ It calls the functional core (:mod:`dts_ppl.core`) for every formula; ArviZ is r
 through :mod:`dts_ppl.ppl.arviz_adapter`.
 """
 
+from dts_ppl.core.empirical_bayes import fit_hyperparameters
 from dts_ppl.ppl.autodts import AutoDTS
 from dts_ppl.ppl.chain import bandit_rewards, diffusion_chain
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
@@ -20,6 +21,7 @@ __all__ = [
     "ValidationReport",
     "bandit_rewards",
     "diffusion_chain",
+    "fit_hyperparameters",
     "log_importance_weights",
     "model_inference_data",
     "psis_khat",

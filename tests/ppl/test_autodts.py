@@ -201,7 +201,7 @@ def test_matches_nuts_on_a_user_model():
     user = jax.random.randint(ku, (n,), 0, USERS)
     y = Predictive(model, num_samples=1)(ky, X, A, user)["y"][0]
     guide = AutoDTS(model)
-    svi = SVI(model, guide, optax.adam(optax.exponential_decay(0.05, 3000, 0.02)), Trace_ELBO(num_particles=4))
+    svi = SVI(model, guide, optax.adam(optax.exponential_decay(0.05, 3000, 1e-3)), Trace_ELBO())
     fit = svi.run(jax.random.PRNGKey(1), 3000, X, A, user, y, progress_bar=False)
     report = validate_model(
         model,
