@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.core.likelihoods import ActionStats
+from dts_ppl.core.likelihoods import ActionStats, empty_stats
 from dts_ppl.core.linalg import psd_inv, psd_solve
 from dts_ppl.core.prior import DiffusionPrior
 
@@ -115,8 +115,6 @@ def log_marginal_likelihood(prior: DiffusionPrior, X, A, y, scale, num_actions: 
     Returns:
         () log p(y).
     """
-    from dts_ppl.core.likelihoods import empty_stats
-
     if not prior.is_linear:
         raise ValueError("prior: the joint-Gaussian oracle needs affine links (DiffusionPrior.linear)")
     dtype = prior.cov1.dtype
