@@ -92,25 +92,24 @@ def test_elbo_is_the_collapsed_evidence_and_so_is_its_gradient(problem):
 def test_autoguide_surface_with_other_sites(problem):
     prior, X, A, y, user = problem
     model = user_model(prior)
-    guide = AutoDTS(model)  # AutoNormal for sigma and u
-    result = SVI(model, guide, optax.adam(0.05), Trace_ELBO()).run(
-        jax.random.PRNGKey(2), 20, X, A, user, y, progress_bar=False
-    )
-    draws = guide.sample_posterior(jax.random.PRNGKey(3), result.params, X, A, user, y, sample_shape=(4, 5))
+    guide = AutoDTS(model, num_quantile_samples=500)  # AutoNormal for sigma and u
+    svi = SVI(model, guide, optax.adam(0.05), Trace_ELBO())
+    params = svi.get_params(svi.init(jax.random.PRNGKey(2), X, A, user, y))
+    draws = guide.sample_posterior(jax.random.PRNGKey(3), params, X, A, user, y, sample_shape=(4, 5))
     assert {k: v.shape for k, v in draws.items()} == {
         "psi": (4, 5, 2, 2),
         "theta": (4, 5, K, D),
         "sigma": (4, 5),
         "u": (4, 5, USERS),
     }
-    med = guide.median(result.params)  # the model's arguments of the first call are kept
+    med = guide.median(params)  # the model's arguments of the first call are kept
     assert med["theta"].shape == (K, D) and med["u"].shape == (USERS,)
     # the chain's conditional mean at the other sites' medians is the conditional posterior's
     _, post, _, lin = guide.conditional(med, X, A, user, y)
     from dts_ppl.core import inference
 
     np.testing.assert_allclose(med["theta"], inference.moments(prior, post, lin).theta_mean, rtol=1e-12)
-    q = guide.quantiles(result.params, [0.1, 0.5, 0.9])
+    q = guide.quantiles(params, [0.1, 0.5, 0.9])
     assert q["theta"].shape == (3, K, D) and q["sigma"].shape == (3,)
     assert bool(jnp.all(q["theta"][0] < q["theta"][2]))
     idata = model_inference_data(model, draws["theta"].shape and {k: v[0] for k, v in draws.items()}, X, A, user, y)
@@ -134,12 +133,13 @@ def test_inside_an_autoguide_list(problem):
     guide = AutoGuideList(model)
     guide.append(AutoDTS(handlers.block(model, hide=["z"])))
     guide.append(AutoDelta(handlers.block(model, expose=["z"])))
-    result = SVI(model, guide, optax.adam(0.05), Trace_ELBO()).run(
-        jax.random.PRNGKey(2), 10, X, A, user, y, progress_bar=False
-    )
-    draws = guide.sample_posterior(jax.random.PRNGKey(3), result.params, X, A, user, y, sample_shape=(3,))
+    svi = SVI(model, guide, optax.adam(0.05), Trace_ELBO())
+    state = svi.init(jax.random.PRNGKey(2), X, A, user, y)
+    assert np.isfinite(float(svi.evaluate(state, X, A, user, y)))
+    params = svi.get_params(state)
+    draws = guide.sample_posterior(jax.random.PRNGKey(3), params, X, A, user, y, sample_shape=(3,))
     assert sorted(draws) == ["psi", "sigma", "theta", "u", "z"]
-    assert set(guide.median(result.params)) == {"psi", "sigma", "theta", "u", "z"}
+    assert set(guide.median(params)) == {"psi", "sigma", "theta", "u", "z"}
     # a member cannot condition on a site another member samples when that site enters the rewards
     bad = AutoGuideList(model)
     bad.append(AutoDTS(handlers.block(model, hide=["u"])))
@@ -151,7 +151,8 @@ def test_inside_an_autoguide_list(problem):
     others.append(AutoNormal(handlers.block(model, hide=["psi", "theta", "z"])))  # hide: plates stay visible
     others.append(AutoDelta(handlers.block(model, expose=["z"])))
     nested = AutoDTS(model, others)
-    SVI(model, nested, optax.adam(0.05), Trace_ELBO()).run(jax.random.PRNGKey(2), 5, X, A, user, y, progress_bar=False)
+    SVI(model, nested, optax.adam(0.05), Trace_ELBO()).init(jax.random.PRNGKey(2), X, A, user, y)
+    assert nested.other_sites == ("sigma", "z", "u")
 
 
 def test_shared_chain_and_clear_errors(problem):
