@@ -22,6 +22,7 @@ from dts_ppl.bandits import envs
 from dts_ppl.bandits.envs import Environment
 from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
 from dts_ppl.core import oracle
+from dts_ppl.core.empirical_bayes import HyperFit, fit_hyperparameters
 from dts_ppl.core.inference import Conditionals, DTSPosterior, PosteriorMoments
 from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
 from dts_ppl.core.links import AffineLink, MLPLink
@@ -31,6 +32,7 @@ from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
 from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
 from dts_ppl.io.serialization import load_prior, load_state, save_prior, save_state
 from dts_ppl.online import Bandit
+from dts_ppl.ppl.autodts import AutoDTS
 from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.inspection import to_inference_data
@@ -43,6 +45,7 @@ __all__ = [
     "ActionStats",
     "AffineLink",
     "Agent",
+    "AutoDTS",
     "Bandit",
     "BanditModel",
     "Bernoulli",
@@ -85,6 +88,8 @@ __all__ = [
     "train_diffusion_prior",
     "validate",
     "GaussianPrior",
+    "HyperFit",
+    "fit_hyperparameters",
     "action_cov_calibration",
     "calibrate_action_cov",
     "sample_moments",

@@ -15,12 +15,16 @@ agents (:mod:`dts_ppl.agents`) call these same functions.
 - Protocols: :class:`Link` and :class:`Likelihood`, what the package calls on a link and a likelihood.
 - Prior draws: :func:`sample_prior` (psi and theta from any DiffusionPrior); :func:`sample_moments`.
 - The independent reference: :func:`joint_posterior` (the joint-Gaussian oracle).
+- The marginal likelihood and empirical Bayes: :func:`log_marginal_likelihood` (exact for affine
+  chains with Gaussian rewards, Laplace-type otherwise; differentiable), :func:`fit_hyperparameters`.
 
 Row order of latent arrays: everywhere in the package a (L, ...) latent array is in sampling
 order, row 0 = psi_L (the top), row L - 1 = psi_1, like the ``psi`` site of the model. The
 prior's own level-ordered storage is converted in one place, :func:`chain_rows`.
 """
 
+from dts_ppl.core.empirical_bayes import HyperFit, fit_hyperparameters
+from dts_ppl.core.evidence import GaussianSummary, gaussian_summary, log_marginal_likelihood
 from dts_ppl.core.inference import (
     DEFAULT_LINEARISATION,
     DEFAULT_MAX_PASSES,
@@ -69,6 +73,8 @@ __all__ = [
     "DTSPosterior",
     "DiffusionPrior",
     "Evidence",
+    "GaussianSummary",
+    "HyperFit",
     "Gaussian",
     "JointGaussian",
     "Likelihood",
@@ -85,7 +91,10 @@ __all__ = [
     "collapse_linear",
     "condition",
     "empty_stats",
+    "fit_hyperparameters",
     "fit_posterior",
+    "gaussian_summary",
+    "log_marginal_likelihood",
     "joint_posterior",
     "linear_predictor",
     "linearise",

@@ -35,7 +35,7 @@ from jax.scipy.linalg import solve_triangular
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, sample_moments, symmetrise
+from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, psd_solve, sample_moments, symmetrise
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Link
@@ -189,6 +189,7 @@ def whiten(prior_prec) -> Whitening:
     return Whitening(R, solve_triangular(R, eye, lower=True))
 
 
+@jax.custom_jvp
 def condition(prior_prec: jax.Array, G: jax.Array, b: jax.Array) -> tuple[Conditionals, Message]:
     """Condition x ~ N(gain-free mean m, Q^-1) on evidence exp(-1/2 x^T G x + x^T b).
 
@@ -204,6 +205,11 @@ def condition(prior_prec: jax.Array, G: jax.Array, b: jax.Array) -> tuple[Condit
     noise makes G ~ 1e12 in float32, whose entries then have errors ~ 1e5 in every direction):
     they are treated as no evidence, and b (which lies in the range of G) is projected off them.
     In float64 the cutoff is ~1e-14 relative, below round-off, so results are exact.
+
+    Derivatives (``jax.grad`` with respect to Q, G or b: the noise scale, S_1, the level
+    covariances) come from the same formulas written with a Cholesky factor of P
+    (:func:`_condition_dense`): the eigendecomposition's own derivative is 0 * inf = NaN
+    wherever eigenvalues repeat, i.e. for every action with fewer than d pulls.
 
     Args:
         prior_prec: (n, n) Q.   G: (n, n).   b: (n,).
@@ -234,6 +240,22 @@ def condition_whitened(white: Whitening, G, b):
     RV = R @ V
     up = Message(symmetrise((RV * (lam * inv)) @ RV.T), RV @ (inv * coef))
     return Conditionals(gain, shift, psd_cholesky(cov)), up
+
+
+def _condition_dense(prior_prec, G, b):
+    """:func:`condition` through a Cholesky factor of P = Q + G: its derivative rule only."""
+    P = symmetrise(prior_prec + G)
+    eye = jnp.eye(P.shape[-1], dtype=P.dtype)
+    p_inv = symmetrise(psd_solve(P, eye))
+    gain = p_inv @ prior_prec
+    shift = p_inv @ b
+    up = Message(symmetrise(prior_prec - prior_prec @ gain), prior_prec @ shift)
+    return Conditionals(gain, shift, psd_cholesky(p_inv)), up
+
+
+@condition.defjvp
+def _condition_jvp(primals, tangents):
+    return condition(*primals), jax.jvp(_condition_dense, primals, tangents)[1]
 
 
 def evidence_cutoff(lam):

@@ -124,7 +124,10 @@ class Gaussian:
     is_exact = True
 
     def __post_init__(self):
-        object.__setattr__(self, "scale", _checks.check_scalar("scale", self.scale))
+        # a traced scale (a sample site of a NumPyro model, a hyper-parameter under jax.grad) is
+        # kept as it is: only concrete values can be checked
+        if _checks.is_concrete(self.scale) or jnp.ndim(self.scale) != 0:
+            object.__setattr__(self, "scale", _checks.check_scalar("scale", self.scale))
 
     def mean(self, eta: jax.Array) -> jax.Array:
         return eta

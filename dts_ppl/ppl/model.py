@@ -13,8 +13,10 @@ Every site names its dimensions (plates, and ``infer={"event_dims": ...}`` for t
 ``arviz.from_numpyro`` and :func:`dts_ppl.to_inference_data` label them alike: ``psi`` (level,
 latent_feature), ``theta`` (actions, feature), ``y`` (obs).
 
-The model samples each level from the prior's conditionals; :class:`dts_ppl.DTSGuide`
-samples the same sites through the same function, :func:`sample_chain`, with the posterior's.
+The model is one user model written with :mod:`dts_ppl.ppl.chain`: :func:`diffusion_chain`
+then :func:`bandit_rewards`. It samples each level from the prior's conditionals;
+:class:`dts_ppl.DTSGuide` samples the same sites through the same function,
+:func:`sample_chain`, with the posterior's.
 """
 
 from __future__ import annotations
@@ -22,91 +24,24 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
 from jax.typing import ArrayLike
-from numpyro.contrib.control_flow import scan
 
 from dts_ppl.core import checks as _checks
-from dts_ppl.core.inference import (
-    DTSPosterior,
-    chain_scan_inputs,
-    conditional_loc,
-    parent_means,
-    prior_conditionals,
-)
-from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson, linear_predictor
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Likelihood
-
-LATENT_SITES = ("psi", "theta")
-# the names of each site's dimensions (ArviZ dims), batch (plate) dims first
-SITE_DIMS = {"psi": ("level", "latent_feature"), "theta": ("actions", "feature"), "y": ("obs",)}
-ACTIONS_PLATE, OBS_PLATE = "actions", "obs"
-
-
-def reward_distribution(likelihood: Likelihood, eta: jax.Array) -> dist.Distribution:
-    """The NumPyro distribution of rewards given the linear predictor eta, for a core likelihood."""
-    name = getattr(likelihood, "name", None)
-    if name == "gaussian":
-        return dist.Normal(eta, likelihood.scale)
-    if name == "bernoulli":
-        return dist.Bernoulli(logits=eta)
-    if name == "poisson":
-        return dist.Poisson(jnp.exp(eta))
-    raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
-
-
-PARAMETERISATIONS = ("centred", "noncentred")
-
-
-def check_parameterisation(parameterisation: str) -> str:
-    """Return ``parameterisation`` if it is one of :data:`PARAMETERISATIONS`, else raise ValueError."""
-    if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(f"parameterisation: expected one of {PARAMETERISATIONS}, got {parameterisation!r}")
-    return parameterisation
-
-
-def sample_chain(prior: DiffusionPrior, conds: DTSPosterior, shared: bool, parameterisation: str = "centred"):
-    """Sample sites ``psi`` then ``theta`` from a chain of Gaussian conditionals.
-
-    ``parameterisation="noncentred"`` samples standard-normal sites ``psi_raw`` and
-    ``theta_raw`` instead and records ``psi = loc + scale_tril @ psi_raw`` (and theta alike) as
-    deterministic sites: the same distribution of (psi, theta), a geometry NUTS finds easier
-    when the chain's conditionals are much narrower than their marginals (DDPM chains).
-
-    Returns:
-        psi (L, d_psi) and theta (K, d), or (d,) when ``shared``.
-    """
-    centred = check_parameterisation(parameterisation) == "centred"
-
-    def draw(name, loc, tril, event_names):
-        infer = {"event_dims": list(event_names)}
-        if centred:
-            return numpyro.sample(name, dist.MultivariateNormal(loc, scale_tril=tril), infer=infer)
-        raw = numpyro.sample(name + "_raw", dist.Normal(jnp.zeros_like(loc), 1.0).to_event(1), infer=infer)
-        return loc + jnp.einsum("...ij,...j->...i", tril, raw)
-
-    def level(psi_parent, xs):
-        cond, is_top, link = xs
-        loc = conditional_loc(cond, parent_means(prior, psi_parent, is_top, link))
-        # scan stacks the levels into the site's first axis, which no plate names: it goes in event_dims
-        psi = draw("psi", loc, cond.scale_tril, SITE_DIMS["psi"])
-        return psi, psi
-
-    top = jnp.zeros(prior.latent_dim, prior.cov1.dtype)
-    _, psi = scan(level, top, chain_scan_inputs(prior, conds.latents))
-    loc = conditional_loc(conds.theta, prior.link1(psi[-1]))
-    tril = conds.theta.scale_tril
-    if shared:
-        theta = draw("theta", loc[0], tril[0], SITE_DIMS["theta"][1:])
-    else:
-        with numpyro.plate(ACTIONS_PLATE, loc.shape[0]):
-            theta = draw("theta", loc, tril, SITE_DIMS["theta"][1:])
-    if not centred:
-        psi = numpyro.deterministic("psi", psi)
-        theta = numpyro.deterministic("theta", theta)
-    return psi, theta
+from dts_ppl.ppl.chain import (  # noqa: F401  (re-exported: the model's site names, dims and plates)
+    ACTIONS_PLATE,
+    LATENT_SITES,
+    OBS_PLATE,
+    PARAMETERISATIONS,
+    SITE_DIMS,
+    bandit_rewards,
+    check_parameterisation,
+    diffusion_chain,
+    reward_distribution,
+    sample_chain,
+)
 
 
 class BanditModel:
@@ -219,10 +154,8 @@ class BanditModel:
 
     def __call__(self, X: ArrayLike | None = None, A: ArrayLike | None = None, y: ArrayLike | None = None) -> jax.Array:
         X, A, y = self.check_data(X, A, y)
-        conds = prior_conditionals(self.prior, self.num_actions)
-        psi, theta = sample_chain(self.prior, conds, self.shared, self.parameterisation)
-        eta = linear_predictor(X, theta, None if self.shared else A)
+        num_actions = None if self.shared else self.num_actions
+        psi, theta = diffusion_chain(self.prior, num_actions, self.shared, self.parameterisation)
         if X.shape[0]:
-            with numpyro.plate(OBS_PLATE, X.shape[0]):
-                numpyro.sample("y", reward_distribution(self.likelihood, eta), obs=y)
+            bandit_rewards("y", X, None if self.shared else A, theta, self.likelihood, obs=y)
         return theta
