@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -25,12 +26,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.typing import ArrayLike
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import evidence as _ev
 from dts_ppl.core import inference as _inf
 from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 FITTABLE = ("noise_scale", "action_cov", "latent_cov")
 #: the name each fitted parameter's value has in ``HyperFit.values``
@@ -192,14 +195,14 @@ def _optimise(prior, likelihood, data, u0, initial, bounds, *, fit, num_steps, o
 
 def fit_hyperparameters(
     prior: DiffusionPrior,
-    likelihood,
-    X,
-    A,
-    y,
-    fit=("noise_scale", "action_cov"),
+    likelihood: Likelihood,
+    X: ArrayLike,
+    A: ArrayLike | None,
+    y: ArrayLike,
+    fit: str | Sequence[str] = ("noise_scale", "action_cov"),
     *,
     num_actions: int | None = None,
-    offset=None,
+    offset: ArrayLike | None = None,
     bounds: dict | None = None,
     num_steps: int = 100,
     optimizer: optax.GradientTransformation | None = None,

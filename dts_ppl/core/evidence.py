@@ -23,11 +23,13 @@ from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from dts_ppl.core import inference as _inf
 from dts_ppl.core.likelihoods import ActionStats, Gaussian
 from dts_ppl.core.linalg import psd_cholesky, psd_inv, psd_solve
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 
 class GaussianSummary(NamedTuple):
@@ -47,7 +49,9 @@ class GaussianSummary(NamedTuple):
     count: Annotated[jax.Array, "K"]
 
 
-def gaussian_summary(X, A, y, num_actions: int, offset=None) -> GaussianSummary:
+def gaussian_summary(
+    X: ArrayLike, A: ArrayLike, y: ArrayLike, num_actions: int, offset: ArrayLike | None = None
+) -> GaussianSummary:
     """The GaussianSummary of (X, A, y), with y - offset as the rewards when ``offset`` is given.
 
     Args:
@@ -186,16 +190,16 @@ def glm_log_evidence(
 
 def log_marginal_likelihood(
     prior: DiffusionPrior,
-    likelihood,
-    X,
-    A,
-    y,
+    likelihood: Likelihood,
+    X: ArrayLike,
+    A: ArrayLike | None,
+    y: ArrayLike,
     num_actions: int | None = None,
-    offset=None,
+    offset: ArrayLike | None = None,
     linearisation: str | None = _inf.DEFAULT_LINEARISATION,
     tol: float = _inf.DEFAULT_TOL,
     max_passes: int = _inf.DEFAULT_MAX_PASSES,
-):
+) -> jax.Array:
     """log p(y | X, A, prior, likelihood, offset): exact for affine links with Gaussian rewards.
 
     Args:

@@ -33,6 +33,8 @@ for different sites that do enter the rewards, pass an ``AutoGuideList`` as ``ot
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +49,7 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, Gaussian, empty_stats
 from dts_ppl.core.linalg import psd_cholesky
 from dts_ppl.core.links import check_linearisation
+from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ppl.chain import CHAIN_KEY, LATENT_SITES, REWARDS_KEY, sample_chain
 
 
@@ -88,14 +91,14 @@ class AutoDTS:
 
     def __init__(
         self,
-        model,
-        other_guide=AutoNormal,
+        model: Callable[..., Any],
+        other_guide: Callable[..., Any] | None = AutoNormal,
         *,
         linearisation: str | None = core.DEFAULT_LINEARISATION,
         max_passes: int = core.DEFAULT_MAX_PASSES,
         tol: float = core.DEFAULT_TOL,
         num_quantile_samples: int = 4000,
-    ):
+    ) -> None:
         if not callable(model):
             raise ValueError(f"model: expected a NumPyro model (a callable), got {type(model).__name__}")
         if other_guide is not None and not callable(other_guide):
@@ -200,7 +203,9 @@ class AutoDTS:
             raise ValueError("offset: AutoDTS takes offsets with Gaussian rewards only (the GLM expansion has none)")
         return (self._glm or lik)._statistics(rew.X, A, y, K)
 
-    def conditional(self, values: dict, *args, **kwargs):
+    def conditional(
+        self, values: dict, *args: Any, **kwargs: Any
+    ) -> tuple[DiffusionPrior, core.DTSPosterior, bool, core.Linearisation]:
         """The chain's posterior given the other sites' ``values``.
 
         Returns:
@@ -225,7 +230,7 @@ class AutoDTS:
         return prior, core.DTSPosterior(latents, theta), info.shared, lin
 
     # -------------------------------------------------------------------------- the guide
-    def __call__(self, *args, **kwargs) -> dict:
+    def __call__(self, *args: Any, **kwargs: Any) -> dict:
         if self.prototype_trace is None:
             self._setup(*args, **kwargs)
         others = dict(self.other_guide(*args, **kwargs)) if self.other_guide is not None else {}
@@ -234,7 +239,14 @@ class AutoDTS:
         return {**others, "psi": psi, "theta": theta}
 
     # ---------------------------------------------------------------- AutoGuide surface
-    def sample_posterior(self, rng_key, params, *args, sample_shape=(), **kwargs) -> dict:
+    def sample_posterior(
+        self,
+        rng_key: jax.Array,
+        params: dict,
+        *args: Any,
+        sample_shape: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> dict:
         """Joint draws of every latent site: others from their guide, then the chain given each draw.
 
         Args:
@@ -279,7 +291,7 @@ class AutoDTS:
         theta = (mo.theta_mean[0], mo.theta_cov[0]) if shared else (mo.theta_mean, mo.theta_cov)
         return {"psi": (mo.psi_mean, mo.psi_cov), "theta": theta}
 
-    def median(self, params, *args, **kwargs) -> dict:
+    def median(self, params: dict, *args: Any, **kwargs: Any) -> dict:
         """Medians of the other sites (their guide's) and the chain's conditional posterior means there.
 
         With no other latent sites these are the exact posterior means of psi and theta
@@ -295,7 +307,7 @@ class AutoDTS:
         chain = self._chain_moments(others, args, kwargs)
         return {**others, **{site: mean for site, (mean, _) in chain.items()}}
 
-    def quantiles(self, params, quantiles, *args, **kwargs) -> dict:
+    def quantiles(self, params: dict, quantiles: Sequence[float] | jax.Array, *args: Any, **kwargs: Any) -> dict:
         """Marginal quantiles of every latent coordinate.
 
         The chain sites' are closed-form with no other latent sites (as DTSGuide's); otherwise
@@ -333,7 +345,7 @@ class AutoDTS:
             pass
         return out
 
-    def get_posterior(self, params, *args, **kwargs) -> dict:
+    def get_posterior(self, params: dict, *args: Any, **kwargs: Any) -> dict:
         """Per-level and per-action marginals of the chain as NumPyro distributions (no other sites only).
 
         Returns:

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from jax.typing import ArrayLike
 from numpyro.contrib.control_flow import scan
 
 from dts_ppl.core import checks as _checks
@@ -45,6 +46,7 @@ from dts_ppl.core.inference import (
 )
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson, linear_predictor
 from dts_ppl.core.prior import DiffusionPrior
+from dts_ppl.core.protocols import Likelihood
 
 #: The ``infer`` keys that mark a diffusion chain's ``theta`` site and a reward site.
 CHAIN_KEY, REWARDS_KEY = "dts_chain", "dts_rewards"
@@ -148,7 +150,7 @@ def sample_chain(
 
 def diffusion_chain(
     prior: DiffusionPrior, num_actions: int | None = None, shared: bool = False, parameterisation: str = "centred"
-):
+) -> tuple[jax.Array, jax.Array]:
     """Sample a diffusion chain's sites ``psi`` then ``theta`` inside a NumPyro model.
 
     The sites, plates and dims are :class:`dts_ppl.BanditModel`'s (docs/math.md section 1).
@@ -183,7 +185,7 @@ def check_num_actions(num_actions, shared) -> int:
     return _checks.check_int("num_actions", num_actions, 1)
 
 
-def reward_distribution(likelihood, eta) -> dist.Distribution:
+def reward_distribution(likelihood: Likelihood, eta: jax.Array) -> dist.Distribution:
     """The NumPyro distribution of rewards given the linear predictor eta, for a core likelihood."""
     name = getattr(likelihood, "name", None)
     if name == "gaussian":
@@ -195,7 +197,15 @@ def reward_distribution(likelihood, eta) -> dist.Distribution:
     raise ValueError(f"likelihood: expected Gaussian, Bernoulli or Poisson, got {likelihood!r}")
 
 
-def bandit_rewards(name: str, X, A, theta, likelihood=None, offset=None, obs=None):
+def bandit_rewards(
+    name: str,
+    X: ArrayLike,
+    A: ArrayLike | None,
+    theta: ArrayLike,
+    likelihood: Likelihood | None = None,
+    offset: ArrayLike | None = None,
+    obs: ArrayLike | None = None,
+) -> jax.Array:
     """The reward site: ``name`` ~ likelihood(x_i^T theta_{A_i} + offset_i) in ``plate("obs", n)``.
 
     Args:

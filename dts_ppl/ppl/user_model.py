@@ -15,6 +15,8 @@ sample_shape=...)``), such as :class:`dts_ppl.AutoDTS`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,6 +25,7 @@ from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import log_density
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.ppl import arviz_adapter as _arviz
 from dts_ppl.ppl.validate import (
     DEFAULT_GATES,
@@ -48,9 +51,9 @@ def latent_sites(model, *args, **kwargs) -> dict:
 
 
 def run_nuts_model(
-    model,
-    *args,
-    key,
+    model: Callable[..., Any],
+    *args: Any,
+    key: jax.Array,
     num_samples: int = 1000,
     num_warmup: int = 500,
     num_chains: int = 2,
@@ -59,7 +62,7 @@ def run_nuts_model(
     dense_mass: bool = False,
     max_tree_depth: int = 10,
     progress_bar: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> NutsResult:
     """NUTS on ``model(*args, **kwargs)`` (observed sites conditioned): the reference posterior.
 
@@ -122,17 +125,17 @@ def log_importance_weights_model(key, model, guide, params, *args, num_samples: 
 
 
 def validate_model(
-    model,
-    guide,
-    params,
-    *args,
-    key,
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    params: dict | ActionStats | None,
+    *args: Any,
+    key: jax.Array,
     nuts: NutsResult | None = None,
     num_guide_samples: int | None = None,
     num_psis_samples: int = 2000,
     gates: ReferenceGates = DEFAULT_GATES,
     nuts_options: dict | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> ValidationReport:
     """Compare a fitted guide with NUTS on ``model(*args, **kwargs)``, every latent site.
 
@@ -208,7 +211,7 @@ def site_dims(model, *args, **kwargs) -> tuple[dict, dict]:
     return dims, coords
 
 
-def model_inference_data(model, draws, *args, **kwargs):
+def model_inference_data(model: Callable[..., Any], draws: dict | NutsResult, *args: Any, **kwargs: Any) -> Any:
     """ArviZ InferenceData of posterior draws of a user model (guide draws or a NutsResult).
 
     Args:
