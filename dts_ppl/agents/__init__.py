@@ -43,7 +43,7 @@ __all__ = [
     "warm_start",
 ]
 
-# real-data agents (issue 14): the empirical-prior ceiling and the random reference
+# real-data agents: the empirical-prior ceiling and the random reference
 from dts_ppl.agents.bank import BankState, bank_moments, bank_ts, effective_sample_size  # noqa: E402
 from dts_ppl.agents.mcmc import MCMCState, mcmc_ts  # noqa: E402
 from dts_ppl.agents.random_policy import RandomState, random_policy  # noqa: E402

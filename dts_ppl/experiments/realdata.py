@@ -1,4 +1,4 @@
-"""Real-data and shared-parameter presets, and the prior-knowledge ceiling (issue 14).
+"""Real-data and shared-parameter presets, and the prior-knowledge ceiling.
 
 Every preset compares dTS with a DDPM prior pre-trained on a sample of theta against
 
