@@ -28,17 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
-    check_context,
-    check_key,
     check_num_actions,
-    check_update,
-    state_checker,
 )
-from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Gaussian
@@ -154,8 +149,6 @@ def bank_ts(
         zero = jnp.zeros((), jnp.int32)
         return BankState(jnp.zeros((M, N), dtype), jnp.full((M,), n), n, zero, zero)
 
-    check_state = state_checker(init)
-
     def score(key, state: BankState, x):
         idx = jax.random.categorical(key, state.log_weights, axis=-1)  # (M,) one posterior draw per group
         theta = bank[idx]
@@ -178,24 +171,6 @@ def bank_ts(
             jax.debug.callback(warn, ess)
         return BankState(rows, ess, jnp.minimum(state.min_ess, jnp.min(ess)), state.step + jnp.sum(ok, dtype=jnp.int32))
 
-    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
-    update = guarded(
-        step,
-        lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-        shared=shared,
-    )
-    update_batch = guarded_batch(
-        step_batch,
-        lambda X, A, y: _batch.check_rows(X, A, y, K, d, shared, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-    )
     spec = AgentSpec(
         "bank_ts",
         K,
@@ -205,4 +180,4 @@ def bank_ts(
         likelihood.name,
         fingerprint=model_fingerprint(bank, likelihood, shared=shared, reward_bound=reward_bound),
     )
-    return Agent(jax.jit(init), act, update, update_batch, spec)
+    return guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)

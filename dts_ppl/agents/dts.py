@@ -30,14 +30,10 @@ from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
-    check_context,
     check_glm_options,
-    check_key,
     check_num_actions,
-    check_update,
-    state_checker,
 )
-from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
@@ -192,8 +188,6 @@ def dts(
             rejected=jnp.zeros((), jnp.int32),
         )
 
-    check_state = state_checker(init)
-
     def score(key, state: DTSState, x):
         k_chain, k_score = jax.random.split(key)
         if shared:
@@ -225,27 +219,8 @@ def dts(
             ev, Row(idx, cond.cov), Row(idx, cond.shift), total, up.latents, state.step + n, up.passes, up.converged
         )
 
-    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
-    update = guarded(
-        step,
-        lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-        shared=shared,
-    )
-    update_batch = guarded_batch(
-        step_batch,
-        lambda X, A, y: _batch.check_rows(X, A, y, K, d, shared, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-    )
-
     spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name, fingerprint=fingerprint)
-    return Agent(jax.jit(init), act, update, update_batch, spec)
+    return guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)
 
 
 def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:

@@ -15,17 +15,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
-    check_context,
-    check_key,
     check_num_actions,
-    check_update,
-    state_checker,
 )
-from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import oracle
 from dts_ppl.core.likelihoods import Gaussian, empty_stats
@@ -74,8 +69,6 @@ def exact_ts(
     def init() -> JointState:
         return JointState(joint.mean, joint.cov, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
-    check_state = state_checker(init)
-
     def score(key, state: JointState, x):
         m = state.mean[offset:].reshape(K, d) @ x
         c = state.cov[offset:, offset:].reshape(K, d, K, d)
@@ -109,19 +102,6 @@ def exact_ts(
         cov = state.cov - cs @ jnp.linalg.solve(m_inv, D @ cs.T)
         return JointState(mean, 0.5 * (cov + cov.T), state.step + jnp.sum(ok, dtype=jnp.int32))
 
-    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, False))
-    update = guarded(
-        step, lambda x, a, r: check_update(x, a, r, K, d, False, likelihood), check_state, K, likelihood, reward_bound
-    )
-    update_batch = guarded_batch(
-        step_batch,
-        lambda X, A, y: _batch.check_rows(X, A, y, K, d, False, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-    )
-
     spec = AgentSpec(
         "exact_ts",
         K,
@@ -131,4 +111,4 @@ def exact_ts(
         likelihood.name,
         fingerprint=model_fingerprint(prior, likelihood, reward_bound=reward_bound),
     )
-    return Agent(jax.jit(init), act, update, update_batch, spec)
+    return guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)

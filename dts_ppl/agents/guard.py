@@ -40,7 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl.agents.base import ActInfo
+from dts_ppl.agents import batch as _batch
+from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_context, check_key, check_update, state_checker
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.rows import all_finite, write
 
@@ -48,6 +49,7 @@ __all__ = [
     "check_reward_bound",
     "guarded",
     "guarded_act",
+    "guarded_agent",
     "guarded_batch",
     "largest_reward",
     "played_row",
@@ -243,3 +245,48 @@ def guarded_act(score: Callable, check_key: Callable, check_state: Callable, che
         return action, info
 
     return act
+
+
+def guarded_agent(
+    init: Callable,
+    score: Callable,
+    step: Callable,
+    step_batch: Callable,
+    spec: AgentSpec,
+    likelihood=None,
+    reward_bound: float | None = None,
+) -> Agent:
+    """An :class:`~dts_ppl.agents.base.Agent` from its pure mathematics, every function under the guard.
+
+    Args:
+        init: ``() -> state`` (a NamedTuple with a ``rejected`` field).
+        score: ``score(key, state, x) -> (K,)`` scores (:func:`guarded_act`).
+        step: ``step(state, phi, group, y) -> proposal`` (:func:`guarded`).
+        step_batch: ``step_batch(state, phi, group, y, ok) -> proposal`` (:func:`guarded_batch`).
+        spec: the agent's AgentSpec (K, d and ``shared`` set the input checks).
+        likelihood: the reward model (its support and reward checks).   reward_bound: as :func:`guarded`.
+
+    Returns:
+        Agent(init, act, update, update_batch, spec), each function jitted per input shape.
+    """
+    K, d, shared = spec.num_actions, spec.dim, spec.shared
+    check_state = state_checker(init)
+    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
+    update = guarded(
+        step,
+        lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+        shared=shared,
+    )
+    update_batch = guarded_batch(
+        step_batch,
+        lambda X, A, y: _batch.check_rows(X, A, y, K, d, shared, likelihood),
+        check_state,
+        K,
+        likelihood,
+        reward_bound,
+    )
+    return Agent(jax.jit(init), act, update, update_batch, spec)

@@ -22,14 +22,10 @@ from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
-    check_context,
     check_glm_options,
-    check_key,
     check_num_actions,
-    check_update,
-    state_checker,
 )
-from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
@@ -160,8 +156,6 @@ def _linear_agent(
             rejected=jnp.zeros((), jnp.int32),
         )
 
-    check_state = state_checker(init)
-
     def scores(key, state: LinearState, x):
         if shared:  # one parameter: scores x_a^T theta with x (K, d)
             v = x @ state.cov[0]
@@ -184,25 +178,6 @@ def _linear_agent(
             ev, Row(idx, core.conditional_loc(cond, theta_prior.mean)), Row(idx, cond.cov), state.step + n
         )
 
-    act = guarded_act(scores, check_key, check_state, lambda x: check_context(x, K, d, shared))
-    update = guarded(
-        step,
-        lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-        shared=shared,
-    )
-    update_batch = guarded_batch(
-        step_batch,
-        lambda X, A, y: _batch.check_rows(X, A, y, K, d, shared, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-    )
-
     fingerprint = model_fingerprint(
         theta_prior,
         likelihood,
@@ -211,7 +186,7 @@ def _linear_agent(
         reward_bound=reward_bound,
     )
     spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, kind in ("lin_ucb", "ucb_glm"), fingerprint)
-    return Agent(jax.jit(init), act, update, update_batch, spec)
+    return guarded_agent(init, scores, step, step_batch, spec, likelihood, reward_bound)
 
 
 def _thompson(key, state, mean, sd):

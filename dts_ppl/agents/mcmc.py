@@ -32,17 +32,12 @@ from numpyro.infer.hmc import HMCState, hmc
 from numpyro.infer.hmc_util import HMCAdaptState
 from numpyro.infer.util import log_density
 
-from dts_ppl.agents import batch as _batch
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
-    check_context,
-    check_key,
     check_num_actions,
-    check_update,
-    state_checker,
 )
-from dts_ppl.agents.guard import check_reward_bound, guarded, guarded_act, guarded_batch
+from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import ActionStats, Evidence, Gaussian
@@ -179,8 +174,6 @@ def mcmc_ts(
         zero = jnp.zeros((), jnp.int32)
         return MCMCState(ev, chain, jnp.broadcast_to(theta, (m, K, d)), zero, zero)
 
-    check_state = state_checker(init)
-
     def score(key, state: MCMCState, x):
         theta = jax.lax.cond(
             state.step == 0,
@@ -211,18 +204,6 @@ def mcmc_ts(
         new = refreshed(state, ev, jnp.ones((), jnp.int32), salt)
         return new._replace(step=state.step + n)
 
-    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, False))
-    update = guarded(
-        step, lambda x, a, r: check_update(x, a, r, K, d, False, likelihood), check_state, K, likelihood, reward_bound
-    )
-    update_batch = guarded_batch(
-        step_batch,
-        lambda X, A, y: _batch.check_rows(X, A, y, K, d, False, likelihood),
-        check_state,
-        K,
-        likelihood,
-        reward_bound,
-    )
     options = dict(
         refresh_every=m,
         num_warmup=num_warmup,
@@ -239,4 +220,4 @@ def mcmc_ts(
         likelihood.name,
         fingerprint=model_fingerprint(prior, likelihood, reward_bound=reward_bound, **options),
     )
-    return Agent(jax.jit(init), act, update, update_batch, spec)
+    return guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)
