@@ -446,6 +446,50 @@ def test_fuzz_agent_update(name, case, u):
     _bad_case(fuzz.run_case(f"{name}.update", call, arg))
 
 
+BATCH_CASES = [
+    (None, "valid"),
+    (None, "no rows"),
+    ("X", "string"),
+    ("X", "None"),
+    ("X", "wrong width"),
+    ("X", "NaN row"),
+    ("A", "string"),
+    ("A", "None"),
+    ("A", "out of range"),
+    ("A", "non-integer floats"),
+    ("y", "string"),
+    ("y", "None"),
+    ("y", "too short"),
+    ("y", "inf"),
+]
+
+
+@FUZZ
+@given(st.sampled_from(AGENT_NAMES), st.sampled_from(BATCH_CASES))
+def test_fuzz_agent_update_batch(name, case):
+    arg, what = case
+    agent = _agent(name)
+    binary = name in ("glm_ts", "ucb_glm")
+    X = jnp.linspace(-1.0, 1.0, 5 * D).reshape(5, D)
+    A = jnp.arange(5) % K
+    y = (jnp.arange(5) % 2).astype(X.dtype) if binary else jnp.linspace(-1.0, 1.0, 5)
+    bad = {
+        "string": "text",
+        "None": None,
+        "wrong width": X[:, :-1],
+        "NaN row": X.at[2, 0].set(jnp.nan),
+        "out of range": A.at[1].set(K),
+        "non-integer floats": A.astype(X.dtype) + 0.5,
+        "too short": y[:3],
+        "inf": y.at[0].set(jnp.inf),
+    }
+    if what == "no rows":
+        X, A, y = X[:0], A[:0], y[:0]
+    elif arg is not None:
+        X, A, y = [bad[what] if arg == n else v for n, v in (("X", X), ("A", A), ("y", y))]
+    _bad_case(fuzz.run_case(f"{name}.update_batch", lambda: agent.update_batch(agent.init(), X, A, y), arg))
+
+
 ACT_CASES = [
     (None, "valid"),
     (None, "after updates"),
