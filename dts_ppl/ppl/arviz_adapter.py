@@ -205,7 +205,7 @@ def compare(datasets: dict):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if _v1():
-            table = _az().compare(datasets, method="stacking", round_to=None)
+            table = _az().compare(datasets, method="stacking", round_to="none")
             table = table.rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
         else:
             table = _az().compare(datasets, method="stacking")
