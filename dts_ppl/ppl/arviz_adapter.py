@@ -141,7 +141,8 @@ class LooResult:
 
     Attributes:
         elpd_loo: expected log pointwise predictive density (sum over observations).
-        se: its standard error.
+        se: its standard error, sqrt(n var(loo_i)) with the n - 1 denominator on both ArviZ
+            versions (0.2x's own divides by n).
         p_loo: effective number of parameters.
         loo_i: (n,) pointwise elpd.
         pareto_k: (n,) Pareto k-hat of each observation's importance weights.
@@ -169,6 +170,12 @@ class LooResult:
 LOO_FIELDS = ("elpd_loo", "se", "p_loo", "loo_i", "pareto_k", "n_samples", "n_data_points")
 
 
+def _se_of_sum(pointwise) -> float:
+    """sqrt(n var(pointwise)) with the n - 1 denominator (ArviZ 1.x's; 0.2x divides by n)."""
+    pointwise = np.asarray(pointwise, dtype=float).ravel()
+    return float(np.sqrt(pointwise.size * np.var(pointwise, ddof=1)))
+
+
 def loo(idata) -> LooResult:
     """PSIS leave-one-out cross-validation (``arviz.loo``, pointwise) of a container with log_likelihood."""
     with warnings.catch_warnings():
@@ -178,11 +185,12 @@ def loo(idata) -> LooResult:
         elpd, p, pointwise = native.elpd, native.p, native.elpd_i
     else:
         elpd, p, pointwise = native["elpd_loo"], native["p_loo"], native["loo_i"]
+    pointwise = np.asarray(pointwise)
     return LooResult(
         elpd_loo=float(elpd),
-        se=float(native.se if _v1() else native["se"]),
+        se=_se_of_sum(pointwise),
         p_loo=float(p),
-        loo_i=np.asarray(pointwise),
+        loo_i=pointwise,
         pareto_k=np.asarray(native.pareto_k if _v1() else native["pareto_k"]),
         n_samples=int(native.n_samples if _v1() else native["n_samples"]),
         n_data_points=int(native.n_data_points if _v1() else native["n_data_points"]),
@@ -200,7 +208,8 @@ def compare(datasets: dict):
     Returns:
         pandas DataFrame indexed by label, best first, with the columns :data:`COMPARE_COLUMNS`
         (unrounded; ArviZ 1.x rounds unless told not to); ``elpd_diff`` >= 0 is the best
-        elpd_loo minus this one's, as ArviZ 0.2x reports it.
+        elpd_loo minus this one's, as ArviZ 0.2x reports it; ``se`` and ``dse`` (the se of the
+        pointwise difference to the best) use the n - 1 denominator, as ArviZ 1.x does.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -215,6 +224,11 @@ def compare(datasets: dict):
         table[column] = table[column].astype(float)
     # 0.2x's sign on both: how far below the best (1.x reports the negated difference)
     table["elpd_diff"] = table["elpd_loo"].max() - table["elpd_loo"]
+    # se and dse with the n - 1 denominator on both versions (0.2x divides by n)
+    pointwise = {label: loo(data).loo_i for label, data in datasets.items()}
+    best = table.index[0]
+    table["se"] = [_se_of_sum(pointwise[label]) for label in table.index]
+    table["dse"] = [0.0 if label == best else _se_of_sum(pointwise[best] - pointwise[label]) for label in table.index]
     return table
 
 

@@ -124,12 +124,15 @@ def test_loo_and_compare_have_the_same_fields_on_either_arviz_and_match_plain_im
     assert np.all(result.pareto_k < 0.5)
     np.testing.assert_allclose(result.loo_i, plain, atol=0.01)
     assert abs(result.elpd_loo - plain.sum()) < 0.05 and result.elpd_loo == result["elpd_loo"]
+    assert result.se == pytest.approx(np.sqrt(n * np.var(result.loo_i, ddof=1)), rel=1e-12)
     lpd = np.log(np.mean(np.exp(flat), axis=0)).sum()
     assert abs(result.p_loo - (lpd - plain.sum())) < 0.05  # p_loo = lpd - elpd_loo
     table = compare({"a": a, "b": b})
     assert tuple(table.columns) == COMPARE_COLUMNS and list(table.index) == ["a", "b"]
     np.testing.assert_allclose(table.loc["b", "elpd_diff"], 1.0, atol=1e-6)
     np.testing.assert_allclose(table.loc["a", "elpd_loo"], result.elpd_loo, rtol=1e-12)
+    np.testing.assert_allclose(table["se"], result.se, rtol=1e-12)  # b's pointwise values are a's - 0.05
+    assert table.loc["b", "dse"] == pytest.approx(0.0, abs=1e-9)
     assert list(table["rank"]) == [0, 1] and abs(table["weight"].sum() - 1) < 1e-6
 
 
