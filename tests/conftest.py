@@ -97,6 +97,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "support"))  # fuzz.p
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+
+# NumPyro before ArviZ: ArviZ 1.x loads numpyro through lazy_loader, and when arviz is imported
+# first, numpyro's submodules are never set as attributes (arviz.from_numpyro then fails with
+# "module 'numpyro.infer' has no attribute 'initialization'"); test modules import arviz first.
+import numpyro  # noqa: E402, F401
 import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -17,6 +17,9 @@ import numpy as np
 
 
 def _az():
+    # numpyro before arviz: when ArviZ 1.x comes first, its lazy numpyro handle never gets numpyro's
+    # submodules as attributes and arviz.from_numpyro fails
+    __import__("numpyro")
     import arviz as az
 
     return az
