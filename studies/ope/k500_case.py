@@ -12,7 +12,7 @@ Measures, in one process:
 - IPS / SNIPS (EL and normal intervals) and DR against the true value of the agent's policy
   (E_x sum_a pi(a | x) x^T theta_a on fresh contexts).
 
-    PYTHONPATH=. nice -n 10 python studies/ope/k500_case.py [--rows 5000] [--old-rows 5000]
+    PYTHONPATH=. nice -n 10 python studies/ope/k500_case.py [--rows 5000] [--old-rows 5000] [--json PATH]
     -> studies/ope/k500_case.json
 """
 
@@ -78,6 +78,7 @@ def main():
     parser.add_argument("--actions", type=int, default=500)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--truth-contexts", type=int, default=5000)
+    parser.add_argument("--json", default=str(OUT), help="output path")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
     K, d, n = args.actions, 5, args.rows
@@ -91,7 +92,7 @@ def main():
     key = jax.random.PRNGKey(1)
     out = {
         "command": "PYTHONPATH=. nice -n 10 python studies/ope/k500_case.py "
-        f"--rows {n} --old-rows {args.old_rows} --actions {K} --samples {args.samples}",
+        f"--rows {n} --old-rows {args.old_rows} --actions {K} --samples {args.samples} --json {args.json}",
         "python": platform.python_version(),
         "jax": jax.__version__,
         "K": K,
@@ -150,7 +151,7 @@ def main():
         k: {"value": e.value, "lower": e.lower, "upper": e.upper, "covers_truth": bool(e.lower <= truth <= e.upper)}
         for k, e in est.items()
     }
-    OUT.write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
 
 
