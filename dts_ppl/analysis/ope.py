@@ -32,10 +32,10 @@ Which interval to trust (docs/practitioner.md has the measurements):
 
 - ess above 10% of the rows: the "normal" intervals (IPS, SNIPS, DR) and "el" all hold.
 - ess below 10% (a target far from the logging policy; a catalogue of hundreds of actions
-  logged uniformly): the "normal" intervals (and DR's, which has no other) undercover: a
-  sample that missed the rare large weights is both low and narrow. Use ``interval="el"`` for
-  IPS and SNIPS, with the true ``weight_range`` and ``reward_range`` when known; it is wide,
-  which is the honest answer.
+  logged uniformly): the "normal" intervals of IPS and SNIPS undercover (a sample that missed
+  the rare large weights is both low and narrow; measured in docs/practitioner.md). Use ``interval="el"`` for IPS and SNIPS, with the true
+  ``weight_range`` and ``reward_range`` when known; it is wide, which is the honest answer.
+  DR's normal interval held in that simulation, but it rests on the reward model.
 - a LEARNING agent (its policy changes as it sees data) has no fixed target probabilities:
   :func:`replay` (Li et al. 2011) on logs from a uniform logging policy.
 
@@ -102,7 +102,7 @@ def _check_ess(w, estimator: str) -> float:
         warnings.warn(
             f"{estimator}: the importance weights' effective sample size is {ess:.1f} of {n} rows "
             f"({100 * ess / n:.2g}%, below ESS_WARN_FRACTION = {ESS_WARN_FRACTION:.0%}); normal-approximation "
-            "intervals undercover here: use interval='el' (IPS, SNIPS) with known weight and reward ranges",
+            "intervals can undercover here: use interval='el' (IPS, SNIPS) with known weight and reward ranges",
             LowEffectiveSampleSize,
             stacklevel=3,
         )
