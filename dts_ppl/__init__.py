@@ -13,33 +13,58 @@ Layers (each a sub-package):
 - :mod:`dts_ppl.online`: :class:`Bandit`, the stateful wrapper for serving.
 """
 
-from dts_ppl import agents, analysis, bandits, core, data, ddpm, experiments, io, ppl
+import importlib
+
 from dts_ppl._version import __version__
-from dts_ppl.agents import Agent
-from dts_ppl.agents.linear import GaussianPrior
-from dts_ppl.analysis import ope
-from dts_ppl.bandits import envs
-from dts_ppl.bandits.envs import Environment
-from dts_ppl.bandits.simulation import RegretResult, plot_regret, simulate
-from dts_ppl.core import oracle
-from dts_ppl.core.empirical_bayes import HyperFit, fit_hyperparameters
-from dts_ppl.core.inference import Conditionals, DTSPosterior, PosteriorMoments
-from dts_ppl.core.likelihoods import ActionStats, Bernoulli, Gaussian, Poisson
-from dts_ppl.core.links import AffineLink, MLPLink
-from dts_ppl.core.prior import DiffusionPrior
-from dts_ppl.core.sampling import sample_moments, sample_prior
-from dts_ppl.ddpm import DDPMLink, TrainedPrior, train_diffusion_prior
-from dts_ppl.ddpm.calibrate import action_cov_calibration, calibrate_action_cov, with_action_cov
-from dts_ppl.io.serialization import load_prior, load_state, save_prior, save_state
-from dts_ppl.online import Bandit
-from dts_ppl.ppl.autodts import AutoDTS
-from dts_ppl.ppl.diagnostics import log_importance_weights, psis_khat
-from dts_ppl.ppl.guide import DTSGuide
-from dts_ppl.ppl.inspection import to_inference_data
-from dts_ppl.ppl.model import BanditModel
-from dts_ppl.ppl.nuts import NutsSettings
-from dts_ppl.ppl.report import ValidationReport
-from dts_ppl.ppl.validate import validate
+
+# Public names and the module each comes from. They are imported on first use (PEP 562), so that
+# ``import dts_ppl`` and ``dts-ppl --version`` do not import JAX; ``from dts_ppl import X`` works as
+# before.
+_SUBPACKAGES = ("agents", "analysis", "bandits", "core", "data", "ddpm", "experiments", "io", "ppl")
+_MODULES = {"ope": "dts_ppl.analysis.ope", "envs": "dts_ppl.bandits.envs", "oracle": "dts_ppl.core.oracle"}
+_NAMES = {
+    "dts_ppl.agents": ("Agent",),
+    "dts_ppl.agents.linear": ("GaussianPrior",),
+    "dts_ppl.online": ("Bandit",),
+    "dts_ppl.bandits.envs": ("Environment",),
+    "dts_ppl.bandits.simulation": ("RegretResult", "plot_regret", "simulate"),
+    "dts_ppl.core.inference": ("Conditionals", "DTSPosterior", "PosteriorMoments"),
+    "dts_ppl.core.likelihoods": ("ActionStats", "Bernoulli", "Gaussian", "Poisson"),
+    "dts_ppl.core.links": ("AffineLink", "MLPLink"),
+    "dts_ppl.core.prior": ("DiffusionPrior",),
+    "dts_ppl.core.sampling": ("sample_moments", "sample_prior"),
+    "dts_ppl.ddpm": ("DDPMLink", "TrainedPrior", "train_diffusion_prior"),
+    "dts_ppl.ddpm.calibrate": ("action_cov_calibration", "calibrate_action_cov", "with_action_cov"),
+    "dts_ppl.ppl.diagnostics": ("log_importance_weights", "psis_khat"),
+    "dts_ppl.ppl.guide": ("DTSGuide",),
+    "dts_ppl.ppl.inspection": ("to_inference_data",),
+    "dts_ppl.ppl.model": ("BanditModel",),
+    "dts_ppl.ppl.validate": ("ValidationReport", "validate"),
+    "dts_ppl.ppl.nuts": ("NutsSettings",),
+    "dts_ppl.ppl.autodts": ("AutoDTS",),
+    "dts_ppl.core.empirical_bayes": ("HyperFit", "fit_hyperparameters"),
+    "dts_ppl.io.serialization": ("load_prior", "load_state", "save_prior", "save_state"),
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names}
+
+
+def __getattr__(name: str):
+    """Import a public name (or sub-package) on first use and keep it as a module attribute."""
+    if name in _SUBPACKAGES:
+        value = importlib.import_module(f"dts_ppl.{name}")
+    elif name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+    else:
+        raise AttributeError(f"module 'dts_ppl' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ActionStats",

@@ -1,7 +1,8 @@
 """Command line: ``dts-ppl COMMAND``.
 
 Each command lives in its own module exposing ``register(subparsers)``; add new ones to
-``_COMMANDS``.
+``_COMMANDS``. The command modules (and JAX) are imported only when a command runs or help is
+asked for: ``dts-ppl --version`` imports neither.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import argparse
 import importlib
 import os
 import sys
-
-import jax
 
 from dts_ppl._version import __version__
 
@@ -24,11 +23,17 @@ _COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dts-ppl", description="Diffusion Thompson sampling with NumPyro.")
     parser.add_argument(
         "--version", action="version", version=f"dts-ppl {__version__}", help="print the version and exit"
     )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: ``--version`` and every command of ``_COMMANDS`` (imports them, and JAX)."""
+    parser = _top_parser()
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMANDS:
         importlib.import_module(name).register(sub)
@@ -44,6 +49,8 @@ def _compilation_cache():
     """
     path = os.environ.get("DTS_PPL_JAX_CACHE", "")
     if path:
+        import jax
+
         jax.config.update("jax_compilation_cache_dir", path)
 
 
@@ -73,6 +80,9 @@ def check_output_paths(args: argparse.Namespace) -> None:
 
 def main(argv=None) -> int:
     """Run ``dts-ppl`` with ``argv`` (default sys.argv[1:]). Returns the exit code: 0, or 2 on bad input."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--version"]:  # answered before the commands (and JAX) are imported; exits
+        _top_parser().parse_args(argv[:1])
     args = build_parser().parse_args(argv)
     try:
         check_output_paths(args)

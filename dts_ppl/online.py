@@ -4,6 +4,7 @@
     a = bandit.choose(x)                # one context (d,)  -> int
     A = bandit.choose(X)                # a batch (n, d)    -> (n,) actions, all on the current state
     bandit.partial_fit(X, A, y)         # rewards, in batches, late, in any order
+    bandit.partial_fit(x, a, r)         # or one row: x (d,), a and r scalars
     p = bandit.propensities(x)          # P(A = a | x, state), (K,)
     bandit.save("bandit.npz"); bandit = Bandit.load("bandit.npz", agent)
 
@@ -43,6 +44,19 @@ def _check_key(key):
     return arr
 
 
+def _numeric(name: str, value, expected: str) -> np.ndarray:
+    """``value`` as a numpy array of numbers (bool, int or float), else ValueError naming ``name``."""
+    if value is None or isinstance(value, str | bytes):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"{name}: expected {expected} ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected {expected}, got an array of dtype {arr.dtype}")
+    return arr
+
+
 class Bandit:
     """A dts_ppl agent with its state and PRNG key (see the module docstring).
 
@@ -65,13 +79,21 @@ class Bandit:
         self._act_many = jax.jit(jax.vmap(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0], (0, None, 0, None)))
         self._update = jax.jit(agent.update_batch)
 
+    def _mask(self, mask):
+        """``mask`` as a (K,) bool array (None: every action available); ValueError on anything else."""
+        if mask is None:
+            return None
+        K = self.agent.spec.num_actions
+        return policy.check_mask(_numeric("mask", mask, f"a boolean mask of shape ({K},)"), K)
+
     def _next_key(self):
         self.key, sub = jax.random.split(self.key)
         return sub
 
     def _context(self, x):
         spec = self.agent.spec
-        x = jnp.asarray(x)
+        shape = (spec.num_actions, spec.dim) if spec.shared else (spec.dim,)
+        x = jnp.asarray(_numeric("x", x, f"one context of shape {shape} or a batch (n, *{shape}) of numbers"))
         if x.ndim == self._single_ndim:
             return check_context(x, spec.num_actions, spec.dim, spec.shared), False
         if x.ndim == self._single_ndim + 1 and x.shape[0] >= 1:
@@ -80,7 +102,6 @@ class Bandit:
             if not np.all(np.isfinite(np.asarray(x))):
                 raise ValueError("x: contains NaN or inf")
             return x, True
-        shape = (spec.num_actions, spec.dim) if spec.shared else (spec.dim,)
         raise ValueError(f"x: expected one context of shape {shape} or a batch (n, *{shape}), got {tuple(x.shape)}")
 
     def choose(self, x: ArrayLike, mask: ArrayLike | None = None) -> int | np.ndarray:
@@ -90,7 +111,7 @@ class Bandit:
         ``mask``: (K,) bool, True = available; masked actions are never chosen.
         """
         x, many = self._context(x)
-        mask = policy.check_mask(mask, self.agent.spec.num_actions)
+        mask = policy.check_mask(self._mask(mask), self.agent.spec.num_actions)
         if many:
             keys = jax.random.split(self._next_key(), x.shape[0])
             return np.asarray(self._act_many(keys, self.state, x, mask))
@@ -101,13 +122,30 @@ class Bandit:
         x, many = self._context(x)
         if many:
             raise ValueError("x: choose_top_k takes one context, not a batch")
-        idx, _ = policy.act_top_k(self.agent, self._next_key(), self.state, x, k, mask)
+        idx, _ = policy.act_top_k(self.agent, self._next_key(), self.state, x, k, self._mask(mask))
         return np.asarray(idx)
 
     def partial_fit(self, X: ArrayLike, A: ArrayLike, y: ArrayLike) -> Bandit:
-        """Add a batch of feedback (X (n, d) or (n, K, d), A (n,), y (n,)) in any order; returns self."""
+        """Add feedback in any order; returns self.
+
+        Args:
+            X: (n, d) contexts, or (n, K, d) action features for a shared agent; or one row
+                (d,) / (K, d).
+            A: (n,) integer actions (a scalar with one row).
+            y: (n,) rewards (a scalar with one row).
+        """
         spec = self.agent.spec
         lik = _LIKELIHOOD_CHECKS[spec.likelihood]
+        X = _numeric("X", X, "contexts (n, d), action features (n, K, d) or one row, as numbers")
+        A = _numeric("A", A, f"integer actions in [0, {spec.num_actions})")
+        y = _numeric("y", y, "rewards (numbers)")
+        if X.ndim == self._single_ndim:  # one row
+            if A.ndim != 0 or y.ndim != 0:
+                raise ValueError(
+                    f"A, y: with one row X of shape {X.shape}, expected a scalar action and a scalar reward, "
+                    f"got shapes {A.shape} and {y.shape}"
+                )
+            X, A, y = X[None], A[None], y[None]
         phi, _, _ = _batch.check_batch(X, A, y, spec.num_actions, spec.dim, spec.shared, lik)
         if phi.shape[0] > 0:
             self.state = self._update(self.state, jnp.asarray(X), jnp.asarray(A), jnp.asarray(y))
@@ -118,7 +156,7 @@ class Bandit:
         x, many = self._context(x)
         if many:
             raise ValueError("x: propensities takes one context, not a batch")
-        return policy.propensities(self.agent, self._next_key(), self.state, x, num_samples, mask)
+        return policy.propensities(self.agent, self._next_key(), self.state, x, num_samples, self._mask(mask))
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
         """Checkpoint the state and the PRNG key to ``path`` (atomic; see :func:`save_state`)."""

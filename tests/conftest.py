@@ -11,21 +11,97 @@ import sys
 #   on one core; the new fusion emitters spend the difference compiling).
 # Set before jax is imported so that subprocesses started by tests (CLI, sharding workers,
 # README commands) inherit them too.
+#
+# XLA aborts the process (a fatal log line, no Python exception) on a flag it does not know, and
+# the flags come and go between jaxlib versions (jaxlib 0.12 has no --xla_cpu_use_fusion_emitters).
+# So each flag is set only after a subprocess with this interpreter has started XLA with it
+# (accepted_xla_flags); the answer is passed on to pytest-xdist workers and subprocesses in
+# DTS_PPL_TEST_XLA_FLAGS_CHECKED, keyed by the jaxlib version, and the header of the test run
+# names any flag left out.
 TEST_XLA_FLAGS = (
     "--xla_cpu_use_fusion_emitters=false",
     "--xla_cpu_enable_concurrency_optimized_scheduler=false",
     "--xla_cpu_parallel_codegen_split_count=1",
 )
+_CHECKED = "DTS_PPL_TEST_XLA_FLAGS_CHECKED"
+_PROBE = "import jax.numpy as jnp; jnp.zeros(2).block_until_ready()"
+
+
+def _jaxlib_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jaxlib")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def accepted_xla_flags(flags, given=(), python=sys.executable, timeout=120.0):
+    """The subset of ``flags`` that XLA starts with, next to the user's ``given`` flags.
+
+    One subprocess per rejected flag at most: XLA names the first unknown flag in its fatal
+    message, which is dropped before the next try; a failure that names none of ``flags`` (or a
+    timeout) keeps none of them, so the tests run as users run them rather than die.
+    """
+    import subprocess
+
+    keep = list(flags)
+    while keep:
+        env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+        env["XLA_FLAGS"] = " ".join(list(given) + keep)
+        env["JAX_PLATFORMS"] = "cpu"
+        try:
+            run = subprocess.run([python, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return []
+        if run.returncode == 0:
+            return keep
+        unknown = [f for f in keep if f"Unknown flag in XLA_FLAGS: {f}" in run.stderr + run.stdout]
+        if not unknown:
+            return []
+        keep = [f for f in keep if f not in unknown]
+    return keep
+
+
+def _test_xla_flags(given):
+    """TEST_XLA_FLAGS that the installed jaxlib accepts (checked once per test session), as a list."""
+    stamp = _jaxlib_version()
+    checked = os.environ.get(_CHECKED, "")
+    if checked.startswith(stamp + ":"):
+        return [f for f in checked[len(stamp) + 1 :].split(",") if f]
+    flags = accepted_xla_flags(TEST_XLA_FLAGS, given)
+    os.environ[_CHECKED] = f"{stamp}:{','.join(flags)}"
+    return flags
+
+
+SKIPPED_XLA_FLAGS: list = []
 if os.environ.get("DTS_PPL_TEST_FULL_OPT") != "1":
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
     given = os.environ.get("XLA_FLAGS", "").split()
     named = {g.split("=")[0] for g in given}  # a flag the user set keeps the user's value
-    os.environ["XLA_FLAGS"] = " ".join(given + [f for f in TEST_XLA_FLAGS if f.split("=")[0] not in named])
+    wanted = [f for f in TEST_XLA_FLAGS if f.split("=")[0] not in named]
+    accepted = _test_xla_flags(given) if wanted else []
+    SKIPPED_XLA_FLAGS = [f for f in wanted if f not in accepted]
+    os.environ["XLA_FLAGS"] = " ".join(given + [f for f in wanted if f in accepted])
+
+
+def pytest_report_header(config):
+    """The XLA settings of this run, with the flags this jaxlib does not accept."""
+    line = f"dts_ppl tests: jaxlib {_jaxlib_version()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+    if SKIPPED_XLA_FLAGS:
+        line += f"; not accepted by this jaxlib, left out: {' '.join(SKIPPED_XLA_FLAGS)}"
+    return line
+
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "support"))  # fuzz.py, mc.py
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+
+# NumPyro before ArviZ: ArviZ 1.x loads numpyro through lazy_loader, and when arviz is imported
+# first, numpyro's submodules are never set as attributes (arviz.from_numpyro then fails with
+# "module 'numpyro.infer' has no attribute 'initialization'"); test modules import arviz first.
+import numpyro  # noqa: E402, F401
 import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

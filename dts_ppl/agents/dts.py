@@ -100,10 +100,12 @@ def dts(
             default at the fit regularised at the prior's scale (``likelihood.for_prior``;
             ``Bernoulli(expansion="mle")`` is the paper's near-MLE point).
         num_actions: K.
-        linearisation: for nonlinear links, "iterated" (default: re-linearised up to
-            ``max_passes`` passes per update, each O(L d^3), until the expansion points move
-            less than ``tol``; docs/defaults.md), "identity" (the paper) or "jacobian". Affine
-            links are exact in one pass whatever this is.
+        linearisation: for nonlinear links, "iterated" (re-linearised up to ``max_passes``
+            passes per update, each O(L d^3), until the expansion points move less than
+            ``tol``), "identity" (the paper) or "jacobian". None (default): the links' own rule
+            (:func:`dts_ppl.core.inference.default_linearisation`; docs/defaults.md), "iterated"
+            for MLP links and "identity" for DDPM links. Affine links are exact in one pass
+            whatever this is.
         shared: one parameter theta (d,) for all actions; ``x`` is then (K, d) action features.
         history: GLM ring-buffer size (use >= the number of rounds for the full history).
         newton_steps: Newton steps per GLM update.

@@ -23,15 +23,34 @@ Each returns an :class:`Estimate` with a 95% interval named by ``interval=``:
   SNIPS (only the point estimate differs); it need not contain the IPS or SNIPS point (it is
   centred on the EL estimate, which also uses E[w] = 1), except when mean(w) = 1.
 
-Coverage, bias and RMSE are measured by simulation in studies/ope/ope_coverage.py
-(docs/practitioner.md). The target policy of a dts_ppl agent: :func:`agent_policy`.
+Every estimate reports ``ess``, the effective sample size of its importance weights,
+(sum_i w_i)^2 / sum_i w_i^2 (Kish): n when all weights are equal, about n / max(w) when a few
+rows carry the estimate. Below ``ESS_WARN_FRACTION`` (10%) of the rows each estimator warns once
+(:class:`LowEffectiveSampleSize`, naming the number).
+
+Which interval to trust (docs/practitioner.md has the measurements):
+
+- ess above 10% of the rows: the "normal" intervals (IPS, SNIPS, DR) and "el" all hold.
+- ess below 10% (a target far from the logging policy; a catalogue of hundreds of actions
+  logged uniformly): the "normal" intervals of IPS and SNIPS undercover (a sample that missed
+  the rare large weights is both low and narrow; measured in docs/practitioner.md). Use ``interval="el"`` for IPS and SNIPS, with the true
+  ``weight_range`` and ``reward_range`` when known; it is wide, which is the honest answer.
+  DR's normal interval held in that simulation, but it rests on the reward model.
+- a LEARNING agent (its policy changes as it sees data) has no fixed target probabilities:
+  :func:`replay` (Li et al. 2011) on logs from a uniform logging policy.
+
+Coverage, bias and RMSE are measured by simulation in studies/ope/ope_coverage.py and
+the other scripts in studies/ope/ (docs/practitioner.md). The target policy of a dts_ppl agent: :func:`agent_policy`.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
@@ -42,14 +61,52 @@ CHI2_95 = Z95**2  # the chi-square(1) 95% quantile
 INTERVALS = ("normal", "el")
 
 
+#: an estimator warns when the weights' effective sample size is below this fraction of the rows
+ESS_WARN_FRACTION = 0.1
+
+
+class LowEffectiveSampleSize(UserWarning):
+    """The importance weights' effective sample size is below ``ESS_WARN_FRACTION`` of the rows."""
+
+
 class Estimate(NamedTuple):
-    """A policy-value estimate: value, se, lower, upper (the 95% interval), n (rows); floats."""
+    """A policy-value estimate: value, se, lower, upper (the 95% interval), n (rows), ess; floats.
+
+    ``ess``: the effective sample size of the importance weights, (sum w)^2 / sum w^2 (for
+    :func:`replay`, the number of accepted rows); ``ess_fraction`` = ess / n.
+    """
 
     value: float
     se: float
     lower: float
     upper: float
     n: int
+    ess: float = math.nan
+
+    @property
+    def ess_fraction(self) -> float:
+        return self.ess / self.n
+
+
+def effective_sample_size(w) -> float:
+    """Kish's effective sample size (sum w)^2 / sum w^2 of weights w (n,) >= 0; 0 when all are 0."""
+    w = np.asarray(w, dtype=float)
+    total = float(np.sum(w**2))
+    return float(np.sum(w) ** 2 / total) if total > 0 else 0.0
+
+
+def _check_ess(w, estimator: str) -> float:
+    """The weights' ess; warns once (LowEffectiveSampleSize) when it is below ESS_WARN_FRACTION of the rows."""
+    ess, n = effective_sample_size(w), w.shape[0]
+    if ess < ESS_WARN_FRACTION * n:
+        warnings.warn(
+            f"{estimator}: the importance weights' effective sample size is {ess:.1f} of {n} rows "
+            f"({100 * ess / n:.2g}%, below ESS_WARN_FRACTION = {ESS_WARN_FRACTION:.0%}); normal-approximation "
+            "intervals can undercover here: use interval='el' (IPS, SNIPS) with known weight and reward ranges",
+            LowEffectiveSampleSize,
+            stacklevel=3,
+        )
+    return ess
 
 
 def _check_logs(actions, rewards, propensities, target):
@@ -251,12 +308,15 @@ def ips(actions, rewards, propensities, target, interval="el", weight_range=None
             when known (e.g. rewards in [0, 1]).
 
     Returns:
-        Estimate of the target policy's value (se: the normal-approximation standard error).
+        Estimate of the target policy's value (se: the normal-approximation standard error; ess:
+        the weights' effective sample size, with a :class:`LowEffectiveSampleSize` warning below
+        ``ESS_WARN_FRACTION`` of the rows).
     """
     _check_interval(interval)
     a, r, p, target = _check_logs(actions, rewards, propensities, target)
     w = target[np.arange(a.shape[0]), a] / p
-    return _with_interval(_estimate(w * r), interval, w, r, p, weight_range, reward_range)
+    ess = _check_ess(w, "ips")
+    return _with_interval(_estimate(w * r)._replace(ess=ess), interval, w, r, p, weight_range, reward_range)
 
 
 def snips(actions, rewards, propensities, target, interval="el", weight_range=None, reward_range=None) -> Estimate:
@@ -266,8 +326,9 @@ def snips(actions, rewards, propensities, target, interval="el", weight_range=No
     w = target[np.arange(a.shape[0]), a] / p
     if w.sum() <= 0:
         raise ValueError("target: puts no probability on any logged action; SNIPS is undefined")
+    ess = _check_ess(w, "snips")
     value = np.sum(w * r) / np.sum(w)
-    est = _estimate(w * (r - value) / np.mean(w) + value, value)
+    est = _estimate(w * (r - value) / np.mean(w) + value, value)._replace(ess=ess)
     return _with_interval(est, interval, w, r, p, weight_range, reward_range)
 
 
@@ -285,7 +346,8 @@ def doubly_robust(actions, rewards, propensities, target, q_hat, interval="norma
         raise ValueError(f"q_hat: expected finite reward predictions of shape {target.shape}, got {q.shape}")
     idx = np.arange(a.shape[0])
     w = target[idx, a] / p
-    return _estimate(np.sum(target * q, axis=1) + w * (r - q[idx, a]))
+    ess = _check_ess(w, "doubly_robust")
+    return _estimate(np.sum(target * q, axis=1) + w * (r - q[idx, a]))._replace(ess=ess)
 
 
 def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ridge: float = 1.0, seed: int = 0):
@@ -324,16 +386,133 @@ def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ri
     return q
 
 
-def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None):
+#: most (row, draw, action) scores agent_policy holds at once (float64: 8 bytes each)
+SCORE_BUDGET = 2**24
+
+
+def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_per_block: int | None = None):
     """The target probabilities pi(a | x_i) (n, K) of a dts_ppl agent acting on ``state``.
 
-    Each row is :func:`dts_ppl.agents.propensities` at x_i (``num_samples`` Thompson draws,
-    exact for UCB agents), with one key per row. X: (n, d) ((n, K, d) shared).
+    pi(a | x_i) is the fraction of ``num_samples`` Thompson draws (``agent.act``'s scores) whose
+    argmax is a, as :func:`dts_ppl.agents.propensities` computes it; exact for UCB agents.
+    The draws are vectorised: the rows are split into blocks of ``rows_per_block`` and every
+    row of a block uses the same ``num_samples`` keys, so what a draw does not owe to the
+    context (the latent chain, the standard normals) is drawn once per block instead of once per
+    row. Each row's probabilities are unbiased with Monte-Carlo s.e. sqrt(pi (1 - pi) /
+    num_samples), as with one key per row; errors of rows in one block are correlated (blocks
+    use independent keys), so the Monte-Carlo error of a value estimate shrinks with the number
+    of blocks and num_samples rather than with n.
+
+    Args:
+        agent: a dts_ppl Agent.   key: PRNG key.   state: the agent's state.
+        X: (n, d) contexts ((n, K, d) action features for a shared agent).
+        num_samples: Thompson draws per row (>= 2; ignored for deterministic agents).
+        mask: (K,) bool, True = available (masked actions get probability 0).
+        rows_per_block: rows sharing one set of draws (default: as many as keep
+            rows x num_samples x K scores within ``SCORE_BUDGET``).
+
+    Returns:
+        (n, K) numpy array of probabilities, rows summing to 1.
     """
-    X = jax.numpy.asarray(X)
+    X = jnp.asarray(X)
     if X.ndim < 2 or X.shape[0] < 1:
         raise ValueError(f"X: expected a batch of contexts (n, d) or (n, K, d), got shape {tuple(X.shape)}")
     _policy.propensities(agent, key, state, X[0], num_samples, mask)  # eager checks on one row
-    keys = jax.random.split(key, X.shape[0])
-    rows = jax.jit(jax.vmap(lambda k, x: _policy.propensities(agent, k, state, x, num_samples, mask).probs))
-    return np.asarray(rows(keys, X), dtype=float)
+    mask = _policy.check_mask(mask, agent.spec.num_actions)
+    n, K = X.shape[0], agent.spec.num_actions
+    if agent.spec.deterministic:
+        rows = jax.jit(jax.vmap(lambda x: _policy.propensities(agent, key, state, x, 2, mask).probs))
+        return np.asarray(rows(X), dtype=float)
+    if rows_per_block is None:
+        rows_per_block = max(1, min(n, SCORE_BUDGET // (num_samples * K)))
+    if not isinstance(rows_per_block, int | np.integer) or rows_per_block < 1:
+        raise ValueError(f"rows_per_block: expected a positive integer, got {rows_per_block!r}")
+    blocks = -(-n // rows_per_block)
+    padded = jnp.concatenate([X, jnp.repeat(X[-1:], blocks * rows_per_block - n, axis=0)])
+    padded = padded.reshape((blocks, rows_per_block) + X.shape[1:])
+    block_keys = jax.random.split(key, blocks)
+
+    def block(args):
+        k, xs = args
+        keys = jax.random.split(k, num_samples)
+
+        def row(x):  # the keys are shared by every row of the block: context-free work is not batched by row
+            scores = jax.vmap(lambda kk: _policy.masked_scores(agent, kk, state, x, mask))(keys)
+            return jnp.zeros(K, scores.dtype).at[jnp.argmax(scores, axis=1)].add(1.0) / num_samples
+
+        return jax.vmap(row)(xs)
+
+    probs = jax.jit(lambda ks, xs: jax.lax.map(block, (ks, xs)))(block_keys, padded)
+    return np.asarray(probs, dtype=float).reshape(blocks * rows_per_block, K)[:n]
+
+
+class Replay(NamedTuple):
+    """What :func:`replay` returns.
+
+    Attributes:
+        estimate: Estimate of the agent's mean reward per round over its first ``estimate.n``
+            online rounds (n = ess = the number of accepted rows), with a normal 95% interval.
+        accepted: (n_logged,) bool, the rows the agent chose as the log did.
+        state: the agent's state after learning from the accepted rows.
+    """
+
+    estimate: Estimate
+    accepted: np.ndarray
+    state: object
+
+
+def replay(agent, key, X, actions, rewards, propensities, state=None) -> Replay:
+    """Rejection-sampling replay of a LEARNING agent on logs of a uniform logging policy (Li et al. 2011).
+
+    Rows are read in order; at each the agent acts on its current state, and when it picks the
+    logged action the row is accepted: its reward counts and the agent learns from it
+    (``agent.update``); otherwise the row is discarded and the agent does not see it. With
+    uniform logging the accepted rows are distributed as T rounds of the agent interacting online
+    (T = accepted, about n / K), so the mean accepted reward estimates the agent's expected mean
+    reward over its first T rounds, learning included ("Unbiased offline evaluation of
+    contextual-bandit-based news article recommendation algorithms", WSDM 2011).
+
+    The interval is value +- 1.96 sd(r) / sqrt(T) over the accepted rewards (rewards of a
+    learning agent are not identically distributed; studies/ope/replay_coverage.py measures its
+    coverage).
+
+    Args:
+        agent: a dts_ppl Agent.   key: PRNG key.
+        X: (n, d) contexts ((n, K, d) for a shared agent), in logging order.
+        actions: (n,) logged actions.   rewards: (n,) logged rewards.
+        propensities: (n,) logging probabilities of the logged actions: must all be 1 / K.
+        state: the agent's starting state (default ``agent.init()``).
+
+    Returns:
+        Replay(estimate, accepted (n,), state).
+    """
+    K = agent.spec.num_actions
+    X = jnp.asarray(X)
+    n = X.shape[0] if X.ndim >= 2 else 0
+    a, r, p, _ = _check_logs(actions, rewards, propensities, np.full((max(n, 2), K), 1.0 / K)[:n])
+    if not np.allclose(p, 1.0 / K, rtol=1e-6, atol=0):
+        raise ValueError(
+            f"propensities: replay needs logs of a uniform logging policy (every propensity 1/K = {1 / K:.4g}), "
+            f"got values in [{p.min():.4g}, {p.max():.4g}]"
+        )
+    state = agent.init() if state is None else state
+    _policy.propensities(agent, key, state, X[0], 2)  # eager checks of the key, state and a context
+
+    def step(carry, row):
+        state, k = carry
+        k, sub = jax.random.split(k)
+        x, a_log, y = row
+        chosen, _ = agent.act(sub, state, x)
+        accept = chosen == a_log
+        learned = agent.update(state, x, a_log, y)
+        state = jax.tree.map(lambda new, old: jnp.where(accept, new, old), learned, state)
+        return (state, k), accept
+
+    rows = (X, jnp.asarray(a), jnp.asarray(r, dtype=X.dtype if jnp.issubdtype(X.dtype, jnp.floating) else float))
+    (state, _), accepted = jax.jit(lambda s, k, rows: jax.lax.scan(step, (s, k), rows))(state, key, rows)
+    accepted = np.asarray(accepted, dtype=bool)
+    T = int(accepted.sum())
+    if T < 2:
+        raise ValueError(f"rewards: only {T} of {n} rows were accepted; replay needs more logged rows (about 2 K)")
+    est = _estimate(r[accepted])
+    return Replay(est._replace(ess=float(T)), accepted, state)

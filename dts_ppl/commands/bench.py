@@ -103,11 +103,20 @@ def to_json(preset: str, results: dict, rounds: int, runs: int, seed: int = 0, m
     }
 
 
-def run_regret(args) -> int:
+def preset_table(names=None) -> str:
+    """The presets as two aligned columns, name and description, one line each (``--list``).
 
+    Args:
+        names: preset names (default: every preset, sorted).
+    """
+    names = preset_names() if names is None else list(names)
+    width = max(len(n) for n in names) + 2
+    return "\n".join(f"{n:<{width}}{get_preset(n).description}".rstrip() for n in names)
+
+
+def run_regret(args) -> int:
     if args.list:
-        for name in preset_names():
-            print(f"{name:28s} {get_preset(name).description}")
+        print(preset_table())
         return 0
     if not args.preset:
         raise ValueError("--preset: expected a preset name (see `dts-ppl bench regret --list`)")

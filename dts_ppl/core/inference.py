@@ -17,7 +17,8 @@ Upward pass (data -> top, :func:`upward_pass`): each level combines its prior pr
 the evidence (G, b) arriving from below (:func:`condition`), and passes up a message in the
 parent's mean space, pulled back through the link's linearisation (:func:`pull_back`). No G^-1
 is ever formed, so actions with fewer than d pulls (singular G_a) and actions with no data are
-exact. For nonlinear links the default ("iterated") repeats the pass, re-linearising each link
+exact. For nonlinear links "iterated" (the default for MLP links; DDPM links default to the
+paper's "identity", :func:`default_linearisation`) repeats the pass, re-linearising each link
 at the previous pass's posterior mean trajectory, until the expansion points stop moving
 (docs/defaults.md); affine links are exact in one pass.
 """
@@ -620,8 +621,9 @@ def posterior(
     """The dTS posterior of ``prior`` given per-action statistics (:func:`fit_posterior`'s posterior).
 
     Exact for affine links (any ``linearisation``) with Gaussian rewards. For nonlinear links
-    ``linearisation`` picks the upward approximation: "iterated" (default: re-linearised to
-    convergence, :func:`upward_pass`), "identity" (the paper) or "jacobian" (at the prior mean).
+    ``linearisation`` picks the upward approximation: "iterated" (re-linearised to convergence,
+    :func:`upward_pass`), "identity" (the paper) or "jacobian" (at the prior mean); None
+    (default): :func:`default_linearisation`, "iterated" for MLP links and "identity" for DDPM links.
 
     Args:
         prior: DiffusionPrior with dim d, latent_dim d_psi, L levels.

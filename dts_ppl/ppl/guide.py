@@ -112,8 +112,11 @@ class DTSGuide:
 
     Args:
         model: the BanditModel.
-        linearisation: "iterated" (default: re-linearised to convergence,
+        linearisation: "iterated" (re-linearised to convergence,
             :func:`dts_ppl.core.inference.upward_pass`), "identity" (the paper) or "jacobian".
+            None (default): the links' own rule
+            (:func:`dts_ppl.core.inference.default_linearisation`), "iterated" for MLP links and
+            "identity" for DDPM links.
         max_passes: most upward passes for "iterated".
         tol: tolerance of "iterated" on the change of the expansion points.
         data: (X, A, y) already checked by ``model.check_data`` (use :meth:`condition`).

@@ -102,8 +102,10 @@ def to_inference_data(
         num_prior_draws: prior draws (default: as many as posterior draws per chain).
 
     Returns:
-        arviz.InferenceData; dims level, latent_feature, actions, feature, obs (the names
-        ``arviz.from_numpyro`` infers from the model's plates and event dims).
+        ``arviz.InferenceData`` on ArviZ 0.2x, ``xarray.DataTree`` on ArviZ 1.x (both answer
+        ``idata.posterior["theta"]``; :func:`group_names` lists the groups); dims level,
+        latent_feature, actions, feature, obs (the names ``arviz.from_numpyro`` infers from the
+        model's plates and event dims).
     """
     posterior, sample_stats = _posterior(draws)
     missing = set(model.latent_shapes) - set(posterior)
@@ -134,14 +136,29 @@ def to_inference_data(
     return _arviz.inference_data(posterior, sample_stats=sample_stats, coords=coords, dims=dims, **groups)
 
 
-def loo(idata):
-    """PSIS-LOO (``arviz.loo``, pointwise) of an InferenceData from :func:`to_inference_data` with y."""
+def loo(idata) -> _arviz.LooResult:
+    """PSIS-LOO (``arviz.loo``, pointwise) of an InferenceData from :func:`to_inference_data` with y.
+
+    Returns:
+        :class:`~dts_ppl.ppl.arviz_adapter.LooResult`: elpd_loo, se, p_loo, loo_i (n,), pareto_k
+        (n,), the same on ArviZ 0.2x and 1.x; ``result["elpd_loo"]`` also works.
+    """
     return _arviz.loo(idata)
 
 
 def compare(datasets: dict):
-    """Rank {label: InferenceData with y} by expected log predictive density (``arviz.compare``)."""
+    """Rank {label: InferenceData with y} by expected log predictive density (``arviz.compare``).
+
+    Returns:
+        pandas DataFrame, best first: rank, elpd_loo, p_loo, elpd_diff (best minus this, >= 0),
+        weight (stacking), se, dse, on ArviZ 0.2x and 1.x alike.
+    """
     return _arviz.compare(datasets)
+
+
+def group_names(idata) -> set[str]:
+    """The groups of an InferenceData (ArviZ 0.2x) or DataTree (1.x): {"posterior", ...}."""
+    return _arviz.group_names(idata)
 
 
 def _coordinate(idata, site: str, index) -> np.ndarray:

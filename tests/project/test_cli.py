@@ -58,3 +58,34 @@ def test_output_paths_are_checked_before_the_run(argv, tmp_path, capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert err.startswith("dts-ppl: error: --") and "\n" not in err
     assert not ran
+
+
+def test_version_imports_neither_jax_nor_the_commands():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys\nfrom dts_ppl.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit as e:\n"
+        "    assert e.code == 0\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'numpy', 'numpyro')"
+        " or m.startswith('dts_ppl.commands')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [f"dts-ppl {__version__}", "[]"]
+
+
+def test_bench_list_prints_two_aligned_columns(capsys):
+    from dts_ppl.experiments.regret import get_preset, preset_names
+
+    assert main(["bench", "regret", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = preset_names()
+    assert len(lines) == len(names)
+    start = max(len(n) for n in names) + 2  # where every description starts
+    for line, name in zip(lines, names, strict=True):
+        assert line[:start].rstrip() == name and line[start:] == get_preset(name).description.rstrip()
+        assert line[start - 1] == " " and line[start] != " "

@@ -1,0 +1,21 @@
+"""The test settings of tests/conftest.py: XLA flags that the installed jaxlib does not know are never set."""
+
+import os
+import subprocess
+import sys
+
+import conftest
+
+
+def test_an_unknown_xla_flag_is_left_out_and_the_known_ones_kept():
+    known = "--xla_cpu_enable_fast_math=false"  # a flag jaxlib 0.4 to 0.12 all know
+    bogus = "--xla_dts_ppl_no_such_flag=true"
+    assert conftest.accepted_xla_flags([bogus, known]) == [known]
+
+
+def test_the_flags_this_session_set_start_xla_in_a_subprocess():
+    """What the tests' subprocesses (CLI, README commands, sharding workers) inherit must start."""
+    set_now = os.environ.get("XLA_FLAGS", "").split()
+    assert not set(set_now) & set(conftest.SKIPPED_XLA_FLAGS)
+    run = subprocess.run([sys.executable, "-c", conftest._PROBE], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
