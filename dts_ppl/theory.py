@@ -4,7 +4,5 @@ import importlib
 import sys
 import warnings
 
-warnings.warn(
-    "dts_ppl.theory is deprecated: import dts_ppl.analysis.theory instead", DeprecationWarning, stacklevel=2
-)
+warnings.warn("dts_ppl.theory is deprecated: import dts_ppl.analysis.theory instead", DeprecationWarning, stacklevel=2)
 sys.modules[__name__] = importlib.import_module("dts_ppl.analysis.theory")

@@ -33,8 +33,9 @@ Which interval to trust (docs/practitioner.md has the measurements):
 - ess above 10% of the rows: the "normal" intervals (IPS, SNIPS, DR) and "el" all hold.
 - ess below 10% (a target far from the logging policy; a catalogue of hundreds of actions
   logged uniformly): the "normal" intervals of IPS and SNIPS undercover (a sample that missed
-  the rare large weights is both low and narrow; measured in docs/practitioner.md). Use ``interval="el"`` for IPS and SNIPS, with the true
-  ``weight_range`` and ``reward_range`` when known; it is wide, which is the honest answer.
+  the rare large weights is both low and narrow; measured in docs/practitioner.md). Use
+  ``interval="el"`` for IPS and SNIPS, with the true ``weight_range`` and ``reward_range`` when
+  known; it is wide, which is the honest answer.
   DR's normal interval held in that simulation, but it rests on the reward model.
 - a LEARNING agent (its policy changes as it sees data) has no fixed target probabilities:
   :func:`replay` (Li et al. 2011) on logs from a uniform logging policy.

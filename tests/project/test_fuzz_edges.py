@@ -120,7 +120,9 @@ def test_fuzz_movielens_reader(case):
         _ok(fuzz.run_case("load_movielens", lambda: load_movielens(path), arg, check))
 
 
-@pytest.mark.parametrize("data_dir", [123, 1.5, b"ml", ["ml"], object()], ids=["int", "float", "bytes", "list", "object"])
+@pytest.mark.parametrize(
+    "data_dir", [123, 1.5, b"ml", ["ml"], object()], ids=["int", "float", "bytes", "list", "object"]
+)
 def test_fuzz_movielens_dir_types(data_dir):
     _ok(fuzz.run_case("load_movielens", lambda: load_movielens(data_dir), "data_dir"))
 
