@@ -4,7 +4,7 @@ K = 500, d = 5, S = 1000 Thompson draws per row, a dTS agent trained on n unifor
 k500_case problem); "per_row": one set of keys per row (the implementation before), "shared":
 every row of the batch uses the same keys (one block of ope.agent_policy).
 
-    PYTHONPATH=. nice -n 2 python studies/ope/agent_policy_steady.py 100
+    PYTHONPATH=. python studies/ope/agent_policy_steady.py 100
     -> studies/ope/agent_policy_steady.json
 """
 
@@ -43,7 +43,7 @@ def new_fn(keys, xs):
 new = jax.jit(new_fn)
 keys_row = jax.random.split(jax.random.PRNGKey(0), n)
 keys_s = jax.random.split(jax.random.PRNGKey(1), S)
-out = {"command": f"PYTHONPATH=. nice -n 2 python studies/ope/agent_policy_steady.py {n}", "K": K, "rows": n, "S": S}
+out = {"command": f"PYTHONPATH=. python studies/ope/agent_policy_steady.py {n}", "K": K, "rows": n, "S": S}
 for name, f, a in (("per_row", old, (keys_row, X)), ("shared", new, (keys_s, X))):
     start = time.perf_counter()
     f(*a).block_until_ready()

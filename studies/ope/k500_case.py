@@ -12,7 +12,7 @@ Measures, in one process:
 - IPS / SNIPS (EL and normal intervals) and DR against the true value of the agent's policy
   (E_x sum_a pi(a | x) x^T theta_a on fresh contexts).
 
-    PYTHONPATH=. nice -n 10 python studies/ope/k500_case.py [--rows 5000] [--old-rows 5000] [--json PATH]
+    PYTHONPATH=. python studies/ope/k500_case.py [--rows 5000] [--old-rows 5000] [--json PATH]
     -> studies/ope/k500_case.json
 """
 
@@ -91,7 +91,7 @@ def main():
     X, A, y = X[n : 2 * n], A[n : 2 * n], y[n : 2 * n]
     key = jax.random.PRNGKey(1)
     out = {
-        "command": "PYTHONPATH=. nice -n 10 python studies/ope/k500_case.py "
+        "command": "PYTHONPATH=. python studies/ope/k500_case.py "
         f"--rows {n} --old-rows {args.old_rows} --actions {K} --samples {args.samples} --json {args.json}",
         "python": platform.python_version(),
         "jax": jax.__version__,

@@ -11,7 +11,7 @@ same environment comes from ``--runs`` independent online runs (lax.scan, vmappe
 its Monte-Carlo s.e. is stored. Also stored: the spread of the online runs' mean reward at T
 (what the replay's se should match) against the replay's mean reported se.
 
-    PYTHONPATH=. nice -n 10 python studies/ope/replay_coverage.py [--draws 20] [--rows 5000] [--runs 400]
+    PYTHONPATH=. python studies/ope/replay_coverage.py [--draws 20] [--rows 5000] [--runs 400]
     -> studies/ope/replay_coverage.json
 """
 
@@ -87,7 +87,7 @@ def main():
     covered = sum(r["covers"] for r in rows)
     z = np.array([(r["value"] - r["truth"]) / r["se"] for r in rows])
     out = {
-        "command": "PYTHONPATH=. nice -n 10 python studies/ope/replay_coverage.py "
+        "command": "PYTHONPATH=. python studies/ope/replay_coverage.py "
         f"--draws {args.draws} --rows {n} --runs {args.runs} --actions {K}",
         "python": platform.python_version(),
         "jax": jax.__version__,

@@ -9,20 +9,23 @@ loop is unrolled by 1 (rolled), 2, 5 or all levels.
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import RESULTS, device, interleaved, reference_chain, save_json, summary, swissroll_prior  # noqa: E402
-
 from dts_ppl.agents import dts  # noqa: E402
 from dts_ppl.core import inference as core  # noqa: E402
 from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
+from studies.performance.common import (  # noqa: E402
+    RESULTS,
+    device,
+    interleaved,
+    reference_chain,
+    save_json,
+    summary,
+    swissroll_prior,
+)
 
 
 def first_calls(prior, K: int) -> dict:

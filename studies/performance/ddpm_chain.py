@@ -18,15 +18,14 @@ Rows (medians over interleaved blocks; every block is a compiled ``lax.scan``):
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from dts_ppl.agents import GaussianPrior, dts, lin_ts  # noqa: E402
+from dts_ppl.core import inference as core  # noqa: E402
+from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
+from studies.performance.common import (  # noqa: E402
     RESULTS,
     device,
     interleaved,
@@ -38,10 +37,6 @@ from common import (  # noqa: E402
     summary,
     swissroll_prior,
 )
-
-from dts_ppl.agents import GaussianPrior, dts, lin_ts  # noqa: E402
-from dts_ppl.core import inference as core  # noqa: E402
-from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
 
 
 def draw_block(sample, prior, draws: int):

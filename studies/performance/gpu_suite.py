@@ -20,21 +20,16 @@ and the suite goes on; sections that would start after ``--budget-s`` are skippe
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 import time
 import traceback
 
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import RESULTS, device, random_ddpm_prior, save_json, swissroll_prior  # noqa: E402
-from ddpm_chain import draw_ab, rounds_at  # noqa: E402
-from simulate_throughput import throughput  # noqa: E402
-
 from dts_ppl.core import inference as core  # noqa: E402
+from studies.performance.common import RESULTS, device, random_ddpm_prior, save_json, swissroll_prior  # noqa: E402
+from studies.performance.ddpm_chain import draw_ab, rounds_at  # noqa: E402
+from studies.performance.simulate_throughput import throughput  # noqa: E402
 
 FULL = dict(
     Ks=(10**4, 10**5, 10**6, 10**7),

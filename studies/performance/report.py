@@ -31,7 +31,7 @@ def fast_chain_section() -> str:
     """The DDPM chain's draw, the per-level cost, dTS rounds beside it and simulate throughput (CPU)."""
     chain, sim = _load("ddpm_chain_cpu.json"), _load("simulate_throughput_cpu.json")
     if chain is None:
-        return "## The DDPM chain\n\nNo measurement yet: run `python studies/performance/ddpm_chain.py`.\n"
+        return "## The DDPM chain\n\nNo measurement yet: run `PYTHONPATH=. python studies/performance/ddpm_chain.py`.\n"
     draw = chain["draw_swissroll_L40"]
     lines = [
         "## The DDPM chain",
@@ -44,7 +44,7 @@ def fast_chain_section() -> str:
         "batched Jacobi rotations (`core.linalg.eigh`). Same numbers as before to float tolerance",
         "(tests/core/test_fast_chain.py). Interleaved A/B against the chain before the change (commit",
         f"4d14ca2, kept in studies/performance/common.py), float32, {_where(chain)}:",
-        "`python studies/performance/ddpm_chain.py` (results/ddpm_chain_cpu.json).",
+        "`PYTHONPATH=. python studies/performance/ddpm_chain.py` (results/ddpm_chain_cpu.json).",
         "",
         "| one draw of the whole chain | now (us) | before (us) | before / now |",
         "|---|---:|---:|---:|",
@@ -80,7 +80,7 @@ def fast_chain_section() -> str:
             "",
             f"`simulate` on the {sim['preset']} preset (K = {sim['num_actions']}, {sim['runs']} runs x "
             f"{sim['rounds']} rounds, compiled, interleaved; {_where(sim)}):",
-            "`python studies/performance/simulate_throughput.py` (results/simulate_throughput_cpu.json).",
+            "`PYTHONPATH=. python studies/performance/simulate_throughput.py` (results/simulate_throughput_cpu.json).",
             "",
             "| agent | run-rounds / s | compile (s) | one `simulate` call, with compilation (s) |",
             "|---|---:|---:|---:|",
@@ -110,7 +110,7 @@ def fast_chain_section() -> str:
             f" compile / run by `lax.scan` unroll: {unrolls} (a partial unroll was slower than none here).",
             "Chains deeper than `core.inference.UNROLL_MAX_LEVELS` (128) keep the rolled loop; setting it",
             "to 0 trades the run time back for compile time (short simulations of a fresh agent):",
-            "`python studies/performance/compile_time.py` (results/compile_time_cpu.json).",
+            "`PYTHONPATH=. python studies/performance/compile_time.py` (results/compile_time_cpu.json).",
         ]
     lines += ["", _targets(chain, sim)]
     return "\n".join(lines) + "\n"

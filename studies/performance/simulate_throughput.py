@@ -13,19 +13,14 @@ call) is reported beside it, and one end-to-end ``simulate`` call per agent (com
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import RESULTS, device, interleaved, ratio_summary, reference_chain, save_json, summary  # noqa: E402
-
 from dts_ppl.bandits.simulation import run_regret, simulate  # noqa: E402
 from dts_ppl.experiments.swissroll import STUDY, swissroll_agents, swissroll_environment  # noqa: E402
+from studies.performance.common import RESULTS, device, interleaved, ratio_summary, reference_chain, save_json, summary  # noqa: E402
 
 PRESET = "swissroll-pretrain-10000"  # the shipped prior's preset (N = 10^4, L = 40)
 
