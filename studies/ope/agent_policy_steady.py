@@ -16,12 +16,10 @@ import jax
 import jax.numpy as jnp
 
 jax.config.update("jax_enable_x64", True)
-sys.path.insert(0, "studies/ope")
-from k500_case import problem  # noqa: E402
-
 from dts_ppl import Gaussian  # noqa: E402
 from dts_ppl.agents import dts  # noqa: E402
 from dts_ppl.agents import policy as _policy  # noqa: E402
+from studies.ope.k500_case import problem  # noqa: E402
 
 K, d, n, S = 500, 5, int(sys.argv[1]), 1000
 prior, theta, X, A, y = problem(0, K, d, 2 * n, noise=1.0)
