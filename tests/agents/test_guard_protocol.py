@@ -61,6 +61,10 @@ def _agent(name):
 
 
 AGENTS = ["dts", "dts_bernoulli", "hier_ts", "lin_ts", "lin_ucb", "exact_ts", "glm_ts", "ucb_glm", "bank_ts", "random"]
+# every agent in the slow run; in the default run one per update family (conjugate dTS, GLM dTS,
+# the linear baselines, exact, bank, random)
+FAST = ("dts", "dts_bernoulli", "lin_ts", "exact_ts", "bank_ts", "random")
+EVERY_AGENT = [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in AGENTS]
 BINARY = ("dts_bernoulli", "glm_ts", "ucb_glm")
 
 
@@ -102,7 +106,7 @@ def _finite(state):
     return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(state))
 
 
-@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("name", EVERY_AGENT)
 def test_bad_rounds_write_nothing_in_a_jitted_scan(name, float32):
     agent = _agent(name)
     clean = _data(N - 15, name in BINARY)
@@ -115,7 +119,7 @@ def test_bad_rounds_write_nothing_in_a_jitted_scan(name, float32):
     _assert_same(s_dirty, s_clean)
 
 
-@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("name", EVERY_AGENT)
 def test_bad_rows_are_dropped_from_a_batch(name, float32):
     agent = _agent(name)
     clean = _data(N - 15, name in BINARY)

@@ -95,7 +95,7 @@ def test_nonlinear_chain_evidence_is_that_of_its_linearisation():
     assert np.isfinite(grad)
 
 
-@pytest.mark.parametrize("likelihood", [Bernoulli(), Poisson()])
+@pytest.mark.parametrize("likelihood", [Bernoulli(), pytest.param(Poisson(), marks=pytest.mark.slow)])
 def test_glm_evidence_is_close_to_importance_sampling(likelihood):
     # Laplace-type: with 80 rewards per action it is within a few hundredths of log p(y)
     prior = DiffusionPrior.linear([jnp.eye(2)], [0.3, 0.5])

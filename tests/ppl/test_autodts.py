@@ -60,6 +60,7 @@ def test_without_other_sites_it_is_dtsguide(problem):
     )
 
 
+@pytest.mark.slow
 def test_elbo_is_the_collapsed_evidence_and_so_is_its_gradient(problem):
     prior, X, A, y, user = problem
     model = user_model(prior)
@@ -118,6 +119,7 @@ def test_autoguide_surface_with_other_sites(problem):
     assert idata.posterior["u"].dims == ("chain", "draw", "users")
 
 
+@pytest.mark.slow
 def test_inside_an_autoguide_list(problem):
     prior, X, A, y, user = problem
 

@@ -181,6 +181,7 @@ def test_errors(problem):
         sbc(model, DTSGuide(model), jax.random.PRNGKey(0), 0, 3, X, A)
 
 
+@pytest.mark.slow
 def test_cli_sbc_linear_preset(tmp_path, capsys):
     out = tmp_path / "r.json"
     args = ["sbc", "--preset", "linear", "--num-datasets", "40", "--num-draws", "9", "--num-obs", "10"]

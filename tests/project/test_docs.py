@@ -69,7 +69,12 @@ def test_performance_page_renders_from_the_json():
         assert f"| {K} | {d} | {L} |" in text
 
 
-@pytest.mark.parametrize("path", [p for p in DOCS if python_blocks(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    # the README's blocks (NUTS references, an SVI fit) take minutes: slow, and run by hand before a release
+    [pytest.param(p, marks=pytest.mark.slow) if p.name == "README.md" else p for p in DOCS if python_blocks(p)],
+    ids=lambda p: p.name,
+)
 def test_python_blocks_run_as_copied(path, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)
