@@ -364,9 +364,17 @@ def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ri
     Returns:
         (n, K) predictions.
     """
-    X = np.asarray(X, dtype=float)
+    if X is None or isinstance(X, str | bytes):
+        raise ValueError(f"X: expected (n, p) contexts, got {X!r}")
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"X: expected an (n, p) array of numbers ({e})") from None
     if X.ndim != 2:
         raise ValueError(f"X: expected (n, p) contexts, got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        raise ValueError(f"X: contains NaN or inf (first at index {bad})")
     n = X.shape[0]
     a, r, _, _ = _check_logs(actions, rewards, np.ones(n), np.full((n, num_actions), 1.0 / num_actions))
     if not isinstance(folds, int) or not 2 <= folds <= n:

@@ -394,3 +394,13 @@ def test_replay_equals_the_plain_loop_and_estimates_a_known_value(small_agent):
 
     with pytest.raises(ValueError, match="uniform logging policy"):
         ope.replay(agent, key, X, A, y, np.where(A == 0, 0.4, 0.2))
+
+
+@pytest.mark.parametrize("bad, match", [(np.nan, "X: contains NaN or inf"), ("text", "X: expected")])
+def test_ridge_reward_model_names_bad_contexts(bad, match):
+    n, K = 20, 3
+    X = np.zeros((n, 2))
+    a, r = np.arange(n) % K, np.ones(n)
+    X = "text" if isinstance(bad, str) else np.where(np.arange(n)[:, None] == 4, bad, X)
+    with pytest.raises(ValueError, match=match):
+        ope.ridge_reward_model(X, a, r, K, folds=2)
