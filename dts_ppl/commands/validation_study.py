@@ -12,7 +12,7 @@ import jax
 from dts_ppl.commands import add_nuts_arguments, nuts_settings, positive_int
 from dts_ppl.experiments.study import approximation_study, plot_study, study_table
 from dts_ppl.experiments.validation import NUTS_SETTINGS, PRESETS
-from dts_ppl.io.serialization import atomic_write
+from dts_ppl.io.npz import atomic_write
 
 UNRELIABLE_EXIT = 3
 

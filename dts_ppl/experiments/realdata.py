@@ -55,7 +55,7 @@ from dts_ppl.data.movielens import ENV_VAR, load_movielens
 from dts_ppl.ddpm import train_diffusion_prior
 from dts_ppl.ddpm.calibrate import with_action_cov
 from dts_ppl.experiments import swissroll
-from dts_ppl.io.serialization import load_prior, save_prior
+from dts_ppl.io.prior_files import load_prior, save_prior
 
 
 class DDPMTraining(NamedTuple):

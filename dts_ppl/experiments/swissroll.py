@@ -30,7 +30,7 @@ from dts_ppl.core import checks as _checks
 from dts_ppl.core.checks import check_positive_int
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.ddpm import action_covariance, train_diffusion_prior
-from dts_ppl.io.serialization import load_prior, save_prior
+from dts_ppl.io.prior_files import load_prior, save_prior
 
 ROLL_NOISE = 0.5
 ROLL_MEAN = np.array([2.00, 0.21])  # of make_swiss_roll(10**6, noise=0.5)[:, [0, 2]]

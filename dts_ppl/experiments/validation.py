@@ -24,7 +24,7 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.experiments.swissroll import MODELS_DIR
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
-from dts_ppl.io.serialization import load_prior
+from dts_ppl.io.prior_files import load_prior
 from dts_ppl.ppl.model import BanditModel
 from dts_ppl.ppl.nuts import NutsSettings
 

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
-from dts_ppl.io.serialization import atomic_write
+from dts_ppl.io.npz import atomic_write
 from dts_ppl.plotting import pyplot
 from dts_ppl.ppl.guide import DTSGuide
 from dts_ppl.ppl.model import BanditModel

@@ -69,6 +69,7 @@ def test_chain_evidence_of_any_statistics_equals_the_dense_integral():
     np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_nonlinear_chain_evidence_is_that_of_its_linearisation():
     key = jax.random.PRNGKey(11)
     ks = jax.random.split(key, 6)

@@ -77,6 +77,7 @@ def test_four_host_devices_match_one_device_hier_ts_and_lin_ucb():
     _same(_result(_run("single", agents=SLOW_AGENTS)), _result(_run("sharded", agents=SLOW_AGENTS)))
 
 
+@pytest.mark.slow
 def test_two_localhost_processes_match_one_process(single):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -90,6 +90,7 @@ def test_elbo_is_the_collapsed_evidence_and_so_is_its_gradient(problem):
         np.testing.assert_allclose(g, w, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_autoguide_surface_with_other_sites(problem):
     prior, X, A, y, user = problem
     model = user_model(prior)
