@@ -71,6 +71,14 @@ class ChainInfo(NamedTuple):
     shared: bool
     parameterisation: str
 
+    # Site metadata: JAX caches traces keyed on it (ArviZ 1.x's from_numpyro runs jax.eval_shape over a
+    # model trace), so it must compare without comparing arrays: by identity.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
 
 class RewardsInfo(NamedTuple):
     """What :func:`bandit_rewards` records on its site (``infer["dts_rewards"]``).
@@ -86,6 +94,14 @@ class RewardsInfo(NamedTuple):
     A: jax.Array | None
     likelihood: object
     offset: jax.Array | None
+
+    # Site metadata: JAX caches traces keyed on it (ArviZ 1.x's from_numpyro runs jax.eval_shape over a
+    # model trace), so it must compare without comparing arrays: by identity.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
 
 
 PARAMETERISATIONS = ("centred", "noncentred")
