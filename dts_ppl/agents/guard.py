@@ -152,7 +152,7 @@ def guarded(
     def core(state, x, action, reward):
         phi, group, y = played_row(x, action, reward, num_actions, shared)
         inputs_ok = round_ok(x, action, reward, num_actions, likelihood, reward_bound, phi.dtype)
-        proposal = step(state, *sanitise(phi, group, y.astype(phi.dtype), inputs_ok))
+        proposal = step(state, *sanitise(phi, group, y, inputs_ok))
         ok = inputs_ok & all_finite(proposal._replace(rejected=0))
         return _commit(state, proposal, ok, ~ok), ok, inputs_ok
 
