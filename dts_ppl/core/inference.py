@@ -220,8 +220,11 @@ def condition(prior_prec: jax.Array, G: jax.Array, b: jax.Array) -> tuple[Condit
     return condition_whitened(whiten(prior_prec), G, b)
 
 
+@jax.custom_jvp
 def condition_whitened(white: Whitening, G, b):
     """:func:`condition` given the prior's :func:`whiten` factors (computed once when Q is fixed).
+
+    Derivatives come from :func:`_condition_dense` at Q = R R^T, as for :func:`condition`.
 
     Args:
         white: Whitening with (n, n) fields.   G: (n, n).   b: (n,).
@@ -257,6 +260,16 @@ def _condition_dense(prior_prec, G, b):
 @condition.defjvp
 def _condition_jvp(primals, tangents):
     return condition(*primals), jax.jvp(_condition_dense, primals, tangents)[1]
+
+
+@condition_whitened.defjvp
+def _condition_whitened_jvp(primals, tangents):
+    (white, G, b), (d_white, dG, db) = primals, tangents
+
+    def dense(R, G, b):  # R^-1's tangent follows from R's: only R enters
+        return _condition_dense(R @ R.T, G, b)
+
+    return condition_whitened(*primals), jax.jvp(dense, (white.chol, G, b), (d_white.chol, dG, db))[1]
 
 
 def evidence_cutoff(lam):

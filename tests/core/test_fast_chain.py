@@ -165,3 +165,30 @@ def test_jacobi_eigh_matches_lapack(n):
             np.testing.assert_allclose(np.sort(lam, -1), np.linalg.eigvalsh(m * scale), rtol=0, atol=1e-13 * top)
             np.testing.assert_allclose(np.swapaxes(V, -1, -2) @ V, np.broadcast_to(np.eye(n), V.shape), atol=1e-13)
             np.testing.assert_allclose(np.einsum("bij,bj,bkj->bik", V, lam, V), m * scale, rtol=0, atol=1e-13 * top)
+
+
+@pytest.mark.parametrize("evidence_scale", [0.0, 0.7])
+def test_planned_pass_derivatives_equal_the_recursions(evidence_scale):
+    # rank-one evidence (repeated eigenvalues; none at all at scale 0): the planned pass's
+    # derivatives with respect to the evidence and to the prior's covariances equal those of the
+    # recursion, which differentiates through condition's dense rule
+    prior = random_mlp_prior(jax.random.PRNGKey(0), 3, 2, 8)
+    x = jnp.array([1.0, 0.5, -0.3])
+
+    def total(p, planned):
+        s, c = p
+        scaled = prior._replace(cov1=prior.cov1 * c, covs=prior.covs * c)
+        ev = core.Message(s * jnp.outer(x, x), 2.0 * s * x)
+        if planned:
+            rows = core.planned_latent_posteriors(core.upward_plan(scaled, "identity"), ev)
+        else:
+            rows = core.latent_posteriors(scaled, ev, core.linearise(scaled, "identity"))
+        return sum(jnp.sum(leaf) for leaf in rows)
+
+    p = jnp.array([evidence_scale, 1.3])
+    got, want = jax.grad(total)(p, True), jax.grad(total)(p, False)
+    assert bool(jnp.all(jnp.isfinite(got)))
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12)
+    h = 1e-6  # one-sided in the evidence scale (negative evidence is not a likelihood)
+    fd = (total(p + jnp.array([h, 0.0]), False) - total(p, False)) / h
+    np.testing.assert_allclose(got[0], fd, rtol=1e-4)
