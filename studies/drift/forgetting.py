@@ -16,7 +16,8 @@ TAU, and TAU / 2 for independent redraws every TAU rounds, whose change has vari
 
     W = sqrt(sigma^2 K tau / (E[x_i^2] v)),     gamma = 1 - 1 / W.
 
-Every agent of one environment sees the same theta path, contexts and noise in run r (common
+Each environment may be written to its own file (``--envs abrupt --json .../forgetting-abrupt.json``:
+studies/drift/make_doc.py merges ``forgetting*.json``). Every agent of one environment sees the same theta path, contexts and noise in run r (common
 random numbers), so differences are paired. Results are written after every simulation and a
 rerun skips the entries already in the JSON.
 
@@ -91,9 +92,9 @@ def main() -> None:
         env, tau = envs[env_name]
         rule = rule_discount(prior, tau if tau is not None else args.tau)
         out.setdefault("rule", {})[env_name] = {"tau": tau, "discount": rule, "window": 1.0 / (1.0 - rule)}
-        plan = [("dTS", 1.0), ("dTS", rule), ("LinTS", 1.0), ("LinTS", rule)]
-        if env_name != "stationary":
-            plan += [("dTS", g) for g in GRID]
+        plan = [("dTS", 1.0), ("dTS", rule)]
+        if env_name != "stationary":  # what a default agent does without drift is the point there
+            plan += [("LinTS", 1.0), ("LinTS", rule)] + [("dTS", g) for g in GRID]
         for agent_name, gamma in plan:
             label = f"{env_name}/{agent_name}/{gamma:.6f}"
             if label in out["results"]:
@@ -118,7 +119,9 @@ def main() -> None:
                 "seconds": time.perf_counter() - start,
             }
             save_json(args.json, out)
-            print(f"{label}: {res.final_mean:.1f} +- {res.final_se:.1f} ({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"{label}: {res.final_mean:.1f} +- {res.final_se:.1f} ({time.perf_counter() - start:.0f} s)", flush=True
+            )
     np.set_printoptions(precision=4)
 
 
