@@ -35,6 +35,7 @@ from dts_ppl.agents.base import (
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
+from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
@@ -90,6 +91,7 @@ def dts(
     max_passes: int = core.DEFAULT_MAX_PASSES,
     collapse: bool | None = None,
     reward_bound: float | None = None,
+    discount: float = 1.0,
 ) -> Agent:
     """The dTS agent for a diffusion prior.
 
@@ -119,6 +121,10 @@ def dts(
             psi_1's posterior as its one latent row; :func:`dts_posterior` rebuilds all L levels.
         reward_bound: None (default), or the largest |reward| the agent learns from: a larger
             finite reward is rejected and counted in ``state.rejected`` (:mod:`dts_ppl.agents.guard`).
+        discount: gamma in (0, 1], exponential forgetting for drifting rewards
+            (:mod:`dts_ppl.core.forgetting`): each accepted round every action's evidence is
+            multiplied by gamma (a rejected round changes nothing), so an unplayed action relaxes
+            to its conditional prior given psi_1; O(K d^3) per round. 1.0 (default): none.
 
     Example:
         >>> import jax
@@ -138,6 +144,8 @@ def dts(
     check_glm_options(likelihood, history, newton_steps)
     tol, max_passes = core.check_pass_options(tol, max_passes)
     reward_bound = check_reward_bound(reward_bound)
+    discount = forgetting.check_discount(discount)
+    forgetting.check_forgetting_likelihood(likelihood, discount)
     if not likelihood.is_exact:
         likelihood = likelihood.for_prior(core.theta_prior_scale_cov(prior))
     if not isinstance(shared, bool):
@@ -156,6 +164,7 @@ def dts(
         max_passes=max_passes,
         collapse=collapse,
         reward_bound=reward_bound,
+        **({"discount": discount} if forgetting.forgets(discount) else {}),
     )
     num_levels = prior.num_levels
     if collapse:
@@ -220,6 +229,22 @@ def dts(
         return DTSState(
             ev, Row(idx, cond.cov), Row(idx, cond.shift), total, up.latents, state.step + n, up.passes, up.converged
         )
+
+    if forgetting.forgets(discount):  # every group decays each round: re-condition all, re-sum the messages
+
+        def step(state: DTSState, phi, g, y) -> DTSState:
+            ev, cond, total = forgetting.observe(
+                likelihood, prec1, state.evidence, phi.astype(dtype), g, y, newton_steps, discount
+            )
+            up = chain(total)
+            return DTSState(ev, cond.cov, cond.shift, total, up.latents, state.step + 1, up.passes, up.converged)
+
+        def step_batch(state: DTSState, phi, g, y, ok) -> DTSState:
+            n, ev, cond, total = forgetting.observe_rows(
+                likelihood, prec1, state.evidence, phi.astype(dtype), g, y, ok, discount
+            )
+            up = chain(total)
+            return DTSState(ev, cond.cov, cond.shift, total, up.latents, state.step + n, up.passes, up.converged)
 
     spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name, fingerprint=fingerprint)
     return guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)

@@ -28,6 +28,7 @@ from dts_ppl.agents.base import (
 from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
+from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_inv
@@ -134,10 +135,21 @@ def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
 
 
 def _linear_agent(
-    theta_prior, likelihood, num_actions, shared, history, newton_steps, score, kind="lin_ts", reward_bound=None
+    theta_prior,
+    likelihood,
+    num_actions,
+    shared,
+    history,
+    newton_steps,
+    score,
+    kind="lin_ts",
+    reward_bound=None,
+    discount=1.0,
 ) -> Agent:
     theta_prior = _check_gaussian_prior(theta_prior)
     reward_bound = check_reward_bound(reward_bound)
+    discount = forgetting.check_discount(discount)
+    forgetting.check_forgetting_likelihood(likelihood, discount)
     K = check_num_actions(num_actions)
     check_glm_options(likelihood, history, newton_steps)
     if not isinstance(shared, bool):
@@ -178,12 +190,26 @@ def _linear_agent(
             ev, Row(idx, core.conditional_loc(cond, theta_prior.mean)), Row(idx, cond.cov), state.step + n
         )
 
+    if forgetting.forgets(discount):  # every group decays each round: re-condition all (O(M d^3))
+
+        def step(state: LinearState, phi, g, y) -> LinearState:
+            ev, cond, _ = forgetting.observe(
+                likelihood, prec0, state.evidence, phi.astype(dtype), g, y, newton_steps, discount
+            )
+            return LinearState(ev, core.conditional_loc(cond, theta_prior.mean), cond.cov, state.step + 1)
+
+        def step_batch(state: LinearState, phi, g, y, ok) -> LinearState:
+            phi = phi.astype(dtype)
+            n, ev, cond, _ = forgetting.observe_rows(likelihood, prec0, state.evidence, phi, g, y, ok, discount)
+            return LinearState(ev, core.conditional_loc(cond, theta_prior.mean), cond.cov, state.step + n)
+
     fingerprint = model_fingerprint(
         theta_prior,
         likelihood,
         dict(history=history, newton_steps=newton_steps),
         shared=shared,
         reward_bound=reward_bound,
+        **({"discount": discount} if forgetting.forgets(discount) else {}),
     )
     spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, kind in ("lin_ucb", "ucb_glm"), fingerprint)
     return guarded_agent(init, scores, step, step_batch, spec, likelihood, reward_bound)
@@ -216,6 +242,7 @@ def lin_ts(
     history: int = 5000,
     newton_steps: int = 3,
     reward_bound: float | None = None,
+    discount: float = 1.0,
 ) -> Agent:
     """Linear Thompson sampling with an independent N(mean, cov) prior per action.
 
@@ -225,10 +252,13 @@ def lin_ts(
         num_actions: K.   shared: one parameter, ``x`` (K, d) action features.
         history, newton_steps: GLM ring-buffer size and Newton steps per update.
         reward_bound: None, or the largest |reward| learnt from (larger: rejected and counted).
+        discount: gamma in (0, 1], exponential forgetting (:mod:`dts_ppl.core.forgetting`): each
+            accepted round every action's evidence is multiplied by gamma, so an unplayed action
+            relaxes to the prior N(mean, cov); O(K d^3) per round. 1.0 (default): none.
     """
     lik = likelihood or Gaussian(1.0)
     return _linear_agent(
-        theta_prior, lik, num_actions, shared, history, newton_steps, _thompson, "lin_ts", reward_bound
+        theta_prior, lik, num_actions, shared, history, newton_steps, _thompson, "lin_ts", reward_bound, discount
     )
 
 
@@ -246,11 +276,15 @@ def lin_ucb(
     history: int = 5000,
     newton_steps: int = 3,
     reward_bound: float | None = None,
+    discount: float = 1.0,
 ) -> Agent:
-    """LinUCB: argmax x^T mu_a + alpha_t ||x||_{Sigma_a}; alpha_t = sqrt(2 log t) unless ``alpha`` is given."""
+    """LinUCB: argmax x^T mu_a + alpha_t ||x||_{Sigma_a}; alpha_t = sqrt(2 log t) unless ``alpha`` is given.
+
+    ``discount``: exponential forgetting as :func:`lin_ts`.
+    """
     lik = likelihood or Gaussian(1.0)
     return _linear_agent(
-        theta_prior, lik, num_actions, shared, history, newton_steps, _ucb(alpha), "lin_ucb", reward_bound
+        theta_prior, lik, num_actions, shared, history, newton_steps, _ucb(alpha), "lin_ucb", reward_bound, discount
     )
 
 
@@ -262,9 +296,15 @@ def glm_ts(
     history: int = 5000,
     newton_steps: int = 3,
     reward_bound: float | None = None,
+    discount: float = 1.0,
 ) -> Agent:
-    """GLM-TS: Thompson sampling from the Laplace (Gaussianised) posterior; default logistic rewards."""
-    agent = lin_ts(theta_prior, likelihood or Bernoulli(), num_actions, shared, history, newton_steps, reward_bound)
+    """GLM-TS: Thompson sampling from the Laplace (Gaussianised) posterior; default logistic rewards.
+
+    ``discount``: exponential forgetting as :func:`lin_ts`, through row weights gamma^age in the
+    ring buffer (:func:`dts_ppl.core.likelihoods.ring_weights`).
+    """
+    lik = likelihood or Bernoulli()
+    agent = lin_ts(theta_prior, lik, num_actions, shared, history, newton_steps, reward_bound, discount)
     return _kind(agent, "glm_ts")
 
 
@@ -277,7 +317,12 @@ def ucb_glm(
     history: int = 5000,
     newton_steps: int = 3,
     reward_bound: float | None = None,
+    discount: float = 1.0,
 ) -> Agent:
-    """UCB-GLM (Li et al. 2017): UCB on the linear predictor, monotone in the mean reward."""
+    """UCB-GLM (Li et al. 2017): UCB on the linear predictor, monotone in the mean reward.
+
+    ``discount``: exponential forgetting as :func:`glm_ts`.
+    """
     lik = likelihood or Bernoulli()
-    return _kind(lin_ucb(theta_prior, lik, num_actions, alpha, shared, history, newton_steps, reward_bound), "ucb_glm")
+    agent = lin_ucb(theta_prior, lik, num_actions, alpha, shared, history, newton_steps, reward_bound, discount)
+    return _kind(agent, "ucb_glm")

@@ -37,6 +37,9 @@ class Environment(NamedTuple):
         num_actions: K.   dim: d.
         shared: one parameter for all actions.
         name: for tables and plots.
+        drift: None (theta fixed for the run), or ``drift(key, theta, t) -> theta``, jittable: the
+            parameter of round t from that of round t - 1 (theta of round -1 is the run's draw);
+            see :func:`random_walk` and :func:`abrupt_changes`.
     """
 
     sample_theta: Callable
@@ -46,6 +49,7 @@ class Environment(NamedTuple):
     dim: int
     shared: bool = False
     name: str = ""
+    drift: Callable | None = None
 
 
 def linear_predictor(env: Environment, theta: jax.Array, x: jax.Array) -> jax.Array:
@@ -152,3 +156,65 @@ def pool_environment(thetas, contexts, num_actions: int, likelihood=None, shared
     sample_theta = rows(thetas, None if shared else K)
     sample_context = rows(contexts, K if shared else None)
     return Environment(sample_theta, sample_context, likelihood, K, dim, bool(shared), name)
+
+
+# ------------------------------------------------------------------------------- drifting theta
+
+
+def _check_env(env) -> Environment:
+    if not isinstance(env, Environment):
+        raise ValueError(f"env: expected a dts_ppl.bandits.envs.Environment, got {type(env).__name__}")
+    return env
+
+
+def random_walk(env: Environment, scale: float, name: str | None = None) -> Environment:
+    """``env`` whose theta takes a Gaussian random-walk step every round, shaped like its own spread.
+
+    theta_t = theta_{t-1} + scale (theta' - theta'') / sqrt(2), with theta', theta'' two fresh
+    draws of ``env.sample_theta``: the steps have mean 0 and covariance scale^2 Cov(theta) (the
+    prior's correlations across actions and coordinates, so a catalogue drifts together as its
+    prior says). After n rounds theta has moved by sqrt(n) scale prior standard deviations:
+    scale = 1 / sqrt(tau) moves it by one in tau rounds.
+
+    Args:
+        env: a stationary Environment (its ``drift`` is replaced).   scale: > 0 step size.
+        name: of the new environment (default: env.name + "-walk").
+    Returns:
+        Environment with ``drift`` set.
+    """
+    env = _check_env(env)
+    scale = _checks.check_scalar("scale", scale)
+
+    def drift(key, theta, t):
+        del t
+        k1, k2 = jax.random.split(key)
+        step = (env.sample_theta(k1) - env.sample_theta(k2)) * (scale / jnp.sqrt(2.0))
+        return theta + step.astype(theta.dtype)
+
+    return env._replace(drift=drift, name=f"{env.name}-walk" if name is None else name)
+
+
+def abrupt_changes(env: Environment, rounds, name: str | None = None) -> Environment:
+    """``env`` whose theta is redrawn from ``env.sample_theta`` at the start of each of ``rounds``.
+
+    Args:
+        env: a stationary Environment (its ``drift`` is replaced).
+        rounds: distinct positive integers (round 0 is the run's own draw), any order.
+        name: of the new environment (default: env.name + "-abrupt").
+    Returns:
+        Environment with ``drift`` set: theta is constant between changes, and a fresh
+        independent draw from each change on.
+    """
+    env = _check_env(env)
+    if isinstance(rounds, str | bytes) or not hasattr(rounds, "__iter__"):
+        raise ValueError(f"rounds: expected a sequence of positive integers (change rounds), got {rounds!r}")
+    values = [_checks.check_int("rounds", r, 1) for r in rounds]
+    if not values or len(set(values)) != len(values):
+        raise ValueError(f"rounds: expected distinct positive integers (round 0 is the run's draw), got {rounds!r}")
+    changes = jnp.asarray(sorted(values), jnp.int32)
+
+    def drift(key, theta, t):
+        fresh = env.sample_theta(key).astype(theta.dtype)
+        return jnp.where(jnp.any(changes == t), fresh, theta)
+
+    return env._replace(drift=drift, name=f"{env.name}-abrupt" if name is None else name)

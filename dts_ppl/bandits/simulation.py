@@ -96,13 +96,17 @@ def check_compatible(key, env: Environment, agent: Agent) -> None:
 
 
 def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
-    """One run: (num_rounds,) per-round pseudo-regret. Pure and jittable (num_rounds static)."""
+    """One run: (num_rounds,) per-round pseudo-regret. Pure and jittable (num_rounds static).
+
+    A drifting environment (``env.drift``) moves theta before every round t (t = 0, 1, ...) and
+    the regret of round t is measured against that round's theta.
+    """
     key = check_key(key)
     k_theta, k_ctx, k_act, k_rew = jax.random.split(key, 4)
     theta = env.sample_theta(k_theta)
     keys = jnp.stack([jax.random.split(k, num_rounds) for k in (k_ctx, k_act, k_rew)], axis=1)  # (num_rounds, 3, key)
 
-    def round_(state, ks):
+    def round_(state, ks, theta=theta):
         x = env.sample_context(ks[0])
         action, _ = agent.act(ks[1], state, x)
         means = mean_rewards(env, theta, x)
@@ -111,7 +115,24 @@ def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
         regret = jnp.where(played, jnp.max(means) - means[action], jnp.nan)
         return agent.update(state, x, action, y), regret
 
-    _, regret = jax.lax.scan(round_, agent.init(), keys)
+    drift = getattr(env, "drift", None)
+    if drift is None:
+        _, regret = jax.lax.scan(round_, agent.init(), keys)
+        return regret
+
+    # a drifting theta rides in the carry; its keys come from another stream, so the contexts,
+    # actions and rewards keys are those of the stationary run
+    drift_keys = jax.random.split(jax.random.fold_in(key, 1), num_rounds)
+
+    def drifting_round(carry, inputs):
+        state, theta_prev = carry
+        ks, k_drift, t = inputs
+        theta_t = drift(k_drift, theta_prev, t)
+        state, regret = round_(state, ks, theta_t)
+        return (state, theta_t), regret
+
+    inputs = (keys, drift_keys, jnp.arange(num_rounds))
+    _, regret = jax.lax.scan(drifting_round, (agent.init(), theta), inputs)
     return regret
 
 

@@ -26,6 +26,12 @@ including the GLM ring buffer. Both return proposals that nothing has written ye
 guard (:mod:`dts_ppl.agents.guard`) writes them with :func:`dts_ppl.core.rows.write` only when the
 whole round is accepted. The batch statistics and the online updates share each likelihood's
 formula (:meth:`Gaussian._rows`, :meth:`_GLM.laplace`).
+
+Forgetting (``discount=`` gamma < 1 on the updates; docs/math.md section 11): every accepted
+round first multiplies every group's (G, b) by gamma, then adds the new row, so an observation s
+rounds old carries weight gamma^s (exact for Gaussian rewards: noise variance sigma^2 / gamma^s).
+GLM rows carry the same weights in the ring buffer (:func:`ring_weights`) when a group is refitted.
+gamma = 1 runs the plain updates, bit for bit.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.deprecation import renamed, renamed_argument
-from dts_ppl.core.rows import Row, get_row, write
+from dts_ppl.core.rows import Row, get_row, set_row, write
 
 
 class ActionStats(NamedTuple):
@@ -115,6 +121,39 @@ def empty_stats(num_actions: int, dim: int, dtype: DTypeLike | None = None) -> A
     return ActionStats(jnp.zeros((num_actions, dim, dim), dtype), jnp.zeros((num_actions, dim), dtype))
 
 
+def forgets(discount: float) -> bool:
+    """Whether ``discount`` asks for forgetting (a Python float below 1; 1.0 is the plain update)."""
+    return discount != 1.0
+
+
+def decayed(stats: ActionStats, factor: jax.Array | float) -> ActionStats:
+    """Every group's statistics times ``factor`` (gamma^rounds): the forgetting of ``rounds`` rounds."""
+    return ActionStats(stats.G * factor, stats.b * factor)
+
+
+def ring_weights(history: History, count: jax.Array, discount: float) -> jax.Array:
+    """(H,) forgetting weight gamma^age of every ring-buffer slot after ``count`` rows (0 for empty slots).
+
+    Rows enter slot ``s % H`` in order, so with ``count`` rows written the row in slot j is
+    (count - 1 - j) mod H rounds old (the newest has age 0).
+    """
+    size = history.X.shape[0]
+    ages = jnp.mod(count - 1 - jnp.arange(size), size).astype(history.X.dtype)
+    return jnp.where(history.group >= 0, jnp.asarray(discount, history.X.dtype) ** ages, 0.0)
+
+
+def batch_weights(ok: jax.Array, discount: float, dtype: DTypeLike) -> tuple[jax.Array, jax.Array]:
+    """(weights (n,), gamma^n_ok ()) of a batch read as n_ok rounds in row order (rows without ``ok`` weigh 0).
+
+    The good row of rank r among n_ok is n_ok - 1 - r rounds old at the batch's end; the evidence
+    from before the batch decays by gamma^n_ok, as the row-by-row loop gives.
+    """
+    rank = jnp.cumsum(ok.astype(jnp.int32)) - 1
+    n_ok = jnp.sum(ok.astype(jnp.int32))
+    gamma = jnp.asarray(discount, dtype)
+    return jnp.where(ok, gamma ** (n_ok - 1 - rank).astype(dtype), 0.0), gamma ** n_ok.astype(dtype)
+
+
 @dataclass(frozen=True)
 class Gaussian:
     """Gaussian rewards y ~ N(x^T theta, scale^2); the dTS posterior is exact."""
@@ -169,24 +208,35 @@ class Gaussian:
         return Evidence(empty_stats(num_groups, dim, dtype), None)
 
     def propose_observation(
-        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
+        self,
+        ev: Evidence,
+        phi: jax.Array,
+        group: jax.Array,
+        y: jax.Array,
+        newton_steps: int,
+        discount: float = 1.0,
     ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
         """The evidence after one observation (phi (d,), y ()) of ``group``, exactly, in O(d^2), as a proposal.
 
         Nothing is written: the result is :class:`Evidence` whose (G, b) are
         :class:`~dts_ppl.core.rows.Row` writes of the group's new statistics, for
         :func:`dts_ppl.core.rows.write` (the agents' guard writes it only if the whole round is
-        accepted).
+        accepted). With ``discount`` gamma < 1 every group's statistics are first multiplied by
+        gamma (whole arrays, O(M d^2)), then the row is added.
 
         Returns:
-            (proposal, (G_old, b_old), (G_new, b_new)): the group's statistics before and after,
-            (d, d) and (d,) each, so callers can swap the group's term in running sums.
+            (proposal, (G_old, b_old), (G_new, b_new)): the group's statistics before and after
+            (before: already decayed when forgetting), (d, d) and (d,) each, so callers can swap
+            the group's term in running sums.
         """
         del newton_steps
         dG, db = jax.tree.map(lambda t: t[0], self._rows(phi[None], jnp.reshape(y, (1,))))
-        G, b = ev.stats
+        G, b = ev.stats if not forgets(discount) else decayed(ev.stats, discount)
         old = (get_row(G, group), get_row(b, group))
         new = (old[0] + dG, old[1] + db)
+        if forgets(discount):
+            stats = ActionStats(set_row(G, group, new[0]), set_row(b, group, new[1]))
+            return Evidence(stats, None), old, new
         return Evidence(ActionStats(Row(group, new[0]), Row(group, new[1])), None), old, new
 
     def add_observation(
@@ -197,18 +247,29 @@ class Gaussian:
         return write(ev, proposal), old, new
 
     def propose_observations(
-        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array, discount: float = 1.0
     ) -> Evidence:
         """The evidence after a batch of rows (those with ``ok``), exactly: one segment_sum.
 
         Args:
             ev: Evidence with (M, d, d), (M, d) statistics.   phi: (n, d).   group: (n,).   y: (n,).
             ok: (n,) bool; rows without it add nothing.
+            discount: gamma; below 1 the good rows are n_ok rounds in row order (:func:`batch_weights`).
 
         Returns:
             new Evidence (whole arrays: a batch touches O(M d^2) anyway), nothing written.
         """
         G, b = ev.stats
+        if forgets(discount):
+            w, decay = batch_weights(ok, discount, phi.dtype)
+            dG, db = self._rows(phi, y)
+            M = G.shape[0]
+            return ev._replace(
+                stats=ActionStats(
+                    decay * G + jax.ops.segment_sum(w[:, None, None] * dG, group, num_segments=M),
+                    decay * b + jax.ops.segment_sum(w[:, None] * db, group, num_segments=M),
+                )
+            )
         w = ok.astype(phi.dtype)
         add = self.statistics(phi * w[:, None], group, y * w, G.shape[0])
         return ev._replace(stats=ActionStats(G + add.G, b + add.b))
@@ -422,28 +483,41 @@ class _GLM:
         return Evidence(empty_stats(num_groups, dim, dtype), buf)
 
     def propose_observation(
-        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
+        self,
+        ev: Evidence,
+        phi: jax.Array,
+        group: jax.Array,
+        y: jax.Array,
+        newton_steps: int,
+        discount: float = 1.0,
     ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
         """The evidence after one observation (phi (d,), y ()) of ``group``, as a proposal: buffer it, refit the group.
 
         Runs ``newton_steps`` damped-Newton steps on the group's buffered rows, warm-started at
         its previous fit (:meth:`laplace`), O(history d^2) whatever t is. Nothing is written: the
         buffer slot, the group's fit and its statistics come back as
-        :class:`~dts_ppl.core.rows.Row` writes (:meth:`Gaussian.propose_observation`).
+        :class:`~dts_ppl.core.rows.Row` writes (:meth:`Gaussian.propose_observation`). With
+        ``discount`` gamma < 1 the refit weighs each buffered row by gamma^age
+        (:func:`ring_weights`) and every other group's (G, b) is multiplied by gamma (the same
+        weights, applied to its last expansion, which stays exact to second order there).
 
         Returns:
             (proposal, (G_old, b_old), (G_new, b_new)) as :meth:`Gaussian.propose_observation`.
         """
-        G, b = ev.stats
+        G, b = ev.stats if not forgets(discount) else decayed(ev.stats, discount)
         h = ev.history
         old = (get_row(G, group), get_row(b, group))
         slot = h.count % h.X.shape[0]
         X_new = h.X.at[slot].set(phi)
         group_new, y_new = h.group.at[slot].set(group), h.y.at[slot].set(y)
-        G_new, b_new, B_new = self.laplace(
-            X_new, y_new, (group_new == group).astype(h.X.dtype), get_row(h.B, group), newton_steps
-        )
+        weights = (group_new == group).astype(h.X.dtype)
+        if forgets(discount):
+            weights = weights * ring_weights(h._replace(group=group_new), h.count + 1, discount)
+        G_new, b_new, B_new = self.laplace(X_new, y_new, weights, get_row(h.B, group), newton_steps)
         buf = History(Row(slot, phi), Row(slot, group), Row(slot, y), h.count + 1, Row(group, B_new))
+        if forgets(discount):
+            stats = ActionStats(set_row(G, group, G_new), set_row(b, group, b_new))
+            return Evidence(stats, buf), old, (G_new, b_new)
         return Evidence(ActionStats(Row(group, G_new), Row(group, b_new)), buf), old, (G_new, b_new)
 
     def add_observation(
@@ -454,17 +528,18 @@ class _GLM:
         return write(ev, proposal), old, new
 
     def propose_observations(
-        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array, discount: float = 1.0
     ) -> Evidence:
         """The evidence after a batch of rows (those with ``ok``), nothing written.
 
         The good rows enter the ring buffer in order (only the last H of them when there are more),
         then each touched group is refitted once by :meth:`laplace` from its previous fit with
-        ``newton_steps`` Newton steps; untouched groups keep their statistics.
+        ``newton_steps`` Newton steps; untouched groups keep their statistics (times gamma^n_ok
+        with ``discount`` gamma < 1, when the refit weighs each row by gamma^age, :func:`ring_weights`).
 
         Args:
             ev: Evidence with (M, d, d), (M, d) statistics and a History.   phi: (n, d).
-            group: (n,).   y: (n,).   ok: (n,) bool.
+            group: (n,).   y: (n,).   ok: (n,) bool.   discount: gamma.
 
         Returns:
             new Evidence (whole arrays).
@@ -484,6 +559,9 @@ class _GLM:
             h.B,
         )
         weights = (h.group >= 0).astype(phi.dtype)
+        if forgets(discount):
+            weights = ring_weights(h, h.count, discount)
+            G, b = decayed(ev.stats, jnp.asarray(discount, phi.dtype) ** n_ok.astype(phi.dtype))
         G_fit, b_fit, B_fit = self.laplace(
             h.X, h.y, weights, h.B, self.newton_steps, group=jnp.maximum(h.group, 0), num_groups=M
         )
