@@ -226,3 +226,53 @@ def test_bad_catalogue_input_raises_value_errors_naming_the_argument():
     state = cat.retire_actions(state, jnp.array([0, 1]))
     with pytest.raises(ValueError, match="^mask: every action is masked out"):
         cat.act(jax.random.PRNGKey(0), state, jnp.ones(D))
+
+
+def test_bandit_adds_retires_saves_loads_and_continues_bit_identically(tmp_path):
+    from dts_ppl import Bandit
+
+    prior = _prior()
+    cat = catalogue(lambda K: dts(prior, num_actions=K), 3)
+    rng = np.random.default_rng(0)
+    contexts = rng.normal(size=(24, D))
+    theta = rng.normal(size=(16, D))
+
+    def play(bandit, rows):
+        chosen = []
+        for x in rows:
+            a = bandit.choose(x)
+            bandit.partial_fit(x, a, float(theta[a] @ x))
+            chosen.append(a)
+        return chosen
+
+    bandit = Bandit(cat, jax.random.PRNGKey(0))
+    play(bandit, contexts[:6])
+    new = bandit.add_action()  # every slot taken: the capacity doubles
+    assert new == 3 and bandit.agent.spec.num_actions == 6
+    assert bandit.add_action(prior_mean=np.ones(D), prior_cov=np.eye(D)) == 4
+    bandit.retire([1])
+    assert bandit.action_ids.tolist() == [0, 2, 3, 4]
+    with pytest.raises(ValueError, match="^A: id 1 is not an active action"):
+        bandit.partial_fit(contexts[0], 1, 0.0)
+    with pytest.raises(ValueError, match="^mask: "):
+        bandit.choose(contexts[0], mask=np.ones(6, bool))
+    probs = bandit.propensities(contexts[0], 50)
+    assert probs.probs.shape == (4,) and abs(float(probs.probs.sum()) - 1.0) < 1e-12
+    top = bandit.choose_top_k(contexts[0], 2)
+    assert set(top.tolist()) <= {0, 2, 3, 4}
+    play(bandit, contexts[6:12])
+    path = tmp_path / "bandit.npz"
+    bandit.save(path)
+    loaded = Bandit.load(path, cat)  # built for 3 slots: grown to the saved 6 on load
+    assert loaded.agent.spec.num_actions == 6 and loaded.action_ids.tolist() == [0, 2, 3, 4]
+    for u, v in zip(jax.tree.leaves(bandit.state), jax.tree.leaves(loaded.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    for b in (bandit, loaded):
+        b.retire([3], forget=True)
+        assert b.add_action() == 5
+    assert play(bandit, contexts[12:]) == play(loaded, contexts[12:])
+    for u, v in zip(jax.tree.leaves(bandit.state), jax.tree.leaves(loaded.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    plain = Bandit(dts(prior, num_actions=3), jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="^agent: add_action needs a catalogue"):
+        plain.add_action()
