@@ -93,9 +93,7 @@ class Bandit:
             self._act_many = jax.jit(jax.vmap(lambda k, s, x, m: agent.act(k, s, x)[0], (0, None, 0, None)))
         else:
             self._act = jax.jit(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0])
-            self._act_many = jax.jit(
-                jax.vmap(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0], (0, None, 0, None))
-            )
+            self._act_many = jax.jit(jax.vmap(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0], (0, None, 0, None)))
         self._update = jax.jit(agent.update_batch)
 
     @property

@@ -205,7 +205,9 @@ def catalogue(
         (2, 3)
     """
     if not callable(make_agent) or isinstance(make_agent, Agent):
-        raise ValueError("make_agent: expected a factory num_actions -> Agent (e.g. lambda K: dts(prior, num_actions=K))")
+        raise ValueError(
+            "make_agent: expected a factory num_actions -> Agent (e.g. lambda K: dts(prior, num_actions=K))"
+        )
     K = _checks.check_positive_int("capacity", capacity)
     n0 = K if num_active is None else num_active
     if isinstance(n0, bool) or not isinstance(n0, int | np.integer) or not 0 <= n0 <= K:

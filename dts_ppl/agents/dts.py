@@ -227,9 +227,7 @@ def dts(
         G, b = state.evidence.stats
         _, msg = jax.vmap(core.condition, (None, 0, 0))(prec1, G[groups], b[groups])
         w = jnp.asarray(valid, dtype)
-        total = core.Message(
-            state.evidence_sum.G - jnp.einsum("m,mij->ij", w, msg.G), state.evidence_sum.b - w @ msg.b
-        )
+        total = core.Message(state.evidence_sum.G - jnp.einsum("m,mij->ij", w, msg.G), state.evidence_sum.b - w @ msg.b)
         up = chain(total)
         return state._replace(evidence_sum=total, latents=up.latents, passes=up.passes, converged=up.converged)
 

@@ -8,11 +8,13 @@ One simulation for two data sources (:func:`simulate_arrivals`):
   the order of their release dates (``u.item``; the year in the title for latest-small), ties in
   a fixed random order. Each run takes a random contiguous stretch of that stream. Contexts are
   the users' vectors, rewards the factorisation's prediction + N(0, noise^2). Item features for
-  the nearest-item rule: the genre flags.
+  the nearest-item rule: the genre flags; side information: a ridge regression of the
+  pre-training items' vectors on their genres (m its prediction, C its residual covariance).
 - ``generated-arrivals`` (:func:`generated_arrivals`, CI-safe): the same process on generated
   data. Each run draws one chain psi of a linear diffusion prior and every item of its stream as
   theta_a ~ N(f_1(psi_1), S_1) (the items of one catalogue share their latent); contexts
-  N(0, I_d / d); item features theta_a + N(0, s^2 I) with s^2 the mean variance of S_1.
+  N(0, I_d / d); item features theta_a + N(0, s^2 I) with s^2 the mean variance of S_1, and the
+  side information m = the features, C = s^2 I (exact).
 
 The process (:class:`ArrivalConfig`): ``initial`` items are active at round 0; every ``interval``
 rounds the oldest item retires and the next item of the stream arrives, so ``initial`` items are
@@ -24,7 +26,9 @@ run on :func:`dts_ppl.agents.catalogue.catalogue`:
 - LinTS-fresh: the Gaussian fitted to the prior's sample for every newcomer;
 - LinTS-copy-nearest: a newcomer starts as a copy of the posterior of the active item nearest
   to it in feature space (cosine distance; mabwiser's ``warm_start`` rule);
-- bank TS: uniform weights on the bank for every newcomer.
+- bank TS: uniform weights on the bank for every newcomer;
+- dTS + side info (an extra row): dTS with the newcomer's side information as a Gaussian
+  pseudo-observation.
 
 Measured per newcomer (:func:`newcomer_regret`): the regret of its first ``pulls`` pulls,
 sum over those rounds of (best active mean - its mean), and the regret of all rounds in the
@@ -61,8 +65,8 @@ __all__ = [
     "simulate_arrivals",
 ]
 
-#: The compared agents, in table order.
-AGENTS = ("dTS", "LinTS-fresh", "LinTS-copy-nearest", "bank TS")
+#: The compared agents, in table order (the last only where the source has side information).
+AGENTS = ("dTS", "LinTS-fresh", "LinTS-copy-nearest", "bank TS", "dTS + side info")
 
 
 class ArrivalConfig(NamedTuple):
@@ -103,6 +107,8 @@ class ArrivalSetup(NamedTuple):
         sample_context: ``key -> x (d,)``.
         prior: the DiffusionPrior dTS uses.   gauss: the GaussianPrior LinTS uses.
         bank: (N, d) bank TS's samples.   noise: reward sd.   info: plain facts for the record.
+        side: ``features (f,) -> (m (d,), C (d, d))``, the side information of a newcomer for
+            "dTS + side info" (:mod:`dts_ppl.agents.catalogue`), or None.
     """
 
     name: str
@@ -113,10 +119,11 @@ class ArrivalSetup(NamedTuple):
     bank: jax.Array
     noise: float
     info: dict
+    side: Any = None
 
 
 def arrival_agents(setup: ArrivalSetup, cfg: ArrivalConfig) -> dict[str, Catalogue]:
-    """The four compared agents as catalogues of capacity ``cfg.initial`` (a retirement frees the slot an arrival takes)."""
+    """The compared agents as catalogues of capacity ``cfg.initial`` (a retirement frees the slot an arrival takes)."""
     lik = Gaussian(setup.noise)
     makers = {
         "dTS": lambda K: ag.dts(setup.prior, lik, K),
@@ -124,6 +131,8 @@ def arrival_agents(setup: ArrivalSetup, cfg: ArrivalConfig) -> dict[str, Catalog
         "LinTS-copy-nearest": lambda K: ag.lin_ts(setup.gauss, lik, K),
         "bank TS": lambda K: ag.bank_ts(setup.bank, lik, K, warn_ess=0.0),
     }
+    if setup.side is not None:
+        makers["dTS + side info"] = makers["dTS"]
     return {name: catalogue(make, cfg.initial) for name, make in makers.items()}
 
 
@@ -134,7 +143,9 @@ def _nearest(features, target, alive):
     return jnp.argmax(jnp.where(alive, sim, -jnp.inf)).astype(jnp.int32)
 
 
-def simulate_arrivals(key: jax.Array, cat: Catalogue, setup: ArrivalSetup, cfg: ArrivalConfig, copy: bool = False):
+def simulate_arrivals(
+    key: jax.Array, cat: Catalogue, setup: ArrivalSetup, cfg: ArrivalConfig, copy: bool = False, side: bool = False
+):
     """Run ``cfg.runs`` runs of the arrival process with one agent.
 
     Every run's items, contexts and reward noise come from ``key`` alone (so runs are paired
@@ -143,6 +154,7 @@ def simulate_arrivals(key: jax.Array, cat: Catalogue, setup: ArrivalSetup, cfg: 
     Args:
         key: PRNG key.   cat: a Catalogue of capacity ``cfg.initial``.   setup: the data source.
         cfg: the process.   copy: start newcomers as a copy of the nearest alive item (LinTS-copy-nearest).
+        side: give each newcomer its side information ``setup.side(features)`` ("dTS + side info").
 
     Returns:
         dict of numpy arrays: ``chosen`` (runs, rounds) ids, ``regret`` (runs, rounds) per-round
@@ -162,6 +174,9 @@ def simulate_arrivals(key: jax.Array, cat: Catalogue, setup: ArrivalSetup, cfg: 
                 alive = (ids > j) & (ids < K0 + j)
                 src = _nearest(feats, feats[K0 + j], alive)
                 return cat.add_actions(state, 1, copy_from=src[None])[0]
+            if side:
+                m, C = setup.side(feats[K0 + j])
+                return cat.add_actions(state, 1, prior_mean=m[None], prior_cov=C)[0]
             return cat.add_actions(state, 1)[0]
 
         def body(state, t):
@@ -209,9 +224,7 @@ def newcomer_regret(sim: dict, cfg: ArrivalConfig) -> dict:
             if start + cfg.window <= T:
                 wr.append(float(np.sum(regret[r, start : start + cfg.window])))
         pulls_regret[r], window_regret[r], pulls[r] = np.mean(pr), np.mean(wr), np.mean(pc)
-    return dict(
-        pulls_regret=pulls_regret, window_regret=window_regret, pulls=pulls, total_regret=regret.sum(axis=1)
-    )
+    return dict(pulls_regret=pulls_regret, window_regret=window_regret, pulls=pulls, total_regret=regret.sum(axis=1))
 
 
 # ------------------------------------------------------------------------------ data sources
@@ -236,6 +249,11 @@ def generated_arrivals(cfg: ArrivalConfig, dim: int = 5, bank_size: int = 2000, 
         return jax.random.normal(k, (dim,)) / np.sqrt(dim)
 
     bank = sample_prior(k_bank, prior, bank_size)[1][:, 0]  # one theta per independent chain
+    noise_cov = feature_sd**2 * jnp.eye(dim)
+
+    def side(features):  # the features are theta + N(0, s^2 I): the pseudo-observation is exact
+        return features, noise_cov
+
     info = dict(dim=dim, bank_size=bank_size, seed=seed, feature_sd=feature_sd, num_levels=2)
     return ArrivalSetup(
         f"generated arrivals (linear diffusion prior, d={dim}, L=2)",
@@ -246,10 +264,8 @@ def generated_arrivals(cfg: ArrivalConfig, dim: int = 5, bank_size: int = 2000, 
         bank,
         cfg.noise,
         info,
+        side,
     )
-
-
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))}
 
 
 def release_info(data_dir, item_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -324,7 +340,8 @@ def movielens_arrivals(cfg: ArrivalConfig, data_dir=None, progress: bool = False
     counts = np.bincount(ratings.items, minlength=ratings.num_items)
     eligible = np.flatnonzero(counts >= mcfg.min_ratings)
     perm = np.random.RandomState(mcfg.seed).permutation(eligible)
-    held = perm[int(round(mcfg.pretrain_share * eligible.size)) :]
+    cut = int(round(mcfg.pretrain_share * eligible.size))
+    pre, held = perm[:cut], perm[cut:]
     if not np.allclose(fac.item_vectors[held], s["heldout"]):
         raise RuntimeError("movielens_arrivals: the held-out split differs from the movielens preset's")
     dates, genres = release_info(movielens_dir(ratings_dir), ratings.item_ids[held])
@@ -342,6 +359,19 @@ def movielens_arrivals(cfg: ArrivalConfig, data_dir=None, progress: bool = False
 
     def sample_context(k):
         return users[jax.random.randint(k, (), 0, users.shape[0])]
+
+    # side information: a ridge regression (ridge 1) of the pre-training items' vectors on their
+    # genre flags; its prediction is m and its residual covariance C
+    _, pre_genres = release_info(movielens_dir(ratings_dir), ratings.item_ids[pre])
+    G = np.hstack([pre_genres, np.ones((pre.size, 1))])
+    V = np.asarray(fac.item_vectors[pre], np.float64)
+    coef = np.linalg.solve(G.T @ G + np.eye(G.shape[1]), G.T @ V)
+    resid = V - G @ coef
+    coef_j = jnp.asarray(coef, stream.dtype)
+    resid_cov = jnp.asarray(np.cov(resid.T), stream.dtype)
+
+    def side(features):
+        return jnp.append(features, 1.0) @ coef_j, resid_cov
 
     dated = dates[order]
     info = dict(
@@ -361,4 +391,5 @@ def movielens_arrivals(cfg: ArrivalConfig, data_dir=None, progress: bool = False
         s["bank"],
         cfg.noise,
         info,
+        side,
     )

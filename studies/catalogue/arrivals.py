@@ -8,12 +8,12 @@ items, contexts and reward noise in each run (paired runs). Writes
 studies/catalogue/results/arrivals_<source>.json: per agent the mean and s.e. over runs of the
 newcomers' first-pulls regret and post-arrival window regret, paired differences against dTS,
 the issue's targets, and the mean per-round regret around an arrival (the plot of docs/catalogue.md).
+Runs in JAX's default float32, the dtype of the ``movielens`` preset and its cached DDPM prior.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import jax
@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="output (default studies/catalogue/results/arrivals_<source>.json)")
     args = p.parse_args(argv)
-    jax.config.update("jax_enable_x64", True)
-    cfg = ar.ArrivalConfig(runs=args.runs, rounds=args.rounds)
+    cfg0 = ar.ArrivalConfig()
+    cfg = cfg0._replace(runs=args.runs, rounds=args.rounds)
     if args.source == "generated":
         setup = ar.generated_arrivals(cfg)
     else:
@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     metrics, curves, seconds = {}, {}, {}
     for name, cat in cats.items():
         t0 = time.perf_counter()
-        sim = ar.simulate_arrivals(key, cat, setup, cfg, copy=name == "LinTS-copy-nearest")
+        copy, side = name == "LinTS-copy-nearest", name == "dTS + side info"
+        sim = ar.simulate_arrivals(key, cat, setup, cfg, copy=copy, side=side)
         seconds[name] = time.perf_counter() - t0
         metrics[name] = ar.newcomer_regret(sim, cfg)
         curves[name] = around_arrival(sim, cfg)
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
             flush=True,
         )
     paired, ratios = {}, {}
-    for name in ar.AGENTS[1:]:
+    for name in [n for n in ar.AGENTS[1:] if n in metrics]:
         paired[name] = {
             k: _mean_se(metrics["dTS"][k] - metrics[name][k]) for k in ("pulls_regret", "window_regret", "total_regret")
         }
@@ -88,12 +89,21 @@ def main(argv=None) -> int:
             "dts_minus_copy_in_se": d["mean"] / d["se"] if d["se"] > 0 else None,
             "not_above_copy_by_2se": d["mean"] <= 2 * d["se"],
         }
+    command = f"PYTHONPATH=. python studies/catalogue/arrivals.py --source {args.source}"
+    if args.source == "movielens":
+        command += " --data-dir DIR"
+    for flag, value, default in (("--runs", args.runs, cfg0.runs), ("--rounds", args.rounds, cfg0.rounds)):
+        if value != default:
+            command += f" {flag} {value}"
+    if args.seed:
+        command += f" --seed {args.seed}"
     out = {
-        "command": "PYTHONPATH=. python studies/catalogue/arrivals.py " + " ".join(a for a in (argv or sys.argv[1:]) if a != args.data_dir).replace("--data-dir", "--data-dir DIR"),
+        "command": command,
         "source": args.source,
         "setup": setup.name,
         "info": setup.info,
         "config": dict(cfg._asdict(), arrivals=cfg.arrivals, lifetime=cfg.lifetime, seed=args.seed),
+        "dtype": str(setup.bank.dtype),
         "agents": {
             name: {k: _mean_se(v) for k, v in m.items()} | {"seconds": seconds[name]} for name, m in metrics.items()
         },

@@ -99,13 +99,18 @@ def test_add_and_retire_in_a_jitted_loop_compile_once_and_match_an_agent_built_f
         assert sorted(np.asarray(final.ids)[np.asarray(final.active)].tolist()) == active.tolist()
         chosen = np.asarray(rows[1])
         for t in range(T):  # a retired id is never chosen after its retirement
-            gone = [w for (r, c), w in zip(sorted(EVENT_ROUNDS.items()), targets, strict=True) if c in (2, 3) and r <= t]
+            gone = [
+                w for (r, c), w in zip(sorted(EVENT_ROUNDS.items()), targets, strict=True) if c in (2, 3) and r <= t
+            ]
             assert chosen[t] not in gone
         ref = _reference(make, rows, num_ids, forgotten)
         slots = np.asarray(slots_of(final, jnp.array(active)))
         inner = final.inner
         if kind == "dts":
-            pairs = [(inner.theta_cov[slots], ref.theta_cov[active]), (inner.theta_shift[slots], ref.theta_shift[active])]
+            pairs = [
+                (inner.theta_cov[slots], ref.theta_cov[active]),
+                (inner.theta_shift[slots], ref.theta_shift[active]),
+            ]
             pairs += list(zip(jax.tree.leaves(inner.latents), jax.tree.leaves(ref.latents), strict=True))
             pairs += list(zip(jax.tree.leaves(inner.evidence_sum), jax.tree.leaves(ref.evidence_sum), strict=True))
         else:
@@ -116,7 +121,9 @@ def test_add_and_retire_in_a_jitted_loop_compile_once_and_match_an_agent_built_f
         # free slots are fresh: exactly the agent's init rows
         free = np.flatnonzero(np.asarray(final.ids) < 0)
         fresh = cat.agent.init()
-        np.testing.assert_array_equal(np.asarray(inner.evidence.stats.G[free]), np.asarray(fresh.evidence.stats.G[free]))
+        np.testing.assert_array_equal(
+            np.asarray(inner.evidence.stats.G[free]), np.asarray(fresh.evidence.stats.G[free])
+        )
 
 
 def test_a_new_dts_action_starts_from_the_conditional_prior_given_the_latent_posterior():
@@ -164,13 +171,17 @@ def test_side_information_is_a_gaussian_pseudo_observation_of_the_newcomer(kind)
     np.testing.assert_allclose(np.asarray(inner.evidence.stats.b[slot]), Ci @ np.asarray(m[0]), atol=1e-10)
     if kind == "lin_ts":  # N(mu0, Sigma0) times N(m; theta, C)
         P = np.linalg.inv(np.asarray(gauss.cov)) + Ci
-        mean = np.linalg.solve(P, np.linalg.solve(np.asarray(gauss.cov), np.asarray(gauss.mean)) + Ci @ np.asarray(m[0]))
+        mean = np.linalg.solve(
+            P, np.linalg.solve(np.asarray(gauss.cov), np.asarray(gauss.mean)) + Ci @ np.asarray(m[0])
+        )
         np.testing.assert_allclose(np.asarray(inner.cov[slot]), np.linalg.inv(P), atol=1e-10)
         np.testing.assert_allclose(np.asarray(inner.mean[slot]), mean, atol=1e-10)
     else:  # theta | psi_1, m ~ N(P^-1 (S_1^-1 f_1(psi_1) + C^-1 m), P^-1), P = S_1^-1 + C^-1
         P = np.linalg.inv(np.asarray(prior.cov1)) + Ci
         np.testing.assert_allclose(np.asarray(inner.theta_cov[slot]), np.linalg.inv(P), atol=1e-10)
-        np.testing.assert_allclose(np.asarray(inner.theta_shift[slot]), np.linalg.solve(P, Ci @ np.asarray(m[0])), atol=1e-10)
+        np.testing.assert_allclose(
+            np.asarray(inner.theta_shift[slot]), np.linalg.solve(P, Ci @ np.asarray(m[0])), atol=1e-10
+        )
 
 
 def test_grow_keeps_every_posterior_and_adds_fresh_slots():
