@@ -71,11 +71,15 @@ def _reference(make_agent, rows, num_ids, forgotten):
     return agent.update_batch(agent.init(), jnp.asarray(X[keep]), jnp.asarray(A[keep]), jnp.asarray(y[keep]))
 
 
-@pytest.mark.parametrize("kind", ["dts", "lin_ts"])
+@pytest.mark.parametrize(
+    "kind", ["dts", pytest.param("dts_full_chain", marks=pytest.mark.slow), pytest.param("lin_ts", marks=pytest.mark.slow)]
+)
 def test_add_and_retire_in_a_jitted_loop_compile_once_and_match_an_agent_built_from_scratch(kind):
     prior = _prior()
     if kind == "dts":
-        make = lambda K: dts(prior, num_actions=K)  # noqa: E731
+        make = lambda K: dts(prior, num_actions=K)  # noqa: E731  (an affine chain runs collapsed to psi_1)
+    elif kind == "dts_full_chain":
+        make = lambda K: dts(prior, num_actions=K, collapse=False)  # noqa: E731
     else:
         make = lambda K: lin_ts(theta_marginal(prior), num_actions=K)  # noqa: E731
     cat = catalogue(make, CAP, N0)
@@ -106,7 +110,7 @@ def test_add_and_retire_in_a_jitted_loop_compile_once_and_match_an_agent_built_f
         ref = _reference(make, rows, num_ids, forgotten)
         slots = np.asarray(slots_of(final, jnp.array(active)))
         inner = final.inner
-        if kind == "dts":
+        if kind != "lin_ts":
             pairs = [
                 (inner.theta_cov[slots], ref.theta_cov[active]),
                 (inner.theta_shift[slots], ref.theta_shift[active]),
@@ -143,7 +147,7 @@ def test_a_new_dts_action_starts_from_the_conditional_prior_given_the_latent_pos
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
-@pytest.mark.parametrize("kind", ["dts", "lin_ts", "bank_ts"])
+@pytest.mark.parametrize("kind", ["dts", "lin_ts", pytest.param("bank_ts", marks=pytest.mark.slow)])
 def test_side_information_is_a_gaussian_pseudo_observation_of_the_newcomer(kind):
     prior = _prior()
     gauss = theta_marginal(prior)
@@ -184,6 +188,7 @@ def test_side_information_is_a_gaussian_pseudo_observation_of_the_newcomer(kind)
         )
 
 
+@pytest.mark.slow  # growth also runs in the Bandit test (add_action when full, load)
 def test_grow_keeps_every_posterior_and_adds_fresh_slots():
     prior = _prior()
     make = lambda K: dts(prior, num_actions=K)  # noqa: E731
