@@ -71,9 +71,10 @@ def _reference(make_agent, rows, num_ids, forgotten):
     return agent.update_batch(agent.init(), jnp.asarray(X[keep]), jnp.asarray(A[keep]), jnp.asarray(y[keep]))
 
 
-@pytest.mark.parametrize(
-    "kind", ["dts", pytest.param("dts_full_chain", marks=pytest.mark.slow), pytest.param("lin_ts", marks=pytest.mark.slow)]
-)
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("kind", ["dts", pytest.param("dts_full_chain", marks=SLOW), pytest.param("lin_ts", marks=SLOW)])
 def test_add_and_retire_in_a_jitted_loop_compile_once_and_match_an_agent_built_from_scratch(kind):
     prior = _prior()
     if kind == "dts":
