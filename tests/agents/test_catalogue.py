@@ -74,7 +74,10 @@ def _reference(make_agent, rows, num_ids, forgotten):
 SLOW = pytest.mark.slow
 
 
-@pytest.mark.parametrize("kind", ["dts", pytest.param("dts_full_chain", marks=SLOW), pytest.param("lin_ts", marks=SLOW)])
+KINDS = ["dts", pytest.param("dts_full_chain", marks=SLOW), pytest.param("lin_ts", marks=SLOW)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_add_and_retire_in_a_jitted_loop_compile_once_and_match_an_agent_built_from_scratch(kind):
     prior = _prior()
     if kind == "dts":
