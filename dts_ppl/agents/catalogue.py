@@ -188,8 +188,8 @@ def catalogue(
         capacity: K, the number of slots (>= 1).
         num_active: actions active at ``init`` (ids 0..num_active-1 in slots 0..num_active-1);
             default ``capacity``.
-        reward_scale: sigma of the Gaussian reward model, for ``prior_mean`` side information;
-            default: read from the agent's fingerprint (its ``Gaussian(scale)``).
+        reward_scale: sigma of the agent's Gaussian reward model, for ``prior_mean`` side
+            information; default: read from the agent's fingerprint (its ``Gaussian(scale)``).
 
     Returns:
         Catalogue (see :class:`Catalogue`).
@@ -266,6 +266,11 @@ def catalogue(
         return inner
 
     def add_actions(state: CatalogueState, n: int, prior_mean=None, prior_cov=None, copy_from=None):
+        """Activate ``n`` (static) free slots under new ids; returns (state, ids (n,), -1 where none was free).
+
+        ``prior_mean`` (n, d) with ``prior_cov`` (d, d) or (n, d, d): side information, a Gaussian
+        pseudo-observation of each newcomer; ``copy_from`` (n,) ids: start as copies of them.
+        """
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"n: expected a positive integer (a static number of actions to add), got {n!r}")
         n = int(n)
@@ -314,8 +319,8 @@ def catalogue(
     def _side_information(inner, slots, fits, prior_mean, prior_cov, n):
         if sigma is None:
             raise ValueError(
-                f"prior_mean: side information is a Gaussian pseudo-observation and needs Gaussian rewards "
-                f"(this agent's are {spec.likelihood!r}; or pass reward_scale= to catalogue())"
+                f"prior_mean: side information is a Gaussian pseudo-observation written as rows with real rewards; "
+                f"it needs Gaussian rewards (this agent's are {spec.likelihood!r})"
             )
         d = spec.dim
         mean = _checks.as_array("prior_mean", prior_mean)
@@ -342,6 +347,7 @@ def catalogue(
         return out._replace(step=keep[0], rejected=keep[1])
 
     def retire_actions(state: CatalogueState, ids, forget: bool = False) -> CatalogueState:
+        """Deactivate ``ids`` (m,) and free their slots; ``forget`` also takes their evidence out of the latents."""
         if not isinstance(forget, bool):
             raise ValueError(f"forget: expected True or False, got {forget!r}")
         ids = _check_ids("ids", ids, state, 1)
@@ -362,6 +368,8 @@ def catalogue(
 
 
 def _reward_scale(spec: AgentSpec, reward_scale) -> float | None:
+    if spec.likelihood != "gaussian":
+        return None
     if reward_scale is not None:
         return _checks.check_scalar("reward_scale", reward_scale)
     lik = (spec.fingerprint or {}).get("likelihood") or {}
