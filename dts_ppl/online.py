@@ -8,6 +8,10 @@
     p = bandit.propensities(x)          # P(A = a | x, state), (K,)
     bandit.save("bandit.npz"); bandit = Bandit.load("bandit.npz", agent)
 
+A catalogue that changes: wrap the agent factory in :func:`dts_ppl.agents.catalogue.catalogue`;
+actions are then stable ids, ``new_id = bandit.add_action()`` (grows the capacity, doubling it,
+when no slot is free: one recompilation), ``bandit.retire([id])`` and ``bandit.action_ids``.
+
 A thin layer over the functional agents: ``choose`` is :func:`dts_ppl.agents.policy.act`
 (masks) or :func:`~dts_ppl.agents.policy.act_top_k`, ``partial_fit`` is ``agent.update_batch``,
 ``propensities`` is :func:`dts_ppl.agents.policy.propensities`, ``save`` / ``load`` are
@@ -30,8 +34,9 @@ from jax.typing import ArrayLike
 from dts_ppl.agents import batch as _batch
 from dts_ppl.agents import policy
 from dts_ppl.agents.base import Agent, check_context
+from dts_ppl.agents.catalogue import Catalogue, grow, slots_of
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
-from dts_ppl.io.state_files import load_state, save_state
+from dts_ppl.io.state_files import load_state, read_state_header, save_state
 
 _LIKELIHOOD_CHECKS = {"gaussian": Gaussian(), "bernoulli": Bernoulli(), "poisson": Poisson()}
 _KEY = "bandit_key"
@@ -66,23 +71,79 @@ class Bandit:
         state: a starting state (default ``agent.init()``; e.g. from ``agents.warm_start``).
     """
 
-    def __init__(self, agent: Agent, key: jax.Array, state: Any = None) -> None:
-        if not isinstance(agent, Agent) or agent.spec is None or agent.update_batch is None:
-            raise ValueError(f"agent: expected an Agent from a dts_ppl factory, got {type(agent).__name__}")
-        self.agent = agent
+    def __init__(self, agent: Agent | Catalogue, key: jax.Array, state: Any = None) -> None:
+        is_cat = isinstance(agent, Catalogue)
+        if not is_cat and (not isinstance(agent, Agent) or agent.spec is None or agent.update_batch is None):
+            raise ValueError(
+                f"agent: expected an Agent from a dts_ppl factory or a Catalogue, got {type(agent).__name__}"
+            )
         self.key = _check_key(key)
-        self.state = agent.init() if state is None else state
         self.metadata: dict = {}
+        self._bind(agent, agent.init() if state is None else state)
+
+    def _bind(self, agent, state) -> None:
+        """Use ``agent`` (an Agent or a Catalogue) with ``state``; (re)build the jitted functions."""
+        self.agent = agent
+        self.state = state
+        self._catalogue = isinstance(agent, Catalogue)
         spec = agent.spec
         self._single_ndim = 2 if spec.shared else 1
-        self._act = jax.jit(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0])
-        self._act_many = jax.jit(jax.vmap(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0], (0, None, 0, None)))
+        if self._catalogue:
+            self._act = jax.jit(lambda k, s, x, m: agent.act(k, s, x)[0])
+            self._act_many = jax.jit(jax.vmap(lambda k, s, x, m: agent.act(k, s, x)[0], (0, None, 0, None)))
+        else:
+            self._act = jax.jit(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0])
+            self._act_many = jax.jit(jax.vmap(lambda k, s, x, m: policy.act(agent, k, s, x, m)[0], (0, None, 0, None)))
         self._update = jax.jit(agent.update_batch)
+
+    @property
+    def action_ids(self) -> np.ndarray:
+        """The ids of the actions that can be chosen, ascending: (n,) int (0..K-1 without a catalogue)."""
+        if not self._catalogue:
+            return np.arange(self.agent.spec.num_actions)
+        return np.sort(np.asarray(self.state.ids)[np.asarray(self.state.active)])
+
+    def _need_catalogue(self, what: str) -> None:
+        if not self._catalogue:
+            raise ValueError(
+                f"agent: {what} needs a catalogue; build the bandit on "
+                "dts_ppl.agents.catalogue.catalogue(lambda K: factory(..., num_actions=K), capacity)"
+            )
+
+    def add_action(self, prior_mean: ArrayLike | None = None, prior_cov: ArrayLike | None = None) -> int:
+        """Add one action; returns its new stable id.
+
+        It starts from the agent's prior for one action (for dTS: its conditional prior given the
+        latent posterior), times the Gaussian pseudo-observation ``prior_mean`` (d,) with covariance
+        ``prior_cov`` (d, d) when given (:mod:`dts_ppl.agents.catalogue`). When every slot is
+        taken the capacity doubles (:func:`~dts_ppl.agents.catalogue.grow`; one recompilation).
+        """
+        self._need_catalogue("add_action")
+        if not bool(np.any(np.asarray(self.state.ids) < 0)):
+            self._bind(*grow(self.agent, self.state, 2 * self.agent.spec.num_actions))
+        if prior_mean is not None:
+            prior_mean = jnp.asarray(_numeric("prior_mean", prior_mean, "a mean vector (d,)"))[None]
+        state, new = self.agent.add_actions(self.state, 1, prior_mean, prior_cov)
+        self.state = state
+        return int(new[0])
+
+    def retire(self, ids: ArrayLike, forget: bool = False) -> Bandit:
+        """Retire actions by id (never chosen again; their slots are freed); returns self.
+
+        ``forget=False`` (default): a retired action's evidence keeps informing the latents of
+        dTS / HierTS; ``forget=True`` removes it (:mod:`dts_ppl.agents.catalogue`).
+        """
+        self._need_catalogue("retire")
+        ids = _numeric("ids", ids, "integer action ids")
+        self.state = self.agent.retire_actions(self.state, np.atleast_1d(ids), forget)
+        return self
 
     def _mask(self, mask):
         """``mask`` as a (K,) bool array (None: every action available); ValueError on anything else."""
         if mask is None:
             return None
+        if self._catalogue:
+            raise ValueError("mask: a catalogue bandit chooses among its active actions; retire actions instead")
         K = self.agent.spec.num_actions
         return policy.check_mask(_numeric("mask", mask, f"a boolean mask of shape ({K},)"), K)
 
@@ -122,6 +183,14 @@ class Bandit:
         x, many = self._context(x)
         if many:
             raise ValueError("x: choose_top_k takes one context, not a batch")
+        if self._catalogue:
+            self._mask(mask)
+            n = int(np.asarray(self.state.active).sum())
+            if not isinstance(k, int | np.integer) or not 1 <= k <= n:
+                raise ValueError(f"k: expected an integer in [1, {n}] (the active actions), got {k!r}")
+            inner, active = self.agent.agent, self.state.active
+            idx, _ = policy.act_top_k(inner, self._next_key(), self.state.inner, x, k, active)
+            return np.asarray(self.state.ids)[np.asarray(idx)]
         idx, _ = policy.act_top_k(self.agent, self._next_key(), self.state, x, k, self._mask(mask))
         return np.asarray(idx)
 
@@ -146,16 +215,34 @@ class Bandit:
                     f"got shapes {A.shape} and {y.shape}"
                 )
             X, A, y = X[None], A[None], y[None]
-        phi, _, _ = _batch.check_batch(X, A, y, spec.num_actions, spec.dim, spec.shared, lik)
+        if self._catalogue:
+            if A.ndim != 1 or A.dtype.kind not in "iu":
+                raise ValueError(f"A: expected (n,) integer action ids, got shape {A.shape} dtype {A.dtype}")
+            slots = np.asarray(slots_of(self.state, A))
+            if np.any(slots < 0):
+                bad = int(A[np.flatnonzero(slots < 0)[0]])
+                raise ValueError(f"A: id {bad} is not an active action (retired or never added)")
+            phi, _, _ = _batch.check_batch(X, slots, y, spec.num_actions, spec.dim, spec.shared, lik)
+        else:
+            phi, _, _ = _batch.check_batch(X, A, y, spec.num_actions, spec.dim, spec.shared, lik)
         if phi.shape[0] > 0:
             self.state = self._update(self.state, jnp.asarray(X), jnp.asarray(A), jnp.asarray(y))
         return self
 
     def propensities(self, x: ArrayLike, num_samples: int = 1000, mask: ArrayLike | None = None) -> policy.Propensities:
-        """P(A = a | x, state) over ``num_samples`` Thompson draws, with its MC s.e.: (K,), (K,)."""
+        """P(A = a | x, state) over ``num_samples`` Thompson draws, with its MC s.e.: (K,), (K,).
+
+        With a catalogue: one entry per active action, in the order of :attr:`action_ids`."""
         x, many = self._context(x)
         if many:
             raise ValueError("x: propensities takes one context, not a batch")
+        if self._catalogue:
+            self._mask(mask)
+            p = policy.propensities(
+                self.agent.agent, self._next_key(), self.state.inner, x, num_samples, self.state.active
+            )
+            slots = np.asarray(slots_of(self.state, self.action_ids))
+            return policy.Propensities(p.probs[slots], p.se[slots])
         return policy.propensities(self.agent, self._next_key(), self.state, x, num_samples, self._mask(mask))
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -167,16 +254,21 @@ class Bandit:
         save_state(path, self.state, meta, agent=self.agent)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, agent: Agent, allow_mismatch: bool = False) -> Bandit:
+    def load(cls, path: str | os.PathLike, agent: Agent | Catalogue, allow_mismatch: bool = False) -> Bandit:
         """A bandit from a checkpoint of :meth:`save`; ``agent`` must match the saved one.
 
         Args:
             path: the file :meth:`save` wrote.
-            agent: the Agent to continue with: its kind, K, d, L, shared, likelihood, state
-                shapes and model fingerprint are checked against the file's (:func:`load_state`).
+            agent: the Agent (or Catalogue) to continue with: its kind, K, d, L, shared, likelihood,
+                state shapes and model fingerprint are checked against the file's (:func:`load_state`).
+                A Catalogue built for a smaller capacity than the saved one is grown to it first.
             allow_mismatch: load even when the fingerprint differs (other prior arrays,
                 likelihood parameters or options), with a RuntimeWarning naming the differences.
         """
+        if isinstance(agent, Catalogue):  # a catalogue that grew after it was built: grow this one alike
+            saved = read_state_header(path).get("num_actions")
+            if isinstance(saved, int) and saved > agent.spec.num_actions:
+                agent = grow(agent, agent.init(), saved)[0]
         state, meta = load_state(path, expect=agent, allow_mismatch=allow_mismatch)
         if _KEY not in meta:
             raise ValueError(f"path: {path!r} is a state file without a bandit key (written by save_state?)")

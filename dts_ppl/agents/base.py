@@ -81,13 +81,16 @@ class Agent(NamedTuple):
     """A bandit agent: ``init() -> state``, ``act(key, state, x) -> (action, info)``,
     ``update(state, x, action, reward) -> state``, ``update_batch(state, X, A, y) -> state``
     (rows X (n, d) or (n, K, d) shared, A (n,), y (n,); see :mod:`dts_ppl.agents.batch`); all
-    pure and jittable. ``spec`` (an :class:`AgentSpec`) describes the agent."""
+    pure and jittable. ``spec`` (an :class:`AgentSpec`) describes the agent. ``forget_groups``
+    (agents with a shared latent chain: dTS, HierTS) takes groups' evidence out of the latents
+    (:mod:`dts_ppl.agents.catalogue`)."""
 
     init: Callable
     act: Callable
     update: Callable
     update_batch: Callable | None = None
     spec: AgentSpec | None = None
+    forget_groups: Callable | None = None
 
 
 class ActInfo(NamedTuple):

@@ -246,8 +246,19 @@ def dts(
             up = chain(total)
             return DTSState(ev, cond.cov, cond.shift, total, up.latents, state.step + n, up.passes, up.converged)
 
+    def forget_groups(state: DTSState, groups, valid) -> DTSState:
+        # the messages of ``groups`` (m,) where ``valid`` (m,), recomputed from their statistics as
+        # ``step`` does, leave the latents' evidence; the chain is re-run (catalogue retirement)
+        G, b = state.evidence.stats
+        _, msg = jax.vmap(core.condition, (None, 0, 0))(prec1, G[groups], b[groups])
+        w = jnp.asarray(valid, dtype)
+        total = core.Message(state.evidence_sum.G - jnp.einsum("m,mij->ij", w, msg.G), state.evidence_sum.b - w @ msg.b)
+        up = chain(total)
+        return state._replace(evidence_sum=total, latents=up.latents, passes=up.passes, converged=up.converged)
+
     spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name, fingerprint=fingerprint)
-    return guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)
+    agent = guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)
+    return agent._replace(forget_groups=None if shared else forget_groups)
 
 
 def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:

@@ -6,7 +6,9 @@ header by class and field names (NamedTuples registered with
 :func:`dts_ppl.agents.registry.register_state`; dicts, tuples and None fields as such), the
 agent's kind, K, d, L, shared and likelihood name (``AgentSpec``), its model fingerprint
 (:func:`dts_ppl.agents.registry.model_fingerprint`: prior arrays, likelihood parameters, update
-options), the float dtype, the package version and the caller's metadata.
+options), the float dtype, the package version and the caller's metadata. A catalogue's state
+(:class:`dts_ppl.agents.catalogue.CatalogueState`) is saved the same way: the wrapped state, the
+active set, the stable ids and the next id; K is then the catalogue's capacity.
 
 What is checked. On save: the state is a registered state class; every float array is finite;
 with ``agent=``, the state has the structure, shapes and dtypes of ``agent.init()`` (so a K = 4

@@ -1,0 +1,149 @@
+"""The catalogue part of docs/catalogue.md, from studies/catalogue/results/arrivals_*.json.
+
+    PYTHONPATH=. python studies/catalogue/make_doc.py           # rewrites the marked section and the plot
+    PYTHONPATH=. python studies/catalogue/make_doc.py --check   # exits 1 if the section is out of date
+
+Only the text between the ``catalogue:begin`` and ``catalogue:end`` markers of docs/catalogue.md
+is written (the drift section of the page has its own generator); the plot
+``studies/catalogue/results/arrival_regret.png`` is redrawn unless ``--check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "studies" / "catalogue" / "results"
+DOC = ROOT / "docs" / "catalogue.md"
+PLOT = RESULTS / "arrival_regret.png"
+BEGIN, END = "<!-- catalogue:begin -->", "<!-- catalogue:end -->"
+SOURCES = (("generated", "Generated twin"), ("movielens", "MovieLens-100K arrivals"))
+
+
+def _pm(d: dict) -> str:
+    return f"{d['mean']:,.1f} ± {d['se']:.1f}"
+
+
+def _table(res: dict) -> str:
+    cfg = res["config"]
+    lines = [
+        f"| agent | regret of a newcomer's first {cfg['pulls']} pulls | pulls reached | regret in the {cfg['window']} "
+        "rounds after an arrival | total regret |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in res["agents"].items():
+        lines.append(
+            f"| {name} | {_pm(m['pulls_regret'])} | {m['pulls']['mean']:.1f} | {_pm(m['window_regret'])} "
+            f"| {_pm(m['total_regret'])} |"
+        )
+    lines += ["", "| dTS minus | first pulls (paired) | window (paired) | total (paired) | dTS / it (pulls, window) |"]
+    lines.append("|---|---|---|---|---|")
+    for name, p in res["paired_dts_minus"].items():
+        r = res["dts_over"][name]
+        lines.append(
+            f"| {name} | {_pm(p['pulls_regret'])} | {_pm(p['window_regret'])} | {_pm(p['total_regret'])} "
+            f"| {r['pulls_regret']:.2f}, {r['window_regret']:.2f} |"
+        )
+    t = res["targets"]
+    verdict = []
+    for k, label in (("pulls_regret", "first pulls"), ("window_regret", "window")):
+        v = t[k]
+        verdict.append(
+            f"{label}: dTS / LinTS-fresh = {v['dts_vs_fresh_ratio']:.2f} (target <= 0.80: "
+            f"{'met' if v['at_least_20pct_below_fresh'] else 'not met'}); dTS - LinTS-copy-nearest = "
+            f"{v['dts_minus_copy_in_se']:+.1f} paired s.e. (target <= +2: "
+            f"{'met' if v['not_above_copy_by_2se'] else 'not met'})"
+        )
+    lines += ["", "Targets, " + "; ".join(verdict) + "."]
+    return "\n".join(lines)
+
+
+def section(results: dict) -> str:
+    parts = [BEGIN, "## Newcomers: regret when items arrive and leave", ""]
+    parts.append(
+        "Measured by `studies/catalogue/arrivals.py` (process and agents: `dts_ppl.experiments.arrivals`). "
+        "`initial` items are active at every round; every `interval` rounds the oldest retires and the next of "
+        "the stream arrives, so each item lives `initial * interval` rounds. Runs are paired: every agent sees "
+        "the same items, contexts and reward noise. A newcomer's first-pulls regret sums (best active mean - its "
+        "mean) over its first pulls; the window regret is all regret in the rounds after its arrival (newcomers "
+        "whose window would pass the horizon are left out). Mean ± s.e. over runs of the per-run mean over "
+        "newcomers."
+    )
+    for key, title in SOURCES:
+        res = results.get(key)
+        if res is None:
+            continue
+        cfg = res["config"]
+        parts += [
+            "",
+            f"### {title}",
+            "",
+            f"{res['setup']}. {cfg['runs']} runs of {cfg['rounds']} rounds, {cfg['initial']} active items, an "
+            f"arrival every {cfg['interval']} rounds ({cfg['arrivals']} arrivals, lifetime {cfg['lifetime']}), "
+            f"reward sd {cfg['noise']}, {res['dtype']}. Command: `{res['command']}` "
+            f"(`studies/catalogue/results/arrivals_{key}.json`).",
+            "",
+            _table(res),
+        ]
+    parts += [
+        "",
+        "![mean per-round regret around an arrival](../studies/catalogue/results/arrival_regret.png)",
+        "",
+        "Mean per-round regret from 100 rounds before an arrival to the end of its window (round 0 = the "
+        "arrival, which is also when the oldest item retires), over newcomers and runs.",
+        END,
+    ]
+    return "\n".join(parts)
+
+
+def plot(results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [(k, t) for k, t in SOURCES if k in results]
+    fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 3.8), squeeze=False)
+    for ax, (key, title) in zip(axes[0], shown, strict=True):
+        curve = results[key]["around_arrival"]
+        for name, values in curve["mean_regret"].items():
+            ax.plot(curve["offsets"], values, label=name, lw=1.2)
+        ax.axvline(0, color="k", lw=0.8, ls=":")
+        ax.set_title(title)
+        ax.set_xlabel("rounds since the arrival")
+        ax.set_ylabel("mean regret per round")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=110)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args(argv)
+    results = {}
+    for key, _ in SOURCES:
+        path = RESULTS / f"arrivals_{key}.json"
+        if path.is_file():
+            results[key] = json.loads(path.read_text())
+    text = DOC.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{DOC} has no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    new = head + section(results) + rest.split(END, 1)[1]
+    if args.check:
+        if new != text:
+            print(f"{DOC} is out of date: run PYTHONPATH=. python studies/catalogue/make_doc.py", file=sys.stderr)
+            return 1
+        return 0
+    DOC.write_text(new)
+    if results:
+        plot(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
