@@ -76,40 +76,47 @@ def _shared(runs, rounds):
     return pr.ReportSettings(True, num_actions=cfg.num_actions, rounds=rounds, runs=runs, noise=cfg.noise)
 
 
+def _rule(algos: dict, family: dict, z: float) -> dict:
+    """The report's rule on a preset table: per-run regrets if stored (paired), else the unpaired
+    s.e. sqrt(se_a^2 + se_b^2) (the committed preset JSON files keep only means and s.e.)."""
+    best = {}
+    for name, fam in family.items():
+        mean = algos[name]["final_regret_mean"]
+        if fam not in best or mean < algos[best[fam]]["final_regret_mean"]:
+            best[fam] = name
+    top = min(best, key=lambda f: algos[best[f]]["final_regret_mean"])
+    diffs, paired = {}, True
+    for fam, name in best.items():
+        a, b = algos[name], algos[best[top]]
+        if fam == top:
+            diffs[fam] = [0.0, 0.0]
+        elif "final_regrets" in a and "final_regrets" in b:
+            d = np.asarray(a["final_regrets"]) - np.asarray(b["final_regrets"])
+            diffs[fam] = [float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))]
+        else:
+            paired = False
+            diffs[fam] = [
+                a["final_regret_mean"] - b["final_regret_mean"],
+                math.hypot(a["final_regret_se"], b["final_regret_se"]),
+            ]
+    chosen = next(f for f in pr.FAMILIES if f in best and diffs[f][0] <= z * diffs[f][1])
+    return dict(verdict=pr.VERDICTS[chosen], best=best, differences=diffs, paired=paired)
+
+
 def preset_verdict(path, z: float = 2.0) -> dict | None:
-    """The same rule on a preset's regret table (its JSON): per-run regrets if stored (paired), else the
-    unpaired s.e. sqrt(se_a^2 + se_b^2) (those JSON files keep only means and s.e.)."""
+    """The report's rule on the matching preset's regret table (its JSON in the repository), over all
+    agents and over Thompson sampling only; None when the repository has no such JSON."""
     file = ROOT / path
     if not file.is_file():
         return None
     algos = json.loads(file.read_text())["algorithms"]
-    best = {}
-    for name, fam in FAMILY.items():
-        if name in algos and (
-            fam not in best or algos[name]["final_regret_mean"] < algos[best[fam]]["final_regret_mean"]
-        ):
-            best[fam] = name
-    top = min(best, key=lambda f: algos[best[f]]["final_regret_mean"])
-    diffs = {}
-    for fam, name in best.items():
-        a, b = algos[name], algos[best[top]]
-        if "final_regrets" in a:
-            d = np.asarray(a["final_regrets"]) - np.asarray(b["final_regrets"])
-            diffs[fam] = [float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size)) if fam != top else 0.0]
-        else:
-            se = math.hypot(a["final_regret_se"], b["final_regret_se"]) if fam != top else 0.0
-            diffs[fam] = [a["final_regret_mean"] - b["final_regret_mean"], se]
-    chosen = next(f for f in pr.FAMILIES if f in best and diffs[f][0] <= z * diffs[f][1])
-    paired = all("final_regrets" in algos[n] for n in best.values())
-    ts = {f: n for f, n in best.items()}
+    family = {n: f for n, f in FAMILY.items() if n in algos}
+    ts = {n: f for n, f in family.items() if n != "LinUCB"}
     return dict(
         file=path,
-        verdict=pr.VERDICTS[chosen],
-        best=best,
-        differences=diffs,
-        paired=paired,
+        all=_rule(algos, family, z),
+        thompson=_rule(algos, ts, z),
         regrets={n: [algos[n]["final_regret_mean"], algos[n]["final_regret_se"]] for n in algos},
-        thompson_best=ts,
     )
 
 
@@ -127,7 +134,7 @@ def run(name: str, data_dir=None) -> dict:
     print(pr.report_text(report), flush=True)
     data = pr.report_json(report)
     preset, path = PRESETS[name]
-    data["preset"] = dict(name=preset, reference=preset_verdict(path))
+    data["preset"] = preset
     data["seconds"] = time.perf_counter() - start
     OUT.mkdir(parents=True, exist_ok=True)
     save_json(OUT / f"{name}.json", data)
@@ -177,22 +184,28 @@ items for MovieLens). bank TS's bank is the training sample (the presets' ring a
 """
 
 
+def _agree(ref, d) -> str:
+    if ref is None:
+        return "no preset JSON in the repository"
+    a, t = ref["all"]["verdict"], ref["thompson"]["verdict"]
+    ok = a == d["verdict"] and t == d["verdict_thompson"]
+    return f"{a} / {t}: {'yes' if ok else '**no**'}"
+
+
 def markdown(paths) -> str:
     lines = [HEADER]
     summary = [
-        "| dataset | verdict (best agent per prior) | verdict (Thompson sampling only) | preset | preset's verdict, same rule | agree |",
-        "|---|---|---|---|---|---|",
+        "| dataset | verdict (best agent per prior) | verdict (Thompson sampling only) | preset | "
+        "the preset table's verdicts by the same rule (all / Thompson only): agree? |",
+        "|---|---|---|---|---|",
     ]
     sections = []
     for path in paths:
         d = json.loads(path.read_text())
         name = path.stem
-        ref = d["preset"]["reference"]
-        agree = "n/a (no preset JSON)" if ref is None else ("yes" if ref["verdict"] == d["verdict"] else "**no**")
-        summary.append(
-            f"| {name} | {d['verdict']} | {d['verdict_thompson']} | {d['preset']['name']} | "
-            f"{'not measured here' if ref is None else ref['verdict']} | {agree} |"
-        )
+        preset = d["preset"] if isinstance(d["preset"], str) else d["preset"]["name"]
+        ref = preset_verdict(PRESETS[name][1])
+        summary.append(f"| {name} | {d['verdict']} | {d['verdict_thompson']} | {preset} | {_agree(ref, d)} |")
         s, e = d["settings"], d["energy"]
         sec = [
             f"### {name}",
@@ -236,6 +249,14 @@ def markdown(paths) -> str:
     return "\n".join(lines)
 
 
+def page() -> str:
+    """The docs page from every dataset's results JSON present."""
+    paths = [OUT / f"{n}.json" for n in PRESETS if (OUT / f"{n}.json").is_file()]
+    if not paths:
+        raise ValueError(f"no results in {OUT}: run the datasets first")
+    return markdown(paths).rstrip() + "\n"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="ring,roll,digits")
@@ -243,8 +264,7 @@ def main():
     p.add_argument("--markdown", default=None, help="write the docs page here from the results JSON and exit")
     args = p.parse_args()
     if args.markdown:
-        paths = [OUT / f"{n}.json" for n in PRESETS if (OUT / f"{n}.json").is_file()]
-        atomic_write(args.markdown, (markdown(paths).rstrip() + "\n").encode())
+        atomic_write(args.markdown, page().encode())
         return
     for name in args.datasets.split(","):
         data = run(name.strip(), args.data_dir)

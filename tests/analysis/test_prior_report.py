@@ -207,3 +207,18 @@ def test_cli_with_a_given_prior_and_heldout(cache, capsys):
     assert data["settings"]["heldout_given"] and data["settings"]["num_train"] == 80
     assert data["settings"]["prior_source"].endswith("p.npz")
     assert set(data["regret"]) == {"dTS", "LinTS", "LinUCB", "bank TS"}  # no hierarchy with a shared parameter
+
+
+def test_docs_page_is_generated_from_the_study_json(monkeypatch):
+    """docs/prior_report.md is what the study script's --markdown writes from studies/prior_report/results."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.syspath_prepend(str(root))
+    spec = importlib.util.spec_from_file_location(
+        "prior_report_study", root / "studies/prior_report/prior_report_study.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.page() == (root / "docs" / "prior_report.md").read_text()
