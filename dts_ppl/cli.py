@@ -20,6 +20,7 @@ _COMMANDS = [
     "dts_ppl.commands.validate",
     "dts_ppl.commands.validation_study",
     "dts_ppl.commands.sbc",
+    "dts_ppl.commands.prior_report",
 ]
 
 

@@ -1,0 +1,275 @@
+"""The prior report (``dts_ppl.analysis.prior_report``) on the Swiss roll, the ring, digits and MovieLens.
+
+    PYTHONPATH=. python studies/prior_report/prior_report_study.py --datasets ring,roll,digits
+    PYTHONPATH=. python studies/prior_report/prior_report_study.py --datasets movielens --data-dir DIR
+    PYTHONPATH=. python studies/prior_report/prior_report_study.py --markdown docs/prior_report.md
+
+Each dataset reuses its real-data preset (dts_ppl.experiments.realdata): the preset's pre-training
+samples are the report's training samples and its trained DDPM prior is loaded (the report's
+"given prior" path; same S_1 rule), the bandit is the preset's (K, rounds, noise, contexts), and
+the held-out samples are the preset's bandit parameters: fresh true-prior draws (ring, roll), the
+held-out task thetas (digits), the held-out 30% of the items (MovieLens). Writes
+studies/prior_report/results/<dataset>.json (the report's JSON plus the matching preset's verdict by
+the same rule) and <dataset>.png. ``--markdown`` writes the docs page from those JSON files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import jax
+import numpy as np
+
+from dts_ppl.analysis import prior_report as pr
+from dts_ppl.data import digits as digits_data
+from dts_ppl.experiments import realdata, swissroll
+from dts_ppl.io.npz import atomic_write
+from studies.common import ROOT, results_dir, save_json
+
+OUT = results_dir("prior_report")
+# dataset -> (the matching preset, its results JSON in the repository or None)
+PRESETS = {
+    "ring": ("ring-shared", "studies/realdata/results/ring-shared.json"),
+    "roll": ("roll-shared", "studies/realdata/results/roll-shared.json"),
+    "digits": ("digits-multitask", "studies/realdata/results/digits-multitask.json"),
+    "movielens": ("movielens", "studies/realdata/results/movielens.json"),
+}
+FAMILY = {"dTS": "ddpm", "HierTS": "hierarchy", "LinTS": "gaussian", "LinUCB": "gaussian"}
+
+
+def dataset(name: str, data_dir=None) -> dict:
+    """The report's inputs for one dataset, from its preset's setup."""
+    if name == "ring":
+        s = realdata.ring_setup(progress=False)
+        held = np.asarray(realdata.sample_ring(jax.random.PRNGKey(303), 2000), np.float64)
+        return dict(samples=s["pretrain"], heldout=held, prior=s["prior"], contexts=None, settings=_shared(40, 300))
+    if name == "roll":
+        s = realdata.roll_setup(progress=False)
+        held = swissroll.swiss_roll(2000, seed=2)
+        return dict(samples=s["pretrain"], heldout=held, prior=s["prior"], contexts=None, settings=_shared(40, 300))
+    if name == "digits":
+        s = realdata.digits_setup("linear", progress=False)
+        tasks = digits_data.digits_tasks(dim=realdata.DIGITS.dim, kind="linear")
+        cfg = realdata.DIGITS
+        settings = pr.ReportSettings(
+            True, num_actions=cfg.num_actions, rounds=cfg.rounds, runs=cfg.runs, noise=cfg.noise
+        )
+        return dict(
+            samples=s["pretrain"], heldout=s["heldout"], prior=s["prior"], contexts=tasks.features, settings=settings
+        )
+    if name == "movielens":
+        s = realdata.movielens_setup(data_dir, progress=False)
+        cfg = realdata.MOVIELENS
+        settings = pr.ReportSettings(
+            False, num_actions=s["num_actions"], rounds=cfg.rounds, runs=cfg.runs, noise=cfg.noise
+        )
+        users = np.asarray(s["factorisation"].user_vectors, np.float64)
+        return dict(samples=s["pretrain"], heldout=s["heldout"], prior=s["prior"], contexts=users, settings=settings)
+    raise ValueError(f"datasets: unknown {name!r}; expected ring, roll, digits or movielens")
+
+
+def _shared(runs, rounds):
+    cfg = realdata.SHARED
+    return pr.ReportSettings(True, num_actions=cfg.num_actions, rounds=rounds, runs=runs, noise=cfg.noise)
+
+
+def _rule(algos: dict, family: dict, z: float) -> dict:
+    """The report's rule on a preset table: per-run regrets if stored (paired), else the unpaired
+    s.e. sqrt(se_a^2 + se_b^2) (the committed preset JSON files keep only means and s.e.)."""
+    best = {}
+    for name, fam in family.items():
+        mean = algos[name]["final_regret_mean"]
+        if fam not in best or mean < algos[best[fam]]["final_regret_mean"]:
+            best[fam] = name
+    top = min(best, key=lambda f: algos[best[f]]["final_regret_mean"])
+    diffs, paired = {}, True
+    for fam, name in best.items():
+        a, b = algos[name], algos[best[top]]
+        if fam == top:
+            diffs[fam] = [0.0, 0.0]
+        elif "final_regrets" in a and "final_regrets" in b:
+            d = np.asarray(a["final_regrets"]) - np.asarray(b["final_regrets"])
+            diffs[fam] = [float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))]
+        else:
+            paired = False
+            diffs[fam] = [
+                a["final_regret_mean"] - b["final_regret_mean"],
+                math.hypot(a["final_regret_se"], b["final_regret_se"]),
+            ]
+    chosen = next(f for f in pr.FAMILIES if f in best and diffs[f][0] <= z * diffs[f][1])
+    return dict(verdict=pr.VERDICTS[chosen], best=best, differences=diffs, paired=paired)
+
+
+def preset_verdict(path, z: float = 2.0) -> dict | None:
+    """The report's rule on the matching preset's regret table (its JSON in the repository), over all
+    agents and over Thompson sampling only; None when the repository has no such JSON."""
+    file = ROOT / path
+    if not file.is_file():
+        return None
+    algos = json.loads(file.read_text())["algorithms"]
+    family = {n: f for n, f in FAMILY.items() if n in algos}
+    ts = {n: f for n, f in family.items() if n != "LinUCB"}
+    return dict(
+        file=path,
+        all=_rule(algos, family, z),
+        thompson=_rule(algos, ts, z),
+        regrets={n: [algos[n]["final_regret_mean"], algos[n]["final_regret_se"]] for n in algos},
+    )
+
+
+def run(name: str, data_dir=None) -> dict:
+    start = time.perf_counter()
+    inputs = dataset(name, data_dir)
+    report = pr.prior_report(
+        inputs["samples"],
+        inputs["settings"],
+        heldout=inputs["heldout"],
+        contexts=inputs["contexts"],
+        prior=inputs["prior"],
+        progress=False,
+    )
+    print(pr.report_text(report), flush=True)
+    data = pr.report_json(report)
+    preset, path = PRESETS[name]
+    data["preset"] = preset
+    data["seconds"] = time.perf_counter() - start
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_json(OUT / f"{name}.json", data)
+    pr.plot_report(report, OUT / f"{name}.png")
+    return data
+
+
+# -------------------------------------------------------------------------------- the docs page
+
+HEADER = """# Is a learned prior worth it? The prior report
+
+`dts-ppl prior-report SAMPLES.npy` (or `dts_ppl.analysis.prior_report.prior_report`) answers, before
+deployment, whether training a diffusion prior on offline samples of theta pays: it splits the samples
+(or takes a held-out set), trains a DDPM prior (or loads one), fits a Gaussian and (per-action
+parameters) a one-level Gaussian hierarchy with the DDPM's S_1, reports energy distances to the
+held-out samples, runs every agent of `REPORT_AGENTS` on a bandit built from the held-out samples
+(paired runs) and gives a verdict.
+
+**The rule.** Each prior (Gaussian fit, Gaussian hierarchy, DDPM) is represented by its best agent
+(lowest mean final regret); the verdict is the simplest prior whose best agent's paired difference
+of final regrets to the overall best, D +- s.e., has D <= 2 s.e.: "a fitted Gaussian is as good",
+"a Gaussian hierarchy is as good" or "train the diffusion prior". The report gives it twice: over
+all agents (the best policy for each prior: LinUCB competes for the Gaussian) and over Thompson
+sampling only (dTS vs HierTS vs LinTS: the prior with the policy held fixed). bank TS (the exact
+posterior of the training samples as an empirical prior) is shown as a reference, outside the rule.
+With a shared parameter the one-level hierarchy is the fitted Gaussian itself, so it is not run.
+
+**The hook.** `dts_ppl.analysis.prior_report.REPORT_AGENTS` is the list of agents every report runs
+(`ReportAgent(name, prior, policy, build)`); a new posterior policy (e.g. Bayes-UCB on the dTS
+posterior) joins by appending one entry with `prior="ddpm"`, and then competes for the DDPM in the verdict.
+
+Usage:
+
+    dts-ppl prior-report thetas.npy --shared --runs 40 --rounds 300 --json report.json --plot report.png
+    dts-ppl prior-report items.npy --contexts users.npy --num-actions 100 --rounds 3000 --prior prior.npz
+
+## The four datasets
+
+Command: `PYTHONPATH=. python studies/prior_report/prior_report_study.py --datasets ring,roll,digits`
+and `... --datasets movielens --data-dir DIR` (MovieLens-100K, not shipped) -> `studies/prior_report/results/<dataset>.json`
+and `.png`; this page: `... --markdown docs/prior_report.md`. Each dataset reuses its real-data preset
+(docs/realdata.md): the preset's pre-training samples and trained DDPM prior (loaded, not retrained),
+its bandit (K, rounds, noise, contexts); the held-out samples are the preset's bandit parameters (2,000
+fresh true-prior draws for ring and roll, the held-out task thetas for digits, the held-out 30% of the
+items for MovieLens). bank TS's bank is the training sample (the presets' ring and roll banks are
+20,000 true-prior draws, so bank TS differs there).
+"""
+
+
+def _agree(ref, d) -> str:
+    if ref is None:
+        return "no preset JSON in the repository"
+    a, t = ref["all"]["verdict"], ref["thompson"]["verdict"]
+    ok = a == d["verdict"] and t == d["verdict_thompson"]
+    return f"{a} / {t}: {'yes' if ok else '**no**'}"
+
+
+def markdown(paths) -> str:
+    lines = [HEADER]
+    summary = [
+        "| dataset | verdict (best agent per prior) | verdict (Thompson sampling only) | preset | "
+        "the preset table's verdicts by the same rule (all / Thompson only): agree? |",
+        "|---|---|---|---|---|",
+    ]
+    sections = []
+    for path in paths:
+        d = json.loads(path.read_text())
+        name = path.stem
+        preset = d["preset"] if isinstance(d["preset"], str) else d["preset"]["name"]
+        ref = preset_verdict(PRESETS[name][1])
+        summary.append(f"| {name} | {d['verdict']} | {d['verdict_thompson']} | {preset} | {_agree(ref, d)} |")
+        s, e = d["settings"], d["energy"]
+        sec = [
+            f"### {name}",
+            "",
+            f"{s['num_train']} training / {s['num_heldout']} held-out samples, d = {s['dim']}, "
+            f"{'shared parameter' if s['shared'] else 'per-action parameters'}, K = {s['num_actions']}, "
+            f"{s['runs']} runs x {s['rounds']} rounds, noise sd {s['noise']}, contexts {s['contexts']}; "
+            f"prior: {s['prior_source']} (tr S_1 = {s['trace_s1']:.3g}, tr Cov = {s['trace_fit_cov']:.3g}); "
+            f"{d['seconds']:.0f} s.",
+            "",
+            f"Energy distance to the held-out samples ({e['num_draws']} draws vs {e['num_heldout']}): "
+            f"DDPM {e['ddpm']:.3f}, Gaussian fit {e['gaussian']:.3f}, sample floor {e['floor']:.3f}.",
+            "",
+            "| agent | prior | policy | final regret (mean +- s.e.) |",
+            "|---|---|---|---:|",
+        ]
+        for n, r in d["regret"].items():
+            sec.append(
+                f"| {n} | {r['prior']} | {r['policy']} | {r['final_regret_mean']:.1f} +- {r['final_regret_se']:.1f} |"
+            )
+        sec.append("")
+        for key, label in (("all", "best agent per prior"), ("thompson", "Thompson sampling only")):
+            c = d["comparisons"][key]
+            parts = ", ".join(
+                f"{f} ({c['best'][f]}) {c['differences'][f][0]:+.1f} +- {c['differences'][f][1]:.1f}" for f in c["best"]
+            )
+            sec.append(
+                f"- {label}: paired difference to the best ({c['best'][c['best_family']]}): {parts} -> **{d['verdict' if key == 'all' else 'verdict_thompson']}**."
+            )
+        if ref is not None:
+            how = "paired" if ref["paired"] else "unpaired s.e. (the preset JSON keeps no per-run regrets)"
+            parts = ", ".join(
+                f"{f} ({ref['best'][f]}) {v[0]:+.1f} +- {v[1]:.1f}" for f, v in ref["differences"].items()
+            )
+            sec.append(
+                f"- preset `{d['preset']['name']}` table ({ref['file']}), same rule, {how}: {parts} -> {ref['verdict']}."
+            )
+        sec += ["", f"![{name}](../studies/prior_report/results/{name}.png)", ""]
+        sections.append("\n".join(sec))
+    lines += ["## Verdicts", "", *summary, "", *sections]
+    return "\n".join(lines)
+
+
+def page() -> str:
+    """The docs page from every dataset's results JSON present."""
+    paths = [OUT / f"{n}.json" for n in PRESETS if (OUT / f"{n}.json").is_file()]
+    if not paths:
+        raise ValueError(f"no results in {OUT}: run the datasets first")
+    return markdown(paths).rstrip() + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="ring,roll,digits")
+    p.add_argument("--data-dir", default=None, help="MovieLens files (or $DTS_MOVIELENS_DIR)")
+    p.add_argument("--markdown", default=None, help="write the docs page here from the results JSON and exit")
+    args = p.parse_args()
+    if args.markdown:
+        atomic_write(args.markdown, page().encode())
+        return
+    for name in args.datasets.split(","):
+        data = run(name.strip(), args.data_dir)
+        print(f"({data['seconds']:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
