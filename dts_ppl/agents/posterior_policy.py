@@ -26,7 +26,7 @@ core's and the agents' functions):
   draws psi_1^(m) of the dTS posterior chain (:func:`dts_ppl.core.inference.sample`, the key of
   ``act``) make eta_a's posterior the equal-weight mixture of the exact conditionals
   N(x^T (gain_a f_1(psi_1^(m)) + shift_a), x^T Shat_a x). Bayes-UCB takes that mixture's
-  (1 - 1/t) quantile (bisection on its CDF, 60 halvings); UCB takes its mean and sd (law of total
+  (1 - 1/t) quantile (bisection on its CDF, 40 halvings); UCB takes its mean and sd (law of total
   variance). The Monte-Carlo error shrinks as 1/sqrt(num_draws); the policy is random through
   the draws, so its propensities are Monte-Carlo estimates (:func:`dts_ppl.agents.propensities`).
 
@@ -56,7 +56,7 @@ __all__ = ["POLICIES", "bayes_ucb_level", "mixture_quantile", "posterior_policy"
 #: The policies :func:`posterior_policy` builds.
 POLICIES = ("bayes_ucb", "ucb")
 _BASES = ("dts", "hier_ts", "lin_ts")
-_BISECTIONS = 60
+_BISECTIONS = 40
 
 
 def bayes_ucb_level(step) -> jax.Array:
@@ -79,7 +79,7 @@ def mixture_quantile(means: jax.Array, sd: jax.Array, level) -> jax.Array:
     Returns:
         (K,) quantiles, by bisection on the mixture CDF between min_m means + sd z and
         max_m means + sd z (z the standard normal quantile of ``level``), where the CDF is
-        <= level and >= level; accurate to 2^-60 of that bracket.
+        <= level and >= level; accurate to 2^-40 of that bracket.
     """
     z = ndtri(jnp.asarray(level, means.dtype))
     lo = jnp.min(means, 0) + sd * z
