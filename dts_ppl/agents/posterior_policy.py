@@ -45,7 +45,7 @@ from jax.scipy.special import ndtr, ndtri
 from dts_ppl.agents.base import Agent, check_context, check_key, state_checker
 from dts_ppl.agents.dts import DTSState, dts, dts_posterior, hier_ts, hierarchical_prior
 from dts_ppl.agents.guard import guarded_act
-from dts_ppl.agents.linear import GaussianPrior, LinearState, lin_ts
+from dts_ppl.agents.linear import GaussianPrior, LinearState, _ucb, lin_ts
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.prior import DiffusionPrior
@@ -63,11 +63,6 @@ def bayes_ucb_level(step) -> jax.Array:
     """Bayes-UCB's quantile level 1 - 1/t with t = max(step + 1, 2), () (0.5 before any update)."""
     t = jnp.maximum(jnp.asarray(step) + 1, 2)
     return 1.0 - 1.0 / t
-
-
-def _ucb_width(step, dtype, alpha):
-    t = jnp.maximum(jnp.asarray(step) + 1, 2).astype(dtype)
-    return jnp.sqrt(2.0 * jnp.log(t)) if alpha is None else jnp.asarray(alpha, dtype)
 
 
 def mixture_quantile(means: jax.Array, sd: jax.Array, level) -> jax.Array:
@@ -120,11 +115,13 @@ def predictor_moments(x, theta_mean, theta_cov, shared: bool):
 
 
 def _gaussian_score(policy, alpha):
-    def score(mean, var, step):
+    ucb = _ucb(alpha)  # LinUCB's own rule: mean + sqrt(2 log t) sd (or alpha sd)
+
+    def score(mean, var, state):
         sd = jnp.sqrt(jnp.maximum(var, 0.0))
         if policy == "ucb":
-            return mean + _ucb_width(step, mean.dtype, alpha) * sd
-        return mean + ndtri(bayes_ucb_level(step).astype(mean.dtype)) * sd
+            return ucb(None, state, mean, sd)
+        return mean + ndtri(bayes_ucb_level(state.step).astype(mean.dtype)) * sd
 
     return score
 
@@ -134,7 +131,7 @@ def _linear_score(policy, alpha, shared):
 
     def score(key, state: LinearState, x):
         del key
-        return gaussian(*predictor_moments(x, state.mean, state.cov, shared), state.step)
+        return gaussian(*predictor_moments(x, state.mean, state.cov, shared), state)
 
     return score
 
@@ -151,12 +148,13 @@ def _affine_dts_score(prior: DiffusionPrior, policy, alpha, shared):
         # the agent runs on the collapsed chain (one latent row) unless it kept the full one
         chain = collapsed if state.latents.shift.shape[0] == 1 else prior
         mo = core.moments(chain, dts_posterior(chain, state))
-        return gaussian(*predictor_moments(x, mo.theta_mean, mo.theta_cov, shared), state.step)
+        return gaussian(*predictor_moments(x, mo.theta_mean, mo.theta_cov, shared), state)
 
     return score
 
 
 def _nonlinear_dts_score(prior: DiffusionPrior, policy, alpha, shared, num_draws):
+    ucb = _ucb(alpha)
     one_action = core.prior_conditionals(prior, 1).theta
 
     def score(key, state: DTSState, x):
@@ -174,7 +172,7 @@ def _nonlinear_dts_score(prior: DiffusionPrior, policy, alpha, shared, num_draws
         if policy == "bayes_ucb":
             return mixture_quantile(means, sd, bayes_ucb_level(state.step).astype(means.dtype))
         total = jnp.var(means, 0) + sd**2  # law of total variance over the psi_1 draws
-        return jnp.mean(means, 0) + _ucb_width(state.step, means.dtype, alpha) * jnp.sqrt(total)
+        return ucb(None, state, jnp.mean(means, 0), jnp.sqrt(total))
 
     return score
 
@@ -217,10 +215,7 @@ def posterior_policy(
         raise ValueError(f"base: expected one of {_BASES}, got {base!r}")
     if policy not in POLICIES:
         raise ValueError(f"policy: expected one of {POLICIES}, got {policy!r}")
-    if alpha is not None:
-        alpha = _checks.check_scalar("alpha", alpha, positive=False)
-        if alpha < 0:
-            raise ValueError(f"alpha: expected a non-negative confidence width, got {alpha!r}")
+    _ucb(alpha)  # checks alpha (LinUCB's rule)
     num_draws = _checks.check_positive_int("num_draws", num_draws)
     factory = {"dts": dts, "hier_ts": hier_ts, "lin_ts": lin_ts}[base]
     agent = factory(prior, likelihood, num_actions, **agent_kwargs)

@@ -58,12 +58,14 @@ def comparison(data: dict) -> dict:
     return out
 
 
-def run(name: str, runs, rounds, seed: int) -> dict:
+def run(name: str, runs, rounds, seed: int, agents=None) -> dict:
     preset = get_preset(name)
     runs = preset.runs if runs is None else runs
     rounds = preset.rounds if rounds is None else rounds
     k_build, k_sim = jax.random.split(jax.random.PRNGKey(seed))  # the bench's keys
     env, algos = preset.build(k_build, rounds)
+    if agents:
+        algos = {n: algos[n] for n in agents}
     chunk = min(runs, default_chunk_size(env.num_actions, env.dim))
     print(f"{name}: {env.name}; {runs} runs x {rounds} rounds", flush=True)
     results, seconds = {}, {}
@@ -109,13 +111,15 @@ def main():
     p.add_argument("--runs", type=int, default=None)
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--agents", default=None, help="comma-separated subset of the preset's agents (default: all)")
     p.add_argument("--tables", action="store_true", help="print the markdown tables of the JSON already written")
     args = p.parse_args()
     for name in args.presets.split(","):
         name = name.strip()
         data = json.loads((OUT / f"policies-{name}.json").read_text()) if args.tables else None
         if data is None:
-            data = run(name, args.runs, args.rounds, args.seed)
+            agents = [a.strip() for a in args.agents.split(",")] if args.agents else None
+            data = run(name, args.runs, args.rounds, args.seed, agents)
         print(table(data), flush=True)
 
 

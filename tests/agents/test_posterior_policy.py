@@ -54,16 +54,13 @@ def _expected(policy, mean, var, t):
     return mean + width * np.sqrt(var)
 
 
-@pytest.mark.parametrize("shared", [False, True])
-@pytest.mark.parametrize("policy", ["bayes_ucb", "ucb"])
-@pytest.mark.parametrize("base", ["dts", "hier_ts"])
-def test_affine_scores_are_the_oracle_marginal_quantiles(key, base, policy, shared):
+@pytest.mark.parametrize(("base", "shared"), [("dts", False), ("dts", True), ("hier_ts", False)])
+def test_affine_scores_are_the_oracle_marginal_quantiles(key, base, shared):
     K, n = 4, 30
     prior = _linear_prior(key)
     X, A, y = _data(jax.random.PRNGKey(3), n, prior.dim, K, shared)
-    agent = posterior_policy(base, prior, Gaussian(1.0), K, policy=policy, shared=shared)
-    assert agent.spec.deterministic and agent.spec.kind == f"{base}_{policy}"
-    state = _feed(agent, X, A, y)
+    agents = {p: posterior_policy(base, prior, Gaussian(1.0), K, policy=p, shared=shared) for p in ("bayes_ucb", "ucb")}
+    state = _feed(agents["ucb"], X, A, y)  # one posterior: the policies share init and update
     chain = hierarchical_prior(prior) if base == "hier_ts" else prior
     M = 1 if shared else K
     stats_ = Gaussian(1.0).statistics(_played(X, A, shared), jnp.zeros_like(A) if shared else A, y, M)
@@ -75,13 +72,14 @@ def test_affine_scores_are_the_oracle_marginal_quantiles(key, base, policy, shar
     else:
         mean = np.asarray(ref["theta_mean"] @ x)
         var = np.einsum("i,kij,j->k", x, ref["theta_cov"], x)
-    _, info = agent.act(key, state, x)
-    np.testing.assert_allclose(info.scores, _expected(policy, mean, var, n + 1), rtol=1e-8, atol=1e-10)
-    # jittable and vmappable like every agent; deterministic: one-hot propensities
-    action, _ = jax.jit(agent.act)(key, state, x)
-    assert int(action) == int(np.argmax(_expected(policy, mean, var, n + 1)))
-    probs = propensities(agent, key, state, x).probs
-    assert float(probs[int(action)]) == 1.0
+    for policy, agent in agents.items():
+        assert agent.spec.deterministic and agent.spec.kind == f"{base}_{policy}"
+        expected = _expected(policy, mean, var, n + 1)
+        _, info = agent.act(key, state, x)
+        np.testing.assert_allclose(info.scores, expected, rtol=1e-8, atol=1e-10)
+        # deterministic: one-hot propensities on the argmax
+        probs = propensities(agent, key, state, x).probs
+        assert float(probs[int(np.argmax(expected))]) == 1.0
 
 
 @pytest.mark.parametrize("policy", ["bayes_ucb", "ucb"])
@@ -117,7 +115,7 @@ def test_mixture_quantile_matches_a_root_of_the_mixture_cdf():
             assert abs(got[k] - ref) < 1e-9
 
 
-@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_nonlinear_bayes_ucb_is_the_posterior_quantile_by_monte_carlo(key, shared):
     """The mixture quantile q_a of eta_a: the fraction of exact posterior draws of eta_a below q_a is 1 - 1/t."""
     K, n, M, S = 3, 15, 20_000, 200_000
@@ -136,6 +134,7 @@ def test_nonlinear_bayes_ucb_is_the_posterior_quantile_by_monte_carlo(key, share
     assert np.all(np.abs(frac - level) < 5 * se), (frac, level, se)
 
 
+@pytest.mark.slow
 def test_nonlinear_ucb_uses_the_posterior_mean_and_sd_by_monte_carlo(key):
     K, n, M, S = 3, 15, 20_000, 200_000
     prior = random_mlp_prior(key, 3, 2, hidden=8)
