@@ -50,3 +50,8 @@ from dts_ppl.agents.random_policy import RandomState, random_policy  # noqa: E40
 
 __all__ += ["BankState", "RandomState", "bank_moments", "bank_ts", "effective_sample_size", "random_policy"]
 __all__ += ["MCMCState", "mcmc_ts"]
+
+# optimistic policies (Bayes-UCB, UCB) on the dTS / HierTS / LinTS posteriors
+from dts_ppl.agents.posterior_policy import posterior_policy  # noqa: E402
+
+__all__ += ["posterior_policy"]

@@ -23,6 +23,15 @@ Presets (``dts-ppl bench regret --preset NAME``):
   items with >= 20 ratings, a random 70% pre-trains the prior, the bandit draws K = 100 of the
   other 30% per run; contexts are the users' vectors; rewards = the factorisation's centred
   prediction + N(0, 1).
+- ``movielens-users`` (cold start; the same files): one shared theta per run = a held-out user's
+  ALS vector (a random 30% of the users), the prior learned from the other users' vectors, K = 30
+  films per round drawn from the items with >= 20 ratings, their vectors as action features;
+  rewards u^T v_a + N(0, 1). ``movielens-users-generated``: the same bandit on generated ratings
+  (:func:`generated_ratings`: clustered users, Gaussian items), which needs no files (CI-safe).
+
+Every preset also runs the optimistic policies of :mod:`dts_ppl.agents.posterior_policy` on the
+same posteriors ("dTS Bayes-UCB", "dTS UCB", "LinTS Bayes-UCB", and with HierTS "HierTS Bayes-UCB",
+"HierTS UCB"; LinUCB is UCB on LinTS's posterior).
 
 S_1 (``action_cov`` of :func:`dts_ppl.train_diffusion_prior`), an explicit rule per kind:
 shared parameter: "beta" (the DDPM's own beta_1: one parameter, nothing to spread over
@@ -44,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl import agents as ag
+from dts_ppl.agents.posterior_policy import posterior_policy
 from dts_ppl.bandits.envs import Environment, pool_environment, uniform_contexts
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
@@ -51,7 +61,7 @@ from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_prior
 from dts_ppl.data import digits as digits_data
 from dts_ppl.data.factorisation import als
-from dts_ppl.data.movielens import ENV_VAR, load_movielens
+from dts_ppl.data.movielens import ENV_VAR, Ratings, load_movielens
 from dts_ppl.ddpm import train_diffusion_prior
 from dts_ppl.ddpm.calibrate import with_action_cov
 from dts_ppl.experiments import swissroll
@@ -111,12 +121,37 @@ class MovieLensConfig(NamedTuple):
     seed: int = 0
 
 
+class MovieLensUsersConfig(NamedTuple):
+    """The cold-start MovieLens preset: ALS as :class:`MovieLensConfig`, the user split, films per round, run size."""
+
+    pretrain_share: float = 0.7
+    num_actions: int = 30
+    rounds: int = 300
+    runs: int = 40
+    noise: float = 1.0
+    seed: int = 0
+
+
+class GeneratedRatingsConfig(NamedTuple):
+    """Generated ratings for the CI-safe twin: users from a ring of clusters in the rank-d space, Gaussian items."""
+
+    num_users: int = 400
+    num_items: int = 150
+    rank: int = 5
+    num_clusters: int = 4
+    density: float = 0.3
+    noise: float = 0.5
+    seed: int = 0
+
+
 #: DDPM training of every preset's prior (cached under swissroll.cache_dir()).
 TRAINING = DDPMTraining()
 RING = RingConfig()
 SHARED = SharedConfig()
 DIGITS = DigitsConfig()
 MOVIELENS = MovieLensConfig()
+MOVIELENS_USERS = MovieLensUsersConfig()
+GENERATED = GeneratedRatingsConfig()
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -192,15 +227,22 @@ def prior_samples(key, prior: DiffusionPrior, num_samples: int) -> jax.Array:
 
 
 def _agents(prior, gauss, bank, lik, K, shared, hier=None, history=5000):
+    kw = dict(shared=shared, history=history)
     out = {
-        "dTS": ag.dts(prior, lik, K, shared=shared, history=history),
-        "LinTS": ag.lin_ts(gauss, lik, K, shared=shared, history=history),
-        "LinUCB": ag.lin_ucb(gauss, lik, K, shared=shared, history=history),
+        "dTS": ag.dts(prior, lik, K, **kw),
+        "LinTS": ag.lin_ts(gauss, lik, K, **kw),
+        "LinUCB": ag.lin_ucb(gauss, lik, K, **kw),
     }
     if hier is not None:
-        out["HierTS"] = ag.dts(hier, lik, K, shared=shared, history=history)
+        out["HierTS"] = ag.dts(hier, lik, K, **kw)
     out["bank TS"] = ag.bank_ts(bank, lik, K, shared=shared)
     out["random"] = ag.random_policy(K)
+    out["dTS Bayes-UCB"] = posterior_policy("dts", prior, lik, K, "bayes_ucb", **kw)
+    out["dTS UCB"] = posterior_policy("dts", prior, lik, K, "ucb", **kw)
+    out["LinTS Bayes-UCB"] = posterior_policy("lin_ts", gauss, lik, K, "bayes_ucb", **kw)
+    if hier is not None:
+        out["HierTS Bayes-UCB"] = posterior_policy("dts", hier, lik, K, "bayes_ucb", **kw)
+        out["HierTS UCB"] = posterior_policy("dts", hier, lik, K, "ucb", **kw)
     return out
 
 
@@ -298,11 +340,7 @@ def movielens_setup(data_dir=None, progress: bool = True) -> dict:
     """The MovieLens preset from the user's files: factorisation, item split, env, prior, fit, bank."""
     ratings = load_movielens(data_dir)
     cfg = MOVIELENS
-    fac = als(ratings.users, ratings.items, ratings.ratings, cfg.rank, cfg.ridge, seed=cfg.seed)
-    counts = np.bincount(ratings.items, minlength=ratings.num_items)
-    eligible = np.flatnonzero(counts >= cfg.min_ratings)
-    if eligible.size < 4:
-        raise ValueError(f"data_dir: only {eligible.size} items have >= {cfg.min_ratings} ratings; expected at least 4")
+    fac, eligible = factorise(ratings)
     perm = np.random.RandomState(cfg.seed).permutation(eligible)
     cut = int(round(cfg.pretrain_share * eligible.size))
     pre_items, bandit_items = perm[:cut], perm[cut:]
@@ -335,6 +373,101 @@ def movielens_build(key, num_rounds):
     del key, num_rounds
     s = movielens_setup(os.environ.get(ENV_VAR))
     return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], False, s["hier"])
+
+
+def factorise(ratings: Ratings):
+    """The MovieLens factorisation (ALS with :data:`MOVIELENS`'s rank, ridge, seed) and the items with enough ratings.
+
+    Returns:
+        (Factorisation, eligible item indices (n_eligible,)).
+    """
+    cfg = MOVIELENS
+    fac = als(ratings.users, ratings.items, ratings.ratings, cfg.rank, cfg.ridge, seed=cfg.seed)
+    counts = np.bincount(ratings.items, minlength=ratings.num_items)
+    eligible = np.flatnonzero(counts >= cfg.min_ratings)
+    if eligible.size < 4:
+        raise ValueError(f"data_dir: only {eligible.size} items have >= {cfg.min_ratings} ratings; expected at least 4")
+    return fac, eligible
+
+
+def generated_ratings(cfg: GeneratedRatingsConfig | None = None) -> Ratings:
+    """Ratings u^T v + N(0, noise^2) of a random ``density`` share of (user, item) pairs, with no files.
+
+    Users: ``num_clusters`` clusters with centres 1.5 (cos, sin)(2 pi c / C) in the first two of the
+    ``rank`` coordinates, sd 0.3 around them; items N(0, I_rank); every user and item has >= 1 rating.
+
+    Returns:
+        Ratings in the "generated" format (ids 0..U-1, 0..I-1, empty titles).
+    """
+    cfg = GENERATED if cfg is None else cfg
+    rng = np.random.RandomState(cfg.seed)
+    c = rng.randint(cfg.num_clusters, size=cfg.num_users)
+    centres = np.zeros((cfg.num_clusters, cfg.rank))
+    angle = 2 * np.pi * np.arange(cfg.num_clusters) / cfg.num_clusters
+    centres[:, 0], centres[:, 1] = 1.5 * np.cos(angle), 1.5 * np.sin(angle)
+    users = centres[c] + 0.3 * rng.normal(size=(cfg.num_users, cfg.rank))
+    items = rng.normal(size=(cfg.num_items, cfg.rank))
+    mask = rng.uniform(size=(cfg.num_users, cfg.num_items)) < cfg.density
+    mask[np.arange(cfg.num_users), rng.randint(cfg.num_items, size=cfg.num_users)] = True
+    mask[rng.randint(cfg.num_users, size=cfg.num_items), np.arange(cfg.num_items)] = True
+    u, i = np.nonzero(mask)
+    r = np.einsum("nd,nd->n", users[u], items[i]) + cfg.noise * rng.normal(size=u.size)
+    return Ratings(
+        u, i, r.astype(np.float64), np.arange(cfg.num_users), np.arange(cfg.num_items), np.full(cfg.num_items, ""),
+        "generated",
+    )  # fmt: skip
+
+
+def movielens_users_setup(data_dir=None, progress: bool = True, ratings: Ratings | None = None) -> dict:
+    """The cold-start preset: a held-out user's vector is theta, the prior is learned from the other users.
+
+    Args:
+        data_dir: MovieLens files (as :func:`dts_ppl.data.movielens.load_movielens`), unless ``ratings``.
+        progress: show the DDPM training's progress.   ratings: Ratings to use instead of files.
+    Returns:
+        dict with env, prior, meta, gauss, bank, pretrain, heldout, num_actions, likelihood.
+    """
+    ratings = load_movielens(data_dir) if ratings is None else ratings
+    cfg = MOVIELENS_USERS
+    fac, eligible = factorise(ratings)
+    users = fac.user_vectors.astype(np.float64)
+    perm = np.random.RandomState(cfg.seed).permutation(users.shape[0])
+    cut = int(round(cfg.pretrain_share * users.shape[0]))
+    pretrain, heldout = users[perm[:cut]], users[perm[cut:]]
+    if cut < 2 or heldout.shape[0] < 1:
+        raise ValueError(f"ratings: {users.shape[0]} users cannot be split into pre-training and held-out users")
+    K = int(min(cfg.num_actions, eligible.size))
+    lik = Gaussian(cfg.noise)
+    name = f"MovieLens users ({ratings.format}) ALS rank {MOVIELENS.rank}, K={K} of {eligible.size} films per round"
+    env = pool_environment(heldout, fac.item_vectors[eligible], K, lik, shared=True, name=name)
+    prior, meta = trained_prior(f"movielens-users-{ratings.format}", pretrain, "beta", progress=progress)
+    return dict(
+        env=env,
+        prior=prior,
+        meta=meta,
+        gauss=ag.GaussianPrior.fit(pretrain),
+        bank=jnp.asarray(pretrain, jnp.result_type(float)),
+        pretrain=pretrain,
+        heldout=heldout,
+        num_actions=K,
+        likelihood=lik,
+    )
+
+
+def movielens_users_build(key, num_rounds):
+    """Builder of the cold-start MovieLens preset (files from $DTS_MOVIELENS_DIR)."""
+    key = _checks.check_key(key)
+    del key, num_rounds
+    s = movielens_users_setup(os.environ.get(ENV_VAR))
+    return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], True)
+
+
+def movielens_users_generated_build(key, num_rounds):
+    """Builder of the cold-start preset's twin on :func:`generated_ratings` (no files)."""
+    key = _checks.check_key(key)
+    del key, num_rounds
+    s = movielens_users_setup(ratings=generated_ratings())
+    return s["env"], _agents(s["prior"], s["gauss"], s["bank"], s["likelihood"], s["num_actions"], True)
 
 
 def presets() -> dict:

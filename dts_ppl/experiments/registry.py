@@ -118,6 +118,12 @@ def realdata_presets() -> list[Preset]:
         Preset("movielens", rd.movielens_build,
                "MovieLens item vectors (ALS rank 5), needs --data-dir or $DTS_MOVIELENS_DIR",
                rd.MOVIELENS.rounds, rd.MOVIELENS.runs),
+        Preset("movielens-users", rd.movielens_users_build,
+               "MovieLens cold start: theta = a held-out user's vector, K=30 films, needs --data-dir",
+               rd.MOVIELENS_USERS.rounds, rd.MOVIELENS_USERS.runs),
+        Preset("movielens-users-generated", rd.movielens_users_generated_build,
+               "the movielens-users bandit on generated ratings (no files)",
+               rd.MOVIELENS_USERS.rounds, rd.MOVIELENS_USERS.runs),
     ]  # fmt: skip
 
 

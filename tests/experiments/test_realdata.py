@@ -216,9 +216,43 @@ def fast_training(tmp_path, monkeypatch):
     monkeypatch.setattr(realdata, "TRAINING", realdata.TRAINING._replace(steps=30, hidden=8, num_levels=4))
 
 
+POLICY_AGENTS = ["dTS Bayes-UCB", "dTS UCB", "LinTS Bayes-UCB"]
+HIER_POLICY_AGENTS = ["HierTS Bayes-UCB", "HierTS UCB"]
+
+
 def test_presets_are_registered_with_the_issue_names():
-    for name in ("movielens", "digits-multitask", "digits-multitask-bernoulli", "ring-shared", "roll-shared"):
+    names = ("movielens", "digits-multitask", "digits-multitask-bernoulli", "ring-shared", "roll-shared")
+    for name in (*names, "movielens-users", "movielens-users-generated"):
         assert name in PRESETS
+
+
+def test_generated_ratings_are_clustered_low_rank_and_cover_every_user_and_item():
+    cfg = realdata.GENERATED
+    r = realdata.generated_ratings()
+    assert r.num_users == cfg.num_users and r.num_items == cfg.num_items
+    assert set(np.unique(r.users)) == set(range(cfg.num_users)) and set(np.unique(r.items)) == set(range(cfg.num_items))
+    assert abs(r.users.size / (cfg.num_users * cfg.num_items) - cfg.density) < 0.03
+    again = realdata.generated_ratings()
+    np.testing.assert_array_equal(r.ratings, again.ratings)  # seeded
+
+
+def test_movielens_users_twin_splits_users_and_runs(fast_training, key):
+    """Cold start: theta is a held-out user's vector (never in the prior's sample), actions are K films."""
+    s = realdata.movielens_users_setup(ratings=realdata.generated_ratings(), progress=False)
+    cfg = realdata.MOVIELENS_USERS
+    n_users = realdata.GENERATED.num_users
+    assert s["pretrain"].shape[0] == round(cfg.pretrain_share * n_users)
+    assert s["pretrain"].shape[0] + s["heldout"].shape[0] == n_users
+    pre, held = {tuple(v) for v in s["pretrain"]}, {tuple(v) for v in s["heldout"]}
+    assert not pre & held
+    env = s["env"]
+    assert env.shared and env.num_actions == cfg.num_actions and env.dim == realdata.MOVIELENS.rank
+    theta = np.asarray(env.sample_theta(key))
+    assert any(np.allclose(theta, h, atol=1e-6) for h in s["heldout"])
+    _, agents = PRESETS["movielens-users-generated"].build(key, 10)
+    assert list(agents) == ["dTS", "LinTS", "LinUCB", "bank TS", "random", *POLICY_AGENTS]
+    for name in ("dTS UCB", "LinTS Bayes-UCB"):
+        assert simulate(key, env, agents[name], 10, 2, progress=False).cumulative.shape == (2, 10)
 
 
 def test_helpers_fit_and_hierarchy():
@@ -287,7 +321,7 @@ def test_movielens_preset_runs_on_written_files_through_the_cli(tmp_path, fast_t
     argv = ["bench", "regret", "--preset", "movielens", "--runs", "2", "--rounds", "15", "--quiet", "--x64"]
     assert main([*argv, "--data-dir", str(data), "--json", str(out)]) == 0
     names = list(json.loads(out.read_text())["algorithms"])
-    assert names == ["dTS", "LinTS", "LinUCB", "HierTS", "bank TS", "random"]
+    assert names == ["dTS", "LinTS", "LinUCB", "HierTS", "bank TS", "random", *POLICY_AGENTS, *HIER_POLICY_AGENTS]
     monkeypatch.delenv("DTS_MOVIELENS_DIR", raising=False)
     assert main(argv) == 2  # no data directory: a clear error, no traceback
 
@@ -295,7 +329,7 @@ def test_movielens_preset_runs_on_written_files_through_the_cli(tmp_path, fast_t
 def test_digits_preset_builds_and_runs(fast_training, key):
     pytest.importorskip("sklearn")
     env, agents = PRESETS["digits-multitask"].build(key, 20)
-    assert list(agents) == ["dTS", "LinTS", "LinUCB", "bank TS", "random"] and env.shared
+    assert list(agents) == ["dTS", "LinTS", "LinUCB", "bank TS", "random", *POLICY_AGENTS] and env.shared
     for name in ("dTS", "bank TS"):  # the preset's own agents; the linear baselines run in test_simulate
         assert simulate(key, env, agents[name], 20, 2, progress=False).cumulative.shape == (2, 20)
 
