@@ -180,7 +180,12 @@ and `.png`; this page: `... --markdown docs/prior_report.md`. Each dataset reuse
 its bandit (K, rounds, noise, contexts); the held-out samples are the preset's bandit parameters (2,000
 fresh true-prior draws for ring and roll, the held-out task thetas for digits, the held-out 30% of the
 items for MovieLens). bank TS's bank is the training sample (the presets' ring and roll banks are
-20,000 true-prior draws, so bank TS differs there).
+20,000 true-prior draws, so bank TS differs there). On digits and MovieLens the report's held-out pool,
+contexts and simulation key are the preset's, so its regrets are those of `dts-ppl bench regret --preset
+NAME` (seed 0): the digits table below equals the preset's row for row.
+
+Read each verdict with its energy distances: a verdict is about regret on this bandit, and a prior that
+is closer to the held-out samples (smaller energy distance) need not win it, nor the reverse.
 """
 
 
