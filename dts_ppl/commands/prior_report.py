@@ -34,7 +34,7 @@ def register(sub):
         "--train-share",
         type=open_unit_interval,
         default=_DEFAULTS.train_share,
-        help=f"share of SAMPLES the priors are fitted on (default {_DEFAULTS.train_share})",
+        help=f"share of SAMPLES the priors are fitted on (default {_DEFAULTS.train_share}; unused with --heldout)",
     )
     p.add_argument(
         "--contexts",

@@ -180,7 +180,12 @@ and `.png`; this page: `... --markdown docs/prior_report.md`. Each dataset reuse
 its bandit (K, rounds, noise, contexts); the held-out samples are the preset's bandit parameters (2,000
 fresh true-prior draws for ring and roll, the held-out task thetas for digits, the held-out 30% of the
 items for MovieLens). bank TS's bank is the training sample (the presets' ring and roll banks are
-20,000 true-prior draws, so bank TS differs there).
+20,000 true-prior draws, so bank TS differs there). On digits and MovieLens the report's held-out pool,
+contexts and simulation key are the preset's, so its regrets are those of `dts-ppl bench regret --preset
+NAME` (seed 0): the digits table below equals the preset's row for row.
+
+Read each verdict with its energy distances: a verdict is about regret on this bandit, and a prior that
+is closer to the held-out samples (smaller energy distance) need not win it, nor the reverse.
 """
 
 
@@ -192,8 +197,59 @@ def _agree(ref, d) -> str:
     return f"{a} / {t}: {'yes' if ok else '**no**'}"
 
 
+CLI_RUN = (
+    'python -c "import numpy as np; from dts_ppl.experiments.swissroll import swiss_roll; '
+    "np.save('roll.npy', swiss_roll(10000, seed=0))\"\n"
+    "dts-ppl prior-report roll.npy --shared --runs 40 --rounds 300 "
+    "--json studies/prior_report/results/roll-cli.json --plot studies/prior_report/results/roll-cli.png"
+)
+
+
+def _section(d: dict) -> list[str]:
+    """One report's numbers: sizes, energy distances, regrets, the paired differences behind each verdict."""
+    s, e = d["settings"], d["energy"]
+    seconds = f"; {d['seconds']:.0f} s" if "seconds" in d else ""
+    sec = [
+        f"{s['num_train']} training / {s['num_heldout']} held-out samples, d = {s['dim']}, "
+        f"{'shared parameter' if s['shared'] else 'per-action parameters'}, K = {s['num_actions']}, "
+        f"{s['runs']} runs x {s['rounds']} rounds, noise sd {s['noise']}, contexts {s['contexts']}; "
+        f"prior: {s['prior_source']} (tr S_1 = {s['trace_s1']:.3g}, tr Cov = {s['trace_fit_cov']:.3g}){seconds}.",
+        "",
+        f"Energy distance to the held-out samples ({e['num_draws']} draws vs {e['num_heldout']}): "
+        f"DDPM {e['ddpm']:.3f}, Gaussian fit {e['gaussian']:.3f}, sample floor {e['floor']:.3f}.",
+        "",
+        "| agent | prior | policy | final regret (mean +- s.e.) |",
+        "|---|---|---|---:|",
+    ]
+    for n, r in d["regret"].items():
+        mean, se = r["final_regret_mean"], r["final_regret_se"]
+        sec.append(f"| {n} | {r['prior']} | {r['policy']} | {mean:.1f} +- {se:.1f} |")
+    sec.append("")
+    for key, label in (("all", "best agent per prior"), ("thompson", "Thompson sampling only")):
+        c = d["comparisons"][key]
+        diffs = c["differences"]
+        parts = ", ".join(f"{f} ({c['best'][f]}) {diffs[f][0]:+.1f} +- {diffs[f][1]:.1f}" for f in c["best"])
+        text = d["verdict" if key == "all" else "verdict_thompson"]
+        sec.append(f"- {label}: paired difference to the best ({c['best'][c['best_family']]}): {parts} -> **{text}**.")
+    return sec
+
+
+def _reference(preset: str, ref: dict | None, path: str) -> list[str]:
+    """The matching preset table and its verdicts by the same rule."""
+    if ref is None:
+        return [f"- preset `{preset}`: no results JSON in the repository ({path}), so no comparison."]
+    regrets = ", ".join(f"{n} {m:.1f} +- {e:.1f}" for n, (m, e) in ref["regrets"].items())
+    out = [f"- preset `{preset}` table ({ref['file']}): {regrets}."]
+    for key, label in (("all", "all agents"), ("thompson", "Thompson sampling only")):
+        r = ref[key]
+        how = "paired" if r["paired"] else "unpaired s.e.: the preset JSON keeps no per-run regrets"
+        parts = ", ".join(f"{f} ({r['best'][f]}) {v[0]:+.1f} +- {v[1]:.1f}" for f, v in r["differences"].items())
+        out.append(f"  Same rule, {label} ({how}): {parts} -> {r['verdict']}.")
+    return out
+
+
 def markdown(paths) -> str:
-    lines = [HEADER]
+    """The docs page: the rule, the verdicts next to the presets', one section per dataset, the CLI run."""
     summary = [
         "| dataset | verdict (best agent per prior) | verdict (Thompson sampling only) | preset | "
         "the preset table's verdicts by the same rule (all / Thompson only): agree? |",
@@ -203,49 +259,29 @@ def markdown(paths) -> str:
     for path in paths:
         d = json.loads(path.read_text())
         name = path.stem
-        preset = d["preset"] if isinstance(d["preset"], str) else d["preset"]["name"]
-        ref = preset_verdict(PRESETS[name][1])
+        preset, file = PRESETS[name]
+        ref = preset_verdict(file)
         summary.append(f"| {name} | {d['verdict']} | {d['verdict_thompson']} | {preset} | {_agree(ref, d)} |")
-        s, e = d["settings"], d["energy"]
-        sec = [
-            f"### {name}",
-            "",
-            f"{s['num_train']} training / {s['num_heldout']} held-out samples, d = {s['dim']}, "
-            f"{'shared parameter' if s['shared'] else 'per-action parameters'}, K = {s['num_actions']}, "
-            f"{s['runs']} runs x {s['rounds']} rounds, noise sd {s['noise']}, contexts {s['contexts']}; "
-            f"prior: {s['prior_source']} (tr S_1 = {s['trace_s1']:.3g}, tr Cov = {s['trace_fit_cov']:.3g}); "
-            f"{d['seconds']:.0f} s.",
-            "",
-            f"Energy distance to the held-out samples ({e['num_draws']} draws vs {e['num_heldout']}): "
-            f"DDPM {e['ddpm']:.3f}, Gaussian fit {e['gaussian']:.3f}, sample floor {e['floor']:.3f}.",
-            "",
-            "| agent | prior | policy | final regret (mean +- s.e.) |",
-            "|---|---|---|---:|",
-        ]
-        for n, r in d["regret"].items():
-            sec.append(
-                f"| {n} | {r['prior']} | {r['policy']} | {r['final_regret_mean']:.1f} +- {r['final_regret_se']:.1f} |"
-            )
-        sec.append("")
-        for key, label in (("all", "best agent per prior"), ("thompson", "Thompson sampling only")):
-            c = d["comparisons"][key]
-            parts = ", ".join(
-                f"{f} ({c['best'][f]}) {c['differences'][f][0]:+.1f} +- {c['differences'][f][1]:.1f}" for f in c["best"]
-            )
-            sec.append(
-                f"- {label}: paired difference to the best ({c['best'][c['best_family']]}): {parts} -> **{d['verdict' if key == 'all' else 'verdict_thompson']}**."
-            )
-        if ref is not None:
-            how = "paired" if ref["paired"] else "unpaired s.e. (the preset JSON keeps no per-run regrets)"
-            parts = ", ".join(
-                f"{f} ({ref['best'][f]}) {v[0]:+.1f} +- {v[1]:.1f}" for f, v in ref["differences"].items()
-            )
-            sec.append(
-                f"- preset `{d['preset']['name']}` table ({ref['file']}), same rule, {how}: {parts} -> {ref['verdict']}."
-            )
+        sec = [f"### {name}", "", *_section(d), *_reference(preset, ref, file)]
         sec += ["", f"![{name}](../studies/prior_report/results/{name}.png)", ""]
-        sections.append("\n".join(sec))
-    lines += ["## Verdicts", "", *summary, "", *sections]
+        sections += sec
+    lines = [HEADER, "## Verdicts", "", *summary, "", *sections]
+    cli = OUT / "roll-cli.json"
+    if cli.is_file():
+        lines += [
+            "## The command line, training its own prior",
+            "",
+            "The Swiss roll again, as a user would run it: 10,000 roll samples in a file; the command splits them",
+            "70 / 30, trains its DDPM prior on the 7,000 (the presets' training choices; S_1 = beta_1 for a shared",
+            "parameter) and the bandit draws theta from the 3,000 held out:",
+            "",
+            *["    " + line for line in CLI_RUN.splitlines()],
+            "",
+            *_section(json.loads(cli.read_text())),
+            "",
+            "![roll-cli](../studies/prior_report/results/roll-cli.png)",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from dts_ppl import agents as ag
 from dts_ppl.analysis import prior_report as pr
 from dts_ppl.bandits.simulation import RegretResult
 from dts_ppl.cli import main
+from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.ddpm import train_diffusion_prior
 from dts_ppl.io.prior_files import save_prior
 
@@ -134,10 +135,9 @@ def test_energy_report_gaussian_draws_follow_the_fit_and_floor_uses_training_row
     train = rng.multivariate_normal([1.0, -1.0], [[1.0, 0.5], [0.5, 2.0]], 3000)
     held = rng.multivariate_normal([1.0, -1.0], [[1.0, 0.5], [0.5, 2.0]], 500)
     gauss = ag.GaussianPrior.fit(train)
-    prior = ag.GaussianPrior.fit(train)  # any DiffusionPrior will do for the draws' shapes
-    from dts_ppl.core.prior import DiffusionPrior
-
-    chain = DiffusionPrior.linear([np.eye(2)], [np.asarray(prior.cov) * 0.5, np.asarray(prior.cov) * 0.5], [prior.mean])
+    # a one-level linear chain theta = m + h + e with Cov(h) = Cov(e) = C / 2: its theta marginal is the fit's N(m, C)
+    half = 0.5 * np.asarray(gauss.cov)
+    chain = DiffusionPrior.linear([np.eye(2)], [half, half], [np.asarray(gauss.mean)])
     energy, draws = pr.energy_report(jax.random.PRNGKey(0), chain, gauss, train, held, num_draws=2000)
     assert energy["num_draws"] == 2000 and energy["num_heldout"] == 500
     g = draws["gaussian"]
