@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core.deprecation import renamed
-from dts_ppl.core.likelihoods import Gaussian
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.likelihoods import linear_predictor as _eta
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Likelihood
@@ -40,6 +40,9 @@ class Environment(NamedTuple):
         drift: None (theta fixed for the run), or ``drift(key, theta, t) -> theta``, jittable: the
             parameter of round t from that of round t - 1 (theta of round -1 is the run's draw);
             see :func:`random_walk` and :func:`abrupt_changes`.
+        table: None, or (X (N, d), R (N, K)): a data set turned into a bandit
+            (:func:`table_environment`): each round draws a row i, the context is X[i] and the
+            mean reward of action a is R[i, a], whatever theta is.
     """
 
     sample_theta: Callable
@@ -50,6 +53,7 @@ class Environment(NamedTuple):
     shared: bool = False
     name: str = ""
     drift: Callable | None = None
+    table: tuple | None = None
 
 
 def linear_predictor(env: Environment, theta: jax.Array, x: jax.Array) -> jax.Array:
@@ -62,6 +66,50 @@ def linear_predictor(env: Environment, theta: jax.Array, x: jax.Array) -> jax.Ar
 def mean_rewards(env: Environment, theta, x):
     """Expected reward g(eta_a) of every action, (K,)."""
     return env.likelihood.mean(_eta(x, theta))
+
+
+def table_environment(X, R, name: str = "") -> Environment:
+    """A bandit from a data set with every action's reward known: the supervised-to-bandit reduction.
+
+    Each round draws a row i uniformly (with replacement); the agent sees x = X[i] and receives
+    a reward of mean R[i, a] for the action a it plays, drawn Bernoulli(R[i, a]) (so 0/1 means,
+    e.g. "1 for the right class", give that reward exactly). The pseudo-regret of a round is
+    max_a R[i, a] - R[i, A]. Per-action parameters: agents learn one theta_a (d,) per action.
+
+    Args:
+        X: (N, d) finite contexts.
+        R: (N, K) mean rewards in [0, 1].
+        name: for tables and plots.
+    Returns:
+        Environment with ``table=(X, R)`` and a Bernoulli likelihood; its ``sample_theta`` gives
+        zeros (K, d) (the rewards come from the table, not from a parameter).
+    """
+    X = jnp.asarray(_checks.as_array("X", X, shape=(None, None)), jnp.result_type(float))
+    R = jnp.asarray(_checks.as_array("R", R, shape=(X.shape[0], None)), X.dtype)
+    if X.shape[0] < 1 or X.shape[1] < 1 or R.shape[1] < 2:
+        raise ValueError(
+            f"X, R: expected N >= 1 rows, d >= 1 features and K >= 2 actions, got X {X.shape}, R {R.shape}"
+        )
+    if not bool(jnp.all(jnp.isfinite(X))):
+        raise ValueError("X: expected finite values")
+    if not bool(jnp.all((R >= 0) & (R <= 1))):
+        raise ValueError("R: expected mean rewards in [0, 1]")
+    N, d = X.shape
+    K = R.shape[1]
+
+    def sample_context(key):
+        return X[jax.random.randint(key, (), 0, N)]
+
+    return Environment(
+        lambda key: jnp.zeros((K, d), X.dtype), sample_context, Bernoulli(), K, d, False, name, None, (X, R)
+    )
+
+
+def table_round(env: Environment, key):
+    """One round of a table environment: (x (d,), mean rewards (K,)) of a uniformly drawn row."""
+    X, R = env.table
+    i = jax.random.randint(key, (), 0, X.shape[0])
+    return X[i], R[i]
 
 
 def sample_reward(env: Environment, key, theta, x, action):

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dts_ppl.agents.base import Agent
-from dts_ppl.bandits.envs import Environment, mean_rewards, sample_reward
+from dts_ppl.bandits.envs import Environment, mean_rewards, sample_reward, table_round
 from dts_ppl.core.checks import check_key, check_positive_int
 from dts_ppl.plotting import pyplot
 
@@ -107,10 +107,15 @@ def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
     keys = jnp.stack([jax.random.split(k, num_rounds) for k in (k_ctx, k_act, k_rew)], axis=1)  # (num_rounds, 3, key)
 
     def round_(state, ks, theta=theta):
-        x = env.sample_context(ks[0])
-        action, _ = agent.act(ks[1], state, x)
-        means = mean_rewards(env, theta, x)
-        y = sample_reward(env, ks[2], theta, x, action)
+        if env.table is None:
+            x = env.sample_context(ks[0])
+            action, _ = agent.act(ks[1], state, x)
+            means = mean_rewards(env, theta, x)
+            y = sample_reward(env, ks[2], theta, x, action)
+        else:  # a data set with every action's mean reward (table_environment)
+            x, means = table_round(env, ks[0])
+            action, _ = agent.act(ks[1], state, x)
+            y = jax.random.bernoulli(ks[2], means[action]).astype(means.dtype)
         played = (action >= 0) & (action < env.num_actions)  # act flags a bad round with action -1
         regret = jnp.where(played, jnp.max(means) - means[action], jnp.nan)
         return agent.update(state, x, action, y), regret

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from dts_ppl.experiments import paper_extra, realdata, regret, swissroll
+from dts_ppl.experiments import classification, paper_extra, realdata, regret, swissroll
 
 
 class Preset(NamedTuple):
@@ -127,9 +127,31 @@ def realdata_presets() -> list[Preset]:
     ]  # fmt: skip
 
 
+def classification_presets() -> list[Preset]:
+    """scikit-learn classification data sets as bandits (classes = actions, reward 1 for the right class)."""
+    cfg = classification.CLASSIFICATION
+    return [
+        Preset(
+            f"classify-{name}",
+            classification.classification_builder(name),
+            f"scikit-learn {name}: actions = classes, reward 1 for the right class, prior by empirical Bayes",
+            cfg.rounds,
+            cfg.runs,
+        )
+        for name in classification.DATASETS
+    ]
+
+
 #: Every built-in preset by name.
 PRESETS: dict[str, Preset] = {
-    p.name: p for p in [*paper_presets(), *swissroll_presets(), *paper_extra_presets(), *realdata_presets()]
+    p.name: p
+    for p in [
+        *paper_presets(),
+        *swissroll_presets(),
+        *paper_extra_presets(),
+        *realdata_presets(),
+        *classification_presets(),
+    ]
 }
 _USER: dict[str, Preset] = {}
 
