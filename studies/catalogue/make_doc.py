@@ -93,7 +93,8 @@ def section(results: dict) -> str:
         "![mean per-round regret around an arrival](../studies/catalogue/results/arrival_regret.png)",
         "",
         "Mean per-round regret from 100 rounds before an arrival to the end of its window (round 0 = the "
-        "arrival, which is also when the oldest item retires), over newcomers and runs.",
+        "arrival, which is also when the oldest item retires), over newcomers and runs; the later spikes are the "
+        "next arrivals, one every `interval` rounds.",
         END,
     ]
     return "\n".join(parts)
