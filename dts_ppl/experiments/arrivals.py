@@ -37,6 +37,7 @@ sum over those rounds of (best active mean - its mean), and the regret of all ro
 
 from __future__ import annotations
 
+import csv
 import re
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,9 @@ from dts_ppl.core import checks as _checks
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.sampling import sample_prior
+from dts_ppl.data.movielens import load_movielens, movielens_dir
+from dts_ppl.experiments import realdata
+from dts_ppl.experiments.synthetic import random_linear_prior
 
 __all__ = [
     "AGENTS",
@@ -232,8 +236,6 @@ def newcomer_regret(sim: dict, cfg: ArrivalConfig) -> dict:
 
 def generated_arrivals(cfg: ArrivalConfig, dim: int = 5, bank_size: int = 2000, seed: int = 0) -> ArrivalSetup:
     """The CI-safe twin: a linear diffusion prior (d = ``dim``, L = 2), one chain per run's catalogue."""
-    from dts_ppl.experiments.synthetic import random_linear_prior
-
     key = jax.random.PRNGKey(seed)
     k_prior, k_bank = jax.random.split(key)
     prior = random_linear_prior(k_prior, dim, (dim, dim))
@@ -296,8 +298,6 @@ def release_info(data_dir, item_ids) -> tuple[np.ndarray, np.ndarray]:
                 genres[int(parts[0])] = [float(v) for v in parts[-19:]]
         width = 19
     elif (path / "movies.csv").is_file():
-        import csv
-
         names: dict[str, int] = {}
         with open(path / "movies.csv", encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f))
@@ -327,14 +327,10 @@ def release_order(dates: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def movielens_arrivals(cfg: ArrivalConfig, data_dir=None, progress: bool = False) -> ArrivalSetup:
     """The MovieLens arrival process from the user's files (see the module docstring)."""
-    from dts_ppl.experiments import realdata
-
     s = realdata.movielens_setup(data_dir, progress=progress)
     fac = s["factorisation"]
     ratings_dir = data_dir
     # the held-out items are the rows of s["heldout"]; find their movie ids through the same split
-    from dts_ppl.data.movielens import load_movielens, movielens_dir
-
     ratings = load_movielens(ratings_dir)
     mcfg = realdata.MOVIELENS
     counts = np.bincount(ratings.items, minlength=ratings.num_items)
