@@ -236,7 +236,6 @@ def newcomer_regret(sim: dict, cfg: ArrivalConfig) -> dict:
 
 def generated_arrivals(cfg: ArrivalConfig, dim: int = 5, bank_size: int = 2000, seed: int = 0) -> ArrivalSetup:
     """The CI-safe twin: a linear diffusion prior (d = ``dim``, L = 2), one chain per run's catalogue."""
-
     key = jax.random.PRNGKey(seed)
     k_prior, k_bank = jax.random.split(key)
     prior = random_linear_prior(k_prior, dim, (dim, dim))
@@ -328,12 +327,10 @@ def release_order(dates: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def movielens_arrivals(cfg: ArrivalConfig, data_dir=None, progress: bool = False) -> ArrivalSetup:
     """The MovieLens arrival process from the user's files (see the module docstring)."""
-
     s = realdata.movielens_setup(data_dir, progress=progress)
     fac = s["factorisation"]
     ratings_dir = data_dir
     # the held-out items are the rows of s["heldout"]; find their movie ids through the same split
-
     ratings = load_movielens(ratings_dir)
     mcfg = realdata.MOVIELENS
     counts = np.bincount(ratings.items, minlength=ratings.num_items)
