@@ -50,6 +50,10 @@ def _paired(a, b):
     return 1.0 - r, float(np.sqrt(max(var, 0.0)))
 
 
+def _base_mean(data, env) -> float:
+    return next(r["final_mean"] for r in _entries(data, env) if r["agent"] == "dTS" and r["discount"] == 1.0)
+
+
 def table(data, env) -> tuple[list[str], dict]:
     rows = sorted(_entries(data, env), key=lambda r: (r["agent"] != "dTS", -r["discount"]))
     base = {r["agent"]: r for r in rows if r["discount"] == 1.0}
@@ -89,10 +93,12 @@ def plot(data, path) -> None:
     envs = [e for e in ENVS if _entries(data, e)]
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
+        best = table(data, env)[1].get("best", (None,))[0]
         for r in sorted(_entries(data, env), key=lambda r: (r["agent"], -r["discount"])):
-            if r["agent"] == "LinTS" or r["discount"] == 1.0 or r["rule"]:
+            if r["agent"] == "LinTS" or r["discount"] == 1.0 or r["rule"] or r["discount"] == best:
                 style = "--" if r["agent"] == "LinTS" else "-"
-                tag = "no discount" if r["discount"] == 1.0 else f"gamma {r['discount']:.4f} (rule)"
+                tag = "no discount" if r["discount"] == 1.0 else f"gamma {r['discount']:.4f}"
+                tag += " (rule)" if r["rule"] else " (grid best)" if r["discount"] == best else ""
                 ax.plot(r["curve_rounds"], r["curve_mean"], style, label=f"{r['agent']}, {tag}")
         ax.set_title(env, fontsize=9)
         ax.set_xlabel("round")
@@ -113,8 +119,12 @@ def render(data) -> str:
         "The `discount=` option (docs/math.md section 11) on a drifting catalogue: the paper's K = 100",
         f"linear problem ({data['problem']}, contexts U[-1, 1]^d), n = {s['rounds']} rounds, {s['runs']} runs,",
         f"drift time scale tau = {s['tau']} rounds, runs paired across agents (same theta path, contexts, noise).",
+        f"The issue asks for 20 runs; {s['runs']} were affordable on the shared CPUs (`--runs 20` completes it;",
+        "the script skips entries already in its JSON only when the settings match, so that reruns everything).",
         "",
-        "- **walk**: `random_walk(env, 1 / sqrt(tau))`, theta moves one prior s.d. every tau rounds.",
+        "- **walk**: `random_walk(env, 1 / sqrt(tau))`, theta moves one prior s.d. every tau rounds (so its",
+        "  variance at round t is (1 + t / tau) times the prior's: part of the walk's extra regret is a larger",
+        "  reward scale, which no forgetting recovers).",
         "- **abrupt**: `abrupt_changes(env, [tau, 2 tau, ...])`, theta redrawn from the prior every tau rounds.",
         "- **stationary**: the plain environment.",
         "",
@@ -169,6 +179,25 @@ def render(data) -> str:
         "",
     ]
     out += [f"- {v}" for v in verdicts]
+    out += ["", "What the numbers say (windows from the JSON above):", ""]
+    for env in ("walk", "abrupt"):
+        if not _entries(data, env):
+            continue
+        _, summary = table(data, env)
+        if "best" in summary:
+            best_w = 1.0 / (1.0 - summary["best"][0])
+            out.append(
+                f"- {env}: the rule's window is {data['rule'][env]['window']:.0f} rounds, the grid's best "
+                f"{best_w:.0f} (tau = {data['settings']['tau']}); the grid's best dTS discount is "
+                f"{100 * (1 - summary['best'][1] / _base_mean(data, env)):.1f}% below undiscounted dTS."
+            )
+    out += [
+        "- The rule assumes each action learns from its own W / K pulls; dTS learns the catalogue through",
+        "  psi_1 as well and plays few actions often, so its best window is longer than the rule's.",
+        "- LinTS gets worse with the same discount: its forgotten actions fall back to the flat marginal prior",
+        "  and must be re-explored one by one, where dTS's fall back to the conditional prior given the",
+        "  catalogue's recent data.",
+    ]
     out += ["", "![cumulative regret](../studies/drift/results/drift.png)", ""]
     for path in sorted(SOURCE.parent.glob("forgetting-confirm*.json")):
         with open(path) as f:
