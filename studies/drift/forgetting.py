@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--envs", default="walk,abrupt,stationary")
     parser.add_argument("--json", default=str(results_dir("drift") / "forgetting.json"))
+    parser.add_argument("--grid", default=",".join(map(str, GRID)), help="dTS discounts run beside the rule")
+    parser.add_argument("--dts-only", action="store_true", help="no LinTS rows (a confirmation run)")
     args = parser.parse_args()
 
     envs, prior = environments(jax.random.PRNGKey(args.seed), args.rounds, args.tau)
@@ -84,7 +86,7 @@ def main() -> None:
     except (OSError, ValueError, KeyError):
         out = {"settings": {"runs": args.runs, "rounds": args.rounds, "tau": args.tau, "seed": args.seed}}
     out.setdefault("problem", f"K={K}, d={D}, L={len(ACTIVE)}, active {ACTIVE}, Gaussian rewards sd {NOISE}")
-    out.setdefault("grid", list(GRID))
+    out.setdefault("grid", [float(g) for g in args.grid.split(",") if g])
     out.setdefault("results", {})
     key = jax.random.PRNGKey(args.seed + 1)
 
@@ -93,8 +95,10 @@ def main() -> None:
         rule = rule_discount(prior, tau if tau is not None else args.tau)
         out.setdefault("rule", {})[env_name] = {"tau": tau, "discount": rule, "window": 1.0 / (1.0 - rule)}
         plan = [("dTS", 1.0), ("dTS", rule)]
+        grid = [float(g) for g in args.grid.split(",") if g]
         if env_name != "stationary":  # what a default agent does without drift is the point there
-            plan += [("LinTS", 1.0), ("LinTS", rule)] + [("dTS", g) for g in GRID]
+            plan += [] if args.dts_only else [("LinTS", 1.0), ("LinTS", rule)]
+            plan += [("dTS", g) for g in grid]
         for agent_name, gamma in plan:
             label = f"{env_name}/{agent_name}/{gamma:.6f}"
             if label in out["results"]:

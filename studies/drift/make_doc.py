@@ -25,6 +25,8 @@ def load() -> dict:
     with open(SOURCE) as f:
         data = json.load(f)
     for path in sorted(SOURCE.parent.glob("forgetting-*.json")):
+        if path.name.startswith("forgetting-confirm"):
+            continue
         with open(path) as f:
             more = json.load(f)
         if more["settings"] != data["settings"]:
@@ -48,6 +50,10 @@ def _paired(a, b):
     return 1.0 - r, float(np.sqrt(max(var, 0.0)))
 
 
+def _base_mean(data, env) -> float:
+    return next(r["final_mean"] for r in _entries(data, env) if r["agent"] == "dTS" and r["discount"] == 1.0)
+
+
 def table(data, env) -> tuple[list[str], dict]:
     rows = sorted(_entries(data, env), key=lambda r: (r["agent"] != "dTS", -r["discount"]))
     base = {r["agent"]: r for r in rows if r["discount"] == 1.0}
@@ -67,6 +73,9 @@ def table(data, env) -> tuple[list[str], dict]:
             f"{r['final_mean']:.0f} +- {r['final_se']:.0f} | {change} |"
         )
     summary = {}
+    lin_rule = next((r for r in rows if r["agent"] == "LinTS" and r["rule"]), None)
+    if lin_rule is not None and "LinTS" in base:
+        summary["lin_reduction"] = _paired(lin_rule["final"], base["LinTS"]["final"])
     dts = [r for r in rows if r["agent"] == "dTS" and r["discount"] != 1.0]
     rule = next((r for r in dts if r["rule"]), None)
     if rule is not None and "dTS" in base:
@@ -84,10 +93,12 @@ def plot(data, path) -> None:
     envs = [e for e in ENVS if _entries(data, e)]
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
+        best = table(data, env)[1].get("best", (None,))[0]
         for r in sorted(_entries(data, env), key=lambda r: (r["agent"], -r["discount"])):
-            if r["agent"] == "LinTS" or r["discount"] == 1.0 or r["rule"]:
+            if r["agent"] == "LinTS" or r["discount"] == 1.0 or r["rule"] or r["discount"] == best:
                 style = "--" if r["agent"] == "LinTS" else "-"
-                tag = "no discount" if r["discount"] == 1.0 else f"gamma {r['discount']:.4f} (rule)"
+                tag = "no discount" if r["discount"] == 1.0 else f"gamma {r['discount']:.4f}"
+                tag += " (rule)" if r["rule"] else " (grid best)" if r["discount"] == best else ""
                 ax.plot(r["curve_rounds"], r["curve_mean"], style, label=f"{r['agent']}, {tag}")
         ax.set_title(env, fontsize=9)
         ax.set_xlabel("round")
@@ -108,8 +119,12 @@ def render(data) -> str:
         "The `discount=` option (docs/math.md section 11) on a drifting catalogue: the paper's K = 100",
         f"linear problem ({data['problem']}, contexts U[-1, 1]^d), n = {s['rounds']} rounds, {s['runs']} runs,",
         f"drift time scale tau = {s['tau']} rounds, runs paired across agents (same theta path, contexts, noise).",
+        f"The issue asks for 20 runs; {s['runs']} were affordable on the shared CPUs (`--runs 20` completes it;",
+        "the script skips entries already in its JSON only when the settings match, so that reruns everything).",
         "",
-        "- **walk**: `random_walk(env, 1 / sqrt(tau))`, theta moves one prior s.d. every tau rounds.",
+        "- **walk**: `random_walk(env, 1 / sqrt(tau))`, theta moves one prior s.d. every tau rounds (so its",
+        "  variance at round t is (1 + t / tau) times the prior's: part of the walk's extra regret is a larger",
+        "  reward scale, which no forgetting recovers).",
         "- **abrupt**: `abrupt_changes(env, [tau, 2 tau, ...])`, theta redrawn from the prior every tau rounds.",
         "- **stationary**: the plain environment.",
         "",
@@ -132,13 +147,27 @@ def render(data) -> str:
         rule = data["rule"][env]
         out += [f"## {env}", "", f"Rule: gamma = {rule['discount']:.4f} (window {rule['window']:.0f} rounds).", ""]
         out += lines + [""]
-        if "reduction" in summary:
+        if "reduction" in summary and env == "stationary":
             red, se = summary["reduction"]
             verdict = (
-                f"{env}: discounted dTS (rule) regret {100 * red:.1f}% +- {100 * se:.1f} below undiscounted dTS; "
-                f"best dTS discount on the grid {summary['best'][0]:.4f}, the rule's regret "
-                f"{100 * summary['rule_over_best']:+.1f}% against it."
+                f"{env}: the default dTS runs unchanged; forcing the walk's rule discount on it changes its regret by "
+                f"{-100 * red:+.1f}% +- {100 * se:.1f} (what forgetting costs when nothing drifts)."
             )
+            verdicts.append(verdict)
+            out += [verdict, ""]
+        elif "reduction" in summary:
+            red, se = summary["reduction"]
+            ok25 = "meets" if red >= 0.25 else "misses"
+            ok10 = "meets" if summary["rule_over_best"] <= 0.10 else "misses"
+            verdict = (
+                f"{env}: discounted dTS (rule) regret {100 * red:.1f}% +- {100 * se:.1f} below undiscounted dTS "
+                f"({ok25} the 25% target); best dTS discount on the grid {summary['best'][0]:.4f} "
+                f"(regret {summary['best'][1]:.0f}), the rule's regret {100 * summary['rule_over_best']:+.1f}% "
+                f"against it ({ok10} the 10% target)."
+            )
+            if "lin_reduction" in summary:
+                lr, lse = summary["lin_reduction"]
+                verdict += f" LinTS with the same discount: {-100 * lr:+.1f}% +- {100 * lse:.1f} against LinTS without."
             verdicts.append(verdict)
             out += [verdict, ""]
     out += ["## Summary against the targets", ""]
@@ -150,7 +179,42 @@ def render(data) -> str:
         "",
     ]
     out += [f"- {v}" for v in verdicts]
+    out += ["", "What the numbers say (windows from the JSON above):", ""]
+    for env in ("walk", "abrupt"):
+        if not _entries(data, env):
+            continue
+        _, summary = table(data, env)
+        if "best" in summary:
+            best_w = 1.0 / (1.0 - summary["best"][0])
+            out.append(
+                f"- {env}: the rule's window is {data['rule'][env]['window']:.0f} rounds, the grid's best "
+                f"{best_w:.0f} (tau = {data['settings']['tau']}); the grid's best dTS discount is "
+                f"{100 * (1 - summary['best'][1] / _base_mean(data, env)):.1f}% below undiscounted dTS."
+            )
+    out += [
+        "- The rule assumes each action learns from its own W / K pulls; dTS learns the catalogue through",
+        "  psi_1 as well and plays few actions often, so its best window is longer than the rule's.",
+        "- LinTS gets worse with the same discount: its forgotten actions fall back to the flat marginal prior",
+        "  and must be re-explored one by one, where dTS's fall back to the conditional prior given the",
+        "  catalogue's recent data.",
+    ]
     out += ["", "![cumulative regret](../studies/drift/results/drift.png)", ""]
+    for path in sorted(SOURCE.parent.glob("forgetting-confirm*.json")):
+        with open(path) as f:
+            conf = json.load(f)
+        c = conf["settings"]
+        out += [
+            f"## Confirmation: {path.name} (seed {c['seed']}, tau = {c['tau']}, {c['runs']} runs)",
+            "",
+            f"Command: `PYTHONPATH=. python studies/drift/forgetting.py --seed {c['seed']} --tau {c['tau']} "
+            f"--runs {c['runs']} --rounds {c['rounds']} --dts-only --grid {','.join(map(str, conf['grid']))} "
+            f"--envs ENV --json studies/drift/results/{path.name}`.",
+            "",
+        ]
+        for env in ENVS:
+            if _entries(conf, env):
+                lines, _ = table(conf, env)
+                out += [f"{env}: rule gamma = {conf['rule'][env]['discount']:.4f}.", ""] + lines + [""]
     return "\n".join(out)
 
 

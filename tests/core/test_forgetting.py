@@ -200,3 +200,18 @@ def test_rule_helpers_and_bad_discounts():
             lin_ts(prior, num_actions=K, discount=bad)
     with pytest.raises(ValueError, match="window"):
         forgetting.discount_for_window(0.5)
+
+
+def test_glm_batch_decays_untouched_groups_and_dts_runs_with_glm_forgetting(key):
+    prior = GaussianPrior(jnp.zeros(D), jnp.eye(D))
+    X, A, y = _data(key, n=20, likelihood=Bernoulli())
+    agent = glm_ts(prior, Bernoulli(), K, discount=GAMMA)
+    state = _feed(agent, X, A, y)
+    rows = slice(0, 6)
+    A2 = jnp.where(A[rows] >= 2, 0, A[rows])  # the batch touches only actions 0 and 1
+    after = agent.update_batch(state, X[rows], A2, y[rows])
+    np.testing.assert_allclose(after.evidence.stats.G[2:], state.evidence.stats.G[2:] * GAMMA**6, rtol=1e-12)
+    np.testing.assert_allclose(after.evidence.stats.b[2:], state.evidence.stats.b[2:] * GAMMA**6, rtol=1e-12)
+    assert int(after.evidence.history.count) == 26
+    dstate = _feed(dts(_prior(key), Bernoulli(), K, discount=GAMMA), X, A, y)
+    assert np.all(np.isfinite(np.asarray(dstate.theta_cov))) and int(dstate.step) == 20
