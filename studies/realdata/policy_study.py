@@ -3,11 +3,13 @@ and UCB on the dTS, HierTS and LinTS posteriors, and the paired comparison with 
 
     PYTHONPATH=. python studies/realdata/policy_study.py --presets ring-shared,roll-shared --runs 40
     DTS_MOVIELENS_DIR=DIR PYTHONPATH=. python studies/realdata/policy_study.py --presets movielens --runs 20
-    PYTHONPATH=. python studies/realdata/policy_study.py --tables     # markdown from the JSON, for the docs
+    PYTHONPATH=. python studies/realdata/policy_study.py --tables     # merge parts, markdown from the JSON
 
 Writes studies/realdata/results/policies-<preset>.json (the `dts-ppl bench regret` JSON, written
 again after every agent so a partial run keeps what it measured, plus "comparison"). All agents of
-a preset run on the same runs (common random numbers: the bench's seed and key split).
+a preset run on the same runs (common random numbers: the bench's seed and key split), so agents
+run in separate processes (``--agents A,B --tag T``, written to policies-<preset>--T.json) are
+paired too; ``--tables`` merges such parts into policies-<preset>.json.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def comparison(data: dict) -> dict:
     return out
 
 
-def run(name: str, runs, rounds, seed: int, agents=None) -> dict:
+def run(name: str, runs, rounds, seed: int, agents=None, tag: str = "") -> dict:
     preset = get_preset(name)
     runs = preset.runs if runs is None else runs
     rounds = preset.rounds if rounds is None else rounds
@@ -77,7 +79,24 @@ def run(name: str, runs, rounds, seed: int, agents=None) -> dict:
         print(f"  {agent_name}: {res.final_mean:.1f} +- {res.final_se:.1f} ({seconds[agent_name]:.0f} s)", flush=True)
         data = to_json(name, results, rounds, runs, seed)
         data.update(environment=env.name, seconds=seconds, comparison=comparison(data))
-        save_json(OUT / f"policies-{name}.json", data)
+        save_json(OUT / f"policies-{name}{'-' + tag if tag else ''}.json", data)
+    return data
+
+
+def merged(name: str) -> dict:
+    """policies-<name>.json with the agents of its parts policies-<name>--<tag>.json (same runs, seed) merged in."""
+    data = json.loads((OUT / f"policies-{name}.json").read_text())
+    for part in sorted(OUT.glob(f"policies-{name}--*.json")):
+        more = json.loads(part.read_text())
+        if [more[k] for k in ("rounds", "runs", "seed")] != [data[k] for k in ("rounds", "runs", "seed")]:
+            raise ValueError(f"{part.name}: other runs, rounds or seed than policies-{name}.json")
+        for k, v in more["algorithms"].items():
+            data["algorithms"].setdefault(k, v)
+        for k, v in more.get("seconds", {}).items():
+            data.setdefault("seconds", {}).setdefault(k, v)
+        part.unlink()
+    data["comparison"] = comparison(data)
+    save_json(OUT / f"policies-{name}.json", data)
     return data
 
 
@@ -105,22 +124,49 @@ def table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(datas) -> str:
+    """One line per preset: the best learned-prior policy, LinUCB, their paired difference and the check."""
+    lines = [
+        f"| preset | runs x rounds | best policy, learned prior | its regret | {REFERENCE} | best - {REFERENCE} (paired) "
+        "| within 1 s.e. | best policy overall |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for data in datas:
+        alg, cmp_ = data["algorithms"], data["comparison"]
+        if "best_learned" not in cmp_:
+            continue
+        best = cmp_["best_learned"]
+        overall = min(alg, key=lambda n: alg[n]["final_regret_mean"])
+        d, se = cmp_["best_minus_linucb"]
+        lines.append(
+            f"| {data['preset']} | {data['runs']} x {data['rounds']} | {best} | {alg[best]['final_regret_mean']:.1f} "
+            f"+- {alg[best]['final_regret_se']:.1f} | {alg[REFERENCE]['final_regret_mean']:.1f} +- "
+            f"{alg[REFERENCE]['final_regret_se']:.1f} | {d:+.1f} +- {se:.1f} | "
+            f"{'yes' if cmp_['at_most_linucb_within_1se'] else '**no**'} | {overall} |"
+        )
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="ring-shared,roll-shared")
     p.add_argument("--runs", type=int, default=None)
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default="", help="write policies-<preset>--TAG.json (a part that --tables merges in)")
     p.add_argument("--agents", default=None, help="comma-separated subset of the preset's agents (default: all)")
     p.add_argument("--tables", action="store_true", help="print the markdown tables of the JSON already written")
     args = p.parse_args()
+    datas = []
     for name in args.presets.split(","):
         name = name.strip()
-        data = json.loads((OUT / f"policies-{name}.json").read_text()) if args.tables else None
+        data = merged(name) if args.tables else None
         if data is None:
             agents = [a.strip() for a in args.agents.split(",")] if args.agents else None
-            data = run(name, args.runs, args.rounds, args.seed, agents)
+            data = run(name, args.runs, args.rounds, args.seed, agents, "-" + args.tag if args.tag else "")
         print(table(data), flush=True)
+        datas.append(data)
+    print(summary(datas))
 
 
 if __name__ == "__main__":
