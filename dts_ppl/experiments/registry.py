@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from dts_ppl.experiments import paper_extra, realdata, regret, swissroll
+from dts_ppl.experiments import paper_extra, realdata, regret, shapes, swissroll
 
 
 class Preset(NamedTuple):
@@ -129,7 +129,8 @@ def realdata_presets() -> list[Preset]:
 
 #: Every built-in preset by name.
 PRESETS: dict[str, Preset] = {
-    p.name: p for p in [*paper_presets(), *swissroll_presets(), *paper_extra_presets(), *realdata_presets()]
+    p.name: p
+    for p in [*paper_presets(), *swissroll_presets(), *paper_extra_presets(), *realdata_presets(), *shapes.presets()]
 }
 _USER: dict[str, Preset] = {}
 
