@@ -130,7 +130,13 @@ def realdata_presets() -> list[Preset]:
 #: Every built-in preset by name.
 PRESETS: dict[str, Preset] = {
     p.name: p
-    for p in [*paper_presets(), *swissroll_presets(), *paper_extra_presets(), *realdata_presets(), *shapes.presets()]
+    for p in [
+        *paper_presets(),
+        *swissroll_presets(),
+        *paper_extra_presets(),
+        *realdata_presets(),
+        *map(Preset._make, shapes.presets()),
+    ]
 }
 _USER: dict[str, Preset] = {}
 

@@ -160,12 +160,13 @@ def shape_builder(name: str):
     return build
 
 
-def presets() -> list:
-    """The six shape presets ``shape-<name>`` (:class:`dts_ppl.experiments.registry.Preset` rows)."""
-    from dts_ppl.experiments.registry import Preset
+def presets() -> list[tuple]:
+    """The six shape presets ``shape-<name>``: (name, build, description, rounds, runs) each.
 
+    The registry makes them :class:`dts_ppl.experiments.registry.Preset` rows.
+    """
     return [
-        Preset(f"shape-{n}", shape_builder(n), f"one theta from the 2-D {n} shape (Kveton et al. 2024), K=20",
-               SHAPES.rounds, SHAPES.runs)
+        (f"shape-{n}", shape_builder(n), f"one theta from the 2-D {n} shape (Kveton et al. 2024), K=20",
+         SHAPES.rounds, SHAPES.runs)
         for n in NAMES
     ]  # fmt: skip
