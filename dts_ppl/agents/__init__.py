@@ -55,3 +55,8 @@ __all__ += ["MCMCState", "mcmc_ts"]
 from dts_ppl.agents.posterior_policy import posterior_policy  # noqa: E402
 
 __all__ += ["posterior_policy"]
+
+# LaplaceDPS / DiffTS (Kveton et al. 2024) on the same diffusion priors
+from dts_ppl.agents.laplace_dps import LaplaceDPSState, laplace_dps  # noqa: E402
+
+__all__ += ["LaplaceDPSState", "laplace_dps"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from dts_ppl.experiments import classification, paper_extra, realdata, regret, swissroll
+from dts_ppl.experiments import classification, paper_extra, realdata, regret, shapes, swissroll
 
 
 class Preset(NamedTuple):
@@ -151,6 +151,7 @@ PRESETS: dict[str, Preset] = {
         *paper_extra_presets(),
         *realdata_presets(),
         *classification_presets(),
+        *map(Preset._make, shapes.presets()),
     ]
 }
 _USER: dict[str, Preset] = {}

@@ -36,6 +36,7 @@ BUILDERS = {
     "bank_ts": lambda p: agents.bank_ts(_bank(), Bernoulli(), K),
     "mcmc_ts": lambda p: agents.mcmc_ts(p, Gaussian(1.0), K, refresh_every=2, num_warmup=3, max_tree_depth=3),
     "random_policy": lambda p: agents.random_policy(K),
+    "laplace_dps": lambda p: agents.laplace_dps(p, Gaussian(1.0), K),
 }
 NOT_FACTORIES = {
     "act_top_k",
