@@ -259,9 +259,8 @@ def with_refit(agent: Agent, plan: RefitPlan, rebuild: Callable) -> Agent:
         state = jax.tree.map(batched, state, in_batched[1])
         now = jax.vmap(due)(old_step, state.step)
 
-        def refit_due(s):
-            new = jax.vmap(refit_state)(s)
-            return jax.tree.map(lambda a, b: jnp.where(now.reshape(now.shape + (1,) * (a.ndim - 1)), a, b), new, s)
+        def refit_due(s):  # one run at a time (lax.map): the unbatched re-fit, compiled once
+            return jax.lax.map(lambda a: jax.lax.cond(a[0], refit_state, lambda t: t, a[1]), (now, s))
 
         out = jax.lax.cond(jnp.any(now), refit_due, lambda s: s, state)
         return out, jax.tree.map(lambda _: True, out)
