@@ -16,13 +16,16 @@ Run:
     PYTHONPATH=. python studies/open_model/online_refit.py noise --runs 20 --rounds 5000
     PYTHONPATH=. python studies/open_model/online_refit.py realdata --data-dir DIR --runs 20
     PYTHONPATH=. python studies/open_model/online_refit.py speed
+    PYTHONPATH=. python studies/open_model/online_refit.py doc [--check]   (docs/open_model.md section 6)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import sys
 import time
 
 import jax
@@ -38,7 +41,7 @@ from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
 from dts_ppl.experiments import realdata as rd  # noqa: E402
 from dts_ppl.experiments.regret import SIZES  # noqa: E402
 from dts_ppl.experiments.synthetic import paper_environment  # noqa: E402
-from studies.common import results_dir, save_json  # noqa: E402
+from studies.common import ROOT, atomic_write, results_dir, save_json  # noqa: E402
 
 RESULTS = results_dir("open_model")
 EVERY, STEPS = 100, 5
@@ -121,13 +124,13 @@ def noise(args) -> dict:
 
 
 def realdata(args) -> dict:
-    out = {"rounds": {}, "runs": args.runs, "every": EVERY, "steps": STEPS, "seed": args.seed, "presets": {}}
+    out = {"runs": args.runs, "every": EVERY, "steps": STEPS, "seed": args.seed, "presets": {}}
     setups = []
+    s = rd.digits_setup("linear", progress=False)
+    setups.append(("digits-multitask", s, rd.DIGITS.num_actions, True, rd.DIGITS.rounds))
     if args.data_dir:
         s = rd.movielens_setup(args.data_dir, progress=False)
         setups.append(("movielens", s, s["num_actions"], False, rd.MOVIELENS.rounds))
-    s = rd.digits_setup("linear", progress=False)
-    setups.append(("digits-multitask", s, rd.DIGITS.num_actions, True, rd.DIGITS.rounds))
     key = jax.random.PRNGKey(args.seed)
     for name, s, K, shared, rounds in setups:
         rounds = min(rounds, args.rounds) if args.rounds else rounds
@@ -152,6 +155,7 @@ def realdata(args) -> dict:
             print(f"{name} {aname}: {res[aname]['final_mean']:.1f} +- {res[aname]['final_se']:.1f} ({wall:.0f} s)")
         res["evidence / rule"] = paired(cums["S_1 by evidence"], cums["S_1 by rule"])
         out["presets"][name] = res
+        finish(args, out)  # each preset as soon as it is done
     return out
 
 
@@ -193,39 +197,140 @@ def speed(args) -> dict:
         out["cases"]["+".join(fit)] = {
             "seconds_per_round_plain": t_plain,
             "seconds_per_round_with_refit": t_refit,
-            "refit_cost_amortised_in_rounds": overhead,
+            "amortised_refit_cost_in_round_updates": overhead,
         }
         print(f"{fit}: plain {t_plain * 1e6:.1f} us/round, with re-fit {t_refit * 1e6:.1f} us/round, "
               f"amortised re-fit = {overhead:.2f} rounds")  # fmt: skip
     return out
 
 
+BEGIN, END = "<!-- online_refit:begin -->", "<!-- online_refit:end -->"
+
+
+def _load(what: str) -> dict | None:
+    path = os.path.join(RESULTS, f"online_refit_{what}.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def tables() -> str:
+    """The measured part of docs/open_model.md section 6, from the JSON in studies/open_model/results/."""
+    out = []
+    noise = _load("noise")
+    if noise is not None:
+        out += [
+            f"**Told the wrong noise scale** (`studies/open_model/results/online_refit_noise.json`, from "
+            f"`{noise['command']}`): {noise['problem']}, {noise['runs']} paired runs of {noise['rounds']} rounds; "
+            f"every agent assumes S_1 and the chain as they are; the learning agent starts at sd 1 and re-fits "
+            f"it every {noise['every']} rounds ({noise['steps']} L-BFGS steps).",
+            "",
+            "| reward sd | agent | final regret (s.e.) | / true sd (paired diff. +- s.e.) | fitted sd (mean, min, max) |",
+            "|---|---|---|---|---|",
+        ]
+        for sd, res in noise["by_sd"].items():
+            for name, label in (("true sd", f"told sd {sd}"), ("fixed sd 1", "told sd 1, fixed"),
+                                ("learns sd", "told sd 1, learns it")):  # fmt: skip
+                r = res[name]
+                if name == "true sd":
+                    rel = "1"
+                else:
+                    p = res[f"{name} / true sd"]
+                    rel = f"{p['ratio_of_means']:.3f} ({p['mean_difference']:+.1f} +- {p['difference_se']:.1f})"
+                fitted = ""
+                if "fitted_noise_scale" in r:
+                    v = np.asarray(r["fitted_noise_scale"])
+                    fitted = f"{v.mean():.3f} ({v.min():.3f}, {v.max():.3f})"
+                out.append(f"| {sd} | {label} | {r['final_mean']:.1f} ({r['final_se']:.1f}) | {rel} | {fitted} |")
+        out.append("")
+    real = _load("realdata")
+    if real is not None:
+        out += [
+            f"**S_1 by evidence on the real-data presets** (`studies/open_model/results/online_refit_realdata.json`, "
+            f"from `{real['command']}`): {real['runs']} paired runs per preset; the evidence agent starts at the "
+            f"rule's S_1 and re-fits its scale every {real['every']} rounds ({real['steps']} L-BFGS steps), the "
+            "noise scale fixed at the preset's.",
+            "",
+            "| preset | rounds | S_1 scale by rule | fitted S_1 scale (mean, sd over runs) | regret, rule (s.e.) "
+            "| regret, evidence (s.e.) | evidence / rule (paired diff. +- s.e.) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in real["presets"].items():
+            ev, rule, p = r["S_1 by evidence"], r["S_1 by rule"], r["evidence / rule"]
+            out.append(
+                f"| {name} | {r['rounds']} | {r['rule_action_scale']:.3f} | {ev['fitted_action_scale_mean']:.3f} "
+                f"({ev['fitted_action_scale_sd']:.3f}) | {rule['final_mean']:.1f} ({rule['final_se']:.1f}) | "
+                f"{ev['final_mean']:.1f} ({ev['final_se']:.1f}) | {p['ratio_of_means']:.3f} "
+                f"({p['mean_difference']:+.1f} +- {p['difference_se']:.1f}) |"
+            )
+        out.append("")
+    speed = _load("speed")
+    if speed is not None:
+        out += [
+            f"**Cost** (`studies/open_model/results/online_refit_speed.json`, from `{speed['command']}`): "
+            f"{speed['problem']}, {speed['rounds']} updates in a jitted scan (best of 5), re-fit every "
+            f"{speed['every']} rounds; the re-fit's cost amortised over the rounds, in units of a round's update "
+            "(the per-round summary's row write included):",
+            "",
+            "| fitted | s / round, no re-fit | s / round, with re-fit | amortised re-fit cost (round updates) |",
+            "|---|---|---|---|",
+        ]
+        for fit, c in speed["cases"].items():
+            out.append(
+                f"| {fit} | {c['seconds_per_round_plain']:.2e} | {c['seconds_per_round_with_refit']:.2e} | "
+                f"{c['amortised_refit_cost_in_round_updates']:.2f} |"
+            )
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_doc(path: str, check: bool) -> int:
+    """Replace the marked block of ``path`` with :func:`tables`; with ``check``, 1 if it is not current."""
+    with open(path) as f:
+        text = f.read()
+    i, j = text.index(BEGIN) + len(BEGIN), text.index(END)
+    new = text[:i] + "\n" + tables() + text[j:]
+    if check:
+        print("current" if new == text else f"{path} is out of date")
+        return int(new != text)
+    atomic_write(path, new.encode())
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("noise", "realdata", "speed"))
+    ap.add_argument("what", choices=("noise", "realdata", "speed", "doc"))
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--sds", type=float, nargs="+", default=[0.3, 3.0])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--check", action="store_true", help="doc: only say whether the page is current")
     args = ap.parse_args()
+    if args.what == "doc":
+        raise SystemExit(write_doc(args.out or os.path.join(ROOT, "docs", "open_model.md"), args.check))
     if args.what == "noise":
         args.rounds = args.rounds or 5000
-        res = noise(args)
+        finish(args, noise(args))
     elif args.what == "realdata":
-        res = realdata(args)
+        finish(args, realdata(args))
     else:
         args.rounds = args.rounds or 2000
-        res = speed(args)
+        finish(args, speed(args))
+
+
+def finish(args, res: dict) -> None:
+    """Add the command and platform to ``res`` and write it to the study's JSON."""
     res["command"] = "PYTHONPATH=. python studies/open_model/online_refit.py " + " ".join(
-        a if a != args.data_dir else "DATA_DIR" for a in __import__("sys").argv[1:]
+        a if a != args.data_dir else "DATA_DIR" for a in sys.argv[1:]
     )
     res["platform"] = {"machine": platform.machine(), "python": platform.python_version(), "jax": jax.__version__,
                        "devices": [str(dv) for dv in jax.devices()]}  # fmt: skip
     path = args.out or os.path.join(RESULTS, f"online_refit_{args.what}.json")
     save_json(path, res)
-    print("wrote", path)
+    print("wrote", path, flush=True)
 
 
 if __name__ == "__main__":
