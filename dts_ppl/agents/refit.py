@@ -119,7 +119,9 @@ class RefitPlan(NamedTuple):
     u0: jax.Array
 
     @classmethod
-    def build(cls, refit, prior: DiffusionPrior, likelihood, linearisation: str = "identity") -> RefitPlan:
+    def build(
+        cls, refit: Refit, prior: DiffusionPrior, likelihood: Gaussian, linearisation: str = "identity"
+    ) -> RefitPlan:
         """Validate ``refit`` for an agent with this prior and likelihood (ValueError naming what is wrong)."""
         if not isinstance(refit, Refit):
             raise ValueError(f"refit: expected None or a dts_ppl.agents.Refit, got {type(refit).__name__}")
@@ -148,7 +150,7 @@ class RefitPlan(NamedTuple):
         bnds = jnp.asarray([bounds[f] for f in fit], dtype)
         return cls(refit, prior, likelihood, initial, bnds, linearisation, u0)
 
-    def init(self, num_groups: int, prec1) -> HyperState:
+    def init(self, num_groups: int, prec1: jax.Array) -> HyperState:
         """The HyperState before any data: empty summary, the factory's values."""
         d, dtype = self.prior.dim, self.prior.cov1.dtype
         summary = _ev.GaussianSummary(
@@ -173,7 +175,7 @@ class RefitPlan(NamedTuple):
             return self.likelihood
         return Gaussian(hyper.noise_scale)
 
-    def propose_row(self, hyper: HyperState, phi, group, y) -> HyperState:
+    def propose_row(self, hyper: HyperState, phi: jax.Array, group: jax.Array, y: jax.Array) -> HyperState:
         """The HyperState after one accepted observation (phi (d,), group (), y ()), as Row writes."""
         s = hyper.summary
         G, b, yy, count = (get_row(a, group) for a in s)
@@ -182,7 +184,9 @@ class RefitPlan(NamedTuple):
         )
         return hyper._replace(summary=summary)
 
-    def propose_rows(self, hyper: HyperState, phi, group, y, ok) -> HyperState:
+    def propose_rows(
+        self, hyper: HyperState, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array
+    ) -> HyperState:
         """The HyperState after the rows with ``ok`` of a batch (phi (n, d), group (n,), y (n,), ok (n,))."""
         w = ok.astype(phi.dtype)
         M = hyper.summary.count.shape[0]

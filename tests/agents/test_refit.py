@@ -28,8 +28,8 @@ def _data(seed=1, n=N, sigma=0.4):
 
 
 def _scan(agent):
-    if agent in _COMPILED:
-        return _COMPILED[agent]
+    if id(agent) in _COMPILED:
+        return _COMPILED[id(agent)]
 
     def run(X, A, y):
         def body(s, xs):
@@ -37,11 +37,11 @@ def _scan(agent):
 
         return jax.lax.scan(body, agent.init(), (X, A, y))[0]
 
-    _COMPILED[agent] = jax.jit(run)
-    return _COMPILED[agent]
+    _COMPILED[id(agent)] = jax.jit(run)
+    return _COMPILED[id(agent)]
 
 
-_COMPILED = {}
+_COMPILED = {}  # id(agent) -> its jitted scan (the agents live in _AGENTS or the test that made them)
 _AGENTS = {}
 
 
