@@ -308,7 +308,10 @@ def tables() -> str:
             f"The target (at most 2 round updates amortised over m = {speed['every']}) is {verdict} here: "
             f"{best:.1f} to {worst:.1f}. A re-fit evaluates the evidence and its gradient over all K actions "
             "(O(K d^3) each, the L-BFGS line search adding evaluations) where a round conditions one action "
-            "(O(d^3)), so with K = m = 100 even one evaluation costs about a round per round."
+            "(O(d^3)), so with K = m = 100 even one evaluation costs about a round per round. The plain "
+            f"round's own time ranged {1e6 * min(c['seconds_per_round_plain'] for c in speed['cases'].values()):.0f}"
+            f" to {1e6 * max(c['seconds_per_round_plain'] for c in speed['cases'].values()):.0f} us between the "
+            "cases (a shared 2-core machine under heavy load): the ratios are rough."
         )
         out.append("")
     return "\n".join(out).rstrip() + "\n"
