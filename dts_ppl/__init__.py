@@ -43,6 +43,7 @@ _NAMES = {
     "dts_ppl.ppl.nuts": ("NutsSettings",),
     "dts_ppl.ppl.autodts": ("AutoDTS",),
     "dts_ppl.core.empirical_bayes": ("HyperFit", "fit_hyperparameters"),
+    "dts_ppl.agents.refit": ("Refit",),
     "dts_ppl.io.serialization": ("load_prior", "load_state", "save_prior", "save_state"),
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names}
@@ -115,6 +116,7 @@ __all__ = [
     "GaussianPrior",
     "HyperFit",
     "fit_hyperparameters",
+    "Refit",
     "action_cov_calibration",
     "calibrate_action_cov",
     "sample_moments",

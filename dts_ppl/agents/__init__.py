@@ -4,6 +4,8 @@
 - :func:`hier_ts`: HierTS-1 (dTS on a one-level hierarchical prior).
 - :func:`lin_ts`, :func:`lin_ucb`, :func:`glm_ts`, :func:`ucb_glm`: independent Gaussian
   baselines, given the diffusion prior's marginal (:func:`theta_marginal`).
+- :class:`Refit`: the option of :func:`dts`, :func:`hier_ts` and :func:`lin_ts` that re-fits the
+  noise scale and S_1 by empirical Bayes every m rounds (:mod:`dts_ppl.agents.refit`).
 - :func:`exact_ts`: Thompson sampling from the exact joint posterior (small K).
 - :func:`bank_ts` (the exact posterior of an empirical prior), :func:`mcmc_ts` (NUTS on the
   model every m rounds), :func:`random_policy` (the regret reference).
@@ -18,6 +20,7 @@ from dts_ppl.agents.dts import DTSState, dts, dts_posterior, hier_ts, hierarchic
 from dts_ppl.agents.exact import JointState, exact_ts
 from dts_ppl.agents.linear import GaussianPrior, LinearState, glm_ts, lin_ts, lin_ucb, theta_marginal, ucb_glm
 from dts_ppl.agents.policy import Propensities, act_top_k, propensities
+from dts_ppl.agents.refit import HyperState, Refit
 
 __all__ = [
     "ActInfo",
@@ -26,9 +29,11 @@ __all__ = [
     "AgentSpec",
     "DTSState",
     "GaussianPrior",
+    "HyperState",
     "JointState",
     "LinearState",
     "Propensities",
+    "Refit",
     "dts",
     "dts_posterior",
     "exact_ts",

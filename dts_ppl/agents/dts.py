@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.agents import batch as _batch
+from dts_ppl.agents import refit as _refit
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
@@ -35,6 +36,7 @@ from dts_ppl.agents.base import (
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
+from dts_ppl.core import evidence as _ev
 from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
@@ -76,7 +78,26 @@ class DTSState(NamedTuple):
     rejected: Annotated[jax.Array, ""] | int = 0
 
 
-register_state(DTSState)
+class DTSRefitState(NamedTuple):
+    """A :class:`DTSState` with the online re-fit's ``hyper`` (:class:`dts_ppl.agents.refit.HyperState`).
+
+    The state of ``dts(..., refit=Refit(...))``: the same fields, read the same way, plus the
+    re-fit's statistics and current hyper-parameters.
+    """
+
+    evidence: Evidence
+    theta_cov: Annotated[jax.Array, "M d d"]
+    theta_shift: Annotated[jax.Array, "M d"]
+    evidence_sum: core.Message
+    latents: core.Conditionals
+    step: Annotated[jax.Array, ""]
+    passes: Annotated[jax.Array, ""]
+    converged: Annotated[jax.Array, ""]
+    rejected: Annotated[jax.Array, ""] | int = 0
+    hyper: _refit.HyperState | None = None
+
+
+register_state(DTSState, DTSRefitState)
 
 
 def dts(
@@ -92,6 +113,7 @@ def dts(
     collapse: bool | None = None,
     reward_bound: float | None = None,
     discount: float = 1.0,
+    refit: _refit.Refit | None = None,
 ) -> Agent:
     """The dTS agent for a diffusion prior.
 
@@ -125,6 +147,10 @@ def dts(
             (:mod:`dts_ppl.core.forgetting`): each accepted round every action's evidence is
             multiplied by gamma (a rejected round changes nothing), so an unplayed action relaxes
             to its conditional prior given psi_1; O(K d^3) per round. 1.0 (default): none.
+        refit: None (default), or a :class:`dts_ppl.agents.Refit`: re-fit the noise scale and/or
+            S_1's scale by empirical Bayes every ``refit.every`` rounds inside the update
+            (:mod:`dts_ppl.agents.refit`; Gaussian rewards); the state is then a
+            :class:`DTSRefitState` holding the fitted values.
 
     Example:
         >>> import jax
@@ -146,6 +172,8 @@ def dts(
     reward_bound = check_reward_bound(reward_bound)
     discount = forgetting.check_discount(discount)
     forgetting.check_forgetting_likelihood(likelihood, discount)
+    if refit is not None and forgetting.forgets(discount):
+        raise ValueError("refit, discount: an online re-fit with forgetting is not supported; use one of them")
     if not likelihood.is_exact:
         likelihood = likelihood.for_prior(core.theta_prior_scale_cov(prior))
     if not isinstance(shared, bool):
@@ -165,6 +193,7 @@ def dts(
         collapse=collapse,
         reward_bound=reward_bound,
         **({"discount": discount} if forgetting.forgets(discount) else {}),
+        **({} if refit is None else {"refit": repr(refit)}),
     )
     num_levels = prior.num_levels
     if collapse:
@@ -180,6 +209,13 @@ def dts(
     one_action = core.prior_conditionals(prior, 1).theta  # placeholder theta for latent-only draws
 
     plan = core.upward_plan(prior, linearisation)  # the evidence-free half of the pass, once
+    hyper_plan = None if refit is None else _refit.RefitPlan.build(refit, prior, likelihood, linearisation)
+    State = DTSState if refit is None else DTSRefitState
+
+    def round_terms(state):  # the likelihood and S_1^-1 of this round: the closure's, or the re-fit's
+        if hyper_plan is None:
+            return likelihood, prec1
+        return hyper_plan.likelihood_of(state.hyper), state.hyper.prec1
 
     def chain(total: core.Message) -> core.UpwardPass:
         return core.upward_pass(prior, total, linearisation, tol, max_passes, plan=plan)
@@ -187,7 +223,8 @@ def dts(
     def init() -> DTSState:
         zero = core.Message(jnp.zeros((d, d), dtype), jnp.zeros(d, dtype))
         up = chain(zero)
-        return DTSState(
+        hyper = {} if hyper_plan is None else {"hyper": hyper_plan.init(M, prec1)}
+        return State(
             evidence=likelihood.init_evidence(M, d, history, dtype),
             theta_cov=jnp.broadcast_to(prior.cov1, (M, d, d)),
             theta_shift=jnp.zeros((M, d), dtype),
@@ -197,9 +234,11 @@ def dts(
             passes=up.passes,
             converged=up.converged,
             rejected=jnp.zeros((), jnp.int32),
+            **hyper,
         )
 
     def score(key, state: DTSState, x):
+        prec1 = round_terms(state)[1]
         k_chain, k_score = jax.random.split(key)
         if shared:
             theta_cond = core.Conditionals(state.theta_cov @ prec1, state.theta_shift, psd_cholesky(state.theta_cov))
@@ -213,21 +252,47 @@ def dts(
         return mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
 
     def step(state: DTSState, phi, g, y) -> DTSState:
-        ev, old_stats, new_stats = likelihood.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
+        lik, prec1 = round_terms(state)
+        ev, old_stats, new_stats = lik.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
         _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
         cond, new = core.condition(prec1, *new_stats)
         total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
         up = chain(total)
-        return DTSState(
+        out = State(
             ev, Row(g, cond.cov), Row(g, cond.shift), total, up.latents, state.step + 1, up.passes, up.converged
         )
+        if hyper_plan is None:
+            return out
+        return out._replace(hyper=hyper_plan.propose_row(state.hyper, phi.astype(dtype), g, y))
 
     def step_batch(state: DTSState, phi, g, y, ok) -> DTSState:
-        n, ev, idx, cond, delta = _batch.conjugate_rows(likelihood, prec1, state.evidence, phi, g, y, ok)
+        lik, prec1 = round_terms(state)
+        n, ev, idx, cond, delta = _batch.conjugate_rows(lik, prec1, state.evidence, phi, g, y, ok)
         total = jax.tree.map(jnp.add, state.evidence_sum, delta)
         up = chain(total)
-        return DTSState(
+        out = State(
             ev, Row(idx, cond.cov), Row(idx, cond.shift), total, up.latents, state.step + n, up.passes, up.converged
+        )
+        if hyper_plan is None:
+            return out
+        return out._replace(hyper=hyper_plan.propose_rows(state.hyper, phi.astype(dtype), g, y, ok))
+
+    def rebuild(state: DTSRefitState, hyper: _refit.HyperState) -> DTSRefitState:
+        """Every group's conditional and the chain recomputed with ``hyper``'s values (the re-fit)."""
+        stats = _ev.gaussian_stats(hyper.summary, hyper.noise_scale)
+        cond, msgs = jax.vmap(core.condition, in_axes=(None, 0, 0))(hyper.prec1, stats.G, stats.b)
+        total = core.Message(msgs.G.sum(0), msgs.b.sum(0))
+        up = chain(total)
+        ev = state.evidence._replace(stats=stats)
+        return state._replace(
+            evidence=ev,
+            theta_cov=cond.cov,
+            theta_shift=cond.shift,
+            evidence_sum=total,
+            latents=up.latents,
+            passes=up.passes,
+            converged=up.converged,
+            hyper=hyper,
         )
 
     if forgetting.forgets(discount):  # every group decays each round: re-condition all, re-sum the messages
@@ -258,6 +323,8 @@ def dts(
 
     spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name, fingerprint=fingerprint)
     agent = guarded_agent(init, score, step, step_batch, spec, likelihood, reward_bound)
+    if hyper_plan is not None:
+        return _refit.with_refit(agent, hyper_plan, rebuild)
     return agent._replace(forget_groups=None if shared else forget_groups)
 
 
@@ -268,7 +335,9 @@ def dts_posterior(prior: DiffusionPrior, state: DTSState) -> core.DTSPosterior:
     psi_1's row; the L levels are rebuilt here from its evidence sum with the core's upward pass
     (exact, O(L d^3), once).
     """
-    theta = core.Conditionals(state.theta_cov @ psd_inv(prior.cov1), state.theta_shift, psd_cholesky(state.theta_cov))
+    hyper = getattr(state, "hyper", None)  # a re-fitting agent's S_1 is the fitted one
+    prec1 = psd_inv(prior.cov1) if hyper is None else hyper.prec1
+    theta = core.Conditionals(state.theta_cov @ prec1, state.theta_shift, psd_cholesky(state.theta_cov))
     latents = state.latents
     if latents.shift.shape[0] != prior.num_levels:
         if not prior.is_linear or latents.shift.shape[0] != 1:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.agents import batch as _batch
+from dts_ppl.agents import refit as _refit
 from dts_ppl.agents.base import (
     Agent,
     AgentSpec,
@@ -28,6 +29,7 @@ from dts_ppl.agents.base import (
 from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
+from dts_ppl.core import evidence as _ev
 from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
@@ -117,7 +119,18 @@ class LinearState(NamedTuple):
     rejected: Annotated[jax.Array, ""] | int = 0
 
 
-register_state(LinearState)
+class LinearRefitState(NamedTuple):
+    """A :class:`LinearState` with the online re-fit's ``hyper`` (:class:`dts_ppl.agents.refit.HyperState`)."""
+
+    evidence: Evidence
+    mean: Annotated[jax.Array, "M d"]
+    cov: Annotated[jax.Array, "M d d"]
+    step: Annotated[jax.Array, ""]
+    rejected: Annotated[jax.Array, ""] | int = 0
+    hyper: _refit.HyperState | None = None
+
+
+register_state(LinearState, LinearRefitState)
 
 
 def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
@@ -134,6 +147,18 @@ def _check_gaussian_prior(theta_prior, dim_hint=None) -> GaussianPrior:
     return GaussianPrior(mean, cov)
 
 
+def independent_prior(theta_prior: GaussianPrior) -> DiffusionPrior:
+    """N(mean, cov) on every theta_a as a one-level linear chain whose link ignores its latent (W_1 = 0).
+
+    The baselines' evidence (online re-fit) is then the core's chain evidence
+    (:func:`dts_ppl.core.evidence.gaussian_log_evidence`), a sum of independent per-action terms.
+    """
+    d, dtype = theta_prior.mean.shape[0], theta_prior.mean.dtype
+    return DiffusionPrior.linear(
+        [jnp.zeros((d, 1), dtype)], [theta_prior.cov, jnp.ones((1, 1), dtype)], offsets=[theta_prior.mean]
+    )
+
+
 def _linear_agent(
     theta_prior,
     likelihood,
@@ -145,11 +170,14 @@ def _linear_agent(
     kind="lin_ts",
     reward_bound=None,
     discount=1.0,
+    refit=None,
 ) -> Agent:
     theta_prior = _check_gaussian_prior(theta_prior)
     reward_bound = check_reward_bound(reward_bound)
     discount = forgetting.check_discount(discount)
     forgetting.check_forgetting_likelihood(likelihood, discount)
+    if refit is not None and forgetting.forgets(discount):
+        raise ValueError("refit, discount: an online re-fit with forgetting is not supported; use one of them")
     K = check_num_actions(num_actions)
     check_glm_options(likelihood, history, newton_steps)
     if not isinstance(shared, bool):
@@ -158,14 +186,25 @@ def _linear_agent(
     d, dtype = theta_prior.mean.shape[0], theta_prior.mean.dtype
     M = 1 if shared else K
     prec0 = psd_inv(theta_prior.cov)
+    hyper_plan = None
+    if refit is not None:
+        hyper_plan = _refit.RefitPlan.build(refit, independent_prior(theta_prior), likelihood, "jacobian")
+    State = LinearState if refit is None else LinearRefitState
+
+    def round_terms(state):  # the likelihood and prior precision of this round: the closure's, or the re-fit's
+        if hyper_plan is None:
+            return likelihood, prec0
+        return hyper_plan.likelihood_of(state.hyper), state.hyper.prec1
 
     def init() -> LinearState:
-        return LinearState(
+        hyper = {} if hyper_plan is None else {"hyper": hyper_plan.init(M, prec0)}
+        return State(
             evidence=likelihood.init_evidence(M, d, history, dtype),
             mean=jnp.broadcast_to(theta_prior.mean, (M, d)),
             cov=jnp.broadcast_to(theta_prior.cov, (M, d, d)),
             step=jnp.zeros((), jnp.int32),
             rejected=jnp.zeros((), jnp.int32),
+            **hyper,
         )
 
     def scores(key, state: LinearState, x):
@@ -179,16 +218,29 @@ def _linear_agent(
         return score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
 
     def step(state: LinearState, phi, g, y) -> LinearState:
-        ev, _, (G_g, b_g) = likelihood.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
+        lik, prec0 = round_terms(state)
+        ev, _, (G_g, b_g) = lik.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
         cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
         mean = core.conditional_loc(cond, theta_prior.mean)
-        return LinearState(ev, Row(g, mean), Row(g, cond.cov), state.step + 1)
+        out = State(ev, Row(g, mean), Row(g, cond.cov), state.step + 1)
+        if hyper_plan is None:
+            return out
+        return out._replace(hyper=hyper_plan.propose_row(state.hyper, phi.astype(dtype), g, y))
 
     def step_batch(state: LinearState, phi, g, y, ok) -> LinearState:
-        n, ev, idx, cond, _ = _batch.conjugate_rows(likelihood, prec0, state.evidence, phi, g, y, ok)
-        return LinearState(
-            ev, Row(idx, core.conditional_loc(cond, theta_prior.mean)), Row(idx, cond.cov), state.step + n
-        )
+        lik, prec0 = round_terms(state)
+        n, ev, idx, cond, _ = _batch.conjugate_rows(lik, prec0, state.evidence, phi, g, y, ok)
+        out = State(ev, Row(idx, core.conditional_loc(cond, theta_prior.mean)), Row(idx, cond.cov), state.step + n)
+        if hyper_plan is None:
+            return out
+        return out._replace(hyper=hyper_plan.propose_rows(state.hyper, phi.astype(dtype), g, y, ok))
+
+    def rebuild(state: LinearRefitState, hyper: _refit.HyperState) -> LinearRefitState:
+        """Every group's posterior recomputed with ``hyper``'s values (the re-fit)."""
+        stats = _ev.gaussian_stats(hyper.summary, hyper.noise_scale)
+        cond, _ = jax.vmap(core.condition, in_axes=(None, 0, 0))(hyper.prec1, stats.G, stats.b)
+        mean = core.conditional_loc(cond, theta_prior.mean)
+        return state._replace(evidence=state.evidence._replace(stats=stats), mean=mean, cov=cond.cov, hyper=hyper)
 
     if forgetting.forgets(discount):  # every group decays each round: re-condition all (O(M d^3))
 
@@ -210,9 +262,11 @@ def _linear_agent(
         shared=shared,
         reward_bound=reward_bound,
         **({"discount": discount} if forgetting.forgets(discount) else {}),
+        **({} if refit is None else {"refit": repr(refit)}),
     )
     spec = AgentSpec(kind, K, d, 0, shared, likelihood.name, kind in ("lin_ucb", "ucb_glm"), fingerprint)
-    return guarded_agent(init, scores, step, step_batch, spec, likelihood, reward_bound)
+    agent = guarded_agent(init, scores, step, step_batch, spec, likelihood, reward_bound)
+    return agent if hyper_plan is None else _refit.with_refit(agent, hyper_plan, rebuild)
 
 
 def _thompson(key, state, mean, sd):
@@ -243,6 +297,7 @@ def lin_ts(
     newton_steps: int = 3,
     reward_bound: float | None = None,
     discount: float = 1.0,
+    refit: _refit.Refit | None = None,
 ) -> Agent:
     """Linear Thompson sampling with an independent N(mean, cov) prior per action.
 
@@ -255,10 +310,23 @@ def lin_ts(
         discount: gamma in (0, 1], exponential forgetting (:mod:`dts_ppl.core.forgetting`): each
             accepted round every action's evidence is multiplied by gamma, so an unplayed action
             relaxes to the prior N(mean, cov); O(K d^3) per round. 1.0 (default): none.
+        refit: None, or a :class:`dts_ppl.agents.Refit`: re-fit the noise scale and/or the prior
+            covariance's scale (``"action_cov"``) by empirical Bayes every ``refit.every`` rounds
+            (:mod:`dts_ppl.agents.refit`; Gaussian rewards). The state is then a LinearRefitState.
     """
     lik = likelihood or Gaussian(1.0)
     return _linear_agent(
-        theta_prior, lik, num_actions, shared, history, newton_steps, _thompson, "lin_ts", reward_bound, discount
+        theta_prior,
+        lik,
+        num_actions,
+        shared,
+        history,
+        newton_steps,
+        _thompson,
+        "lin_ts",
+        reward_bound,
+        discount,
+        refit,
     )
 
 

@@ -271,7 +271,7 @@ class Gaussian:
                 )
             )
         w = ok.astype(phi.dtype)
-        add = self.statistics(phi * w[:, None], group, y * w, G.shape[0])
+        add = self._statistics(phi * w[:, None], group, y * w, G.shape[0])  # a traced scale (refit) is not hashable
         return ev._replace(stats=ActionStats(G + add.G, b + add.b))
 
     def in_support(self, y: jax.Array) -> jax.Array:
