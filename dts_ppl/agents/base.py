@@ -30,6 +30,7 @@ their prior on theta resolve the GLM expansion point with ``likelihood.for_prior
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated, NamedTuple
 
@@ -49,6 +50,9 @@ __all__ = [
     "check_num_actions",
     "check_reward",
     "check_update",
+    "fast_action",
+    "fast_context",
+    "fast_reward",
     "state_checker",
 ]
 
@@ -116,18 +120,27 @@ def state_checker(init: Callable, name: str = "state"):
     """A check that a state has the structure and shapes of ``init()`` (one agent's states only).
 
     The reference shapes come from ``jax.eval_shape(init)`` on first use; the check reads only
-    shapes, so it also runs (at trace time) under ``jit``.
+    shapes, so it also runs (at trace time) under ``jit``. A state whose tree structure and leaf
+    shapes equal the reference's passes after one flatten and one tuple comparison.
     """
     cache = {}
 
-    def check(state):
+    def reference():
         if "ref" not in cache:
-            cache["ref"] = jax.eval_shape(init)
-        ref = cache["ref"]
+            ref = jax.eval_shape(init)
+            leaves, treedef = jax.tree.flatten(ref)
+            cache["ref"] = (ref, treedef, tuple(w.shape for w in leaves))
+        return cache["ref"]
+
+    def check(state):
+        ref, treedef, shapes = reference()
+        leaves, got_def = jax.tree.flatten(state)
+        if got_def == treedef and tuple(np.shape(g) for g in leaves) == shapes:
+            return state
         if type(state) is not type(ref):
             want = type(ref).__name__
             raise ValueError(f"{name}: expected a {want} from this agent's init(), got {type(state).__name__}")
-        got, want = jax.tree.leaves(state), jax.tree.leaves(ref)
+        got, want = leaves, jax.tree.leaves(ref)
         if len(got) != len(want):
             raise ValueError(f"{name}: does not match this agent's init() (another likelihood or history size?)")
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
@@ -196,6 +209,62 @@ def check_reward(reward, likelihood):
         raise ValueError(f"reward: expected a scalar reward, got shape {tuple(arr.shape)}")
     likelihood.check_rewards("reward", arr)
     return arr
+
+
+# ------------------------------------------------------------------------- the eager fast path
+# An eager call must not pay for value checks in Python: these accept, on attributes alone
+# (types, shapes, dtypes), the arguments whose remaining checks are values, and the compiled call
+# computes those values' flags (finite context, action in range, reward in the support). A flag
+# that fails sends the arguments through the full checks above, which raise the named error.
+# Anything else (lists, strings, bools, wrong shapes) returns None: the full checks then decide.
+
+
+@functools.lru_cache(maxsize=64)
+def _real_dtype(dtype) -> bool:
+    return _checks.is_real_dtype(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _integer_dtype(dtype) -> bool:
+    return dtype != jnp.bool_ and jnp.issubdtype(dtype, jnp.integer)
+
+
+def _array(v) -> bool:
+    """A concrete JAX or NumPy array (not a tracer)."""
+    return isinstance(v, np.ndarray) or (isinstance(v, jax.Array) and not isinstance(v, jax.core.Tracer))
+
+
+def fast_context(x, shape: tuple):
+    """``x`` when it is a concrete real array of ``shape`` (its values unchecked), else None."""
+    if _array(x) and x.shape == shape and _real_dtype(x.dtype):
+        return x
+    return None
+
+
+def fast_action(action, num_actions: int):
+    """``action`` when it is an int in range or a concrete 0-d integer array (range unchecked), else None."""
+    if type(action) is int or isinstance(action, np.integer):
+        return action if 0 <= action < num_actions else None
+    if _array(action) and action.ndim == 0 and _integer_dtype(action.dtype):
+        return action
+    return None
+
+
+_BIG_INT = 2**53
+
+
+def fast_reward(reward):
+    """``reward`` (a Python int as a float) when it is a real number or a concrete 0-d real array, else None."""
+    kind = type(reward)
+    if kind is float:
+        return reward
+    if kind is int:
+        return float(reward) if -_BIG_INT <= reward <= _BIG_INT else None
+    if isinstance(reward, np.floating | np.integer) and not isinstance(reward, np.bool_):
+        return reward
+    if _array(reward) and reward.ndim == 0 and _real_dtype(reward.dtype):
+        return reward
+    return None
 
 
 def check_update(x, action, reward, num_actions: int, dim: int, shared: bool, likelihood):

@@ -20,7 +20,10 @@ add everything else, once for all agents:
    one to ``state.rejected``. Eagerly, valid inputs whose proposal overflows raise instead.
 4. The functions are compiled once per input shape (``jax.jit`` inside the factory), so an eager
    loop costs what a jitted one does; inside a user's ``jit``, ``vmap`` or ``scan`` they are
-   inlined as usual.
+   inlined as usual. Eagerly, arguments of the expected types and shapes skip the Python value
+   checks: the compiled call returns one status code (its bits: a context, action or reward that
+   fails its check, a reward beyond the bound, a proposal that is not finite), read back once,
+   and only a failing code re-runs the Python checks, which raise the error naming the argument.
 
 The stated rule for rewards (docs/reliability.md): a reward outside the likelihood's support is
 an input error (raised eagerly, rejected and counted inside ``jit``); a finite reward beyond
@@ -41,7 +44,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.agents import batch as _batch
-from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_context, check_key, check_update, state_checker
+from dts_ppl.agents.base import (
+    ActInfo,
+    Agent,
+    AgentSpec,
+    check_context,
+    check_key,
+    check_update,
+    fast_action,
+    fast_context,
+    fast_reward,
+    state_checker,
+)
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.rows import all_finite, write
 
@@ -53,6 +67,7 @@ __all__ = [
     "guarded_batch",
     "largest_reward",
     "played_row",
+    "round_flags",
     "round_ok",
     "sanitise",
 ]
@@ -70,12 +85,12 @@ def largest_reward(dtype) -> float:
     return float(np.sqrt(np.float64(jnp.finfo(dtype).max)))
 
 
-def round_ok(x, action, reward, num_actions: int, likelihood=None, reward_bound: float | None = None, dtype=None):
-    """() bool, jittable: a round the agent accepts (before looking at what it would write).
+def round_flags(x, action, reward, num_actions: int, likelihood=None, reward_bound: float | None = None, dtype=None):
+    """(context, action, support, bound) () bools, jittable: the four conditions of :func:`round_ok`.
 
-    The context is finite, the action an integer in [0, num_actions), the reward in the
-    likelihood's support (finite when there is no likelihood), |reward| <= sqrt(finfo.max) of
-    ``dtype`` (default: the reward's floating dtype) and within ``reward_bound``.
+    context: x finite.   action: an integer in [0, num_actions).   support: the reward in the
+    likelihood's support (finite when there is no likelihood).   bound: |reward| <=
+    sqrt(finfo.max) of ``dtype`` (default: the reward's floating dtype) and within ``reward_bound``.
     """
     action = jnp.asarray(action)
     reward = jnp.asarray(reward)
@@ -87,7 +102,29 @@ def round_ok(x, action, reward, num_actions: int, likelihood=None, reward_bound:
         in_range = in_range & (action == jnp.round(action))
     supported = jnp.isfinite(reward) if likelihood is None else likelihood.in_support(reward) & jnp.isfinite(reward)
     bound = largest_reward(reward.dtype) if reward_bound is None else min(reward_bound, largest_reward(reward.dtype))
-    return jnp.all(jnp.isfinite(x)) & in_range & supported & (jnp.abs(reward) <= bound)
+    return jnp.all(jnp.isfinite(x)), in_range, supported, jnp.abs(reward) <= bound
+
+
+def round_ok(x, action, reward, num_actions: int, likelihood=None, reward_bound: float | None = None, dtype=None):
+    """() bool, jittable: a round the agent accepts (before looking at what it would write).
+
+    The context is finite, the action an integer in [0, num_actions), the reward in the
+    likelihood's support (finite when there is no likelihood), |reward| <= sqrt(finfo.max) of
+    ``dtype`` (default: the reward's floating dtype) and within ``reward_bound``.
+    """
+    context, in_range, supported, bounded = round_flags(x, action, reward, num_actions, likelihood, reward_bound, dtype)
+    return context & in_range & supported & bounded
+
+
+#: bits of the code an eager update reads back: inputs that raise (context, action, support), a
+#: reward beyond the bound (rejected and counted, never raised), a proposal that is not finite
+_BAD_CONTEXT, _BAD_ACTION, _BAD_REWARD, _BEYOND_BOUND, _OVERFLOW = 1, 2, 4, 8, 16
+_RAISING_INPUTS = _BAD_CONTEXT | _BAD_ACTION | _BAD_REWARD
+
+
+def _code(*bad):
+    """One int32 of bits from () bools that are True when something is wrong (one host read)."""
+    return sum(jnp.where(b, jnp.int32(1 << i), jnp.int32(0)) for i, b in enumerate(bad))
 
 
 def sanitise(phi, group, y, ok):
@@ -131,6 +168,7 @@ def guarded(
     likelihood=None,
     reward_bound: float | None = None,
     shared: bool = False,
+    fast_inputs: Callable | None = None,
 ) -> Callable:
     """``update(state, x, action, reward) -> state`` from a pure step, under the guard.
 
@@ -144,25 +182,39 @@ def guarded(
         num_actions: K.   likelihood: the agent's reward model (for its support), or None.
         reward_bound: None, or the largest |reward| accepted (larger ones are rejected and counted).
         shared: one parameter for all actions (``x`` holds (K, d) action features).
+        fast_inputs: optional ``fast_inputs(x, action, reward) -> (x, action, reward) | None``:
+            the arguments when their types and shapes need no conversion (values unchecked),
+            None otherwise. Accepted arguments skip ``check_inputs``: the compiled update flags
+            their values, and a flagged context, action or reward is sent through
+            ``check_inputs`` after all, which raises the named error.
 
     Returns:
-        The update function (jitted per input shape).
+        The update function (jitted per input shape; eagerly, one host read of a status code).
     """
 
     def core(state, x, action, reward):
         phi, group, y = played_row(x, action, reward, num_actions, shared)
-        inputs_ok = round_ok(x, action, reward, num_actions, likelihood, reward_bound, phi.dtype)
+        context, in_range, supported, bounded = round_flags(
+            x, action, reward, num_actions, likelihood, reward_bound, phi.dtype
+        )
+        inputs_ok = context & in_range & supported & bounded
         proposal = step(state, *sanitise(phi, group, y, inputs_ok))
-        ok = inputs_ok & all_finite(proposal._replace(rejected=0))
-        return _commit(state, proposal, ok, ~ok), ok, inputs_ok
+        finite = all_finite(proposal._replace(rejected=0))
+        ok = inputs_ok & finite
+        return _commit(state, proposal, ok, ~ok), _code(~context, ~in_range, ~supported, ~bounded, ~finite)
 
     compiled = jax.jit(core)
 
     def update(state, x, action, reward):
         check_state(state)
-        x, action, reward = check_inputs(x, action, reward)
-        new, ok, inputs_ok = compiled(state, x, action, reward)
-        if _checks.is_concrete(ok) and _checks.is_concrete(inputs_ok) and bool(inputs_ok) and not bool(ok):
+        args = None if fast_inputs is None else fast_inputs(x, action, reward)
+        new, code = compiled(state, *(check_inputs(x, action, reward) if args is None else args))
+        if not _checks.is_concrete(code):
+            return new
+        code = int(np.asarray(code))
+        if code & _RAISING_INPUTS:
+            check_inputs(x, action, reward)  # raises the error that names the bad argument
+        elif code & _OVERFLOW and not code & _BEYOND_BOUND:
             raise _overflow_error(jax.tree.leaves(state)[0].dtype)
         return new
 
@@ -219,11 +271,19 @@ def guarded_batch(
     return update_batch
 
 
-def guarded_act(score: Callable, check_key: Callable, check_state: Callable, check_context: Callable) -> Callable:
+def guarded_act(
+    score: Callable,
+    check_key: Callable,
+    check_state: Callable,
+    check_context: Callable,
+    fast_context: Callable | None = None,
+) -> Callable:
     """``act(key, state, x) -> (action, ActInfo)`` from a pure ``score(key, state, x) -> scores (K,)``.
 
     The argmax of finite scores; action -1 and ``info.valid`` False when the context or the scores
-    are not finite (eagerly: a ValueError). Jitted per input shape.
+    are not finite (eagerly: a ValueError). Jitted per input shape. ``fast_context(x) -> x | None``
+    (optional) accepts a context on its type and shape alone; its values are then checked by the
+    compiled call's ``valid``, and ``check_context`` runs only when that is False.
     """
 
     def core(key, state, x):
@@ -236,9 +296,10 @@ def guarded_act(score: Callable, check_key: Callable, check_state: Callable, che
     def act(key, state, x):
         check_key(key)
         check_state(state)
-        x = check_context(x)
-        action, info = compiled(key, state, x)
-        if _checks.is_concrete(info.valid) and not bool(info.valid):
+        checked = None if fast_context is None else fast_context(x)
+        action, info = compiled(key, state, check_context(x) if checked is None else checked)
+        if _checks.is_concrete(info.valid) and not np.asarray(info.valid):
+            check_context(x)  # raises for a context that is not finite
             raise ValueError(
                 f"x: the scores are not finite (a context too large for {info.scores.dtype}, or a non-finite state)"
             )
@@ -271,7 +332,15 @@ def guarded_agent(
     """
     K, d, shared = spec.num_actions, spec.dim, spec.shared
     check_state = state_checker(init)
-    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
+    shape = (K, d) if shared else (d,)
+
+    def fast_inputs(x, action, reward):
+        args = (fast_context(x, shape), fast_action(action, K), fast_reward(reward))
+        return None if any(v is None for v in args) else args
+
+    act = guarded_act(
+        score, check_key, check_state, lambda x: check_context(x, K, d, shared), lambda x: fast_context(x, shape)
+    )
     update = guarded(
         step,
         lambda x, a, r: check_update(x, a, r, K, d, shared, likelihood),
@@ -280,6 +349,7 @@ def guarded_agent(
         likelihood,
         reward_bound,
         shared=shared,
+        fast_inputs=fast_inputs,
     )
     update_batch = guarded_batch(
         step_batch,

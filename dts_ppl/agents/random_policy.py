@@ -7,7 +7,17 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dts_ppl.agents.base import Agent, AgentSpec, check_action, check_key, check_num_actions, state_checker
+from dts_ppl.agents.base import (
+    Agent,
+    AgentSpec,
+    check_action,
+    check_key,
+    check_num_actions,
+    fast_action,
+    fast_context,
+    fast_reward,
+    state_checker,
+)
 from dts_ppl.agents.guard import guarded, guarded_act, guarded_batch
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
@@ -77,8 +87,17 @@ def random_policy(num_actions: int) -> Agent:
         _checks.check_finite("y", y)
         return X, jnp.asarray(A), y, jnp.zeros((n, 1)), jnp.zeros(n, jnp.int32)
 
-    act = guarded_act(score, check_key, check_state, _check_x)
-    update = guarded(lambda state, phi, g, y: RandomState(state.step + 1), check_inputs, check_state, K)
+    def fast_x(x):
+        return x if fast_context(x, getattr(x, "shape", None)) is not None and x.size > 0 else None
+
+    def fast_inputs(x, action, reward):
+        args = (fast_x(x), fast_action(action, K), fast_reward(reward))
+        return None if any(v is None for v in args) else args
+
+    act = guarded_act(score, check_key, check_state, _check_x, fast_x)
+    update = guarded(
+        lambda state, phi, g, y: RandomState(state.step + 1), check_inputs, check_state, K, fast_inputs=fast_inputs
+    )
     update_batch = guarded_batch(
         lambda state, phi, g, y, ok: RandomState(state.step + jnp.sum(ok, dtype=jnp.int32)), check_rows, check_state, K
     )

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from typing import NamedTuple
 
 import jax
@@ -56,6 +57,7 @@ import numpy as np
 from scipy import optimize
 
 from dts_ppl.agents import policy as _policy
+from dts_ppl.core import checks as _checks
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CHI2_95 = Z95**2  # the chi-square(1) 95% quantile
@@ -426,33 +428,82 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     X = jnp.asarray(X)
     if X.ndim < 2 or X.shape[0] < 1:
         raise ValueError(f"X: expected a batch of contexts (n, d) or (n, K, d), got shape {tuple(X.shape)}")
-    _policy.propensities(agent, key, state, X[0], num_samples, mask)  # eager checks on one row
-    mask = _policy.check_mask(mask, agent.spec.num_actions)
-    n, K = X.shape[0], agent.spec.num_actions
-    if agent.spec.deterministic:
-        rows = jax.jit(jax.vmap(lambda x: _policy.propensities(agent, key, state, x, 2, mask).probs))
-        return np.asarray(rows(X), dtype=float)
+    key = _checks.check_key(key)
+    K = agent.spec.num_actions
+    mask = _policy.check_mask(mask, K)
+    deterministic = bool(agent.spec.deterministic)
+    if not deterministic and (not isinstance(num_samples, int | np.integer) or num_samples < 2):
+        raise ValueError(f"num_samples: expected an integer >= 2, got {num_samples!r}")
+    if not _checks.is_real_dtype(X.dtype):
+        raise ValueError(f"X: expected real contexts, got dtype {X.dtype}")
+    _checks.check_finite("X", X)
+    agent.act(key, state, X[0])  # the state and the context shape, checked eagerly on one row
+    block_fn = _policy_fn(agent)
+    n = X.shape[0]
+    if deterministic:
+        return np.asarray(block_fn(key, X[None], state, mask, 2, True), dtype=float)[0]
     if rows_per_block is None:
         rows_per_block = max(1, min(n, SCORE_BUDGET // (num_samples * K)))
     if not isinstance(rows_per_block, int | np.integer) or rows_per_block < 1:
         raise ValueError(f"rows_per_block: expected a positive integer, got {rows_per_block!r}")
+    rows_per_block = int(rows_per_block)
     blocks = -(-n // rows_per_block)
     padded = jnp.concatenate([X, jnp.repeat(X[-1:], blocks * rows_per_block - n, axis=0)])
     padded = padded.reshape((blocks, rows_per_block) + X.shape[1:])
-    block_keys = jax.random.split(key, blocks)
-
-    def block(args):
-        k, xs = args
-        keys = jax.random.split(k, num_samples)
-
-        def row(x):  # the keys are shared by every row of the block: context-free work is not batched by row
-            scores = jax.vmap(lambda kk: _policy.masked_scores(agent, kk, state, x, mask))(keys)
-            return jnp.zeros(K, scores.dtype).at[jnp.argmax(scores, axis=1)].add(1.0) / num_samples
-
-        return jax.vmap(row)(xs)
-
-    probs = jax.jit(lambda ks, xs: jax.lax.map(block, (ks, xs)))(block_keys, padded)
+    probs = block_fn(key, padded, state, mask, int(num_samples), False)
     return np.asarray(probs, dtype=float).reshape(blocks * rows_per_block, K)[:n]
+
+
+#: one compiled policy function per agent (keyed weakly by its ``act``), so repeated calls of
+#: :func:`agent_policy` compile once per input shape instead of once per call
+_POLICY_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _policy_fn(agent):
+    """``f(key, blocks (B, R, ...), state, mask, num_samples, deterministic) -> (B, R, K)``, jitted per agent."""
+    try:
+        fn = _POLICY_FNS.get(agent.act)
+    except TypeError:  # an act that cannot be weakly referenced: compiled per call
+        fn = None
+    if fn is not None:
+        return fn
+    act_ref = weakref.ref(agent.act) if _weakrefable(agent.act) else (lambda act=agent.act: act)
+    K = agent.spec.num_actions
+
+    def scores(key, state, x, mask):
+        _, info = act_ref()(key, state, x)
+        return jnp.where(mask, info.scores, -jnp.inf)
+
+    def run(key, padded, state, mask, num_samples, deterministic):
+        if deterministic:  # exact: ties share the probability
+            s = jax.vmap(lambda x: scores(key, state, x, mask))(padded[0])
+            best = s == jnp.max(s, axis=1, keepdims=True)
+            return (best / jnp.sum(best, axis=1, keepdims=True))[None]
+
+        def block(args):
+            k, xs = args
+            keys = jax.random.split(k, num_samples)
+
+            def row(x):  # the keys are shared by every row of the block: context-free work is not batched by row
+                s = jax.vmap(lambda kk: scores(kk, state, x, mask))(keys)
+                return jnp.zeros(K, s.dtype).at[jnp.argmax(s, axis=1)].add(1.0) / num_samples
+
+            return jax.vmap(row)(xs)
+
+        return jax.lax.map(block, (jax.random.split(key, padded.shape[0]), padded))
+
+    fn = jax.jit(run, static_argnames=("num_samples", "deterministic"))
+    if _weakrefable(agent.act):
+        _POLICY_FNS[agent.act] = fn
+    return fn
+
+
+def _weakrefable(obj) -> bool:
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
 
 
 class Replay(NamedTuple):

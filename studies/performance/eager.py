@@ -5,6 +5,10 @@ Each agent factory compiles its functions once per input shape, so a plain Pytho
 For every agent (K = 8, d = 3, Gaussian rewards; GLM agents with Bernoulli rewards) it times,
 after warm-up, blocks of ``--calls`` eager calls and the same calls through ``jax.jit(agent.update)``
 / ``jax.jit(agent.act)``, alternating the two, and reports the medians per call and their ratio.
+The jitted loop does not wait for its results (JAX dispatches asynchronously), where an eager
+call reads its status back; the "jit waited" columns time the jitted calls waiting for every
+result, the floor of any call that reads its result. Ratios are of the median blocks and of the
+best (fastest) blocks, the latter less sensitive to other processes on a shared machine.
 
     PYTHONPATH=. python studies/performance/eager.py --json studies/performance/results/eager.json
 """
@@ -12,6 +16,7 @@ after warm-up, blocks of ``--calls`` eager calls and the same calls through ``ja
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -66,6 +71,14 @@ def time_calls(fn, args_list):
     return (time.perf_counter() - t) / len(args_list)
 
 
+def time_calls_waited(fn, args_list):
+    """Like :func:`time_calls`, waiting for every call's result (what an eager call's status read costs)."""
+    t = time.perf_counter()
+    for args in args_list:
+        jax.block_until_ready(fn(*args))
+    return (time.perf_counter() - t) / len(args_list)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=50)
@@ -85,18 +98,26 @@ def main(argv=None) -> dict:
         jit_update, jit_act = jax.jit(agent.update), jax.jit(agent.act)
         for fn, calls in ((agent.update, upd), (jit_update, upd), (agent.act, act), (jit_act, act)):
             time_calls(fn, calls[:3])  # warm-up: compile
-        times = {"update eager": [], "update jit": [], "act eager": [], "act jit": []}
+        times = {
+            k: [] for k in ("update eager", "update jit", "update jit waited", "act eager", "act jit", "act jit waited")
+        }
         for _ in range(args.blocks):  # interleaved
             times["update eager"].append(time_calls(agent.update, upd))
             times["update jit"].append(time_calls(jit_update, upd))
+            times["update jit waited"].append(time_calls_waited(jit_update, upd))
             times["act eager"].append(time_calls(agent.act, act))
             times["act jit"].append(time_calls(jit_act, act))
+            times["act jit waited"].append(time_calls_waited(jit_act, act))
         med = {k: float(np.median(v)) for k, v in times.items()}
+        best = {k: float(np.min(v)) for k, v in times.items()}
         row = {
             "agent": name,
             **{f"{k} (us)": 1e6 * v for k, v in med.items()},
             "update ratio": med["update eager"] / med["update jit"],
             "act ratio": med["act eager"] / med["act jit"],
+            "update ratio, best blocks": best["update eager"] / best["update jit"],
+            "act ratio, best blocks": best["act eager"] / best["act jit"],
+            "blocks (us)": {k: [1e6 * t for t in v] for k, v in times.items()},
         }
         rows.append(row)
         print(
@@ -105,7 +126,12 @@ def main(argv=None) -> dict:
             f" = {row['act ratio']:.2f}x",
             flush=True,
         )
+    ratios = [r[f"{f} ratio"] for r in rows for f in ("update", "act")]
+    best_ratios = [r[f"{f} ratio, best blocks"] for r in rows for f in ("update", "act")]
     out = {
+        "load_average": list(os.getloadavg()),
+        "worst_ratio": max(ratios),
+        "worst_ratio_best_blocks": max(best_ratios),
         "command": "python studies/performance/eager.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "device": str(jax.devices()[0]),
         "x64": bool(jax.config.jax_enable_x64),

@@ -241,3 +241,37 @@ def test_an_eager_loop_compiles_once(name):
 
     loop(2)  # the first rounds compile act and update, once per input shape
     assert _count_compilations(lambda: loop(50)) == 0
+
+
+@pytest.mark.parametrize("name", ["dts", "dts_bernoulli", "random"])
+def test_eager_value_errors_name_the_argument_whatever_the_input_type(name):
+    """Arrays (JAX and NumPy) skip the Python value checks; their bad values still raise the named error."""
+    agent = _agent(name)
+    state = agent.init()
+    good = jnp.asarray(np.array([0.1, 0.2, 0.3]))
+    bad_x = (jnp.array([0.1, jnp.nan, 0.3]), np.array([0.1, np.inf, 0.3]))
+    bad_a = (jnp.asarray(K), np.int64(-1), jnp.asarray(K, jnp.int64) if jax.config.jax_enable_x64 else jnp.asarray(-3))
+    bad_r = (jnp.asarray(jnp.nan), np.float64(np.inf), np.array(np.nan))
+    if name == "dts_bernoulli":
+        bad_r += (jnp.asarray(0.5), 0.5, np.float32(2.0))
+    for x in bad_x:
+        with pytest.raises(ValueError, match="^x:"):
+            agent.update(state, x, 1, 1.0)
+        with pytest.raises(ValueError, match="^x:"):
+            agent.act(jax.random.PRNGKey(0), state, x)
+    for a in bad_a:
+        with pytest.raises(ValueError, match="^action:"):
+            agent.update(state, good, a, 1.0)
+    for r in bad_r:
+        with pytest.raises(ValueError, match="^reward:"):
+            agent.update(state, good, 1, r)
+    # the same valid round, whatever the types of its arguments
+    states = [
+        agent.update(state, x, a, r)
+        for x in (good, np.asarray(good), [0.1, 0.2, 0.3])
+        for a in (1, np.int32(1), jnp.asarray(1))
+        for r in (1, 1.0, np.float64(1.0), jnp.asarray(1.0))
+    ]
+    for s in states[1:]:
+        for u, v in zip(jax.tree.leaves(states[0]), jax.tree.leaves(s), strict=True):
+            np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-6)
