@@ -9,7 +9,15 @@ Figure 1 builders do) and the runs use the bench's simulation keys, so every var
 sees the same priors, thetas, contexts and reward noise (paired runs). ``--variants`` names
 entries of :data:`VARIANTS` (dTS keyword arguments) or "LinTS" (the preset's own LinTS, with the
 moment-matched marginal of the prior). Results merge into the JSON (one entry per seed and
-variant, final regret of every run), so variants can be added by later calls.
+variant, final regret of every run), so variants and seeds can be added by later calls (or by
+separate processes writing separate files, merged afterwards):
+
+    PYTHONPATH=. python studies/nonlinear/prior_seeds.py --merge A.json B.json [--tag @COMMIT] \
+        --json studies/nonlinear/results/prior_seeds.json
+
+copies every seed's entries of A.json, B.json into the target, with ``--tag`` appended to the
+dTS variant names (not to LinTS, whose code a tag does not concern): this is how results measured
+at an earlier commit (an earlier default) are kept next to the current ones.
 """
 
 from __future__ import annotations
@@ -74,6 +82,22 @@ def run_seed(seed: int, variants: list[str], runs: int, rounds: int) -> dict:
     return out
 
 
+def merge(path: Path, sources: list[Path], tag: str) -> None:
+    """Copy every seed's entries of ``sources`` into ``path`` (dTS variant names + ``tag``)."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault("seeds", {})
+    for src in sources:
+        other = json.loads(src.read_text())
+        for key in ("preset", "runs", "rounds"):
+            if key in data and data[key] != other[key]:
+                raise ValueError(f"--merge: {src} has {key}={other[key]!r}, {path} has {data[key]!r}")
+            data[key] = other[key]
+        for seed, res in other["seeds"].items():
+            for name, entry in res.items():
+                data["seeds"].setdefault(seed, {})[name if name == "LinTS" else name + tag] = entry
+    save_json(path, data)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0-9")
@@ -81,12 +105,17 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5000)
     p.add_argument("--variants", default="default,LinTS")
     p.add_argument("--json", required=True)
+    p.add_argument("--merge", nargs="*", default=None, help="merge these result files instead of running")
+    p.add_argument("--tag", default="", help="with --merge: appended to the merged dTS variant names")
     args = p.parse_args()
+    path = Path(args.json)
+    if args.merge is not None:
+        merge(path, [Path(m) for m in args.merge], args.tag)
+        return
     variants = [v.strip() for v in args.variants.split(",")]
     unknown = [v for v in variants if v != "LinTS" and v not in VARIANTS]
     if unknown:
         raise ValueError(f"--variants: unknown {unknown}; expected LinTS or one of {sorted(VARIANTS)}")
-    path = Path(args.json)
     data = json.loads(path.read_text()) if path.exists() else {}
     data.update(preset=PRESET, runs=args.runs, rounds=args.rounds)
     data.setdefault("seeds", {})
