@@ -528,6 +528,7 @@ def upward_pass(
     plan: UpwardPlan | None = None,
     *,
     step_rule: str | None = None,
+    start: jax.Array | None = None,
     method: str | None = None,
 ) -> UpwardPass:
     """The latent posterior given the summed action evidence, iterated to convergence.
@@ -558,6 +559,9 @@ def upward_pass(
         plan: the prior's :func:`upward_plan` for ``linearisation`` (built here when None and one
             applies): the "identity" rule on nonlinear links then conditions every level at once.
         step_rule: "line-search" or "halving" (None: :data:`DEFAULT_STEP_RULE`); "iterated" only.
+        start: None, or an (L, d_psi) trajectory (sampling order; e.g. :func:`plug_in_mean` of
+            the previous posterior's latents): the line search then also runs from it and keeps
+            whichever end point has the lower :func:`chain_objective` ("iterated" only).
         method: deprecated name of ``linearisation``.
     Returns:
         UpwardPass(latents, linearisation, passes, converged).
@@ -580,7 +584,42 @@ def upward_pass(
 
     if step_rule == "halving":
         return _iterate_halving(prior, evidence, tol, max_passes)
-    return _iterate_line_search(prior, evidence, tol, max_passes, chain_rows(prior).prior_mean)[0]
+    prior_mean = chain_rows(prior).prior_mean
+    cold, cold_points = _iterate_line_search(prior, evidence, tol, max_passes, prior_mean)
+    if start is None:
+        return cold
+    start = jnp.asarray(start, prior_mean.dtype)
+    if start.shape != prior_mean.shape:
+        raise ValueError(f"start: expected a trajectory of shape {prior_mean.shape}, got {start.shape}")
+    warm, warm_points = _iterate_line_search(prior, evidence, tol, max_passes, start)
+    better = chain_objective(prior, evidence, warm_points) < chain_objective(prior, evidence, cold_points)
+    return jax.tree.map(lambda w, c: jnp.where(better, w, c), warm, cold)
+
+
+def plug_in_mean(prior: DiffusionPrior, latents: Conditionals) -> jax.Array:
+    """The trajectory m_L = shift_L, m_l = gain_l f_{l+1}(m_{l+1}) + shift_l through the true links.
+
+    For the latents of a converged iterated pass this is its expansion points (a Jacobian
+    linearisation is exact at its own point): the ``start`` that resumes the pass where it ended.
+
+    Args:
+        prior: DiffusionPrior with L levels.
+        latents: Conditionals (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi), sampling order.
+    Returns:
+        (L, d_psi) trajectory in sampling order.
+    """
+    top = latents.shift[0]
+    if prior.links is None:
+        return top[None]
+    links = jax.tree.map(lambda x: jnp.flip(x, axis=0), prior.links)  # row i's link is f_{L-i+1}
+
+    def step(parent, xs):
+        gain, shift, link = xs
+        m = gain @ link(parent).astype(parent.dtype) + shift
+        return m, m
+
+    _, below = jax.lax.scan(step, top, (latents.gain[1:], latents.shift[1:], links))
+    return jnp.concatenate([top[None], below])
 
 
 def _pass_at(prior, evidence, points):

@@ -167,6 +167,22 @@ def test_line_search_reaches_the_fixed_point_where_one_exists():
         np.testing.assert_allclose(a, b, atol=1e-8)
 
 
+def test_a_start_at_the_fixed_point_keeps_it():
+    """plug_in_mean of a converged pass is its own expansion trajectory: restarting there keeps the posterior."""
+    prior, X, A, y = _mlp_problem(SEED_CONVERGED)
+    ev = _evidence(prior, X, A, y)
+    cold = core.upward_pass(prior, ev)
+    fixed = core.plug_in_mean(prior, cold.latents)
+    theta = core.prior_conditionals(prior, 1).theta
+    mean = core.moments(prior, core.DTSPosterior(cold.latents, theta), cold.linearisation).psi_mean
+    np.testing.assert_allclose(fixed, mean, atol=1e-8)
+    warm = core.upward_pass(prior, ev, start=fixed)
+    for a, b in zip(jax.tree.leaves(warm[:2]), jax.tree.leaves(cold[:2]), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-8)
+    with pytest.raises(ValueError, match="start: expected a trajectory"):
+        core.upward_pass(prior, ev, start=jnp.zeros(3))
+
+
 def test_one_pass_for_affine_links_identity_and_jacobian(key):
     prior = DiffusionPrior.linear([jnp.ones((2, 2)), jnp.eye(2)], [1.0, 1.0, 1.0])
     ev = core.Message(jnp.eye(2), jnp.ones(2))
