@@ -19,8 +19,9 @@ parent's mean space, pulled back through the link's linearisation (:func:`pull_b
 is ever formed, so actions with fewer than d pulls (singular G_a) and actions with no data are
 exact. For nonlinear links "iterated" (the default for MLP links; DDPM links default to the
 paper's "identity", :func:`default_linearisation`) repeats the pass, re-linearising each link
-at the previous pass's posterior mean trajectory, until the expansion points stop moving
-(docs/defaults.md); affine links are exact in one pass.
+at the previous pass's posterior mean trajectory (Gauss-Newton on :func:`chain_objective`, with
+a backtracking line search on it), until the expansion points stop moving (docs/defaults.md);
+affine links are exact in one pass.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Link
 
 #: Defaults of the iterated upward pass: stop when no expansion point moves by more than
-#: ``tol * max(1, max |point|)`` between passes, or after ``max_passes`` passes
-#: (chosen by measurement, docs/defaults.md).
+#: ``tol * max(1, max |point|)`` between passes, when the line search finds no step that lowers
+#: :func:`chain_objective`, or after ``max_passes`` passes (chosen by measurement, docs/defaults.md).
 DEFAULT_TOL = 1e-5
 DEFAULT_MAX_PASSES = 20
 #: ``linearisation=None`` (the default everywhere) picks each link family's measured best,
@@ -508,6 +509,21 @@ def _point_change(new, old):
     return jnp.max(jnp.abs(new - old)) / jnp.maximum(1.0, jnp.max(jnp.abs(new)))
 
 
+#: Step rules of the iterated pass (:func:`upward_pass`): "line-search" (the default) and the
+#: earlier "halving" rule, kept for comparison (docs/defaults.md).
+STEP_RULES = ("line-search", "halving")
+DEFAULT_STEP_RULE = "line-search"
+
+
+def check_step_rule(step_rule: str | None) -> str:
+    """``step_rule`` validated (None: :data:`DEFAULT_STEP_RULE`)."""
+    if step_rule is None:
+        return DEFAULT_STEP_RULE
+    if not isinstance(step_rule, str) or step_rule not in STEP_RULES:
+        raise ValueError(f"step_rule: expected one of {STEP_RULES}, got {step_rule!r}")
+    return step_rule
+
+
 def check_pass_options(tol, max_passes) -> tuple[float, int]:
     """Validate the iterated pass's tolerance (finite, >= 0) and maximum passes (positive int)."""
     max_passes = _checks.check_positive_int("max_passes", max_passes)
@@ -524,6 +540,8 @@ def upward_pass(
     max_passes: int = DEFAULT_MAX_PASSES,
     plan: UpwardPlan | None = None,
     *,
+    step_rule: str | None = None,
+    start: jax.Array | None = None,
     method: str | None = None,
 ) -> UpwardPass:
     """The latent posterior given the summed action evidence, iterated to convergence.
@@ -533,15 +551,17 @@ def upward_pass(
     under ``lax.while_loop``, moves the expansion points towards the posterior mean trajectory of
     the last pass (propagated through that pass's linearisation, as :func:`moments`):
 
-        points <- points + step (mean(points) - points),
+        points <- points + s (mean(points) - points).
 
-    with step = 1 (plain fixed-point iteration) while the gap |mean(points) - points| shrinks;
-    from the first pass where it does not, the step is halved at every pass (ReLU links can make
-    plain iteration cycle between two activation patterns, measured in docs/defaults.md). It
-    stops when the expansion points would move by at most ``tol * max(1, max |point|)`` or after
-    ``max_passes`` passes. ``converged``
-    says whether the gap itself met the tolerance: then the posterior is the exact posterior of
-    the prior linearised at its own mean trajectory.
+    Each pass is a Gauss-Newton step on the negative log posterior of the trajectory,
+    :func:`chain_objective`. ``step_rule="line-search"`` (the default) takes the largest s in
+    {1, 1/2, 1/4, ...} that lowers that objective by the Armijo amount, and stops when the gap
+    |mean(points) - points| meets ``tol * max(1, max |point|)``, when no step above that size
+    lowers the objective (a stationary point at a ReLU kink), or after ``max_passes`` passes.
+    ``step_rule="halving"`` is the earlier rule: s = 1 while the gap shrinks, then halved at every
+    pass whatever the objective does (its end point can be far from any mode: docs/defaults.md).
+    ``converged`` says whether the gap itself met the tolerance: then the posterior is the exact
+    posterior of the prior linearised at its own mean trajectory.
 
     Args:
         prior: DiffusionPrior with L levels.
@@ -551,6 +571,10 @@ def upward_pass(
         max_passes: upward passes at most (each O(L d_psi^3)).
         plan: the prior's :func:`upward_plan` for ``linearisation`` (built here when None and one
             applies): the "identity" rule on nonlinear links then conditions every level at once.
+        step_rule: "line-search" or "halving" (None: :data:`DEFAULT_STEP_RULE`); "iterated" only.
+        start: None, or an (L, d_psi) trajectory (sampling order; e.g. :func:`plug_in_mean` of
+            the previous posterior's latents): the line search then also runs from it and keeps
+            whichever end point has the lower :func:`chain_objective` ("iterated" only).
         method: deprecated name of ``linearisation``.
     Returns:
         UpwardPass(latents, linearisation, passes, converged).
@@ -558,6 +582,7 @@ def upward_pass(
     linearisation = renamed_argument("method", method, "linearisation", linearisation, DEFAULT_LINEARISATION)
     linearisation = resolve_linearisation(prior, linearisation)
     tol, max_passes = check_pass_options(tol, max_passes)
+    step_rule = check_step_rule(step_rule)
     one = jnp.ones((), jnp.int32)
     if plans_upward(prior, linearisation):
         plan = _upward_plan(prior) if plan is None else plan
@@ -570,14 +595,59 @@ def upward_pass(
         lin = linearise(prior, "jacobian" if linearisation == "iterated" else linearisation)
         return UpwardPass(latent_posteriors(prior, evidence, lin), lin, one, jnp.ones((), bool))
 
-    def run(points):  # one pass expanded at ``points``, its mean trajectory and their gap
-        lin = linearise(prior, "iterated", points)
-        latents = latent_posteriors(prior, evidence, lin)
-        mean = _chain_moments(latents, lin)[0]
-        return latents, lin, mean, _point_change(mean, points)
+    if step_rule == "halving":
+        return _iterate_halving(prior, evidence, tol, max_passes)
+    prior_mean = chain_rows(prior).prior_mean
+    cold, cold_points = _iterate_line_search(prior, evidence, tol, max_passes, prior_mean)
+    if start is None:
+        return cold
+    start = jnp.asarray(start, prior_mean.dtype)
+    if start.shape != prior_mean.shape:
+        raise ValueError(f"start: expected a trajectory of shape {prior_mean.shape}, got {start.shape}")
+    warm, warm_points = _iterate_line_search(prior, evidence, tol, max_passes, start)
+    better = chain_objective(prior, evidence, warm_points) < chain_objective(prior, evidence, cold_points)
+    return jax.tree.map(lambda w, c: jnp.where(better, w, c), warm, cold)
 
+
+def plug_in_mean(prior: DiffusionPrior, latents: Conditionals) -> jax.Array:
+    """The trajectory m_L = shift_L, m_l = gain_l f_{l+1}(m_{l+1}) + shift_l through the true links.
+
+    For the latents of a converged iterated pass this is its expansion points (a Jacobian
+    linearisation is exact at its own point): the ``start`` that resumes the pass where it ended.
+
+    Args:
+        prior: DiffusionPrior with L levels.
+        latents: Conditionals (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi), sampling order.
+    Returns:
+        (L, d_psi) trajectory in sampling order.
+    """
+    top = latents.shift[0]
+    if prior.links is None:
+        return top[None]
+    links = jax.tree.map(lambda x: jnp.flip(x, axis=0), prior.links)  # row i's link is f_{L-i+1}
+
+    def step(parent, xs):
+        gain, shift, link = xs
+        m = gain @ link(parent).astype(parent.dtype) + shift
+        return m, m
+
+    _, below = jax.lax.scan(step, top, (latents.gain[1:], latents.shift[1:], links))
+    return jnp.concatenate([top[None], below])
+
+
+def _pass_at(prior, evidence, points):
+    """One pass expanded at ``points``: (latents, linearisation, its mean trajectory, their gap)."""
+    lin = linearise(prior, "iterated", points)
+    latents = latent_posteriors(prior, evidence, lin)
+    mean = _chain_moments(latents, lin)[0]
+    return latents, lin, mean, _point_change(mean, points)
+
+
+def _iterate_halving(prior, evidence, tol, max_passes):
+    """The step-halving rule (``step_rule="halving"``): step 1 while the gap shrinks, then halved every pass."""
+    one = jnp.ones((), jnp.int32)
     points = chain_rows(prior).prior_mean
-    latents, lin, mean, gap = run(points)
+    latents, lin, mean, gap = _pass_at(prior, evidence, points)
     dtype = points.dtype
     # carry: latents, lin, points, mean, gap, previous gap, step, passes
     init = (latents, lin, points, mean, gap, jnp.asarray(jnp.inf, dtype), jnp.ones((), dtype), one)
@@ -593,11 +663,109 @@ def upward_pass(
         _, _, points, mean, gap, prev, step, passes = carry
         step = next_step(gap, prev, step)
         new_points = points + step * (mean - points)
-        latents, lin, new_mean, new_gap = run(new_points)
+        latents, lin, new_mean, new_gap = _pass_at(prior, evidence, new_points)
         return latents, lin, new_points, new_mean, new_gap, gap, step, passes + 1
 
     latents, lin, _, _, gap, _, _, passes = jax.lax.while_loop(cond, body, init)
     return UpwardPass(latents, lin, passes, gap <= tol)
+
+
+#: Sufficient-decrease constant of the line search (Armijo): a step s along d is taken when the
+#: objective falls by at least ``ARMIJO * s * (-slope)``.
+ARMIJO = 1e-4
+
+
+def chain_objective(prior: DiffusionPrior, evidence: Message, points: jax.Array) -> jax.Array:
+    """Negative log posterior density of a latent trajectory, up to a constant (the iterated pass's objective).
+
+    J(psi) = sum_rows 1/2 r_i^T Q_i r_i + 1/2 u^T G u - b^T u, with r_i = psi_i - f(psi_{i-1})
+    (r_0 = psi_L), Q_i the rows' prior precisions and u = f_1(psi_1): the prior chain and the
+    Gaussian evidence message on u. Each re-linearised pass is a Gauss-Newton step on J.
+
+    Args:
+        prior: DiffusionPrior with L levels.
+        evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
+        points: (L, d_psi) trajectory in sampling order (row 0 = psi_L).
+    Returns:
+        () the objective.
+    """
+    precs = psd_inv(chain_rows(prior).cov)
+    r, u = _residuals(prior, points)
+    return 0.5 * jnp.einsum("li,lij,lj->", r, precs, r) + 0.5 * u @ evidence.G @ u - evidence.b @ u
+
+
+def _residuals(prior, points):
+    """(r (L, d_psi), u (d,)): each row minus its parent's link, and f_1(psi_1)."""
+    rows = chain_rows(prior)
+    if rows.parent_link is None:
+        parent = jnp.zeros_like(points)
+    else:
+        links = jax.tree.map(lambda x: x[1:], rows.parent_link)
+        below = jax.vmap(lambda link, p: link(p))(links, points[:-1]).astype(points.dtype)
+        parent = jnp.concatenate([jnp.zeros_like(points[:1]), below])
+    return points - parent, prior.link1(points[-1]).astype(points.dtype)
+
+
+def _iterate_line_search(prior, evidence, tol, max_passes, points):
+    """Gauss-Newton on :func:`chain_objective` with a backtracking (Armijo) line search.
+
+    Each pass expanded at ``points`` gives the mean trajectory ``mean`` of the linearised
+    posterior, the Gauss-Newton minimiser of the objective's local model. The step
+    ``points + s (mean - points)`` takes the largest s in {1, 1/2, 1/4, ...} that lowers the true
+    objective by the Armijo amount; the change of the objective is computed from differences of
+    residuals, so float32 resolves it where the objective itself is large. Stops when the gap
+    ``|mean - points|`` meets ``tol`` (converged: a self-consistent linearisation), when no step
+    of size above ``tol`` lowers the objective (a stationary point at a ReLU kink, or round-off),
+    or after ``max_passes`` passes.
+    """
+    precs = psd_inv(chain_rows(prior).cov)
+    G, b = evidence
+
+    def change(r0, u0, new_points):  # J(new) - J(old) from differences (old given by its residuals)
+        r1, u1 = _residuals(prior, new_points)
+        dr, du = r1 - r0, u1 - u0
+        return 0.5 * jnp.einsum("li,lij,lj->", dr, precs, r1 + r0) + du @ (0.5 * G @ (u1 + u0) - b)
+
+    def slope(points, direction):  # directional derivative of J at points along direction
+        return jax.jvp(lambda p: chain_objective(prior, evidence, p), (points,), (direction,))[1]
+
+    one = jnp.ones((), jnp.int32)
+    latents, lin, mean, gap = _pass_at(prior, evidence, points)
+    # carry: latents, lin, points, mean, gap, passes, stalled (no acceptable step)
+    init = (latents, lin, points, mean, gap, one, jnp.zeros((), bool))
+
+    def cond(carry):
+        *_, gap, passes, stalled = carry
+        return (gap > tol) & (passes < max_passes) & ~stalled
+
+    def body(carry):
+        latents, lin, points, mean, gap, passes, _ = carry
+        direction = mean - points
+        r0, u0 = _residuals(prior, points)
+        descent = jnp.minimum(slope(points, direction), 0.0)
+
+        def too_high(s):
+            return change(r0, u0, points + s * direction) > ARMIJO * s * descent
+
+        def shrink(s):  # halve while the step is still above tol and does not lower J enough
+            return (s * gap > tol) & too_high(s)
+
+        s = jax.lax.while_loop(shrink, lambda s: 0.5 * s, jnp.ones((), points.dtype))
+        accepted = ~too_high(s) & (s * gap > tol)
+        new_points = points + s * direction
+
+        def advance():
+            latents, lin, mean, gap = _pass_at(prior, evidence, new_points)
+            return latents, lin, new_points, mean, gap
+
+        def stay():
+            return latents, lin, points, mean, gap
+
+        latents, lin, points, mean, gap = jax.lax.cond(accepted, advance, stay)
+        return latents, lin, points, mean, gap, passes + accepted.astype(jnp.int32), ~accepted
+
+    latents, lin, points, _, gap, passes, _ = jax.lax.while_loop(cond, body, init)
+    return UpwardPass(latents, lin, passes, gap <= tol), points
 
 
 @partial(jax.jit, static_argnames=("linearisation", "tol", "max_passes"))

@@ -10,7 +10,7 @@ from dts_ppl.agents import dts, dts_posterior, lin_ts, theta_marginal
 from dts_ppl.core import checks, oracle
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import linear_predictor
-from dts_ppl.experiments.synthetic import random_mlp_prior
+from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
 
 SEED_CONVERGED = 2  # data on which the iteration reaches a self-consistent linearisation (2 passes)
 
@@ -107,6 +107,80 @@ def test_damping_ends_a_two_cycle_within_max_passes():
     up = core.upward_pass(prior, ev, "iterated", tol=1e-5, max_passes=40)
     assert int(up.passes) < 40  # the damped steps shrink below tol
     assert not bool(up.converged)  # no self-consistent linearisation: reported, not hidden
+
+
+def _evidence(prior, X, A, y, K=3):
+    _, msgs = core.action_posteriors(prior, Gaussian(1.0).statistics(X, A, y, K))
+    return core.Message(msgs.G.sum(0), msgs.b.sum(0))
+
+
+def test_chain_objective_is_the_negative_log_posterior_of_the_oracle(key):
+    """Affine links: J(p) - J(q) = log p(q | data) - log p(p | data) under the joint-Gaussian oracle."""
+    prior = random_linear_prior(key, 3, (3, 2))
+    K = 3
+    kx, ka, kt, ky, kp = jax.random.split(jax.random.PRNGKey(5), 5)
+    X = jax.random.uniform(kx, (30, 3), minval=-1, maxval=1)
+    A = jax.random.randint(ka, (30,), 0, K)
+    _, theta = core.sample(kt, prior, core.prior_conditionals(prior, K))
+    y = jnp.sum(X * theta[A], -1) + jax.random.normal(ky, (30,))
+    joint = oracle.joint_posterior(prior, Gaussian(1.0).statistics(X, A, y, K))
+    n = prior.num_levels * prior.latent_dim  # the oracle's z starts with psi_1..psi_L (level order)
+    mean, cov = joint.mean[:n], joint.cov[:n, :n]
+
+    def log_post(points):  # points in sampling order (row 0 = psi_L)
+        return jax.scipy.stats.multivariate_normal.logpdf(points[::-1].reshape(-1), mean, cov)
+
+    ev = _evidence(prior, X, A, y, K)
+    p, q = jax.random.normal(kp, (2, prior.num_levels, prior.latent_dim))
+    got = core.chain_objective(prior, ev, p) - core.chain_objective(prior, ev, q)
+    np.testing.assert_allclose(got, log_post(q) - log_post(p), rtol=1e-9)
+
+
+def test_line_search_lowers_the_objective_where_plain_iteration_cycles():
+    """The two-cycle problem: the line search stops by itself, below the prior mean's objective."""
+    prior, X, A, y = _mlp_problem(7)
+    ev = _evidence(prior, X, A, y)
+
+    def objective_at(up):  # the objective at the final pass's posterior mean trajectory
+        theta = core.prior_conditionals(prior, 1).theta
+        mean = core.moments(prior, core.DTSPosterior(up.latents, theta), up.linearisation).psi_mean
+        return float(core.chain_objective(prior, ev, mean))
+
+    ls = core.upward_pass(prior, ev, "iterated", tol=1e-5, max_passes=40)
+    halving = core.upward_pass(prior, ev, "iterated", tol=1e-5, max_passes=40, step_rule="halving")
+    assert int(ls.passes) < 40 and int(halving.passes) < 40
+    start = float(core.chain_objective(prior, ev, core.chain_rows(prior).prior_mean))
+    assert objective_at(ls) < start and objective_at(halving) < start
+    assert not bool(ls.converged)  # no self-consistent linearisation here: reported, not hidden
+    with pytest.raises(ValueError, match="step_rule: expected one of"):
+        core.upward_pass(prior, ev, "iterated", step_rule="newton")
+
+
+def test_line_search_reaches_the_fixed_point_where_one_exists():
+    """Where a self-consistent linearisation exists (SEED_CONVERGED), both rules converge to it."""
+    prior, X, A, y = _mlp_problem(SEED_CONVERGED)
+    ev = _evidence(prior, X, A, y)
+    ls = core.upward_pass(prior, ev)
+    halving = core.upward_pass(prior, ev, step_rule="halving")
+    assert bool(ls.converged) and bool(halving.converged)
+    for a, b in zip(jax.tree.leaves(ls[:2]), jax.tree.leaves(halving[:2]), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-8)
+
+
+def test_a_start_at_the_fixed_point_keeps_it():
+    """plug_in_mean of a converged pass is its own expansion trajectory: restarting there keeps the posterior."""
+    prior, X, A, y = _mlp_problem(SEED_CONVERGED)
+    ev = _evidence(prior, X, A, y)
+    cold = core.upward_pass(prior, ev)
+    fixed = core.plug_in_mean(prior, cold.latents)
+    theta = core.prior_conditionals(prior, 1).theta
+    mean = core.moments(prior, core.DTSPosterior(cold.latents, theta), cold.linearisation).psi_mean
+    np.testing.assert_allclose(fixed, mean, atol=1e-8)
+    warm = core.upward_pass(prior, ev, start=fixed)
+    for a, b in zip(jax.tree.leaves(warm[:2]), jax.tree.leaves(cold[:2]), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-8)
+    with pytest.raises(ValueError, match="start: expected a trajectory"):
+        core.upward_pass(prior, ev, start=jnp.zeros(3))
 
 
 def test_one_pass_for_affine_links_identity_and_jacobian(key):

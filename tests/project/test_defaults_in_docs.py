@@ -109,6 +109,8 @@ def test_the_defaults_page_tables_agree_with_the_code():
     tol, passes = re.search(r"Defaults: `tol = ([^`]+)`,\s+`max_passes = (\d+)`", text).groups()
     assert float(tol) == inference.DEFAULT_TOL and int(passes) == inference.DEFAULT_MAX_PASSES
     assert _defaults(inference.upward_pass)["tol"] == inference.DEFAULT_TOL
+    rule = re.search(r'Step rule `"([\w-]+)"` \(the default\)', text).group(1)
+    assert rule == inference.DEFAULT_STEP_RULE == inference.check_step_rule(None)
     ridge, expansion = re.search(r"carry `ridge=(\w+), expansion=\"(\w+)\"`", text).groups()
     for glm in (Bernoulli(), Poisson()):
         assert (repr(glm.ridge), glm.expansion) == (ridge, expansion)
