@@ -60,7 +60,7 @@ def _assert_tree_equal(a, b):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
-@pytest.mark.parametrize("factory", [dts, hier_ts])
+@pytest.mark.parametrize("factory", [dts, pytest.param(hier_ts, marks=pytest.mark.slow)])
 def test_discount_one_is_the_plain_agent_bit_for_bit(key, factory):
     prior = _prior(key)
     X, A, y = _data(jax.random.PRNGKey(1))
@@ -168,7 +168,7 @@ def _weighted_logistic_map(X, y, w, ridge):
     return beta, (X * (w * p * (1 - p))[:, None]).T @ X
 
 
-@pytest.mark.parametrize("factory", [glm_ts, ucb_glm])
+@pytest.mark.parametrize("factory", [glm_ts, pytest.param(ucb_glm, marks=pytest.mark.slow)])
 def test_glm_discount_weighs_the_history(key, factory):
     """The last-played action's refit is the gamma^age-weighted regularised MAP; the others decay by gamma."""
     prior = GaussianPrior(jnp.zeros(D), jnp.eye(D))

@@ -72,12 +72,13 @@ def test_fig6_problem_meets_the_bounds_assumptions():
 
 
 def test_the_registry_is_one_table_and_the_old_names_warn():
-    from dts_ppl.experiments import realdata, registry, regret, swissroll
+    from dts_ppl.experiments import realdata, registry, regret, shapes, swissroll
 
     groups = [registry.paper_presets(), registry.paper_extra_presets()]
     groups += [registry.swissroll_presets(), registry.realdata_presets()]
-    names = [p.name for g in groups for p in g]
-    assert len(names) == len(set(names)) == len(PRESETS) == 58
+    extra = [registry.classification_presets(), [registry.Preset._make(p) for p in shapes.presets()]]
+    names = [p.name for g in [*groups, *extra] for p in g]
+    assert len(names) == len(set(names)) == len(PRESETS) == 70
     assert all(isinstance(p, registry.Preset) and p.name == n for n, p in PRESETS.items())
     with pytest.warns(DeprecationWarning, match="registry"):
         assert regret.PRESETS is registry.PRESETS
