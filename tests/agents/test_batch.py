@@ -163,6 +163,7 @@ def test_delayed_feedback_any_order_equals_batch():
     assert_states_close(s, batch, 1e-6, 1e-9)
 
 
+@pytest.mark.slow
 def test_warm_start_equals_batch_from_init():
     prior = linear_prior(jax.random.PRNGKey(10))
     X, A, y = data(jax.random.PRNGKey(11), 50)
@@ -200,7 +201,8 @@ def spoil(X, A, y, shared):
     return X, A, y, good
 
 
-@pytest.mark.parametrize("shared", [False, True])
+# per-action bad rows under jit: also in tests/agents/test_guard_protocol.py (every factory)
+@pytest.mark.parametrize("shared", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_update_batch_drops_bad_rows_under_jit(shared):
     """Under jit, a batch with bad rows = the batch of its good rows (+ 4 rejected) = the row loop."""
     prior = linear_prior(jax.random.PRNGKey(14))

@@ -167,7 +167,7 @@ def test_jacobi_eigh_matches_lapack(n):
             np.testing.assert_allclose(np.einsum("bij,bj,bkj->bik", V, lam, V), m * scale, rtol=0, atol=1e-13 * top)
 
 
-@pytest.mark.parametrize("evidence_scale", [0.0, 0.7])
+@pytest.mark.parametrize("evidence_scale", [0.0, pytest.param(0.7, marks=pytest.mark.slow)])
 def test_planned_pass_derivatives_equal_the_recursions(evidence_scale):
     # rank-one evidence (repeated eigenvalues; none at all at scale 0): the planned pass's
     # derivatives with respect to the evidence and to the prior's covariances equal those of the

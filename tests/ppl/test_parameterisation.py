@@ -20,7 +20,9 @@ def _sites(model, *args):
     }
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp", "shared"])
+@pytest.mark.parametrize(
+    "kind", ["linear", pytest.param("mlp", marks=pytest.mark.slow), pytest.param("shared", marks=pytest.mark.slow)]
+)
 def test_noncentred_log_density_differs_by_a_constant(kind):
     """log p_centred(psi, theta, y) - log p_noncentred(psi_raw, theta_raw, y) is the log-Jacobian
     of psi = loc + L psi_raw, which does not depend on the point: equal across random points."""

@@ -42,6 +42,7 @@ def test_each_gate_fails_on_its_own():
 SHORT = ["--preset", "linear", "--num-obs", "10", "--num-samples", "30", "--num-warmup", "30", "--num-chains", "1"]
 
 
+@pytest.mark.slow
 def test_short_nuts_run_is_unreliable_and_the_cli_exits_nonzero(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["validate", *SHORT, "--json", str(out), "--no-progress"]) == 3

@@ -126,6 +126,7 @@ def _count_traces(monkeypatch) -> list:
     return calls
 
 
+@pytest.mark.slow
 def test_validate_checks_its_inputs_once_and_old_keywords_warn(monkeypatch):
     """One validate traces the model and the guide once each; the NUTS keywords of the previous
     version still reach run_nuts (as NutsSettings), with a DeprecationWarning."""

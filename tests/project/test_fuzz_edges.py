@@ -138,6 +138,7 @@ def _als_ok(fac, num_held_out=None):
     return finite and (np.isnan(fac.test_rmse) if num_held_out == 0 else np.isfinite(fac.test_rmse))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.integers(2, 8), st.floats(0.0, 0.999), st.integers(0, 3))
 @example(2, 0.75, 0)  # every rating held out: the training set is empty
