@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -101,6 +102,18 @@ def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
     A drifting environment (``env.drift``) moves theta before every round t (t = 0, 1, ...) and
     the regret of round t is measured against that round's theta.
     """
+    return run_rounds(key, env, agent, num_rounds)[1]
+
+
+def run_rounds(key, env: Environment, agent: Agent, num_rounds: int, record: Callable | None = None):
+    """One run, as :func:`run_regret` (the same keys), with its final state and per-round records.
+
+    Args:
+        record: None, or ``record(state) -> pytree`` of the state after each round's update
+            (e.g. ``lambda s: s.passes``); its outputs are stacked over rounds.
+    Returns:
+        (final agent state, (num_rounds,) per-round pseudo-regret, stacked records or None).
+    """
     key = check_key(key)
     k_theta, k_ctx, k_act, k_rew = jax.random.split(key, 4)
     theta = env.sample_theta(k_theta)
@@ -118,12 +131,13 @@ def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
             y = jax.random.bernoulli(ks[2], means[action]).astype(means.dtype)
         played = (action >= 0) & (action < env.num_actions)  # act flags a bad round with action -1
         regret = jnp.where(played, jnp.max(means) - means[action], jnp.nan)
-        return agent.update(state, x, action, y), regret
+        state = agent.update(state, x, action, y)
+        return state, (regret, None if record is None else record(state))
 
     drift = getattr(env, "drift", None)
     if drift is None:
-        _, regret = jax.lax.scan(round_, agent.init(), keys)
-        return regret
+        state, (regret, records) = jax.lax.scan(round_, agent.init(), keys)
+        return state, regret, records
 
     # a drifting theta rides in the carry; its keys come from another stream, so the contexts,
     # actions and rewards keys are those of the stationary run
@@ -133,12 +147,12 @@ def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
         state, theta_prev = carry
         ks, k_drift, t = inputs
         theta_t = drift(k_drift, theta_prev, t)
-        state, regret = round_(state, ks, theta_t)
-        return (state, theta_t), regret
+        state, out = round_(state, ks, theta_t)
+        return (state, theta_t), out
 
     inputs = (keys, drift_keys, jnp.arange(num_rounds))
-    _, regret = jax.lax.scan(drifting_round, (agent.init(), theta), inputs)
-    return regret
+    (state, _), (regret, records) = jax.lax.scan(drifting_round, (agent.init(), theta), inputs)
+    return state, regret, records
 
 
 def simulate(

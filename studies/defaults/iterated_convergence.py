@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl import agents as ag
-from dts_ppl.bandits.envs import mean_rewards, sample_reward
+from dts_ppl.bandits.simulation import run_rounds
 from dts_ppl.core import inference as core
 from dts_ppl.experiments.regret import SIZES
 from dts_ppl.experiments.synthetic import paper_environment
@@ -24,19 +24,8 @@ from dts_ppl.experiments.synthetic import paper_environment
 
 def passes_and_regret(key, env, agent, num_rounds):
     """One run: per-round passes (num_rounds,), converged flags, and per-round regret (the simulator's keys)."""
-    k_theta, k_ctx, k_act, k_rew = jax.random.split(key, 4)
-    theta = env.sample_theta(k_theta)
-    keys = jnp.stack([jax.random.split(k, num_rounds) for k in (k_ctx, k_act, k_rew)], axis=1)
-
-    def round_(state, ks):
-        x = env.sample_context(ks[0])
-        action, _ = agent.act(ks[1], state, x)
-        means = mean_rewards(env, theta, x)
-        y = sample_reward(env, ks[2], theta, x, action)
-        state = agent.update(state, x, action, y)
-        return state, (state.passes, state.converged, jnp.max(means) - means[action])
-
-    return jax.lax.scan(round_, agent.init(), keys)[1]
+    _, regret, (passes, converged) = run_rounds(key, env, agent, num_rounds, lambda s: (s.passes, s.converged))
+    return passes, converged, regret
 
 
 def main():

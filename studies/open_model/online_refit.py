@@ -36,7 +36,7 @@ jax.config.update("jax_enable_x64", True)
 
 from dts_ppl import agents as ag  # noqa: E402
 from dts_ppl.agents.refit import Refit  # noqa: E402
-from dts_ppl.bandits.envs import mean_rewards, sample_reward  # noqa: E402
+from dts_ppl.bandits.simulation import run_rounds  # noqa: E402
 from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
 from dts_ppl.experiments import realdata as rd  # noqa: E402
 from dts_ppl.experiments.regret import SIZES  # noqa: E402
@@ -49,18 +49,7 @@ EVERY, STEPS = 100, 5
 
 def run_with_state(key, env, agent, num_rounds: int):
     """One run as :func:`dts_ppl.bandits.simulation.run_regret` (same keys): (per-round regret, final state)."""
-    k_theta, k_ctx, k_act, k_rew = jax.random.split(key, 4)
-    theta = env.sample_theta(k_theta)
-    keys = jnp.stack([jax.random.split(k, num_rounds) for k in (k_ctx, k_act, k_rew)], axis=1)
-
-    def round_(state, ks):
-        x = env.sample_context(ks[0])
-        action, _ = agent.act(ks[1], state, x)
-        means = mean_rewards(env, theta, x)
-        y = sample_reward(env, ks[2], theta, x, action)
-        return agent.update(state, x, action, y), jnp.max(means) - means[action]
-
-    state, regret = jax.lax.scan(round_, agent.init(), keys)
+    state, regret, _ = run_rounds(key, env, agent, num_rounds)
     return regret, state
 
 

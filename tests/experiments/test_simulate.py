@@ -78,3 +78,16 @@ def test_bench_regret_cli_writes_json_and_plot(tmp_path, capsys):
     assert plot.stat().st_size > 0
     assert main(["bench", "regret", "--preset", "no-such-preset", "--runs", "1"]) == 2
     assert "unknown preset 'no-such-preset'" in capsys.readouterr().err
+
+
+def test_run_rounds_is_run_regret_with_the_final_state_and_records(key):
+    from dts_ppl.bandits.simulation import run_regret, run_rounds
+
+    prior = random_linear_prior(jax.random.PRNGKey(3), 2, (2, 2))
+    env = diffusion_environment(prior, 4)
+    agent = dts(prior, Gaussian(1.0), 4)
+    state, regret, steps = run_rounds(key, env, agent, 12, lambda s: s.step)
+    np.testing.assert_array_equal(regret, run_regret(key, env, agent, 12))
+    np.testing.assert_array_equal(steps, np.arange(1, 13))
+    assert int(state.step) == 12
+    assert run_rounds(key, env, agent, 3)[2] is None
