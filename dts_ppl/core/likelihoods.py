@@ -121,6 +121,17 @@ def empty_stats(num_actions: int, dim: int, dtype: DTypeLike | None = None) -> A
     return ActionStats(jnp.zeros((num_actions, dim, dim), dtype), jnp.zeros((num_actions, dim), dtype))
 
 
+def _proposed_stats(G, b, group, new, discount: float) -> ActionStats:
+    """The statistics a one-row proposal writes: the played group's new row, as a Row.
+
+    With forgetting (``discount`` < 1) every group was decayed, so the whole arrays are proposed,
+    with the played group's row set.
+    """
+    if forgets(discount):
+        return ActionStats(set_row(G, group, new[0]), set_row(b, group, new[1]))
+    return ActionStats(Row(group, new[0]), Row(group, new[1]))
+
+
 def forgets(discount: float) -> bool:
     """Whether ``discount`` asks for forgetting (a Python float below 1; 1.0 is the plain update)."""
     return discount != 1.0
@@ -234,10 +245,7 @@ class Gaussian:
         G, b = ev.stats if not forgets(discount) else decayed(ev.stats, discount)
         old = (get_row(G, group), get_row(b, group))
         new = (old[0] + dG, old[1] + db)
-        if forgets(discount):
-            stats = ActionStats(set_row(G, group, new[0]), set_row(b, group, new[1]))
-            return Evidence(stats, None), old, new
-        return Evidence(ActionStats(Row(group, new[0]), Row(group, new[1])), None), old, new
+        return Evidence(_proposed_stats(G, b, group, new, discount), None), old, new
 
     def add_observation(
         self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
@@ -515,10 +523,7 @@ class _GLM:
             weights = weights * ring_weights(h._replace(group=group_new), h.count + 1, discount)
         G_new, b_new, B_new = self.laplace(X_new, y_new, weights, get_row(h.B, group), newton_steps)
         buf = History(Row(slot, phi), Row(slot, group), Row(slot, y), h.count + 1, Row(group, B_new))
-        if forgets(discount):
-            stats = ActionStats(set_row(G, group, G_new), set_row(b, group, b_new))
-            return Evidence(stats, buf), old, (G_new, b_new)
-        return Evidence(ActionStats(Row(group, G_new), Row(group, b_new)), buf), old, (G_new, b_new)
+        return Evidence(_proposed_stats(G, b, group, (G_new, b_new), discount), buf), old, (G_new, b_new)
 
     def add_observation(
         self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
