@@ -24,20 +24,45 @@ import jax
 import numpy as np
 
 from dts_ppl.analysis import prior_report as pr
+from dts_ppl.bandits.simulation import RegretResult
 from dts_ppl.data import digits as digits_data
 from dts_ppl.experiments import realdata, swissroll
 from dts_ppl.io.npz import atomic_write
 from studies.common import ROOT, results_dir, save_json
 
 OUT = results_dir("prior_report")
-# dataset -> (the matching preset, its results JSON in the repository or None)
+# dataset -> (its name on the page, the matching preset, the preset's regret tables in the repository:
+# the first that exists is used; policies-<preset>.json (docs/realdata.md's policy tables, the same
+# seed and key split as `dts-ppl bench regret`) keeps per-run regrets, so the rule is applied paired)
 PRESETS = {
-    "ring": ("ring-shared", "studies/realdata/results/ring-shared.json"),
-    "roll": ("roll-shared", "studies/realdata/results/roll-shared.json"),
-    "digits": ("digits-multitask", "studies/realdata/results/digits-multitask.json"),
-    "movielens": ("movielens", "studies/realdata/results/movielens.json"),
+    "ring": (
+        "the ring",
+        "ring-shared",
+        ("studies/realdata/results/policies-ring-shared.json", "studies/realdata/results/ring-shared.json"),
+    ),
+    "roll": (
+        "the Swiss roll",
+        "roll-shared",
+        ("studies/realdata/results/policies-roll-shared.json", "studies/realdata/results/roll-shared.json"),
+    ),
+    "digits": (
+        "digits",
+        "digits-multitask",
+        ("studies/realdata/results/policies-digits-multitask.json", "studies/realdata/results/digits-multitask.json"),
+    ),
+    "movielens": (
+        "MovieLens item vectors",
+        "movielens",
+        ("studies/realdata/results/policies-movielens.json", "studies/realdata/results/movielens.json"),
+    ),
 }
+# the report's own agents and the prior each stands for (bank TS and random take no part in the rule)
 FAMILY = {"dTS": "ddpm", "HierTS": "hierarchy", "LinTS": "gaussian", "LinUCB": "gaussian"}
+THOMPSON = ("dTS", "HierTS", "LinTS")
+# the prefix of a preset table's agent name -> its prior (the posterior policies "dTS Bayes-UCB", ...)
+PREFIX = (("HierTS", "hierarchy"), ("dTS", "ddpm"), ("LinTS", "gaussian"), ("LinUCB", "gaussian"))
+# per-run final regrets closer than this (relative to the mean) are the same runs up to float32 rounding
+SAME_RUNS = 1e-4
 
 
 def dataset(name: str, data_dir=None) -> dict:
@@ -76,48 +101,81 @@ def _shared(runs, rounds):
     return pr.ReportSettings(True, num_actions=cfg.num_actions, rounds=rounds, runs=runs, noise=cfg.noise)
 
 
+def table_family(name: str) -> str | None:
+    """The prior a preset table's agent uses, from its name ("dTS Bayes-UCB" -> "ddpm"); None: no family."""
+    return next((fam for prefix, fam in PREFIX if name == prefix or name.startswith(prefix + " ")), None)
+
+
 def _rule(algos: dict, family: dict, z: float) -> dict:
-    """The report's rule on a preset table: per-run regrets if stored (paired), else the unpaired
-    s.e. sqrt(se_a^2 + se_b^2) (the committed preset JSON files keep only means and s.e.)."""
+    """The report's rule (``prior_report.verdict``) on a preset table: paired when every agent keeps its
+    per-run final regrets, else with the unpaired s.e. sqrt(se_a^2 + se_b^2) (the bench JSON files keep
+    only means and s.e.)."""
+    if all("final_regrets" in algos[n] for n in family):
+        results = {n: RegretResult(np.asarray(algos[n]["final_regrets"], np.float64)[:, None], 0.0) for n in family}
+        text, comp = pr.verdict(results, family, z)
+        return dict(
+            verdict=text,
+            best=comp["best"],
+            best_family=comp["best_family"],
+            differences=comp["differences"],
+            paired=True,
+        )
     best = {}
     for name, fam in family.items():
         mean = algos[name]["final_regret_mean"]
         if fam not in best or mean < algos[best[fam]]["final_regret_mean"]:
             best[fam] = name
     top = min(best, key=lambda f: algos[best[f]]["final_regret_mean"])
-    diffs, paired = {}, True
+    diffs = {}
     for fam, name in best.items():
         a, b = algos[name], algos[best[top]]
-        if fam == top:
-            diffs[fam] = [0.0, 0.0]
-        elif "final_regrets" in a and "final_regrets" in b:
-            d = np.asarray(a["final_regrets"]) - np.asarray(b["final_regrets"])
-            diffs[fam] = [float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))]
-        else:
-            paired = False
-            diffs[fam] = [
+        diffs[fam] = (
+            [0.0, 0.0]
+            if fam == top
+            else [
                 a["final_regret_mean"] - b["final_regret_mean"],
                 math.hypot(a["final_regret_se"], b["final_regret_se"]),
             ]
+        )
     chosen = next(f for f in pr.FAMILIES if f in best and diffs[f][0] <= z * diffs[f][1])
-    return dict(verdict=pr.VERDICTS[chosen], best=best, differences=diffs, paired=paired)
+    return dict(verdict=pr.VERDICTS[chosen], best=best, best_family=top, differences=diffs, paired=False)
 
 
-def preset_verdict(path, z: float = 2.0) -> dict | None:
-    """The report's rule on the matching preset's regret table (its JSON in the repository), over all
-    agents and over Thompson sampling only; None when the repository has no such JSON."""
-    file = ROOT / path
-    if not file.is_file():
+def same_runs(report: dict, algos: dict) -> float | None:
+    """The largest per-run difference of final regrets between the report's agents and the table's
+    agents of the same name, relative to the table's mean; None when either keeps no per-run regrets."""
+    gaps = [
+        np.max(np.abs(np.asarray(r["final_regrets"]) - np.asarray(algos[n]["final_regrets"])))
+        / abs(algos[n]["final_regret_mean"])
+        for n, r in report["regret"].items()
+        if n in algos and "final_regrets" in r and "final_regrets" in algos[n]
+    ]
+    return float(max(gaps)) if gaps else None
+
+
+def preset_verdict(paths, z: float = 2.0, report: dict | None = None) -> dict | None:
+    """The report's rule on the matching preset's regret table (the first of ``paths`` in the
+    repository): over the report's agents, over Thompson sampling only, and (where the table has them)
+    over every agent incl. the posterior policies (Bayes-UCB, UCB); None when no table exists."""
+    file = next((ROOT / p for p in paths if (ROOT / p).is_file()), None)
+    if file is None:
         return None
-    algos = json.loads(file.read_text())["algorithms"]
+    table = json.loads(file.read_text())
+    algos = table["algorithms"]
     family = {n: f for n, f in FAMILY.items() if n in algos}
-    ts = {n: f for n, f in family.items() if n != "LinUCB"}
-    return dict(
-        file=path,
+    ts = {n: f for n, f in family.items() if n in THOMPSON}
+    every = {n: table_family(n) for n in algos if table_family(n) is not None}
+    out = dict(
+        file=str(file.relative_to(ROOT)) if file.is_relative_to(ROOT) else str(file),
+        size=f"{table['runs']} runs x {table['rounds']} rounds",
         all=_rule(algos, family, z),
         thompson=_rule(algos, ts, z),
         regrets={n: [algos[n]["final_regret_mean"], algos[n]["final_regret_se"]] for n in algos},
+        same_runs=None if report is None else same_runs(report, algos),
     )
+    if set(every) != set(family):
+        out["policies"] = _rule(algos, every, z)
+    return out
 
 
 def run(name: str, data_dir=None) -> dict:
@@ -133,8 +191,7 @@ def run(name: str, data_dir=None) -> dict:
     )
     print(pr.report_text(report), flush=True)
     data = pr.report_json(report)
-    preset, path = PRESETS[name]
-    data["preset"] = preset
+    data["preset"] = PRESETS[name][1]
     data["seconds"] = time.perf_counter() - start
     OUT.mkdir(parents=True, exist_ok=True)
     save_json(OUT / f"{name}.json", data)
@@ -181,8 +238,18 @@ its bandit (K, rounds, noise, contexts); the held-out samples are the preset's b
 fresh true-prior draws for ring and roll, the held-out task thetas for digits, the held-out 30% of the
 items for MovieLens). bank TS's bank is the training sample (the presets' ring and roll banks are
 20,000 true-prior draws, so bank TS differs there). On digits and MovieLens the report's held-out pool,
-contexts and simulation key are the preset's, so its regrets are those of `dts-ppl bench regret --preset
-NAME` (seed 0): the digits table below equals the preset's row for row.
+contexts and simulation key are the preset's, so its runs are those of `dts-ppl bench regret --preset
+NAME` (seed 0): its per-run final regrets equal the preset table's (float32 rounding aside). On the ring
+and the Swiss roll (`roll`) the report draws its own held-out thetas, so its runs are other runs of the
+same bandit.
+
+**The check against the presets' tables.** Each verdict is set beside the regret table of the matching
+preset in the repository: `studies/realdata/results/policies-<preset>.json`, the source of docs/realdata.md's
+policy tables (per-run final regrets, so the rule is applied paired; the bench JSON `<preset>.json`,
+means and s.e. only, is the fallback, unpaired). The report's rule is applied to that table three times:
+over the report's own agents (dTS, HierTS, LinTS, LinUCB; agreement means both verdicts are the same),
+over Thompson sampling only, and over every agent of the table, the posterior policies included
+(Bayes-UCB and UCB on the dTS, HierTS and LinTS posteriors, which `REPORT_AGENTS` does not run).
 
 Read each verdict with its energy distances: a verdict is about regret on this bandit, and a prior that
 is closer to the held-out samples (smaller energy distance) need not win it, nor the reverse.
@@ -190,11 +257,24 @@ is closer to the held-out samples (smaller energy distance) need not win it, nor
 
 
 def _agree(ref, d) -> str:
+    """The preset table's verdicts by the same rule over the report's agents, and whether they agree."""
     if ref is None:
-        return "no preset JSON in the repository"
+        return "no regret table in the repository | -"
     a, t = ref["all"]["verdict"], ref["thompson"]["verdict"]
     ok = a == d["verdict"] and t == d["verdict_thompson"]
-    return f"{a} / {t}: {'yes' if ok else '**no**'}"
+    return f"{a} / {t} | {'yes' if ok else '**no**'}"
+
+
+def _runs(ref: dict) -> str:
+    """Whether the report's runs are the preset table's runs."""
+    gap = ref["same_runs"]
+    if gap is None:
+        return "per-run regrets not kept, runs not compared"
+    if gap <= SAME_RUNS:
+        return (
+            f"the same runs as the report: per-run final regrets equal within {gap:.1e} of the mean, float32 rounding"
+        )
+    return "other runs than the report's (its own held-out draws)"
 
 
 CLI_RUN = (
@@ -234,38 +314,78 @@ def _section(d: dict) -> list[str]:
     return sec
 
 
-def _reference(preset: str, ref: dict | None, path: str) -> list[str]:
+def _reference(preset: str, ref: dict | None, paths) -> list[str]:
     """The matching preset table and its verdicts by the same rule."""
     if ref is None:
-        return [f"- preset `{preset}`: no results JSON in the repository ({path}), so no comparison."]
+        return [f"- preset `{preset}`: no regret table in the repository ({', '.join(paths)}), so no comparison."]
     regrets = ", ".join(f"{n} {m:.1f} +- {e:.1f}" for n, (m, e) in ref["regrets"].items())
-    out = [f"- preset `{preset}` table ({ref['file']}): {regrets}."]
-    for key, label in (("all", "all agents"), ("thompson", "Thompson sampling only")):
+    out = [f"- preset `{preset}` table ({ref['file']}, {ref['size']}; {_runs(ref)}): {regrets}."]
+    labels = (
+        ("all", "the report's agents"),
+        ("thompson", "Thompson sampling only"),
+        ("policies", "every agent of the table, the posterior policies included"),
+    )
+    for key, label in labels:
+        if key not in ref:
+            continue
         r = ref[key]
-        how = "paired" if r["paired"] else "unpaired s.e.: the preset JSON keeps no per-run regrets"
+        how = "paired" if r["paired"] else "unpaired s.e.: the table keeps no per-run regrets"
         parts = ", ".join(f"{f} ({r['best'][f]}) {v[0]:+.1f} +- {v[1]:.1f}" for f, v in r["differences"].items())
         out.append(f"  Same rule, {label} ({how}): {parts} -> {r['verdict']}.")
     return out
+
+
+def _policy_note(name: str, d: dict, ref: dict | None) -> str | None:
+    """Where the table's posterior policies change the all-agent verdict, and why."""
+    if ref is None or "policies" not in ref or ref["policies"]["verdict"] == d["verdict"]:
+        return None
+    pol = ref["policies"]
+    gauss = pol["best"].get("gaussian")
+    diff, se = pol["differences"].get("gaussian", [0.0, 0.0])
+    best = ", ".join(f"{f}: {n}" for f, n in pol["best"].items())
+    return (
+        f"- {PRESETS[name][0]}: with the table's posterior policies the best agent per prior is {best}, and the "
+        f'verdict is "{pol["verdict"]}" where the report\'s (over its own agents) is "{d["verdict"]}". '
+        "The report runs Thompson sampling on the DDPM and the hierarchy and gives optimism (LinUCB) to the "
+        "fitted Gaussian only, so its all-agent verdict compares policies as much as priors"
+        + (
+            f"; with the table's policies the fitted Gaussian's best agent ({gauss}) is {diff:+.1f} +- {se:.1f} "
+            f"above the best ({pol['best'][pol['best_family']]}), paired."
+            if gauss is not None
+            else "."
+        )
+    )
 
 
 def markdown(paths) -> str:
     """The docs page: the rule, the verdicts next to the presets', one section per dataset, the CLI run."""
     summary = [
         "| dataset | verdict (best agent per prior) | verdict (Thompson sampling only) | preset | "
-        "the preset table's verdicts by the same rule (all / Thompson only): agree? |",
-        "|---|---|---|---|---|",
+        "the preset table's verdicts by the same rule, the report's agents (all / Thompson only) | agree? | "
+        "the table's verdict with its posterior policies (Bayes-UCB, UCB) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    sections = []
+    sections, notes = [], []
     for path in paths:
         d = json.loads(path.read_text())
         name = path.stem
-        preset, file = PRESETS[name]
-        ref = preset_verdict(file)
-        summary.append(f"| {name} | {d['verdict']} | {d['verdict_thompson']} | {preset} | {_agree(ref, d)} |")
-        sec = [f"### {name}", "", *_section(d), *_reference(preset, ref, file)]
+        label, preset, files = PRESETS[name]
+        ref = preset_verdict(files, d["settings"]["z"], report=d)
+        policies = ref["policies"]["verdict"] if ref is not None and "policies" in ref else "-"
+        summary.append(
+            f"| {label} | {d['verdict']} | {d['verdict_thompson']} | {preset} | {_agree(ref, d)} | {policies} |"
+        )
+        note = _policy_note(name, d, ref)
+        if note:
+            notes.append(note)
+        sec = [f"### {label} (`{name}`)", "", *_section(d), *_reference(preset, ref, files)]
         sec += ["", f"![{name}](../studies/prior_report/results/{name}.png)", ""]
         sections += sec
-    lines = [HEADER, "## Verdicts", "", *summary, "", *sections]
+    lines = [HEADER, "## Verdicts", "", *summary, ""]
+    if notes:
+        lines += ["Where the posterior policies of the preset tables (docs/realdata.md) change the verdict:", ""]
+        lines += [*notes, ""]
+    lines += sections
     cli = OUT / "roll-cli.json"
     if cli.is_file():
         lines += [

@@ -222,3 +222,72 @@ def test_docs_page_is_generated_from_the_study_json(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.page() == (root / "docs" / "prior_report.md").read_text()
+
+
+def _study():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    spec = importlib.util.spec_from_file_location(
+        "prior_report_study", root / "studies/prior_report/prior_report_study.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_family_maps_posterior_policies_to_their_prior():
+    study = _study()
+    names = ["dTS", "dTS Bayes-UCB", "HierTS UCB", "HierTS", "LinTS Bayes-UCB", "LinUCB", "bank TS", "random", "dTSx"]
+    got = [study.table_family(n) for n in names]
+    assert got == ["ddpm", "ddpm", "hierarchy", "hierarchy", "gaussian", "gaussian", None, None, None]
+
+
+def test_preset_verdict_is_paired_when_the_table_keeps_runs_and_unpaired_otherwise(tmp_path):
+    """A table where LinUCB is 1.0 above dTS on every run (spread 10 across runs): paired, the gap is
+    measurable (train the diffusion prior); from means and s.e. alone it is not (a fitted Gaussian)."""
+    study = _study()
+    rng = np.random.default_rng(0)
+    base = 100 + 10 * rng.standard_normal(30)
+    finals = {
+        "dTS": base,
+        "LinUCB": base + 1.0 + 0.1 * rng.standard_normal(30),
+        "LinTS": base + 30.0,
+        "dTS Bayes-UCB": base - 5.0,
+        "bank TS": base - 50.0,
+    }
+
+    def table(keep_runs):
+        algos = {}
+        for n, f in finals.items():
+            algos[n] = dict(final_regret_mean=float(f.mean()), final_regret_se=float(f.std(ddof=1) / np.sqrt(30)))
+            if keep_runs:
+                algos[n]["final_regrets"] = f.tolist()
+        return dict(runs=30, rounds=10, algorithms=algos)
+
+    paired_file, mean_file = tmp_path / "p.json", tmp_path / "m.json"
+    paired_file.write_text(json.dumps(table(True)))
+    mean_file.write_text(json.dumps(table(False)))
+    report = {"regret": {n: {"final_regrets": finals[n].tolist()} for n in ("dTS", "LinUCB")}}
+
+    ref = study.preset_verdict([str(tmp_path / "absent.json"), str(paired_file)], report=report)
+    assert ref["file"] == str(paired_file) and ref["all"]["paired"]
+    t = stats.ttest_rel(finals["LinUCB"], finals["dTS"])
+    d, se = ref["all"]["differences"]["gaussian"]
+    assert d == pytest.approx(float(np.mean(finals["LinUCB"] - finals["dTS"])), rel=1e-12)
+    assert d / se == pytest.approx(t.statistic, rel=1e-10)
+    assert ref["all"]["verdict"] == pr.VERDICTS["ddpm"]
+    assert ref["thompson"]["verdict"] == pr.VERDICTS["ddpm"]  # LinTS is 30 above on every run
+    assert ref["policies"]["best"] == {"gaussian": "LinUCB", "ddpm": "dTS Bayes-UCB"}  # bank TS is outside the rule
+    assert ref["same_runs"] == 0.0
+
+    ref = study.preset_verdict([str(mean_file)], report=report)
+    assert not ref["all"]["paired"] and ref["same_runs"] is None
+    a, b = ref["regrets"]["LinUCB"], ref["regrets"]["dTS"]
+    assert ref["all"]["differences"]["gaussian"] == pytest.approx([a[0] - b[0], np.hypot(a[1], b[1])])
+    assert ref["all"]["verdict"] == pr.VERDICTS["gaussian"]
+    assert study.preset_verdict([str(tmp_path / "absent.json")]) is None
