@@ -15,6 +15,15 @@ description, each with support of radius about :data:`SHAPES`.radius:
 
 Every boundary shape gets isotropic N(0, (0.02 r)^2) jitter, so the DDPM has a density to learn.
 
+The paper's own six problems (:data:`PAPER_NAMES`, presets ``shape-paper-<name>``) are in
+:func:`sample_paper_shape`: their names are the paper's (Figures 2 and 4: cross, rays, triangles,
+swirl, H, corners); their definitions are those of the public re-implementation
+WeixinWilliamWang/ECE661_project (``Synthetic_linear.py``, which builds on the authors'
+supplementary ``Synthetic.py``), sampled here exactly by direct constructions instead of its
+rejection loops. Their bandit follows the paper's section 6.2 (:data:`PAPER`): K = 100 action
+features uniform in the unit disc, redrawn every round, rewards N(x_a^T theta, 1), 200 rounds, a
+DDPM pre-trained on 10,000 draws; the baseline "TS N(0, I)" is the paper's uninformed TS.
+
 Bandit (as the shared-parameter presets of :mod:`dts_ppl.experiments.realdata`): K = 20 action
 features U[-1, 1]^2 per round, rewards N(x_a^T theta, 1). Agents: dTS and LaplaceDPS on the same
 pre-trained DDPM prior (:func:`dts_ppl.experiments.realdata.trained_prior`, cached; a smaller
@@ -56,6 +65,15 @@ class ShapesConfig(NamedTuple):
 
 SHAPES = ShapesConfig()
 NAMES = ("cross", "diamond", "triangle", "circle", "two-blobs", "spiral")
+#: Kveton et al.'s six problems (their Figure 2: cross, rays, triangles; Figure 4: swirl, H, corners)
+PAPER_NAMES = ("cross", "rays", "triangles", "swirl", "H", "corners")
+#: their bandit (section 6.2): K = 100, unit-disc features, noise sd 1, 200 rounds, 10,000 pre-training
+#: draws; ``radius`` is the half-width of the square [-3, 3]^2 the shapes are cut from
+PAPER = ShapesConfig(radius=3.0, num_actions=100, pretrain=10_000)
+#: the two components of the paper's "cross": an equal mixture of N(0, C) for these C
+_CROSS_COVS = ((1.0, 0.99), (1.0, -0.9))
+#: half-width of a "rays" sector: the angle whose cosine is 0.95
+_RAY_HALF_WIDTH = float(np.arccos(0.95))
 
 
 def _polygon(u, vertices):
@@ -111,6 +129,127 @@ def sample_shape(key: jax.Array, name: str, num_samples: int) -> jax.Array:
     return rad[:, None] * jnp.stack([jnp.cos(a), jnp.sin(a)], 1) + jitter
 
 
+def _pick(u, weights):
+    """Index of the piece each uniform u (n,) falls in, for piece probabilities ``weights``."""
+    w = np.asarray(weights, np.float64)
+    edges = jnp.asarray(np.cumsum(w / w.sum())[:-1], u.dtype)
+    return jnp.searchsorted(edges, u, side="right")
+
+
+def _in_boxes(u, v, piece, boxes):
+    """Uniform points in axis-aligned boxes ((x0, x1, y0, y1), ...), the box of each point by ``piece``."""
+    b = jnp.asarray(boxes, u.dtype)[piece]
+    return jnp.stack([b[:, 0] + (b[:, 1] - b[:, 0]) * u, b[:, 2] + (b[:, 3] - b[:, 2]) * v], 1)
+
+
+def sample_paper_shape(key: jax.Array, name: str, num_samples: int) -> jax.Array:
+    """(num_samples, 2) draws of Kveton et al.'s problem ``name`` (one of :data:`PAPER_NAMES`).
+
+    - ``cross``: equal mixture of N(0, [[1, 0.99], [0.99, 1]]) and N(0, [[1, -0.9], [-0.9, 1]]).
+    - ``rays``: uniform on the disc of radius 3 within the four sectors of half-angle arccos 0.95
+      around the axes.
+    - ``triangles``: uniform on {x > 0, |y| < x} and {x < 0, |y| < |x| / 3} within [-3, 3]^2.
+    - ``swirl``: u ~ U(0, 1): (sin 2 pi u, cos 2 pi u) (3.5 u - u (v - 1/2)) + (1, -1), v ~ U(0, 1).
+    - ``H``: uniform on {|x| > 2.5} and {|y| < 1/4} within [-3, 3]^2.
+    - ``corners``: uniform on {|x| > 2.5, |y| > 1} and {|y| > 2.5, |x| > 1} within [-3, 3]^2.
+
+    The uniform ones are the paper's rejection samplers (uniform on the square, kept inside the
+    region), drawn directly: a piece chosen with probability proportional to its area, then a
+    uniform point in it.
+
+    Args:
+        key: PRNG key.   name: one of :data:`PAPER_NAMES`.   num_samples: N >= 1.
+    Returns:
+        (N, 2) array of the default float dtype.
+    """
+    key = _checks.check_key(key)
+    if name not in PAPER_NAMES:
+        raise ValueError(f"name: expected one of {', '.join(PAPER_NAMES)}, got {name!r}")
+    n = _checks.check_positive_int("num_samples", num_samples)
+    dtype = jnp.result_type(float)
+    k_p, k_u, k_v = jax.random.split(key, 3)
+    p = jax.random.uniform(k_p, (n,), dtype)
+    u = jax.random.uniform(k_u, (n,), dtype)
+    v = jax.random.uniform(k_v, (n,), dtype)
+    if name == "cross":
+        chol = jnp.stack([jnp.linalg.cholesky(jnp.array([[a, c], [c, a]], dtype)) for a, c in _CROSS_COVS])
+        z = jax.random.normal(k_u, (n, 2), dtype)
+        return jnp.einsum("nij,nj->ni", chol[(p < 0.5).astype(int)], z)
+    if name == "rays":
+        angle = (jnp.pi / 2) * jnp.floor(4 * p) + _RAY_HALF_WIDTH * (2 * u - 1)
+        return 3 * jnp.sqrt(v)[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], 1)
+    if name == "triangles":
+        right = p < 0.75  # areas 9 (right) and 3 (left)
+        x = 3 * jnp.sqrt(u)  # density proportional to x on (0, 3): the triangle's height grows with x
+        y = jnp.where(right, x, x / 3) * (2 * v - 1)
+        return jnp.stack([jnp.where(right, x, -x), y], 1)
+    if name == "swirl":
+        angle = 2 * jnp.pi * u
+        scale = 3.5 * u - u * (v - 0.5)
+        return scale[:, None] * jnp.stack([jnp.sin(angle), jnp.cos(angle)], 1) + jnp.array([1.0, -1.0], dtype)
+    if name == "H":  # left bar, right bar, the middle bar between them: areas 3, 3, 2.5
+        boxes = ((-3.0, -2.5, -3.0, 3.0), (2.5, 3.0, -3.0, 3.0), (-2.5, 2.5, -0.25, 0.25))
+        return _in_boxes(u, v, _pick(p, (3.0, 3.0, 2.5)), boxes)
+    # corners: per quadrant {x in (2.5, 3), y in (1, 3)} (area 1) and {x in (1, 2.5), y in (2.5, 3)} (0.75)
+    quadrant = jnp.floor(4 * p).astype(int)
+    piece = _pick(4 * p - quadrant, (1.0, 0.75))
+    xy = _in_boxes(u, v, piece, ((2.5, 3.0, 1.0, 3.0), (1.0, 2.5, 2.5, 3.0)))
+    signs = jnp.asarray([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]], dtype)[quadrant]
+    return xy * signs
+
+
+def unit_disc_contexts(num_actions: int):
+    """Sampler of (K, 2) action features uniform in the unit disc (the paper's "unit ball" for d = 2)."""
+    dtype = jnp.result_type(float)
+
+    def sample(key):
+        k_a, k_r = jax.random.split(key)
+        angle = 2 * jnp.pi * jax.random.uniform(k_a, (num_actions,), dtype)
+        radius = jnp.sqrt(jax.random.uniform(k_r, (num_actions,), dtype))
+        return radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], 1)
+
+    return sample
+
+
+def paper_setup(name: str, progress: bool = True) -> dict:
+    """One of the paper's problems in its bandit (:data:`PAPER`): env, DDPM prior, fits, bank."""
+    if name not in PAPER_NAMES:
+        raise ValueError(f"name: expected one of {', '.join(PAPER_NAMES)}, got {name!r}")
+    seed = PAPER_NAMES.index(name)
+    pretrain = np.asarray(sample_paper_shape(jax.random.PRNGKey(3000 + seed), name, PAPER.pretrain), np.float64)
+    bank = sample_paper_shape(jax.random.PRNGKey(4000 + seed), name, PAPER.bank)
+    prior, meta = realdata.trained_prior(
+        f"shape-paper-{name}",
+        pretrain,
+        "beta",
+        progress=progress,
+        num_levels=PAPER.num_levels,
+        hidden=PAPER.hidden,
+        steps=PAPER.steps,
+    )
+    K = PAPER.num_actions
+    env = Environment(
+        lambda key: sample_paper_shape(key, name, 1)[0],
+        unit_disc_contexts(K),
+        Gaussian(PAPER.noise),
+        K,
+        2,
+        True,
+        f"Kveton et al.'s {name} problem (shared theta), K={K} features uniform in the unit disc",
+    )
+    uninformed = ag.GaussianPrior(jnp.zeros(2), jnp.eye(2))
+    return dict(
+        env=env,
+        prior=prior,
+        meta=meta,
+        gauss=ag.GaussianPrior.fit(pretrain),
+        uninformed=uninformed,
+        bank=bank,
+        pretrain=pretrain,
+        config=PAPER,
+    )
+
+
 def shape_setup(name: str, progress: bool = True) -> dict:
     """Everything one shape preset uses: env, DDPM prior (+ meta), Gaussian fit, bank, pre-training sample."""
     seed = NAMES.index(name) if name in NAMES else -1
@@ -139,14 +278,19 @@ def shape_setup(name: str, progress: bool = True) -> dict:
 
 
 def shape_agents(setup: dict) -> dict:
-    """The benchmark's agents on one shape: dTS, LaplaceDPS, LinTS (fitted Gaussian), bank TS."""
-    lik, K = Gaussian(SHAPES.noise), SHAPES.num_actions
-    return {
+    """The benchmark's agents on one shape: dTS, LaplaceDPS, LinTS (fitted Gaussian), bank TS, and
+    on the paper's problems (a setup with "uninformed") the paper's TS with the N(0, I) prior."""
+    cfg = setup.get("config", SHAPES)
+    lik, K = Gaussian(cfg.noise), cfg.num_actions
+    agents = {
         "dTS": ag.dts(setup["prior"], lik, K, shared=True),
         "LaplaceDPS": laplace_dps(setup["prior"], lik, K),
         "LinTS": ag.lin_ts(setup["gauss"], lik, K, shared=True),
         "bank TS": ag.bank_ts(setup["bank"], lik, K, shared=True),
     }
+    if "uninformed" in setup:
+        agents["TS N(0, I)"] = ag.lin_ts(setup["uninformed"], lik, K, shared=True)
+    return agents
 
 
 def shape_builder(name: str):
@@ -160,13 +304,31 @@ def shape_builder(name: str):
     return build
 
 
+def paper_builder(name: str):
+    """Builder ``build(key, num_rounds) -> (Environment, agents)`` of the paper's problem ``name``."""
+
+    def build(key, num_rounds):
+        del key, num_rounds
+        s = paper_setup(name)
+        return s["env"], shape_agents(s)
+
+    return build
+
+
 def presets() -> list[tuple]:
-    """The six shape presets ``shape-<name>``: (name, build, description, rounds, runs) each.
+    """The shape presets ``shape-<name>`` and ``shape-paper-<name>``: (name, build, description,
+    rounds, runs) each.
 
     The registry makes them :class:`dts_ppl.experiments.registry.Preset` rows.
     """
-    return [
-        (f"shape-{n}", shape_builder(n), f"one theta from the 2-D {n} shape (Kveton et al. 2024), K=20",
+    ours = [
+        (f"shape-{n}", shape_builder(n), f"one theta from the 2-D {n} shape (after Kveton et al. 2024), K=20",
          SHAPES.rounds, SHAPES.runs)
         for n in NAMES
     ]  # fmt: skip
+    paper = [
+        (f"shape-paper-{n}", paper_builder(n), f"one theta from Kveton et al.'s {n} problem, K=100 unit-disc features",
+         PAPER.rounds, PAPER.runs)
+        for n in PAPER_NAMES
+    ]  # fmt: skip
+    return ours + paper
