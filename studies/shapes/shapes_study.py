@@ -6,6 +6,11 @@ jitted, timed after compilation). One JSON per shape in studies/shapes/results/;
 is made from them by studies/shapes/make_doc.py.
 
     PYTHONPATH=. python studies/shapes/shapes_study.py --runs 20 --rounds 200
+    PYTHONPATH=. python studies/shapes/shapes_study.py --runs 20 --rounds 200 --family paper
+
+``--family paper`` runs Kveton et al.'s own six problems in their bandit (K = 100 unit-disc
+features; :data:`dts_ppl.experiments.shapes.PAPER`), with their uninformed TS as a fifth agent, and
+writes results/paper-<name>.json.
 """
 
 from __future__ import annotations
@@ -48,13 +53,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=shapes.SHAPES.runs)
     p.add_argument("--rounds", type=int, default=shapes.SHAPES.rounds)
-    p.add_argument("--shapes", default=",".join(shapes.NAMES))
+    p.add_argument("--shapes", default=None, help="comma-separated names (default: every shape of the family)")
+    p.add_argument("--family", choices=("ours", "paper"), default="ours", help="our six shapes or the paper's six")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    paper = args.family == "paper"
+    names = args.shapes or ",".join(shapes.PAPER_NAMES if paper else shapes.NAMES)
     out_dir = results_dir("shapes")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in args.shapes.split(","):
-        setup = shapes.shape_setup(name, progress=False)
+    for name in names.split(","):
+        setup = shapes.paper_setup(name, progress=False) if paper else shapes.shape_setup(name, progress=False)
         agents = shapes.shape_agents(setup)
         key = jax.random.PRNGKey(args.seed)
         rows = {}
@@ -78,17 +86,22 @@ def main() -> None:
             diff = np.asarray(row["final"]) - bank
             row["minus_ceiling"] = [float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))]
         meta = {k: v for k, v in setup["meta"].items() if isinstance(v, str | int | float)}
+        family = " --family paper" if paper else ""
         save_json(
-            out_dir / f"{name}.json",
+            out_dir / f"{'paper-' if paper else ''}{name}.json",
             dict(
                 shape=name,
+                family=args.family,
                 runs=args.runs,
                 rounds=args.rounds,
                 seed=args.seed,
-                config=shapes.SHAPES._asdict(),
+                config=(shapes.PAPER if paper else shapes.SHAPES)._asdict(),
                 prior=meta,
                 dtype=str(jnp.result_type(float)),
-                command=f"PYTHONPATH=. python studies/shapes/shapes_study.py --runs {args.runs} --rounds {args.rounds} --shapes {name}",
+                command=(
+                    f"PYTHONPATH=. python studies/shapes/shapes_study.py --runs {args.runs} --rounds {args.rounds}"
+                    f"{family} --shapes {name}"
+                ),
                 agents=rows,
             ),
         )
