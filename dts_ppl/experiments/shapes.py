@@ -1,10 +1,10 @@
-"""Six 2-D shape priors after Kveton et al. (2024, arXiv 2410.03919, section 6 synthetic problems).
+"""Kveton et al.'s six 2-D shape priors (2024, arXiv 2410.03919, section 6.2) and six of our own.
 
 The paper evaluates its DiffTS / LaplaceDPS on linear bandits whose one shared parameter theta
 (d = 2) is drawn from a 2-D "shape" distribution, with a DDPM pre-trained on samples of it. The
-exact shapes and scales of the paper were not available to us beyond its description (2-D,
-multimodal or non-Gaussian, learned by a DDPM); the six here are reconstructions of that
-description, each with support of radius about :data:`SHAPES`.radius:
+six shapes of :data:`NAMES` were reconstructed from a summary of the paper, before its text was
+available here; they are not the paper's six (those are :data:`PAPER_NAMES`, below) and are kept
+as a second benchmark, each with support of radius about :data:`SHAPES`.radius:
 
 - ``cross``: uniform on two perpendicular bars (a plus sign), half-length r, width 0.1 r (no jitter).
 - ``diamond``: uniform on the boundary of the L1 ball of radius r.
