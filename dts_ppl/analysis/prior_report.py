@@ -19,7 +19,8 @@ The agents the report runs are the list :data:`REPORT_AGENTS` (or the ``agents``
 takes no part in the verdict) and its policy, and builds its agent from the :class:`ReportPriors`.
 A new posterior policy joins the report by appending one entry, e.g.
 ``REPORT_AGENTS.append(ReportAgent("Bayes-UCB (dTS)", "ddpm", "bayes-ucb", build))``, and then
-competes for its prior in the verdict.
+competes for its prior in the verdict. :data:`POLICY_AGENTS` are such entries, ready made: Bayes-UCB
+and UCB on the dTS, HierTS and LinTS posteriors (``agents=REPORT_AGENTS + POLICY_AGENTS``).
 """
 
 from __future__ import annotations
@@ -133,6 +134,32 @@ REPORT_AGENTS: list[ReportAgent] = [
     ReportAgent("LinTS", "gaussian", "thompson", _lin_ts),
     ReportAgent("LinUCB", "gaussian", "ucb", _lin_ucb),
     ReportAgent("bank TS", "bank", "thompson", _bank_ts),
+]
+
+
+def _optimistic(base: str, prior: str, policy: str) -> Callable[[ReportPriors], Agent | None]:
+    """Builder of an optimistic policy (:func:`dts_ppl.agents.posterior_policy`) on one prior's posterior."""
+
+    def build(p: ReportPriors) -> Agent | None:
+        fitted = getattr(p, prior)
+        if fitted is None:  # no hierarchy with a shared parameter
+            return None
+        return ag.posterior_policy(
+            base, fitted, p.likelihood, p.num_actions, policy, shared=p.shared, history=p.history
+        )
+
+    return build
+
+
+#: Optimistic policies on each prior's posterior, named as in the presets' policy tables
+#: (docs/realdata.md): ``prior_report(..., agents=REPORT_AGENTS + POLICY_AGENTS)`` or the command's
+#: ``--policies``. Each competes for its prior in the all-agent verdict (not in the Thompson one).
+POLICY_AGENTS: list[ReportAgent] = [
+    ReportAgent("dTS Bayes-UCB", "ddpm", "bayes_ucb", _optimistic("dts", "ddpm", "bayes_ucb")),
+    ReportAgent("dTS UCB", "ddpm", "ucb", _optimistic("dts", "ddpm", "ucb")),
+    ReportAgent("HierTS Bayes-UCB", "hierarchy", "bayes_ucb", _optimistic("dts", "hierarchy", "bayes_ucb")),
+    ReportAgent("HierTS UCB", "hierarchy", "ucb", _optimistic("dts", "hierarchy", "ucb")),
+    ReportAgent("LinTS Bayes-UCB", "gaussian", "bayes_ucb", _optimistic("lin_ts", "gaussian", "bayes_ucb")),
 ]
 
 

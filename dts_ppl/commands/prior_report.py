@@ -50,6 +50,11 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the draws and the runs (default 0)")
     p.add_argument("--json", default=None, help="write the report's JSON here")
     p.add_argument("--plot", default=None, help="write the report's plot here (png/pdf)")
+    p.add_argument(
+        "--policies",
+        action="store_true",
+        help="also run Bayes-UCB and UCB on each prior's posterior (POLICY_AGENTS); they compete for their prior",
+    )
     p.add_argument("--x64", action="store_true", help="float64 (default float32)")
     p.add_argument("--quiet", action="store_true", help="no progress messages or bars")
     p.set_defaults(run=run_prior_report)
@@ -70,8 +75,9 @@ def run_prior_report(args) -> int:
         seed=args.seed,
     )
     training = None if args.steps is None else dict(steps=args.steps)
+    agents = pr.REPORT_AGENTS + pr.POLICY_AGENTS if args.policies else None
     report = pr.prior_report(
-        samples, settings, heldout, contexts, args.prior, training=training, progress=not args.quiet
+        samples, settings, heldout, contexts, args.prior, training=training, agents=agents, progress=not args.quiet
     )
     print(pr.report_text(report))
     pr.write_report(report, args.json, args.plot)

@@ -222,11 +222,16 @@ With a shared parameter the one-level hierarchy is the fitted Gaussian itself, s
 **The hook.** `dts_ppl.analysis.prior_report.REPORT_AGENTS` is the list of agents every report runs
 (`ReportAgent(name, prior, policy, build)`); a new posterior policy (e.g. Bayes-UCB on the dTS
 posterior) joins by appending one entry with `prior="ddpm"`, and then competes for the DDPM in the verdict.
+`POLICY_AGENTS` are such entries, ready made (Bayes-UCB and UCB on the dTS, HierTS and LinTS posteriors,
+named as in docs/realdata.md): `agents=REPORT_AGENTS + POLICY_AGENTS`, or `--policies` on the command line.
+The four reports below ran `REPORT_AGENTS` only; what the posterior policies do to each verdict is read
+from the presets' tables (last column of the verdict table), which ran them on the same bandits.
 
 Usage:
 
     dts-ppl prior-report thetas.npy --shared --runs 40 --rounds 300 --json report.json --plot report.png
     dts-ppl prior-report items.npy --contexts users.npy --num-actions 100 --rounds 3000 --prior prior.npz
+    dts-ppl prior-report thetas.npy --shared --policies     # also Bayes-UCB and UCB on each posterior
 
 ## The four datasets
 

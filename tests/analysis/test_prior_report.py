@@ -209,6 +209,27 @@ def test_cli_with_a_given_prior_and_heldout(cache, capsys):
     assert set(data["regret"]) == {"dTS", "LinTS", "LinUCB", "bank TS"}  # no hierarchy with a shared parameter
 
 
+def test_cli_policies_adds_the_optimistic_agents_to_their_priors(cache, capsys):
+    """--policies runs POLICY_AGENTS too: each joins its prior in the all-agent verdict, none the Thompson one."""
+    train, held = _clusters(80, seed=6), _clusters(30, seed=7)
+    trained = train_diffusion_prior(train, key=jax.random.PRNGKey(0), progress=False, action_cov="beta", **TINY)
+    save_prior(cache / "p.npz", trained.prior, trained.metadata)
+    np.save(cache / "s.npy", train)
+    np.save(cache / "h.npy", held)
+    argv = ["prior-report", str(cache / "s.npy"), "--heldout", str(cache / "h.npy"), "--prior", str(cache / "p.npz")]
+    argv += ["--shared", "--num-actions", "4", "--rounds", "10", "--runs", "2", "--quiet", "--policies"]
+    assert main(argv + ["--json", str(cache / "o.json")]) == 0
+    data = json.loads((cache / "o.json").read_text())
+    # no hierarchy with a shared parameter: HierTS and its policies are not run
+    assert set(data["regret"]) == {"dTS", "LinTS", "LinUCB", "bank TS", "dTS Bayes-UCB", "dTS UCB", "LinTS Bayes-UCB"}
+    assert data["regret"]["dTS Bayes-UCB"]["prior"] == "ddpm" and data["regret"]["dTS UCB"]["policy"] == "ucb"
+    finals = {n: np.mean(r["final_regrets"]) for n, r in data["regret"].items()}
+    best = data["comparisons"]["all"]["best"]
+    assert best["ddpm"] == min(("dTS", "dTS Bayes-UCB", "dTS UCB"), key=finals.get)
+    assert best["gaussian"] == min(("LinTS", "LinUCB", "LinTS Bayes-UCB"), key=finals.get)
+    assert data["comparisons"]["thompson"]["best"] == {"gaussian": "LinTS", "ddpm": "dTS"}
+
+
 def test_docs_page_is_generated_from_the_study_json(monkeypatch):
     """docs/prior_report.md is what the study script's --markdown writes from studies/prior_report/results."""
     import importlib.util
