@@ -351,8 +351,9 @@ def _policy_note(name: str, d: dict, ref: dict | None) -> str | None:
     return (
         f"- {PRESETS[name][0]}: with the table's posterior policies the best agent per prior is {best}, and the "
         f'verdict is "{pol["verdict"]}" where the report\'s (over its own agents) is "{d["verdict"]}". '
-        "The report runs Thompson sampling on the DDPM and the hierarchy and gives optimism (LinUCB) to the "
-        "fitted Gaussian only, so its all-agent verdict compares policies as much as priors"
+        "With its default agents (`REPORT_AGENTS`) the report runs Thompson sampling on the DDPM and the "
+        "hierarchy and gives optimism (LinUCB) to the fitted Gaussian only, so its all-agent verdict compares "
+        "policies as much as priors (`--policies` gives every prior its optimistic policies)"
         + (
             f"; with the table's policies the fitted Gaussian's best agent ({gauss}) is {diff:+.1f} +- {se:.1f} "
             f"above the best ({pol['best'][pol['best_family']]}), paired."
