@@ -97,7 +97,7 @@ the paper's DiffTS (on our DDPM), bank TS ({bank} true-shape draws) the ceiling.
 
 Commands: {commands}
 
-Runs per problem: {runs_list}; rounds: {rounds_list}.
+Runs per problem: {runs_list}; rounds: {rounds_list}. Time per round: {timing}.
 """
 
 
@@ -141,10 +141,12 @@ def beside_the_paper(ours: list[dict], theirs: list[dict]) -> str:
         "|---|---|---|",
         f"| {rep_key(rep, 'time of 100 runs of DiffTS')} | {t_diff:g} s | ratio below |",
         f"| {rep_key(rep, 'time of 100 runs of TS')} | {t_ts:g} s | ratio below |",
-        f"| DiffTS / TS time (the two lines above) | {t_diff / t_ts:.0f} | time per round, LaplaceDPS / TS N(0, I) on "
-        f"the paper's problems: {_ratio(theirs, 'LaplaceDPS', 'TS N(0, I)')}; dTS / TS N(0, I): "
-        f"{_ratio(theirs, 'dTS', 'TS N(0, I)')} (ours per round, one run, jitted; theirs per 100 runs, "
-        "how they ran in parallel unstated, so only the order of magnitude compares) |",
+        f"| DiffTS / TS time (the two lines above) | {t_diff / t_ts:.0f} | time per round on the paper's problems, "
+        f"LaplaceDPS / TS N(0, I): {_ratio(theirs, 'LaplaceDPS', 'TS N(0, I)')}; LaplaceDPS / LinTS: "
+        f"{_ratio(theirs, 'LaplaceDPS', 'LinTS')}; dTS / TS N(0, I): {_ratio(theirs, 'dTS', 'TS N(0, I)')} "
+        "(ours per round of one run, jitted, on loaded shared cores: TS N(0, I) and LinTS are the same "
+        "computation, so the spread between the two ratios is the timing noise; theirs per 100 runs, how "
+        "they ran in parallel unstated: only the order of magnitude compares) |",
     ]
     for w, r in rep.items():
         if r["unit"] == "regret":
@@ -288,6 +290,10 @@ def render(results: list[dict], paper: list[dict] | None = None) -> str:
         commands=_commands(paper),
         runs_list=sorted({r["runs"] for r in paper}),
         rounds_list=sorted({r["rounds"] for r in paper}),
+        timing="; ".join(
+            sorted({r.get("timing", "least of 3 runs per agent, right after its simulation") for r in paper})
+        )
+        or "not measured yet",
         **pcfg,
     )
     if paper:
