@@ -93,7 +93,8 @@ the unit disc redrawn every round, rewards N(x_a^T theta, {noise}^2), {rounds} r
 ours (L = {num_levels}, hidden {hidden}, {steps} Adam steps, S_1 = beta_1) pre-trained on
 {pretrain} draws, the paper's number. Agents as above plus the paper's uninformed baseline
 "TS N(0, I)"; LinTS with the fitted Gaussian is the paper's TunedTS, LaplaceDPS is the sampler of
-the paper's DiffTS (on our DDPM), bank TS ({bank} true-shape draws) the ceiling.
+the paper's DiffTS (on our DDPM), bank TS ({bank} true-shape draws) the ceiling (approximate as
+above: in the corners run bank TS's effective-sample-size warning fired).
 
 Commands: {commands}
 
