@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python studies/prior_report/prior_report_study.py --datasets ring,roll,digits
     PYTHONPATH=. python studies/prior_report/prior_report_study.py --datasets movielens --data-dir DIR
+    PYTHONPATH=. python studies/prior_report/prior_report_study.py --datasets roll --policies
     PYTHONPATH=. python studies/prior_report/prior_report_study.py --markdown docs/prior_report.md
 
 Each dataset reuses its real-data preset (dts_ppl.experiments.realdata): the preset's pre-training
@@ -178,7 +179,8 @@ def preset_verdict(paths, z: float = 2.0, report: dict | None = None) -> dict | 
     return out
 
 
-def run(name: str, data_dir=None) -> dict:
+def run(name: str, data_dir=None, policies: bool = False) -> dict:
+    """One dataset's report (``policies``: with POLICY_AGENTS too, written to <name>-policies.json)."""
     start = time.perf_counter()
     inputs = dataset(name, data_dir)
     report = pr.prior_report(
@@ -187,6 +189,7 @@ def run(name: str, data_dir=None) -> dict:
         heldout=inputs["heldout"],
         contexts=inputs["contexts"],
         prior=inputs["prior"],
+        agents=pr.REPORT_AGENTS + pr.POLICY_AGENTS if policies else None,
         progress=False,
     )
     print(pr.report_text(report), flush=True)
@@ -194,8 +197,9 @@ def run(name: str, data_dir=None) -> dict:
     data["preset"] = PRESETS[name][1]
     data["seconds"] = time.perf_counter() - start
     OUT.mkdir(parents=True, exist_ok=True)
-    save_json(OUT / f"{name}.json", data)
-    pr.plot_report(report, OUT / f"{name}.png")
+    stem = f"{name}-policies" if policies else name
+    save_json(OUT / f"{stem}.json", data)
+    pr.plot_report(report, OUT / f"{stem}.png")
     return data
 
 
@@ -392,6 +396,28 @@ def markdown(paths) -> str:
         lines += ["Where the posterior policies of the preset tables (docs/realdata.md) change the verdict:", ""]
         lines += [*notes, ""]
     lines += sections
+    with_policies = [
+        (p.stem, json.loads((OUT / f"{p.stem}-policies.json").read_text()))
+        for p in paths
+        if (OUT / f"{p.stem}-policies.json").is_file()
+    ]
+    if with_policies:
+        lines += [
+            "## The report with the posterior policies (`--policies`)",
+            "",
+            "The same report run with `agents=REPORT_AGENTS + POLICY_AGENTS` (`... --datasets NAME --policies` ->",
+            "`studies/prior_report/results/NAME-policies.json`): the same runs, and Bayes-UCB and UCB on every",
+            "posterior competing for their prior in the all-agent verdict.",
+            "",
+        ]
+        for name, d in with_policies:
+            label, preset, files = PRESETS[name]
+            ref = preset_verdict(files, d["settings"]["z"], report=d)
+            table = ref["policies"]["verdict"] if ref is not None and "policies" in ref else None
+            agree = "no table" if table is None else f"{table}: {'yes' if table == d['verdict'] else '**no**'}"
+            lines += [f"### {label}, with the posterior policies", "", *_section(d)]
+            lines += [f"- the preset `{preset}` table's verdict with its posterior policies, same rule: {agree}.", ""]
+            lines += [f"![{name}-policies](../studies/prior_report/results/{name}-policies.png)", ""]
     cli = OUT / "roll-cli.json"
     if cli.is_file():
         lines += [
@@ -424,12 +450,13 @@ def main():
     p.add_argument("--datasets", default="ring,roll,digits")
     p.add_argument("--data-dir", default=None, help="MovieLens files (or $DTS_MOVIELENS_DIR)")
     p.add_argument("--markdown", default=None, help="write the docs page here from the results JSON and exit")
+    p.add_argument("--policies", action="store_true", help="also run POLICY_AGENTS -> <dataset>-policies.json")
     args = p.parse_args()
     if args.markdown:
         atomic_write(args.markdown, page().encode())
         return
     for name in args.datasets.split(","):
-        data = run(name.strip(), args.data_dir)
+        data = run(name.strip(), args.data_dir, args.policies)
         print(f"({data['seconds']:.0f} s)", flush=True)
 
 
