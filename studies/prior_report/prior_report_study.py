@@ -17,6 +17,7 @@ the same rule) and <dataset>.png. ``--markdown`` writes the docs page from those
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import time
@@ -388,10 +389,18 @@ def markdown(paths) -> str:
         note = _policy_note(name, d, ref)
         if note:
             notes.append(note)
-        sec = [f"### {label} (`{name}`)", "", *_section(d), *_reference(preset, ref, files)]
-        sec += ["", f"![{name}](../studies/prior_report/results/{name}.png)", ""]
+        sec = [f"### {label} (`{name}`)", "", *_section(d), *_reference(preset, ref, files), ""]
         sections += sec
     lines = [HEADER, "## Verdicts", "", *summary, ""]
+    lines += [
+        f"![final regrets per report](../studies/prior_report/results/{FIGURE})",
+        "",
+        "Each report's agents, per-run final regrets (dots) and mean +- 2 s.e., coloured by prior (blue DDPM,",
+        "orange Gaussian hierarchy, green fitted Gaussian, grey bank TS); drawn from the results JSON by",
+        "`--markdown` (the reports' own plots, with regret curves and prior draws, are written beside each",
+        "JSON by the runs but are not kept in the repository).",
+        "",
+    ]
     if notes:
         lines += ["Where the posterior policies of the preset tables (docs/realdata.md) change the verdict:", ""]
         lines += [*notes, ""]
@@ -417,7 +426,6 @@ def markdown(paths) -> str:
             agree = "no table" if table is None else f"{table}: {'yes' if table == d['verdict'] else '**no**'}"
             lines += [f"### {label}, with the posterior policies", "", *_section(d)]
             lines += [f"- the preset `{preset}` table's verdict with its posterior policies, same rule: {agree}.", ""]
-            lines += [f"![{name}-policies](../studies/prior_report/results/{name}-policies.png)", ""]
     cli = OUT / "roll-cli.json"
     if cli.is_file():
         lines += [
@@ -431,10 +439,40 @@ def markdown(paths) -> str:
             "",
             *_section(json.loads(cli.read_text())),
             "",
-            "![roll-cli](../studies/prior_report/results/roll-cli.png)",
-            "",
         ]
     return "\n".join(lines)
+
+
+FIGURE = "prior-report-regrets.png"
+COLOURS = {"ddpm": "C0", "hierarchy": "C1", "gaussian": "C2", "bank": "0.5"}
+
+
+def figure(paths, path) -> None:
+    """One panel per report: every agent's per-run final regrets (dots) and mean +- 2 s.e. (bar), coloured by
+    prior, from the results JSON (the reports' own plots need the runs' curves, which the JSON does not keep)."""
+    from dts_ppl.plotting import pyplot
+
+    plt = pyplot(headless=True)
+    data = [json.loads(p.read_text()) for p in paths]
+    fig, axes = plt.subplots(1, len(data), figsize=(3.6 * len(data), 3.4), squeeze=False)
+    for ax, p, d in zip(axes[0], paths, data, strict=True):
+        names = list(d["regret"])
+        for i, n in enumerate(names):
+            r = d["regret"][n]
+            c = COLOURS.get(r["prior"], "k")
+            runs = np.asarray(r["final_regrets"])
+            ax.scatter(runs, np.full(runs.size, i) + np.linspace(-0.15, 0.15, runs.size), s=6, c=c, alpha=0.4)
+            ax.errorbar(r["final_regret_mean"], i, xerr=2 * r["final_regret_se"], fmt="o", c=c, capsize=3)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("final regret", fontsize=8)
+        label = PRESETS[p.stem.removesuffix("-policies")][0] + (" (--policies)" if p.stem.endswith("-policies") else "")
+        ax.set_title(f"{label}:\n{d['verdict']}", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
 
 
 def page() -> str:
@@ -454,6 +492,8 @@ def main():
     args = p.parse_args()
     if args.markdown:
         atomic_write(args.markdown, page().encode())
+        names = [*PRESETS, *(f"{n}-policies" for n in PRESETS)]
+        figure([OUT / f"{n}.json" for n in names if (OUT / f"{n}.json").is_file()], OUT / FIGURE)
         return
     for name in args.datasets.split(","):
         data = run(name.strip(), args.data_dir, args.policies)
