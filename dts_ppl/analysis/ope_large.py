@@ -108,7 +108,7 @@ def _check_embeddings(embeddings, num_actions: int, num_embeddings: int | None):
         num_embeddings = int(e.max()) + 1
     num_embeddings = _checks.check_positive_int("num_embeddings", num_embeddings)
     if e.max() >= num_embeddings:
-        raise ValueError(f"embeddings: category {e.max()} is outside [0, num_embeddings = {num_embeddings})")
+        raise ValueError(f"num_embeddings: {num_embeddings} is not above the largest category in embeddings, {e.max()}")
     return e.astype(np.int64), num_embeddings
 
 
@@ -196,12 +196,26 @@ def mips(
 
 @partial(jax.jit, static_argnames=("num_clusters", "iterations"))
 def _lloyd(key, features, num_clusters: int, iterations: int):
-    K = features.shape[0]
-    centres = features[jax.random.permutation(key, K)[:num_clusters]]
+    def sq_dist(centres):  # (K, C)
+        return jnp.sum(features**2, 1)[:, None] - 2 * features @ centres.T + jnp.sum(centres**2, 1)[None]
 
     def assign(centres):
-        d2 = jnp.sum(features**2, 1)[:, None] - 2 * features @ centres.T + jnp.sum(centres**2, 1)[None]
-        return jnp.argmin(d2, axis=1)
+        return jnp.argmin(sq_dist(centres), axis=1)
+
+    # k-means++ seeding: each next centre is an action drawn with probability proportional to its
+    # squared distance from the centres so far (so two centres rarely start in one group)
+    first, rest = jax.random.split(key)
+    start = features[jax.random.randint(first, (), 0, features.shape[0])]
+    centres = jnp.broadcast_to(start, (num_clusters, features.shape[1]))
+
+    def seed_step(centres, xs):
+        c, k = xs
+        d2 = jnp.maximum(jnp.min(sq_dist(centres), axis=1), 0.0)
+        pick = jax.random.categorical(k, jnp.where(d2 > 0, jnp.log(jnp.where(d2 > 0, d2, 1.0)), -jnp.inf))
+        return centres.at[c].set(features[pick]), None
+
+    steps = jnp.arange(1, num_clusters)
+    centres, _ = jax.lax.scan(seed_step, centres, (steps, jax.random.split(rest, num_clusters - 1)))
 
     def step(centres, _):
         one_hot = jax.nn.one_hot(assign(centres), num_clusters, dtype=features.dtype)
@@ -216,8 +230,9 @@ def _lloyd(key, features, num_clusters: int, iterations: int):
 def cluster_actions(key, features, num_clusters: int, iterations: int = 25) -> jax.Array:
     """Embedding categories from action feature vectors: k-means (Lloyd, ``iterations`` steps; jittable).
 
-    The centres start at ``num_clusters`` distinct actions drawn with ``key``; a cluster that
-    loses every action keeps its centre (so some categories may be empty).
+    The centres start at ``num_clusters`` actions drawn with ``key`` by k-means++ seeding (each
+    next one with probability proportional to its squared distance from those already drawn); a
+    cluster that loses every action keeps its centre (so some categories may be empty).
 
     Args:
         key: PRNG key.   features: (K, p) one feature vector per action (item features, or the
