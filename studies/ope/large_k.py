@@ -1,10 +1,12 @@
-"""OPE at large K: coverage of every estimator's 95% interval and RMSE at K = 10 .. 10,000 (issue: OPE at large K).
+"""OPE at large K: coverage of every estimator's 95% interval and RMSE at K = 10 .. 10,000.
 
 The bandit (one replicate; every replicate redraws all of it, so coverage is averaged over
 problems drawn from the prior, the setting in which the DM's posterior interval makes its claim):
 
 - a linear diffusion prior (d = 3, L = 2, W_l ~ U[-1, 1]^{d x d} fixed by ``--seed``, S_l = I);
-  psi and theta_1..theta_K drawn from it (:func:`dts_ppl.core.sample_prior`);
+  psi and theta_1..theta_K drawn from it (:func:`dts_ppl.core.sample_prior`); with
+  ``--env categorical`` only C = ceil(sqrt(K)) parameters are drawn and action a gets theta_{a mod C}
+  (the reward depends on the action only through its category: MIPS's assumption holds);
 - a population of ``--contexts`` M context vectors x_j ~ N(0, I / d); logged contexts are drawn
   uniformly from it, so the true value V = (1/M) sum_j sum_a pi(a | x_j) x_j^T theta_a is exact;
 - rewards r = x^T theta_a + N(0, 1);
@@ -13,21 +15,23 @@ problems drawn from the prior, the setting in which the DM's posterior interval 
   (``--target uninformed``: it knows nothing of theta, the case the DM's interval is built for);
 - logging: uniform (1 / K), or skewed: softmax(x^T phi_a) with phi = theta + N(0, I);
 - action embeddings for MIPS: k-means (:func:`ope_large.cluster_actions`, C = ceil(sqrt(K))) of
-  item features theta_a + N(0, 0.3^2 I).
+  item features theta_a + N(0, 0.3^2 I); the true categories a mod C with ``--env categorical``.
 
 Each replicate logs ``--n`` rows and computes, through the functions of dts_ppl.analysis.ope and
 dts_ppl.analysis.ope_large (their jittable parts vmapped over a block of replicates, float32):
 
 - ips_el / ips_normal: IPS with the empirical-likelihood (default) and the normal interval;
-- mips_el / mips_normal: MIPS on the k-means categories, the same two intervals;
+- mips_el / mips_normal: MIPS on the categories, the same two intervals;
 - dm: the direct method with the dTS posterior mean (the TRUE prior and noise sd: a best case for
   the model), interval from ``--draws`` posterior draws plus the context sampling variance;
 - dr: doubly robust with the 2-fold cross-fitted dTS posterior mean, normal interval.
 
-    PYTHONPATH=. python studies/ope/large_k.py --K 10,100,1000,10000 --reps 200
+The EL intervals take seconds each on shared CPUs: only the first ``--el-reps`` replicates get them.
+
+    PYTHONPATH=. python studies/ope/large_k.py
     -> studies/ope/results/large_k.json   (docs/ope.md: PYTHONPATH=. python studies/ope/make_doc.py)
-    PYTHONPATH=. python studies/ope/large_k.py --K 1000,10000 --loggers uniform --reps 100 --target uninformed
-    -> studies/ope/results/large_k_uninformed.json
+    PYTHONPATH=. python studies/ope/large_k.py --K 100,10000 --target uninformed   -> large_k_uninformed.json
+    PYTHONPATH=. python studies/ope/large_k.py --K 100,10000 --env categorical     -> large_k_categorical.json
 """
 
 from __future__ import annotations
