@@ -337,13 +337,18 @@ def render(data, variants) -> str:
     return "\n".join(out)
 
 
+def page() -> str:
+    """docs/ope.md as the JSON in studies/ope/results/ gives it."""
+    variants = {name: (title, load(RESULTS / name)) for name, title in VARIANTS.items() if (RESULTS / name).exists()}
+    return render(load(MAIN), variants)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/ope.md is out of date")
     args = parser.parse_args()
     data = load(MAIN)
-    variants = {name: (title, load(RESULTS / name)) for name, title in VARIANTS.items() if (RESULTS / name).exists()}
-    text = render(data, variants)
+    text = page()
     if args.check:
         current = DOC.read_text() if DOC.exists() else ""
         if current != text:
