@@ -42,6 +42,7 @@ Which interval to trust (docs/practitioner.md has the measurements):
 
 Coverage, bias and RMSE are measured by simulation in studies/ope/ope_coverage.py and
 the other scripts in studies/ope/ (docs/practitioner.md). The target policy of a dts_ppl agent: :func:`agent_policy`.
+Large action sets (MIPS over action embeddings, the dTS posterior as reward model): :mod:`dts_ppl.analysis.ope_large`.
 """
 
 from __future__ import annotations

@@ -69,6 +69,15 @@ def test_performance_page_renders_from_the_json():
         assert f"| {K} | {d} | {L} |" in text
 
 
+def test_ope_page_renders_from_the_json(monkeypatch):
+    """studies/ope/make_doc.py builds docs/ope.md from studies/ope/results/large_k*.json, and it is current."""
+    monkeypatch.syspath_prepend(str(ROOT))  # make_doc imports studies.common
+    spec = importlib.util.spec_from_file_location("ope_make_doc", ROOT / "studies" / "ope" / "make_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.page() == (ROOT / "docs" / "ope.md").read_text()
+
+
 @pytest.mark.parametrize(
     "path",
     # the README's blocks (NUTS references, an SVI fit) take minutes: slow, and run by hand before a release
