@@ -253,11 +253,13 @@ def _array(v) -> bool:
 
 
 def _moderate(arr, limit: float) -> bool:
-    """Every value of a concrete real array finite with |value| <= limit (one host reduction)."""
+    """Every value of a concrete real array finite with |value| <= limit (NaN compares False)."""
     v = np.asarray(arr)
+    if v.size <= 64:  # Python floats beat a NumPy reduction on the few values of one context
+        return all(-limit <= t <= limit for t in v.ravel().tolist())
     if v.dtype.kind != "f":
         v = v.astype(np.float64)
-    return bool(np.abs(v).max() <= limit)  # NaN compares False
+    return float(np.abs(v).max()) <= limit
 
 
 def fast_context(x, shape: tuple, limit: float = float(np.finfo(np.float64).max)):
@@ -272,7 +274,7 @@ def fast_action(action, num_actions: int):
     if type(action) is int or isinstance(action, np.integer):
         return action if 0 <= action < num_actions else None
     if _array(action) and action.ndim == 0 and _integer_dtype(action.dtype):
-        return action if 0 <= np.asarray(action) < num_actions else None
+        return action if 0 <= int(np.asarray(action)) < num_actions else None
     return None
 
 
