@@ -238,7 +238,7 @@ def _integer_dtype(dtype) -> bool:
 def moderate_limit(dtype) -> float:
     """finfo(dtype).max ** (1/8): the largest |input| an eager call accepts on a host check alone.
 
-    2^16 = 65536 in float32, 2^128 = 3.4e38 in float64.
+    About 2^16 = 65536 in float32 and 2^128 = 3.4e38 in float64.
 
     Statistics hold up to fourth powers of a context or reward times the state's own values,
     so inputs within this limit cannot overflow the state on their own account; larger ones take
