@@ -384,7 +384,7 @@ def _agent_policy_plain(agent, key, state, X, S, rows_per_block):
 
     out = []
     for k, xs in zip(jax.random.split(key, blocks), padded, strict=True):
-        s = jax.vmap(lambda x, keys=jax.random.split(k, S): scores(keys, x))(jnp.asarray(xs))
+        s = jax.vmap(scores, in_axes=(None, 0))(jax.random.split(k, S), jnp.asarray(xs))
         out.append(np.stack([np.bincount(np.asarray(w), minlength=K) / S for w in np.argmax(np.asarray(s), -1)]))
     return np.concatenate(out)[:n]
 
