@@ -397,8 +397,6 @@ def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ri
     return q
 
 
-#: most (row, draw, action) scores agent_policy held at once before it stored each draw's work
-SCORE_BUDGET = 2**24
 #: rows sharing one set of draws in agent_policy (default of ``rows_per_block``)
 ROWS_PER_BLOCK = 256
 #: most (row, draw, action) scores agent_policy holds at once (a chunk of a block's rows)
@@ -412,8 +410,12 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     argmax is a, as :func:`dts_ppl.agents.propensities` computes it; exact for UCB agents.
     The draws are vectorised: the rows are split into blocks of ``rows_per_block`` and every
     row of a block uses the same ``num_samples`` keys, so what a draw does not owe to the
-    context (the latent chain, the standard normals) is drawn once per block instead of once per
-    row. Each row's probabilities are unbiased with Monte-Carlo s.e. sqrt(pi (1 - pi) /
+    context (the latent chain, the standard normals) is computed once per block and draw,
+    stored, and read by every row's scores (``act`` traced once and split by what each of its
+    values depends on); the scores are computed a chunk of rows at a time, so no
+    rows x draws x K array beyond ``CHUNK_BUDGET`` values is held. With the same key and
+    ``rows_per_block`` the result equals scoring every (row, draw) through ``act``.
+    Each row's probabilities are unbiased with Monte-Carlo s.e. sqrt(pi (1 - pi) /
     num_samples), as with one key per row; errors of rows in one block are correlated (blocks
     use independent keys), so the Monte-Carlo error of a value estimate shrinks with the number
     of blocks and num_samples rather than with n.
@@ -423,8 +425,7 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
         X: (n, d) contexts ((n, K, d) action features for a shared agent).
         num_samples: Thompson draws per row (>= 2; ignored for deterministic agents).
         mask: (K,) bool, True = available (masked actions get probability 0).
-        rows_per_block: rows sharing one set of draws (default: as many as keep
-            rows x num_samples x K scores within ``SCORE_BUDGET``).
+        rows_per_block: rows sharing one set of draws (default ``ROWS_PER_BLOCK``, or n if fewer).
 
     Returns:
         (n, K) numpy array of probabilities, rows summing to 1.
