@@ -12,7 +12,7 @@ alternating; with ``--reps 0`` the original's first call stands for its later ca
 at every call) and "after" is called once more. The two implementations use different keys, so their probabilities differ by
 Monte-Carlo noise only: reported as the largest difference in units of its standard error.
 
-    PYTHONPATH=. python studies/performance/agent_policy_calls.py --rows 5000 --reps 1 \
+    PYTHONPATH=. python studies/performance/agent_policy_calls.py --rows 5000 --reps 0 \
         --json studies/performance/results/agent_policy_calls.json
 """
 
