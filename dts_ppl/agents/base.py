@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
 
 __all__ = [
     "ActInfo",
@@ -288,8 +289,6 @@ def host_support(likelihood) -> Callable | None:
     non-negative integer for Poisson; the same rule as ``likelihood.in_support``, read from which
     class's method the likelihood uses (a subclass that overrides it gets None).
     """
-    from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
-
     if likelihood is None:
         return math.isfinite
     method = getattr(type(likelihood), "in_support", None)

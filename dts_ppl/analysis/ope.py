@@ -54,6 +54,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import ClosedJaxpr, Literal
 from scipy import optimize
 
 from dts_ppl.agents import policy as _policy
@@ -556,8 +557,6 @@ def _staged(fn, example: tuple, levels: tuple) -> _Staged:
     cannot fuse a draw's work (the inverse-erf of every normal, the latent chain) into each
     (row, draw) score it feeds.
     """
-    from jax.extend.core import ClosedJaxpr, Literal
-
     flat, tree = jax.tree.flatten(example)
     arg_levels = [lv for arg, lv in zip(example, levels, strict=True) for _ in jax.tree.leaves(arg)]
     closed, shape = jax.make_jaxpr(lambda *leaves: fn(*jax.tree.unflatten(tree, leaves)), return_shape=True)(*flat)
