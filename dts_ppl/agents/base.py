@@ -31,6 +31,7 @@ their prior on theta resolve the GLM expansion point with ``likelihood.for_prior
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Annotated, NamedTuple
 
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core.likelihoods import Bernoulli, Gaussian, Poisson
 
 __all__ = [
     "ActInfo",
@@ -53,6 +55,8 @@ __all__ = [
     "fast_action",
     "fast_context",
     "fast_reward",
+    "host_support",
+    "moderate_limit",
     "state_checker",
 ]
 
@@ -212,11 +216,13 @@ def check_reward(reward, likelihood):
 
 
 # ------------------------------------------------------------------------- the eager fast path
-# An eager call must not pay for value checks in Python: these accept, on attributes alone
-# (types, shapes, dtypes), the arguments whose remaining checks are values, and the compiled call
-# computes those values' flags (finite context, action in range, reward in the support). A flag
-# that fails sends the arguments through the full checks above, which raise the named error.
-# Anything else (lists, strings, bools, wrong shapes) returns None: the full checks then decide.
+# An eager call must not wait for the compiled computation to learn whether its inputs were
+# valid: these accept, on the host and in a few microseconds, the arguments whose types, shapes
+# and values need no conversion and no error (a finite context, an action in range, a reward in
+# the likelihood's support), all of *moderate* size (:func:`moderate_limit`), so that the
+# update cannot overflow on their account. Accepted arguments go to the compiled call, whose
+# result is not read back. Anything else (lists, strings, bools, wrong shapes, bad or huge
+# values) returns None: the full checks above then raise, or the compiled call's status is read.
 
 
 @functools.lru_cache(maxsize=64)
@@ -229,42 +235,93 @@ def _integer_dtype(dtype) -> bool:
     return dtype != jnp.bool_ and jnp.issubdtype(dtype, jnp.integer)
 
 
+@functools.lru_cache(maxsize=16)
+def moderate_limit(dtype) -> float:
+    """finfo(dtype).max ** (1/8): the largest |input| an eager call accepts on a host check alone.
+
+    About 2^16 = 65536 in float32 and 2^128 = 3.4e38 in float64.
+
+    Statistics hold up to fourth powers of a context or reward times the state's own values,
+    so inputs within this limit cannot overflow the state on their own account; larger ones take
+    the path that reads the compiled call's status back (and raise on an overflow).
+    """
+    return float(np.float64(jnp.finfo(dtype).max) ** 0.125)
+
+
 def _array(v) -> bool:
     """A concrete JAX or NumPy array (not a tracer)."""
     return isinstance(v, np.ndarray) or (isinstance(v, jax.Array) and not isinstance(v, jax.core.Tracer))
 
 
-def fast_context(x, shape: tuple):
-    """``x`` when it is a concrete real array of ``shape`` (its values unchecked), else None."""
-    if _array(x) and x.shape == shape and _real_dtype(x.dtype):
+def _moderate(arr, limit: float) -> bool:
+    """Every value of a concrete real array finite with |value| <= limit (NaN compares False)."""
+    v = np.asarray(arr)
+    if v.size <= 64:  # Python floats beat a NumPy reduction on the few values of one context
+        return all(-limit <= t <= limit for t in v.ravel().tolist())
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
+    return float(np.abs(v).max()) <= limit
+
+
+def fast_context(x, shape: tuple, limit: float = float(np.finfo(np.float64).max)):
+    """``x`` when it is a concrete real array of ``shape`` whose values are finite and within +-limit, else None."""
+    if _array(x) and x.shape == shape and _real_dtype(x.dtype) and _moderate(x, limit):
         return x
     return None
 
 
 def fast_action(action, num_actions: int):
-    """``action`` when it is an int in range or a concrete 0-d integer array (range unchecked), else None."""
+    """``action`` when it is an int, NumPy integer or concrete 0-d integer array in [0, num_actions), else None."""
     if type(action) is int or isinstance(action, np.integer):
         return action if 0 <= action < num_actions else None
     if _array(action) and action.ndim == 0 and _integer_dtype(action.dtype):
-        return action
+        return action if 0 <= int(np.asarray(action)) < num_actions else None
     return None
 
 
 _BIG_INT = 2**53
 
 
-def fast_reward(reward):
-    """``reward`` (a Python int as a float) when it is a real number or a concrete 0-d real array, else None."""
+def host_support(likelihood) -> Callable | None:
+    """``in_support(value: float) -> bool`` on the host for the package's likelihoods (None: unknown).
+
+    Finite for Gaussian rewards (and for agents without a likelihood), 0 or 1 for Bernoulli, a
+    non-negative integer for Poisson; the same rule as ``likelihood.in_support``, read from which
+    class's method the likelihood uses (a subclass that overrides it gets None).
+    """
+    if likelihood is None:
+        return math.isfinite
+    method = getattr(type(likelihood), "in_support", None)
+    if method is Gaussian.in_support:
+        return math.isfinite
+    if method is Bernoulli.in_support:
+        return lambda v: v == 0.0 or v == 1.0
+    if method is Poisson.in_support:
+        return lambda v: math.isfinite(v) and v >= 0.0 and v == math.floor(v)
+    return None
+
+
+def fast_reward(reward, support: Callable | None = math.isfinite, limit: float = float(np.finfo(np.float64).max)):
+    """``reward`` (a Python int as a float) when it is a real scalar in ``support`` with |reward| <= limit, else None.
+
+    ``support`` is a host test (:func:`host_support`); None accepts nothing (the full checks decide).
+    """
+    if support is None:
+        return None
     kind = type(reward)
     if kind is float:
-        return reward
-    if kind is int:
-        return float(reward) if -_BIG_INT <= reward <= _BIG_INT else None
-    if isinstance(reward, np.floating | np.integer) and not isinstance(reward, np.bool_):
-        return reward
-    if _array(reward) and reward.ndim == 0 and _real_dtype(reward.dtype):
-        return reward
-    return None
+        value = reward
+    elif kind is int:
+        if not -_BIG_INT <= reward <= _BIG_INT:
+            return None
+        value = reward = float(reward)
+    elif isinstance(reward, np.floating | np.integer) and not isinstance(reward, np.bool_):
+        value = float(reward)
+    elif _array(reward) and reward.ndim == 0 and _real_dtype(reward.dtype):
+        value = float(np.asarray(reward))
+    else:
+        return None
+    return reward if abs(value) <= limit and support(value) else None
 
 
 def check_update(x, action, reward, num_actions: int, dim: int, shared: bool, likelihood):

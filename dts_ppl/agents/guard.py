@@ -20,10 +20,17 @@ add everything else, once for all agents:
    one to ``state.rejected``. Eagerly, valid inputs whose proposal overflows raise instead.
 4. The functions are compiled once per input shape (``jax.jit`` inside the factory), so an eager
    loop costs what a jitted one does; inside a user's ``jit``, ``vmap`` or ``scan`` they are
-   inlined as usual. Eagerly, arguments of the expected types and shapes skip the Python value
-   checks: the compiled call returns one status code (its bits: a context, action or reward that
-   fails its check, a reward beyond the bound, a proposal that is not finite), read back once,
-   and only a failing code re-runs the Python checks, which raise the error naming the argument.
+   inlined as usual. Eagerly, arguments of the expected types and shapes whose values pass the
+   host checks (a finite context, an action in range, a reward in the likelihood's support, all
+   within :func:`~dts_ppl.agents.base.moderate_limit` of the state's dtype) go to the compiled
+   call, which is not waited for: the state's shapes are checked when a shape is first traced,
+   and nothing is read back. Other arguments take the checked path: the Python checks raise the
+   error naming a bad argument, and the compiled call returns one status code (its bits: a
+   context, action or reward that fails its check, a reward beyond the bound, a proposal that is
+   not finite), read back once, so an overflow raises. A proposal that is not finite although
+   every input was moderate (a state already at the edge of its dtype, a hand-made non-finite
+   state) is rejected and counted eagerly too, as inside ``jit``; ``act`` on such a state returns
+   action -1 with ``info.valid`` False.
 
 The stated rule for rewards (docs/reliability.md): a reward outside the likelihood's support is
 an input error (raised eagerly, rejected and counted inside ``jit``); a finite reward beyond
@@ -54,6 +61,8 @@ from dts_ppl.agents.base import (
     fast_action,
     fast_context,
     fast_reward,
+    host_support,
+    moderate_limit,
     state_checker,
 )
 from dts_ppl.core import checks as _checks
@@ -70,6 +79,7 @@ __all__ = [
     "round_flags",
     "round_ok",
     "sanitise",
+    "state_limit",
 ]
 
 
@@ -147,6 +157,20 @@ def played_row(x, action, reward, num_actions: int, shared: bool):
     return phi, group, jnp.asarray(reward).astype(phi.dtype)
 
 
+def state_limit(init: Callable) -> Callable[[], float]:
+    """``() -> float``: :func:`~dts_ppl.agents.base.moderate_limit` of the state's floating dtype (computed once)."""
+    cache = []
+
+    def limit() -> float:
+        if not cache:
+            leaves = jax.tree.leaves(jax.eval_shape(init))
+            floats = [leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)]
+            cache.append(moderate_limit(floats[0] if floats else jnp.result_type(float)))
+        return cache[0]
+
+    return limit
+
+
 def _overflow_error(dtype) -> ValueError:
     return ValueError(
         f"x: this update overflows the state's precision (a context or reward too large for {dtype}?); "
@@ -183,16 +207,17 @@ def guarded(
         reward_bound: None, or the largest |reward| accepted (larger ones are rejected and counted).
         shared: one parameter for all actions (``x`` holds (K, d) action features).
         fast_inputs: optional ``fast_inputs(x, action, reward) -> (x, action, reward) | None``:
-            the arguments when their types and shapes need no conversion (values unchecked),
-            None otherwise. Accepted arguments skip ``check_inputs``: the compiled update flags
-            their values, and a flagged context, action or reward is sent through
-            ``check_inputs`` after all, which raises the named error.
+            the arguments when their types, shapes and values were checked on the host and are
+            of moderate size (nothing to raise, no overflow on their account), None otherwise.
+            Accepted arguments go to the compiled update without waiting for it; the others
+            go through ``check_inputs`` and one host read of the compiled update's status code.
 
     Returns:
-        The update function (jitted per input shape; eagerly, one host read of a status code).
+        The update function (jitted per input shape).
     """
 
     def core(state, x, action, reward):
+        check_state(state)  # shapes only: runs when this shape is traced, also for the eager fast path
         phi, group, y = played_row(x, action, reward, num_actions, shared)
         context, in_range, supported, bounded = round_flags(
             x, action, reward, num_actions, likelihood, reward_bound, phi.dtype
@@ -206,9 +231,15 @@ def guarded(
     compiled = jax.jit(core)
 
     def update(state, x, action, reward):
-        check_state(state)
         args = None if fast_inputs is None else fast_inputs(x, action, reward)
-        new, code = compiled(state, *(check_inputs(x, action, reward) if args is None else args))
+        if args is not None:  # checked on the host: nothing to raise, the status is not read
+            try:
+                return compiled(state, *args)[0]
+            except TypeError:  # a state that is not a pytree of arrays
+                check_state(state)
+                raise
+        check_state(state)
+        new, code = compiled(state, *check_inputs(x, action, reward))
         if not _checks.is_concrete(code):
             return new
         code = int(np.asarray(code))
@@ -281,12 +312,14 @@ def guarded_act(
     """``act(key, state, x) -> (action, ActInfo)`` from a pure ``score(key, state, x) -> scores (K,)``.
 
     The argmax of finite scores; action -1 and ``info.valid`` False when the context or the scores
-    are not finite (eagerly: a ValueError). Jitted per input shape. ``fast_context(x) -> x | None``
-    (optional) accepts a context on its type and shape alone; its values are then checked by the
-    compiled call's ``valid``, and ``check_context`` runs only when that is False.
+    are not finite (eagerly: a ValueError, except for a context that ``fast_context`` accepted).
+    Jitted per input shape. ``fast_context(x) -> x | None`` (optional) accepts a context whose type,
+    shape and values were checked on the host (finite, of moderate size): the compiled call is
+    then not waited for. Other contexts go through ``check_context`` and ``valid`` is read back.
     """
 
     def core(key, state, x):
+        check_state(state)  # shapes only, when this shape is traced
         scores = score(key, state, x)
         valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
         return jnp.where(valid, jnp.argmax(scores), -1), ActInfo(scores, valid)
@@ -295,9 +328,15 @@ def guarded_act(
 
     def act(key, state, x):
         check_key(key)
-        check_state(state)
         checked = None if fast_context is None else fast_context(x)
-        action, info = compiled(key, state, check_context(x) if checked is None else checked)
+        if checked is not None:  # a finite context of moderate size: the validity is not read back
+            try:
+                return compiled(key, state, checked)
+            except TypeError:  # a state that is not a pytree of arrays
+                check_state(state)
+                raise
+        check_state(state)
+        action, info = compiled(key, state, check_context(x))
         if _checks.is_concrete(info.valid) and not np.asarray(info.valid):
             check_context(x)  # raises for a context that is not finite
             raise ValueError(
@@ -333,13 +372,20 @@ def guarded_agent(
     K, d, shared = spec.num_actions, spec.dim, spec.shared
     check_state = state_checker(init)
     shape = (K, d) if shared else (d,)
+    support = host_support(likelihood)
+    limit = state_limit(init)
 
     def fast_inputs(x, action, reward):
-        args = (fast_context(x, shape), fast_action(action, K), fast_reward(reward))
-        return None if any(v is None for v in args) else args
+        lim = limit()
+        x, action, reward = fast_context(x, shape, lim), fast_action(action, K), fast_reward(reward, support, lim)
+        return None if x is None or action is None or reward is None else (x, action, reward)
 
     act = guarded_act(
-        score, check_key, check_state, lambda x: check_context(x, K, d, shared), lambda x: fast_context(x, shape)
+        score,
+        check_key,
+        check_state,
+        lambda x: check_context(x, K, d, shared),
+        lambda x: fast_context(x, shape, limit()),
     )
     update = guarded(
         step,

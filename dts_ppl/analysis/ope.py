@@ -55,6 +55,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import ClosedJaxpr, Literal
 from scipy import optimize
 
 from dts_ppl.agents import policy as _policy
@@ -398,8 +399,10 @@ def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ri
     return q
 
 
-#: most (row, draw, action) scores agent_policy holds at once (float64: 8 bytes each)
-SCORE_BUDGET = 2**24
+#: rows sharing one set of draws in agent_policy (default of ``rows_per_block``)
+ROWS_PER_BLOCK = 256
+#: most (row, draw, action) scores agent_policy holds at once (a chunk of a block's rows)
+CHUNK_BUDGET = 2**20
 
 
 def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_per_block: int | None = None):
@@ -409,8 +412,12 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     argmax is a, as :func:`dts_ppl.agents.propensities` computes it; exact for UCB agents.
     The draws are vectorised: the rows are split into blocks of ``rows_per_block`` and every
     row of a block uses the same ``num_samples`` keys, so what a draw does not owe to the
-    context (the latent chain, the standard normals) is drawn once per block instead of once per
-    row. Each row's probabilities are unbiased with Monte-Carlo s.e. sqrt(pi (1 - pi) /
+    context (the latent chain, the standard normals) is computed once per block and draw,
+    stored, and read by every row's scores (``act`` traced once and split by what each of its
+    values depends on); the scores are computed a chunk of rows at a time, so no
+    rows x draws x K array beyond ``CHUNK_BUDGET`` values is held. With the same key and
+    ``rows_per_block`` the result equals scoring every (row, draw) through ``act``.
+    Each row's probabilities are unbiased with Monte-Carlo s.e. sqrt(pi (1 - pi) /
     num_samples), as with one key per row; errors of rows in one block are correlated (blocks
     use independent keys), so the Monte-Carlo error of a value estimate shrinks with the number
     of blocks and num_samples rather than with n.
@@ -420,8 +427,7 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
         X: (n, d) contexts ((n, K, d) action features for a shared agent).
         num_samples: Thompson draws per row (>= 2; ignored for deterministic agents).
         mask: (K,) bool, True = available (masked actions get probability 0).
-        rows_per_block: rows sharing one set of draws (default: as many as keep
-            rows x num_samples x K scores within ``SCORE_BUDGET``).
+        rows_per_block: rows sharing one set of draws (default ``ROWS_PER_BLOCK``, or n if fewer).
 
     Returns:
         (n, K) numpy array of probabilities, rows summing to 1.
@@ -444,7 +450,7 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     if deterministic:
         return np.asarray(block_fn(key, X[None], state, mask, 2, True), dtype=float)[0]
     if rows_per_block is None:
-        rows_per_block = max(1, min(n, SCORE_BUDGET // (num_samples * K)))
+        rows_per_block = min(n, ROWS_PER_BLOCK)
     if not isinstance(rows_per_block, int | np.integer) or rows_per_block < 1:
         raise ValueError(f"rows_per_block: expected a positive integer, got {rows_per_block!r}")
     rows_per_block = int(rows_per_block)
@@ -480,16 +486,44 @@ def _policy_fn(agent):
             s = jax.vmap(lambda x: scores(key, state, x, mask))(padded[0])
             best = s == jnp.max(s, axis=1, keepdims=True)
             return (best / jnp.sum(best, axis=1, keepdims=True))[None]
+        rows = padded.shape[1]
+        chunk = max(1, min(rows, CHUNK_BUDGET // (num_samples * K)))
+        while rows % chunk:
+            chunk -= 1
+        # levels: 0 the state and the mask, 1 the key (one posterior draw), 2 the context
+        program = _staged(scores, (key, state, padded[0, 0], mask), (1, 0, 2, 0))
+        key_id, state_ids, x_id, mask_id = (
+            program.inputs[0],
+            program.inputs[1:-2],
+            program.inputs[-2],
+            program.inputs[-1],
+        )
+        fixed = _run_level(
+            program, 0, {**program.consts, **dict(zip(state_ids, jax.tree.leaves(state), strict=True)), mask_id: mask}
+        )
+        fixed = {i: fixed[i] for i in program.exports[0]}
+
+        stored = [i for i in program.exports[1] if i != key_id] + [key_id]
+
+        def draw(k):  # level 1: what one draw computes whatever the context
+            env = _run_level(program, 1, {**fixed, key_id: k})
+            return [env[i] for i in stored]
+
+        def score(x, drawn):  # level 2: the scores of one (row, draw)
+            env = _run_level(program, 2, {**fixed, **dict(zip(stored, drawn, strict=True)), x_id: x})
+            return [r[1] if r[0] == "lit" else env[r[1]] for r in program.outputs][0]
 
         def block(args):
             k, xs = args
-            keys = jax.random.split(k, num_samples)
+            drawn = jax.vmap(draw)(jax.random.split(k, num_samples))  # stored: read by every row chunk
 
-            def row(x):  # the keys are shared by every row of the block: context-free work is not batched by row
-                s = jax.vmap(lambda kk: scores(kk, state, x, mask))(keys)
-                return jnp.zeros(K, s.dtype).at[jnp.argmax(s, axis=1)].add(1.0) / num_samples
+            def rows_chunk(xc):  # the scores of a chunk of rows, never the block's rows x draws x K
+                s = jax.vmap(lambda x: jax.vmap(lambda d: score(x, d))(drawn))(xc)
+                return jnp.argmax(s, axis=-1)
 
-            return jax.vmap(row)(xs)
+            won = jax.lax.map(rows_chunk, xs.reshape((rows // chunk, chunk) + xs.shape[1:]))
+            won = won.reshape(rows, num_samples)
+            return jax.vmap(lambda w: jnp.zeros(K, jnp.result_type(float)).at[w].add(1.0) / num_samples)(won)
 
         return jax.lax.map(block, (jax.random.split(key, padded.shape[0]), padded))
 
@@ -497,6 +531,94 @@ def _policy_fn(agent):
     if _weakrefable(agent.act):
         _POLICY_FNS[agent.act] = fn
     return fn
+
+
+_INLINED = ("pjit", "jit", "closed_call", "core_call")
+
+
+class _Staged(NamedTuple):
+    """A traced program split by what each value depends on (see :func:`_staged`)."""
+
+    eqns: list  # (primitive, params, input refs, output ids, level)
+    consts: dict  # id -> value of the program's constants
+    inputs: list  # ids of the flat arguments
+    outputs: list  # refs of the flat outputs
+    exports: tuple  # exports[s]: ids computed at level s that a later level reads
+    out_tree: object
+
+
+def _staged(fn, example: tuple, levels: tuple) -> _Staged:
+    """``fn`` traced on ``example`` and flattened, each value given the level of what it depends on.
+
+    The level of an argument is given (here: 0 the state and the mask, 1 the key, 2 the context);
+    a value's level is the highest of its inputs' (constants: 0). Nested ``jit`` calls are
+    inlined, so the levels are found inside them; other primitives (loops, conditionals, custom
+    derivatives) are kept whole. Evaluated level by level (:func:`_run_level`), the values of
+    level 1 are computed once per key and stored, and the context's level reads them, so XLA
+    cannot fuse a draw's work (the inverse-erf of every normal, the latent chain) into each
+    (row, draw) score it feeds.
+    """
+    flat, tree = jax.tree.flatten(example)
+    arg_levels = [lv for arg, lv in zip(example, levels, strict=True) for _ in jax.tree.leaves(arg)]
+    closed, shape = jax.make_jaxpr(lambda *leaves: fn(*jax.tree.unflatten(tree, leaves)), return_shape=True)(*flat)
+    ids = iter(range(1 << 62))
+    eqns, consts, level = [], {}, {}
+
+    def walk(jaxpr, values, refs):
+        env = {}
+        for v, c in zip(jaxpr.constvars, values, strict=True):
+            i = next(ids)
+            consts[i], level[i], env[v] = c, 0, ("id", i)
+        for v, r in zip(jaxpr.invars, refs, strict=True):
+            env[v] = r
+
+        def ref(v):
+            return ("lit", v.val) if isinstance(v, Literal) else env[v]
+
+        for eqn in jaxpr.eqns:
+            ins = [ref(v) for v in eqn.invars]
+            inner = eqn.params.get("jaxpr")
+            if eqn.primitive.name in _INLINED and isinstance(inner, ClosedJaxpr):
+                outs = walk(inner.jaxpr, inner.consts, ins)
+            else:
+                lv = max((level[r[1]] for r in ins if r[0] == "id"), default=0)
+                outs = [("id", next(ids)) for _ in eqn.outvars]
+                for r in outs:
+                    level[r[1]] = lv
+                eqns.append((eqn.primitive, eqn.params, ins, [r[1] for r in outs], lv))
+            for v, r in zip(eqn.outvars, outs, strict=True):
+                env[v] = r
+        return [ref(v) for v in jaxpr.outvars]
+
+    inputs = [next(ids) for _ in flat]
+    for i, lv in zip(inputs, arg_levels, strict=True):
+        level[i] = lv
+    outputs = walk(closed.jaxpr, closed.consts, [("id", i) for i in inputs])
+    top = max(arg_levels)
+    exports = [set() for _ in range(top + 1)]
+    for _, _, ins, _, lv in eqns:
+        for r in ins:
+            if r[0] == "id" and level[r[1]] < lv:
+                exports[level[r[1]]].add(r[1])
+    for r in outputs:
+        if r[0] == "id" and level[r[1]] < top:
+            exports[level[r[1]]].add(r[1])
+    return _Staged(eqns, consts, inputs, outputs, tuple(sorted(e) for e in exports), jax.tree.structure(shape))
+
+
+def _run_level(program: _Staged, lv: int, known: dict) -> dict:
+    """The values of level ``lv`` of ``program``, from ``known`` (id -> value of every lower-level value it reads)."""
+    env = dict(known)
+    for primitive, params, ins, outs, eqn_level in program.eqns:
+        if eqn_level != lv:
+            continue
+        args = [r[1] if r[0] == "lit" else env[r[1]] for r in ins]
+        bind = primitive.get_bind_params(params)
+        subfuns, bind = bind if isinstance(bind, tuple) else ((), bind)
+        ans = primitive.bind(*subfuns, *args, **bind)
+        for i, value in zip(outs, ans if primitive.multiple_results else [ans], strict=True):
+            env[i] = value
+    return env
 
 
 def _weakrefable(obj) -> bool:

@@ -5,9 +5,9 @@ Each agent factory compiles its functions once per input shape, so a plain Pytho
 For every agent (K = 8, d = 3, Gaussian rewards; GLM agents with Bernoulli rewards) it times,
 after warm-up, blocks of ``--calls`` eager calls and the same calls through ``jax.jit(agent.update)``
 / ``jax.jit(agent.act)``, alternating the two, and reports the medians per call and their ratio.
-The jitted loop does not wait for its results (JAX dispatches asynchronously), where an eager
-call reads its status back; the "jit waited" columns time the jitted calls waiting for every
-result, the floor of any call that reads its result. Ratios are of the median blocks and of the
+Neither loop waits for its results (JAX dispatches asynchronously; an eager call on moderate,
+valid inputs checks them on the host and reads nothing back); the "jit waited" columns time the
+jitted calls waiting for every result, the floor of any call that reads its result. Ratios are of the median blocks and of the
 best (fastest) blocks, the latter less sensitive to other processes on a shared machine.
 
     PYTHONPATH=. python studies/performance/eager.py --json studies/performance/results/eager.json

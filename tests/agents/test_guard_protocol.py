@@ -275,3 +275,37 @@ def test_eager_value_errors_name_the_argument_whatever_the_input_type(name):
     for s in states[1:]:
         for u, v in zip(jax.tree.leaves(states[0]), jax.tree.leaves(s), strict=True):
             np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-6)
+
+
+def test_eager_moderate_inputs_are_checked_on_the_host_and_huge_ones_read_the_status():
+    """Moderate inputs: host checks only (a non-finite hand-made state is then rejected and counted,
+    as inside jit); inputs beyond moderate_limit take the checked path, which raises on an overflow."""
+    from dts_ppl.agents.base import fast_context, fast_reward, host_support, moderate_limit
+
+    agent = _agent("lin_ts")
+    state = agent.init()
+    limit = moderate_limit(jax.tree.leaves(state)[0].dtype)
+    assert moderate_limit(np.dtype(np.float32)) == pytest.approx(2.0**16)
+    x = jnp.asarray(np.array([0.1, 0.2, 0.3]))
+    assert fast_context(x, (D,), limit) is x
+    assert fast_context(x.at[1].set(3 * limit), (D,), limit) is None
+    assert fast_context(jnp.array([0.1, jnp.nan, 0.3]), (D,), limit) is None
+    assert fast_context(np.array([1, -(2**31)], np.int64), (2,), 1e6) is None
+    assert fast_reward(0.5, host_support(Bernoulli())) is None and fast_reward(1, host_support(Bernoulli())) == 1.0
+    assert fast_reward(2.5, host_support(Poisson())) is None and fast_reward(np.float32(3), host_support(Poisson()))
+    assert fast_reward(0.5, None) is None  # an unknown likelihood: the checked path decides
+    # a hand-made non-finite state: moderate inputs are rejected and counted, never written
+    stats = state.evidence.stats
+    bad = state._replace(evidence=state.evidence._replace(stats=stats._replace(G=stats.G.at[1, 0, 0].set(jnp.nan))))
+    new = agent.update(bad, x, 1, 1.0)
+    assert int(new.rejected) == 1
+    for u, v in zip(jax.tree.leaves(bad._replace(rejected=0)), jax.tree.leaves(new._replace(rejected=0)), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    action, info = agent.act(jax.random.PRNGKey(0), state._replace(mean=state.mean.at[1, 0].set(jnp.nan)), x)
+    assert int(action) == -1 and not bool(info.valid)
+    # a huge input takes the checked path: an overflow raises
+    huge = 1e200 if jax.config.jax_enable_x64 else 1e30
+    with pytest.raises(ValueError, match="overflows"):
+        agent.update(state, jnp.full(D, huge, jax.tree.leaves(state)[0].dtype), 1, 1.0)
+    with pytest.raises(ValueError, match="^state:"):
+        agent.update("not a state", x, 1, 1.0)

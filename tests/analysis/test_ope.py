@@ -368,6 +368,53 @@ def test_agent_policy_compiles_once_per_agent_and_shape(small_agent):
         ope.agent_policy(agent, key, state, np.where(X == X[2, 1], np.nan, X), 50)
 
 
+def _agent_policy_plain(agent, key, state, X, S, rows_per_block):
+    """The blocks of agent_policy written plainly: every row of a block scores the block's S keys through act."""
+    import jax
+    import jax.numpy as jnp
+
+    K = agent.spec.num_actions
+    n = X.shape[0]
+    blocks = -(-n // rows_per_block)
+    padded = np.concatenate([X, np.repeat(X[-1:], blocks * rows_per_block - n, axis=0)])
+    padded = padded.reshape((blocks, rows_per_block) + X.shape[1:])
+
+    def scores(keys, x):
+        return jax.vmap(lambda kk: agent.act(kk, state, x)[1].scores)(keys)
+
+    out = []
+    for k, xs in zip(jax.random.split(key, blocks), padded, strict=True):
+        s = jax.vmap(scores, in_axes=(None, 0))(jax.random.split(k, S), jnp.asarray(xs))
+        out.append(np.stack([np.bincount(np.asarray(w), minlength=K) / S for w in np.argmax(np.asarray(s), -1)]))
+    return np.concatenate(out)[:n]
+
+
+@pytest.mark.parametrize("which", ["dts", "shared", "random"])
+def test_agent_policy_stores_each_draw_and_equals_the_plain_computation(small_agent, which):
+    """Same keys, same probabilities as scoring every (row, draw) through act (dTS, a shared
+    LinTS whose contexts are (K, d) features, and a policy whose scores ignore the context)."""
+    import jax
+    import jax.numpy as jnp
+
+    from dts_ppl import Gaussian
+    from dts_ppl.agents import GaussianPrior, lin_ts, random_policy
+
+    agent, state, key = small_agent
+    X = np.random.default_rng(3).uniform(-1, 1, (7, 2))
+    if which == "shared":
+        agent = lin_ts(GaussianPrior(jnp.zeros(2), jnp.eye(2)), Gaussian(1.0), 4, shared=True)
+        state = agent.update(agent.init(), jnp.ones((4, 2)), 1, 1.0)
+        X = np.random.default_rng(4).uniform(-1, 1, (7, 4, 2))
+    elif which == "random":
+        agent = random_policy(4)
+        state = agent.init()
+    for rows_per_block in (3, 7):
+        probs = ope.agent_policy(agent, jax.random.PRNGKey(8), state, X, 64, rows_per_block=rows_per_block)
+        ref = _agent_policy_plain(agent, jax.random.PRNGKey(8), state, X, 64, rows_per_block)
+        np.testing.assert_allclose(probs, ref, atol=1e-12)
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-12)
+
+
 # ---------------------------------------------------------------- replay of a learning agent
 
 
