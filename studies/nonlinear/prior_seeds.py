@@ -44,6 +44,7 @@ K = 100
 VARIANTS: dict[str, dict] = {
     "default": {},
     "cold": {"warm_start": False},
+    "passes50": {"max_passes": 50},
     "identity": {"linearisation": "identity"},
     "jacobian": {"linearisation": "jacobian"},
 }
