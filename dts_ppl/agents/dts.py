@@ -114,6 +114,7 @@ def dts(
     reward_bound: float | None = None,
     discount: float = 1.0,
     refit: _refit.Refit | None = None,
+    warm_start: bool | None = None,
 ) -> Agent:
     """The dTS agent for a diffusion prior.
 
@@ -151,6 +152,13 @@ def dts(
             S_1's scale by empirical Bayes every ``refit.every`` rounds inside the update
             (:mod:`dts_ppl.agents.refit`; Gaussian rewards); the state is then a
             :class:`DTSRefitState` holding the fitted values.
+        warm_start: the "iterated" rule on nonlinear links only: every update also runs the pass
+            from the previous posterior's trajectory (:func:`core.plug_in_mean` of the state's
+            latents) and keeps whichever of that end point and the cold start's (the prior mean
+            trajectory) has the lower :func:`core.chain_objective` (``core.upward_pass(start=)``;
+            continuation: the mode moves little per observation). None (default): True there;
+            False: the cold start alone, the same posterior as ``DTSGuide`` on the same data.
+            True with another rule or affine links is an error (there is one pass, nothing to start).
 
     Example:
         >>> import jax
@@ -182,6 +190,15 @@ def dts(
         raise ValueError(f"collapse: expected None, True or False, got {collapse!r}")
     if collapse and not prior.is_linear:
         raise ValueError("collapse: True needs affine links (DiffusionPrior.linear); nonlinear chains run in full")
+    iterates = linearisation == "iterated" and not prior.is_linear
+    if warm_start is not None and not isinstance(warm_start, bool):
+        raise ValueError(f"warm_start: expected None, True or False, got {warm_start!r}")
+    if warm_start and not iterates:
+        raise ValueError(
+            f"warm_start: True needs the 'iterated' rule on nonlinear links, got {linearisation!r}"
+            f" on {'affine' if prior.is_linear else 'nonlinear'} links"
+        )
+    warm_start = iterates if warm_start is None else warm_start
     fingerprint = model_fingerprint(
         prior,
         likelihood,
@@ -194,6 +211,7 @@ def dts(
         reward_bound=reward_bound,
         **({"discount": discount} if forgetting.forgets(discount) else {}),
         **({} if refit is None else {"refit": repr(refit)}),
+        **({"warm_start": False} if iterates and not warm_start else {}),
     )
     num_levels = prior.num_levels
     if collapse:
@@ -217,8 +235,10 @@ def dts(
             return likelihood, prec1
         return hyper_plan.likelihood_of(state.hyper), state.hyper.prec1
 
-    def chain(total: core.Message) -> core.UpwardPass:
-        return core.upward_pass(prior, total, linearisation, tol, max_passes, plan=plan)
+    def chain(total: core.Message, previous: core.Conditionals | None = None) -> core.UpwardPass:
+        # ``previous``: the latents of the state being updated (the warm start's trajectory)
+        start = core.plug_in_mean(prior, previous) if warm_start and previous is not None else None
+        return core.upward_pass(prior, total, linearisation, tol, max_passes, plan=plan, start=start)
 
     def init() -> DTSState:
         zero = core.Message(jnp.zeros((d, d), dtype), jnp.zeros(d, dtype))
@@ -257,7 +277,7 @@ def dts(
         _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
         cond, new = core.condition(prec1, *new_stats)
         total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
-        up = chain(total)
+        up = chain(total, state.latents)
         out = State(
             ev, Row(g, cond.cov), Row(g, cond.shift), total, up.latents, state.step + 1, up.passes, up.converged
         )
@@ -269,7 +289,7 @@ def dts(
         lik, prec1 = round_terms(state)
         n, ev, idx, cond, delta = _batch.conjugate_rows(lik, prec1, state.evidence, phi, g, y, ok)
         total = jax.tree.map(jnp.add, state.evidence_sum, delta)
-        up = chain(total)
+        up = chain(total, state.latents)
         out = State(
             ev, Row(idx, cond.cov), Row(idx, cond.shift), total, up.latents, state.step + n, up.passes, up.converged
         )
@@ -282,7 +302,7 @@ def dts(
         stats = _ev.gaussian_stats(hyper.summary, hyper.noise_scale)
         cond, msgs = jax.vmap(core.condition, in_axes=(None, 0, 0))(hyper.prec1, stats.G, stats.b)
         total = core.Message(msgs.G.sum(0), msgs.b.sum(0))
-        up = chain(total)
+        up = chain(total, state.latents)
         ev = state.evidence._replace(stats=stats)
         return state._replace(
             evidence=ev,
@@ -301,14 +321,14 @@ def dts(
             ev, cond, total = forgetting.observe(
                 likelihood, prec1, state.evidence, phi.astype(dtype), g, y, newton_steps, discount
             )
-            up = chain(total)
+            up = chain(total, state.latents)
             return DTSState(ev, cond.cov, cond.shift, total, up.latents, state.step + 1, up.passes, up.converged)
 
         def step_batch(state: DTSState, phi, g, y, ok) -> DTSState:
             n, ev, cond, total = forgetting.observe_rows(
                 likelihood, prec1, state.evidence, phi.astype(dtype), g, y, ok, discount
             )
-            up = chain(total)
+            up = chain(total, state.latents)
             return DTSState(ev, cond.cov, cond.shift, total, up.latents, state.step + n, up.passes, up.converged)
 
     def forget_groups(state: DTSState, groups, valid) -> DTSState:
@@ -318,7 +338,7 @@ def dts(
         _, msg = jax.vmap(core.condition, (None, 0, 0))(prec1, G[groups], b[groups])
         w = jnp.asarray(valid, dtype)
         total = core.Message(state.evidence_sum.G - jnp.einsum("m,mij->ij", w, msg.G), state.evidence_sum.b - w @ msg.b)
-        up = chain(total)
+        up = chain(total, state.latents)
         return state._replace(evidence_sum=total, latents=up.latents, passes=up.passes, converged=up.converged)
 
     spec = AgentSpec("dts", K, d, num_levels, shared, likelihood.name, fingerprint=fingerprint)

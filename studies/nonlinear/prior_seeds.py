@@ -43,6 +43,8 @@ K = 100
 #: dTS variants by name: keyword arguments of ``dts_ppl.agents.dts`` ("default": none).
 VARIANTS: dict[str, dict] = {
     "default": {},
+    "cold": {"warm_start": False},
+    "passes50": {"max_passes": 50},
     "identity": {"linearisation": "identity"},
     "jacobian": {"linearisation": "jacobian"},
 }

@@ -197,21 +197,84 @@ def test_one_pass_for_affine_links_identity_and_jacobian(key):
         core.upward_pass(mlp, ev, tol=-1.0)
 
 
-def test_agent_reports_the_passes_and_equals_the_guide(key):
-    K, n = 3, 40
-    prior, X, A, y = _mlp_problem(SEED_CONVERGED, K, n)
-    agent = dts(prior, Gaussian(1.0), K)  # default: iterated
+SEED_WARM_BETTER = 8  # data on which the warm-started agent ends at a lower fixed point than the cold pass
+
+
+def _agent_state(prior, K, data, **options):
+    agent = dts(prior, Gaussian(1.0), K, **options)
 
     def step(state, row):
-        return agent.update(state, *row), (None)
+        return agent.update(state, *row), None
 
-    state = jax.jit(lambda data: jax.lax.scan(step, agent.init(), data)[0])((X, A, y))
+    return jax.jit(lambda data: jax.lax.scan(step, agent.init(), data)[0])(data)
+
+
+@pytest.mark.parametrize("seed", [SEED_CONVERGED, SEED_WARM_BETTER])
+def test_agent_reports_the_passes_and_equals_the_guide(seed):
+    """Without the warm start the agent's chain is the guide's cold pass on the same data, passes and all."""
+    K, n = 3, 40
+    prior, X, A, y = _mlp_problem(seed, K, n)
+    state = _agent_state(prior, K, (X, A, y), warm_start=False)
     guide = DTSGuide(BanditModel(prior, K, Gaussian(1.0)))
     batch = guide.posterior(X, A, y)
     for a, b in zip(jax.tree.leaves(dts_posterior(prior, state)), jax.tree.leaves(batch), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-9)
     assert int(state.passes) == guide.diagnostics["linearisation_passes"]
     assert bool(state.converged) == guide.diagnostics["converged"]
+
+
+def test_warm_started_agent_ends_at_a_fixed_point_below_the_cold_pass():
+    """The default agent (warm start) ends at a self-consistent linearisation, the oracle's posterior
+    of the prior linearised there, with a lower objective than the guide's cold pass on SEED_WARM_BETTER
+    (where the cold pass stalls at a kink) and the guide's own fixed point on SEED_CONVERGED."""
+    K, n = 3, 40
+    for seed in (SEED_WARM_BETTER, SEED_CONVERGED):
+        prior, X, A, y = _mlp_problem(seed, K, n)
+        ev = _evidence(prior, X, A, y)
+        state = _agent_state(prior, K, (X, A, y))  # default: warm_start on the iterated rule
+        np.testing.assert_allclose(state.evidence_sum.G, ev.G, atol=1e-9)
+        np.testing.assert_allclose(state.evidence_sum.b, ev.b, atol=1e-9)
+        assert bool(state.converged)
+        points = core.plug_in_mean(prior, state.latents)
+        # a fixed point of the pass: linearised at its own mean trajectory, the posterior is the agent's
+        lin = core.linearise(prior, "iterated", points)
+        again = core.latent_posteriors(prior, ev, lin)
+        for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(state.latents), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-8)
+        theta = core.prior_conditionals(prior, 1).theta
+        mean = core.moments(prior, core.DTSPosterior(again, theta), lin).psi_mean
+        np.testing.assert_allclose(mean, points, atol=1e-8)
+        # the oracle's posterior of the prior linearised at those points
+        lp = _linearised_prior(prior, points)
+        stats = Gaussian(1.0).statistics(X, A, y, K)
+        ref = oracle.split(lp, oracle.joint_posterior(lp, stats), K)
+        np.testing.assert_allclose(mean, ref["psi_mean"], atol=1e-8)
+        # one more warm-started pass from it keeps it
+        resumed = core.upward_pass(prior, ev, start=points)
+        for a, b in zip(jax.tree.leaves(resumed.latents), jax.tree.leaves(state.latents), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-8)
+        cold = core.upward_pass(prior, ev)  # the guide's pass
+        gap = float(
+            core.chain_objective(prior, ev, points)
+            - core.chain_objective(prior, ev, core.plug_in_mean(prior, cold.latents))
+        )
+        if seed == SEED_WARM_BETTER:
+            assert not bool(cold.converged) and gap < -0.1, gap
+        else:
+            assert bool(cold.converged) and abs(gap) < 1e-9, gap
+
+
+def test_warm_start_option_is_checked():
+    mlp, _, _, _ = _mlp_problem(0)
+    with pytest.raises(ValueError, match="warm_start: True needs the 'iterated' rule"):
+        dts(mlp, Gaussian(1.0), 3, linearisation="identity", warm_start=True)
+    with pytest.raises(ValueError, match="warm_start: True needs the 'iterated' rule"):
+        dts(DiffusionPrior.linear([jnp.eye(2)], [1.0, 1.0]), Gaussian(1.0), 3, warm_start=True)
+    with pytest.raises(ValueError, match="warm_start: expected None, True or False"):
+        dts(mlp, Gaussian(1.0), 3, warm_start=1)
+    # the default's fingerprint is unchanged (checkpoints load); the cold start is recorded
+    assert "warm_start" not in dts(mlp, Gaussian(1.0), 3).spec.fingerprint["options"]
+    assert dts(mlp, Gaussian(1.0), 3, warm_start=False).spec.fingerprint["options"]["warm_start"] is False
 
 
 def test_glm_default_expands_at_the_prior_scale():
