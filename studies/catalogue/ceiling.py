@@ -45,6 +45,8 @@ def ratios(s1, sigma, context_cov) -> dict:
         "trace_ratio": float(np.trace(s1) / np.trace(sigma)),
         "det_ratio_per_dim": float(np.exp((np.linalg.slogdet(s1)[1] - np.linalg.slogdet(sigma)[1]) / d)),
         "reward_var_ratio": float(np.trace(cc @ s1) / np.trace(cc @ sigma)),
+        "s1_reward_sd": float(np.sqrt(np.trace(cc @ s1))),
+        "marginal_reward_sd": float(np.sqrt(np.trace(cc @ sigma))),
         "s1_trace": float(np.trace(s1)),
         "marginal_trace": float(np.trace(sigma)),
     }
