@@ -106,7 +106,13 @@ def main(argv=None) -> int:
         for key in ("pulls_regret", "window_regret"):
             v = r[key]
             table[name][key] = {"mean": float(v.mean()), "se": float(v.std(ddof=1) / np.sqrt(v.size))}
-            table[name][key + "_over_fresh"] = float(v.mean() / rows["LinTS-fresh"][key].mean())
+            f = rows["LinTS-fresh"][key]
+            ratio = v.mean() / f.mean()
+            c = np.cov(v, f)  # delta-method s.e. of the paired ratio
+            var = (c[0, 0] - 2 * ratio * c[0, 1] + ratio**2 * c[1, 1]) / (v.size * f.mean() ** 2)
+            table[name][key + "_over_fresh"] = float(ratio)
+            table[name][key + "_over_fresh_se"] = float(np.sqrt(max(var, 0.0)))
+            table[name][key + "_per_run"] = v.tolist()
     out["generated"]["regret"] = table
     out["generated"]["oracle_seconds"] = time.perf_counter() - t0
     out["generated"]["runs"] = cfg.runs

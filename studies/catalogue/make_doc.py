@@ -91,20 +91,20 @@ def ceiling_section(ceiling: dict, results: dict) -> list[str]:
     pulls = results.get("generated", {}).get("config", {}).get("pulls", 50)
     parts += [
         "",
-        f"| twin agent | first {pulls} pulls | / LinTS-fresh | window | / LinTS-fresh |",
+        f"| twin agent | first {pulls} pulls | / LinTS-fresh (paired) | window | / LinTS-fresh (paired) |",
         "|---|---|---|---|---|",
     ]
     for name, m in reg.items():
         parts.append(
-            f"| {name} | {_pm(m['pulls_regret'])} | {m['pulls_regret_over_fresh']:.2f} | {_pm(m['window_regret'])} "
-            f"| {m['window_regret_over_fresh']:.2f} |"
+            f"| {name} | {_pm(m['pulls_regret'])} | {m['pulls_regret_over_fresh']:.3f} ± {m['pulls_regret_over_fresh_se']:.3f} "
+            f"| {_pm(m['window_regret'])} | {m['window_regret_over_fresh']:.3f} ± {m['window_regret_over_fresh_se']:.3f} |"
         )
     fresh, dts = reg["LinTS-fresh"]["pulls_regret"]["mean"], reg["dTS"]["pulls_regret"]["mean"]
     share = (fresh - dts) / (fresh - oracle["pulls_regret"]["mean"])
     parts += [
         "",
         f"On the twin S_1 is {100 * rat['trace_ratio']:.0f}% of the marginal's trace, yet even the oracle's newcomer "
-        f"regret is {oracle['pulls_regret_over_fresh']:.2f} of LinTS-fresh's: the issue's target (0.80) is out of "
+        f"regret is {oracle['pulls_regret_over_fresh']:.2f} ± {oracle['pulls_regret_over_fresh_se']:.2f} of LinTS-fresh's: the issue's target (0.80) is out of "
         "reach of any prior built from the other items here, and dTS already gets "
         f"{100 * share:.0f}% of the reduction the oracle gets. What psi_1 removes is the newcomer's shared offset "
         "f_1(psi_1), which shifts its reward by x^T f_1(psi_1) and which LinTS-fresh learns from the newcomer's "
