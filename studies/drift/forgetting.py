@@ -40,6 +40,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -146,33 +147,18 @@ def plan(prior, issue_tau: int, range_taus: list[int], runs: int, range_runs: in
             "cells": cells("walk", t, ("none", "rule", "grid 2W")) + cells("stationary", None, ("none",)),
         },
     ]
-    for tau in range_taus[:1]:
-        batches.append(
-            {
-                "name": f"range-{tau}",
-                "runs": range_runs,
-                "cells": cells("walk", tau, ("none", "rule", "grid 2W"))
-                + cells("abrupt", tau, ("none", "rule", "oracle reset")),
-            }
-        )
+    rng = []
+    for tau in range_taus:
+        rng += cells("walk", tau, ("none", "rule", "grid 2W")) + cells("abrupt", tau, ("none", "rule", "oracle reset"))
+    if rng:
+        batches.append({"name": "range", "runs": range_runs, "cells": rng + cells("stationary", None, ("rule",))})
     batches.append(
         {
             "name": f"grid-half-{t}",
             "runs": runs,
-            "cells": cells("walk", t, ("grid W/2",))
-            + cells("abrupt", t, ("grid W/2",))
-            + cells("stationary", None, ("rule",)),
+            "cells": cells("walk", t, ("grid W/2",)) + cells("abrupt", t, ("grid W/2",)),
         }
     )
-    for tau in range_taus[1:]:
-        batches.append(
-            {
-                "name": f"range-{tau}",
-                "runs": range_runs,
-                "cells": cells("walk", tau, ("none", "rule", "grid 2W"))
-                + cells("abrupt", tau, ("none", "rule", "oracle reset")),
-            }
-        )
     return batches
 
 
@@ -238,6 +224,11 @@ def main() -> None:
     ):
         if value != default:
             command += f" {flag} {value}"
+    if args.only:
+        command += f" --only {args.only}"
+    default_json = results_dir("drift") / "forgetting.json"
+    if Path(args.json).resolve() != default_json.resolve():
+        command += f" --json studies/drift/results/{Path(args.json).name}"
     out["command"] = command
     out["problem"] = f"K={K}, d={D}, L={len(ACTIVE)}, active {ACTIVE}, Gaussian rewards sd {NOISE}, contexts U[-1, 1]^d"
     out["diagnostics"] = diagnostics(prior)
@@ -265,7 +256,7 @@ def main() -> None:
                 f"{c[:, -1].mean():.0f} +- {c[:, -1].std(ddof=1) / math.sqrt(c.shape[0]):.0f}",
                 flush=True,
             )
-        out["batches"][batch["name"]] = {"runs": batch["runs"], "seconds": seconds, "cells": cells}
+        out["batches"][batch["name"]] = {"runs": batch["runs"], "seconds": seconds, "cells": cells, "command": command}
         save_json(args.json, out)
         print(f"{batch['name']}: {seconds:.0f} s", flush=True)
 

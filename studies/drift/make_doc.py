@@ -22,8 +22,21 @@ ORDER = ("none", "rule", "grid W/2", "grid 2W", "oracle reset")
 
 
 def load() -> dict:
+    """forgetting.json with the batches of forgetting-*.json (batches run in parallel, same settings)."""
     with open(SOURCE) as f:
-        return json.load(f)
+        data = json.load(f)
+    data["commands"] = [data["command"]]
+    for path in sorted(SOURCE.parent.glob("forgetting-*.json")):
+        with open(path) as f:
+            more = json.load(f)
+        if more["settings"] != data["settings"]:
+            raise ValueError(f"{path.name}: settings {more['settings']} differ from {data['settings']}")
+        data["batches"].update(more["batches"])
+        command = more["command"]
+        if "--only" not in command:  # a run whose script did not yet record these flags
+            command += f" --only {','.join(more['batches'])} --json studies/drift/results/{path.name}"
+        data["commands"].append(command)
+    return data
 
 
 def cells_by_env(data) -> dict[str, list[dict]]:
@@ -131,7 +144,9 @@ def render(data) -> str:
         "forgetting code with gamma = 1, the plain posterior up to rounding; the default agent's",
         "bit-identity is tests/core/test_forgetting.py::test_discount_one_is_the_plain_agent_bit_for_bit).",
         "",
-        f"Command: `{data['command']}`, then `PYTHONPATH=. python studies/drift/make_doc.py`.",
+        "Commands: "
+        + ", ".join(f"`{c}`" for c in data["commands"])
+        + " (independent batches, run side by side), then `PYTHONPATH=. python studies/drift/make_doc.py`.",
         "",
         "- **walk-tau**: `random_walk(env, 1 / sqrt(tau))`: theta moves by one prior s.d. every tau rounds.",
         "- **abrupt-tau**: `abrupt_changes(env, [tau, 2 tau, ...])`: theta, with the latent chain, redrawn from",
