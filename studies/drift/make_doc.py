@@ -18,6 +18,7 @@ from studies.common import ROOT, results_dir
 SOURCE = results_dir("drift") / "forgetting.json"
 PLOT = results_dir("drift") / "drift.png"
 DOC = ROOT / "docs" / "drift.md"
+PREVIOUS = results_dir("drift") / "previous"
 ORDER = ("none", "rule", "grid W/2", "grid 2W", "oracle reset")
 
 
@@ -39,14 +40,51 @@ def load() -> dict:
     return data
 
 
+def previous(tau: int) -> list[dict]:
+    """The previous version of the study (results/previous/, 10 runs): its rows as cells.
+
+    Its runs are runs 0-9 of this study (the same keys, theta paths, contexts and noise), so its
+    rows pair with the first 10 runs of this study's no-discount row. Its dTS no-discount rows are
+    those runs again and are left out.
+    """
+    out = []
+    for path in sorted(PREVIOUS.glob("forgetting*.json")):
+        with open(path) as f:
+            old = json.load(f)
+        for r in old["results"].values():
+            if r["agent"] == "dTS" and r["discount"] == 1.0:
+                continue
+            how = "none" if r["discount"] == 1.0 else ("previous rule" if r["rule"] else "previous grid")
+            out.append(
+                dict(
+                    env=r["env"] if r["env"] == "stationary" else f"{r['env']}-{tau}",
+                    agent=r["agent"],
+                    chosen_by=how if r["env"] != "stationary" else "walk's previous rule",
+                    gamma=r["discount"],
+                    window=None if r["discount"] == 1.0 else 1.0 / (1.0 - r["discount"]),
+                    final=r["final"],
+                    curve_rounds=r["curve_rounds"],
+                    curve_mean=r["curve_mean"],
+                )
+            )
+    return out
+
+
 def cells_by_env(data) -> dict[str, list[dict]]:
-    """Every cell, grouped by environment, with its batch's run count."""
+    """Every cell, grouped by environment (this study's batches, then the previous study's rows)."""
     out: dict[str, list[dict]] = {}
     for batch in data["batches"].values():
         for c in batch["cells"]:
-            out.setdefault(c["env"], []).append(dict(c, runs=batch["runs"]))
+            out.setdefault(c["env"], []).append(dict(c, agent="dTS"))
+    for c in previous(data["settings"]["tau"]):
+        if c["env"] in out:
+            out[c["env"]].append(c)
+
+    def rank(c):
+        return (c["agent"] != "dTS", ORDER.index(c["chosen_by"]) if c["chosen_by"] in ORDER else 5, -c["gamma"])
+
     for env in out:
-        out[env].sort(key=lambda c: ORDER.index(c["chosen_by"]) if c["chosen_by"] in ORDER else 9)
+        out[env].sort(key=rank)
     return out
 
 
@@ -56,8 +94,9 @@ def _stats(c) -> tuple[float, float]:
 
 
 def paired_change(a, b) -> tuple[float, float]:
-    """mean(a) / mean(b) - 1 over paired runs and its delta-method s.e."""
-    a, b = np.asarray(a), np.asarray(b)
+    """mean(a) / mean(b) - 1 over paired runs (the first len(a) of ``b``) and its delta-method s.e."""
+    a = np.asarray(a)
+    b = np.asarray(b)[: a.size]
     r, n = a.mean() / b.mean(), a.size
     cov = np.cov(a, b)
     var = (cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / (n * b.mean() ** 2)
@@ -65,40 +104,44 @@ def paired_change(a, b) -> tuple[float, float]:
 
 
 def summary(cells: list[dict]) -> dict:
-    """Rule, best discount, oracle against no discount, for one environment (paired runs of equal count)."""
-    by = {c["chosen_by"]: c for c in cells}
-    none = by.get("none")
+    """dTS rows against dTS without discount (paired): per row, the best discounted row, the rule's excess."""
+    dts = [c for c in cells if c["agent"] == "dTS"]
+    none = next((c for c in dts if c["chosen_by"] == "none"), None)
     out: dict = {}
     if none is None:
         return out
-    for name, c in by.items():
-        if name != "none" and len(c["final"]) == len(none["final"]):
-            out[name] = paired_change(c["final"], none["final"])
-    discounted = [c for c in cells if c["gamma"] < 1.0 and len(c["final"]) == len(none["final"])]
-    if discounted:
-        best = min(discounted + [none], key=lambda c: np.mean(c["final"]))
-        out["best"] = best
-        if "rule" in by:
-            out["rule_over_best"] = float(np.mean(by["rule"]["final"]) / np.mean(best["final"]) - 1.0)
+    changes = {}
+    for c in dts:
+        if c is not none:
+            changes[id(c)] = paired_change(c["final"], none["final"])
+            out.setdefault(c["chosen_by"], changes[id(c)])
+    grid = [c for c in dts if c["gamma"] < 1.0]
+    if grid:
+        best = min(grid, key=lambda c: changes[id(c)][0])
+        out["best"] = dict(best, change=changes[id(best)])
+        rule = next((c for c in dts if c["chosen_by"] == "rule"), None)
+        if rule is not None:  # both against the same no-discount runs
+            out["rule_over_best"] = (1.0 + changes[id(rule)][0]) / (1.0 + changes[id(best)][0]) - 1.0
     return out
 
 
 def env_table(cells: list[dict]) -> list[str]:
-    by_none = next((c for c in cells if c["chosen_by"] == "none"), None)
+    nones = {c["agent"]: c for c in cells if c["chosen_by"] == "none"}
     lines = [
-        "| chosen by | discount | window 1/(1-gamma) | runs | final regret (mean +- s.e.) | change vs no discount (paired) |",
-        "|---|---|---|---|---|---|",
+        "| agent | chosen by | discount | window 1/(1-gamma) | runs | final regret (mean +- s.e.) | change vs the same agent without discount (paired runs) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         mean, se = _stats(c)
         window = "inf" if c["window"] is None else f"{c['window']:.0f}"
+        base = nones.get(c["agent"]) or (nones.get("dTS") if c["env"] == "stationary" else None)
         change = ""
-        if by_none is not None and c is not by_none and len(c["final"]) == len(by_none["final"]):
-            d, dse = paired_change(c["final"], by_none["final"])
+        if base is not None and c is not base:
+            d, dse = paired_change(c["final"], base["final"])
             change = f"{100 * d:+.1f}% +- {100 * dse:.1f}"
         gamma = "1 (reset at each change)" if c["chosen_by"] == "oracle reset" else f"{c['gamma']:.5f}"
         lines.append(
-            f"| {c['chosen_by']} | {gamma} | {window} | {len(c['final'])} | {mean:.0f} +- {se:.0f} | {change} |"
+            f"| {c['agent']} | {c['chosen_by']} | {gamma} | {window} | {len(c['final'])} | {mean:.0f} +- {se:.0f} | {change} |"
         )
     return lines
 
@@ -113,7 +156,7 @@ def plot(data, path) -> None:
     ]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     for ax, env in zip(axes[0], names, strict=True):
-        for c in envs[env]:
+        for c in [c for c in envs[env] if c["agent"] == "dTS" and c["chosen_by"] in ORDER]:
             tag = c["chosen_by"] if c["gamma"] == 1.0 else f"{c['chosen_by']}, gamma {c['gamma']:.4f}"
             ax.plot(c["curve_rounds"], c["curve_mean"], "--" if c["chosen_by"] == "oracle reset" else "-", label=tag)
         ax.set_title(env, fontsize=9)
@@ -185,10 +228,14 @@ def render(data) -> str:
         "",
         "with v_1 the mean diagonal of S_1 and tau_v the rounds over which an action's own part changes by",
         "variance v_1 (tau for the walk, tau / 2 for redraws every tau rounds). The previous rule put",
-        f"theta's marginal variance v = {v:.2f} in place of v_1, a window sqrt(v / v_1) = {old_ratio:.2f} times too short:",
-        "it forgot the action-level evidence at the rate of the shared part, which dTS does not need to",
-        "re-learn per action. That was the main cause of its small gains (its window was 265 rounds on",
-        "the walk, where the grid's best was 1000; see the git history of this page).",
+        f"theta's marginal variance v = {v:.2f} in place of v_1, a window sqrt(v / v_1) = {old_ratio:.2f} times too short",
+        "(its windows, 265 and 187 rounds, are the W / 2 points of the grid below): it forgot the",
+        "action-level evidence at the rate of the shared part, which dTS does not need to re-learn per",
+        "action. The rows marked previous come from that version of the study",
+        "(`studies/drift/results/previous/`, made by this script at git cb67fbe with `--runs 10`); its",
+        "runs are runs 0-9 of this study (same keys, theta paths, contexts and noise), so they are",
+        "paired with the first 10 runs of the no-discount row. They also hold LinTS with and without",
+        "the same discounts.",
         "",
     ]
     verdicts = []
@@ -198,8 +245,9 @@ def render(data) -> str:
         out += [f"## {env}", ""] + env_table(cells) + [""]
         sm = summary(cells)
         if env == "stationary":
-            if "rule" in sm:
-                d, dse = sm["rule"]
+            rule = sm.get("rule") or sm.get("walk's previous rule")
+            if rule is not None:
+                d, dse = rule
                 verdicts.append(
                     f"stationary: the default (no discount) is unchanged; forcing the walk's rule discount on it "
                     f"costs {100 * d:+.1f}% +- {100 * dse:.1f} regret."
@@ -210,17 +258,20 @@ def render(data) -> str:
         if "rule" in sm:
             d, dse = sm["rule"]
             best = sm["best"]
-            best_change = 0.0 if best["chosen_by"] == "none" else sm[best["chosen_by"]][0]
+            best_change = best["change"][0]
             text = (
                 f"{env}: the rule's discount changes regret by {100 * d:+.1f}% +- {100 * dse:.1f} against no "
-                f"discount ({'meets' if -d >= 0.25 else 'misses'} the 25% target); the best row of the grid is "
+                f"discount ({'meets' if -d >= 0.25 else 'misses'} the 25% target); the best discounted row is "
                 f"{best['chosen_by']} (gamma {best['gamma']:.5f}, {100 * best_change:+.1f}%), the rule's regret "
                 f"{100 * sm['rule_over_best']:+.1f}% against it "
                 f"({'meets' if sm['rule_over_best'] <= 0.10 else 'misses'} the 10% target)."
             )
             if "oracle reset" in sm:
                 o, ose = sm["oracle reset"]
-                text += f" The oracle reset: {100 * o:+.1f}% +- {100 * ose:.1f} (the most forgetting can recover)."
+                text += (
+                    f" The oracle reset: {100 * o:+.1f}% +- {100 * ose:.1f} (the most forgetting can recover); the rule"
+                    f" recovers {100 * d / o:.0f}% of it."
+                )
             verdicts.append(text)
             out += [text, ""]
     range_envs = sorted(
@@ -240,14 +291,13 @@ def render(data) -> str:
             cells, sm = envs[env], summary(envs[env])
             t = int(env.split("-")[1])
             size = f"{math.sqrt(n / t):.1f} s.d." if env.startswith("walk") else f"{(n - 1) // t} changes"
-            none = next(c for c in cells if c["chosen_by"] == "none")
-            rule = next((c for c in cells if c["chosen_by"] == "rule"), None)
+            none = next(c for c in cells if c["chosen_by"] == "none" and c["agent"] == "dTS")
+            rule = next((c for c in cells if c["chosen_by"] == "rule" and c["agent"] == "dTS"), None)
             r = f"{100 * sm['rule'][0]:+.1f}% +- {100 * sm['rule'][1]:.1f} ({rule['gamma']:.4f})" if rule else ""
             best = sm.get("best")
             b = ""
             if best is not None:
-                bc = 0.0 if best["chosen_by"] == "none" else sm[best["chosen_by"]][0]
-                b = f"{best['chosen_by']}: {100 * bc:+.1f}%"
+                b = f"{best['chosen_by']} (gamma {best['gamma']:.4f}): {100 * best['change'][0]:+.1f}%"
             o = (
                 f"{100 * sm['oracle reset'][0]:+.1f}% +- {100 * sm['oracle reset'][1]:.1f}"
                 if "oracle reset" in sm
