@@ -9,8 +9,8 @@ the laws of random_walk and abrupt_changes):
 - stationary: theta fixed.
 
 The issue's setting is TAU = 1000 (n = 5000: the walk moves theta by sqrt(5) prior s.d., the
-abrupt environment has 4 changes); ``--range-taus`` adds smaller TAU (larger drift) at fewer
-runs, to show where forgetting pays how much.
+abrupt environment has 4 changes); ``--range-taus`` adds other TAU (smaller: larger drift) at
+fewer runs, in one batch "range", to show where forgetting pays how much.
 
 The discount's rule, fixed before the runs (core.forgetting.drift_window, docs/math.md section 11):
 
@@ -19,10 +19,10 @@ The discount's rule, fixed before the runs (core.forgetting.drift_window, docs/m
 with v_1 the mean diagonal of S_1 (an action's covariance given psi_1: the part of theta that
 only its own pulls teach and that decides which action is best) and tau_v the rounds over which
 that part changes by variance v_1 (TAU for the walk, TAU / 2 for redraws every TAU rounds, whose
-change has variance 2 v_1). Beside it, the grid W / 2, 2 W (and no discount), and for the abrupt
-environments an oracle: undiscounted dTS reset to its prior at every change (it knows the
-change rounds; with independent redraws that is the exact posterior, the most any forgetting
-can recover).
+change has variance 2 v_1). Beside it, the grid point 2 W and no discount (the W / 2 points are
+the previous version's rule, studies/drift/results/previous/, runs 0-9 of these), and for the
+abrupt environments an oracle: undiscounted dTS reset to its prior at every change (it knows the
+change rounds; with independent redraws that is the exact posterior, what staleness costs).
 
 One compiled simulation runs every cell of a batch side by side (vmap over cell x run): the
 discount enters the Gaussian update as a traced scalar (core.likelihoods.forgets: an array
@@ -32,6 +32,8 @@ Runs are paired: run r of every cell of one environment sees the same theta path
 noise. Results are written after every batch; a rerun with the same settings skips done batches.
 
     PYTHONPATH=. python studies/drift/forgetting.py --runs 20 --range-runs 10
+    # batches can run side by side, each to its own file (make_doc.py merges forgetting-*.json):
+    PYTHONPATH=. python studies/drift/forgetting.py --only range --json studies/drift/results/forgetting-range.json
 """
 
 from __future__ import annotations
@@ -152,13 +154,6 @@ def plan(prior, issue_tau: int, range_taus: list[int], runs: int, range_runs: in
         rng += cells("walk", tau, ("none", "rule", "grid 2W")) + cells("abrupt", tau, ("none", "rule", "oracle reset"))
     if rng:
         batches.append({"name": "range", "runs": range_runs, "cells": rng + cells("stationary", None, ("rule",))})
-    batches.append(
-        {
-            "name": f"grid-half-{t}",
-            "runs": runs,
-            "cells": cells("walk", t, ("grid W/2",)) + cells("abrupt", t, ("grid W/2",)),
-        }
-    )
     return batches
 
 
@@ -189,7 +184,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5000)
     parser.add_argument("--tau", type=int, default=1000, help="the issue's drift time scale in rounds")
     parser.add_argument(
-        "--range-taus", default="250,100", help="smaller drift time scales (larger drift), comma-separated"
+        "--range-taus", default="250,100", help="other drift time scales for the range batch, comma-separated"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default="", help="run only these batches (comma-separated names)")
