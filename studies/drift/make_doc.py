@@ -182,6 +182,11 @@ def render(data) -> str:
     v, v1 = dg["theta_var_per_coordinate"], dg["s1_var_per_coordinate"]
     k = int(data["problem"].split("K=")[1].split(",")[0])
     old_ratio = math.sqrt(v / v1)
+
+    def rule_w(kind: str, how: str = "rule") -> str:
+        cell = next((c for c in envs.get(f"{kind}-{tau}", []) if c["chosen_by"] == how and c["agent"] == "dTS"), None)
+        return "?" if cell is None else f"{cell['window']:.0f}"
+
     out = [
         "# Drift: forgetting on rewards that change",
         "",
@@ -236,7 +241,9 @@ def render(data) -> str:
         "with v_1 the mean diagonal of S_1 and tau_v the rounds over which an action's own part changes by",
         "variance v_1 (tau for the walk, tau / 2 for redraws every tau rounds). The previous rule put",
         f"theta's marginal variance v = {v:.2f} in place of v_1, a window sqrt(v / v_1) = {old_ratio:.2f} times too short",
-        "(its windows, 265 and 187 rounds, are the W / 2 points of the grid below): it forgot the",
+        f"(its windows, {rule_w('walk', 'previous rule')} and {rule_w('abrupt', 'previous rule')} rounds, sit near"
+        f" W / 2 of the new rule's {rule_w('walk')} and {rule_w('abrupt')}):"
+        " it forgot the",
         "action-level evidence at the rate of the shared part, which dTS does not need to re-learn per",
         "action. The rows marked previous come from that version of the study",
         "(`studies/drift/results/previous/`, made by this script at git cb67fbe with `--runs 10`); its",
