@@ -311,7 +311,11 @@ def render(data) -> str:
         for env in range_envs:
             cells, sm = envs[env], summary(envs[env])
             t = int(env.split("-")[1])
-            size = f"{math.sqrt(n / t):.1f} s.d." if env.startswith("walk") else f"{(n - 1) // t} changes"
+            size = (
+                f"{math.sqrt(n / t):.1f} s.d."
+                if env.startswith("walk")
+                else f"{(n - 1) // t} change{'s' if (n - 1) // t > 1 else ''}"
+            )
             none = next(c for c in cells if c["chosen_by"] == "none" and c["agent"] == "dTS")
             rule = next((c for c in cells if c["chosen_by"] == "rule" and c["agent"] == "dTS"), None)
             r = f"{100 * sm['rule'][0]:+.1f}% +- {100 * sm['rule'][1]:.1f} ({rule['gamma']:.4f})" if rule else ""
@@ -349,11 +353,24 @@ def render(data) -> str:
             + "), no discount can be expected to reach it: staleness costs less than 25% of the regret",
             "  there. A discount also forgets the evidence gathered since the last change, which the oracle",
             "  keeps, so it recovers only part of the oracle's gain.",
+            "- Where staleness costs more than 25% ("
+            + (
+                ", ".join(
+                    f"{e}: oracle {-100 * o:+.1f}%, rule {-100 * r:+.1f}%"
+                    for e, r, o in reach
+                    if o is not None and o >= 0.25
+                )
+                or "none"
+            )
+            + "), exponential",
+            "  forgetting still recovers little of it: it pays for forgetting through the whole stationary",
+            "  stretch between changes (the stationary rows above: what a discount costs when nothing moves);",
+            "  a change detector that resets the agent is the tool that would approach the oracle there.",
             f"- Larger drift does not make forgetting pay more here. With K = {k} actions an action is pulled",
             f"  about tau / K times while theta stays put ({', '.join(f'tau = {t}: {t / k:g}' for t in taus)});",
             "  at small tau neither a discount nor the oracle can learn the actions before they change, every",
             "  agent's regret approaches that of acting on the prior, and the share that forgetting can save",
-            "  shrinks (the oracle reset's gain falls from the issue's tau to the smaller ones).",
+            "  shrinks (the oracle reset's gain falls as tau falls).",
             "- The walk has no exact oracle here (its exact posterior is a Kalman filter over all K d",
             "  coordinates); the walk also widens theta's spread to (1 + t / tau) times the prior's, so late in",
             "  a run a forgotten action relaxes to a prior narrower than the truth.",
