@@ -266,3 +266,40 @@ def abrupt_changes(env: Environment, rounds, name: str | None = None) -> Environ
         return jnp.where(jnp.any(changes == t), fresh, theta)
 
     return env._replace(drift=drift, name=f"{env.name}-abrupt" if name is None else name)
+
+
+def drift_process(env: Environment, walk_scale, change_every, name: str | None = None) -> Environment:
+    """``env`` with a random walk and/or periodic redraws whose sizes may be traced (a vmapped sweep).
+
+    The same laws as :func:`random_walk` and :func:`abrupt_changes`, with the drift's sizes as
+    array values, so one compiled simulation can run several drift sizes side by side (vmap over
+    them): each round theta takes the step of ``random_walk(env, walk_scale)`` (none at 0), and
+    at every round t > 0 that is a multiple of ``change_every`` (never at 0) it is redrawn from
+    ``env.sample_theta`` as :func:`abrupt_changes` does. With ``change_every`` = 0 the theta
+    path is that of :func:`random_walk` for the same keys, with ``walk_scale`` = 0 that of
+    :func:`abrupt_changes` at rounds (c, 2c, ...) (tests/experiments/test_drift.py).
+
+    Args:
+        env: a stationary Environment (its ``drift`` is replaced).
+        walk_scale: () >= 0 step size (Python number or array, possibly traced).
+        change_every: () int >= 0 rounds between redraws, 0 for none (possibly traced).
+        name: of the new environment (default: env.name + "-drift").
+    Returns:
+        Environment with ``drift`` set.
+    """
+    env = _check_env(env)
+    for arg, value in (("walk_scale", walk_scale), ("change_every", change_every)):
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"{arg}: expected a scalar, got shape {jnp.shape(value)}")
+        if not isinstance(value, jax.core.Tracer) and not (float(value) >= 0.0):
+            raise ValueError(f"{arg}: expected a number >= 0, got {value!r}")
+    every = jnp.asarray(change_every, jnp.int32)
+
+    def drift(key, theta, t):
+        k1, k2 = jax.random.split(key)
+        step = (env.sample_theta(k1) - env.sample_theta(k2)) * (walk_scale / jnp.sqrt(2.0))
+        walked = theta + step.astype(theta.dtype)
+        change = (every > 0) & (t > 0) & (jnp.mod(t, jnp.maximum(every, 1)) == 0)
+        return jnp.where(change, env.sample_theta(key).astype(theta.dtype), walked)
+
+    return env._replace(drift=drift, name=f"{env.name}-drift" if name is None else name)

@@ -35,6 +35,7 @@ __all__ = [
     "check_forgetting_likelihood",
     "condition_groups",
     "discount_for_window",
+    "drift_window",
     "effective_window",
     "forgets",
     "observe",
@@ -79,6 +80,37 @@ def discount_for_window(window: float) -> float:
     if isinstance(window, bool) or not isinstance(window, int | float) or not (window >= 1.0):
         raise ValueError(f"window: expected a number of rounds >= 1, got {window!r}")
     return 1.0 - 1.0 / float(window)
+
+
+def drift_window(
+    noise_var: float, num_actions: int, context_second_moment: float, action_var: float, drift_rounds: float
+) -> float:
+    """The stated rule's window: W = sqrt(sigma^2 K tau / (E[x_i^2] v)) rounds (docs/math.md section 11).
+
+    W balances an action's estimation variance per coordinate from the W / K pulls it gets in W
+    rounds, sigma^2 K / (W E[x_i^2]), against the variance the drift adds over the window,
+    W v / tau (the action's own parameter changes by variance v every tau rounds). For dTS, v is
+    the mean diagonal of S_1, the covariance of an action given psi_1: the part of theta that only
+    the action's own pulls teach and that decides which action is best (the shared part f_1(psi_1)
+    moves every action's reward alike and is learnt from every round).
+
+    Args:
+        noise_var: sigma^2 > 0.   num_actions: K >= 1.   context_second_moment: E[x_i^2] > 0.
+        action_var: v > 0.   drift_rounds: tau > 0.
+
+    Returns:
+        W in rounds (:func:`discount_for_window` gives gamma = 1 - 1 / W).
+    """
+    for name, value in (
+        ("noise_var", noise_var),
+        ("num_actions", num_actions),
+        ("context_second_moment", context_second_moment),
+        ("action_var", action_var),
+        ("drift_rounds", drift_rounds),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return math.sqrt(noise_var * num_actions * drift_rounds / (context_second_moment * action_var))
 
 
 def condition_groups(prior_prec: jax.Array, stats: ActionStats) -> tuple[_inference.Conditionals, _inference.Message]:

@@ -132,9 +132,15 @@ def _proposed_stats(G, b, group, new, discount: float) -> ActionStats:
     return ActionStats(Row(group, new[0]), Row(group, new[1]))
 
 
-def forgets(discount: float) -> bool:
-    """Whether ``discount`` asks for forgetting (a Python float below 1; 1.0 is the plain update)."""
-    return discount != 1.0
+def forgets(discount: float | jax.Array) -> bool:
+    """Whether ``discount`` asks for forgetting (a Python number below 1, or any array: a traced sweep).
+
+    1.0 is the plain update. An array discount (possibly traced, e.g. vmapped over discounts)
+    always takes the forgetting path, where gamma = 1 multiplies by one.
+    """
+    if isinstance(discount, int | float):
+        return discount != 1.0
+    return True
 
 
 def decayed(stats: ActionStats, factor: jax.Array | float) -> ActionStats:

@@ -1,4 +1,4 @@
-"""The catalogue part of docs/catalogue.md, from studies/catalogue/results/arrivals_*.json.
+"""The catalogue part of docs/catalogue.md, from studies/catalogue/results/arrivals_*.json and ceiling.json.
 
     PYTHONPATH=. python studies/catalogue/make_doc.py           # rewrites the marked section and the plot
     PYTHONPATH=. python studies/catalogue/make_doc.py --check   # exits 1 if the section is out of date
@@ -64,7 +64,67 @@ def _table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def section(results: dict) -> str:
+def ceiling_section(ceiling: dict, results: dict) -> list[str]:
+    """Why the chain's cold start gains what it gains: S_1 against the marginal, the oracle's regret."""
+    gen = ceiling["generated"]
+    rat, reg = gen["ratios"], gen["regret"]
+    oracle = reg["oracle N(f_1(psi_1), S_1)"]
+    parts = [
+        "",
+        "### The ceiling of a chain's cold start",
+        "",
+        "Given psi_1, a newcomer is N(f_1(psi_1), S_1); a perfectly learnt psi_1 is the most the rest of the "
+        "catalogue can teach it, where LinTS-fresh starts from the fitted marginal N(m, Sigma). Measured by "
+        f"`{ceiling['command']}` (`studies/catalogue/results/ceiling.json`): the oracle is LinTS with the prior "
+        "N(f_1(psi_1), S_1) of each run's true psi_1 for every item (dTS with its latent known exactly), on the "
+        f"twin's runs ({gen['runs']} runs, the same keys as the table above, so paired with its rows).",
+        "",
+        "| source | tr(S_1) / tr(Sigma) | (det S_1 / det Sigma)^(1/d) | E[x^T S_1 x] / E[x^T Sigma x] |",
+        "|---|---|---|---|",
+    ]
+    for key, title in SOURCES:
+        if key in ceiling:
+            r = ceiling[key]["ratios"]
+            parts.append(
+                f"| {title} | {r['trace_ratio']:.2f} | {r['det_ratio_per_dim']:.2f} | {r['reward_var_ratio']:.2f} |"
+            )
+    pulls = results.get("generated", {}).get("config", {}).get("pulls", 50)
+    parts += [
+        "",
+        f"| twin agent | first {pulls} pulls | / LinTS-fresh (paired) | window | / LinTS-fresh (paired) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in reg.items():
+        parts.append(
+            f"| {name} | {_pm(m['pulls_regret'])} | {m['pulls_regret_over_fresh']:.3f} ± {m['pulls_regret_over_fresh_se']:.3f} "
+            f"| {_pm(m['window_regret'])} | {m['window_regret_over_fresh']:.3f} ± {m['window_regret_over_fresh_se']:.3f} |"
+        )
+    fresh, dts = reg["LinTS-fresh"]["pulls_regret"]["mean"], reg["dTS"]["pulls_regret"]["mean"]
+    share = (fresh - dts) / (fresh - oracle["pulls_regret"]["mean"])
+    parts += [
+        "",
+        f"On the twin S_1 is {100 * rat['trace_ratio']:.0f}% of the marginal's trace, yet even the oracle's newcomer "
+        f"regret is {oracle['pulls_regret_over_fresh']:.2f} ± {oracle['pulls_regret_over_fresh_se']:.2f} of LinTS-fresh's: the issue's target (0.80) is out of "
+        "reach of any prior built from the other items here, and dTS already gets "
+        f"{100 * share:.0f}% of the reduction the oracle gets. What psi_1 removes is the newcomer's shared offset "
+        "f_1(psi_1), which shifts its reward by x^T f_1(psi_1) and which LinTS-fresh learns from the newcomer's "
+        "own first few pulls; what stays is S_1, the newcomer's own part, whose reward sd "
+        f"(sqrt(E[x^T S_1 x]) = {rat['s1_reward_sd']:.2f}, against {rat['marginal_reward_sd']:.2f} for the marginal) "
+        "is about the noise's (sd 1), so every cold start must still explore the "
+        f"newcomer for about as many pulls. Only information about the newcomer itself lowers that (dTS + side "
+        "info above).",
+    ]
+    if "movielens" in ceiling:
+        parts += [
+            "",
+            "MovieLens: the items are not draws of the chain, so there is no true psi_1 for an oracle; the ratios "
+            "(the DDPM prior's S_1 is its own-variance choice against the pre-training items' covariance) bound what "
+            "the chain can give there in the same way.",
+        ]
+    return parts
+
+
+def section(results: dict, ceiling: dict | None = None) -> str:
     parts = [BEGIN, "## Newcomers: regret when items arrive and leave", ""]
     parts.append(
         "Measured by `studies/catalogue/arrivals.py` (process and agents: `dts_ppl.experiments.arrivals`). "
@@ -91,6 +151,8 @@ def section(results: dict) -> str:
             "",
             _table(res),
         ]
+    if ceiling is not None:
+        parts += ceiling_section(ceiling, results)
     parts += [
         "",
         "![mean per-round regret around an arrival](../studies/catalogue/results/arrival_regret.png)",
@@ -141,11 +203,12 @@ def main(argv=None) -> int:
         path = RESULTS / f"arrivals_{key}.json"
         if path.is_file():
             results[key] = json.loads(path.read_text())
+    ceiling = json.loads((RESULTS / "ceiling.json").read_text()) if (RESULTS / "ceiling.json").is_file() else None
     text = DOC.read_text()
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{DOC} has no {BEGIN} ... {END} markers")
     head, rest = text.split(BEGIN, 1)
-    new = head + section(results) + rest.split(END, 1)[1]
+    new = head + section(results, ceiling) + rest.split(END, 1)[1]
     if args.check:
         if new != text:
             print(f"{DOC} is out of date: run PYTHONPATH=. python studies/catalogue/make_doc.py", file=sys.stderr)

@@ -1,27 +1,39 @@
-"""Forgetting on drifting rewards: discounted dTS and LinTS against undiscounted, with a stated rule.
+"""Forgetting on drifting rewards: discounted dTS against undiscounted, a stated rule, a grid, an oracle.
 
 The problem is the paper's K = 100 linear panel (d = 5, L = 2, active columns (5, 2), Gaussian
-rewards sd 1, contexts U[-1, 1]^d), with theta made to drift (dts_ppl.bandits.envs):
+rewards sd 1, contexts U[-1, 1]^d), with theta made to drift (dts_ppl.bandits.envs.drift_process,
+the laws of random_walk and abrupt_changes):
 
-- walk: a random walk, theta moves by one prior standard deviation every TAU rounds
-  (``random_walk(env, 1 / sqrt(TAU))``);
-- abrupt: theta redrawn from the prior every TAU rounds (``abrupt_changes``);
-- stationary: theta fixed (the default, undiscounted agents are unchanged there).
+- walk-TAU: a random walk, theta moves by one prior standard deviation every TAU rounds;
+- abrupt-TAU: theta (the whole chain, latents included) redrawn from the prior every TAU rounds;
+- stationary: theta fixed.
 
-The discount's rule, fixed before any run (docs/drift.md): the window W that balances the
-variance of an action's estimate from W / K pulls (sigma^2 K / (W E[x_i^2]) per coordinate) against
-the variance the drift adds over the window (W v / tau, with v the prior's mean variance of a
-coordinate of theta and tau the rounds over which theta's change has variance v: the walk's
-TAU, and TAU / 2 for independent redraws every TAU rounds, whose change has variance 2 v):
+The issue's setting is TAU = 1000 (n = 5000: the walk moves theta by sqrt(5) prior s.d., the
+abrupt environment has 4 changes); ``--range-taus`` adds other TAU (smaller: larger drift) at
+fewer runs, in one batch "range", to show where forgetting pays how much.
 
-    W = sqrt(sigma^2 K tau / (E[x_i^2] v)),     gamma = 1 - 1 / W.
+The discount's rule, fixed before the runs (core.forgetting.drift_window, docs/math.md section 11):
 
-Each environment may be written to its own file (``--envs abrupt --json .../forgetting-abrupt.json``:
-studies/drift/make_doc.py merges ``forgetting*.json``). Every agent of one environment sees the same theta path, contexts and noise in run r (common
-random numbers), so differences are paired. Results are written after every simulation and a
-rerun skips the entries already in the JSON.
+    W = sqrt(sigma^2 K tau_v / (E[x_i^2] v_1)),     gamma = 1 - 1 / W,
 
-    PYTHONPATH=. python studies/drift/forgetting.py --runs 20 --rounds 5000
+with v_1 the mean diagonal of S_1 (an action's covariance given psi_1: the part of theta that
+only its own pulls teach and that decides which action is best) and tau_v the rounds over which
+that part changes by variance v_1 (TAU for the walk, TAU / 2 for redraws every TAU rounds, whose
+change has variance 2 v_1). Beside it, the grid point 2 W and no discount (the W / 2 points are
+the previous version's rule, studies/drift/results/previous/, runs 0-9 of these), and for the
+abrupt environments an oracle: undiscounted dTS reset to its prior at every change (it knows the
+change rounds; with independent redraws that is the exact posterior, what staleness costs).
+
+One compiled simulation runs every cell of a batch side by side (vmap over cell x run): the
+discount enters the Gaussian update as a traced scalar (core.likelihoods.forgets: an array
+discount takes the forgetting path, so the gamma = 1 cells run the forgetting code with gamma = 1,
+the plain posterior up to rounding), the drift sizes enter drift_process as traced scalars.
+Runs are paired: run r of every cell of one environment sees the same theta path, contexts and
+noise. Results are written after every batch; a rerun with the same settings skips done batches.
+
+    PYTHONPATH=. python studies/drift/forgetting.py --runs 20 --range-runs 10
+    # batches can run side by side, each to its own file (make_doc.py merges forgetting-*.json):
+    PYTHONPATH=. python studies/drift/forgetting.py --only range --json studies/drift/results/forgetting-range.json
 """
 
 from __future__ import annotations
@@ -30,103 +42,218 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dts_ppl.agents.base import Agent
 from dts_ppl.agents.dts import dts
-from dts_ppl.agents.linear import lin_ts, theta_marginal
-from dts_ppl.bandits import abrupt_changes, random_walk, simulate
+from dts_ppl.bandits.envs import drift_process
+from dts_ppl.bandits.simulation import run_regret
 from dts_ppl.core import inference as core
-from dts_ppl.core.forgetting import discount_for_window
+from dts_ppl.core.forgetting import discount_for_window, drift_window
+from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.experiments.synthetic import paper_environment
 from studies.common import results_dir, save_json
 
 K, D, ACTIVE, NOISE, CONTEXT_SECOND_MOMENT = 100, 5, (5, 2), 1.0, 1.0 / 3.0
-GRID = (0.999, 0.998, 0.99)
+CURVE_EVERY = 50
 
 
-def rule_discount(prior, tau: float) -> float:
-    """The stated rule: gamma = 1 - 1 / sqrt(sigma^2 K tau / (E[x_i^2] v))."""
-    v = float(jnp.mean(jnp.diag(core.theta_prior_moments(prior)[1])))
-    return discount_for_window(math.sqrt(NOISE**2 * K * tau / (CONTEXT_SECOND_MOMENT * v)))
+class SweptGaussian(Gaussian):
+    """Gaussian rewards whose updates forget with a traced discount (the one passed in is ignored)."""
+
+    def __init__(self, gamma):
+        super().__init__(NOISE)
+        object.__setattr__(self, "_gamma", gamma)
+
+    def propose_observation(self, ev, phi, group, y, newton_steps, discount=1.0):
+        return Gaussian.propose_observation(self, ev, phi, group, y, newton_steps, discount=self._gamma)
+
+    def propose_observations(self, ev, phi, group, y, ok, discount=1.0):
+        return Gaussian.propose_observations(self, ev, phi, group, y, ok, discount=self._gamma)
 
 
-def environments(prior_key, rounds: int, tau: int):
-    env, prior = paper_environment(prior_key, "linear", "linear", K, D, ACTIVE, 20)
-    changes = list(range(tau, rounds, tau))
-    envs = {
-        "walk": (random_walk(env, 1.0 / math.sqrt(tau)), float(tau)),
-        "abrupt": (abrupt_changes(env, changes), tau / 2.0),
-        "stationary": (env, None),
+def resetting(agent: Agent, every) -> Agent:
+    """``agent`` reset to its initial state after every ``every``-th update (traced; 0: never)."""
+
+    def init():
+        return agent.init(), jnp.zeros((), jnp.int32)
+
+    def act(key, state, x):
+        return agent.act(key, state[0], x)
+
+    def update(state, x, action, reward):
+        inner, t = agent.update(state[0], x, action, reward), state[1] + 1
+        reset = (every > 0) & (jnp.mod(t, jnp.maximum(every, 1)) == 0)
+        fresh = agent.init()
+        return jax.tree.map(lambda a, b: jnp.where(reset, b, a), inner, fresh), t
+
+    return Agent(init, act, update, None, agent.spec)
+
+
+def problem(seed: int):
+    env, prior = paper_environment(jax.random.PRNGKey(seed), "linear", "linear", K, D, ACTIVE, 20)
+    return env, prior
+
+
+def diagnostics(prior) -> dict:
+    """The scales the drift is measured against (the prior's, the noise's)."""
+    theta_cov = np.asarray(core.theta_prior_moments(prior)[1])
+    s1 = np.asarray(prior.cov1)
+    v, v1 = float(np.mean(np.diag(theta_cov))), float(np.mean(np.diag(s1)))
+    return {
+        "theta_var_per_coordinate": v,
+        "s1_var_per_coordinate": v1,
+        "shared_share_of_theta_var": 1.0 - v1 / v,
+        "action_reward_sd": math.sqrt(D * CONTEXT_SECOND_MOMENT * v1),
+        "noise_sd": NOISE,
     }
-    return envs, prior
+
+
+def plan(prior, issue_tau: int, range_taus: list[int], runs: int, range_runs: int) -> list[dict]:
+    """The batches, most needed first: each a list of cells (env, tau, sizes, gamma, reset, ...)."""
+    v1 = diagnostics(prior)["s1_var_per_coordinate"]
+
+    def cells(kind: str, tau: int | None, which: tuple[str, ...]) -> list[dict]:
+        if kind == "stationary":
+            tau_v, scale, every = float(issue_tau), 0.0, 0  # the walk's rule, forced where nothing drifts
+        else:
+            tau_v = float(tau) if kind == "walk" else tau / 2.0
+            scale, every = (1.0 / math.sqrt(tau), 0) if kind == "walk" else (0.0, tau)
+        w = drift_window(NOISE**2, K, CONTEXT_SECOND_MOMENT, v1, tau_v)
+        windows = {"none": math.inf, "rule": w, "grid W/2": w / 2.0, "grid 2W": 2.0 * w, "oracle reset": math.inf}
+        return [
+            dict(
+                env=kind if tau is None else f"{kind}-{tau}",
+                kind=kind,
+                tau=tau,
+                walk_scale=scale,
+                change_every=every,
+                chosen_by=c,
+                window=windows[c],
+                gamma=1.0 if windows[c] == math.inf else discount_for_window(windows[c]),
+                reset=every if c == "oracle reset" else 0,
+            )
+            for c in which
+        ]
+
+    t = issue_tau
+    batches = [
+        {"name": f"abrupt-{t}", "runs": runs, "cells": cells("abrupt", t, ("none", "rule", "grid 2W", "oracle reset"))},
+        {
+            "name": f"walk-{t}",
+            "runs": runs,
+            "cells": cells("walk", t, ("none", "rule", "grid 2W")) + cells("stationary", None, ("none",)),
+        },
+    ]
+    rng = []
+    for tau in range_taus:
+        rng += cells("walk", tau, ("none", "rule", "grid 2W")) + cells("abrupt", tau, ("none", "rule", "oracle reset"))
+    if rng:
+        batches.append({"name": "range", "runs": range_runs, "cells": rng + cells("stationary", None, ("rule",))})
+    return batches
+
+
+def run_batch(env, prior, batch: dict, rounds: int, seed: int) -> np.ndarray:
+    """(cells, runs, rounds) cumulative regret of every cell of ``batch``, one compiled vmap."""
+    cells, runs = batch["cells"], batch["runs"]
+    scale = jnp.asarray([c["walk_scale"] for c in cells], jnp.float32)
+    every = jnp.asarray([c["change_every"] for c in cells], jnp.int32)
+    gamma = jnp.asarray([c["gamma"] for c in cells], jnp.float32)
+    reset = jnp.asarray([c["reset"] for c in cells], jnp.int32)
+    base = jax.random.PRNGKey(seed + 1)
+
+    def one(s, e, g, r, run):
+        agent = resetting(dts(prior, SweptGaussian(g), num_actions=K, discount=0.5), r)
+        return jnp.cumsum(run_regret(jax.random.fold_in(base, run), drift_process(env, s, e), agent, rounds))
+
+    flat = jax.vmap(one)
+    c_idx, r_idx = np.meshgrid(np.arange(len(cells)), np.arange(runs), indexing="ij")
+    c_idx, r_idx = c_idx.ravel(), r_idx.ravel()
+    out = jax.jit(flat)(scale[c_idx], every[c_idx], gamma[c_idx], reset[c_idx], jnp.asarray(r_idx))
+    return np.asarray(out).reshape(len(cells), runs, rounds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--range-runs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5000)
-    parser.add_argument("--tau", type=int, default=1000, help="drift time scale in rounds")
+    parser.add_argument("--tau", type=int, default=1000, help="the issue's drift time scale in rounds")
+    parser.add_argument(
+        "--range-taus", default="250,100", help="other drift time scales for the range batch, comma-separated"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--envs", default="walk,abrupt,stationary")
+    parser.add_argument("--only", default="", help="run only these batches (comma-separated names)")
     parser.add_argument("--json", default=str(results_dir("drift") / "forgetting.json"))
-    parser.add_argument("--grid", default=",".join(map(str, GRID)), help="dTS discounts run beside the rule")
-    parser.add_argument("--dts-only", action="store_true", help="no LinTS rows (a confirmation run)")
     args = parser.parse_args()
 
-    envs, prior = environments(jax.random.PRNGKey(args.seed), args.rounds, args.tau)
-    marginal = theta_marginal(prior)
+    env, prior = problem(args.seed)
+    range_taus = [int(t) for t in args.range_taus.split(",") if t]
+    settings = dict(
+        runs=args.runs,
+        range_runs=args.range_runs,
+        rounds=args.rounds,
+        tau=args.tau,
+        range_taus=range_taus,
+        seed=args.seed,
+    )
     try:
         with open(args.json) as f:
             out = json.load(f)
-        if out["settings"] != {"runs": args.runs, "rounds": args.rounds, "tau": args.tau, "seed": args.seed}:
+        if out.get("settings") != settings:
             raise ValueError
     except (OSError, ValueError, KeyError):
-        out = {"settings": {"runs": args.runs, "rounds": args.rounds, "tau": args.tau, "seed": args.seed}}
-    out.setdefault("problem", f"K={K}, d={D}, L={len(ACTIVE)}, active {ACTIVE}, Gaussian rewards sd {NOISE}")
-    out.setdefault("grid", [float(g) for g in args.grid.split(",") if g])
-    out.setdefault("results", {})
-    key = jax.random.PRNGKey(args.seed + 1)
-
-    for env_name in args.envs.split(","):
-        env, tau = envs[env_name]
-        rule = rule_discount(prior, tau if tau is not None else args.tau)
-        out.setdefault("rule", {})[env_name] = {"tau": tau, "discount": rule, "window": 1.0 / (1.0 - rule)}
-        plan = [("dTS", 1.0), ("dTS", rule)]
-        grid = [float(g) for g in args.grid.split(",") if g]
-        if env_name != "stationary":  # what a default agent does without drift is the point there
-            plan += [] if args.dts_only else [("LinTS", 1.0), ("LinTS", rule)]
-            plan += [("dTS", g) for g in grid]
-        for agent_name, gamma in plan:
-            label = f"{env_name}/{agent_name}/{gamma:.6f}"
-            if label in out["results"]:
-                continue
-            if agent_name == "dTS":
-                agent = dts(prior, num_actions=K, discount=gamma)
-            else:
-                agent = lin_ts(marginal, num_actions=K, discount=gamma)
-            start = time.perf_counter()
-            res = simulate(key, env, agent, args.rounds, args.runs, progress=False)
-            every = max(1, args.rounds // 100)
-            out["results"][label] = {
-                "env": env_name,
-                "agent": agent_name,
-                "discount": gamma,
-                "rule": gamma == rule,
-                "final": res.cumulative[:, -1].tolist(),
-                "final_mean": res.final_mean,
-                "final_se": res.final_se,
-                "curve_rounds": list(range(every, args.rounds + 1, every)),
-                "curve_mean": res.mean[every - 1 :: every].tolist(),
-                "seconds": time.perf_counter() - start,
-            }
-            save_json(args.json, out)
-            print(
-                f"{label}: {res.final_mean:.1f} +- {res.final_se:.1f} ({time.perf_counter() - start:.0f} s)", flush=True
+        out = {"settings": settings}
+    command = "PYTHONPATH=. python studies/drift/forgetting.py"
+    for flag, value, default in (
+        ("--runs", args.runs, 20),
+        ("--range-runs", args.range_runs, 10),
+        ("--rounds", args.rounds, 5000),
+        ("--tau", args.tau, 1000),
+        ("--range-taus", args.range_taus, "250,100"),
+        ("--seed", args.seed, 0),
+    ):
+        if value != default:
+            command += f" {flag} {value}"
+    if args.only:
+        command += f" --only {args.only}"
+    default_json = results_dir("drift") / "forgetting.json"
+    if Path(args.json).resolve() != default_json.resolve():
+        command += f" --json studies/drift/results/{Path(args.json).name}"
+    out["command"] = command
+    out["problem"] = f"K={K}, d={D}, L={len(ACTIVE)}, active {ACTIVE}, Gaussian rewards sd {NOISE}, contexts U[-1, 1]^d"
+    out["diagnostics"] = diagnostics(prior)
+    out.setdefault("batches", {})
+    only = {b for b in args.only.split(",") if b}
+    for batch in plan(prior, args.tau, range_taus, args.runs, args.range_runs):
+        if batch["name"] in out["batches"] or (only and batch["name"] not in only):
+            continue
+        start = time.perf_counter()
+        cum = run_batch(env, prior, batch, args.rounds, args.seed)
+        seconds = time.perf_counter() - start
+        cells = []
+        for cell, c in zip(batch["cells"], cum, strict=True):
+            cells.append(
+                dict(
+                    cell,
+                    window=None if cell["window"] == math.inf else cell["window"],
+                    final=c[:, -1].tolist(),
+                    curve_rounds=list(range(CURVE_EVERY, args.rounds + 1, CURVE_EVERY)),
+                    curve_mean=c[:, CURVE_EVERY - 1 :: CURVE_EVERY].mean(0).tolist(),
+                )
             )
-    np.set_printoptions(precision=4)
+            print(
+                f"{batch['name']} {cell['env']} {cell['chosen_by']} gamma={cell['gamma']:.5f}: "
+                f"{c[:, -1].mean():.0f} +- {c[:, -1].std(ddof=1) / math.sqrt(c.shape[0]):.0f}",
+                flush=True,
+            )
+        out["batches"][batch["name"]] = {"runs": batch["runs"], "seconds": seconds, "cells": cells, "command": command}
+        save_json(args.json, out)
+        print(f"{batch['name']}: {seconds:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

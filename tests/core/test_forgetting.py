@@ -10,7 +10,8 @@ from dts_ppl.agents import dts, dts_posterior, glm_ts, hier_ts, lin_ts, lin_ucb,
 from dts_ppl.agents.linear import GaussianPrior
 from dts_ppl.core import forgetting, oracle
 from dts_ppl.core import inference as core
-from dts_ppl.core.likelihoods import ActionStats
+from dts_ppl.core.likelihoods import ActionStats, Evidence
+from dts_ppl.core.rows import write
 
 K, D, N, GAMMA, SIGMA = 4, 3, 30, 0.9, 0.7
 
@@ -215,3 +216,43 @@ def test_glm_batch_decays_untouched_groups_and_dts_runs_with_glm_forgetting(key)
     assert int(after.evidence.history.count) == 26
     dstate = _feed(dts(_prior(key), Bernoulli(), K, discount=GAMMA), X, A, y)
     assert np.all(np.isfinite(np.asarray(dstate.theta_cov))) and int(dstate.step) == 20
+
+
+def test_an_array_discount_is_the_same_update_and_can_be_vmapped(key):
+    """An array gamma (a traced sweep) takes the forgetting path: the same statistics as the float."""
+    X, A, y = _data(key)
+    lik = Gaussian(SIGMA)
+    ev = Evidence(ActionStats(jnp.zeros((K, D, D)), jnp.zeros((K, D))), None)
+
+    def run(gamma):
+        def step(e, row):
+            prop, _, _ = lik.propose_observation(e, row[0], row[1], row[2], 0, discount=gamma)
+            return write(e, prop), None
+
+        return jax.lax.scan(step, ev, (X, A, y))[0].stats
+
+    gammas = jnp.asarray([0.8, 0.95, 1.0])
+    swept = jax.jit(jax.vmap(run))(gammas)
+    for i, g in enumerate((0.8, 0.95)):
+        ref = run(g)
+        np.testing.assert_allclose(swept.G[i], ref.G, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(swept.b[i], ref.b, rtol=1e-12, atol=1e-12)
+    G, b = _weighted_stats(X, A, y, 1.0, SIGMA)  # gamma = 1 through the forgetting path: the plain sums
+    np.testing.assert_allclose(swept.G[2], G, rtol=1e-12, atol=1e-12)
+    assert forgetting.forgets(jnp.asarray(1.0)) and not forgetting.forgets(1.0) and forgetting.forgets(0.9)
+
+
+def test_drift_window_balances_estimation_and_drift_variance():
+    """At W the estimation variance sigma^2 K / (W E[x^2]) equals the drift's W v / tau."""
+    s2, k, ex2, v, tau = 0.7, 100, 1.0 / 3.0, 1.3, 800.0
+    w = forgetting.drift_window(s2, k, ex2, v, tau)
+    assert s2 * k / (w * ex2) == pytest.approx(w * v / tau, rel=1e-12)
+    # either side away from W the sum of the two is larger (W minimises it)
+    total = lambda x: s2 * k / (x * ex2) + x * v / tau  # noqa: E731
+    assert total(w) < total(0.8 * w) and total(w) < total(1.25 * w)
+    for i in range(5):
+        for bad in (0.0, -1.0, float("nan"), float("inf"), "1", True):
+            args = [s2, k, ex2, v, tau]
+            args[i] = bad
+            with pytest.raises(ValueError, match=("noise_var", "num_actions", "context", "action_var", "drift")[i]):
+                forgetting.drift_window(*args)

@@ -7,7 +7,7 @@ import pytest
 
 from dts_ppl import Gaussian, simulate
 from dts_ppl.agents import Agent
-from dts_ppl.bandits.envs import abrupt_changes, diffusion_environment, mean_rewards, random_walk
+from dts_ppl.bandits.envs import abrupt_changes, diffusion_environment, drift_process, mean_rewards, random_walk
 from dts_ppl.bandits.simulation import run_regret
 from dts_ppl.experiments.synthetic import random_linear_prior
 
@@ -84,3 +84,23 @@ def test_bad_drift_arguments():
             random_walk(base, bad)
     with pytest.raises(ValueError, match="env"):
         random_walk("env", 0.1)
+
+
+def test_drift_process_has_the_paths_of_random_walk_and_abrupt_changes_and_vmaps_over_sizes(key):
+    base = _env()
+    walk = np.asarray(_path(random_walk(base, 0.2), key, 12))
+    np.testing.assert_array_equal(np.asarray(_path(drift_process(base, 0.2, 0), key, 12)), walk)
+    jumps = np.asarray(_path(abrupt_changes(base, [4, 8]), key, 12))
+    np.testing.assert_array_equal(np.asarray(_path(drift_process(base, 0.0, 4), key, 12)), jumps)
+    # traced sizes: one vmapped run per (scale, every) equals the run with those numbers
+    sizes = (jnp.asarray([0.2, 0.0, 0.0]), jnp.asarray([0, 4, 0]))
+    runs = jax.jit(jax.vmap(lambda s, e: run_regret(key, drift_process(base, s, e), _always(0), 12)))(*sizes)
+    for i, (s, e) in enumerate(((0.2, 0), (0.0, 4), (0.0, 0))):
+        ref = run_regret(key, drift_process(base, s, e), _always(0), 12)
+        np.testing.assert_allclose(np.asarray(runs[i]), np.asarray(ref), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(runs[2]), np.asarray(run_regret(key, base, _always(0), 12)))
+    for bad in (-0.1, float("nan"), jnp.ones(2)):
+        with pytest.raises(ValueError, match="walk_scale"):
+            drift_process(base, bad, 0)
+    with pytest.raises(ValueError, match="change_every"):
+        drift_process(base, 0.1, -3)
