@@ -84,14 +84,55 @@ def test_deep_chains_sample_through_the_rolled_scan(monkeypatch):
     prior = random_mlp_prior(jax.random.PRNGKey(1), 2, num_levels=5, hidden=4)
     post = core.prior_conditionals(prior, 1)
     unrolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
-    monkeypatch.setattr(core, "UNROLL_MAX_LEVELS", 2)
-    core.sample.clear_cache()
-    try:
-        rolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
-    finally:
-        core.sample.clear_cache()
+    monkeypatch.setattr(core, "UNROLL_MAX_LEVELS", 2)  # read on every call (a static argument)
+    rolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
     for a, b in zip(unrolled, rolled, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_shared_link_leaves_are_the_ddpm_network(swissroll):
+    """A DDPM's one network is flagged shared (its step embedding and coefficients are not); a
+    traced prior, an MLP chain with per-level weights and a one-level prior flag nothing."""
+    names = type(swissroll.links)._fields
+    flags = dict(zip(names, core.shared_link_leaves(swissroll), strict=True))
+    assert flags == dict(
+        w_x=True,
+        b_in=False,
+        w2=True,
+        b2=True,
+        w3=True,
+        b3=True,
+        x_coef=False,
+        eps_coef=False,
+        out_scale=True,
+        out_shift=True,
+    )
+    assert core.shared_link_leaves(swissroll) == core.shared_link_leaves(swissroll)  # cached per array
+    mlp = random_mlp_prior(jax.random.PRNGKey(0), 2, num_levels=3, hidden=10)
+    assert not any(core.shared_link_leaves(mlp))
+    assert core.shared_link_leaves(random_linear_prior(jax.random.PRNGKey(0), 3, [3])) == ()
+    traced = jax.jit(lambda p: jnp.asarray(any(core.shared_link_leaves(p))))(swissroll)
+    assert not bool(traced)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_shared_network_draws_equal_the_stacked_copies(swissroll, dtype):
+    """Reading the DDPM's shared weights from one copy gives the stacked copies' draws (fixed keys),
+    for single draws, a batch of draws and draws under vmap over keys (as simulate runs them)."""
+    prior = _as(swissroll, dtype)
+    post = jax.jit(_posterior)(prior, _evidence("full", prior.dim, dtype))
+    shared = core.shared_link_leaves(prior)
+    assert any(shared)
+    stacked = (False,) * len(shared)
+    for shape in ((), (3,)):
+        got = core._sample(jax.random.PRNGKey(5), prior, post, shape, shared, True)
+        want = core._sample(jax.random.PRNGKey(5), prior, post, shape, stacked, True)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 if dtype == jnp.float32 else 1e-12)
+    keys = jax.random.split(jax.random.PRNGKey(2), 4)
+    runs = jax.jit(jax.vmap(lambda k: core.sample(k, prior, post)[0]))(keys)
+    want = jnp.stack([core._sample(k, prior, post, (), stacked, True)[0] for k in keys])
+    np.testing.assert_allclose(runs, want, rtol=0, atol=1e-5 if dtype == jnp.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
