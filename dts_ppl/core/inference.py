@@ -34,12 +34,11 @@ from typing import Annotated, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, psd_solve, sample_moments, symmetrise
+from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, psd_solve, sample_moments, symmetrise, tril_inv
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Link
@@ -189,8 +188,7 @@ def whiten(prior_prec) -> Whitening:
         Whitening with (..., n, n) fields.
     """
     R = psd_cholesky(prior_prec)
-    eye = jnp.broadcast_to(jnp.eye(R.shape[-1], dtype=R.dtype), R.shape)
-    return Whitening(R, solve_triangular(R, eye, lower=True))
+    return Whitening(R, tril_inv(R))
 
 
 @jax.custom_jvp

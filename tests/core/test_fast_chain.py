@@ -208,6 +208,33 @@ def test_jacobi_eigh_matches_lapack(n):
             np.testing.assert_allclose(np.einsum("bij,bj,bkj->bik", V, lam, V), m * scale, rtol=0, atol=1e-13 * top)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_small_cholesky_and_triangular_inverse_match_lapack(n):
+    """The unrolled small-matrix Cholesky, triangular inverse and solve (core.linalg) against
+    LAPACK at every scale; a matrix that is not PD gives the NaN factor jnp.linalg.cholesky gives."""
+    from dts_ppl.core.linalg import chol_solve, cholesky, tril_inv
+
+    rng = np.random.default_rng(10 + n)
+    b = rng.normal(size=(20, n, n))
+    for scale in (1.0, 1e12, 1e-12):
+        a = (b @ np.swapaxes(b, -1, -2) + 0.1 * np.eye(n)) * scale
+        chol = cholesky(jnp.asarray(a))
+        want = np.linalg.cholesky(a)
+        np.testing.assert_allclose(chol, want, rtol=1e-10, atol=1e-13 * np.sqrt(scale))
+        inv = tril_inv(chol)
+        np.testing.assert_allclose(inv @ chol, np.broadcast_to(np.eye(n), a.shape), atol=1e-10)
+        rhs = rng.normal(size=(20, n))
+        np.testing.assert_allclose(
+            chol_solve(chol, jnp.asarray(rhs)), np.linalg.solve(a, rhs[..., None])[..., 0], rtol=1e-8
+        )
+        rhs2 = rng.normal(size=(20, n, 2))
+        np.testing.assert_allclose(chol_solve(chol, jnp.asarray(rhs2)), np.linalg.solve(a, rhs2), rtol=1e-8)
+    bad = np.eye(n)
+    bad[-1, -1] = -1.0
+    for m in (bad, np.zeros((n, n)), np.full((n, n), np.nan)):
+        np.testing.assert_array_equal(cholesky(jnp.asarray(m)), jnp.linalg.cholesky(jnp.asarray(m)))
+
+
 @pytest.mark.parametrize("evidence_scale", [0.0, pytest.param(0.7, marks=pytest.mark.slow)])
 def test_planned_pass_derivatives_equal_the_recursions(evidence_scale):
     # rank-one evidence (repeated eigenvalues; none at all at scale 0): the planned pass's
