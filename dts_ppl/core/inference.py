@@ -234,6 +234,33 @@ def condition_whitened(white: Whitening, G, b):
     """
     R, Rinv = white
     lam, V = eigh(symmetrise(Rinv @ G @ Rinv.T))  # order unused
+    return _condition_from_eig(white, b, lam, V)
+
+
+@jax.custom_jvp
+def condition_in_basis(white: Whitening, G, b, basis):
+    """:func:`condition_whitened` given an orthonormal basis V in which the whitened evidence
+    R^-1 G R^-T is diagonal (its eigenvalues are read off as diag(V^T R^-1 G R^-T V)).
+
+    For a pass whose whitenings and gains are all multiples of the identity every level's
+    whitened evidence is diagonal in the eigenbasis of one matrix: one eigendecomposition serves
+    them all (:func:`planned_latent_posteriors`). Derivatives come from :func:`_condition_dense`
+    (the basis is a constant).
+
+    Args:
+        white: Whitening with (n, n) fields.   G: (n, n).   b: (n,).   basis: (n, n) V.
+    Returns:
+        (Conditionals, Message) as :func:`condition_whitened`.
+    """
+    R, Rinv = white
+    V = jax.lax.stop_gradient(basis)
+    lam = jnp.einsum("ji,jk,ki->i", V, Rinv @ G @ Rinv.T, V)
+    return _condition_from_eig(white, b, lam, V)
+
+
+def _condition_from_eig(white: Whitening, b, lam, V):
+    """The formulas of :func:`condition_whitened` given the whitened evidence's eigenpairs (lam, V)."""
+    R, Rinv = white
     keep = lam > evidence_cutoff(lam)
     lam = jnp.where(keep, lam, 0.0)
     inv = 1.0 / (1.0 + lam)  # eigenvalues of the whitened P^-1, in (0, 1]
@@ -271,6 +298,16 @@ def _condition_whitened_jvp(primals, tangents):
         return _condition_dense(R @ R.T, G, b)
 
     return condition_whitened(*primals), jax.jvp(dense, (white.chol, G, b), (d_white.chol, dG, db))[1]
+
+
+@condition_in_basis.defjvp
+def _condition_in_basis_jvp(primals, tangents):
+    (white, G, b, _), (d_white, dG, db, _) = primals, tangents
+
+    def dense(R, G, b):
+        return _condition_dense(R @ R.T, G, b)
+
+    return condition_in_basis(*primals), jax.jvp(dense, (white.chol, G, b), (d_white.chol, dG, db))[1]
 
 
 def evidence_cutoff(lam):
@@ -497,11 +534,44 @@ def planned_latent_posteriors(plan: UpwardPlan, evidence: Message) -> Conditiona
     """
     lin = plan.linearisation
     msg = pull_back(evidence, lin.w1, lin.c1)  # on psi_1, the last row
-    _, reach = jax.vmap(condition_whitened, in_axes=(0, None, None))(plan.reach, msg.G, msg.b)
+    scalar = scalar_plan(plan)
+    if scalar:  # every whitened evidence is diagonal in the eigenbasis of msg.G
+        basis = eigh(symmetrise(msg.G))[1]
+        _, reach = jax.vmap(condition_in_basis, in_axes=(0, None, None, None))(plan.reach, msg.G, msg.b, basis)
+    else:
+        _, reach = jax.vmap(condition_whitened, in_axes=(0, None, None))(plan.reach, msg.G, msg.b)
     above = jax.vmap(pull_back)(reach, plan.reach_gain, plan.reach_offset)  # on rows 0..L-2
     G = jnp.concatenate([above.G, msg.G[None]])
     b = jnp.concatenate([above.b, msg.b[None]])
+    if scalar:
+        return jax.vmap(condition_in_basis, in_axes=(0, 0, 0, None))(plan.levels, G, b, basis)[0]
     return jax.vmap(condition_whitened)(plan.levels, G, b)[0]
+
+
+def _multiples_of_identity(x) -> bool:
+    """Whether a concrete stack of matrices (..., n, n) holds multiples of the identity (to 8 eps)."""
+    if not _checks.is_concrete(x):
+        return False
+    a = np.asarray(x, np.float64)
+    n = a.shape[-1]
+    diag = np.diagonal(a, axis1=-2, axis2=-1)
+    scale = np.abs(diag).max(-1, keepdims=True)
+    eps = 8.0 * np.finfo(np.asarray(x).dtype).eps
+    off = np.abs(a - diag[..., :, None] * np.eye(n)).max(axis=(-2, -1))
+    return bool(
+        np.all(np.abs(diag - diag.mean(-1, keepdims=True)) <= eps * scale) and np.all(off <= eps * scale[..., 0])
+    )
+
+
+def scalar_plan(plan: UpwardPlan) -> bool:
+    """Whether a concrete plan's whitenings and reach gains are all multiples of the identity.
+
+    Then (a DDPM's isotropic levels under the identity rule) every level's whitened evidence in
+    :func:`planned_latent_posteriors` is diagonal in the eigenbasis of the evidence on psi_1, and
+    one eigendecomposition serves all 2L - 1 conditions (:func:`condition_in_basis`). A traced
+    plan gives False (the general path).
+    """
+    return all(_multiples_of_identity(x) for x in (plan.reach.chol, plan.levels.chol, plan.reach_gain))
 
 
 def _point_change(new, old):

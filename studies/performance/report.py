@@ -38,13 +38,18 @@ def fast_chain_section() -> str:
         "",
         "A pre-trained DDPM chain cannot collapse like an affine one: every round draws psi_L .. psi_1",
         "through L network evaluations, and every update re-runs the upward pass. `core.sample` runs the",
-        "chain as one unrolled loop (static slices of the stacked links; `core.UNROLL_MAX_LEVELS`), the",
+        "chain as one unrolled loop (static slices of the stacked links; `core.UNROLL_MAX_LEVELS`) that",
+        "reads the network's weights, the same at every level of a DDPM, from one copy instead of L - 1",
+        "stacked copies that do not fit in a core's cache (`core.shared_link_leaves`), the",
         '"identity" rule (the DDPM default) conditions every level at once through an evidence-free',
-        "`core.upward_plan` that the dTS agent builds once, and 2 x 2 / 3 x 3 eigendecompositions run as",
-        "batched Jacobi rotations (`core.linalg.eigh`). Same numbers as before to float tolerance",
-        "(tests/core/test_fast_chain.py). Interleaved A/B against the chain before the change (commit",
+        "`core.upward_plan` that the dTS agent builds once, and 2 x 2 / 3 x 3 eigendecompositions,",
+        "Cholesky factors and triangular inverses run as batched elementwise passes (`core.linalg.eigh`,",
+        "`cholesky`, `tril_inv`) instead of one LAPACK call per matrix. Same numbers as before to float",
+        "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py). Interleaved A/B",
+        "against the chain before the change (commit",
         f"4d14ca2, kept in studies/performance/common.py), float32, {_where(chain)}:",
-        "`PYTHONPATH=. python studies/performance/ddpm_chain.py` (results/ddpm_chain_cpu.json).",
+        "`PYTHONPATH=. python studies/performance/ddpm_chain.py --reps 9 --data-dir ml-100k`"
+        " (results/ddpm_chain_cpu.json).",
         "",
         "| one draw of the whole chain | now (us) | before (us) | before / now |",
         "|---|---:|---:|---:|",
@@ -68,6 +73,26 @@ def fast_chain_section() -> str:
             f"| {int(K):,} | {_med(us['dTS'])} | {_med(us['draw'])} | {_med(us['LinTS'])} | "
             f"**{r['dts_over_draw']['median']:.2f}** | **{r['dts_over_lints']['median']:.2f}** | {before} |"
         )
+    ml = chain.get("movielens")
+    if ml is not None:
+        d = ml["draw"]
+        lines += [
+            "",
+            f"The DDPM prior the MovieLens preset trains on ALS item vectors (d = {ml['dim']}, L = {ml['num_levels']};"
+            " `--data-dir` with the MovieLens files, which stay outside the repository): one chain draw"
+            f" {_med(d['new'])} us now against {_med(d['old'])} us before"
+            f" (**{d['speedup_old_over_new']['median']:.2f}x**).",
+            "",
+            "| K | dTS round (us) | one chain draw (us) | LinTS round (us) | dTS / draw | dTS / LinTS | dTS before (us) |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for K, r in ml["rounds"].items():
+            us = r["us"]
+            before = _med(us["dTS old"]) if "dTS old" in us else "-"
+            lines.append(
+                f"| {int(K):,} | {_med(us['dTS'])} | {_med(us['draw'])} | {_med(us['LinTS'])} | "
+                f"**{r['dts_over_draw']['median']:.2f}** | **{r['dts_over_lints']['median']:.2f}** | {before} |"
+            )
     lines += [
         "",
         "A dTS round is one chain draw (act) plus one upward pass over the L levels (update): at K = 100",
@@ -80,7 +105,7 @@ def fast_chain_section() -> str:
             "",
             f"`simulate` on the {sim['preset']} preset (K = {sim['num_actions']}, {sim['runs']} runs x "
             f"{sim['rounds']} rounds, compiled, interleaved; {_where(sim)}):",
-            "`PYTHONPATH=. python studies/performance/simulate_throughput.py` (results/simulate_throughput_cpu.json).",
+            "`PYTHONPATH=. python studies/performance/simulate_throughput.py --reps 5` (results/simulate_throughput_cpu.json).",
             "",
             "| agent | run-rounds / s | compile (s) | one `simulate` call, with compilation (s) |",
             "|---|---:|---:|---:|",

@@ -42,7 +42,7 @@ def runs_fn(env, agent, runs: int, rounds: int):
 
 def throughput(runs: int, rounds: int, reps: int, old: bool = True, end_to_end: bool = True) -> dict:
     """Run-rounds per second of dTS (fast chain), dTS (chain before it, when ``old``) and LinTS."""
-    env = swissroll_environment(STUDY["num_actions"], STUDY["noise"])
+    env = swissroll_environment(STUDY.num_actions, STUDY.noise)
     agents = swissroll_agents(PRESET, linearisations=("identity",), progress=False)
     fns, compile_s = {}, {}
     for name, agent in (("dTS", agents["dTS (identity)"]), ("LinTS", agents["LinTS"])):
@@ -54,7 +54,7 @@ def throughput(runs: int, rounds: int, reps: int, old: bool = True, end_to_end: 
     times = interleaved(fns, reps, per=runs * rounds)  # seconds per run-round
     out = {
         "preset": PRESET,
-        "num_actions": STUDY["num_actions"],
+        "num_actions": STUDY.num_actions,
         "runs": runs,
         "rounds": rounds,
         "reps": reps,

@@ -140,17 +140,24 @@ def test_planned_identity_pass_equals_the_recursion(swissroll, dtype):
     # float32: the two orders of the same Gaussian algebra differ by round-off of the prior's
     # precisions (up to ~1e4 at the bottom of the DDPM chain)
     tol = 1e-9 if dtype == jnp.float64 else 2e-4
-    for name in ("ddpm_L40", "mlp_L3"):
-        prior = _as(_priors(swissroll)[name], dtype)
+    priors = _priors(swissroll)
+    mlp = priors["mlp_L3"]
+    priors["mlp_L3_anisotropic"] = mlp._replace(covs=jnp.broadcast_to(jnp.diag(jnp.array([1.0, 2.5])), mlp.covs.shape))
+    for name in ("ddpm_L40", "mlp_L3", "mlp_L3_anisotropic"):
+        prior = _as(priors[name], dtype)
         plan = core.upward_plan(prior, "identity")
         assert plan is not None
         reference = jax.jit(lambda ev, p=prior: core.latent_posteriors(p, ev, core.linearise(p, "identity")))
         unplanned = jax.jit(lambda ev, p=prior: core.upward_pass(p, ev, "identity"))
         planned = jax.jit(lambda ev, plan, p=prior: core.upward_pass(p, ev, "identity", plan=plan))
+        # the plan a closure constant (as agents hold it): one eigenbasis for every level when its
+        # whitenings and gains are multiples of the identity (the DDPM's isotropic levels)
+        constant = jax.jit(lambda ev, p=prior, plan=plan: core.upward_pass(p, ev, "identity", plan=plan))
+        assert core.scalar_plan(plan) == (name != "mlp_L3_anisotropic")
         for kind in ("full", "rank1", "zero", "huge"):
             ev = _evidence(kind, prior.dim, dtype)
             ref = reference(ev)
-            for up in (unplanned(ev), planned(ev, plan)):
+            for up in (unplanned(ev), planned(ev, plan), constant(ev)):
                 assert int(up.passes) == 1 and bool(up.converged)
                 for field, a, b in zip(ref._fields, up.latents, ref, strict=True):
                     assert a.dtype == dtype
