@@ -110,8 +110,9 @@ def fast_chain_section() -> str:
             "| agent | run-rounds / s | compile (s) | one `simulate` call, with compilation (s) |",
             "|---|---:|---:|---:|",
         ]
-        for name in ("dTS", "dTS old", "LinTS"):
-            label = "dTS, chain before the change" if name == "dTS old" else name
+        labels = {"dTS old": "dTS, chain before the change", "chain draws": "the chain draws alone (dTS's floor)"}
+        for name in [n for n in ("dTS", "dTS old", "LinTS", "chain draws") if n in rate]:
+            label = labels.get(name, name)
             call = sim.get("simulate_call_s", {}).get(name)
             call_text = "-" if call is None else f"{call:.1f}"
             lines.append(f"| {label} | {rate[name]:,.0f} | {sim['compile_s'][name]:.1f} | {call_text} |")
