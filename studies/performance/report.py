@@ -190,7 +190,8 @@ def _targets(chain, sim) -> str:
             if floor is None
             else f" The chain draws alone, vmapped the same way, run {floor:,.0f} run-rounds per second: dTS"
             f" runs at {rate['dTS'] / floor:.0%} of its own chain's rate, the chain before the change at"
-            f" {rate['dTS old'] / floor:.0%}."
+            f" {rate['dTS old'] / floor:.0%}; a round costing nothing beyond its draw would be"
+            f" {floor / rate['dTS old']:.2f}x the chain before the change, so the 3x needs a faster vmapped draw."
         )
         rows.append(
             f"- `simulate` >= 3x run-rounds per second: {r:.2f}x ({'met' if r >= 3 else 'missed'}). Vmapped over"
