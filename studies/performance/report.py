@@ -159,8 +159,7 @@ def _targets(chain, sim) -> str:
             f"- dTS round <= 1.3x one chain draw at K = 100: {r:.2f}x ({'met' if r <= 1.3 else 'missed'}); the"
             f" round costs {extra:.0f} us more than the draw: the update (the played action's conditions, the"
             " planned pass over the 40 levels, the guard's checks and row writes) and act's K-wide scoring, all"
-            " small kernels whose count, not arithmetic, sets their cost; reading the network from one copy"
-            " made the draw itself faster, so this fixed remainder weighs more in the ratio."
+            " small kernels whose count, not arithmetic, sets their cost."
         )
     if k1e4:
         r = k1e4["dts_over_lints"]["median"]
