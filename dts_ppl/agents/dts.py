@@ -274,9 +274,11 @@ def dts(
     def step(state: DTSState, phi, g, y) -> DTSState:
         lik, prec1 = round_terms(state)
         ev, old_stats, new_stats = lik.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
-        _, old = core.condition(prec1, *old_stats)  # (Lambda_g, beta_g) before this round
-        cond, new = core.condition(prec1, *new_stats)
-        total = jax.tree.map(lambda s, o, n: s + (n - o), state.evidence_sum, old, new)
+        # (Lambda_g, beta_g) before and after this round, as one batch of two conditions
+        both = jax.tree.map(lambda o, n: jnp.stack([o, n]), tuple(old_stats), tuple(new_stats))
+        conds, msgs = jax.vmap(core.condition, in_axes=(None, 0, 0))(prec1, *both)
+        cond = jax.tree.map(lambda x: x[1], conds)
+        total = jax.tree.map(lambda s, m: s + (m[1] - m[0]), state.evidence_sum, msgs)
         up = chain(total, state.latents)
         out = State(
             ev, Row(g, cond.cov), Row(g, cond.shift), total, up.latents, state.step + 1, up.passes, up.converged

@@ -27,17 +27,18 @@ affine links are exact in one pass.
 from __future__ import annotations
 
 import math
+import weakref
 from functools import partial
 from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
+import numpy as np
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, psd_solve, sample_moments, symmetrise
+from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, psd_solve, sample_moments, symmetrise, tril_inv
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Link
@@ -187,8 +188,7 @@ def whiten(prior_prec) -> Whitening:
         Whitening with (..., n, n) fields.
     """
     R = psd_cholesky(prior_prec)
-    eye = jnp.broadcast_to(jnp.eye(R.shape[-1], dtype=R.dtype), R.shape)
-    return Whitening(R, solve_triangular(R, eye, lower=True))
+    return Whitening(R, tril_inv(R))
 
 
 @jax.custom_jvp
@@ -234,6 +234,33 @@ def condition_whitened(white: Whitening, G, b):
     """
     R, Rinv = white
     lam, V = eigh(symmetrise(Rinv @ G @ Rinv.T))  # order unused
+    return _condition_from_eig(white, b, lam, V)
+
+
+@jax.custom_jvp
+def condition_in_basis(white: Whitening, G, b, basis):
+    """:func:`condition_whitened` given an orthonormal basis V in which the whitened evidence
+    R^-1 G R^-T is diagonal (its eigenvalues are read off as diag(V^T R^-1 G R^-T V)).
+
+    For a pass whose whitenings and gains are all multiples of the identity every level's
+    whitened evidence is diagonal in the eigenbasis of one matrix: one eigendecomposition serves
+    them all (:func:`planned_latent_posteriors`). Derivatives come from :func:`_condition_dense`
+    (the basis is a constant).
+
+    Args:
+        white: Whitening with (n, n) fields.   G: (n, n).   b: (n,).   basis: (n, n) V.
+    Returns:
+        (Conditionals, Message) as :func:`condition_whitened`.
+    """
+    R, Rinv = white
+    V = jax.lax.stop_gradient(basis)
+    lam = jnp.einsum("ji,jk,ki->i", V, Rinv @ G @ Rinv.T, V)
+    return _condition_from_eig(white, b, lam, V)
+
+
+def _condition_from_eig(white: Whitening, b, lam, V):
+    """The formulas of :func:`condition_whitened` given the whitened evidence's eigenpairs (lam, V)."""
+    R, Rinv = white
     keep = lam > evidence_cutoff(lam)
     lam = jnp.where(keep, lam, 0.0)
     inv = 1.0 / (1.0 + lam)  # eigenvalues of the whitened P^-1, in (0, 1]
@@ -271,6 +298,16 @@ def _condition_whitened_jvp(primals, tangents):
         return _condition_dense(R @ R.T, G, b)
 
     return condition_whitened(*primals), jax.jvp(dense, (white.chol, G, b), (d_white.chol, dG, db))[1]
+
+
+@condition_in_basis.defjvp
+def _condition_in_basis_jvp(primals, tangents):
+    (white, G, b, _), (d_white, dG, db, _) = primals, tangents
+
+    def dense(R, G, b):
+        return _condition_dense(R @ R.T, G, b)
+
+    return condition_in_basis(*primals), jax.jvp(dense, (white.chol, G, b), (d_white.chol, dG, db))[1]
 
 
 def evidence_cutoff(lam):
@@ -497,11 +534,44 @@ def planned_latent_posteriors(plan: UpwardPlan, evidence: Message) -> Conditiona
     """
     lin = plan.linearisation
     msg = pull_back(evidence, lin.w1, lin.c1)  # on psi_1, the last row
-    _, reach = jax.vmap(condition_whitened, in_axes=(0, None, None))(plan.reach, msg.G, msg.b)
+    scalar = scalar_plan(plan)
+    if scalar:  # every whitened evidence is diagonal in the eigenbasis of msg.G
+        basis = eigh(symmetrise(msg.G))[1]
+        _, reach = jax.vmap(condition_in_basis, in_axes=(0, None, None, None))(plan.reach, msg.G, msg.b, basis)
+    else:
+        _, reach = jax.vmap(condition_whitened, in_axes=(0, None, None))(plan.reach, msg.G, msg.b)
     above = jax.vmap(pull_back)(reach, plan.reach_gain, plan.reach_offset)  # on rows 0..L-2
     G = jnp.concatenate([above.G, msg.G[None]])
     b = jnp.concatenate([above.b, msg.b[None]])
+    if scalar:
+        return jax.vmap(condition_in_basis, in_axes=(0, 0, 0, None))(plan.levels, G, b, basis)[0]
     return jax.vmap(condition_whitened)(plan.levels, G, b)[0]
+
+
+def _multiples_of_identity(x) -> bool:
+    """Whether a concrete stack of matrices (..., n, n) holds multiples of the identity (to 8 eps)."""
+    if not _checks.is_concrete(x):
+        return False
+    a = np.asarray(x, np.float64)
+    n = a.shape[-1]
+    diag = np.diagonal(a, axis1=-2, axis2=-1)
+    scale = np.abs(diag).max(-1, keepdims=True)
+    eps = 8.0 * np.finfo(np.asarray(x).dtype).eps
+    off = np.abs(a - diag[..., :, None] * np.eye(n)).max(axis=(-2, -1))
+    return bool(
+        np.all(np.abs(diag - diag.mean(-1, keepdims=True)) <= eps * scale) and np.all(off <= eps * scale[..., 0])
+    )
+
+
+def scalar_plan(plan: UpwardPlan) -> bool:
+    """Whether a concrete plan's whitenings and reach gains are all multiples of the identity.
+
+    Then (a DDPM's isotropic levels under the identity rule) every level's whitened evidence in
+    :func:`planned_latent_posteriors` is diagonal in the eigenbasis of the evidence on psi_1, and
+    one eigendecomposition serves all 2L - 1 conditions (:func:`condition_in_basis`). A traced
+    plan gives False (the general path).
+    """
+    return all(_multiples_of_identity(x) for x in (plan.reach.chol, plan.levels.chol, plan.reach_gain))
 
 
 def _point_change(new, old):
@@ -837,9 +907,12 @@ def prior_conditionals(prior: DiffusionPrior, num_actions: int = 1) -> DTSPoster
 # ------------------------------------------------------------------------------ downward pass
 
 
-@partial(jax.jit, static_argnames=("sample_shape",))
 def sample(key, prior: DiffusionPrior, post: DTSPosterior, sample_shape=()):
     """Draw (psi, theta) from the chain of conditionals ``post`` (top latent first).
+
+    Link parameters that are the same at every level (a DDPM's one network: all but the step
+    embedding and the schedule's coefficients) are read from one copy when ``prior`` holds
+    concrete arrays (:func:`shared_link_leaves`), the same numbers as the stacked copies.
 
     Args:
         key: PRNG key.
@@ -849,19 +922,80 @@ def sample(key, prior: DiffusionPrior, post: DTSPosterior, sample_shape=()):
         psi (*sample_shape, L, d_psi) in sampling order (psi[..., 0, :] = psi_L is the top,
         psi[..., -1, :] = psi_1), and theta (*sample_shape, K, d).
     """
+    unroll = prior.num_levels <= UNROLL_MAX_LEVELS
+    return _sample(key, prior, post, tuple(sample_shape), shared_link_leaves(prior), unroll)
+
+
+@partial(jax.jit, static_argnames=("sample_shape", "shared", "unroll"))
+def _sample(key, prior, post, sample_shape, shared, unroll):
     num = math.prod(sample_shape)
     keys = jax.random.split(key, num)
-    psi, theta = jax.vmap(lambda k: _sample_one(k, prior, post))(keys)
-    shape = tuple(sample_shape)
-    return psi.reshape(shape + psi.shape[1:]), theta.reshape(shape + theta.shape[1:])
+    psi, theta = jax.vmap(lambda k: _sample_one(k, prior, post, shared, unroll))(keys)
+    return psi.reshape(sample_shape + psi.shape[1:]), theta.reshape(sample_shape + theta.shape[1:])
 
 
 #: Chains with at most this many levels are sampled by a fully unrolled loop (static slices of the
 #: stacked links, no per-level loop overhead); deeper ones by a rolled ``lax.scan`` (compile time).
 UNROLL_MAX_LEVELS = 128
 
+#: (id, weak reference, result) of the stacked link leaves :func:`shared_link_leaves` has compared.
+_SHARED_LEAVES: dict[int, tuple[weakref.ref, bool]] = {}
 
-def _sample_one(key, prior, post):
+
+def _same_rows(x) -> bool:
+    """Whether a concrete stacked leaf holds one value in every row (cached per array)."""
+    if not _checks.is_concrete(x) or np.ndim(x) == 0 or np.shape(x)[0] < 2:
+        return False
+    key = id(x)
+    hit = _SHARED_LEAVES.get(key)
+    if hit is not None and hit[0]() is x:
+        return hit[1]
+    a = np.asarray(x)
+    same = bool(np.array_equal(a, np.broadcast_to(a[:1], a.shape)))
+    try:
+        _SHARED_LEAVES[key] = (weakref.ref(x, lambda _, k=key: _SHARED_LEAVES.pop(k, None)), same)
+    except TypeError:  # not weakly referable: compared again next time
+        pass
+    return same
+
+
+def shared_link_leaves(prior: DiffusionPrior) -> tuple[bool, ...]:
+    """For each leaf of ``prior.links``, whether every level holds the same value (static flags).
+
+    A DDPM's links f_2..f_L are one network with a per-level step embedding: its weights are
+    stacked L - 1 times. :func:`sample` reads a shared leaf from one copy (the stacked copies
+    of a deep chain do not fit in a core's cache). Only concrete leaves are compared (a traced
+    prior gives all False); equal bits count as the same.
+
+    Args:
+        prior: DiffusionPrior.
+    Returns:
+        One bool per leaf of ``prior.links`` (empty when L = 1).
+    """
+    if prior.links is None:
+        return ()
+    return tuple(_same_rows(x) for x in jax.tree.leaves(prior.links))
+
+
+def row_links(prior: DiffusionPrior, shared: tuple[bool, ...] = ()):
+    """(stacked, one_row) for a loop down rows 1..L-1: row i's link f_{L-i+1} is ``one_row(stacked[i - 1])``.
+
+    ``stacked`` holds the links' per-level leaves in sampling order; the leaves flagged in
+    ``shared`` (:func:`shared_link_leaves`) are left out of it and taken from their first level.
+    """
+    leaves, treedef = jax.tree.flatten(prior.links)
+    shared = tuple(shared) or (False,) * len(leaves)
+    stacked = [jnp.flip(x, axis=0) for x, s in zip(leaves, shared, strict=True) if not s]
+    common = [x[0] for x, s in zip(leaves, shared, strict=True) if s]
+
+    def one_row(row_leaves):
+        rows, ones = iter(row_leaves), iter(common)
+        return treedef.unflatten([next(ones) if s else next(rows) for s in shared])
+
+    return stacked, one_row
+
+
+def _sample_one(key, prior, post, shared=(), unroll=True):
     k_lat, k_theta = jax.random.split(key)
     noise = jax.random.normal(k_lat, (prior.num_levels, prior.latent_dim), prior.cov1.dtype)
     lat = post.latents
@@ -870,15 +1004,14 @@ def _sample_one(key, prior, post):
     if prior.links is None:
         psi = top[None]
     else:
-        links = jax.tree.map(lambda x: jnp.flip(x, axis=0), prior.links)  # row i's link is f_{L-i+1}
+        stacked, one_row = row_links(prior, shared)
 
         def step(psi_parent, xs):
-            gain, shift, z_row, link = xs
-            psi = gain @ link(psi_parent) + shift + z_row
+            gain, shift, z_row, row = xs
+            psi = gain @ one_row(row)(psi_parent) + shift + z_row
             return psi, psi
 
-        unroll = prior.num_levels <= UNROLL_MAX_LEVELS
-        _, below = jax.lax.scan(step, top, (lat.gain[1:], lat.shift[1:], z[1:], links), unroll=unroll)
+        _, below = jax.lax.scan(step, top, (lat.gain[1:], lat.shift[1:], z[1:], stacked), unroll=unroll)
         psi = jnp.concatenate([top[None], below])
     loc = conditional_loc(post.theta, prior.link1(psi[-1]))
     z = jax.random.normal(k_theta, loc.shape, loc.dtype)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import cho_solve
+from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.typing import ArrayLike
 
 from dts_ppl.core import checks as _checks
@@ -28,7 +28,56 @@ def psd_cholesky(a):
     n = a.shape[-1]
     scale = jnp.mean(jnp.abs(jnp.diagonal(a, axis1=-2, axis2=-1)), axis=-1)
     jitter = 10.0 * jnp.finfo(a.dtype).eps * scale
-    return jnp.linalg.cholesky(a + jitter[..., None, None] * jnp.eye(n, dtype=a.dtype))
+    return cholesky(a + jitter[..., None, None] * jnp.eye(n, dtype=a.dtype))
+
+
+#: Cholesky factors and triangular inverses of matrices up to this size are unrolled into a few
+#: fused elementwise passes over the batch (:func:`cholesky`, :func:`tril_inv`) instead of one
+#: LAPACK call per matrix.
+SMALL_MAX_SIZE = 3
+
+
+def _stack_rows(rows, n: int, zero):
+    """An (..., n, n) array from a nested list of (...) entries (None above the diagonal)."""
+    return jnp.stack([jnp.stack([zero if v is None else v for v in row], -1) for row in rows], -2)
+
+
+def cholesky(a):
+    """Lower Cholesky factor of symmetric PD matrices (..., n, n) (the lower triangle is read).
+
+    Unrolled Cholesky-Banachiewicz for n <= :data:`SMALL_MAX_SIZE`, ``jnp.linalg.cholesky``
+    otherwise. Like it, a matrix that is not numerically PD gives NaN in the whole lower triangle.
+    """
+    n = a.shape[-1]
+    if n > SMALL_MAX_SIZE:
+        return jnp.linalg.cholesky(a)
+    low = [[None] * n for _ in range(n)]
+    ok = True
+    for j in range(n):
+        pivot = a[..., j, j] - sum((low[j][k] ** 2 for k in range(j)), jnp.zeros((), a.dtype))
+        ok = ok & (pivot > 0)
+        low[j][j] = jnp.sqrt(jnp.where(pivot > 0, pivot, 1.0))
+        for i in range(j + 1, n):
+            dot = sum((low[i][k] * low[j][k] for k in range(j)), jnp.zeros((), a.dtype))
+            low[i][j] = (a[..., i, j] - dot) / low[j][j]
+    chol = _stack_rows(low, n, jnp.zeros_like(a[..., 0, 0]))
+    return jnp.where(ok[..., None, None] | ~np.tri(n, dtype=bool), chol, jnp.nan)
+
+
+def tril_inv(chol):
+    """Inverse of lower-triangular matrices (..., n, n) (forward substitution, unrolled for
+    n <= :data:`SMALL_MAX_SIZE`; ``solve_triangular`` otherwise)."""
+    n = chol.shape[-1]
+    if n > SMALL_MAX_SIZE:
+        eye = jnp.broadcast_to(jnp.eye(n, dtype=chol.dtype), chol.shape)
+        return solve_triangular(chol, eye, lower=True)
+    inv = [[None] * n for _ in range(n)]
+    for i in range(n):
+        inv[i][i] = 1.0 / chol[..., i, i]
+        for j in range(i):
+            acc = sum((chol[..., i, k] * inv[k][j] for k in range(j, i)), jnp.zeros((), chol.dtype))
+            inv[i][j] = -acc * inv[i][i]
+    return _stack_rows(inv, n, jnp.zeros_like(chol[..., 0, 0]))
 
 
 #: Symmetric eigendecompositions of matrices up to this size go through :func:`jacobi_eigh`
@@ -85,6 +134,12 @@ def eigh(a):
 
 def chol_solve(chol, b):
     """Solve A x = b given the lower Cholesky factor of A; b is (..., n) or (..., n, m)."""
+    if chol.shape[-1] <= SMALL_MAX_SIZE:  # x = L^-T (L^-1 b), unrolled
+        inv = tril_inv(chol)
+        vec = b.ndim == chol.ndim - 1
+        rhs = b[..., None] if vec else b
+        x = jnp.swapaxes(inv, -1, -2) @ (inv @ rhs)
+        return x[..., 0] if vec else x
     if b.ndim == chol.ndim - 1:
         return cho_solve((chol, True), b[..., None])[..., 0]
     return cho_solve((chol, True), b)

@@ -94,6 +94,18 @@ def swissroll_prior(dtype=jnp.float32):
     return jax.tree.map(lambda x: jnp.asarray(x, dtype), prior)
 
 
+def movielens_prior(data_dir, dtype=jnp.float32):
+    """The DDPM prior the MovieLens preset trains on ALS item vectors (d = 5, L = 40) in ``dtype``.
+
+    ``data_dir``: the MovieLens files (never copied into the repository); the trained prior is
+    cached outside it after the first training (dts_ppl.experiments.realdata.trained_prior).
+    """
+    from dts_ppl.experiments.realdata import movielens_setup
+
+    prior = movielens_setup(data_dir, progress=False)["prior"]
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype), prior)
+
+
 def random_ddpm_prior(num_levels: int, dim: int = 2, hidden: int = 128, seed: int = 0, dtype=jnp.float32):
     """A DDPM prior with the shipped prior's architecture and random weights (cosine schedule).
 

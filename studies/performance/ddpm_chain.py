@@ -5,13 +5,16 @@ Rows (medians over interleaved blocks; every block is a compiled ``lax.scan``):
 
 - ``draw``: one draw of the whole chain from the prior (its L sequential network evaluations),
   new (core.sample) against the chain before the change (studies/performance/common.py), on the
-  shipped Swiss-roll prior (L = 40, d = 2);
+  shipped Swiss-roll prior (L = 40, d = 2) and, with ``--data-dir``, the DDPM prior the MovieLens
+  preset trains on ALS item vectors (L = 40, d = 5);
 - ``per_level``: the same at L = 10, 20, 40, 80 on DDPM priors of the shipped architecture with
   random weights (time per level = draw / L);
 - ``rounds``: a dTS round (act + update, default "identity" rule) beside one chain draw and a
-  LinTS round, at each K; and the dTS round before the change.
+  LinTS round, at each K; and the dTS round before the change (``movielens``: the same rows on
+  the MovieLens prior).
 
     python studies/performance/ddpm_chain.py                 # writes results/ddpm_chain_<backend>.json
+    python studies/performance/ddpm_chain.py --data-dir ml-100k   # adds the MovieLens rows
     python studies/performance/ddpm_chain.py --quick         # tiny sizes (a smoke test)
 """
 
@@ -29,6 +32,7 @@ from studies.performance.common import (  # noqa: E402
     RESULTS,
     device,
     interleaved,
+    movielens_prior,
     random_ddpm_prior,
     ratio_summary,
     reference_chain,
@@ -119,6 +123,7 @@ def main(argv=None) -> int:
     p.add_argument("--K", default="100,10000")
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--json", default=None)
+    p.add_argument("--data-dir", default=None, help="MovieLens files: adds the rows of the MovieLens DDPM prior")
     args = p.parse_args(argv)
     levels = [int(v) for v in args.levels.split(",")]
     Ks = [int(v) for v in args.K.split(",")]
@@ -148,6 +153,16 @@ def main(argv=None) -> int:
         med = {n: v["median_us"] for n, v in res["us"].items()}
         ratios = f"dTS/draw {res['dts_over_draw']['median']:.2f} dTS/LinTS {res['dts_over_lints']['median']:.2f}"
         print(f"K = {K}: {med} us; {ratios}")
+
+    if args.data_dir is not None:
+        ml = movielens_prior(args.data_dir, jnp.float32)
+        out["movielens"] = {"dim": ml.dim, "num_levels": ml.num_levels, "draw": draw_ab(ml, draws, reps), "rounds": {}}
+        print("MovieLens chain draw:", out["movielens"]["draw"])
+        for K in Ks:
+            res = rounds_at(ml, K, rounds, draws, reps)
+            out["movielens"]["rounds"][str(K)] = res
+            med = {n: v["median_us"] for n, v in res["us"].items()}
+            print(f"MovieLens K = {K}: {med} us; dTS/draw {res['dts_over_draw']['median']:.2f}")
 
     name = f"ddpm_chain_{info['backend']}{'_quick' if args.quick else ''}.json"
     save_json(args.json or RESULTS / name, out)

@@ -1,5 +1,6 @@
 """``simulate`` throughput (run-rounds per second) on a Swiss-roll preset: dTS with the fast chain,
-dTS with the chain before it (A/B), and LinTS, interleaved, float32.
+dTS with the chain before it (A/B), LinTS, and the chain draws alone (one draw per run and round,
+vmapped the same way: dTS's floor), interleaved, float32.
 
 Each agent's runs go through the function ``simulate`` compiles (``jit(vmap(run_regret))``), built
 once per agent and called on fresh keys, so the rate excludes compilation; the compile time (first
@@ -19,8 +20,18 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.bandits.simulation import run_regret, simulate  # noqa: E402
+from dts_ppl.core import inference as core  # noqa: E402
 from dts_ppl.experiments.swissroll import STUDY, swissroll_agents, swissroll_environment  # noqa: E402
-from studies.performance.common import RESULTS, device, interleaved, ratio_summary, reference_chain, save_json, summary  # noqa: E402
+from studies.performance.common import (  # noqa: E402
+    RESULTS,
+    device,
+    interleaved,
+    ratio_summary,
+    reference_chain,
+    save_json,
+    summary,
+    swissroll_prior,
+)
 
 PRESET = "swissroll-pretrain-10000"  # the shipped prior's preset (N = 10^4, L = 40)
 
@@ -40,13 +51,38 @@ def runs_fn(env, agent, runs: int, rounds: int):
     return f, time.perf_counter() - start
 
 
+def draws_fn(prior, runs: int, rounds: int):
+    """(f, compile_s): f() draws the whole chain once per round for ``runs`` runs of ``rounds``
+    rounds, vmapped like ``simulate``: the chain's own cost, the floor of a dTS round."""
+    post = core.prior_conditionals(prior, 1)
+
+    def one_run(key):
+        def body(acc, k):
+            psi, _ = core.sample(k, prior, post)
+            return acc + psi[-1, 0], None
+
+        return jax.lax.scan(body, jnp.zeros((), prior.cov1.dtype), jax.random.split(key, rounds))[0]
+
+    fn = jax.jit(jax.vmap(one_run))
+    box = {"i": 0}
+
+    def f():
+        box["i"] += 1
+        return fn(jax.random.split(jax.random.PRNGKey(box["i"]), runs))
+
+    start = time.perf_counter()
+    jax.block_until_ready(f())
+    return f, time.perf_counter() - start
+
+
 def throughput(runs: int, rounds: int, reps: int, old: bool = True, end_to_end: bool = True) -> dict:
     """Run-rounds per second of dTS (fast chain), dTS (chain before it, when ``old``) and LinTS."""
-    env = swissroll_environment(STUDY["num_actions"], STUDY["noise"])
+    env = swissroll_environment(STUDY.num_actions, STUDY.noise)
     agents = swissroll_agents(PRESET, linearisations=("identity",), progress=False)
     fns, compile_s = {}, {}
     for name, agent in (("dTS", agents["dTS (identity)"]), ("LinTS", agents["LinTS"])):
         fns[name], compile_s[name] = runs_fn(env, agent, runs, rounds)
+    fns["chain draws"], compile_s["chain draws"] = draws_fn(swissroll_prior(jnp.float32), runs, rounds)
     if old:
         with reference_chain():
             old_agent = swissroll_agents(PRESET, linearisations=("identity",), progress=False)["dTS (identity)"]
@@ -54,7 +90,7 @@ def throughput(runs: int, rounds: int, reps: int, old: bool = True, end_to_end: 
     times = interleaved(fns, reps, per=runs * rounds)  # seconds per run-round
     out = {
         "preset": PRESET,
-        "num_actions": STUDY["num_actions"],
+        "num_actions": STUDY.num_actions,
         "runs": runs,
         "rounds": rounds,
         "reps": reps,

@@ -84,14 +84,55 @@ def test_deep_chains_sample_through_the_rolled_scan(monkeypatch):
     prior = random_mlp_prior(jax.random.PRNGKey(1), 2, num_levels=5, hidden=4)
     post = core.prior_conditionals(prior, 1)
     unrolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
-    monkeypatch.setattr(core, "UNROLL_MAX_LEVELS", 2)
-    core.sample.clear_cache()
-    try:
-        rolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
-    finally:
-        core.sample.clear_cache()
+    monkeypatch.setattr(core, "UNROLL_MAX_LEVELS", 2)  # read on every call (a static argument)
+    rolled = core.sample(jax.random.PRNGKey(3), prior, post, (3,))
     for a, b in zip(unrolled, rolled, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_shared_link_leaves_are_the_ddpm_network(swissroll):
+    """A DDPM's one network is flagged shared (its step embedding and coefficients are not); a
+    traced prior, an MLP chain with per-level weights and a one-level prior flag nothing."""
+    names = type(swissroll.links)._fields
+    flags = dict(zip(names, core.shared_link_leaves(swissroll), strict=True))
+    assert flags == dict(
+        w_x=True,
+        b_in=False,
+        w2=True,
+        b2=True,
+        w3=True,
+        b3=True,
+        x_coef=False,
+        eps_coef=False,
+        out_scale=True,
+        out_shift=True,
+    )
+    assert core.shared_link_leaves(swissroll) == core.shared_link_leaves(swissroll)  # cached per array
+    mlp = random_mlp_prior(jax.random.PRNGKey(0), 2, num_levels=3, hidden=10)
+    assert not any(core.shared_link_leaves(mlp))
+    assert core.shared_link_leaves(random_linear_prior(jax.random.PRNGKey(0), 3, [3])) == ()
+    traced = jax.jit(lambda p: jnp.asarray(any(core.shared_link_leaves(p))))(swissroll)
+    assert not bool(traced)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_shared_network_draws_equal_the_stacked_copies(swissroll, dtype):
+    """Reading the DDPM's shared weights from one copy gives the stacked copies' draws (fixed keys),
+    for single draws, a batch of draws and draws under vmap over keys (as simulate runs them)."""
+    prior = _as(swissroll, dtype)
+    post = jax.jit(_posterior)(prior, _evidence("full", prior.dim, dtype))
+    shared = core.shared_link_leaves(prior)
+    assert any(shared)
+    stacked = (False,) * len(shared)
+    for shape in ((), (3,)):
+        got = core._sample(jax.random.PRNGKey(5), prior, post, shape, shared, True)
+        want = core._sample(jax.random.PRNGKey(5), prior, post, shape, stacked, True)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 if dtype == jnp.float32 else 1e-12)
+    keys = jax.random.split(jax.random.PRNGKey(2), 4)
+    runs = jax.jit(jax.vmap(lambda k: core.sample(k, prior, post)[0]))(keys)
+    want = jnp.stack([core._sample(k, prior, post, (), stacked, True)[0] for k in keys])
+    np.testing.assert_allclose(runs, want, rtol=0, atol=1e-5 if dtype == jnp.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
@@ -99,17 +140,24 @@ def test_planned_identity_pass_equals_the_recursion(swissroll, dtype):
     # float32: the two orders of the same Gaussian algebra differ by round-off of the prior's
     # precisions (up to ~1e4 at the bottom of the DDPM chain)
     tol = 1e-9 if dtype == jnp.float64 else 2e-4
-    for name in ("ddpm_L40", "mlp_L3"):
-        prior = _as(_priors(swissroll)[name], dtype)
+    priors = _priors(swissroll)
+    mlp = priors["mlp_L3"]
+    priors["mlp_L3_anisotropic"] = mlp._replace(covs=jnp.broadcast_to(jnp.diag(jnp.array([1.0, 2.5])), mlp.covs.shape))
+    for name in ("ddpm_L40", "mlp_L3", "mlp_L3_anisotropic"):
+        prior = _as(priors[name], dtype)
         plan = core.upward_plan(prior, "identity")
         assert plan is not None
         reference = jax.jit(lambda ev, p=prior: core.latent_posteriors(p, ev, core.linearise(p, "identity")))
         unplanned = jax.jit(lambda ev, p=prior: core.upward_pass(p, ev, "identity"))
         planned = jax.jit(lambda ev, plan, p=prior: core.upward_pass(p, ev, "identity", plan=plan))
+        # the plan a closure constant (as agents hold it): one eigenbasis for every level when its
+        # whitenings and gains are multiples of the identity (the DDPM's isotropic levels)
+        constant = jax.jit(lambda ev, p=prior, plan=plan: core.upward_pass(p, ev, "identity", plan=plan))
+        assert core.scalar_plan(plan) == (name != "mlp_L3_anisotropic")
         for kind in ("full", "rank1", "zero", "huge"):
             ev = _evidence(kind, prior.dim, dtype)
             ref = reference(ev)
-            for up in (unplanned(ev), planned(ev, plan)):
+            for up in (unplanned(ev), planned(ev, plan), constant(ev)):
                 assert int(up.passes) == 1 and bool(up.converged)
                 for field, a, b in zip(ref._fields, up.latents, ref, strict=True):
                     assert a.dtype == dtype
@@ -165,6 +213,33 @@ def test_jacobi_eigh_matches_lapack(n):
             np.testing.assert_allclose(np.sort(lam, -1), np.linalg.eigvalsh(m * scale), rtol=0, atol=1e-13 * top)
             np.testing.assert_allclose(np.swapaxes(V, -1, -2) @ V, np.broadcast_to(np.eye(n), V.shape), atol=1e-13)
             np.testing.assert_allclose(np.einsum("bij,bj,bkj->bik", V, lam, V), m * scale, rtol=0, atol=1e-13 * top)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_small_cholesky_and_triangular_inverse_match_lapack(n):
+    """The unrolled small-matrix Cholesky, triangular inverse and solve (core.linalg) against
+    LAPACK at every scale; a matrix that is not PD gives the NaN factor jnp.linalg.cholesky gives."""
+    from dts_ppl.core.linalg import chol_solve, cholesky, tril_inv
+
+    rng = np.random.default_rng(10 + n)
+    b = rng.normal(size=(20, n, n))
+    for scale in (1.0, 1e12, 1e-12):
+        a = (b @ np.swapaxes(b, -1, -2) + 0.1 * np.eye(n)) * scale
+        chol = cholesky(jnp.asarray(a))
+        want = np.linalg.cholesky(a)
+        np.testing.assert_allclose(chol, want, rtol=1e-10, atol=1e-13 * np.sqrt(scale))
+        inv = tril_inv(chol)
+        np.testing.assert_allclose(inv @ chol, np.broadcast_to(np.eye(n), a.shape), atol=1e-10)
+        rhs = rng.normal(size=(20, n))
+        np.testing.assert_allclose(
+            chol_solve(chol, jnp.asarray(rhs)), np.linalg.solve(a, rhs[..., None])[..., 0], rtol=1e-8
+        )
+        rhs2 = rng.normal(size=(20, n, 2))
+        np.testing.assert_allclose(chol_solve(chol, jnp.asarray(rhs2)), np.linalg.solve(a, rhs2), rtol=1e-8)
+    bad = np.eye(n)
+    bad[-1, -1] = -1.0
+    for m in (bad, np.zeros((n, n)), np.full((n, n), np.nan)):
+        np.testing.assert_array_equal(cholesky(jnp.asarray(m)), jnp.linalg.cholesky(jnp.asarray(m)))
 
 
 @pytest.mark.parametrize("evidence_scale", [0.0, pytest.param(0.7, marks=pytest.mark.slow)])
