@@ -6,18 +6,26 @@ to its usual state, the scale-free sufficient statistics of its Gaussian rewards
 current hyper-parameters (:class:`HyperState`). Every ``every`` accepted rounds, inside the
 jitted update (``lax.cond`` on the step count: one compilation), it
 
-1. re-fits the chosen hyper-parameters by ``steps`` optimiser steps on the core's log evidence
-   (:func:`dts_ppl.core.empirical_bayes.fit_hyperparameters`'s optimiser and bounds, warm-started
-   at the current values; :func:`dts_ppl.core.evidence.gaussian_log_evidence`), then
-2. rebuilds every group's conditional and the latent chain with the new values through the
-   functions the agent's own update uses (:func:`dts_ppl.core.inference.condition`, the upward
-   pass), so the state equals that of an agent built with the fitted values from the start on
-   the same data (tests/agents/test_refit.py).
+1. whitens and decomposes every group's summary once
+   (:func:`dts_ppl.core.scaled_evidence.action_eigen`, O(M d^3)), after which the exact log
+   evidence and its derivatives in the noise scale and S_1's scale cost O(M d^2 + d_psi^3) per
+   evaluation (:func:`~dts_ppl.core.scaled_evidence.scaled_log_evidence`, equal to
+   :func:`dts_ppl.core.evidence.gaussian_log_evidence`);
+2. takes ``steps`` safeguarded Newton steps on it
+   (:func:`dts_ppl.core.empirical_bayes.newton_steps`; or a user's optax optimiser), warm-started
+   at the current values, in :func:`~dts_ppl.core.empirical_bayes.fit_hyperparameters`'s bounded
+   coordinates; then
+3. rebuilds every group's conditional from the same factors
+   (:func:`~dts_ppl.core.scaled_evidence.scaled_posterior`, equal to
+   :func:`dts_ppl.core.inference.condition`'s) and the latent chain by the agent's own upward
+   pass, so the state equals that of an agent built with the fitted values from the start on the
+   same data (tests/agents/test_refit.py).
 
 Between re-fits a round costs what it costs without the option plus one O(d^2) row write of the
-summary; the agent's noise scale and S_1^-1 come from the state instead of the factory's closure.
-A re-fit costs O(steps (K d^3 + L d_psi^3)) (the evidence and its gradient per optimiser step,
-more with the line search) once per ``every`` rounds (measured in docs/open_model.md).
+summary: the agent's noise scale comes from the state, and it conditions through the given
+S_1^-1's Cholesky factor rescaled by S_1's fitted scale (:meth:`RefitPlan.whitening`), not a new
+factorisation. The re-fit's cost, amortised over ``every`` rounds, is measured in
+docs/open_model.md.
 
 The guard (:mod:`dts_ppl.agents.guard`) writes the summary only for accepted rounds, so a rejected
 observation never enters it; a re-fit whose result is not finite leaves the state as it was.
@@ -62,8 +70,10 @@ class Refit(NamedTuple):
         fit: names from ("noise_scale", "action_cov").
         steps: optimiser steps per re-fit, warm-started at the current values.
         bounds: {fit name: (lower, upper)} (default: the factory's value / 1000 and * 1000).
-        optimizer: an optax GradientTransformation (default ``optax.lbfgs()``, as
-            :func:`~dts_ppl.core.empirical_bayes.fit_hyperparameters`).
+        optimizer: None (default): safeguarded Newton steps on the exact evidence
+            (:func:`~dts_ppl.core.empirical_bayes.newton_steps`), which converge to its maximiser;
+            or an optax GradientTransformation (``optax.lbfgs()`` reproduces
+            :func:`~dts_ppl.core.empirical_bayes.fit_hyperparameters` with ``num_steps=steps``).
         start: the first re-fit waits for at least this many accepted rounds (default ``every``).
     """
 
