@@ -35,8 +35,11 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from dts_ppl import agents as ag  # noqa: E402
-from dts_ppl.agents.refit import Refit  # noqa: E402
+from dts_ppl.agents.refit import Refit, RefitPlan  # noqa: E402
 from dts_ppl.bandits.simulation import run_rounds  # noqa: E402
+from dts_ppl.core import evidence as ev  # noqa: E402
+from dts_ppl.core import inference as inf  # noqa: E402
+from dts_ppl.core import scaled_evidence as se  # noqa: E402
 from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
 from dts_ppl.experiments import realdata as rd  # noqa: E402
 from dts_ppl.experiments.regret import SIZES  # noqa: E402
@@ -170,11 +173,6 @@ def _scan_fn(agent, runs: int | None = None):
 
 def _profile(prior, X, A, y, K: int) -> dict:
     """CPU seconds of a re-fit's parts on the data of one speed run (jitted, best of 20)."""
-    from dts_ppl.agents.refit import RefitPlan
-    from dts_ppl.core import evidence as ev
-    from dts_ppl.core import inference as inf
-    from dts_ppl.core import scaled_evidence as se
-
     prior = inf.collapse_linear(prior)  # as the agent runs it
     summary = ev.gaussian_summary(X, A, y, K)
     eig = se.action_eigen(prior.cov1, summary)
