@@ -21,6 +21,7 @@ given the sampled psi_1. Memory O(K d^2 + L d^2); nothing grows with t for Gauss
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Annotated, Any, NamedTuple
 
 import jax
@@ -36,7 +37,6 @@ from dts_ppl.agents.base import (
 )
 from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
-from dts_ppl.core import evidence as _ev
 from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
@@ -274,9 +274,10 @@ def dts(
     def step(state: DTSState, phi, g, y) -> DTSState:
         lik, prec1 = round_terms(state)
         ev, old_stats, new_stats = lik.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
+        condition = partial(core.condition, prec1) if hyper_plan is None else hyper_plan.conditioner(state.hyper)
         # (Lambda_g, beta_g) before and after this round, as one batch of two conditions
         both = jax.tree.map(lambda o, n: jnp.stack([o, n]), tuple(old_stats), tuple(new_stats))
-        conds, msgs = jax.vmap(core.condition, in_axes=(None, 0, 0))(prec1, *both)
+        conds, msgs = jax.vmap(condition)(*both)
         cond = jax.tree.map(lambda x: x[1], conds)
         total = jax.tree.map(lambda s, m: s + (m[1] - m[0]), state.evidence_sum, msgs)
         up = chain(total, state.latents)
@@ -299,18 +300,14 @@ def dts(
             return out
         return out._replace(hyper=hyper_plan.propose_rows(state.hyper, phi.astype(dtype), g, y, ok))
 
-    def rebuild(state: DTSRefitState, hyper: _refit.HyperState) -> DTSRefitState:
-        """Every group's conditional and the chain recomputed with ``hyper``'s values (the re-fit)."""
-        stats = _ev.gaussian_stats(hyper.summary, hyper.noise_scale)
-        cond, msgs = jax.vmap(core.condition, in_axes=(None, 0, 0))(hyper.prec1, stats.G, stats.b)
-        total = core.Message(msgs.G.sum(0), msgs.b.sum(0))
-        up = chain(total, state.latents)
-        ev = state.evidence._replace(stats=stats)
+    def rebuild(state: DTSRefitState, hyper: _refit.HyperState, post) -> DTSRefitState:
+        """The state with ``hyper``, every group's conditional ``post`` and the chain re-run (the re-fit)."""
+        up = chain(post.evidence, state.latents)
         return state._replace(
-            evidence=ev,
-            theta_cov=cond.cov,
-            theta_shift=cond.shift,
-            evidence_sum=total,
+            evidence=state.evidence._replace(stats=post.stats),
+            theta_cov=post.cov,
+            theta_shift=post.shift,
+            evidence_sum=post.evidence,
             latents=up.latents,
             passes=up.passes,
             converged=up.converged,

@@ -12,6 +12,7 @@ Per round: ``update`` O(d^3) for the played action, ``act`` one O(K d^2) pass (v
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Annotated, NamedTuple
 
 import jax
@@ -29,7 +30,6 @@ from dts_ppl.agents.base import (
 from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
-from dts_ppl.core import evidence as _ev
 from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
@@ -220,7 +220,8 @@ def _linear_agent(
     def step(state: LinearState, phi, g, y) -> LinearState:
         lik, prec0 = round_terms(state)
         ev, _, (G_g, b_g) = lik.propose_observation(state.evidence, phi.astype(dtype), g, y, newton_steps)
-        cond, _ = core.condition(prec0, G_g, b_g)  # conjugate Gaussian update
+        condition = partial(core.condition, prec0) if hyper_plan is None else hyper_plan.conditioner(state.hyper)
+        cond, _ = condition(G_g, b_g)  # conjugate Gaussian update
         mean = core.conditional_loc(cond, theta_prior.mean)
         out = State(ev, Row(g, mean), Row(g, cond.cov), state.step + 1)
         if hyper_plan is None:
@@ -235,12 +236,10 @@ def _linear_agent(
             return out
         return out._replace(hyper=hyper_plan.propose_rows(state.hyper, phi.astype(dtype), g, y, ok))
 
-    def rebuild(state: LinearRefitState, hyper: _refit.HyperState) -> LinearRefitState:
-        """Every group's posterior recomputed with ``hyper``'s values (the re-fit)."""
-        stats = _ev.gaussian_stats(hyper.summary, hyper.noise_scale)
-        cond, _ = jax.vmap(core.condition, in_axes=(None, 0, 0))(hyper.prec1, stats.G, stats.b)
-        mean = core.conditional_loc(cond, theta_prior.mean)
-        return state._replace(evidence=state.evidence._replace(stats=stats), mean=mean, cov=cond.cov, hyper=hyper)
+    def rebuild(state: LinearRefitState, hyper: _refit.HyperState, post) -> LinearRefitState:
+        """The state with ``hyper`` and every group's posterior ``post`` (the re-fit)."""
+        mean = jnp.einsum("mij,j->mi", post.gain, theta_prior.mean) + post.shift
+        return state._replace(evidence=state.evidence._replace(stats=post.stats), mean=mean, cov=post.cov, hyper=hyper)
 
     if forgetting.forgets(discount):  # every group decays each round: re-condition all (O(M d^3))
 

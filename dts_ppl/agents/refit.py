@@ -6,18 +6,26 @@ to its usual state, the scale-free sufficient statistics of its Gaussian rewards
 current hyper-parameters (:class:`HyperState`). Every ``every`` accepted rounds, inside the
 jitted update (``lax.cond`` on the step count: one compilation), it
 
-1. re-fits the chosen hyper-parameters by ``steps`` optimiser steps on the core's log evidence
-   (:func:`dts_ppl.core.empirical_bayes.fit_hyperparameters`'s optimiser and bounds, warm-started
-   at the current values; :func:`dts_ppl.core.evidence.gaussian_log_evidence`), then
-2. rebuilds every group's conditional and the latent chain with the new values through the
-   functions the agent's own update uses (:func:`dts_ppl.core.inference.condition`, the upward
-   pass), so the state equals that of an agent built with the fitted values from the start on
-   the same data (tests/agents/test_refit.py).
+1. whitens and decomposes every group's summary once
+   (:func:`dts_ppl.core.scaled_evidence.action_eigen`, O(M d^3)), after which the exact log
+   evidence and its derivatives in the noise scale and S_1's scale cost O(M d^2 + d_psi^3) per
+   evaluation (:func:`~dts_ppl.core.scaled_evidence.scaled_log_evidence`, equal to
+   :func:`dts_ppl.core.evidence.gaussian_log_evidence`);
+2. takes ``steps`` safeguarded Newton steps on it
+   (:func:`dts_ppl.core.empirical_bayes.newton_steps`; or a user's optax optimiser), warm-started
+   at the current values, in :func:`~dts_ppl.core.empirical_bayes.fit_hyperparameters`'s bounded
+   coordinates; then
+3. rebuilds every group's conditional from the same factors
+   (:func:`~dts_ppl.core.scaled_evidence.scaled_posterior`, equal to
+   :func:`dts_ppl.core.inference.condition`'s) and the latent chain by the agent's own upward
+   pass, so the state equals that of an agent built with the fitted values from the start on the
+   same data (tests/agents/test_refit.py).
 
 Between re-fits a round costs what it costs without the option plus one O(d^2) row write of the
-summary; the agent's noise scale and S_1^-1 come from the state instead of the factory's closure.
-A re-fit costs O(steps (K d^3 + L d_psi^3)) (the evidence and its gradient per optimiser step,
-more with the line search) once per ``every`` rounds (measured in docs/open_model.md).
+summary: the agent's noise scale comes from the state, and it conditions through the given
+S_1^-1's Cholesky factor rescaled by S_1's fitted scale (:meth:`RefitPlan.whitening`), not a new
+factorisation. The re-fit's cost, amortised over ``every`` rounds, is measured in
+docs/open_model.md.
 
 The guard (:mod:`dts_ppl.agents.guard`) writes the summary only for accepted rounds, so a rejected
 observation never enters it; a re-fit whose result is not finite leaves the state as it was.
@@ -29,6 +37,7 @@ shape kept), as in :func:`~dts_ppl.core.empirical_bayes.fit_hyperparameters`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, NamedTuple
 
 import jax
@@ -40,6 +49,8 @@ from dts_ppl.agents.registry import register_state
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import empirical_bayes as _eb
 from dts_ppl.core import evidence as _ev
+from dts_ppl.core import inference as _inf
+from dts_ppl.core import scaled_evidence as _se
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
@@ -59,8 +70,10 @@ class Refit(NamedTuple):
         fit: names from ("noise_scale", "action_cov").
         steps: optimiser steps per re-fit, warm-started at the current values.
         bounds: {fit name: (lower, upper)} (default: the factory's value / 1000 and * 1000).
-        optimizer: an optax GradientTransformation (default ``optax.lbfgs()``, as
-            :func:`~dts_ppl.core.empirical_bayes.fit_hyperparameters`).
+        optimizer: None (default): safeguarded Newton steps on the exact evidence
+            (:func:`~dts_ppl.core.empirical_bayes.newton_steps`), which converge to its maximiser;
+            or an optax GradientTransformation (``optax.lbfgs()`` reproduces
+            :func:`~dts_ppl.core.empirical_bayes.fit_hyperparameters` with ``num_steps=steps``).
         start: the first re-fit waits for at least this many accepted rounds (default ``every``).
     """
 
@@ -108,6 +121,9 @@ class RefitPlan(NamedTuple):
         bounds: (P, 2) lower and upper bound per fitted name.
         linearisation: the agent's linearisation rule (nonlinear links).
         u0: (P,) the initial values in the optimiser's unconstrained coordinates.
+        marginal: u = f_1(psi_1)'s prior law (:func:`dts_ppl.core.scaled_evidence.latent_marginal`)
+            where the chain's linearisation is data-free, else None.
+        white: the Whitening (Cholesky factor and its inverse) of S_1^-1 as given.
     """
 
     refit: Refit
@@ -117,6 +133,8 @@ class RefitPlan(NamedTuple):
     bounds: jax.Array
     linearisation: str
     u0: jax.Array
+    marginal: _se.LatentMarginal | None = None
+    white: _inf.Whitening | None = None
 
     @classmethod
     def build(
@@ -148,7 +166,11 @@ class RefitPlan(NamedTuple):
         refit = refit._replace(every=every, steps=steps, start=start, fit=fit)
         u0 = jnp.asarray([_eb._to_unconstrained(initial[f], *bounds[f]) for f in fit], dtype)
         bnds = jnp.asarray([bounds[f] for f in fit], dtype)
-        return cls(refit, prior, likelihood, initial, bnds, linearisation, u0)
+        marginal = None
+        if _se.fixed_linearisation(prior, linearisation):
+            marginal = _se.latent_marginal(prior, linearisation)
+        white = _inf.whiten(psd_inv(prior.cov1))
+        return cls(refit, prior, likelihood, initial, bnds, linearisation, u0, marginal, white)
 
     def init(self, num_groups: int, prec1: jax.Array) -> HyperState:
         """The HyperState before any data: empty summary, the factory's values."""
@@ -168,6 +190,21 @@ class RefitPlan(NamedTuple):
             jnp.zeros((), dtype),
             jnp.zeros((), jnp.int32),
         )
+
+    def whitening(self, hyper: HyperState) -> _inf.Whitening:
+        """The Whitening of the state's S_1^-1 = S_1^0^-1 / t: the given factors rescaled by sqrt(t).
+
+        A round conditions through it (:func:`dts_ppl.core.inference.condition_whitened`) instead
+        of factorising the state's S_1^-1 anew every round.
+        """
+        if "action_cov" not in self.refit.fit:
+            return self.white
+        root = hyper.action_scale / self.initial["action_cov"]  # sqrt(t)
+        return _inf.Whitening(self.white.chol / root, self.white.chol_inv * root)
+
+    def conditioner(self, hyper: HyperState) -> Callable:
+        """``condition(G, b)``: :func:`dts_ppl.core.inference.condition` on the state's S_1^-1."""
+        return partial(_inf.condition_whitened, self.whitening(hyper))
 
     def likelihood_of(self, hyper: HyperState) -> Gaussian:
         """The likelihood a round uses: Gaussian with the state's noise scale."""
@@ -195,34 +232,49 @@ class RefitPlan(NamedTuple):
         s = hyper.summary
         return hyper._replace(summary=_ev.GaussianSummary(s.G + add.G, s.b + add.b, s.yy + add.yy, s.count + count))
 
-    def fitted(self, hyper: HyperState) -> HyperState:
-        """``hyper`` after ``steps`` optimiser steps on the log evidence of its summary, warm-started at ``hyper.u``."""
+    def values(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(sigma, t) at the unconstrained parameters u (P,): the noise scale and S_1 / S_1^0."""
+        sigma, t = jnp.asarray(self.likelihood.scale, u.dtype), jnp.ones((), u.dtype)
+        for i, name in enumerate(self.refit.fit):
+            value = _eb._to_value(u[i], self.bounds[i, 0], self.bounds[i, 1])
+            if name == "noise_scale":
+                sigma = value
+            else:
+                t = (value / self.initial["action_cov"]) ** 2
+        return sigma, t
+
+    def refitted(self, hyper: HyperState) -> tuple[HyperState, _se.ScaledPosterior]:
+        """``hyper`` after ``steps`` optimiser steps on the log evidence of its summary, warm-started at ``hyper.u``.
+
+        The summary is whitened and decomposed once (:func:`dts_ppl.core.scaled_evidence.action_eigen`);
+        every evaluation of the evidence and its derivatives then costs O(M d^2 + L d_psi^3).
+
+        Returns:
+            (the HyperState with the fitted values, every group's conditional at them).
+        """
         r = self.refit
-        n = jnp.sum(hyper.summary.count)
-        data = (hyper.summary, jnp.maximum(n, 1.0))
-        u, trace, _ = _eb._optimise(
-            self.prior,
-            self.likelihood,
-            data,
-            hyper.u,
-            self.initial,
-            self.bounds,
-            fit=r.fit,
-            num_steps=r.steps,
-            optimizer=r.optimizer,
-            linearisation=self.linearisation,
-            glm=False,
-        )
-        values = {f: _eb._to_value(u[i], self.bounds[i, 0], self.bounds[i, 1]) for i, f in enumerate(r.fit)}
-        prior, lik = _eb.with_values(self.prior, self.likelihood, values, self.initial)
-        return hyper._replace(
+        eig = _se.action_eigen(self.prior.cov1, hyper.summary)
+        n = jnp.maximum(eig.count, 1.0)
+
+        def loss(u):
+            sigma, t = self.values(u)
+            return -_se.scaled_log_evidence(self.prior, eig, sigma, t, self.linearisation, marginal=self.marginal) / n
+
+        if r.optimizer is None:
+            u, trace = _eb.newton_steps(loss, hyper.u, r.steps)
+        else:
+            u, trace = _eb.optax_steps(loss, hyper.u, r.steps, r.optimizer)
+        sigma, t = self.values(u)
+        cov1 = self.prior.cov1 * t
+        hyper = hyper._replace(
             u=u,
-            noise_scale=jnp.asarray(lik.scale, hyper.noise_scale.dtype),
-            action_scale=_eb.cov_scale(prior.cov1),
-            prec1=psd_inv(prior.cov1),
-            log_evidence=trace[-1],
+            noise_scale=sigma.astype(hyper.noise_scale.dtype),
+            action_scale=_eb.cov_scale(cov1),
+            prec1=psd_inv(cov1),
+            log_evidence=-n * trace[-1],
             refits=hyper.refits + 1,
         )
+        return hyper, _se.scaled_posterior(eig, sigma, t)
 
 
 def with_refit(agent: Agent, plan: RefitPlan, rebuild: Callable) -> Agent:
@@ -231,8 +283,10 @@ def with_refit(agent: Agent, plan: RefitPlan, rebuild: Callable) -> Agent:
     Args:
         agent: the guarded agent; its states carry a ``hyper`` HyperState and a ``step`` count.
         plan: the RefitPlan.
-        rebuild: ``rebuild(state, hyper) -> state``: the state with every group's conditional and
-            the latent chain recomputed from ``hyper`` (the agent's own functions).
+        rebuild: ``rebuild(state, hyper, posterior) -> state``: the state with ``hyper``, every
+            group's conditional from ``posterior`` (a :class:`~dts_ppl.core.scaled_evidence.ScaledPosterior`
+            at the fitted values) and the latent chain recomputed from its summed message (the
+            agent's own upward pass).
 
     Returns:
         The Agent with the re-fit after its updates (``lax.cond``: compiled once; inside a user's
@@ -241,7 +295,7 @@ def with_refit(agent: Agent, plan: RefitPlan, rebuild: Callable) -> Agent:
     every, start = plan.refit.every, plan.refit.start
 
     def refit_state(state):
-        new = rebuild(state, plan.fitted(state.hyper))
+        new = rebuild(state, *plan.refitted(state.hyper))
         ok = all_finite(new._replace(rejected=0))
         return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
 

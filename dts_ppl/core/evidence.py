@@ -118,7 +118,22 @@ def chain_log_evidence(prior: DiffusionPrior, stats: ActionStats, lin: _inf.Line
     _, per_action = jax.vmap(_inf.condition, in_axes=(None, 0, 0))(prec1, stats.G, stats.b)
     total = jnp.sum(jax.vmap(_log_normaliser, in_axes=(None, 0, 0))(prec1, stats.G, stats.b))
     evidence = _inf.Message(per_action.G.sum(0), per_action.b.sum(0))  # on u = f_1(psi_1)
-    total = total + _pull_back_constant(evidence, lin.c1)
+    return total + latent_log_evidence(prior, evidence, lin)
+
+
+def latent_log_evidence(prior: DiffusionPrior, evidence: _inf.Message, lin: _inf.Linearisation):
+    """log of the integral over psi of p(psi) exp(-u^T G u / 2 + b^T u), u = f_1(psi_1) linearised.
+
+    The chain's part of :func:`chain_log_evidence`, given the actions' summed message.
+
+    Args:
+        prior: DiffusionPrior.
+        evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
+        lin: the links' linearisation.
+    Returns:
+        () the log integral.
+    """
+    total = _pull_back_constant(evidence, lin.c1)
     msg = _inf.pull_back(evidence, lin.w1, lin.c1)
     precs = psd_inv(_inf.chain_rows(prior).cov)
 

@@ -3,11 +3,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from dts_ppl import agents as ag
 from dts_ppl.agents.refit import Refit
 from dts_ppl.core.empirical_bayes import fit_hyperparameters
+from dts_ppl.core.evidence import gaussian_log_evidence, gaussian_summary
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.linalg import psd_inv
 from dts_ppl.experiments.synthetic import random_linear_prior
@@ -166,9 +168,34 @@ def test_after_a_refit_the_state_is_an_agent_built_with_the_fitted_values(kind):
 
 
 @SLOW
-def test_the_first_refit_is_fit_hyperparameters_on_the_same_data():
+def test_the_first_refit_is_the_evidence_maximiser_of_fit_hyperparameters():
+    # the default re-fit (Newton steps on the evidence from one eigendecomposition per action) ends
+    # at the maximiser core's fit_hyperparameters finds with 100 L-BFGS steps, where the core's own
+    # evidence (evaluated independently, through K conditionings) has zero gradient
     prior, (X, A, y) = _prior(), _data(n=N)
-    state = _scan(ag.dts(prior, Gaussian(1.0), K, refit=Refit(every=N, fit=FIT, steps=4)))(X, A, y)
+    state = _scan(ag.dts(prior, Gaussian(1.0), K, refit=Refit(every=N, fit=FIT, steps=8)))(X, A, y)
+    want = fit_hyperparameters(prior, Gaussian(1.0), X, A, y, FIT, num_actions=K, num_steps=100)
+    h = state.hyper
+    np.testing.assert_allclose(float(h.noise_scale), want.values["noise_scale"], rtol=1e-6)
+    np.testing.assert_allclose(float(h.action_scale), want.values["action_scale"], rtol=1e-6)
+    s1 = float(jnp.sqrt(jnp.mean(jnp.diag(prior.cov1))))
+    summary = gaussian_summary(X, A, y, K)
+
+    def log_ev(log_values):
+        sigma, scale = jnp.exp(log_values)
+        return gaussian_log_evidence(prior._replace(cov1=prior.cov1 * (scale / s1) ** 2), summary, sigma)
+
+    at = jnp.log(jnp.asarray([h.noise_scale, h.action_scale]))
+    np.testing.assert_allclose(float(h.log_evidence), float(log_ev(at)), rtol=1e-10)
+    assert float(jnp.max(jnp.abs(jax.grad(log_ev)(at)))) < 1e-6 * N
+    assert float(h.log_evidence) >= float(want.log_evidence[-1]) - 1e-9 * N
+
+
+@SLOW
+def test_a_refit_with_an_optax_optimizer_is_fit_hyperparameters_with_it():
+    prior, (X, A, y) = _prior(), _data(n=N)
+    refit = Refit(every=N, fit=FIT, steps=4, optimizer=optax.lbfgs())
+    state = _scan(ag.dts(prior, Gaussian(1.0), K, refit=refit))(X, A, y)
     want = fit_hyperparameters(prior, Gaussian(1.0), X, A, y, FIT, num_actions=K, num_steps=4)
     np.testing.assert_allclose(float(state.hyper.noise_scale), want.values["noise_scale"], rtol=1e-9)
     np.testing.assert_allclose(float(state.hyper.action_scale), want.values["action_scale"], rtol=1e-9)
