@@ -78,7 +78,7 @@ def test_the_registry_is_one_table_and_the_old_names_warn():
     groups += [registry.swissroll_presets(), registry.realdata_presets()]
     extra = [registry.classification_presets(), [registry.Preset._make(p) for p in shapes.presets()]]
     names = [p.name for g in [*groups, *extra] for p in g]
-    assert len(names) == len(set(names)) == len(PRESETS) == 70
+    assert len(names) == len(set(names)) == len(PRESETS) == 76
     assert all(isinstance(p, registry.Preset) and p.name == n for n, p in PRESETS.items())
     with pytest.warns(DeprecationWarning, match="registry"):
         assert regret.PRESETS is registry.PRESETS
