@@ -109,6 +109,14 @@ if os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS") == "1":  # in case a plugin 
     jax.config.update("jax_disable_most_optimizations", True)
 
 from dts_ppl import DiffusionPrior  # noqa: E402
+from dts_ppl.core import linalg as _linalg  # noqa: E402
+
+# The unrolled small-matrix Cholesky (core.linalg.SMALL_MAX_SIZE, n <= 3 by default) is a runtime
+# speed-up that compiles more slowly (test_agents.py + test_exactness.py: 57 s against 50 s). Tests
+# trace the LAPACK path for every size; the tests of the unrolled path set it back themselves
+# (tests/core/test_fast_chain.py::test_small_cholesky_and_triangular_inverse_match_lapack,
+# tests/agents/test_dts_fast_round.py). DTS_PPL_TEST_SMALL_MAX_SIZE=3 runs the suite on the default.
+_linalg.SMALL_MAX_SIZE = int(os.environ.get("DTS_PPL_TEST_SMALL_MAX_SIZE", "0"))
 
 
 @pytest.fixture(autouse=True)

@@ -907,7 +907,9 @@ def prior_conditionals(prior: DiffusionPrior, num_actions: int = 1) -> DTSPoster
 # ------------------------------------------------------------------------------ downward pass
 
 
-def sample(key, prior: DiffusionPrior, post: DTSPosterior, sample_shape=()):
+def sample(
+    key: jax.Array, prior: DiffusionPrior, post: DTSPosterior, sample_shape: tuple[int, ...] = ()
+) -> tuple[jax.Array, jax.Array]:
     """Draw (psi, theta) from the chain of conditionals ``post`` (top latent first).
 
     Link parameters that are the same at every level (a DDPM's one network: all but the step

@@ -32,12 +32,16 @@ def _rounds(agent, rounds: int = 6):
 def test_fast_round_equals_the_stacked_lapack_round(monkeypatch):
     prior = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), load_prior(MODELS_DIR / "swissroll_L40.npz")[0])
     assert any(core.shared_link_leaves(prior)) and core.scalar_plan(core.upward_plan(prior))
-    fast = _rounds(dts(prior, Gaussian(0.5), num_actions=5))
+    with monkeypatch.context() as m:
+        m.setattr(linalg, "SMALL_MAX_SIZE", 3)  # the package default (tests/conftest.py sets 0)
+        jax.clear_caches()  # no trace made under another SMALL_MAX_SIZE is reused
+        fast = _rounds(dts(prior, Gaussian(0.5), num_actions=5))
 
     with monkeypatch.context() as m:
         m.setattr(core, "shared_link_leaves", lambda p: (False,) * len(jax.tree.leaves(p.links)))
         m.setattr(linalg, "SMALL_MAX_SIZE", 0)
         m.setattr(core, "scalar_plan", lambda plan: False)
+        jax.clear_caches()
         slow = _rounds(dts(prior, Gaussian(0.5), num_actions=5))
     for (a1, s1, st1), (a2, s2, st2) in zip(fast, slow, strict=True):
         assert a1 == a2
