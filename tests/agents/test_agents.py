@@ -64,7 +64,8 @@ def test_dts_incremental_equals_guide_and_oracle(key):
     np.testing.assert_allclose(state.evidence_sum.b, messages.b.sum(0), atol=1e-10)
 
 
-@pytest.mark.parametrize("linearisation", ["identity", "jacobian", "iterated"])
+# jacobian in the slow run (identity: the DDPM default; iterated: the MLP default)
+@pytest.mark.parametrize("linearisation", ["identity", pytest.param("jacobian", marks=pytest.mark.slow), "iterated"])
 def test_dts_nonlinear_equals_guide(key, linearisation):
     K, n = 4, 10
     prior = random_mlp_prior(key, 3, 2, hidden=8)

@@ -209,6 +209,8 @@ def test_cli_with_a_given_prior_and_heldout(cache, capsys):
     assert set(data["regret"]) == {"dTS", "LinTS", "LinUCB", "bank TS"}  # no hierarchy with a shared parameter
 
 
+# slow: the default run checks the policy agents in the verdict (test_hook_agents_join_their_prior_in_the_verdict)
+@pytest.mark.slow
 def test_cli_policies_adds_the_optimistic_agents_to_their_priors(cache, capsys):
     """--policies runs POLICY_AGENTS too: each joins its prior in the all-agent verdict, none the Thompson one."""
     train, held = _clusters(80, seed=6), _clusters(30, seed=7)

@@ -98,6 +98,9 @@ def test_marginal_evidence_equals_the_dense_integral():
         scaled_evidence.latent_marginal(mlp, "iterated")
 
 
+# slow: the default run checks the agent's first re-fit against the evidence maximiser
+# (tests/agents/test_refit.py::test_the_first_refit_is_the_evidence_maximiser_of_fit_hyperparameters)
+@pytest.mark.slow
 def test_newton_steps_reach_the_maximiser_of_the_core_evidence():
     prior, X, A, y, K, summary = _case(2, False, seed=7)
     eig = scaled_evidence.action_eigen(prior.cov1, summary)
