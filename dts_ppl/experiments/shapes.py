@@ -215,64 +215,43 @@ def paper_setup(name: str, progress: bool = True) -> dict:
     """One of the paper's problems in its bandit (:data:`PAPER`): env, DDPM prior, fits, bank."""
     if name not in PAPER_NAMES:
         raise ValueError(f"name: expected one of {', '.join(PAPER_NAMES)}, got {name!r}")
-    seed = PAPER_NAMES.index(name)
-    pretrain = np.asarray(sample_paper_shape(jax.random.PRNGKey(3000 + seed), name, PAPER.pretrain), np.float64)
-    bank = sample_paper_shape(jax.random.PRNGKey(4000 + seed), name, PAPER.bank)
-    prior, meta = realdata.trained_prior(
-        f"shape-paper-{name}",
-        pretrain,
-        "beta",
-        progress=progress,
-        num_levels=PAPER.num_levels,
-        hidden=PAPER.hidden,
-        steps=PAPER.steps,
-    )
     K = PAPER.num_actions
-    env = Environment(
-        lambda key: sample_paper_shape(key, name, 1)[0],
+    setup = _setup(
+        f"shape-paper-{name}",
+        lambda key, n: sample_paper_shape(key, name, n),
+        PAPER,
+        PAPER_NAMES.index(name) + 3000,
         unit_disc_contexts(K),
-        Gaussian(PAPER.noise),
-        K,
-        2,
-        True,
         f"Kveton et al.'s {name} problem (shared theta), K={K} features uniform in the unit disc",
+        progress,
     )
-    uninformed = ag.GaussianPrior(jnp.zeros(2), jnp.eye(2))
-    return dict(
-        env=env,
-        prior=prior,
-        meta=meta,
-        gauss=ag.GaussianPrior.fit(pretrain),
-        uninformed=uninformed,
-        bank=bank,
-        pretrain=pretrain,
-        config=PAPER,
-    )
+    return dict(setup, uninformed=ag.GaussianPrior(jnp.zeros(2), jnp.eye(2)), config=PAPER)
 
 
 def shape_setup(name: str, progress: bool = True) -> dict:
     """Everything one shape preset uses: env, DDPM prior (+ meta), Gaussian fit, bank, pre-training sample."""
-    seed = NAMES.index(name) if name in NAMES else -1
-    pretrain = np.asarray(sample_shape(jax.random.PRNGKey(1000 + seed), name, SHAPES.pretrain), np.float64)
-    bank = sample_shape(jax.random.PRNGKey(2000 + seed), name, SHAPES.bank)
-    prior, meta = realdata.trained_prior(
-        f"shape-{name}",
-        pretrain,
-        "beta",
-        progress=progress,
-        num_levels=SHAPES.num_levels,
-        hidden=SHAPES.hidden,
-        steps=SHAPES.steps,
-    )
     K = SHAPES.num_actions
-    env = Environment(
-        lambda key: sample_shape(key, name, 1)[0],
+    return _setup(
+        f"shape-{name}",
+        lambda key, n: sample_shape(key, name, n),
+        SHAPES,
+        (NAMES.index(name) if name in NAMES else -1) + 1000,
         uniform_contexts(2, K),
-        Gaussian(SHAPES.noise),
-        K,
-        2,
-        True,
         f"{name} shape prior (shared theta), K={K} features U[-1,1]^2",
+        progress,
+    )
+
+
+def _setup(label: str, sample, cfg, seed: int, contexts, description: str, progress: bool) -> dict:
+    """The pre-training sample (key ``seed``), the bank (key ``seed + 1000``), the DDPM prior trained
+    on the sample, its Gaussian fit and the shared-theta environment with ``contexts``."""
+    pretrain = np.asarray(sample(jax.random.PRNGKey(seed), cfg.pretrain), np.float64)
+    bank = sample(jax.random.PRNGKey(seed + 1000), cfg.bank)
+    prior, meta = realdata.trained_prior(
+        label, pretrain, "beta", progress=progress, num_levels=cfg.num_levels, hidden=cfg.hidden, steps=cfg.steps
+    )
+    env = Environment(
+        lambda key: sample(key, 1)[0], contexts, Gaussian(cfg.noise), cfg.num_actions, 2, True, description
     )
     return dict(env=env, prior=prior, meta=meta, gauss=ag.GaussianPrior.fit(pretrain), bank=bank, pretrain=pretrain)
 
