@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compiles import count_compilations
 
 from dts_ppl import Bernoulli, DiffusionPrior, Gaussian, Poisson
 from dts_ppl.agents import (
@@ -211,21 +212,6 @@ def test_bank_ts_flags_a_nonfinite_context_and_rejects_bad_rewards_inside_jit():
     assert int(state.rejected) == 3 and _finite(state)
 
 
-def _count_compilations(fn):
-    events = []
-
-    def listen(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        fn()
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
-    return len(events)
-
-
 @pytest.mark.parametrize("name", ["dts", "lin_ts", "bank_ts"])
 def test_an_eager_loop_compiles_once(name):
     agent = _agent(name)
@@ -240,7 +226,7 @@ def test_an_eager_loop_compiles_once(name):
         return s
 
     loop(2)  # the first rounds compile act and update, once per input shape
-    assert _count_compilations(lambda: loop(50)) == 0
+    assert count_compilations(lambda: loop(50)) == 0
 
 
 # dts_bernoulli in the slow run: the eager paths are the same for every likelihood (dts, random here)
