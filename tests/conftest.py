@@ -2,6 +2,13 @@ import gc
 import os
 import sys
 
+# One BLAS thread per test process: the suite runs in two pytest-xdist workers on two cores, and
+# OpenBLAS's own threads on top of them wait on each other (scipy's L-BFGS-B inside the EL interval
+# of dts_ppl.analysis.ope ran 100x slower with two BLAS threads per worker on a busy machine).
+# Set before numpy is imported; a user's own setting is kept.
+for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+
 # Tests are dominated by XLA compilation (backend compilation was 83% of test_agents.py's time),
 # not by run time. Unless DTS_PPL_TEST_FULL_OPT=1, compile
 # - without most of XLA's optimisation passes (20-28% less CPU time on test_exactness.py and
