@@ -6,10 +6,12 @@ independent, so Cov(theta_a, theta_b) = C + [a = b] S_1. A random walk whose ste
 like the prior's spread (:func:`dts_ppl.bandits.envs.random_walk`: theta_t = theta_{t-1} +
 scale (theta' - theta'') / sqrt(2) with two fresh prior draws) has steps N(0, scale^2 Cov(theta)),
 which is the law of u_t = u_{t-1} + N(0, scale^2 C), e_{a,t} = e_{a,t-1} + N(0, scale^2 S_1),
-all independent. The state z = (u, e_1, ..., e_K), (K + 1) d coordinates, is then a linear
-Gaussian chain observed through y_t = x_t^T (u_t + e_{A_t,t}) + N(0, sigma^2), and the Kalman
-filter (predict: add the step covariance Q = scale^2 blockdiag(C, S_1, ..., S_1); update:
-condition on the round's reward) is its exact posterior: the oracle that knows the walk.
+all independent (``shared_scale`` lets the filter assume another step size for u than for the
+e_a, e.g. 0 for a filter that believes the shared part fixed). The state z = (u, e_1, ..., e_K),
+(K + 1) d coordinates, is then a linear Gaussian chain observed through
+y_t = x_t^T (u_t + e_{A_t,t}) + N(0, sigma^2), and the Kalman filter (predict: add the step
+covariance Q = scale^2 blockdiag(C, S_1, ..., S_1); update: condition on the round's reward) is
+its exact posterior: the oracle that knows the walk.
 
 The state holds the prediction for the next round: :func:`walk_init` is the prior of round 0
 (the run's draw plus round 0's step), :func:`walk_observe` conditions on a round and predicts the
@@ -37,6 +39,7 @@ class WalkModel(NamedTuple):
     Attributes:
         mean: (d,) E[u] = E[theta_a].   shared_cov: (d, d) C = Cov(u).   action_cov: (d, d) S_1.
         scale: () the walk's step size (steps N(0, scale^2 Cov(theta))).   noise_var: () sigma^2.
+        shared_scale: () the step size of u (None: ``scale``; the e_a step with ``scale``).
     """
 
     mean: Annotated[jax.Array, "d"]
@@ -44,6 +47,7 @@ class WalkModel(NamedTuple):
     action_cov: Annotated[jax.Array, "d d"]
     scale: Annotated[jax.Array, ""]
     noise_var: Annotated[jax.Array, ""]
+    shared_scale: Annotated[jax.Array, ""] | None = None
 
 
 class WalkState(NamedTuple):
@@ -57,7 +61,7 @@ class WalkState(NamedTuple):
     cov: Annotated[jax.Array, "N N"]
 
 
-def walk_model(prior: DiffusionPrior, scale, noise_var) -> WalkModel:
+def walk_model(prior: DiffusionPrior, scale, noise_var, shared_scale=None) -> WalkModel:
     """The :class:`WalkModel` of an affine ``prior`` (C = Cov(theta_a) - S_1); ValueError otherwise."""
     if not isinstance(prior, DiffusionPrior) or not prior.is_linear:
         raise ValueError("prior: expected an affine DiffusionPrior (theta is then Gaussian)")
@@ -65,14 +69,22 @@ def walk_model(prior: DiffusionPrior, scale, noise_var) -> WalkModel:
     shared = cov - prior.cov1
     dtype = prior.cov1.dtype
     return WalkModel(
-        mean, 0.5 * (shared + shared.T), prior.cov1, jnp.asarray(scale, dtype), jnp.asarray(noise_var, dtype)
+        mean,
+        0.5 * (shared + shared.T),
+        prior.cov1,
+        jnp.asarray(scale, dtype),
+        jnp.asarray(noise_var, dtype),
+        None if shared_scale is None else jnp.asarray(shared_scale, dtype),
     )
 
 
-def _step_cov(model: WalkModel, num_actions: int) -> jax.Array:
-    """blockdiag(C, S_1, ..., S_1): the prior covariance of z (the step's, over scale^2)."""
-    own = jnp.broadcast_to(model.action_cov, (num_actions,) + model.action_cov.shape)
-    return _block_diag(jnp.concatenate([model.shared_cov[None], own]))
+def _blocks(model: WalkModel, num_actions: int, step: bool) -> jax.Array:
+    """(K + 1, d, d): the diagonal blocks of z's prior covariance (C, S_1, ..., S_1), or of the step's Q."""
+    shared, own = model.shared_cov, model.action_cov
+    if step:
+        shared_scale = model.scale if model.shared_scale is None else model.shared_scale
+        shared, own = shared_scale**2 * shared, model.scale**2 * own
+    return jnp.concatenate([shared[None], jnp.broadcast_to(own, (num_actions,) + own.shape)])
 
 
 def _block_diag(blocks: jax.Array) -> jax.Array:
@@ -95,8 +107,8 @@ def walk_init(model: WalkModel, num_actions: int) -> WalkState:
         raise ValueError(f"num_actions: expected an integer >= 1, got {num_actions!r}")
     d = model.mean.shape[0]
     mean = jnp.zeros((num_actions + 1, d), model.mean.dtype).at[0].set(model.mean)
-    prior_cov = _step_cov(model, num_actions)
-    return WalkState(mean, prior_cov * (1.0 + model.scale**2))
+    blocks = _blocks(model, num_actions, False) + _blocks(model, num_actions, True)
+    return WalkState(mean, _block_diag(blocks))
 
 
 def walk_observe(model: WalkModel, state: WalkState, x: jax.Array, action: jax.Array, y: jax.Array) -> WalkState:
@@ -122,8 +134,7 @@ def walk_observe(model: WalkModel, state: WalkState, x: jax.Array, action: jax.A
     cov = state.cov - jnp.outer(flat, flat) / s
     cov = (0.5 * (cov + cov.T)).reshape(K1, d, K1, d)
     idx = jnp.arange(K1)
-    own = jnp.broadcast_to(model.action_cov, (K1 - 1, d, d))
-    step = model.scale**2 * jnp.concatenate([model.shared_cov[None], own])  # the diagonal blocks of Q
+    step = _blocks(model, K1 - 1, True)  # Q is block-diagonal
     return WalkState(mean, cov.at[idx, :, idx, :].add(step).reshape(K1 * d, K1 * d))
 
 

@@ -11,6 +11,10 @@ The runs are those of studies/drift/forgetting.py (same problem, seed, keys: run
 theta path, contexts and noise), so the oracle is paired with the no-discount and discounted rows
 of studies/drift/results/forgetting*.json, read from there.
 
+``--variant`` runs a filter that is told a wrong walk, to see which part of the exact posterior
+the gain comes from: ``shared-fixed`` believes the shared part u = f_1(psi_1) does not move (only
+each action's own part e_a walks), ``own-fixed`` believes the e_a do not move (only u walks).
+
     PYTHONPATH=. python studies/drift/walk_oracle.py
 """
 
@@ -35,9 +39,14 @@ from studies.drift.forgetting import CURVE_EVERY, NOISE, K, problem
 JITTER = 1e-6  # relative to the scores' mean variance, for the float32 Cholesky
 
 
-def walk_oracle(prior, scale) -> Agent:
-    """Thompson sampling on the exact filter of the walk with step ``scale`` (may be traced)."""
-    model = walk_filter.walk_model(prior, 0.0, NOISE**2)._replace(scale=jnp.asarray(scale, prior.cov1.dtype))
+VARIANTS = {"exact": (1.0, 1.0), "shared-fixed": (1.0, 0.0), "own-fixed": (0.0, 1.0)}  # (e_a, u) step factors
+
+
+def walk_oracle(prior, scale, shared_scale) -> Agent:
+    """Thompson sampling on the filter of a walk with steps ``scale`` (e_a) and ``shared_scale`` (u), traced."""
+    dtype = prior.cov1.dtype
+    model = walk_filter.walk_model(prior, 0.0, NOISE**2, 0.0)
+    model = model._replace(scale=jnp.asarray(scale, dtype), shared_scale=jnp.asarray(shared_scale, dtype))
 
     def init():
         return walk_filter.walk_init(model, K)
@@ -54,14 +63,16 @@ def walk_oracle(prior, scale) -> Agent:
     return Agent(init, act, update)
 
 
-def run_cells(env, prior, taus: list[int], runs: int, rounds: int, seed: int) -> np.ndarray:
+def run_cells(env, prior, taus: list[int], runs: int, rounds: int, seed: int, variant: str) -> np.ndarray:
     """(len(taus), runs, rounds) cumulative regret of the oracle, one compiled vmap over (tau, run)."""
     base = jax.random.PRNGKey(seed + 1)
     scale = jnp.asarray([1.0 / math.sqrt(t) for t in taus], jnp.float32)
+    own, shared = VARIANTS[variant]
 
     def one(s, run):
         walk = drift_process(env, s, jnp.asarray(0, jnp.int32))
-        return jnp.cumsum(run_regret(jax.random.fold_in(base, run), walk, walk_oracle(prior, s), rounds))
+        agent = walk_oracle(prior, own * s, shared * s)
+        return jnp.cumsum(run_regret(jax.random.fold_in(base, run), walk, agent, rounds))
 
     c_idx, r_idx = np.meshgrid(np.arange(len(taus)), np.arange(runs), indexing="ij")
     out = jax.jit(jax.vmap(one))(scale[c_idx.ravel()], jnp.asarray(r_idx.ravel()))
@@ -73,6 +84,7 @@ def main() -> None:
     parser.add_argument("--taus", default="1000", help="walk time scales, comma-separated")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5000)
+    parser.add_argument("--variant", default="exact", choices=sorted(VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=str(results_dir("drift") / "walk-oracle.json"))
     args = parser.parse_args()
@@ -85,14 +97,18 @@ def main() -> None:
         out = {}
     out.setdefault("cells", {})
     command = f"PYTHONPATH=. python studies/drift/walk_oracle.py --taus {args.taus} --runs {args.runs}"
+    if args.variant != "exact":
+        command += f" --variant {args.variant}"
     if args.json != str(results_dir("drift") / "walk-oracle.json"):
         command += f" --json studies/drift/results/{args.json.rsplit('/', 1)[-1]}"
     start = time.perf_counter()
-    cum = run_cells(env, prior, taus, args.runs, args.rounds, args.seed)
+    cum = run_cells(env, prior, taus, args.runs, args.rounds, args.seed, args.variant)
     seconds = time.perf_counter() - start
     for tau, c in zip(taus, cum, strict=True):
-        out["cells"][f"walk-{tau}"] = dict(
+        name = f"walk-{tau}" if args.variant == "exact" else f"walk-{tau}/{args.variant}"
+        out["cells"][name] = dict(
             env=f"walk-{tau}",
+            variant=args.variant,
             tau=tau,
             runs=args.runs,
             rounds=args.rounds,
@@ -103,7 +119,7 @@ def main() -> None:
             curve_rounds=list(range(CURVE_EVERY, args.rounds + 1, CURVE_EVERY)),
             curve_mean=c[:, CURVE_EVERY - 1 :: CURVE_EVERY].mean(0).tolist(),
         )
-        print(f"walk-{tau} oracle: {c[:, -1].mean():.0f} +- {c[:, -1].std(ddof=1) / math.sqrt(len(c)):.0f}", flush=True)
+        print(f"{name} oracle: {c[:, -1].mean():.0f} +- {c[:, -1].std(ddof=1) / math.sqrt(len(c)):.0f}", flush=True)
     save_json(args.json, out)
     print(f"{seconds:.0f} s", flush=True)
 

@@ -31,19 +31,23 @@ def _theta_prior(prior):
     return np.asarray(parts["theta_mean"]).reshape(-1), cov
 
 
-def test_filter_is_the_joint_gaussian_of_the_path():
+@pytest.mark.parametrize("shared_scale", [None, 0.0, 1.1])
+def test_filter_is_the_joint_gaussian_of_the_path(shared_scale):
     prior = _prior()
     mean0, sigma = _theta_prior(prior)
+    own = np.kron(np.eye(K), np.asarray(prior.cov1))  # I_K (x) S_1: the e_a part of sigma
+    shared = sigma - own  # 1 1^T (x) C
     kx, ka, ky = jax.random.split(jax.random.PRNGKey(0), 3)
     X = np.asarray(jax.random.uniform(kx, (T, D), minval=-1, maxval=1))
     A = np.asarray(jax.random.randint(ka, (T,), 0, K))
     y = np.asarray(jax.random.normal(ky, (T,)))
 
     # brute force: theta_t for rounds t = 0..T (round T is the prediction), theta_{-1} ~ prior,
-    # one step N(0, SCALE^2 sigma) before every round: Cov(theta_s, theta_t) = sigma (1 + SCALE^2 (min(s, t) + 1))
+    # one step before every round: Cov(theta_s, theta_t) = sigma + (min(s, t) + 1) (s_e^2 own + s_u^2 shared)
     rounds = np.arange(T + 1)
-    factor = 1.0 + SCALE**2 * (np.minimum.outer(rounds, rounds) + 1)
-    cov = np.kron(factor, sigma)
+    steps = np.minimum.outer(rounds, rounds) + 1.0
+    s_u = SCALE if shared_scale is None else shared_scale
+    cov = np.kron(np.ones_like(steps), sigma) + np.kron(steps, SCALE**2 * own + s_u**2 * shared)
     mean = np.tile(mean0, T + 1)
     H = np.zeros((T, (T + 1) * K * D))
     for t in range(T):
@@ -54,7 +58,7 @@ def test_filter_is_the_joint_gaussian_of_the_path():
     post_cov = cov - gain @ H @ cov
     last = slice(T * K * D, (T + 1) * K * D)
 
-    model = walk_filter.walk_model(prior, SCALE, SIGMA**2)
+    model = walk_filter.walk_model(prior, SCALE, SIGMA**2, shared_scale)
     state = walk_filter.walk_init(model, K)
     step = jax.jit(walk_filter.walk_observe)
     for t in range(T):
