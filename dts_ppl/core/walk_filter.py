@@ -22,6 +22,7 @@ tests/core/test_walk_filter.py checks it against the joint Gaussian of the whole
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, NamedTuple
 
 import jax
@@ -62,9 +63,27 @@ class WalkState(NamedTuple):
 
 
 def walk_model(prior: DiffusionPrior, scale, noise_var, shared_scale=None) -> WalkModel:
-    """The :class:`WalkModel` of an affine ``prior`` (C = Cov(theta_a) - S_1); ValueError otherwise."""
+    """The :class:`WalkModel` of an affine ``prior`` (C = Cov(theta_a) - S_1).
+
+    Args:
+        prior: an affine DiffusionPrior (ValueError otherwise).   scale: >= 0 the walk's step size.
+        noise_var: sigma^2 > 0.   shared_scale: None (``scale``) or >= 0, the step size of u.
+
+    Returns:
+        WalkModel with (d,), (d, d), (d, d) and () fields.
+    """
     if not isinstance(prior, DiffusionPrior) or not prior.is_linear:
         raise ValueError("prior: expected an affine DiffusionPrior (theta is then Gaussian)")
+    for name, value, low in (
+        ("scale", scale, 0.0),
+        ("noise_var", noise_var, None),
+        ("shared_scale", shared_scale, 0.0),
+    ):
+        if value is None and name == "shared_scale" or isinstance(value, jax.core.Tracer):
+            continue
+        v = float(value) if jnp.ndim(value) == 0 and not isinstance(value, bool) else math.nan
+        if not math.isfinite(v) or (v < low if low is not None else v <= 0.0):
+            raise ValueError(f"{name}: expected a finite number {'>= 0' if low is not None else '> 0'}, got {value!r}")
     mean, cov = _inference.theta_prior_moments(prior)
     shared = cov - prior.cov1
     dtype = prior.cov1.dtype

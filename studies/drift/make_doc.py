@@ -184,8 +184,13 @@ def why_walk(envs: dict) -> list[str]:
     if not told:
         return []
     return [
-        "- Which part of the walk the exact posterior gains from (filters told a wrong walk, against no"
-        " discount: u = f_1(psi_1) the shared part, e_a an action's own part): " + "; ".join(told) + ".",
+        "- Which part of the walk the gain comes from (Thompson sampling on filters told a wrong walk,"
+        " against no discount; u = f_1(psi_1) is the shared part, 77% of theta's variance here, e_a an"
+        " action's own part): " + "; ".join(told) + ". A filter told that u is fixed tracks only the actions'"
+        " own parts; a filter told that the e_a are fixed follows the shared"
+        " part at its own rate (it moves every action's reward alike, so it is learnt from every round) and"
+        " keeps every action's own evidence. Exponential forgetting of dTS's per-action statistics forgets"
+        " the evidence on both parts at one rate (a window of W rounds), so it does neither.",
     ]
 
 
@@ -529,13 +534,12 @@ def render(data) -> str:
             + (", ".join(f"{r['env']}: {-100 * r['rule']:+.1f}%" for r in walks) or "-")
             + "). Where that gain stays below 25% ("
             + (", ".join(r["env"] for r in walks if r["walk"] < 0.25) or "none")
-            + ") the exact posterior itself misses the target, so no forgetting of dTS's evidence can be",
-            "  expected to reach it; where it is above ("
+            + ") Thompson sampling on the exact posterior itself misses the target; where it is above ("
             + (", ".join(r["env"] for r in walks if r["walk"] >= 0.25) or "none")
-            + "), the discount's one window falls short of the filter, which keeps the shared part's",
-            "  evidence, forgets each action's own part at exactly the walk's rate and widens the prior as",
-            "  the walk does (a forgotten action relaxes to N(f_1(psi_1), S_1), narrower than the walked",
-            "  theta's spread of (1 + t / tau) times the prior's).",
+            + ") the discount falls far short of it. The exact posterior is not a bound over all",
+            "  policies: it also widens the uncertainty of every action whose own part may have walked since",
+            "  its last pull, and Thompson sampling then explores those actions again; a filter told a",
+            "  wrong walk can do better (next bullet).",
             *why_walk(envs),
             *detector_on_walks(envs, n),
             f"- With K = {k} actions an action is pulled about tau / K times while theta stays put"

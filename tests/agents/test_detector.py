@@ -77,7 +77,8 @@ def test_alarm_resets_to_a_fresh_agent_and_compiles_once():
 
     def loop():
         nonlocal state
-        for t, row in enumerate(zip(np.concatenate([X1, X2]), np.concatenate([A1, A2]), np.concatenate([y1, y2]))):
+        rows = zip(np.concatenate([X1, X2]), np.concatenate([A1, A2]), np.concatenate([y1, y2]), strict=True)
+        for t, row in enumerate(rows):
             before = int(state.alarms)
             state = update(state, *row)
             if int(state.alarms) > before:

@@ -90,3 +90,7 @@ def test_model_matches_the_environment_walk_steps():
 def test_bad_input():
     with pytest.raises(ValueError, match="num_actions"):
         walk_filter.walk_init(walk_filter.walk_model(_prior(), SCALE, 1.0), 0)
+    with pytest.raises(ValueError, match="noise_var"):
+        walk_filter.walk_model(_prior(), SCALE, 0.0)
+    with pytest.raises(ValueError, match="scale"):
+        walk_filter.walk_model(_prior(), -1.0, 1.0)
