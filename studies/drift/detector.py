@@ -17,6 +17,10 @@ whole chain). Rows: abrupt-TAU at the issue's TAU = 1000 (``--runs``) and other 
 (``--range-runs``), stationary and walk-1000 (``--runs``): what the detector costs where nothing
 changes abruptly.
 
+``--paired ENV --paired-runs N`` runs, at N runs of one abrupt environment, the detector beside
+undiscounted dTS and the oracle reset on the plain code path (no forgetting code), for a paired
+comparison with more runs than forgetting.py's rows have there.
+
     PYTHONPATH=. python studies/drift/detector.py
 """
 
@@ -38,7 +42,7 @@ from dts_ppl.bandits.simulation import run_rounds
 from dts_ppl.core import change_detector
 from dts_ppl.core.likelihoods import Gaussian
 from studies.common import results_dir, save_json
-from studies.drift.forgetting import CONTEXT_SECOND_MOMENT, CURVE_EVERY, NOISE, K, problem
+from studies.drift.forgetting import CONTEXT_SECOND_MOMENT, CURVE_EVERY, NOISE, K, problem, resetting
 
 
 def rules(prior, rounds: int) -> dict:
@@ -85,6 +89,35 @@ def run_cells(env, prior, todo: list[dict], settings: dict, rounds: int, seed: i
     return [(cum[c_idx == i], alarms[c_idx == i]) for i in range(len(todo))]
 
 
+def run_paired(env, prior, tau: int, runs: int, settings: dict, rounds: int, seed: int) -> dict:
+    """abrupt-tau at ``runs`` runs: plain dTS, the oracle reset and the detector, same keys (final regrets)."""
+    plain = dts(prior, Gaussian(NOISE), num_actions=K)
+    base = jax.random.PRNGKey(seed + 1)
+    abrupt = drift_process(env, jnp.asarray(0.0, jnp.float32), jnp.asarray(tau, jnp.int32))
+
+    def baseline(every, run):
+        agent = resetting(plain, every)
+        return jnp.sum(run_rounds(jax.random.fold_in(base, run), abrupt, agent, rounds)[1])
+
+    def detected(run):
+        agent = detect_changes(plain, prior, settings["false_alarm_rate"], settings["ratio"], NOISE**2)
+        state, regret, _ = run_rounds(jax.random.fold_in(base, run), abrupt, agent, rounds)
+        return jnp.sum(regret), state.alarms
+
+    r = jnp.arange(runs)
+    every = jnp.asarray([0] * runs + [tau] * runs, jnp.int32)
+    both = np.asarray(jax.jit(jax.vmap(baseline))(every, jnp.concatenate([r, r])))
+    det, alarms = jax.jit(jax.vmap(detected))(r)
+    return dict(
+        env=f"abrupt-{tau}",
+        runs=runs,
+        none=both[:runs].tolist(),
+        oracle_reset=both[runs:].tolist(),
+        detector=np.asarray(det).tolist(),
+        alarms=np.asarray(alarms).tolist(),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -93,6 +126,8 @@ def main() -> None:
     parser.add_argument("--tau", type=int, default=1000)
     parser.add_argument("--taus", default="2500,250,100", help="other abrupt time scales, comma-separated")
     parser.add_argument("--only", default="", help="run only these rows (comma-separated env names)")
+    parser.add_argument("--paired", default="", help="an abrupt environment (abrupt-TAU) for the plain-path comparison")
+    parser.add_argument("--paired-runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=str(results_dir("drift") / "detector.json"))
     args = parser.parse_args()
@@ -105,6 +140,19 @@ def main() -> None:
         out = {}
     out["settings"] = settings
     out.setdefault("cells", {})
+    if args.paired:
+        start = time.perf_counter()
+        tau = int(args.paired.split("-")[1])
+        res = run_paired(env, prior, tau, args.paired_runs, settings, args.rounds, args.seed)
+        res["seconds"] = time.perf_counter() - start
+        res["command"] = (
+            f"PYTHONPATH=. python studies/drift/detector.py --paired {args.paired} --paired-runs {args.paired_runs}"
+        )
+        out.setdefault("paired", {})[args.paired] = res
+        save_json(args.json, out)
+        for k in ("none", "oracle_reset", "detector"):
+            print(f"{args.paired} {k}: {np.mean(res[k]):.0f}", flush=True)
+        return
     todo = cells([int(t) for t in args.taus.split(",") if t], args.tau, args.runs, args.range_runs)
     only = {o for o in args.only.split(",") if o}
     todo = [c for c in todo if (not only or c["env"] in only)]

@@ -61,6 +61,8 @@ def load() -> dict:
         for c in det["cells"].values():
             data["extra"].append(dict(c, agent="dTS", chosen_by="detector", gamma=1.0, window=None))
         data["commands"] += sorted({c["command"] for c in det["cells"].values()})
+        data["paired"] = det.get("paired", {})
+        data["commands"] += sorted(p["command"] for p in data["paired"].values())
     return data
 
 
@@ -479,6 +481,19 @@ def render(data) -> str:
                 f"| {env} | {len(none['final'])} | {size} | {_stats(none)[0]:.0f} | {r} | {b} | {o} | {w} | {dt} |"
             )
         out.append("")
+    for env, p in sorted(data.get("paired", {}).items()):
+        d, dse = paired_change(p["detector"], p["none"])
+        o, ose = paired_change(p["oracle_reset"], p["none"])
+        x, xse = paired_change(p["detector"], p["oracle_reset"])
+        text = (
+            f"{env} at {p['runs']} runs, all three on the plain code path (no forgetting code), same keys:"
+            f" undiscounted dTS {np.mean(p['none']):.0f}, the oracle reset {100 * o:+.1f}% +- {100 * ose:.1f},"
+            f" the detector {100 * d:+.1f}% +- {100 * dse:.1f} ({np.mean(p['alarms']):.2f} alarms per run;"
+            f" {'meets' if -d >= 0.25 else 'misses'} the 25% target), {100 * x:+.1f}% +- {100 * xse:.1f} against"
+            " the oracle reset."
+        )
+        out += [f"### {env}, {p['runs']} runs", "", text, ""]
+        verdicts.append(text)
     out += ["## Summary against the targets", ""]
     out += [f"- {v}" for v in verdicts]
     taus = sorted({int(e.split("-")[1]) for e in range_envs}, reverse=True)
