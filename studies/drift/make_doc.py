@@ -346,9 +346,10 @@ def render(data) -> str:
         "  posterior of the walk: the Kalman filter over (u, e_1, ..., e_K) with the walk's true step size",
         "  (`core.walk_filter`, docs/math.md section 11; tests/core/test_walk_filter.py checks it against the",
         "  joint Gaussian of the whole theta path). Forgetting approximates this posterior; the oracle's",
-        "  gain over no discount is what forgetting can be expected to reach with Thompson sampling (not a",
-        "  bound over every policy: Thompson sampling is not the optimal policy, so a discount can land a",
-        "  little below it).",
+        "  gain over no discount is what forgetting can be expected to reach with Thompson sampling. It is",
+        "  not a bound over every policy (Thompson sampling is not the optimal policy): the rows **told u",
+        "  fixed** / **told e_a fixed** run the same filter told that only the actions' own parts / only",
+        "  the shared part walk, and the second does better than the exact one at walk-1000.",
         "- The **detector** row is undiscounted dTS reset to its prior when a CUSUM test on the",
         "  standardized predictive residuals fires (`agents.detector.detect_changes`, docs/math.md",
         "  section 11), off by default. Its settings are stated rules fixed before the runs:"
