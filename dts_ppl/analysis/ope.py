@@ -70,7 +70,11 @@ INTERVALS = ("normal", "el")
 ESS_WARN_FRACTION = 0.1
 
 
-class LowEffectiveSampleSize(UserWarning):
+class OutsideDomain(UserWarning):
+    """An estimator was called outside the domain where its 95% interval is claimed (docs/ope.md)."""
+
+
+class LowEffectiveSampleSize(OutsideDomain):
     """The importance weights' effective sample size is below ``ESS_WARN_FRACTION`` of the rows."""
 
 
