@@ -47,6 +47,7 @@ Large action sets (MIPS over action embeddings, the dTS posterior as reward mode
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 import weakref
@@ -178,12 +179,27 @@ def _check_ranges(w, r, weight_range, reward_range):
     return w_min, w_max, r_lo, r_hi
 
 
+def _one_blas_thread():
+    """A context with BLAS limited to one thread: scipy's L-BFGS-B on two variables runs ~100x
+    slower when its BLAS threads compete for busy cores (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn, not required
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def _max_concave(f_grad, x0):
     """(max, argmax) over x >= 0 (2,) of a smooth concave f, never below f(x0).
 
     L-BFGS-B on -f with bounds, and L-BFGS-B in x = exp(t) (which keeps every D_i > 0, so it
     does not stall at a corner where some D_i = 0); the better of the two.
     """
+    with _one_blas_thread():
+        return _max_concave_lbfgsb(f_grad, x0)
+
+
+def _max_concave_lbfgsb(f_grad, x0):
     opts = dict(ftol=1e-15, gtol=1e-12, maxiter=500)
     box = optimize.minimize(
         lambda x: tuple(-v for v in f_grad(x)), x0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * 2, options=opts

@@ -40,10 +40,32 @@ is as large as 1 / p_i, and the few logged rows that carry it decide the estimat
   posterior mean (:func:`posterior_reward_model`: the rows are split into folds and each fold's
   q comes from the posterior fitted on the other folds, so no row's residual is shrunk by its own
   fit); its interval is the influence-function one, terms
-  sum_a pi(a | x_i) q(x_i, a) + w_i (r_i - q(x_i, a_i)), value +- 1.96 sd / sqrt(n).
+  sum_a pi(a | x_i) q(x_i, a) + w_i (r_i - q(x_i, a_i)), value +- 1.96 sd / sqrt(n), or
+  (``interval="el"``, :func:`doubly_robust_el`) the empirical-likelihood interval of the residual
+  term plus the direct term's normal half-width, for heavy-tailed weights.
+
+- **MIPS on posterior categories** (:func:`posterior_mips`): the categories are k-means of the
+  posterior means of theta fitted on the other folds (the reward-relevant embedding of each
+  action), so they are as reward-homogeneous as the logs can tell.
+
+Where each 95% interval is claimed (checks a user runs on their own logs; outside, the estimators
+warn with subclasses of :class:`ope.OutsideDomain`; the thresholds are fixed constants):
+
+- normal intervals (IPS, SNIPS, DR, MIPS): the weights' relative effective sample size at least
+  ``ope.ESS_WARN_FRACTION`` (10%): :func:`policy_ess` when the logging policy's probabilities are
+  known (:class:`ope.LowEffectiveSampleSize` from :func:`mips` and :func:`posterior_mips`),
+  else the logged weights' own ESS (the warning of :func:`ope.ips` and friends; optimistic: it is
+  high exactly in the samples that missed the rare large weights).
+- EL intervals (:func:`ope.el_interval`, :func:`doubly_robust_el`): below that ESS, where they are
+  the recommended interval; pass :func:`policy_weight_range` as ``weight_range`` when the policies
+  are known (the default 1 / min p is far looser at large K).
+- the direct method: :func:`prior_share` at most ``PRIOR_SHARE_WARN`` (:class:`PriorDominated`).
+- MIPS: the categories reward-homogeneous as far as the posterior can tell:
+  :func:`prior_share` at most ``PRIOR_SHARE_WARN`` and :func:`direct_effect_bias` under the
+  posterior-mean reward at most ``DIRECT_EFFECT_WARN`` se (:class:`DirectEffect`).
 
 studies/ope/large_k.py measures coverage and RMSE of every estimator here and of IPS at
-K = 10 .. 10,000 (docs/ope.md).
+K = 10 .. 10,000, over all replicates and inside each domain (docs/ope.md).
 """
 
 from __future__ import annotations
@@ -79,6 +101,7 @@ __all__ = [
     "embedding_marginals",
     "marginal_weights",
     "mips",
+    "policy_ess",
     "policy_weight_range",
     "posterior_mips",
     "prior_share",
@@ -248,6 +271,47 @@ def policy_weight_range(logging, target, embeddings=None, num_embeddings: int | 
     return min(float(ratio.min()), 1.0 - 1e-9), max(float(ratio.max()), 1.0 + 1e-9)
 
 
+def policy_ess(logging, target, embeddings=None, num_embeddings: int | None = None) -> float:
+    """The importance weights' relative effective sample size that the two policies imply, in (0, 1].
+
+    1 / mean_i E_mu[w^2 | x_i] = 1 / mean_i sum_a pi(a | x_i)^2 / mu(a | x_i) (over categories e,
+    p_t(e | x_i)^2 / p_log(e | x_i), for MIPS's marginal weights): Kish's ESS / n in expectation
+    over the logged actions, computed from the policies instead of the sampled weights. The
+    logged weights' own ESS (:func:`ope.effective_sample_size`) is high precisely in the samples
+    that missed the rare large weights, where the normal interval is low and narrow; this one
+    does not depend on which actions were drawn. Normal intervals are claimed where it is at
+    least ``ope.ESS_WARN_FRACTION``.
+
+    Args:
+        logging: (n, K) the logging policy's probabilities at each x_i.   target: (n, K) the target's.
+        embeddings: optional (K,) integer category of each action.   num_embeddings: C.
+
+    Returns:
+        The relative ESS (float).
+    """
+    target = np.asarray(target, dtype=float)
+    logging = _check_policy("logging", logging, target.shape)
+    target = _check_policy("target", target, logging.shape)
+    if embeddings is not None:
+        e, C = _check_embeddings(embeddings, target.shape[1], num_embeddings)
+        logging = np.asarray(embedding_marginals(logging, e, C))
+        target = np.asarray(embedding_marginals(target, e, C))
+    if np.any((logging == 0) & (target > 0)):
+        return 0.0  # the target takes what the logging policy never does: no weight can reach it
+    second = np.sum(np.where(logging > 0, target**2 / np.where(logging > 0, logging, 1.0), 0.0), axis=1)
+    return float(1.0 / np.mean(second))
+
+
+def _check_policy_ess(ess: float, estimator: str) -> None:
+    if ess < ope.ESS_WARN_FRACTION:
+        warnings.warn(
+            f"{estimator}: the policies' effective sample size is {ess:.1%} of the rows (below ESS_WARN_FRACTION = "
+            f"{ope.ESS_WARN_FRACTION:.0%}); the normal interval can undercover here: use interval='el'",
+            ope.LowEffectiveSampleSize,
+            stacklevel=3,
+        )
+
+
 def direct_effect_bias(logging, target, embeddings, q_hat, num_embeddings: int | None = None) -> float:
     """MIPS's bias if the mean reward were q_hat: its direct-effect term, from the logs alone.
 
@@ -322,11 +386,14 @@ def mips(
 
     Returns:
         :class:`ope.Estimate` (ess: of the marginal weights, with the
-        :class:`ope.LowEffectiveSampleSize` warning below ``ope.ESS_WARN_FRACTION`` of the rows).
+        :class:`ope.LowEffectiveSampleSize` warning below ``ope.ESS_WARN_FRACTION`` of the rows,
+        and for "normal" also when :func:`policy_ess` of the categories is below it).
     """
     ope._check_interval(interval)
     w, r, p_log = _marginal(actions, rewards, logging, target, embeddings, num_embeddings)
     ess = ope._check_ess(w, "mips")
+    if interval == "normal" and ess >= ope.ESS_WARN_FRACTION * w.shape[0]:  # the logged weights look light
+        _check_policy_ess(policy_ess(logging, target, embeddings, num_embeddings), "mips")
     est = ope._estimate(w * r)._replace(ess=ess)
     if q_hat is not None:
         _check_direct_effect(direct_effect_bias(logging, target, embeddings, q_hat, num_embeddings), est.se, "mips")
@@ -716,7 +783,7 @@ def posterior_mips(
     rho = prior_share(prior, post, lin_all, np.asarray(X), target)
     fold = np.random.default_rng(seed).permutation(n) % folds
     w, p_log = np.zeros(n), np.zeros(n)
-    bias, lo, hi = 0.0, np.inf, 0.0
+    bias, lo, hi, second = 0.0, np.inf, 0.0, 0.0
     for f in range(folds):
         test = fold == f
         _, _, mean = _fit(prior, X, a, y, jnp.asarray(~test, X.dtype), K, likelihood, lin)
@@ -726,8 +793,12 @@ def posterior_mips(
         bias += direct_effect_bias(logging[test], target[test], emb, q, C) * test.sum() / n
         f_lo, f_hi = policy_weight_range(logging[test], target[test], emb, C)
         lo, hi = min(lo, f_lo), max(hi, f_hi)
+        fold_ess = policy_ess(logging[test], target[test], emb, C)
+        second += test.sum() / n / fold_ess if fold_ess > 0 else np.inf
     r = np.asarray(y, dtype=float)
     ess = ope._check_ess(w, "posterior_mips")
+    if interval == "normal" and ess >= ope.ESS_WARN_FRACTION * n:
+        _check_policy_ess(1.0 / second, "posterior_mips")
     est = ope._estimate(w * r)._replace(ess=ess)
     _check_prior_share(rho, "posterior_mips")
     _check_direct_effect(bias, est.se, "posterior_mips")

@@ -27,8 +27,9 @@ dts_ppl.analysis.ope_large (their jittable parts vmapped over a block of replica
 - dr: doubly robust with the 2-fold cross-fitted dTS posterior mean, normal interval.
 
 Every estimator also gets its domain checks on each replicate's logs (the checks behind the
-package's OutsideDomain warnings): the weights' relative ESS, the prior's share of the posterior
-variance of the target's rewards, and MIPS's direct-effect bias under the posterior-mean reward.
+package's OutsideDomain warnings): the relative ESS of the policies (ope_large.policy_ess) and of
+the logged weights, the prior's share of the target's actions' own variance (ope_large.prior_share),
+and MIPS's direct-effect bias under the posterior-mean reward (ope_large.direct_effect_bias).
 Coverage is reported over all replicates and over those inside the estimator's domain.
 
     PYTHONPATH=. python studies/ope/large_k.py
@@ -129,12 +130,13 @@ def replicate(key, flags, prior, prior_cov, K: int, C: int, M: int, n: int, draw
         live = seen[:, None] & (pl > 0)
         rng_e = jnp.stack([jnp.min(jnp.where(live, ratio_e, jnp.inf)), jnp.max(jnp.where(live, ratio_e, 0.0))])
         direct = logging * ratio_e[:, emb] - target
-        return ratio_e[j, emb[a]], pl[j, emb[a]], rng_e, direct
+        second = jnp.sum(ratio_e * pt, axis=1)  # (M,) E_log[w^2 | x] = sum_e p_t(e|x)^2 / p_log(e|x)
+        return ratio_e[j, emb[a]], pl[j, emb[a]], rng_e, direct, second
 
     # MIPS on k-means categories of noisy item features
     features = theta + FEATURE_NOISE * jax.random.normal(ks[7], theta.shape)
     emb = jnp.where(categorical, category, ope_large._lloyd(ks[8], features, C, 25))
-    w_mips, p_log_e, mips_range, mips_direct = marginal(emb)
+    w_mips, p_log_e, mips_range, mips_direct, mips_second = marginal(emb)
     # DM: the posterior on all rows; U_a = (1/n) sum_i pi(a | x_i) x_i
     lik, lin = Gaussian(NOISE_SD), resolve_linearisation(prior, None)
     post, lin_fit, m = ope_large._fit(prior, X, a, r, jnp.ones(n), K, lik, lin)
@@ -157,7 +159,7 @@ def replicate(key, flags, prior, prior_cov, K: int, C: int, M: int, n: int, draw
     # the posterior means of theta) fitted on the other fold
     fold = jnp.arange(n) % 2
     dr_direct, dr_resid = jnp.zeros(n), jnp.zeros(n)
-    w_post, p_log_post, bhat_post = jnp.zeros(n), jnp.zeros(n), 0.0
+    w_post, p_log_post, bhat_post, post_second = jnp.zeros(n), jnp.zeros(n), 0.0, 0.0
     post_lo, post_hi = jnp.inf, 0.0
     for f in range(2):
         _, _, mf = ope_large._fit(prior, X, a, r, (fold != f).astype(X.dtype), K, lik, lin)
@@ -166,18 +168,22 @@ def replicate(key, flags, prior, prior_cov, K: int, C: int, M: int, n: int, draw
         dr_direct = jnp.where(mine, jnp.sum(target * qf, axis=1)[j], dr_direct)
         dr_resid = jnp.where(mine, r - jnp.sum(X * mf[a], axis=1), dr_resid)
         emb_f = ope_large._lloyd(ks[10 + f], mf, C, 25)
-        wf, plf, rng_f, direct_f = marginal(emb_f)
+        wf, plf, rng_f, direct_f, second_f = marginal(emb_f)
         w_post = jnp.where(mine, wf, w_post)
         p_log_post = jnp.where(mine, plf, p_log_post)
         counts_f = jnp.zeros(M).at[j].add(mine / n)
         bhat_post = bhat_post + jnp.sum(counts_f * jnp.sum(direct_f * qf, axis=1))
         post_lo, post_hi = jnp.minimum(post_lo, rng_f[0]), jnp.maximum(post_hi, rng_f[1])
+        post_second = post_second + jnp.sum(counts_f * second_f)
     return dict(
         truth=truth,
         r=r,
         p=p,
         w=w,
         w_range=w_range,
+        policy_ess=1.0 / jnp.sum(counts * jnp.sum(target * ratio, axis=1)),
+        mips_policy_ess=1.0 / jnp.sum(counts * mips_second),
+        post_policy_ess=1.0 / post_second,
         p_log_e=p_log_e,
         w_mips=w_mips,
         mips_range=mips_range,
@@ -238,27 +244,33 @@ def as_range(lo_hi, w) -> tuple[float, float]:
     return min(lo, float(w.min())), max(hi, float(w.max()), 1.0 + 1e-6)
 
 
-def domain(kind: str, checks: dict) -> bool:
-    """Whether one replicate's logs are inside an estimator's domain (the checks the package's warnings make).
+def domain(kind: str, checks: dict, sample: bool = False) -> bool:
+    """Whether one replicate's logs are inside an estimator's domain (the checks the package makes).
 
-    Normal intervals: the weights' ESS at least ``ope.ESS_WARN_FRACTION`` of the rows; EL intervals:
-    below it (where the package recommends them); the "auto" rows pick by the same rule, so
-    their domain is everything. DM: the prior's share at most ``ope_large.PRIOR_SHARE_WARN``;
-    MIPS: that, and the direct-effect bias at most ``ope_large.DIRECT_EFFECT_WARN`` se.
+    Normal intervals: the policies' ESS (``ope_large.policy_ess``; with ``sample``, the logged
+    weights' own ESS, the check of ``ope.LowEffectiveSampleSize``) at least ``ope.ESS_WARN_FRACTION``;
+    EL intervals: below it; the "auto" rows pick by the same rule, so their domain is everything.
+    DM: the prior's share at most ``ope_large.PRIOR_SHARE_WARN``; MIPS: that, and the direct-effect
+    bias at most ``ope_large.DIRECT_EFFECT_WARN`` se.
     """
     low = ope.ESS_WARN_FRACTION
+    ess, mips_ess, post_ess = (
+        (checks["ess"], checks["ess_mips"], checks["ess_post"])
+        if sample
+        else (checks["policy_ess"], checks["mips_policy_ess"], checks["post_policy_ess"])
+    )
     shared_ok = checks["rho"] <= ope_large.PRIOR_SHARE_WARN
     mips_direct = shared_ok and abs(checks["bhat_mips"]) <= ope_large.DIRECT_EFFECT_WARN * checks["se_mips"]
     post_direct = shared_ok and abs(checks["bhat_post"]) <= ope_large.DIRECT_EFFECT_WARN * checks["se_post"]
     return {
         "all": True,
-        "ess": checks["ess"] >= low,
-        "low_ess": checks["ess"] < low,
+        "ess": ess >= low,
+        "low_ess": ess < low,
         "prior_share": shared_ok,
-        "mips_ess+direct": mips_direct and checks["ess_mips"] >= low,
-        "mips_low_ess+direct": mips_direct and checks["ess_mips"] < low,
-        "post_ess+direct": post_direct and checks["ess_post"] >= low,
-        "post_low_ess+direct": post_direct and checks["ess_post"] < low,
+        "mips_ess+direct": mips_direct and mips_ess >= low,
+        "mips_low_ess+direct": mips_direct and mips_ess < low,
+        "post_ess+direct": post_direct and post_ess >= low,
+        "post_low_ess+direct": post_direct and post_ess < low,
     }[kind]
 
 
@@ -283,9 +295,10 @@ def estimates(out: dict, i: int, n: int) -> tuple[dict, dict]:
     est["dr_el"] = dr._replace(lower=lo, upper=hi)
     lo, hi = ope_large.doubly_robust_el(direct, w, resid, as_range(out["w_range"][i], w))
     est["dr_el_policy"] = dr._replace(lower=lo, upper=hi)
-    normal = ope.effective_sample_size(w) >= ope.ESS_WARN_FRACTION * n  # the auto rule: normal, else EL
-    est["ips_auto"] = est["ips_normal"] if normal else est["ips_el"]
-    est["dr_auto"] = est["dr"] if normal else est["dr_el"]
+    # the auto rule (the logging policy known): normal where the policies' ESS is at least 10%, else EL
+    normal = float(out["policy_ess"][i]) >= ope.ESS_WARN_FRACTION
+    est["ips_auto"] = est["ips_normal"] if normal else est["ips_el_policy"]
+    est["dr_auto"] = est["dr"] if normal else est["dr_el_policy"]
     se = float(np.sqrt(out["dm_var"][i]))
     dm = float(out["dm"][i])
     est["dm"] = ope.Estimate(dm, se, dm - ope.Z95 * se, dm + ope.Z95 * se, n)
@@ -299,6 +312,9 @@ def estimates(out: dict, i: int, n: int) -> tuple[dict, dict]:
     est["mips_post_el"] = post._replace(lower=lo, upper=hi)
     checks = dict(
         ess=ope.effective_sample_size(w) / n,
+        policy_ess=float(out["policy_ess"][i]),
+        mips_policy_ess=float(out["mips_policy_ess"][i]),
+        post_policy_ess=float(out["post_policy_ess"][i]),
         ess_mips=ope.effective_sample_size(wm) / n,
         ess_post=ope.effective_sample_size(wp) / n,
         rho=float(out["rho"][i]),
@@ -324,6 +340,7 @@ def run_cell(fn, K: int, reps: int, flags, args, key) -> dict:
     sim_seconds = time.time() - start
     est = {name: [] for name in ESTIMATORS}
     inside = {name: [] for name in ESTIMATORS}
+    inside_sample = {name: [] for name in ESTIMATORS}
     checks = []
     for i in range(reps):
         with threadpool_limits(1):  # scipy's L-BFGS-B (the EL interval) slows 100-fold with BLAS threads competing
@@ -332,6 +349,7 @@ def run_cell(fn, K: int, reps: int, flags, args, key) -> dict:
         for name, kind in ESTIMATORS.items():
             est[name].append(e[name])
             inside[name].append(domain(kind, c))
+            inside_sample[name].append(domain(kind, c, sample=True))
     truth = out["truth"]
     rows = {}
     for name in ESTIMATORS:
@@ -345,6 +363,14 @@ def run_cell(fn, K: int, reps: int, flags, args, key) -> dict:
         rows[name]["inside_reps"] = int(keep.sum())
         if keep.sum() >= 2:
             rows[name]["inside"] = summarise([e for e, k in zip(est[name], keep, strict=True) if k], truth[keep])
+        if ESTIMATORS[name] not in ("all", "prior_share"):  # the same domain with the logged weights' own ESS
+            keep = np.array(inside_sample[name])
+            rows[name]["inside_sample_reps"] = int(keep.sum())
+            rows[name]["inside_sample_bits"] = "".join("1" if k else "0" for k in keep)
+            if keep.sum() >= 2:
+                rows[name]["inside_sample"] = summarise(
+                    [e for e, k in zip(est[name], keep, strict=True) if k], truth[keep]
+                )
     rows["checks"] = {
         name: dict(mean=float(np.mean([c[name] for c in checks])), median=float(np.median([c[name] for c in checks])))
         for name in checks[0]
