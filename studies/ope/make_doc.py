@@ -30,11 +30,11 @@ LABELS = {
     "snips_normal": "SNIPS, normal",
     "ips_el": "IPS, EL",
     "ips_el_policy": "IPS, EL, policy weight range",
-    "ips_auto": "IPS, normal if ESS >= 10% else EL",
+    "ips_auto": "IPS, the rule: normal if policy ESS >= 10%, else EL (policy range)",
     "dr": "DR, normal",
     "dr_el": "DR, EL residual term",
     "dr_el_policy": "DR, EL residual, policy range",
-    "dr_auto": "DR, normal if ESS >= 10% else EL",
+    "dr_auto": "DR, the rule: normal if policy ESS >= 10%, else EL (policy range)",
     "dm": "DM, dTS posterior",
     "mips_normal": "MIPS (item-feature k-means), normal",
     "mips_el": "MIPS (item-feature k-means), EL",
@@ -44,27 +44,30 @@ LABELS = {
 #: (estimator rows, where the interval is claimed: the user's check, the package's warning outside)
 DOMAINS = [
     (
-        "IPS, SNIPS, DR: normal",
-        "relative ESS of the importance weights, (sum w)^2 / (n sum w^2), at least `ope.ESS_WARN_FRACTION` (10%)",
-        "`ope.LowEffectiveSampleSize`",
+        "IPS, SNIPS, DR, MIPS: normal",
+        "the policies' relative ESS, `ope_large.policy_ess` = 1 / mean_i sum_a pi(a|x_i)^2 / mu(a|x_i) (over "
+        "categories for MIPS), at least `ope.ESS_WARN_FRACTION` (10%); without the logging probabilities, the "
+        "logged weights' own ESS (optimistic: measured below)",
+        "`ope.LowEffectiveSampleSize` (`mips`, `posterior_mips`: policy ESS; `ips`, `snips`, `doubly_robust`: "
+        "the logged weights' ESS)",
     ),
     (
-        "IPS, DR: EL",
-        "relative ESS below 10% (the complement: where the normal interval is not claimed)",
+        "IPS, DR, MIPS: EL",
+        "the same ESS below 10% (the complement: where the normal interval is not claimed)",
         "none (the recommended interval there)",
     ),
-    ("IPS, DR: auto (normal or EL by the rule)", "everywhere", "none"),
+    ("IPS, DR: the rule (normal if the policy ESS >= 10%, else EL with the policy weight range)", "everywhere", "-"),
     (
         "DM, dTS posterior",
-        "`prior_share` <= `ope_large.PRIOR_SHARE_WARN` (10%): the logs resolve at least 90% of the target's actions' "
-        "own prior variance (S_1)",
+        "`ope_large.prior_share` <= `ope_large.PRIOR_SHARE_WARN` (10%): the logs leave at most 10% of the "
+        "target's actions' own prior variance S_1",
         "`ope_large.PriorDominated`",
     ),
     (
-        "MIPS (normal / EL)",
-        "`prior_share` <= 10%, and the direct-effect bias under the posterior-mean reward (`direct_effect_bias`) "
-        "at most `ope_large.DIRECT_EFFECT_WARN` (0.5) se; and the marginal weights' ESS >= 10% (normal) or < 10% (EL)",
-        "`PriorDominated`, `ope_large.DirectEffect`, `LowEffectiveSampleSize`",
+        "MIPS (item features or `posterior_mips`)",
+        "also `prior_share` <= 10%, and the direct-effect bias under the posterior-mean reward "
+        "(`ope_large.direct_effect_bias`) at most `ope_large.DIRECT_EFFECT_WARN` (0.5) se",
+        "`PriorDominated`, `ope_large.DirectEffect`",
     ),
 ]
 EXAMPLE = """
@@ -161,7 +164,7 @@ def cell_text(row: dict | None) -> str:
         return "not run"
     text = f"{row['coverage']:.3f} ± {row['coverage_mc_se']:.3f}"
     if "inside_reps" not in row:
-        return f"{text} / {row['rmse']:.3f}"
+        return f"{text} ({row['reps']}) / {row['rmse']:.3f}"
     if claimed(row):
         c = row["inside"]["coverage"]
         inside = f"{c:.3f} ({row['inside_reps']})"
@@ -192,8 +195,12 @@ def tables(data) -> list[str]:
         checks = [c.get("checks") if c else None for c in cells]
         if any(checks):
             rows = [
-                ("relative ESS: IPS weights (mean)", "ess", "{:.3f}"),
-                ("relative ESS: MIPS item-feature / posterior categories", ("ess_mips", "ess_post"), "{:.3f}"),
+                ("relative ESS, IPS: policies / logged weights (mean)", ("policy_ess", "ess"), "{:.3f}"),
+                (
+                    "relative policy ESS, MIPS: item-feature / posterior categories",
+                    ("mips_policy_ess", "post_policy_ess"),
+                    "{:.3f}",
+                ),
                 ("prior share rho (median)", "rho", "{:.3f}"),
             ]
             for label, key, fmt in rows:
@@ -227,6 +234,34 @@ def tables(data) -> list[str]:
     return out
 
 
+SAMPLE_ROWS = ("ips_normal", "snips_normal", "dr", "ips_el", "dr_el")
+
+
+def sample_table(data) -> list[str]:
+    """Coverage inside the ESS domains when the check is the logged weights' own ESS instead of the policies'."""
+    Ks, loggers = grid(data)
+    out = [
+        "**The ESS check on the logged weights instead** (`ope.effective_sample_size`, the check of",
+        "`ope.LowEffectiveSampleSize` in `ips`, `snips`, `doubly_robust`): coverage inside the domain (replicates)",
+        "",
+        "| estimator, interval | " + " | ".join(f"{lg} K = {K:,}" for lg in loggers for K in Ks) + " |",
+        "|---|" + "---|" * (len(Ks) * len(loggers)),
+    ]
+    for est in SAMPLE_ROWS:
+        vals = []
+        for lg in loggers:
+            for K in Ks:
+                row = data["cells"].get(f"{lg}/K={K}", {}).get(est, {})
+                if "inside_sample" in row and row["inside_sample_reps"] >= MIN_INSIDE:
+                    c = row["inside_sample"]["coverage"]
+                    t = f"{c:.3f} ({row['inside_sample_reps']})"
+                    vals.append(t if in_target(c) else f"**{t}**")
+                else:
+                    vals.append(f"outside ({row.get('inside_sample_reps', 0)})")
+        out.append(f"| {LABELS[est]} | " + " | ".join(vals) + " |")
+    return out + [""]
+
+
 def verdicts(data) -> tuple[list[str], list[str], list[str]]:
     """Per estimator: the verdict line and each failing cell; the labels that hold and that fail."""
     Ks, loggers = grid(data)
@@ -244,11 +279,11 @@ def verdicts(data) -> tuple[list[str], list[str], list[str]]:
         bad = [(lg, K, r) for lg, K, r in inside if not in_target(r["inside"]["coverage"])]
         outside = [f"{lg} K = {K:,}" for lg, K, r in cells if not claimed(r)]
         where = ", ".join(f"{lg} K = {K:,}" for lg, K, _ in inside) or "nowhere in this study"
-        verdict = "holds" if inside and not bad else ("makes no claim here" if not inside else "fails")
+        verdict = "holds" if inside and not bad else ("none made" if not inside else "fails")
         out.append(
             f"- **{label}**: claimed at {where}; "
             + (f"outside its domain at {', '.join(outside)}; " if outside else "")
-            + f"the claim {verdict}."
+            + f"claim: {verdict}."
         )
         for lg, K, r in bad:
             c, se = r["inside"]["coverage"], r["inside"]["coverage_mc_se"]
@@ -285,15 +320,17 @@ def check_series(data, logger: str, key: str, stat: str = "mean", fmt: str = "{:
 def mechanisms(data, variants) -> list[str]:
     """Why each estimator fails, with the numbers of the main run and of the variants that isolate the cause."""
     out = [
-        "- **IPS, SNIPS and DR, normal interval: the importance weights.** The relative ESS of the IPS weights",
-        f"  under uniform logging falls with K (mean, K = {check_series(data, 'uniform', 'ess')}): a few rows",
+        "- **IPS, SNIPS and DR, normal interval: the importance weights.** The relative ESS the policies imply",
+        f"  under uniform logging falls with K (mean, K = {check_series(data, 'uniform', 'policy_ess')}): a few rows",
         "  carry the estimate, and a sample that missed the large weights is both low and narrow (every miss",
         "  has the truth above the interval), so the normal interval undercovers (IPS, uniform logging, all",
         f"  replicates: {series(data, 'uniform', 'ips_normal', 'coverage', '{:.3f}')}; DR:",
         f"  {series(data, 'uniform', 'dr', 'coverage', '{:.3f}')}). The 10% ESS rule marks those replicates:",
-        "  inside it (ESS >= 10%) the DR normal interval covers",
+        "  inside it (policy ESS >= 10%) the DR normal interval covers",
         f"  {series(data, 'uniform', 'dr', 'coverage', '{:.3f}', inside=True)} (uniform) and",
-        f"  {series(data, 'skewed', 'dr', 'coverage', '{:.3f}', inside=True)} (skewed).",
+        f"  {series(data, 'skewed', 'dr', 'coverage', '{:.3f}', inside=True)} (skewed). The logged weights' own",
+        "  ESS is no substitute: it is high exactly in the samples that missed the large weights, so the",
+        "  replicates it lets in are the undercovering ones (table above).",
         "- **EL intervals: valid, and wide.** The empirical-likelihood interval (Karampatziakis et al. 2020)",
         "  lets the probability mass that the sample's weights miss (1 - E_Q[w] over the logged points) sit on",
         "  an unseen weight at w_max whose reward may be anything in the reward range, at no cost in",
@@ -328,7 +365,7 @@ def mechanisms(data, variants) -> list[str]:
             out += [
                 f"- The **{title}** variant isolates the DM's cause: with a target that knows nothing of theta,",
                 f"  the DM covers (all replicates, uniform: {series(v, 'uniform', 'dm', 'coverage', '{:.3f}')}; skewed:",
-                f"  {series(v, 'skewed', 'dm', 'coverage', '{:.3f}')}), outside its domain as it is.",
+                f"  {series(v, 'skewed', 'dm', 'coverage', '{:.3f}')}).",
             ]
         if "categorical" in name:
             out += [
@@ -411,6 +448,9 @@ def render(data, variants) -> str:
         "  fitted on the other fold (2 folds), C = ceil(sqrt(K)).",
         "- DM and DR use the dTS posterior with the true prior and noise sd (a best case for the reward",
         f"  model); the DM interval uses {s['posterior_draws']} posterior draws; DR is cross-fitted on 2 folds.",
+        "- Domain checks per replicate: the policy ESS over the logged contexts; the prior share of the",
+        "  posterior on all rows; MIPS's direct-effect bias with the posterior mean on all rows as the reward",
+        "  (item-feature categories) or each fold's cross-fitted one (posterior categories).",
         '- EL intervals use the default weight range (0, 1 / min p) unless marked "policy range"',
         "  (`policy_weight_range`); MIPS's EL intervals use the policy range.",
         f"- {s['reps']} replicates per cell ({s['reps_large']} at K = 10,000), every estimator on every replicate;",
@@ -423,6 +463,7 @@ def render(data, variants) -> str:
         "",
     ]
     out += tables(data)
+    out += sample_table(data)
     out += [
         "![RMSE against K](../studies/ope/results/large_k_rmse.png)",
         "",
@@ -440,6 +481,14 @@ def render(data, variants) -> str:
     out += mechanisms(data, variants)
     for name, (title, vdata) in variants.items():
         out += ["", f"## Variant: {title}", "", f"Command: `{vdata['command']}` (`studies/ope/results/{name}`).", ""]
+        if not any(
+            "inside_reps" in row for cell in vdata["cells"].values() for row in cell.values() if isinstance(row, dict)
+        ):
+            out += [
+                "This variant was run by the earlier version of `large_k.py` (before the domain checks, the EL",
+                "intervals on the first `--el-reps` replicates only): coverage over all replicates (replicates) / RMSE.",
+                "",
+            ]
         out += tables(vdata)
         vlines, _, _ = verdicts(vdata)
         out += vlines
