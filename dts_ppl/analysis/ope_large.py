@@ -153,7 +153,7 @@ def doubly_robust_el(direct, w, residuals, weight_range=None, reward_range=None)
         raise ValueError(f"direct: expected {np.shape(w)} finite direct-method terms, got shape {direct.shape}")
     lo, hi = ope.el_interval(w, residuals, weight_range, reward_range)
     centre, half = float(direct.mean()), ope.Z95 * float(direct.std(ddof=1)) / np.sqrt(direct.shape[0])
-    return centre + lo - half, centre + hi + half
+    return float(centre + lo - half), float(centre + hi + half)
 
 
 # ------------------------------------------------------------------------------------ MIPS
@@ -675,6 +675,7 @@ def posterior_doubly_robust(
     interval: str = "normal",
     weight_range=None,
     reward_range=None,
+    logging=None,
 ) -> ope.Estimate:
     """:func:`ope.doubly_robust` with the cross-fitted dTS posterior mean (:func:`posterior_reward_model`) as q_hat.
 
@@ -688,8 +689,12 @@ def posterior_doubly_robust(
             warns below) or "el" (:func:`doubly_robust_el`: the residual term's
             empirical-likelihood interval, for heavy-tailed weights; no ESS condition).
         weight_range, reward_range: for "el": bounds on every weight (default
-            :func:`ope.default_weight_range`; :func:`policy_weight_range` when the logging
-            policy's probabilities are known) and on every residual (default the observed range).
+            :func:`policy_weight_range` when ``logging`` is given, else
+            :func:`ope.default_weight_range`) and on every residual (default the observed range).
+        logging: optional (n, K) the logging policy's probabilities at each x_i: then the
+            normal interval's domain is checked on :func:`policy_ess` (a
+            :class:`ope.LowEffectiveSampleSize` warning below ``ope.ESS_WARN_FRACTION``) as well as
+            on the logged weights' ESS, which alone is optimistic (docs/ope.md).
 
     Returns:
         :class:`ope.Estimate`.
@@ -699,16 +704,24 @@ def posterior_doubly_robust(
     if target.ndim != 2:
         raise ValueError(f"target: expected (n, K) action probabilities of the target policy, got shape {target.shape}")
     a, r, p, target = ope._check_logs(actions, rewards, propensities, target)
+    if logging is not None:
+        logging = _check_policy("logging", logging, target.shape)
+        if not np.allclose(logging[np.arange(a.shape[0]), a], p, rtol=1e-6, atol=1e-12):
+            raise ValueError("logging: its probabilities of the logged actions differ from propensities")
     q = posterior_reward_model(prior, X, actions, rewards, target.shape[1], likelihood, folds, seed, linearisation)
     if interval == "normal":
         if weight_range is not None or reward_range is not None:
             raise ValueError("weight_range, reward_range: only used by interval='el'")
-        return ope.doubly_robust(actions, rewards, propensities, target, q)
+        est = ope.doubly_robust(actions, rewards, propensities, target, q)
+        if logging is not None and est.ess >= ope.ESS_WARN_FRACTION * est.n:
+            _check_policy_ess(policy_ess(logging, target), "posterior_doubly_robust")
+        return est
     idx = np.arange(a.shape[0])
     w = target[idx, a] / p
     direct, resid = np.sum(target * q, axis=1), r - q[idx, a]
     est = ope._estimate(direct + w * resid)._replace(ess=ope.effective_sample_size(w))
-    weight_range = ope.default_weight_range(p) if weight_range is None else weight_range
+    if weight_range is None:
+        weight_range = ope.default_weight_range(p) if logging is None else policy_weight_range(logging, target)
     lower, upper = doubly_robust_el(direct, w, resid, weight_range, reward_range)
     return est._replace(lower=lower, upper=upper)
 

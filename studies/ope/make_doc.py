@@ -48,8 +48,8 @@ DOMAINS = [
         "the policies' relative ESS, `ope_large.policy_ess` = 1 / mean_i sum_a pi(a|x_i)^2 / mu(a|x_i) (over "
         "categories for MIPS), at least `ope.ESS_WARN_FRACTION` (10%); without the logging probabilities, the "
         "logged weights' own ESS (optimistic: measured below)",
-        "`ope.LowEffectiveSampleSize` (`mips`, `posterior_mips`: policy ESS; `ips`, `snips`, `doubly_robust`: "
-        "the logged weights' ESS)",
+        "`ope.LowEffectiveSampleSize` (`mips`, `posterior_mips`, `posterior_doubly_robust(logging=...)`: policy "
+        "ESS; `ips`, `snips`, `doubly_robust`: the logged weights' ESS)",
     ),
     (
         "IPS, DR, MIPS: EL",
@@ -144,7 +144,12 @@ def reason(row: dict) -> str:
     """Why a cell misses [0.90, 0.99], from its measured bias, spread and interval (replicates inside the domain)."""
     r = row["inside"]
     if r["coverage"] > HIGH:
-        return f"too wide: mean width {r['mean_interval_width']:.3g} against an RMSE of {r['rmse']:.3g}"
+        return (
+            f"too wide: mean width {r['mean_interval_width']:.3g} against an RMSE of {r['rmse']:.3g} (an exact 95%"
+            f" normal interval would be about 3.92 x RMSE = {3.92 * r['rmse']:.3g} wide); no replicate's truth below"
+            if r["miss_high"] == 0
+            else f"too wide: mean width {r['mean_interval_width']:.3g} against an RMSE of {r['rmse']:.3g}"
+        )
     bias, bias_se, se = r["bias"], r["bias_mc_se"], r["mean_se"]
     sd = math.sqrt(max(r["rmse"] ** 2 - bias**2, 0.0))
     parts = []
@@ -331,17 +336,22 @@ def mechanisms(data, variants) -> list[str]:
         f"  {series(data, 'skewed', 'dr', 'coverage', '{:.3f}', inside=True)} (skewed). The logged weights' own",
         "  ESS is no substitute: it is high exactly in the samples that missed the large weights, so the",
         "  replicates it lets in are the undercovering ones (table above).",
-        "- **EL intervals: valid, and wide.** The empirical-likelihood interval (Karampatziakis et al. 2020)",
-        "  lets the probability mass that the sample's weights miss (1 - E_Q[w] over the logged points) sit on",
-        "  an unseen weight at w_max whose reward may be anything in the reward range, at no cost in",
-        "  likelihood. With rewards x^T theta + N(0, 1) the observed range spans about 7 noise sd, so the",
-        "  interval widens by about (1 - mean w) x range: it never undercovers here, and it overcovers",
-        f"  where the weights are light (IPS EL, all replicates, skewed: {series(data, 'skewed', 'ips_el', 'coverage', '{:.3f}')}).",
-        "  The policy weight range (`policy_weight_range`, the largest pi/mu the two policies allow on the",
-        "  logged contexts, instead of 1 / min p) narrows it (mean width, uniform, default / policy range:",
-        f"  {series(data, 'uniform', 'ips_el', 'mean_interval_width', '{:.2f}')} /",
-        f"  {series(data, 'uniform', 'ips_el_policy', 'mean_interval_width', '{:.2f}')}). DR's EL on the residual term",
-        "  r - q has the same structure on a narrower range.",
+        "- **EL intervals: valid, and too wide.** The empirical-likelihood interval (Karampatziakis et al.",
+        "  2020) lets the probability mass that the sample's weights miss (1 - mean w) sit on an unseen",
+        "  weight at w_max whose reward may be anything in the reward range, at no cost in likelihood. With",
+        "  rewards x^T theta + N(0, 1) the observed range spans about 7 noise sd, so the interval widens by",
+        "  about (1 - mean w) x range: it never undercovers here, and it overcovers inside its domain",
+        f"  (IPS EL, uniform: {series(data, 'uniform', 'ips_el', 'coverage', '{:.3f}', inside=True)};",
+        f"  skewed: {series(data, 'skewed', 'ips_el', 'coverage', '{:.3f}', inside=True)}; DR EL, uniform:",
+        f"  {series(data, 'uniform', 'dr_el', 'coverage', '{:.3f}', inside=True)}; skewed:",
+        f"  {series(data, 'skewed', 'dr_el', 'coverage', '{:.3f}', inside=True)}). Skewed logging gives some",
+        "  actions the target likes a tiny probability, so w_max is far above the weights a sample shows and",
+        "  the missing mass is large. The policy weight range (`policy_weight_range`: the largest pi/mu",
+        "  the policies allow on the logged contexts, instead of 1 / min p) narrows it a little (mean width,",
+        f"  uniform, default / policy range: {series(data, 'uniform', 'ips_el', 'mean_interval_width', '{:.2f}')} /",
+        f"  {series(data, 'uniform', 'ips_el_policy', 'mean_interval_width', '{:.2f}')}).",
+        "  No reward bound is known for Gaussian rewards; with a known bounded range (e.g. clicks in [0, 1]",
+        "  passed as `reward_range`) the atom's reward is limited to it.",
         "- **DM: an informed target.** The posterior shrinks the parameters of rarely logged actions to the",
         "  prior's mean; a target built from information about theta that the logs lack prefers actions that",
         "  are better than their posterior mean says, so the DM is biased low, more so as rows per action fall",
@@ -354,7 +364,9 @@ def mechanisms(data, variants) -> list[str]:
         "  informed target picks the best actions within a category (uniform logging, bias at",
         f"  K = {series(data, 'uniform', 'mips_normal', 'bias')}). Categories from the cross-fitted posterior means",
         "  of theta (`posterior_mips`) are as homogeneous as the logs can tell, which is little where the",
-        "  posterior is the prior's: bias",
+        "  posterior is the prior's: the actions a fold never logged all have the same posterior mean (the",
+        "  shared latent's), so k-means lumps them into a few categories inside which the informed target",
+        "  picks the best; bias (uniform)",
         f"  {series(data, 'uniform', 'mips_post_normal', 'bias')}. The direct-effect check under the posterior-mean",
         "  reward sees the bias where the posterior is informed (mean estimated bias, uniform, item-feature:",
         f"  {check_series(data, 'uniform', 'bhat_mips', 'mean', '{:+.3f}')}), and the prior-share check excludes",

@@ -267,6 +267,32 @@ def test_mips_normal_warns_when_the_policies_ess_is_low():
     assert _outside(caught) == []
 
 
+def test_posterior_doubly_robust_checks_the_policies_ess(problem):
+    """Given the logging policy, the normal interval warns on the policies' ESS even when the logged
+    weights look light, and the EL interval takes the policies' weight range."""
+    prior, _, X, a, r, _ = problem
+    n, K = X.shape[0], 50  # uniform logging over 50 actions (the logs drew only actions 1..4)
+    logging = np.full((n, K), 1 / K)
+    target = np.full((n, K), 0.04 / (K - 1))
+    target[:, 0] = 0.96  # policy ESS 1 / (K sum pi^2), about 2%
+    keep = a != 0  # logs that never drew the target's action
+    X, a, r, logging, target = X[keep], a[keep], r[keep], logging[keep], target[keep]
+    p, lik = logging[:, 0], Gaussian(1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ope_large.posterior_doubly_robust(prior, X, a, r, p, target, lik)
+    assert _outside(caught) == []  # the logged weights (all equal) look light
+    with pytest.warns(ope.LowEffectiveSampleSize, match="posterior_doubly_robust: the policies' effective"):
+        ope_large.posterior_doubly_robust(prior, X, a, r, p, target, lik, logging=logging)
+    el = ope_large.posterior_doubly_robust(prior, X, a, r, p, target, lik, interval="el", logging=logging)
+    want = ope_large.posterior_doubly_robust(
+        prior, X, a, r, p, target, lik, interval="el", weight_range=ope_large.policy_weight_range(logging, target)
+    )
+    assert el == want
+    with pytest.raises(ValueError, match="^logging"):
+        ope_large.posterior_doubly_robust(prior, X, a, r, p / 2, target, lik, logging=logging)
+
+
 def test_prior_share_against_the_oracle(problem):
     """rho = sum_i sum_a pi(a|x_i) x_i^T Cov(theta_a | logs) x_i / sum_i x_i^T S_1 x_i with the oracle's covariances."""
     prior, _, X, a, r, target = problem
