@@ -48,6 +48,7 @@ Large action sets (MIPS over action embeddings, the dTS posterior as reward mode
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import warnings
 import weakref
@@ -61,6 +62,11 @@ from scipy import optimize
 
 from dts_ppl.agents import policy as _policy
 from dts_ppl.core import checks as _checks
+
+try:  # an optional dependency (it ships with scikit-learn), imported with the module
+    _threadpool_limits = importlib.import_module("threadpoolctl").threadpool_limits
+except ImportError:  # pragma: no cover
+    _threadpool_limits = None
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CHI2_95 = Z95**2  # the chi-square(1) 95% quantile
@@ -182,11 +188,9 @@ def _check_ranges(w, r, weight_range, reward_range):
 def _one_blas_thread():
     """A context with BLAS limited to one thread: scipy's L-BFGS-B on two variables runs ~100x
     slower when its BLAS threads compete for busy cores (a no-op without threadpoolctl)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn, not required
+    if _threadpool_limits is None:  # pragma: no cover - threadpoolctl ships with scikit-learn, not required
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    return _threadpool_limits(1, user_api="blas")
 
 
 def _max_concave(f_grad, x0):
