@@ -30,7 +30,11 @@ rows carry the estimate. Below ``ESS_WARN_FRACTION`` (10%) of the rows each esti
 
 Which interval to trust (docs/practitioner.md has the measurements):
 
-- ess above 10% of the rows: the "normal" intervals (IPS, SNIPS, DR) and "el" all hold.
+- ess above 10% of the rows: the "normal" intervals (IPS, SNIPS, DR) and "el" all hold. The
+  ess of the logged weights is an optimistic check (it is high in exactly the samples that
+  missed the rare large weights); when the logging policy's probabilities of every action are
+  known, check the policies' own ESS instead, :func:`dts_ppl.analysis.ope_large.policy_ess`
+  (docs/ope.md measures both).
 - ess below 10% (a target far from the logging policy; a catalogue of hundreds of actions
   logged uniformly): the "normal" intervals of IPS and SNIPS undercover (a sample that missed
   the rare large weights is both low and narrow; measured in docs/practitioner.md). Use
