@@ -30,7 +30,11 @@ rows carry the estimate. Below ``ESS_WARN_FRACTION`` (10%) of the rows each esti
 
 Which interval to trust (docs/practitioner.md has the measurements):
 
-- ess above 10% of the rows: the "normal" intervals (IPS, SNIPS, DR) and "el" all hold.
+- ess above 10% of the rows: the "normal" intervals (IPS, SNIPS, DR) and "el" all hold. The
+  ess of the logged weights is an optimistic check (it is high in exactly the samples that
+  missed the rare large weights); when the logging policy's probabilities of every action are
+  known, check the policies' own ESS instead, :func:`dts_ppl.analysis.ope_large.policy_ess`
+  (docs/ope.md measures both).
 - ess below 10% (a target far from the logging policy; a catalogue of hundreds of actions
   logged uniformly): the "normal" intervals of IPS and SNIPS undercover (a sample that missed
   the rare large weights is both low and narrow; measured in docs/practitioner.md). Use
@@ -47,6 +51,8 @@ Large action sets (MIPS over action embeddings, the dTS posterior as reward mode
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 import warnings
 import weakref
@@ -61,6 +67,11 @@ from scipy import optimize
 from dts_ppl.agents import policy as _policy
 from dts_ppl.core import checks as _checks
 
+try:  # an optional dependency (it ships with scikit-learn), imported with the module
+    _threadpool_limits = importlib.import_module("threadpoolctl").threadpool_limits
+except ImportError:  # pragma: no cover
+    _threadpool_limits = None
+
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CHI2_95 = Z95**2  # the chi-square(1) 95% quantile
 INTERVALS = ("normal", "el")
@@ -70,7 +81,11 @@ INTERVALS = ("normal", "el")
 ESS_WARN_FRACTION = 0.1
 
 
-class LowEffectiveSampleSize(UserWarning):
+class OutsideDomain(UserWarning):
+    """An estimator was called outside the domain where its 95% interval is claimed (docs/ope.md)."""
+
+
+class LowEffectiveSampleSize(OutsideDomain):
     """The importance weights' effective sample size is below ``ESS_WARN_FRACTION`` of the rows."""
 
 
@@ -174,12 +189,25 @@ def _check_ranges(w, r, weight_range, reward_range):
     return w_min, w_max, r_lo, r_hi
 
 
+def _one_blas_thread():
+    """A context with BLAS limited to one thread: scipy's L-BFGS-B on two variables runs ~100x
+    slower when its BLAS threads compete for busy cores (a no-op without threadpoolctl)."""
+    if _threadpool_limits is None:  # pragma: no cover - threadpoolctl ships with scikit-learn, not required
+        return contextlib.nullcontext()
+    return _threadpool_limits(1, user_api="blas")
+
+
 def _max_concave(f_grad, x0):
     """(max, argmax) over x >= 0 (2,) of a smooth concave f, never below f(x0).
 
     L-BFGS-B on -f with bounds, and L-BFGS-B in x = exp(t) (which keeps every D_i > 0, so it
     does not stall at a corner where some D_i = 0); the better of the two.
     """
+    with _one_blas_thread():
+        return _max_concave_lbfgsb(f_grad, x0)
+
+
+def _max_concave_lbfgsb(f_grad, x0):
     opts = dict(ftol=1e-15, gtol=1e-12, maxiter=500)
     box = optimize.minimize(
         lambda x: tuple(-v for v in f_grad(x)), x0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * 2, options=opts

@@ -26,7 +26,11 @@ dts_ppl.analysis.ope_large (their jittable parts vmapped over a block of replica
   the model), interval from ``--draws`` posterior draws plus the context sampling variance;
 - dr: doubly robust with the 2-fold cross-fitted dTS posterior mean, normal interval.
 
-The EL intervals take seconds each on shared CPUs: only the first ``--el-reps`` replicates get them.
+Every estimator also gets its domain checks on each replicate's logs (the checks behind the
+package's OutsideDomain warnings): the relative ESS of the policies (ope_large.policy_ess) and of
+the logged weights, the prior's share of the target's actions' own variance (ope_large.prior_share),
+and MIPS's direct-effect bias under the posterior-mean reward (ope_large.direct_effect_bias).
+Coverage is reported over all replicates and over those inside the estimator's domain.
 
     PYTHONPATH=. python studies/ope/large_k.py
     -> studies/ope/results/large_k.json   (docs/ope.md: PYTHONPATH=. python studies/ope/make_doc.py)
@@ -45,14 +49,31 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from dts_ppl import DiffusionPrior, Gaussian
 from dts_ppl.analysis import ope, ope_large
-from dts_ppl.core.inference import resolve_linearisation
+from dts_ppl.core.inference import moments, resolve_linearisation
 from dts_ppl.core.sampling import sample_prior
 from studies.common import results_dir, save_json
 
-ESTIMATORS = ("ips_el", "ips_normal", "mips_el", "mips_normal", "dm", "dr")
+#: estimator -> its domain (the check a user runs on their own logs; ``domain`` below)
+ESTIMATORS = {
+    "ips_normal": "ess",
+    "snips_normal": "ess",
+    "ips_el": "low_ess",
+    "ips_el_policy": "low_ess",
+    "ips_auto": "all",
+    "dr": "ess",
+    "dr_el": "low_ess",
+    "dr_el_policy": "low_ess",
+    "dr_auto": "all",
+    "dm": "prior_share",
+    "mips_normal": "mips_ess+direct",
+    "mips_el": "mips_low_ess+direct",
+    "mips_post_normal": "post_ess+direct",
+    "mips_post_el": "post_low_ess+direct",
+}
 D, BETA_TARGET, TARGET_NOISE, BETA_LOG, LOG_NOISE, FEATURE_NOISE, NOISE_SD = 3, 2.0, 0.5, 1.0, 1.0, 0.3, 1.0
 
 
@@ -62,14 +83,14 @@ def make_prior(seed: int) -> DiffusionPrior:
     return DiffusionPrior.linear(W, [1.0, 1.0, 1.0], dtype=jnp.float32)
 
 
-def replicate(key, flags, prior, K: int, C: int, M: int, n: int, draws: int):
-    """One replicate: per-row quantities of every estimator and the exact truth (jittable, vmapped).
+def replicate(key, flags, prior, prior_cov, K: int, C: int, M: int, n: int, draws: int):
+    """One replicate: per-row quantities of every estimator, its domain checks and the exact truth (jittable, vmapped).
 
     ``flags``: (3,) bool, traced (one compilation per K serves every cell): skewed logging,
-    informed target, categorical environment.
+    informed target, categorical environment. ``prior_cov``: (d, d) S_1, the prior covariance of theta_a given the shared latent.
     """
     skewed, informed, categorical = flags[0], flags[1], flags[2]
-    ks = jax.random.split(key, 10)
+    ks = jax.random.split(key, 12)
     _, theta = sample_prior(ks[0], prior, 1, K)
     theta = theta[0]  # (K, d)
     category = jnp.arange(K) % C
@@ -92,31 +113,91 @@ def replicate(key, flags, prior, K: int, C: int, M: int, n: int, draws: int):
     r = means[j, a] + NOISE_SD * jax.random.normal(ks[6], (n,))
     p = logging[j, a]
     w = target[j, a] / p
+    counts = jnp.zeros(M).at[j].add(1.0) / n  # the logged contexts' frequencies
+    seen = counts > 0
+    # the weight range the policies give on the logged contexts (ope_large.policy_weight_range)
+    ratio = target / logging
+    w_range = jnp.stack(
+        [jnp.min(jnp.where(seen[:, None], ratio, jnp.inf)), jnp.max(jnp.where(seen[:, None], ratio, 0.0))]
+    )
+
+    def marginal(emb):
+        """(weights of the logged rows, their logging marginals, the policy weight range, the
+        direct-effect term B (M, K): mu(a|x) p_t(e(a)|x) / p_log(e(a)|x) - pi(a|x))."""
+        pt = ope_large.embedding_marginals(target, emb, C)
+        pl = ope_large.embedding_marginals(logging, emb, C)
+        ratio_e = jnp.where(pl > 0, pt / jnp.where(pl > 0, pl, 1.0), 0.0)
+        live = seen[:, None] & (pl > 0)
+        rng_e = jnp.stack([jnp.min(jnp.where(live, ratio_e, jnp.inf)), jnp.max(jnp.where(live, ratio_e, 0.0))])
+        direct = logging * ratio_e[:, emb] - target
+        second = jnp.sum(ratio_e * pt, axis=1)  # (M,) E_log[w^2 | x] = sum_e p_t(e|x)^2 / p_log(e|x)
+        return ratio_e[j, emb[a]], pl[j, emb[a]], rng_e, direct, second
+
     # MIPS on k-means categories of noisy item features
     features = theta + FEATURE_NOISE * jax.random.normal(ks[7], theta.shape)
     emb = jnp.where(categorical, category, ope_large._lloyd(ks[8], features, C, 25))
-    p_log_e = ope_large.embedding_marginals(logging, emb, C)[j, emb[a]]
-    w_mips = ope_large.embedding_marginals(target, emb, C)[j, emb[a]] / p_log_e
+    w_mips, p_log_e, mips_range, mips_direct, mips_second = marginal(emb)
     # DM: the posterior on all rows; U_a = (1/n) sum_i pi(a | x_i) x_i
     lik, lin = Gaussian(NOISE_SD), resolve_linearisation(prior, None)
-    post, _, m = ope_large._fit(prior, X, a, r, jnp.ones(n), K, lik, lin)
-    counts = jnp.zeros(M).at[j].add(1.0) / n
+    post, lin_fit, m = ope_large._fit(prior, X, a, r, jnp.ones(n), K, lik, lin)
     loading = (counts[:, None] * target).T @ Xs
     dm = jnp.sum(loading * m)
     v = ope_large.value_draws(ks[9], prior, post, loading, draws)
-    per_context = jnp.sum(target * (Xs @ m.T), axis=1)  # (M,)
+    q_all = Xs @ m.T  # (M, K) the posterior-mean reward model
+    per_context = jnp.sum(target * q_all, axis=1)  # (M,)
     ctx_var = (jnp.sum(counts * per_context**2) - jnp.sum(counts * per_context) ** 2) * n / (n - 1) / n
     dm_var = jnp.var(v, ddof=1) + ctx_var
-    # DR: 2-fold cross-fitted posterior means (rows are i.i.d., so fold = row index mod 2)
+    # the DM's domain: the prior's share of the posterior variance of the target's rewards
+    cov = moments(prior, post, lin_fit).theta_cov  # (K, d, d)
+    post_var = jnp.einsum("md,kde,me->mk", Xs, cov, Xs)
+    prior_var = jnp.einsum("md,de,me->m", Xs, prior_cov, Xs)
+    rho = jnp.sum(counts * jnp.sum(target * post_var, axis=1)) / jnp.sum(counts * prior_var)
+    # MIPS's direct-effect bias with the posterior mean as the reward
+    bhat_mips = jnp.sum(counts * jnp.sum(mips_direct * q_all, axis=1))
+    # DR and MIPS on posterior categories: 2-fold cross-fitted posterior means (rows are i.i.d., so
+    # fold = row index mod 2); fold f's rows get the reward model and the categories (k-means of
+    # the posterior means of theta) fitted on the other fold
     fold = jnp.arange(n) % 2
-    dr = jnp.zeros(n)
+    dr_direct, dr_resid = jnp.zeros(n), jnp.zeros(n)
+    w_post, p_log_post, bhat_post, post_second = jnp.zeros(n), jnp.zeros(n), 0.0, 0.0
+    post_lo, post_hi = jnp.inf, 0.0
     for f in range(2):
         _, _, mf = ope_large._fit(prior, X, a, r, (fold != f).astype(X.dtype), K, lik, lin)
-        direct = jnp.sum(target * (Xs @ mf.T), axis=1)[j]
-        q_logged = jnp.sum(X * mf[a], axis=1)
-        dr = jnp.where(fold == f, direct + w * (r - q_logged), dr)
+        qf = Xs @ mf.T
+        mine = fold == f
+        dr_direct = jnp.where(mine, jnp.sum(target * qf, axis=1)[j], dr_direct)
+        dr_resid = jnp.where(mine, r - jnp.sum(X * mf[a], axis=1), dr_resid)
+        emb_f = ope_large._lloyd(ks[10 + f], mf, C, 25)
+        wf, plf, rng_f, direct_f, second_f = marginal(emb_f)
+        w_post = jnp.where(mine, wf, w_post)
+        p_log_post = jnp.where(mine, plf, p_log_post)
+        counts_f = jnp.zeros(M).at[j].add(mine / n)
+        bhat_post = bhat_post + jnp.sum(counts_f * jnp.sum(direct_f * qf, axis=1))
+        post_lo, post_hi = jnp.minimum(post_lo, rng_f[0]), jnp.maximum(post_hi, rng_f[1])
+        post_second = post_second + jnp.sum(counts_f * second_f)
     return dict(
-        truth=truth, r=r, p=p, w=w, p_log_e=p_log_e, w_mips=w_mips, dm=dm, dm_var=dm_var, dr=dr, max_target=target.max()
+        truth=truth,
+        r=r,
+        p=p,
+        w=w,
+        w_range=w_range,
+        policy_ess=1.0 / jnp.sum(counts * jnp.sum(target * ratio, axis=1)),
+        mips_policy_ess=1.0 / jnp.sum(counts * mips_second),
+        post_policy_ess=1.0 / post_second,
+        p_log_e=p_log_e,
+        w_mips=w_mips,
+        mips_range=mips_range,
+        bhat_mips=bhat_mips,
+        w_post=w_post,
+        p_log_post=p_log_post,
+        post_range=jnp.stack([post_lo, post_hi]),
+        bhat_post=bhat_post,
+        dm=dm,
+        dm_var=dm_var,
+        rho=rho,
+        dr_direct=dr_direct,
+        dr_resid=dr_resid,
+        max_target=target.max(),
     )
 
 
@@ -143,8 +224,106 @@ def summarise(rows: list[dict], truth: np.ndarray) -> dict:
 
 def compiled(prior, K: int, args):
     """replicate, vmapped over keys and jitted once per K (the flags are traced)."""
-    fn = partial(replicate, prior=prior, K=K, C=math.ceil(math.sqrt(K)), M=args.contexts, n=args.n, draws=args.draws)
+    prior_cov = prior.cov1  # S_1: theta_a's own prior variance, given the shared latent
+    fn = partial(
+        replicate,
+        prior=prior,
+        prior_cov=prior_cov,
+        K=K,
+        C=math.ceil(math.sqrt(K)),
+        M=args.contexts,
+        n=args.n,
+        draws=args.draws,
+    )
     return jax.jit(jax.vmap(fn, in_axes=(0, None)))
+
+
+def as_range(lo_hi, w) -> tuple[float, float]:
+    """A policy weight range (float32 from the simulation) widened to hold every observed weight."""
+    lo, hi = float(lo_hi[0]), float(lo_hi[1])
+    return min(lo, float(w.min())), max(hi, float(w.max()), 1.0 + 1e-6)
+
+
+def domain(kind: str, checks: dict, sample: bool = False) -> bool:
+    """Whether one replicate's logs are inside an estimator's domain (the checks the package makes).
+
+    Normal intervals: the policies' ESS (``ope_large.policy_ess``; with ``sample``, the logged
+    weights' own ESS, the check of ``ope.LowEffectiveSampleSize``) at least ``ope.ESS_WARN_FRACTION``;
+    EL intervals: below it; the "auto" rows pick by the same rule, so their domain is everything.
+    DM: the prior's share at most ``ope_large.PRIOR_SHARE_WARN``; MIPS: that, and the direct-effect
+    bias at most ``ope_large.DIRECT_EFFECT_WARN`` se.
+    """
+    low = ope.ESS_WARN_FRACTION
+    ess, mips_ess, post_ess = (
+        (checks["ess"], checks["ess_mips"], checks["ess_post"])
+        if sample
+        else (checks["policy_ess"], checks["mips_policy_ess"], checks["post_policy_ess"])
+    )
+    shared_ok = checks["rho"] <= ope_large.PRIOR_SHARE_WARN
+    mips_direct = shared_ok and abs(checks["bhat_mips"]) <= ope_large.DIRECT_EFFECT_WARN * checks["se_mips"]
+    post_direct = shared_ok and abs(checks["bhat_post"]) <= ope_large.DIRECT_EFFECT_WARN * checks["se_post"]
+    return {
+        "all": True,
+        "ess": ess >= low,
+        "low_ess": ess < low,
+        "prior_share": shared_ok,
+        "mips_ess+direct": mips_direct and mips_ess >= low,
+        "mips_low_ess+direct": mips_direct and mips_ess < low,
+        "post_ess+direct": post_direct and post_ess >= low,
+        "post_low_ess+direct": post_direct and post_ess < low,
+    }[kind]
+
+
+def estimates(out: dict, i: int, n: int) -> tuple[dict, dict]:
+    """Every estimator's Estimate fields on replicate i, and the replicate's domain checks."""
+    r, w, wm, wp = out["r"][i], out["w"][i], out["w_mips"][i], out["w_post"][i]
+    est = {}
+    ips = ope._estimate(w * r)
+    est["ips_normal"] = ips
+    value = float(np.sum(w * r) / np.sum(w))
+    est["snips_normal"] = ope._estimate(w * (r - value) / np.mean(w) + value, value)
+    est["ips_el"] = ips._replace(
+        **dict(zip(("lower", "upper"), ope.el_interval(w, r, ope.default_weight_range(out["p"][i])), strict=True))
+    )
+    est["ips_el_policy"] = ips._replace(
+        **dict(zip(("lower", "upper"), ope.el_interval(w, r, as_range(out["w_range"][i], w)), strict=True))
+    )
+    direct, resid = out["dr_direct"][i], out["dr_resid"][i]
+    dr = ope._estimate(direct + w * resid)
+    est["dr"] = dr
+    lo, hi = ope_large.doubly_robust_el(direct, w, resid, ope.default_weight_range(out["p"][i]))
+    est["dr_el"] = dr._replace(lower=lo, upper=hi)
+    lo, hi = ope_large.doubly_robust_el(direct, w, resid, as_range(out["w_range"][i], w))
+    est["dr_el_policy"] = dr._replace(lower=lo, upper=hi)
+    # the auto rule (the logging policy known): normal where the policies' ESS is at least 10%, else EL
+    normal = float(out["policy_ess"][i]) >= ope.ESS_WARN_FRACTION
+    est["ips_auto"] = est["ips_normal"] if normal else est["ips_el_policy"]
+    est["dr_auto"] = est["dr"] if normal else est["dr_el_policy"]
+    se = float(np.sqrt(out["dm_var"][i]))
+    dm = float(out["dm"][i])
+    est["dm"] = ope.Estimate(dm, se, dm - ope.Z95 * se, dm + ope.Z95 * se, n)
+    mips = ope._estimate(wm * r)
+    est["mips_normal"] = mips
+    lo, hi = ope.el_interval(wm, r, as_range(out["mips_range"][i], wm))
+    est["mips_el"] = mips._replace(lower=lo, upper=hi)
+    post = ope._estimate(wp * r)
+    est["mips_post_normal"] = post
+    lo, hi = ope.el_interval(wp, r, as_range(out["post_range"][i], wp))
+    est["mips_post_el"] = post._replace(lower=lo, upper=hi)
+    checks = dict(
+        ess=ope.effective_sample_size(w) / n,
+        policy_ess=float(out["policy_ess"][i]),
+        mips_policy_ess=float(out["mips_policy_ess"][i]),
+        post_policy_ess=float(out["post_policy_ess"][i]),
+        ess_mips=ope.effective_sample_size(wm) / n,
+        ess_post=ope.effective_sample_size(wp) / n,
+        rho=float(out["rho"][i]),
+        bhat_mips=float(out["bhat_mips"][i]),
+        bhat_post=float(out["bhat_post"][i]),
+        se_mips=mips.se,
+        se_post=post.se,
+    )
+    return {k: v._asdict() for k, v in est.items()}, checks
 
 
 def run_cell(fn, K: int, reps: int, flags, args, key) -> dict:
@@ -159,35 +338,50 @@ def run_cell(fn, K: int, reps: int, flags, args, key) -> dict:
             out.setdefault(name, []).extend(np.asarray(val, dtype=float))
     out = {name: np.asarray(val[:reps]) for name, val in out.items()}
     sim_seconds = time.time() - start
-    el_reps = min(reps, args.el_reps)
     est = {name: [] for name in ESTIMATORS}
-    ess_ips, ess_mips = [], []
+    inside = {name: [] for name in ESTIMATORS}
+    inside_sample = {name: [] for name in ESTIMATORS}
+    checks = []
     for i in range(reps):
-        r, w, wm = out["r"][i], out["w"][i], out["w_mips"][i]
-        ips = ope._estimate(w * r)
-        mips = ope._estimate(wm * r)
-        est["ips_normal"].append(ips._asdict())
-        est["mips_normal"].append(mips._asdict())
-        if i < el_reps:  # the EL interval costs seconds per call on a loaded machine
-            lo, hi = ope.el_interval(w, r, ope.default_weight_range(out["p"][i]))
-            est["ips_el"].append(ips._replace(lower=lo, upper=hi)._asdict())
-            lo, hi = ope.el_interval(wm, r, ope.default_weight_range(out["p_log_e"][i]))
-            est["mips_el"].append(mips._replace(lower=lo, upper=hi)._asdict())
-        se = float(np.sqrt(out["dm_var"][i]))
-        dm = float(out["dm"][i])
-        est["dm"].append(dict(value=dm, se=se, lower=dm - ope.Z95 * se, upper=dm + ope.Z95 * se))
-        est["dr"].append(ope._estimate(out["dr"][i])._asdict())
-        ess_ips.append(ope.effective_sample_size(w) / args.n)
-        ess_mips.append(ope.effective_sample_size(wm) / args.n)
+        with threadpool_limits(1):  # scipy's L-BFGS-B (the EL interval) slows 100-fold with BLAS threads competing
+            e, c = estimates(out, i, args.n)
+        checks.append(c)
+        for name, kind in ESTIMATORS.items():
+            est[name].append(e[name])
+            inside[name].append(domain(kind, c))
+            inside_sample[name].append(domain(kind, c, sample=True))
     truth = out["truth"]
-    rows = {name: summarise(est[name], truth[: len(est[name])]) for name in ESTIMATORS}
+    rows = {}
     for name in ESTIMATORS:
-        rows[name]["reps"] = len(est[name])
+        rows[name] = summarise(est[name], truth)
+        rows[name]["reps"] = reps
+        keep = np.array(inside[name])
+        cover = [e["lower"] <= t <= e["upper"] for e, t in zip(est[name], truth, strict=True)]
+        rows[name]["covered_bits"] = "".join("1" if c else "0" for c in cover)
+        rows[name]["inside_bits"] = "".join("1" if k else "0" for k in keep)
+        rows[name]["inside_fraction"] = float(keep.mean())
+        rows[name]["inside_reps"] = int(keep.sum())
+        if keep.sum() >= 2:
+            rows[name]["inside"] = summarise([e for e, k in zip(est[name], keep, strict=True) if k], truth[keep])
+        if ESTIMATORS[name] not in ("all", "prior_share"):  # the same domain with the logged weights' own ESS
+            keep = np.array(inside_sample[name])
+            rows[name]["inside_sample_reps"] = int(keep.sum())
+            rows[name]["inside_sample_bits"] = "".join("1" if k else "0" for k in keep)
+            if keep.sum() >= 2:
+                rows[name]["inside_sample"] = summarise(
+                    [e for e, k in zip(est[name], keep, strict=True) if k], truth[keep]
+                )
+    rows["checks"] = {
+        name: dict(mean=float(np.mean([c[name] for c in checks])), median=float(np.median([c[name] for c in checks])))
+        for name in checks[0]
+    }
     rows["weights"] = dict(
-        ips_mean_relative_ess=float(np.mean(ess_ips)),
+        ips_mean_relative_ess=float(np.mean([c["ess"] for c in checks])),
         ips_mean_max_weight=float(np.mean(out["w"].max(1))),
-        mips_mean_relative_ess=float(np.mean(ess_mips)),
+        mips_mean_relative_ess=float(np.mean([c["ess_mips"] for c in checks])),
         mips_mean_max_weight=float(np.mean(out["w_mips"].max(1))),
+        mips_post_mean_relative_ess=float(np.mean([c["ess_post"] for c in checks])),
+        mips_post_mean_max_weight=float(np.mean(out["w_post"].max(1))),
         target_mean_max_prob=float(np.mean(out["max_target"])),
     )
     rows["truth_sd"] = float(truth.std(ddof=1))
@@ -204,7 +398,6 @@ def main():
     parser.add_argument("--loggers", default="uniform,skewed")
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--reps-large", type=int, default=100, help="replicates at K >= 10,000")
-    parser.add_argument("--el-reps", type=int, default=40, help="replicates that also get the EL intervals")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--contexts", type=int, default=100)
     parser.add_argument("--draws", type=int, default=200)
@@ -238,15 +431,17 @@ def main():
             )
             for est in ESTIMATORS:
                 s = row[est]
+                ins = s.get("inside")
                 print(
-                    f"    {est:12s} coverage {s['coverage']:.3f} +- {s['coverage_mc_se']:.3f}  bias {s['bias']:+.4f} "
-                    f"+- {s['bias_mc_se']:.4f}  rmse {s['rmse']:.4f}  width {s['mean_interval_width']:.4f}",
+                    f"    {est:16s} coverage {s['coverage']:.3f} +- {s['coverage_mc_se']:.3f}  bias {s['bias']:+.4f} "
+                    f"+- {s['bias_mc_se']:.4f}  rmse {s['rmse']:.4f}  width {s['mean_interval_width']:.4f}  inside "
+                    f"{s['inside_reps']}" + (f" covering {ins['coverage']:.3f}" if ins else ""),
                     flush=True,
                 )
             out = dict(
                 command="PYTHONPATH=. python studies/ope/large_k.py "
                 + f"--K {args.K} --loggers {args.loggers} --reps {args.reps} --reps-large {args.reps_large} "
-                + f"--el-reps {args.el_reps} --n {args.n} --contexts {args.contexts} --draws {args.draws} "
+                + f"--n {args.n} --contexts {args.contexts} --draws {args.draws} "
                 + f"--target {args.target} --env {args.env} --seed {args.seed}",
                 setup=dict(
                     d=D,
@@ -258,7 +453,6 @@ def main():
                     n=args.n,
                     reps=args.reps,
                     reps_large=args.reps_large,
-                    el_reps=args.el_reps,
                     noise_sd=NOISE_SD,
                     target=f"softmax({BETA_TARGET} x^T theta_hat), theta_hat = "
                     + (
