@@ -523,15 +523,23 @@ def _upward_plan(prior: DiffusionPrior) -> UpwardPlan:
     return UpwardPlan(lin, gain, offset, whiten(psd_inv(cov)), whiten(psd_inv(covs)))
 
 
-def planned_latent_posteriors(plan: UpwardPlan, evidence: Message) -> Conditionals:
+def planned_latent_posteriors(plan: UpwardPlan, evidence: Message, isotropic: bool = True) -> Conditionals:
     """:func:`latent_posteriors` through an :class:`UpwardPlan`: every level at once.
 
     Args:
         plan: from :func:`upward_plan`.
         evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
+        isotropic: a concrete plan of multiples of the identity (:func:`scalar_plan`) runs
+            elementwise in one eigenbasis (:mod:`dts_ppl.core.isotropic`); False: by the matrices.
     Returns:
         Conditionals with (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi) fields, sampling order.
     """
+    if isotropic:
+        from dts_ppl.core.isotropic import isotropic_latent_posteriors, isotropic_plan
+
+        iplan = isotropic_plan(plan)
+        if iplan is not None:
+            return isotropic_latent_posteriors(iplan, evidence)
     lin = plan.linearisation
     msg = pull_back(evidence, lin.w1, lin.c1)  # on psi_1, the last row
     scalar = scalar_plan(plan)
