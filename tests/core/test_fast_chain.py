@@ -270,3 +270,51 @@ def test_planned_pass_derivatives_equal_the_recursions(evidence_scale):
     h = 1e-6  # one-sided in the evidence scale (negative evidence is not a likelihood)
     fd = (total(p + jnp.array([h, 0.0]), False) - total(p, False)) / h
     np.testing.assert_allclose(got[0], fd, rtol=1e-4)
+
+
+def test_isotropic_pass_derivatives_equal_the_recursions(swissroll):
+    # the elementwise pass of a concrete isotropic plan (core.isotropic) takes its derivatives from
+    # the basis path: the gradient in the evidence equals the recursion's
+    from dts_ppl.core.isotropic import isotropic_plan
+
+    prior = _as(swissroll, jnp.float64)
+    plan = core.upward_plan(prior)
+    assert isotropic_plan(plan) is not None
+    x = jnp.array([1.0, 0.5])
+
+    def total(s, planned):
+        ev = core.Message(s * jnp.outer(x, x) + 0.3 * s * jnp.eye(2), 2.0 * s * x)
+        if planned:
+            rows = core.planned_latent_posteriors(plan, ev)
+        else:
+            rows = core.latent_posteriors(prior, ev, core.linearise(prior, "identity"))
+        return sum(jnp.sum(leaf) for leaf in rows)
+
+    for s in (0.0, 0.7):
+        got, want = jax.grad(total)(s, True), jax.grad(total)(s, False)
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(total(s, True), total(s, False), rtol=1e-10)
+
+
+def test_isotropic_plan_only_for_concrete_multiples_of_the_identity(swissroll):
+    from dts_ppl.core.isotropic import isotropic_plan
+
+    mlp = random_mlp_prior(jax.random.PRNGKey(0), 2, num_levels=3, hidden=10)
+    anisotropic = mlp._replace(covs=jnp.broadcast_to(jnp.diag(jnp.array([1.0, 2.5])), mlp.covs.shape))
+    assert isotropic_plan(core.upward_plan(anisotropic, "identity")) is None
+    plan = core.upward_plan(swissroll)
+    seen = []
+    jax.jit(lambda p: seen.append(isotropic_plan(p)) or 0)(plan)  # a traced plan
+    assert seen == [None]
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((2, 2), (2, 2)), ((5, 3, 2), (5, 2, 3)), ((4, 1, 3), (3, 3))])
+def test_small_matmul_equals_matmul(shape_a, shape_b, monkeypatch):
+    from dts_ppl.core import linalg
+
+    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", 3)
+    rng = np.random.default_rng(0)
+    a, b = jnp.asarray(rng.normal(size=shape_a)), jnp.asarray(rng.normal(size=shape_b))
+    np.testing.assert_allclose(linalg.small_matmul(a, b), a @ b, rtol=1e-13, atol=1e-14)
+    v = jnp.asarray(rng.normal(size=shape_a[-1:]))
+    np.testing.assert_allclose(linalg.small_matvec(a, v), a @ v, rtol=1e-13, atol=1e-14)
