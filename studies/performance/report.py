@@ -23,6 +23,13 @@ def _where(data) -> str:
     return text + (f", load average {load[0]:.1f})" if load else ")")
 
 
+def _clock(data) -> str:
+    """How the times in ``data`` were taken (the scripts' ``--clock``)."""
+    if data.get("clock") == "cpu":
+        return "CPU time of the process (`--clock cpu`: leaves out waiting for a core on the shared machine)"
+    return "wall time"
+
+
 def _med(s) -> str:
     return f"{s['median_us']:,.1f}"
 
@@ -44,11 +51,15 @@ def fast_chain_section() -> str:
         '"identity" rule (the DDPM default) conditions every level at once through an evidence-free',
         "`core.upward_plan` that the dTS agent builds once, and 2 x 2 / 3 x 3 eigendecompositions,",
         "Cholesky factors and triangular inverses run as batched elementwise passes (`core.linalg.eigh`,",
-        "`cholesky`, `tril_inv`) instead of one LAPACK call per matrix. Same numbers as before to float",
+        "`cholesky`, `tril_inv`) instead of one LAPACK call per matrix. With isotropic levels (a DDPM's)",
+        "the planned pass runs elementwise on the eigenvalues in one eigenbasis (`core.isotropic`), and",
+        "products of matrices up to 3 x 3 (conditions, pull-backs, the chain's gains) are elementwise",
+        "(`core.linalg.small_matmul`), fused with their neighbours. Same numbers as before to float",
         "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py). Interleaved A/B",
-        "against the chain before the change (commit",
-        f"4d14ca2, kept in studies/performance/common.py), float32, {_where(chain)}:",
-        "`PYTHONPATH=. python studies/performance/ddpm_chain.py --reps 9 --data-dir ml-100k`"
+        "against the chain before the change (commit 4d14ca2, kept in studies/performance/common.py: the",
+        "draws and the upward pass; the rest of its round is today's code), float32, "
+        f"{_where(chain)}, {_clock(chain)}:",
+        "`PYTHONPATH=. python studies/performance/ddpm_chain.py --reps 9 --clock cpu --data-dir ml-100k`"
         " (results/ddpm_chain_cpu.json).",
         "",
         "| one draw of the whole chain | now (us) | before (us) | before / now |",
@@ -104,8 +115,9 @@ def fast_chain_section() -> str:
         lines += [
             "",
             f"`simulate` on the {sim['preset']} preset (K = {sim['num_actions']}, {sim['runs']} runs x "
-            f"{sim['rounds']} rounds, compiled, interleaved; {_where(sim)}):",
-            "`PYTHONPATH=. python studies/performance/simulate_throughput.py --reps 15` (results/simulate_throughput_cpu.json).",
+            f"{sim['rounds']} rounds, compiled, interleaved; {_where(sim)}, {_clock(sim)}):",
+            f"`PYTHONPATH=. python studies/performance/simulate_throughput.py --reps {sim['reps']}"
+            f"{' --clock cpu' if sim.get('clock') == 'cpu' else ''}` (results/simulate_throughput_cpu.json).",
             "",
             "| agent | run-rounds / s | compile (s) | one `simulate` call, with compilation (s) |",
             "|---|---:|---:|---:|",
