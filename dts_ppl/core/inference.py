@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core import isotropic as _isotropic
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.core.linalg import (
@@ -547,12 +548,10 @@ def planned_latent_posteriors(plan: UpwardPlan, evidence: Message, isotropic: bo
     Returns:
         Conditionals with (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi) fields, sampling order.
     """
-    if isotropic:
-        from dts_ppl.core.isotropic import isotropic_latent_posteriors, isotropic_plan
-
-        iplan = isotropic_plan(plan)
-        if iplan is not None:
-            return isotropic_latent_posteriors(iplan, evidence)
+    if isotropic and scalar_plan(plan):
+        basis_path = partial(_basis_path, plan)
+        rows = _isotropic.isotropic_latent_posteriors(_isotropic.isotropic_plan(plan), *evidence, basis_path)
+        return Conditionals(*rows)
     lin = plan.linearisation
     msg = pull_back(evidence, lin.w1, lin.c1)  # on psi_1, the last row
     scalar = scalar_plan(plan)
@@ -567,6 +566,11 @@ def planned_latent_posteriors(plan: UpwardPlan, evidence: Message, isotropic: bo
     if scalar:
         return jax.vmap(condition_in_basis, in_axes=(0, 0, 0, None))(plan.levels, G, b, basis)[0]
     return jax.vmap(condition_whitened)(plan.levels, G, b)[0]
+
+
+def _basis_path(plan: UpwardPlan, G, b) -> Conditionals:
+    """:func:`planned_latent_posteriors` by the matrices (the isotropic path's derivative rule)."""
+    return planned_latent_posteriors(plan, Message(G, b), isotropic=False)
 
 
 def _multiples_of_identity(x) -> bool:

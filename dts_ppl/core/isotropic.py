@@ -18,19 +18,21 @@ with the eigen-directions below :func:`~dts_ppl.core.inference.evidence_cutoff` 
 :func:`~dts_ppl.core.inference.condition`. The same numbers as
 :func:`~dts_ppl.core.inference.planned_latent_posteriors`' basis path to round-off, in a handful
 of fused passes instead of a few matrix products per level. Derivatives come from that path (the
-basis path's own rule, :func:`~dts_ppl.core.inference.condition_in_basis`).
+basis path's own rule, :func:`~dts_ppl.core.inference.condition_in_basis`), which the caller
+passes in. This module reads the plan's fields only; :mod:`dts_ppl.core.inference` calls it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, NamedTuple
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl.core import inference as _inf
-from dts_ppl.core.linalg import eigh, psd_cholesky, symmetrise
+from dts_ppl.core.linalg import eigh, psd_cholesky, small_matmul, small_matvec, symmetrise
 
 __all__ = ["IsotropicPlan", "isotropic_latent_posteriors", "isotropic_plan"]
 
@@ -39,34 +41,39 @@ class IsotropicPlan(NamedTuple):
     """The scalars of an isotropic :class:`~dts_ppl.core.inference.UpwardPlan` (:func:`isotropic_plan`).
 
     Attributes:
-        plan: the UpwardPlan itself (its basis path gives the derivatives).
+        w1: (d, d_psi) the linearised link into u = f_1(psi_1).   c1: (d,) its offset.
+        reach_offset: (L - 1, d_psi) the plan's reach offsets.
         reach_scale: (L - 1,) r_i, the reach whitening R_i = r_i I.
         reach_gain: (L - 1,) g_i, the reach gain g_i I.
         level_scale: (L,) s_i, each row's whitening s_i I.
     """
 
-    plan: _inf.UpwardPlan
+    w1: Annotated[jax.Array, "d d_psi"]
+    c1: Annotated[jax.Array, "d"]
+    reach_offset: Annotated[jax.Array, "Lm1 d_psi"]
     reach_scale: Annotated[jax.Array, "Lm1"]
     reach_gain: Annotated[jax.Array, "Lm1"]
     level_scale: Annotated[jax.Array, "L"]
 
 
-def isotropic_plan(plan: _inf.UpwardPlan) -> IsotropicPlan | None:
-    """The plan's scalars when it is concrete and isotropic (:func:`core.scalar_plan`), else None.
+def isotropic_plan(plan: Any) -> IsotropicPlan:
+    """The scalars of a concrete UpwardPlan whose whitenings and reach gains are multiples of the
+    identity (the caller checks this: :func:`core.scalar_plan <dts_ppl.core.inference.scalar_plan>`).
 
     Args:
-        plan: an UpwardPlan (:func:`core.upward_plan`).
+        plan: an :class:`~dts_ppl.core.inference.UpwardPlan` with concrete fields.
     Returns:
-        IsotropicPlan, or None (a traced plan, or whitenings / gains that are not multiples of I).
+        IsotropicPlan.
     """
-    if not _inf.scalar_plan(plan):
-        return None
     dtype = plan.levels.chol.dtype
 
     def diag0(x):
         return jnp.asarray(np.asarray(x)[..., 0, 0], dtype)
 
-    return IsotropicPlan(plan, diag0(plan.reach.chol), diag0(plan.reach_gain), diag0(plan.levels.chol))
+    lin = plan.linearisation
+    return IsotropicPlan(
+        lin.w1, lin.c1, plan.reach_offset, diag0(plan.reach.chol), diag0(plan.reach_gain), diag0(plan.levels.chol)
+    )
 
 
 def _rotate(V, x):
@@ -80,12 +87,12 @@ def _cutoff(lam):
 
 
 def _posteriors(iplan: IsotropicPlan, G, b):
-    plan = iplan.plan
-    lin = plan.linearisation
-    msg = _inf.pull_back(_inf.Message(G, b), lin.w1, lin.c1)  # on psi_1, the last row
-    V = eigh(symmetrise(msg.G))[1]
-    mu = jnp.sum(V[:, None, :] * msg.G[:, :, None] * V[None, :, :], axis=(0, 1))  # eigenvalues, read off in V
-    beta = jnp.sum(msg.b[:, None] * V, 0)  # V^T b
+    w1t = jnp.swapaxes(iplan.w1, -1, -2)  # the evidence pulled back onto psi_1, the last row
+    msg_g = symmetrise(small_matmul(small_matmul(w1t, G), iplan.w1))
+    msg_b = small_matvec(w1t, b - small_matvec(G, iplan.c1))
+    V = eigh(symmetrise(msg_g))[1]
+    mu = jnp.sum(V[:, None, :] * msg_g[:, :, None] * V[None, :, :], axis=(0, 1))  # eigenvalues, read off in V
+    beta = jnp.sum(msg_b[:, None] * V, 0)  # V^T b
     r2 = (iplan.reach_scale**2)[:, None]
     lam = mu / r2  # reach rows: the whitened evidence's eigenvalues
     keep = _cutoff(lam)
@@ -94,7 +101,7 @@ def _posteriors(iplan: IsotropicPlan, G, b):
     up_g = r2 * lam * inv  # the message to row i, in V
     up_b = jnp.where(keep, beta, 0.0) * inv
     g = iplan.reach_gain[:, None]
-    offset = jnp.sum(plan.reach_offset[:, :, None] * V, 1)  # V^T c_i
+    offset = jnp.sum(iplan.reach_offset[:, :, None] * V, 1)  # V^T c_i
     rows_g = jnp.concatenate([g * g * up_g, mu[None]])  # (L, d): each row's evidence, in V
     rows_b = jnp.concatenate([g * (up_b - up_g * offset), beta[None]])
     s2 = (iplan.level_scale**2)[:, None]
@@ -107,30 +114,27 @@ def _posteriors(iplan: IsotropicPlan, G, b):
     return gain, shift, psd_cholesky(cov)
 
 
-@jax.custom_jvp
-def _isotropic(iplan: IsotropicPlan, G, b):
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _isotropic(basis_path: Callable, iplan: IsotropicPlan, G, b):
     return _posteriors(iplan, G, b)
 
 
 @_isotropic.defjvp
-def _isotropic_jvp(primals, tangents):
+def _isotropic_jvp(basis_path, primals, tangents):
     iplan, G, b = primals
     _, dG, db = tangents
-
-    def basis_path(G, b):
-        return tuple(_inf.planned_latent_posteriors(iplan.plan, _inf.Message(G, b), isotropic=False))
-
-    return _isotropic(*primals), jax.jvp(basis_path, (G, b), (dG, db))[1]
+    return _isotropic(basis_path, *primals), jax.jvp(lambda G, b: tuple(basis_path(G, b)), (G, b), (dG, db))[1]
 
 
-def isotropic_latent_posteriors(iplan: IsotropicPlan, evidence: _inf.Message) -> _inf.Conditionals:
-    """:func:`core.planned_latent_posteriors <dts_ppl.core.inference.planned_latent_posteriors>`
-    of an isotropic plan: every row's conditional from one eigenbasis, elementwise.
+def isotropic_latent_posteriors(iplan: IsotropicPlan, G, b, basis_path: Callable) -> tuple:
+    """Every row's conditional from one eigenbasis, elementwise (the planned "identity" pass).
 
     Args:
         iplan: from :func:`isotropic_plan`.
-        evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
+        G: (d, d), b: (d,): the evidence on u = f_1(psi_1).
+        basis_path: ``basis_path(G, b) -> (gain, shift, scale_tril)``, the same pass by the
+            matrices (its derivatives are this function's).
     Returns:
-        Conditionals with (L, d, d), (L, d), (L, d, d) fields, sampling order.
+        (gain (L, d, d), shift (L, d), scale_tril (L, d, d)), sampling order.
     """
-    return _inf.Conditionals(*_isotropic(iplan, evidence.G, evidence.b))
+    return _isotropic(basis_path, iplan, G, b)

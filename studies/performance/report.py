@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import numpy as np
+
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -192,7 +194,37 @@ def _targets(chain, sim) -> str:
             " eigendecompositions go through one LAPACK call per matrix (the unrolled small-matrix paths stop"
             " at 3 x 3)."
         )
-    if sim is not None:
+    vs = _load("simulate_vs_commit.json")
+    if sim is not None and vs is not None:
+        r = vs["new_over_old"]["median"]
+        old_rate = float(np.median(vs["run_rounds_per_s"]["old"]))
+        floor = sim["run_rounds_per_s"].get("chain draws")
+        floor_text = ""
+        if floor is not None:
+            flops = sim["runs"] * 40 * _flops_per_level()
+            per_draw, per_round = 1e6 / floor, 1e6 / sim["run_rounds_per_s"]["dTS"]
+            floor_text = (
+                f" The chain draws alone, vmapped the same way (measured beside dTS above), run {floor:,.0f}"
+                f" run-rounds per second, {floor / old_rate:.2f}x the commit's dTS"
+                f" ({sim['runs']} runs x 40 levels x {_flops_per_level():,} flops per round in the network's"
+                f" 128 x 128 products, {flops * floor / sim['runs'] / 1e9:.0f} GFLOP/s)."
+            )
+            if floor / old_rate >= 3:
+                budget = 1e6 / (3 * old_rate) - per_draw
+                floor_text += (
+                    f" So the draw is not the obstacle: a dTS run-round costs {per_round:.1f} us, {per_round - per_draw:.1f}"
+                    f" us beyond its draw ({per_draw:.1f} us), where 3x allows {budget:.1f} us: the act's scoring and"
+                    " key splits, the update and the guard, each a few small kernels per run."
+                )
+            else:
+                floor_text += " A round costing nothing beyond its draw could not reach 3x: it needs a faster draw."
+        rows.append(
+            f"- `simulate` >= 3x run-rounds per second of commit {vs['commit']} (the issue's): {r:.2f}x"
+            f" ({'met' if r >= 3 else 'missed'}; {vs['runs']} runs x {vs['rounds']} rounds, alternating processes,"
+            f" CPU time: `PYTHONPATH=. python studies/performance/simulate_vs_commit.py --old-root DIR --commit"
+            f" {vs['commit']}`, results/simulate_vs_commit.json).{floor_text}"
+        )
+    elif sim is not None:
         r = sim["speedup_new_over_old"]["median"]
         rate = sim["run_rounds_per_s"]
         floor = rate.get("chain draws")

@@ -9,6 +9,8 @@ import pytest
 from dts_ppl import load_prior
 from dts_ppl.agents import dts
 from dts_ppl.core import inference as core
+from dts_ppl.core import linalg
+from dts_ppl.core.isotropic import isotropic_plan
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.experiments.swissroll import MODELS_DIR
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
@@ -275,11 +277,9 @@ def test_planned_pass_derivatives_equal_the_recursions(evidence_scale):
 def test_isotropic_pass_derivatives_equal_the_recursions(swissroll):
     # the elementwise pass of a concrete isotropic plan (core.isotropic) takes its derivatives from
     # the basis path: the gradient in the evidence equals the recursion's
-    from dts_ppl.core.isotropic import isotropic_plan
-
     prior = _as(swissroll, jnp.float64)
     plan = core.upward_plan(prior)
-    assert isotropic_plan(plan) is not None
+    assert core.scalar_plan(plan)
     x = jnp.array([1.0, 0.5])
 
     def total(s, planned):
@@ -296,22 +296,17 @@ def test_isotropic_pass_derivatives_equal_the_recursions(swissroll):
         np.testing.assert_allclose(total(s, True), total(s, False), rtol=1e-10)
 
 
-def test_isotropic_plan_only_for_concrete_multiples_of_the_identity(swissroll):
-    from dts_ppl.core.isotropic import isotropic_plan
-
-    mlp = random_mlp_prior(jax.random.PRNGKey(0), 2, num_levels=3, hidden=10)
-    anisotropic = mlp._replace(covs=jnp.broadcast_to(jnp.diag(jnp.array([1.0, 2.5])), mlp.covs.shape))
-    assert isotropic_plan(core.upward_plan(anisotropic, "identity")) is None
-    plan = core.upward_plan(swissroll)
-    seen = []
-    jax.jit(lambda p: seen.append(isotropic_plan(p)) or 0)(plan)  # a traced plan
-    assert seen == [None]
+def test_isotropic_plan_reads_the_plans_scalars(swissroll):
+    prior = _as(swissroll, jnp.float64)
+    plan = core.upward_plan(prior)
+    iplan = isotropic_plan(plan)
+    np.testing.assert_allclose(iplan.reach_scale[:, None, None] * np.eye(2), plan.reach.chol, atol=1e-12)
+    np.testing.assert_allclose(iplan.level_scale[:, None, None] * np.eye(2), plan.levels.chol, atol=1e-12)
+    np.testing.assert_allclose(iplan.reach_gain[:, None, None] * np.eye(2), plan.reach_gain, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape_a, shape_b", [((2, 2), (2, 2)), ((5, 3, 2), (5, 2, 3)), ((4, 1, 3), (3, 3))])
 def test_small_matmul_equals_matmul(shape_a, shape_b, monkeypatch):
-    from dts_ppl.core import linalg
-
     monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", 3)
     rng = np.random.default_rng(0)
     a, b = jnp.asarray(rng.normal(size=shape_a)), jnp.asarray(rng.normal(size=shape_b))
