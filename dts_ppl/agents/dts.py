@@ -266,9 +266,12 @@ def dts(
             return linear_predictor(x, theta[0])
         psi, _ = core.sample(k_chain, prior, core.DTSPosterior(state.latents, one_action))
         u = prec1 @ prior.link1(psi[-1])  # S_1^-1 f_1(psi_1)
-        v = jnp.einsum("kij,j->ki", state.theta_cov, x)  # Shat_a x: the one O(K d^2) pass
-        mean = v @ u + state.theta_shift @ x
-        sd = jnp.sqrt(jnp.maximum(v @ x, 0.0))
+        # v_a^T u and v_a^T x (v_a = Shat_a x) for every action: one product reads the K
+        # covariances once, vec(Shat_a) against vec(u x^T) and vec(x x^T)
+        outer = jnp.stack([jnp.outer(u, x).reshape(-1), jnp.outer(x, x).reshape(-1)], -1)
+        mv = state.theta_cov.reshape(K, d * d) @ outer.astype(dtype)
+        mean = mv[:, 0] + state.theta_shift @ x
+        sd = jnp.sqrt(jnp.maximum(mv[:, 1], 0.0))
         return mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
 
     def step(state: DTSState, phi, g, y) -> DTSState:

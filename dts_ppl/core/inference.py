@@ -36,9 +36,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core import isotropic as _isotropic
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
-from dts_ppl.core.linalg import eigh, psd_cholesky, psd_inv, psd_solve, sample_moments, symmetrise, tril_inv
+from dts_ppl.core.linalg import (
+    eigh,
+    psd_cholesky,
+    psd_inv,
+    psd_solve,
+    sample_moments,
+    small_matmul,
+    small_matvec,
+    symmetrise,
+    tril_inv,
+)
 from dts_ppl.core.links import check_linearisation
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Link
@@ -90,7 +101,7 @@ class Conditionals(NamedTuple):
 
     @property
     def cov(self) -> jax.Array:
-        return self.scale_tril @ jnp.swapaxes(self.scale_tril, -1, -2)
+        return small_matmul(self.scale_tril, jnp.swapaxes(self.scale_tril, -1, -2))
 
 
 class DTSPosterior(NamedTuple):
@@ -233,7 +244,7 @@ def condition_whitened(white: Whitening, G, b):
         (Conditionals with (n, n), (n,), (n, n) fields, Message on m), as :func:`condition`.
     """
     R, Rinv = white
-    lam, V = eigh(symmetrise(Rinv @ G @ Rinv.T))  # order unused
+    lam, V = eigh(symmetrise(small_matmul(small_matmul(Rinv, G), Rinv.T)))  # order unused
     return _condition_from_eig(white, b, lam, V)
 
 
@@ -261,16 +272,17 @@ def condition_in_basis(white: Whitening, G, b, basis):
 def _condition_from_eig(white: Whitening, b, lam, V):
     """The formulas of :func:`condition_whitened` given the whitened evidence's eigenpairs (lam, V)."""
     R, Rinv = white
+    mm, mv = small_matmul, small_matvec  # elementwise for small matrices
     keep = lam > evidence_cutoff(lam)
     lam = jnp.where(keep, lam, 0.0)
     inv = 1.0 / (1.0 + lam)  # eigenvalues of the whitened P^-1, in (0, 1]
-    A = Rinv.T @ V  # P^-1 = A diag(inv) A^T
-    coef = jnp.where(keep, V.T @ (Rinv @ b), 0.0)  # b in the whitened eigenbasis, off-range part dropped
-    cov = symmetrise((A * inv) @ A.T)
-    shift = A @ (inv * coef)
-    gain = (A * inv) @ (V.T @ R.T)  # P^-1 Q
-    RV = R @ V
-    up = Message(symmetrise((RV * (lam * inv)) @ RV.T), RV @ (inv * coef))
+    A = mm(Rinv.T, V)  # P^-1 = A diag(inv) A^T
+    coef = jnp.where(keep, mv(V.T, mv(Rinv, b)), 0.0)  # b in the whitened eigenbasis, off-range part dropped
+    cov = symmetrise(mm(A * inv, A.T))
+    shift = mv(A, inv * coef)
+    gain = mm(A * inv, mm(V.T, R.T))  # P^-1 Q
+    RV = mm(R, V)
+    up = Message(symmetrise(mm(RV * (lam * inv), RV.T)), mv(RV, inv * coef))
     return Conditionals(gain, shift, psd_cholesky(cov)), up
 
 
@@ -317,7 +329,9 @@ def evidence_cutoff(lam):
 
 def pull_back(message: Message, w, c) -> Message:
     """Message on u = W psi + c -> message on psi: (W^T G W, W^T (b - G c))."""
-    return Message(symmetrise(w.T @ message.G @ w), w.T @ (message.b - message.G @ c))
+    wt = jnp.swapaxes(w, -1, -2)
+    G = symmetrise(small_matmul(small_matmul(wt, message.G), w))
+    return Message(G, small_matvec(wt, message.b - small_matvec(message.G, c)))
 
 
 def conditional_loc(cond: Conditionals, u):
@@ -523,15 +537,21 @@ def _upward_plan(prior: DiffusionPrior) -> UpwardPlan:
     return UpwardPlan(lin, gain, offset, whiten(psd_inv(cov)), whiten(psd_inv(covs)))
 
 
-def planned_latent_posteriors(plan: UpwardPlan, evidence: Message) -> Conditionals:
+def planned_latent_posteriors(plan: UpwardPlan, evidence: Message, isotropic: bool = True) -> Conditionals:
     """:func:`latent_posteriors` through an :class:`UpwardPlan`: every level at once.
 
     Args:
         plan: from :func:`upward_plan`.
         evidence: Message on u = f_1(psi_1): G (d, d), b (d,).
+        isotropic: a concrete plan of multiples of the identity (:func:`scalar_plan`) runs
+            elementwise in one eigenbasis (:mod:`dts_ppl.core.isotropic`); False: by the matrices.
     Returns:
         Conditionals with (L, d_psi, d_psi), (L, d_psi), (L, d_psi, d_psi) fields, sampling order.
     """
+    if isotropic and scalar_plan(plan):
+        basis_path = partial(_basis_path, plan)
+        rows = _isotropic.isotropic_latent_posteriors(_isotropic.isotropic_plan(plan), *evidence, basis_path)
+        return Conditionals(*rows)
     lin = plan.linearisation
     msg = pull_back(evidence, lin.w1, lin.c1)  # on psi_1, the last row
     scalar = scalar_plan(plan)
@@ -546,6 +566,11 @@ def planned_latent_posteriors(plan: UpwardPlan, evidence: Message) -> Conditiona
     if scalar:
         return jax.vmap(condition_in_basis, in_axes=(0, 0, 0, None))(plan.levels, G, b, basis)[0]
     return jax.vmap(condition_whitened)(plan.levels, G, b)[0]
+
+
+def _basis_path(plan: UpwardPlan, G, b) -> Conditionals:
+    """:func:`planned_latent_posteriors` by the matrices (the isotropic path's derivative rule)."""
+    return planned_latent_posteriors(plan, Message(G, b), isotropic=False)
 
 
 def _multiples_of_identity(x) -> bool:
@@ -1010,7 +1035,7 @@ def _sample_one(key, prior, post, shared=(), unroll=True):
 
         def step(psi_parent, xs):
             gain, shift, z_row, row = xs
-            psi = gain @ one_row(row)(psi_parent) + shift + z_row
+            psi = small_matvec(gain, one_row(row)(psi_parent)) + shift + z_row
             return psi, psi
 
         _, below = jax.lax.scan(step, top, (lat.gain[1:], lat.shift[1:], z[1:], stacked), unroll=unroll)

@@ -37,6 +37,28 @@ def psd_cholesky(a):
 SMALL_MAX_SIZE = 3
 
 
+def small_matmul(a, b):
+    """a @ b for matrices (..., n, k) @ (..., k, m) (leading axes broadcast).
+
+    With n, k and m at most :data:`SMALL_MAX_SIZE`, written as k elementwise products summed
+    (fused with the operations around it instead of one matrix-product call per product);
+    ``a @ b`` otherwise.
+    """
+    n, k = a.shape[-2:]
+    if max(n, k, b.shape[-1]) > SMALL_MAX_SIZE:
+        return a @ b
+    return sum(a[..., :, j, None] * b[..., None, j, :] for j in range(k))
+
+
+def small_matvec(a, v):
+    """a @ v for (..., n, k) matrices and (..., k) vectors, elementwise when n and k are at most
+    :data:`SMALL_MAX_SIZE` (as :func:`small_matmul`)."""
+    n, k = a.shape[-2:]
+    if max(n, k) > SMALL_MAX_SIZE:
+        return jnp.einsum("...ij,...j->...i", a, v)
+    return sum(a[..., :, j] * v[..., j, None] for j in range(k))
+
+
 def _stack_rows(rows, n: int, zero):
     """An (..., n, n) array from a nested list of (...) entries (None above the diagonal)."""
     return jnp.stack([jnp.stack([zero if v is None else v for v in row], -1) for row in rows], -2)
@@ -119,8 +141,8 @@ def jacobi_eigh(a):
                 skew = np.zeros((n, n))
                 skew[p, q], skew[q, p] = 1.0, -1.0
                 J = eye + (c - 1.0)[..., None, None] * diag.astype(a.dtype) + s[..., None, None] * skew.astype(a.dtype)
-                a = jnp.swapaxes(J, -1, -2) @ a @ J
-                V = V @ J
+                a = small_matmul(small_matmul(jnp.swapaxes(J, -1, -2), a), J)
+                V = small_matmul(V, J)
     return jnp.diagonal(a, axis1=-2, axis2=-1), V
 
 

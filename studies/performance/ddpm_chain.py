@@ -40,6 +40,7 @@ from studies.performance.common import (  # noqa: E402
     save_json,
     summary,
     swissroll_prior,
+    use_clock,
 )
 
 
@@ -124,15 +125,29 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--json", default=None)
     p.add_argument("--data-dir", default=None, help="MovieLens files: adds the rows of the MovieLens DDPM prior")
+    p.add_argument(
+        "--clock",
+        default="wall",
+        choices=("wall", "cpu"),
+        help="wall time, or the process's CPU time (leaves out waiting for a core on a loaded machine)",
+    )
     args = p.parse_args(argv)
     levels = [int(v) for v in args.levels.split(",")]
     Ks = [int(v) for v in args.K.split(",")]
     draws, rounds, reps = (200, 100, args.reps) if not args.quick else (10, 5, 2)
     if args.quick:
         levels, Ks = levels[:2], Ks[:1]
+    use_clock(args.clock)
     info = device()
     print("device:", info["backend"], info["devices"])
-    out = {"device": info, "dtype": "float32", "draws_per_block": draws, "rounds_per_block": rounds, "reps": reps}
+    out = {
+        "device": info,
+        "dtype": "float32",
+        "clock": args.clock,
+        "draws_per_block": draws,
+        "rounds_per_block": rounds,
+    }
+    out["reps"] = reps
 
     prior = swissroll_prior(jnp.float32)
     out["draw_swissroll_L40"] = draw_ab(prior, draws, reps)

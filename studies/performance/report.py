@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import numpy as np
+
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -21,6 +23,13 @@ def _where(data) -> str:
     load = dev.get("load_average")
     text = f"{dev['backend']} ({dev['device_kind']}, {dev.get('cpu_count')} host cores"
     return text + (f", load average {load[0]:.1f})" if load else ")")
+
+
+def _clock(data) -> str:
+    """How the times in ``data`` were taken (the scripts' ``--clock``)."""
+    if data.get("clock") == "cpu":
+        return "CPU time of the process (`--clock cpu`: leaves out waiting for a core on the shared machine)"
+    return "wall time"
 
 
 def _med(s) -> str:
@@ -44,11 +53,15 @@ def fast_chain_section() -> str:
         '"identity" rule (the DDPM default) conditions every level at once through an evidence-free',
         "`core.upward_plan` that the dTS agent builds once, and 2 x 2 / 3 x 3 eigendecompositions,",
         "Cholesky factors and triangular inverses run as batched elementwise passes (`core.linalg.eigh`,",
-        "`cholesky`, `tril_inv`) instead of one LAPACK call per matrix. Same numbers as before to float",
+        "`cholesky`, `tril_inv`) instead of one LAPACK call per matrix. With isotropic levels (a DDPM's)",
+        "the planned pass runs elementwise on the eigenvalues in one eigenbasis (`core.isotropic`), and",
+        "products of matrices up to 3 x 3 (conditions, pull-backs, the chain's gains) are elementwise",
+        "(`core.linalg.small_matmul`), fused with their neighbours. Same numbers as before to float",
         "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py). Interleaved A/B",
-        "against the chain before the change (commit",
-        f"4d14ca2, kept in studies/performance/common.py), float32, {_where(chain)}:",
-        "`PYTHONPATH=. python studies/performance/ddpm_chain.py --reps 9 --data-dir ml-100k`"
+        "against the chain before the change (commit 4d14ca2, kept in studies/performance/common.py: the",
+        "draws and the upward pass; the rest of its round is today's code), float32, "
+        f"{_where(chain)}, {_clock(chain)}:",
+        "`PYTHONPATH=. python studies/performance/ddpm_chain.py --reps 9 --clock cpu --data-dir ml-100k`"
         " (results/ddpm_chain_cpu.json).",
         "",
         "| one draw of the whole chain | now (us) | before (us) | before / now |",
@@ -104,8 +117,9 @@ def fast_chain_section() -> str:
         lines += [
             "",
             f"`simulate` on the {sim['preset']} preset (K = {sim['num_actions']}, {sim['runs']} runs x "
-            f"{sim['rounds']} rounds, compiled, interleaved; {_where(sim)}):",
-            "`PYTHONPATH=. python studies/performance/simulate_throughput.py --reps 15` (results/simulate_throughput_cpu.json).",
+            f"{sim['rounds']} rounds, compiled, interleaved; {_where(sim)}, {_clock(sim)}):",
+            f"`PYTHONPATH=. python studies/performance/simulate_throughput.py --reps {sim['reps']}"
+            f"{' --clock cpu' if sim.get('clock') == 'cpu' else ''}` (results/simulate_throughput_cpu.json).",
             "",
             "| agent | run-rounds / s | compile (s) | one `simulate` call, with compilation (s) |",
             "|---|---:|---:|---:|",
@@ -180,7 +194,37 @@ def _targets(chain, sim) -> str:
             " eigendecompositions go through one LAPACK call per matrix (the unrolled small-matrix paths stop"
             " at 3 x 3)."
         )
-    if sim is not None:
+    vs = _load("simulate_vs_commit.json")
+    if sim is not None and vs is not None:
+        r = vs["new_over_old"]["median"]
+        old_rate = float(np.median(vs["run_rounds_per_s"]["old"]))
+        floor = sim["run_rounds_per_s"].get("chain draws")
+        floor_text = ""
+        if floor is not None:
+            flops = sim["runs"] * 40 * _flops_per_level()
+            per_draw, per_round = 1e6 / floor, 1e6 / sim["run_rounds_per_s"]["dTS"]
+            floor_text = (
+                f" The chain draws alone, vmapped the same way (measured beside dTS above), run {floor:,.0f}"
+                f" run-rounds per second, {floor / old_rate:.2f}x the commit's dTS"
+                f" ({sim['runs']} runs x 40 levels x {_flops_per_level():,} flops per round in the network's"
+                f" 128 x 128 products, {flops * floor / sim['runs'] / 1e9:.0f} GFLOP/s)."
+            )
+            if floor / old_rate >= 3:
+                budget = 1e6 / (3 * old_rate) - per_draw
+                floor_text += (
+                    f" So the draw is not the obstacle: a dTS run-round costs {per_round:.1f} us, {per_round - per_draw:.1f}"
+                    f" us beyond its draw ({per_draw:.1f} us), where 3x allows {budget:.1f} us: the act's scoring and"
+                    " key splits, the update and the guard, each a few small kernels per run."
+                )
+            else:
+                floor_text += " A round costing nothing beyond its draw could not reach 3x: it needs a faster draw."
+        rows.append(
+            f"- `simulate` >= 3x run-rounds per second of commit {vs['commit']} (the issue's): {r:.2f}x"
+            f" ({'met' if r >= 3 else 'missed'}; {vs['runs']} runs x {vs['rounds']} rounds, alternating processes,"
+            f" CPU time: `PYTHONPATH=. python studies/performance/simulate_vs_commit.py --old-root DIR --commit"
+            f" {vs['commit']}`, results/simulate_vs_commit.json).{floor_text}"
+        )
+    elif sim is not None:
         r = sim["speedup_new_over_old"]["median"]
         rate = sim["run_rounds_per_s"]
         floor = rate.get("chain draws")

@@ -31,6 +31,7 @@ from studies.performance.common import (  # noqa: E402
     save_json,
     summary,
     swissroll_prior,
+    use_clock,
 )
 
 PRESET = "swissroll-pretrain-10000"  # the shipped prior's preset (N = 10^4, L = 40)
@@ -118,11 +119,18 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the script")
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--clock",
+        default="wall",
+        choices=("wall", "cpu"),
+        help="wall time, or the process's CPU time (leaves out waiting for a core on a loaded machine)",
+    )
     args = p.parse_args(argv)
     runs, rounds, reps = (2, 10, 2) if args.quick else (args.runs, args.rounds, args.reps)
+    use_clock(args.clock)
     info = device()
     print("device:", info["backend"], info["devices"])
-    out = {"device": info, "dtype": "float32", **throughput(runs, rounds, reps)}
+    out = {"device": info, "dtype": "float32", "clock": args.clock, **throughput(runs, rounds, reps)}
     print({k: out[k] for k in ("run_rounds_per_s", "speedup_new_over_old", "compile_s", "simulate_call_s")})
     name = f"simulate_throughput_{info['backend']}{'_quick' if args.quick else ''}.json"
     save_json(args.json or RESULTS / name, out)

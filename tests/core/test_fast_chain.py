@@ -9,6 +9,8 @@ import pytest
 from dts_ppl import load_prior
 from dts_ppl.agents import dts
 from dts_ppl.core import inference as core
+from dts_ppl.core import linalg
+from dts_ppl.core.isotropic import isotropic_plan
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.experiments.swissroll import MODELS_DIR
 from dts_ppl.experiments.synthetic import random_linear_prior, random_mlp_prior
@@ -270,3 +272,44 @@ def test_planned_pass_derivatives_equal_the_recursions(evidence_scale):
     h = 1e-6  # one-sided in the evidence scale (negative evidence is not a likelihood)
     fd = (total(p + jnp.array([h, 0.0]), False) - total(p, False)) / h
     np.testing.assert_allclose(got[0], fd, rtol=1e-4)
+
+
+def test_isotropic_pass_derivatives_equal_the_recursions(swissroll):
+    # the elementwise pass of a concrete isotropic plan (core.isotropic) takes its derivatives from
+    # the basis path: the gradient in the evidence equals the recursion's
+    prior = _as(swissroll, jnp.float64)
+    plan = core.upward_plan(prior)
+    assert core.scalar_plan(plan)
+    x = jnp.array([1.0, 0.5])
+
+    def total(s, planned):
+        ev = core.Message(s * jnp.outer(x, x) + 0.3 * s * jnp.eye(2), 2.0 * s * x)
+        if planned:
+            rows = core.planned_latent_posteriors(plan, ev)
+        else:
+            rows = core.latent_posteriors(prior, ev, core.linearise(prior, "identity"))
+        return sum(jnp.sum(leaf) for leaf in rows)
+
+    for s in (0.0, 0.7):
+        got, want = jax.grad(total)(s, True), jax.grad(total)(s, False)
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(total(s, True), total(s, False), rtol=1e-10)
+
+
+def test_isotropic_plan_reads_the_plans_scalars(swissroll):
+    prior = _as(swissroll, jnp.float64)
+    plan = core.upward_plan(prior)
+    iplan = isotropic_plan(plan)
+    np.testing.assert_allclose(iplan.reach_scale[:, None, None] * np.eye(2), plan.reach.chol, atol=1e-12)
+    np.testing.assert_allclose(iplan.level_scale[:, None, None] * np.eye(2), plan.levels.chol, atol=1e-12)
+    np.testing.assert_allclose(iplan.reach_gain[:, None, None] * np.eye(2), plan.reach_gain, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((2, 2), (2, 2)), ((5, 3, 2), (5, 2, 3)), ((4, 1, 3), (3, 3))])
+def test_small_matmul_equals_matmul(shape_a, shape_b, monkeypatch):
+    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", 3)
+    rng = np.random.default_rng(0)
+    a, b = jnp.asarray(rng.normal(size=shape_a)), jnp.asarray(rng.normal(size=shape_b))
+    np.testing.assert_allclose(linalg.small_matmul(a, b), a @ b, rtol=1e-13, atol=1e-14)
+    v = jnp.asarray(rng.normal(size=shape_a[-1:]))
+    np.testing.assert_allclose(linalg.small_matvec(a, v), a @ v, rtol=1e-13, atol=1e-14)
