@@ -402,7 +402,7 @@ def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ri
 #: rows sharing one set of draws in agent_policy (default of ``rows_per_block``)
 ROWS_PER_BLOCK = 256
 #: most (row, draw, action) scores agent_policy holds at once (a chunk of a block's rows)
-CHUNK_BUDGET = 2**20
+CHUNK_BUDGET = 2**19
 
 
 def agent_policy(
