@@ -9,9 +9,9 @@ rows, each draw's context-free work (the latent chain, the standard normals) com
 draw and stored, then the scores of every (row, draw) from it, in float32 (its default
 ``precision="single"``); "after_agent_dtype" is the same call with ``precision="agent"`` (the
 scores in the agent's float64). Each call is timed whole (wall and process CPU seconds): a first
-call of each (compiling), then ``--reps`` later calls of each, alternating; with ``--reps 0`` the
-original's first call stands for its later calls (it compiles at every call) and the two new
-variants are called ``--after-calls`` more times, alternating. The original and the new
+call of each (compiling), then later calls, alternating: ``--reps`` of the original (with
+``--reps 0`` its first call stands for its later calls: it compiles at every call) and
+max(``--reps``, ``--after-calls``) of each new variant. The original and the new
 implementation use different keys, so their probabilities differ by Monte-Carlo noise only:
 reported as the largest difference in units of its standard error. The two precisions use the
 same keys: reported as the fraction of (row, draw) winners that differ.
@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
     p.add_argument("--actions", type=int, default=500)
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--reps", type=int, default=0)
-    p.add_argument("--after-calls", type=int, default=3, help="later calls of each new variant with --reps 0")
+    p.add_argument("--after-calls", type=int, default=3, help="later calls of each new variant (at least --reps)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     K, d, n, S = args.actions, 5, args.rows, args.samples
@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
     a, b, b64 = (first[name][0] for name in fns)
     se = np.sqrt((a * (1 - a) + b * (1 - b)) / S) + 1e-12
     times = {name: {"wall": [], "cpu": []} for name in fns}
-    later = args.reps if args.reps else max(args.after_calls, 1)
+    later = max(args.reps, args.after_calls, 1)
     for rep in range(later):
         for name, fn in fns.items():
             if rep >= args.reps and name == "original":
