@@ -447,6 +447,12 @@ def policy_section() -> list[str]:
         f" ({'met' if data['speedup_wall'] >= 10 else 'missed'}), {data['speedup_first_call_wall']:.1f}x wall on a"
         " first call (compilation included)."
         + (
+            " At this load the wall times swing with the other processes on the two cores (a long call"
+            " waits longer); the CPU ratio is the steadier measure."
+            if data["load_average"][0] > 4
+            else ""
+        )
+        + (
             ""
             if data["rows"] >= 5000
             else " Not measured on 5,000 rows: that run (the original takes minutes of CPU per call) did not fit"

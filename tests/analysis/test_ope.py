@@ -412,6 +412,21 @@ def test_agent_policy_stores_each_draw_and_equals_the_plain_computation(small_ag
         np.testing.assert_allclose(single.sum(1), 1.0, atol=1e-12)
 
 
+def test_agent_policy_tiles_of_draws_equal_the_plain_computation(small_agent, monkeypatch):
+    """A score budget smaller than one row's draws x K: tiles of 1 row x 8 draws, same result."""
+    import weakref
+
+    import jax
+
+    agent, state, _ = small_agent
+    monkeypatch.setattr(ope, "CHUNK_BUDGET", 32)  # K = 4: 8 draws per tile
+    monkeypatch.setattr(ope, "_POLICY_FNS", weakref.WeakKeyDictionary())  # compiled with this budget
+    X = np.random.default_rng(7).uniform(-1, 1, (5, 2))
+    probs = ope.agent_policy(agent, jax.random.PRNGKey(3), state, X, 64, rows_per_block=5, precision="agent")
+    ref = _agent_policy_plain(agent, jax.random.PRNGKey(3), state, X, 64, 5)
+    np.testing.assert_allclose(probs, ref, atol=1e-12)
+
+
 def test_agent_policy_single_precision_agrees_with_the_agent_dtype_within_monte_carlo_error(small_agent):
     """precision="single" (float32 scores, the default) against "agent" (float64) with independent
     keys, S = 4000: every probability within 5 s.e. of the difference; with the same keys the
