@@ -438,7 +438,10 @@ def agent_policy(
         mask: (K,) bool, True = available (masked actions get probability 0).
         rows_per_block: rows sharing one set of draws (default ``ROWS_PER_BLOCK``, or n if fewer).
         precision: "single" computes the (row, draw) scores in float32 (the draws themselves in
-            the agent's dtype); "agent" computes them in the agent's dtype.
+            the agent's dtype) and repeats the call in the agent's dtype if in some row more than
+            max(1, num_samples // 1000) draws have a shared best score (float32 rounding, or a
+            tie in any dtype): so rounding moves at most that many draws of a row to the first
+            of tied actions; "agent" computes the scores in the agent's dtype.
 
     Returns:
         (n, K) numpy array of probabilities, rows summing to 1.
@@ -470,7 +473,9 @@ def agent_policy(
     blocks = -(-n // rows_per_block)
     padded = jnp.concatenate([X, jnp.repeat(X[-1:], blocks * rows_per_block - n, axis=0)])
     padded = padded.reshape((blocks, rows_per_block) + X.shape[1:])
-    probs = block_fn(key, padded, state, mask, int(num_samples), False, precision == "single")
+    probs, tied = block_fn(key, padded, state, mask, int(num_samples), False, precision == "single")
+    if np.max(np.asarray(tied).reshape(-1)[:n]) > max(1, num_samples // 1000):  # float32 could not separate the best
+        probs, _ = block_fn(key, padded, state, mask, int(num_samples), False, False)
     return np.asarray(probs, dtype=float).reshape(blocks * rows_per_block, K)[:n]
 
 
@@ -480,7 +485,11 @@ _POLICY_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _policy_fn(agent):
-    """``f(key, blocks (B, R, ...), state, mask, num_samples, deterministic) -> (B, R, K)``, jitted per agent."""
+    """``f(key, blocks (B, R, ...), state, mask, num_samples, deterministic, single)``, jitted per agent.
+
+    Returns (B, R, K) probabilities if deterministic, else ((B, R, K) probabilities, (B, R) number
+    of each row's draws whose best score is shared, counted with ``single`` only).
+    """
     try:
         fn = _POLICY_FNS.get(agent.act)
     except TypeError:  # an act that cannot be weakly referenced: compiled per call
@@ -537,19 +546,21 @@ def _policy_fn(agent):
             if single:
                 drawn, xs = [_single(v) for v in drawn], _single(xs)
 
-            def tile(xc, dr):  # the winners of a chunk of rows x a chunk of draws
-                return _first_argmax(jax.vmap(lambda x: jax.vmap(lambda d: score(x, d))(dr))(xc))
+            def tile(xc, dr):  # the winners of a chunk of rows x a chunk of draws, and each row's ties
+                won, tied = _first_argmax(jax.vmap(lambda x: jax.vmap(lambda d: score(x, d))(dr))(xc), True)
+                return won, jnp.sum(tied, axis=1, dtype=jnp.int32) if single else jnp.zeros(len(xc), jnp.int32)
 
             def rows_chunk(xc):  # the scores of a chunk of rows, never the block's rows x draws x K
                 if per == num_samples:
                     return tile(xc, drawn)
                 parts = [v.reshape((num_samples // per, per) + v.shape[1:]) for v in drawn]
-                won = jax.lax.map(lambda dr: tile(xc, dr), parts)
-                return jnp.swapaxes(won, 0, 1).reshape(chunk, num_samples)
+                won, tied = jax.lax.map(lambda dr: tile(xc, dr), parts)
+                return jnp.swapaxes(won, 0, 1).reshape(chunk, num_samples), jnp.sum(tied, axis=0)
 
-            won = jax.lax.map(rows_chunk, xs.reshape((rows // chunk, chunk) + xs.shape[1:]))
+            won, tied = jax.lax.map(rows_chunk, xs.reshape((rows // chunk, chunk) + xs.shape[1:]))
             won = won.reshape(rows, num_samples)
-            return jax.vmap(lambda w: jnp.zeros(K, jnp.result_type(float)).at[w].add(1.0) / num_samples)(won)
+            count = jax.vmap(lambda w: jnp.zeros(K, jnp.result_type(float)).at[w].add(1.0) / num_samples)(won)
+            return count, tied.reshape(rows)
 
         return jax.lax.map(block, (jax.random.split(key, padded.shape[0]), padded))
 
@@ -559,17 +570,35 @@ def _policy_fn(agent):
     return fn
 
 
-def _first_argmax(s):
-    """``jnp.argmax(s, axis=-1)`` (the first maximum; the first NaN if any) as two plain reductions.
+#: largest K for which :func:`_first_argmax` packs (count, index) into one int32 sum
+_PACKED_MAX_K = 30000
 
-    XLA's CPU argmax is one variadic (value, index) reduction that is not vectorised; a max
-    then the smallest index equal to it (or NaN) are two reductions it vectorises and fuses
-    with the scores, several times faster on the (rows, draws, K) scores of :func:`agent_policy`.
+
+def _first_argmax(s, ties: bool = False):
+    """``jnp.argmax(s, axis=-1)`` (the first maximum; the first NaN if any) without XLA's argmax.
+
+    XLA's CPU argmax is one variadic (value, index) reduction that is not vectorised. Here: the
+    maximum, then one int32 sum over the actions a that attain it (or are NaN) of K + a, which
+    is K + a for a single winner a and at least 2K when the maximum is shared; only a set of
+    scores with a shared maximum takes the smallest such index in another pass. Both sums
+    vectorise and fuse with the scores: several times faster on the (rows, draws, K) scores of
+    :func:`agent_policy`. With ``ties``, also whether the maximum is shared: ``(index, tied)``.
     """
+    K = s.shape[-1]
     top = jnp.max(s, axis=-1, keepdims=True)
     hit = (s == top) | jnp.isnan(s)
     index = jax.lax.broadcasted_iota(jnp.int32, s.shape, s.ndim - 1)
-    return jnp.min(jnp.where(hit, index, s.shape[-1]), axis=-1)
+
+    def smallest():
+        return jnp.min(jnp.where(hit, index, K), axis=-1)
+
+    if K > _PACKED_MAX_K:  # K + a summed over a shared maximum could overflow int32
+        first, tied = smallest(), jnp.sum(hit, axis=-1, dtype=jnp.int32) > 1
+    else:
+        packed = jnp.sum(jnp.where(hit, K + index, 0), axis=-1, dtype=jnp.int32)
+        tied = packed >= 2 * K
+        first = jax.lax.cond(jnp.any(tied), smallest, lambda: packed - K)
+    return (first, tied) if ties else first
 
 
 _INLINED = ("pjit", "jit", "closed_call", "core_call")

@@ -446,8 +446,10 @@ def test_agent_policy_single_precision_agrees_with_the_agent_dtype_within_monte_
         ope.agent_policy(agent, jax.random.PRNGKey(1), state, X, S, precision="double")
 
 
-def test_first_argmax_equals_argmax_with_ties_infinities_and_nan():
-    """The two-reduction argmax returns jnp.argmax's index: the first maximum, the first NaN."""
+def test_first_argmax_equals_argmax_with_ties_infinities_and_nan(monkeypatch):
+    """The argmax without XLA's argmax returns jnp.argmax's index (the first maximum, the first
+    NaN) and flags a shared maximum, packed or (K above the packing limit) by two reductions;
+    without ties the packed sum alone gives the index."""
     import jax.numpy as jnp
 
     rng = np.random.default_rng(0)
@@ -458,9 +460,40 @@ def test_first_argmax_equals_argmax_with_ties_infinities_and_nan():
     s[6, [1, 5]] = np.nan
     s[7, :] = np.nan
     s[8] = [0.0, -0.0, 0.0, -1.0, -2.0, -3.0, -4.0]
-    for dtype in (jnp.float64, jnp.float32):
-        x = jnp.asarray(s, dtype)
-        np.testing.assert_array_equal(ope._first_argmax(x), jnp.argmax(x, axis=-1))
+    shared = np.sum(s == np.max(np.where(np.isnan(s), -np.inf, s), 1, keepdims=True), 1) > 1
+    shared[np.isnan(s).any(1)] = np.isnan(s).sum(1)[np.isnan(s).any(1)] > 1
+    distinct = rng.permutation(50 * 7).reshape(50, 7).astype(float)  # no ties: the packed sum alone
+    for limit in (ope._PACKED_MAX_K, 3):
+        monkeypatch.setattr(ope, "_PACKED_MAX_K", limit)
+        for dtype in (jnp.float64, jnp.float32):
+            x = jnp.asarray(s, dtype)
+            first, tied = ope._first_argmax(x, True)
+            np.testing.assert_array_equal(first, jnp.argmax(x, axis=-1))
+            np.testing.assert_array_equal(tied, shared)
+            y = jnp.asarray(distinct, dtype)
+            np.testing.assert_array_equal(ope._first_argmax(y), jnp.argmax(y, axis=-1))
+            assert not np.any(ope._first_argmax(y, True)[1])
+
+
+def test_agent_policy_single_precision_falls_back_where_float32_ties_the_best_scores():
+    """Scores 1e7 + O(1) differences (a shared LinTS whose first feature is a constant with prior
+    mean 1e7): float32 rounds them to ties, so "single" repeats the call in float64 and equals
+    "agent" (same keys), not the first action's share that float32 ties would give."""
+    import jax
+    import jax.numpy as jnp
+
+    from dts_ppl import Gaussian
+    from dts_ppl.agents import GaussianPrior, lin_ts
+
+    prior = GaussianPrior(jnp.array([1e7, 0.0]), jnp.diag(jnp.array([1e-6, 1.0])))
+    agent = lin_ts(prior, Gaussian(1.0), 4, shared=True)
+    state = agent.init()
+    rng = np.random.default_rng(9)
+    X = np.stack([np.ones((6, 4)), rng.uniform(-1, 1, (6, 4))], axis=-1)  # (n, K, d): [1, f_a]
+    key = jax.random.PRNGKey(4)
+    double = ope.agent_policy(agent, key, state, X, 200, precision="agent")
+    np.testing.assert_array_equal(ope.agent_policy(agent, key, state, X, 200), double)
+    assert np.all(double[:, 0] < 0.9)  # the float64 scores do separate the actions
 
 
 def test_single_precision_runs_nested_programs_in_their_own_dtype(monkeypatch):
