@@ -423,9 +423,11 @@ def agent_policy(
     row of a block uses the same ``num_samples`` keys, so what a draw does not owe to the
     context (the latent chain, the standard normals) is computed once per block and draw,
     stored, and read by every row's scores (``act`` traced once and split by what each of its
-    values depends on); the scores are computed a chunk of rows at a time, so no
+    values depends on); the scores are computed a tile of rows x draws at a time, so no
     rows x draws x K array beyond ``CHUNK_BUDGET`` values is held. With the same key and
-    ``rows_per_block`` the result equals scoring every (row, draw) through ``act``.
+    ``rows_per_block`` the result equals scoring every (row, draw) through ``act`` (with
+    ``precision="agent"``; float32 scores may change the winner of a (row, draw) whose best
+    scores are within float32 rounding of each other).
     Each row's probabilities are unbiased with Monte-Carlo s.e. sqrt(pi (1 - pi) /
     num_samples), as with one key per row; errors of rows in one block are correlated (blocks
     use independent keys), so the Monte-Carlo error of a value estimate shrinks with the number
