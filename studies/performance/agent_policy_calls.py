@@ -16,7 +16,7 @@ implementation use different keys, so their probabilities differ by Monte-Carlo 
 reported as the largest difference in units of its standard error. The two precisions use the
 same keys: reported as the fraction of (row, draw) winners that differ.
 
-    PYTHONPATH=. python studies/performance/agent_policy_calls.py --rows 5000 --reps 0 \
+    PYTHONPATH=. python studies/performance/agent_policy_calls.py --rows 5000 --reps 1 \
         --json studies/performance/results/agent_policy_calls.json
 """
 
