@@ -475,9 +475,11 @@ def agent_policy(
     blocks = -(-n // rows_per_block)
     padded = jnp.concatenate([X, jnp.repeat(X[-1:], blocks * rows_per_block - n, axis=0)])
     padded = padded.reshape((blocks, rows_per_block) + X.shape[1:])
-    probs, tied = block_fn(key, padded, state, mask, int(num_samples), False, precision == "single")
-    if np.max(np.asarray(tied).reshape(-1)[:n]) > max(1, num_samples // 1000):  # float32 could not separate the best
-        probs, _ = block_fn(key, padded, state, mask, int(num_samples), False, False)
+    wide = any(getattr(v, "dtype", None) == np.float64 for v in [X, *jax.tree.leaves(state)])
+    single = precision == "single" and wide  # a float32 agent is scored in float32 either way
+    probs, tied = block_fn(key, padded, state, mask, int(num_samples), False, single)
+    if single and np.max(np.asarray(tied).reshape(-1)[:n]) > max(1, num_samples // 1000):
+        probs, _ = block_fn(key, padded, state, mask, int(num_samples), False, False)  # float32 tied the best scores
     return np.asarray(probs, dtype=float).reshape(blocks * rows_per_block, K)[:n]
 
 
