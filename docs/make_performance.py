@@ -392,34 +392,66 @@ def policy_section() -> list[str]:
         return []
     b, a = data["later_calls"]["original"], data["later_calls"]["after"]
     fb, fa = data["first_call"]["original"], data["first_call"]["after"]
-    return [
-        "### `ope.agent_policy`",
-        "",
-        "`ope.agent_policy` splits the traced `act` by what each value depends on (the state, the key,",
-        "the context): the work of a draw that does not depend on the context (the latent chain, the",
-        "standard normals) is computed once per draw for a block of rows sharing the draws and stored,",
-        "then every (row, draw) pair computes only its scores, a chunk of rows at a time. Before, XLA fused",
-        "each draw's inverse-erf and chain into every (row, draw) score it fed, so a draw's work ran once",
-        f"per row. K = {data['K']}, d = {data['d']}, {data['rows']} rows, S = {data['num_samples']} draws per row,",
-        f'float64, {data["device"]}, load average {data["load_average"][0]:.1f}. "original" is the',
-        "implementation the issue timed (63 s on 5,000 rows: one set of draws per row, compiled at every",
-        "call); the probabilities of the two differ by Monte-Carlo noise only (largest difference",
-        f"{data['max_difference_in_se']:.1f} standard errors over {data['rows']} x {data['K']} probabilities; rows",
-        f"sum to 1 within {data['rows_sum_to_one']:.0e}); with the same keys the new implementation equals",
-        "scoring every (row, draw) through `act` (tests/analysis/test_ope.py). Command:",
-        f"`{data['command']}` (`studies/performance/results/agent_policy_calls.json`).",
-        "",
+    a64 = data["later_calls"].get("after_agent_dtype")
+    rows = [
         "| call | original: wall (s) | original: cpu (s) | after: wall (s) | after: cpu (s) | original / after (wall) |",
         "|---|---:|---:|---:|---:|---:|",
         f"| first (compiles) | {fb['wall']:.2f} | {fb['cpu']:.2f} | {fa['wall']:.2f} | {fa['cpu']:.2f} | "
         f"{fb['wall'] / fa['wall']:.1f}x |",
         f"| later (median) | {b['median_wall']:.2f} | {b['median_cpu']:.2f} | {a['median_wall']:.2f} | "
         f"{a['median_cpu']:.2f} | **{data['speedup_wall']:.1f}x** |",
+    ]
+    if a64 is not None:
+        rows.append(
+            f'| later, `precision="agent"` (float64 scores) | {b["median_wall"]:.2f} | {b["median_cpu"]:.2f} | '
+            f"{a64['median_wall']:.2f} | {a64['median_cpu']:.2f} | {data['speedup_wall_agent_dtype']:.1f}x |"
+        )
+    precision = (
+        []
+        if a64 is None
+        else [
+            "",
+            "With the same keys the two precisions choose a different winner in"
+            f" {data['precision_winners_differing']:.1e} of the {data['rows']:,} x {data['num_samples']:,}"
+            f" (row, draw) pairs (largest probability difference {data['precision_max_abs_difference']:.3f}), far"
+            " below the Monte-Carlo error of the probabilities; tests/analysis/test_ope.py checks both against each"
+            ' other and `precision="agent"` against scoring every (row, draw) through `act` with the same keys.',
+        ]
+    )
+    return [
+        "### `ope.agent_policy`",
+        "",
+        "`ope.agent_policy` splits the traced `act` by what each value depends on (the state, the key,",
+        "the context): the work of a draw that does not depend on the context (the latent chain, the",
+        "standard normals) is computed once per draw for a block of rows sharing the draws and stored,",
+        "then every (row, draw) pair computes only its scores, a tile of rows x draws at a time. Before, XLA",
+        "fused each draw's inverse-erf and chain into every (row, draw) score it fed, so a draw's work ran",
+        "once per row. What remains is the rows x draws x K scores and their argmax: the scores are computed",
+        'in float32 by default (`precision="single"`; the draws themselves stay in the agent\'s dtype, and a',
+        "loop or custom derivative inside the scores runs in its own dtype; where float32 ties the best",
+        "scores of more than max(1, S / 1000) draws of a row, the call is repeated in the agent's dtype), and",
+        "the argmax (the first maximum, as `jnp.argmax`) is a maximum then one int32 sum, over the actions a",
+        "attaining it, of K + a (K + a for a single winner, at least 2K for a shared maximum, and only then",
+        "the smallest such index in another pass): reductions that XLA vectorises and fuses with the scores,",
+        "where its (value, index) argmax reduction is scalar code.",
+        f"K = {data['K']}, d = {data['d']}, {data['rows']} rows, S = {data['num_samples']} draws per row,",
+        f'a float64 agent, {data["device"]}, load average {data["load_average"][0]:.1f}. "original" is the',
+        "implementation the issue timed (63 s on 5,000 rows: one set of draws per row, compiled at every",
+        "call); the probabilities of the two differ by Monte-Carlo noise only (largest difference",
+        f"{data['max_difference_in_se']:.1f} standard errors over {data['rows']} x {data['K']} probabilities; rows",
+        f"sum to 1 within {data['rows_sum_to_one']:.0e}). Command:",
+        f"`{data['command']}` (`studies/performance/results/agent_policy_calls.json`).",
+        "",
+        *rows,
+        *precision,
         "",
         f"Target: at least 10x faster on the K = 500, 5,000-row case; measured on {data['rows']:,} rows:"
         f" {data['speedup_wall']:.1f}x wall ({data['speedup_cpu']:.1f}x CPU) per later call"
         f" ({'met' if data['speedup_wall'] >= 10 else 'missed'}), {data['speedup_first_call_wall']:.1f}x wall on a"
         " first call (compilation included)."
+        + f" Wall times depend on how the two cores were shared with other processes during each call (the"
+        f" original's later call took {b['median_wall']:.0f} s here, 63 s when the issue timed it at a low load);"
+        " the CPU ratio does not."
         + (
             ""
             if data["rows"] >= 5000
@@ -438,8 +470,7 @@ def _policy_small_rows() -> list[str]:
         f"On {small['rows']} rows (the same script, `--rows {small['rows']}`, load average"
         f" {small['load_average'][0]:.1f}): {small['speedup_wall']:.1f}x wall, {small['speedup_cpu']:.1f}x CPU per later"
         " call (`studies/performance/results/agent_policy_calls-200rows.json`). The original compiles at every call, a"
-        " larger share of a 200-row call; on 5,000 rows what the new implementation spends is mostly the rows x draws x K"
-        " scores themselves (2.5e9 in float64).",
+        " larger share of a 200-row call.",
         "",
     ]
 

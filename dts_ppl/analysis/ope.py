@@ -430,10 +430,19 @@ def ridge_reward_model(X, actions, rewards, num_actions: int, folds: int = 2, ri
 #: rows sharing one set of draws in agent_policy (default of ``rows_per_block``)
 ROWS_PER_BLOCK = 256
 #: most (row, draw, action) scores agent_policy holds at once (a chunk of a block's rows)
-CHUNK_BUDGET = 2**20
+CHUNK_BUDGET = 2**19
 
 
-def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_per_block: int | None = None):
+def agent_policy(
+    agent,
+    key,
+    state,
+    X,
+    num_samples: int = 1000,
+    mask=None,
+    rows_per_block: int | None = None,
+    precision: str = "single",
+):
     """The target probabilities pi(a | x_i) (n, K) of a dts_ppl agent acting on ``state``.
 
     pi(a | x_i) is the fraction of ``num_samples`` Thompson draws (``agent.act``'s scores) whose
@@ -442,9 +451,11 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     row of a block uses the same ``num_samples`` keys, so what a draw does not owe to the
     context (the latent chain, the standard normals) is computed once per block and draw,
     stored, and read by every row's scores (``act`` traced once and split by what each of its
-    values depends on); the scores are computed a chunk of rows at a time, so no
+    values depends on); the scores are computed a tile of rows x draws at a time, so no
     rows x draws x K array beyond ``CHUNK_BUDGET`` values is held. With the same key and
-    ``rows_per_block`` the result equals scoring every (row, draw) through ``act``.
+    ``rows_per_block`` the result equals scoring every (row, draw) through ``act`` (with
+    ``precision="agent"``; float32 scores may change the winner of a (row, draw) whose best
+    scores are within float32 rounding of each other).
     Each row's probabilities are unbiased with Monte-Carlo s.e. sqrt(pi (1 - pi) /
     num_samples), as with one key per row; errors of rows in one block are correlated (blocks
     use independent keys), so the Monte-Carlo error of a value estimate shrinks with the number
@@ -456,6 +467,11 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
         num_samples: Thompson draws per row (>= 2; ignored for deterministic agents).
         mask: (K,) bool, True = available (masked actions get probability 0).
         rows_per_block: rows sharing one set of draws (default ``ROWS_PER_BLOCK``, or n if fewer).
+        precision: "single" computes the (row, draw) scores in float32 (the draws themselves in
+            the agent's dtype) and repeats the call in the agent's dtype if in some row more than
+            max(1, num_samples // 1000) draws have a shared best score (float32 rounding, or a
+            tie in any dtype): so rounding moves at most that many draws of a row to the first
+            of tied actions; "agent" computes the scores in the agent's dtype.
 
     Returns:
         (n, K) numpy array of probabilities, rows summing to 1.
@@ -466,6 +482,8 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     key = _checks.check_key(key)
     K = agent.spec.num_actions
     mask = _policy.check_mask(mask, K)
+    if precision not in ("single", "agent"):
+        raise ValueError(f"precision: expected 'single' or 'agent', got {precision!r}")
     deterministic = bool(agent.spec.deterministic)
     if not deterministic and (not isinstance(num_samples, int | np.integer) or num_samples < 2):
         raise ValueError(f"num_samples: expected an integer >= 2, got {num_samples!r}")
@@ -476,7 +494,7 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     block_fn = _policy_fn(agent)
     n = X.shape[0]
     if deterministic:
-        return np.asarray(block_fn(key, X[None], state, mask, 2, True), dtype=float)[0]
+        return np.asarray(block_fn(key, X[None], state, mask, 2, True, False), dtype=float)[0]
     if rows_per_block is None:
         rows_per_block = min(n, ROWS_PER_BLOCK)
     if not isinstance(rows_per_block, int | np.integer) or rows_per_block < 1:
@@ -485,7 +503,11 @@ def agent_policy(agent, key, state, X, num_samples: int = 1000, mask=None, rows_
     blocks = -(-n // rows_per_block)
     padded = jnp.concatenate([X, jnp.repeat(X[-1:], blocks * rows_per_block - n, axis=0)])
     padded = padded.reshape((blocks, rows_per_block) + X.shape[1:])
-    probs = block_fn(key, padded, state, mask, int(num_samples), False)
+    wide = any(getattr(v, "dtype", None) == np.float64 for v in [X, *jax.tree.leaves(state)])
+    single = precision == "single" and wide  # a float32 agent is scored in float32 either way
+    probs, tied = block_fn(key, padded, state, mask, int(num_samples), False, single)
+    if single and np.max(np.asarray(tied).reshape(-1)[:n]) > max(1, num_samples // 1000):
+        probs, _ = block_fn(key, padded, state, mask, int(num_samples), False, False)  # float32 tied the best scores
     return np.asarray(probs, dtype=float).reshape(blocks * rows_per_block, K)[:n]
 
 
@@ -495,7 +517,11 @@ _POLICY_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _policy_fn(agent):
-    """``f(key, blocks (B, R, ...), state, mask, num_samples, deterministic) -> (B, R, K)``, jitted per agent."""
+    """``f(key, blocks (B, R, ...), state, mask, num_samples, deterministic, single)``, jitted per agent.
+
+    Returns (B, R, K) probabilities if deterministic, else ((B, R, K) probabilities, (B, R) number
+    of each row's draws whose best score is shared, counted with ``single`` only).
+    """
     try:
         fn = _POLICY_FNS.get(agent.act)
     except TypeError:  # an act that cannot be weakly referenced: compiled per call
@@ -509,7 +535,7 @@ def _policy_fn(agent):
         _, info = act_ref()(key, state, x)
         return jnp.where(mask, info.scores, -jnp.inf)
 
-    def run(key, padded, state, mask, num_samples, deterministic):
+    def run(key, padded, state, mask, num_samples, deterministic, single):
         if deterministic:  # exact: ties share the probability
             s = jax.vmap(lambda x: scores(key, state, x, mask))(padded[0])
             best = s == jnp.max(s, axis=1, keepdims=True)
@@ -518,6 +544,9 @@ def _policy_fn(agent):
         chunk = max(1, min(rows, CHUNK_BUDGET // (num_samples * K)))
         while rows % chunk:
             chunk -= 1
+        per = max(1, min(num_samples, CHUNK_BUDGET // (chunk * K)))  # draws per tile
+        while num_samples % per:
+            per -= 1
         # levels: 0 the state and the mask, 1 the key (one posterior draw), 2 the context
         program = _staged(scores, (key, state, padded[0, 0], mask), (1, 0, 2, 0))
         key_id, state_ids, x_id, mask_id = (
@@ -537,28 +566,71 @@ def _policy_fn(agent):
             env = _run_level(program, 1, {**fixed, key_id: k})
             return [env[i] for i in stored]
 
+        read = {i: _single(v) for i, v in fixed.items()} if single else fixed  # what level 2 reads of level 0
+
         def score(x, drawn):  # level 2: the scores of one (row, draw)
-            env = _run_level(program, 2, {**fixed, **dict(zip(stored, drawn, strict=True)), x_id: x})
+            env = _run_level(program, 2, {**read, **dict(zip(stored, drawn, strict=True)), x_id: x}, single)
             return [r[1] if r[0] == "lit" else env[r[1]] for r in program.outputs][0]
 
         def block(args):
             k, xs = args
             drawn = jax.vmap(draw)(jax.random.split(k, num_samples))  # stored: read by every row chunk
+            if single:
+                drawn, xs = [_single(v) for v in drawn], _single(xs)
+
+            def tile(xc, dr):  # the winners of a chunk of rows x a chunk of draws, and each row's ties
+                won, tied = _first_argmax(jax.vmap(lambda x: jax.vmap(lambda d: score(x, d))(dr))(xc), True)
+                return won, jnp.sum(tied, axis=1, dtype=jnp.int32) if single else jnp.zeros(len(xc), jnp.int32)
 
             def rows_chunk(xc):  # the scores of a chunk of rows, never the block's rows x draws x K
-                s = jax.vmap(lambda x: jax.vmap(lambda d: score(x, d))(drawn))(xc)
-                return jnp.argmax(s, axis=-1)
+                if per == num_samples:
+                    return tile(xc, drawn)
+                parts = [v.reshape((num_samples // per, per) + v.shape[1:]) for v in drawn]
+                won, tied = jax.lax.map(lambda dr: tile(xc, dr), parts)
+                return jnp.swapaxes(won, 0, 1).reshape(chunk, num_samples), jnp.sum(tied, axis=0)
 
-            won = jax.lax.map(rows_chunk, xs.reshape((rows // chunk, chunk) + xs.shape[1:]))
+            won, tied = jax.lax.map(rows_chunk, xs.reshape((rows // chunk, chunk) + xs.shape[1:]))
             won = won.reshape(rows, num_samples)
-            return jax.vmap(lambda w: jnp.zeros(K, jnp.result_type(float)).at[w].add(1.0) / num_samples)(won)
+            count = jax.vmap(lambda w: jnp.zeros(K, jnp.result_type(float)).at[w].add(1.0) / num_samples)(won)
+            return count, tied.reshape(rows)
 
         return jax.lax.map(block, (jax.random.split(key, padded.shape[0]), padded))
 
-    fn = jax.jit(run, static_argnames=("num_samples", "deterministic"))
+    fn = jax.jit(run, static_argnames=("num_samples", "deterministic", "single"))
     if _weakrefable(agent.act):
         _POLICY_FNS[agent.act] = fn
     return fn
+
+
+#: largest K for which :func:`_first_argmax` packs (count, index) into one int32 sum
+_PACKED_MAX_K = 30000
+
+
+def _first_argmax(s, ties: bool = False):
+    """``jnp.argmax(s, axis=-1)`` (the first maximum; the first NaN if any) without XLA's argmax.
+
+    XLA's CPU argmax is one variadic (value, index) reduction that is not vectorised. Here: the
+    maximum, then one int32 sum over the actions a that attain it (or are NaN) of K + a, which
+    is K + a for a single winner a and at least 2K when the maximum is shared; only a set of
+    scores with a shared maximum takes the smallest such index in another pass. Both sums
+    vectorise and fuse with the scores: several times faster on the (rows, draws, K) scores of
+    :func:`agent_policy`. With ``ties``, also whether the maximum is shared: ``(index, tied)``.
+    """
+    K = s.shape[-1]
+    top = jnp.max(s, axis=-1, keepdims=True)
+    hit = (s == top) | jnp.isnan(s)
+    index = jax.lax.broadcasted_iota(jnp.int32, s.shape, s.ndim - 1)
+
+    def smallest():
+        return jnp.min(jnp.where(hit, index, K), axis=-1)
+
+    if K > _PACKED_MAX_K:  # K + a summed over a shared maximum could overflow int32
+        first, tied = smallest(), jnp.sum(hit, axis=-1, dtype=jnp.int32) > 1
+    else:
+        packed = jnp.sum(jnp.where(hit, K + index, 0), axis=-1, dtype=jnp.int32)
+        tied = packed >= 2 * K
+        first = jax.lax.cond(jnp.any(tied), smallest, lambda: packed - K)
+    return (first, tied) if ties else first
 
 
 _INLINED = ("pjit", "jit", "closed_call", "core_call")
@@ -567,7 +639,7 @@ _INLINED = ("pjit", "jit", "closed_call", "core_call")
 class _Staged(NamedTuple):
     """A traced program split by what each value depends on (see :func:`_staged`)."""
 
-    eqns: list  # (primitive, params, input refs, output ids, level)
+    eqns: list  # (primitive, params, input refs, output ids, level, input dtypes)
     consts: dict  # id -> value of the program's constants
     inputs: list  # ids of the flat arguments
     outputs: list  # refs of the flat outputs
@@ -613,7 +685,8 @@ def _staged(fn, example: tuple, levels: tuple) -> _Staged:
                 outs = [("id", next(ids)) for _ in eqn.outvars]
                 for r in outs:
                     level[r[1]] = lv
-                eqns.append((eqn.primitive, eqn.params, ins, [r[1] for r in outs], lv))
+                dtypes = [getattr(v.aval, "dtype", None) for v in eqn.invars]
+                eqns.append((eqn.primitive, eqn.params, ins, [r[1] for r in outs], lv, dtypes))
             for v, r in zip(eqn.outvars, outs, strict=True):
                 env[v] = r
         return [ref(v) for v in jaxpr.outvars]
@@ -624,7 +697,7 @@ def _staged(fn, example: tuple, levels: tuple) -> _Staged:
     outputs = walk(closed.jaxpr, closed.consts, [("id", i) for i in inputs])
     top = max(arg_levels)
     exports = [set() for _ in range(top + 1)]
-    for _, _, ins, _, lv in eqns:
+    for _, _, ins, _, lv, _ in eqns:
         for r in ins:
             if r[0] == "id" and level[r[1]] < lv:
                 exports[level[r[1]]].add(r[1])
@@ -634,19 +707,59 @@ def _staged(fn, example: tuple, levels: tuple) -> _Staged:
     return _Staged(eqns, consts, inputs, outputs, tuple(sorted(e) for e in exports), jax.tree.structure(shape))
 
 
-def _run_level(program: _Staged, lv: int, known: dict) -> dict:
-    """The values of level ``lv`` of ``program``, from ``known`` (id -> value of every lower-level value it reads)."""
+def _run_level(program: _Staged, lv: int, known: dict, single: bool = False) -> dict:
+    """The values of level ``lv`` of ``program``, from ``known`` (id -> value of every lower-level value it reads).
+
+    With ``single``, float64 values are computed in float32 (:func:`_bind_single`).
+    """
     env = dict(known)
-    for primitive, params, ins, outs, eqn_level in program.eqns:
+    for primitive, params, ins, outs, eqn_level, dtypes in program.eqns:
         if eqn_level != lv:
             continue
         args = [r[1] if r[0] == "lit" else env[r[1]] for r in ins]
-        bind = primitive.get_bind_params(params)
-        subfuns, bind = bind if isinstance(bind, tuple) else ((), bind)
-        ans = primitive.bind(*subfuns, *args, **bind)
+        ans = _bind_single(primitive, params, args, dtypes) if single else _bind(primitive, params, args)
         for i, value in zip(outs, ans if primitive.multiple_results else [ans], strict=True):
             env[i] = value
     return env
+
+
+def _bind(primitive, params, args):
+    bind = primitive.get_bind_params(params)
+    subfuns, bind = bind if isinstance(bind, tuple) else ((), bind)
+    return primitive.bind(*subfuns, *args, **bind)
+
+
+def _single(value, dtype=None):
+    """``value`` in float32 if it is (or, a literal, was traced as) float64; other dtypes unchanged."""
+    dtype = getattr(value, "dtype", dtype)
+    if dtype is None or dtype != np.float64:
+        return value
+    if isinstance(value, jax.Array):
+        return value.astype(jnp.float32)
+    return np.asarray(value, np.float32)
+
+
+def _bind_single(primitive, params, args, dtypes):
+    """One equation computed in float32 where it ran in float64: its float64 inputs, literals and
+    dtype parameters demoted. An equation that holds a sub-program (a loop, a conditional, a
+    custom derivative) or does not accept the demoted types runs in its own dtypes, its float64
+    results demoted after."""
+    nested = any(
+        (callable(v) and not isinstance(v, type)) or hasattr(v, "eqns") or hasattr(v, "jaxpr") for v in params.values()
+    )
+    if not nested:
+        f32 = np.dtype(np.float32)
+        demoted = {k: f32 if isinstance(v, np.dtype) and v == np.float64 else v for k, v in params.items()}
+        try:
+            return _bind(primitive, demoted, [_single(a, dt) for a, dt in zip(args, dtypes, strict=True)])
+        except (TypeError, ValueError):
+            pass
+    restored = [
+        a.astype(dt) if dt is not None and getattr(a, "dtype", dt) != dt else a
+        for a, dt in zip(args, dtypes, strict=True)
+    ]
+    ans = _bind(primitive, params, restored)
+    return [_single(a) for a in ans] if primitive.multiple_results else _single(ans)
 
 
 def _weakrefable(obj) -> bool:

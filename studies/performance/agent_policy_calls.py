@@ -6,19 +6,24 @@ timed (63 s on 5,000 rows): one set of draws per row, every call compiled again,
 studies/ope/k500_case.py (:func:`agent_policy_per_row`, chunked over rows so that it fits in
 memory). "after" is :func:`dts_ppl.analysis.ope.agent_policy`: one set of draws per block of
 rows, each draw's context-free work (the latent chain, the standard normals) computed once per
-draw and stored, then the scores of every (row, draw) from it. Each call is timed whole (wall
-and process CPU seconds): a first call of each (compiling), then ``--reps`` later calls,
-alternating; with ``--reps 0`` the original's first call stands for its later calls (it compiles
-at every call) and "after" is called once more. The two implementations use different keys, so their probabilities differ by
-Monte-Carlo noise only: reported as the largest difference in units of its standard error.
+draw and stored, then the scores of every (row, draw) from it, in float32 (its default
+``precision="single"``); "after_agent_dtype" is the same call with ``precision="agent"`` (the
+scores in the agent's float64). Each call is timed whole (wall and process CPU seconds): a first
+call of each (compiling), then later calls, alternating: ``--reps`` of the original (with
+``--reps 0`` its first call stands for its later calls: it compiles at every call) and
+max(``--reps``, ``--after-calls``) of each new variant. The original and the new
+implementation use different keys, so their probabilities differ by Monte-Carlo noise only:
+reported as the largest difference in units of its standard error. The two precisions use the
+same keys: reported as the fraction of (row, draw) winners that differ.
 
-    PYTHONPATH=. python studies/performance/agent_policy_calls.py --rows 5000 --reps 0 \
+    PYTHONPATH=. python studies/performance/agent_policy_calls.py --rows 5000 --reps 1 \
         --json studies/performance/results/agent_policy_calls.json
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -48,6 +53,7 @@ def main(argv=None) -> dict:
     p.add_argument("--actions", type=int, default=500)
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--reps", type=int, default=0)
+    p.add_argument("--after-calls", type=int, default=3, help="later calls of each new variant (at least --reps)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     K, d, n, S = args.actions, 5, args.rows, args.samples
@@ -58,12 +64,17 @@ def main(argv=None) -> dict:
     )
     X = np.asarray(X[1000:])
     key = jax.random.PRNGKey(2)
-    fns = {"original": agent_policy_per_row, "after": ope.agent_policy}
+    fns = {
+        "original": agent_policy_per_row,
+        "after": ope.agent_policy,
+        "after_agent_dtype": functools.partial(ope.agent_policy, precision="agent"),
+    }
     first = {name: timed(fn, agent, key, state, X, S) for name, fn in fns.items()}
-    a, b = first["original"][0], first["after"][0]
+    a, b, b64 = (first[name][0] for name in fns)
     se = np.sqrt((a * (1 - a) + b * (1 - b)) / S) + 1e-12
     times = {name: {"wall": [], "cpu": []} for name in fns}
-    for rep in range(max(args.reps, 1)):
+    later = max(args.reps, args.after_calls, 1)
+    for rep in range(later):
         for name, fn in fns.items():
             if rep >= args.reps and name == "original":
                 continue  # --reps 0: the original compiles at every call, so its first call is its later call
@@ -86,6 +97,9 @@ def main(argv=None) -> dict:
         "max_abs_difference": float(np.max(np.abs(a - b))),
         "max_difference_in_se": float(np.max(np.abs(a - b) / se)),
         "mean_abs_difference": float(np.mean(np.abs(a - b))),
+        # same keys: a (row, draw) whose winner differs moves 1/S of probability between two actions
+        "precision_winners_differing": float(np.sum(np.abs(b - b64)) / 2 / n),
+        "precision_max_abs_difference": float(np.max(np.abs(b - b64))),
         "first_call": {name: {"wall": f[1], "cpu": f[2]} for name, f in first.items()},
         "later_calls": {name: {"median_" + k: v for k, v in m.items()} for name, m in med.items()},
         "later_calls_raw": times,
@@ -93,12 +107,16 @@ def main(argv=None) -> dict:
         "speedup_cpu": med["original"]["cpu"] / med["after"]["cpu"],
         "speedup_first_call_wall": first["original"][1] / first["after"][1],
         "speedup_first_call_cpu": first["original"][2] / first["after"][2],
+        "speedup_wall_agent_dtype": med["original"]["wall"] / med["after_agent_dtype"]["wall"],
+        "speedup_cpu_agent_dtype": med["original"]["cpu"] / med["after_agent_dtype"]["cpu"],
     }
     print(
         f"rows {n}: original {med['original']['wall']:.2f} s wall ({med['original']['cpu']:.2f} cpu), after "
         f"{med['after']['wall']:.2f} s ({med['after']['cpu']:.2f} cpu): {out['speedup_wall']:.1f}x wall, "
         f"{out['speedup_cpu']:.1f}x cpu; first calls {first['original'][1]:.1f} / {first['after'][1]:.1f} s; "
-        f"largest difference {out['max_difference_in_se']:.1f} s.e.",
+        f"largest difference {out['max_difference_in_se']:.1f} s.e.; agent dtype "
+        f"{med['after_agent_dtype']['wall']:.2f} s ({out['speedup_wall_agent_dtype']:.1f}x wall); "
+        f"winners differing between precisions {out['precision_winners_differing']:.1e}",
         flush=True,
     )
     if args.json:

@@ -400,10 +400,141 @@ def test_agent_policy_stores_each_draw_and_equals_the_plain_computation(small_ag
         agent = random_policy(4)
         state = agent.init()
     for rows_per_block in (3, 7):
-        probs = ope.agent_policy(agent, jax.random.PRNGKey(8), state, X, 64, rows_per_block=rows_per_block)
-        ref = _agent_policy_plain(agent, jax.random.PRNGKey(8), state, X, 64, rows_per_block)
+        key = jax.random.PRNGKey(8)
+        probs = ope.agent_policy(agent, key, state, X, 64, rows_per_block=rows_per_block, precision="agent")
+        ref = _agent_policy_plain(agent, key, state, X, 64, rows_per_block)
         np.testing.assert_allclose(probs, ref, atol=1e-12)
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-12)
+        # float32 scores from the same draws: a winner can change only where two float64 scores
+        # are within float32 rounding, so at most one (row, draw) of these 7 x 64 here
+        single = ope.agent_policy(agent, key, state, X, 64, rows_per_block=rows_per_block)
+        assert np.sum(np.abs(single - ref)) * 64 / 2 <= 1
+        np.testing.assert_allclose(single.sum(1), 1.0, atol=1e-12)
+
+
+def test_agent_policy_tiles_of_draws_equal_the_plain_computation(small_agent, monkeypatch):
+    """A score budget smaller than one row's draws x K: tiles of 1 row x 8 draws, same result."""
+    import weakref
+
+    import jax
+
+    agent, state, _ = small_agent
+    monkeypatch.setattr(ope, "CHUNK_BUDGET", 32)  # K = 4: 8 draws per tile
+    monkeypatch.setattr(ope, "_POLICY_FNS", weakref.WeakKeyDictionary())  # compiled with this budget
+    X = np.random.default_rng(7).uniform(-1, 1, (5, 2))
+    probs = ope.agent_policy(agent, jax.random.PRNGKey(3), state, X, 64, rows_per_block=5, precision="agent")
+    ref = _agent_policy_plain(agent, jax.random.PRNGKey(3), state, X, 64, 5)
+    np.testing.assert_allclose(probs, ref, atol=1e-12)
+
+
+def test_agent_policy_single_precision_agrees_with_the_agent_dtype_within_monte_carlo_error(small_agent):
+    """precision="single" (float32 scores, the default) against "agent" (float64) with independent
+    keys, S = 4000: every probability within 5 s.e. of the difference; with the same keys the
+    winners of at most 0.1% of (row, draw) pairs differ."""
+    import jax
+
+    agent, state, _ = small_agent
+    X = np.random.default_rng(6).uniform(-3, 3, (16, 2))
+    S = 4000
+    single = ope.agent_policy(agent, jax.random.PRNGKey(1), state, X, S)
+    double = ope.agent_policy(agent, jax.random.PRNGKey(2), state, X, S, precision="agent")
+    se = np.sqrt((single * (1 - single) + double * (1 - double)) / S) + 1e-12
+    assert np.all(np.abs(single - double) <= 5 * se + 1e-3), np.max(np.abs(single - double) / se)
+    same_keys = ope.agent_policy(agent, jax.random.PRNGKey(1), state, X, S, precision="agent")
+    assert np.sum(np.abs(single - same_keys)) / 2 / len(X) <= 1e-3
+    with pytest.raises(ValueError, match="precision: expected 'single' or 'agent'"):
+        ope.agent_policy(agent, jax.random.PRNGKey(1), state, X, S, precision="double")
+
+
+def test_first_argmax_equals_argmax_with_ties_infinities_and_nan(monkeypatch):
+    """The argmax without XLA's argmax returns jnp.argmax's index (the first maximum, the first
+    NaN) and flags a shared maximum, packed or (K above the packing limit) by two reductions;
+    without ties the packed sum alone gives the index."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 4, (50, 7)).astype(float)  # many ties
+    s[3] = -np.inf
+    s[4, 2:] = np.inf
+    s[5, 4] = np.nan
+    s[6, [1, 5]] = np.nan
+    s[7, :] = np.nan
+    s[8] = [0.0, -0.0, 0.0, -1.0, -2.0, -3.0, -4.0]
+    shared = np.sum(s == np.max(np.where(np.isnan(s), -np.inf, s), 1, keepdims=True), 1) > 1
+    shared[np.isnan(s).any(1)] = np.isnan(s).sum(1)[np.isnan(s).any(1)] > 1
+    distinct = rng.permutation(50 * 7).reshape(50, 7).astype(float)  # no ties: the packed sum alone
+    for limit in (ope._PACKED_MAX_K, 3):
+        monkeypatch.setattr(ope, "_PACKED_MAX_K", limit)
+        for dtype in (jnp.float64, jnp.float32):
+            x = jnp.asarray(s, dtype)
+            first, tied = ope._first_argmax(x, True)
+            np.testing.assert_array_equal(first, jnp.argmax(x, axis=-1))
+            np.testing.assert_array_equal(tied, shared)
+            y = jnp.asarray(distinct, dtype)
+            np.testing.assert_array_equal(ope._first_argmax(y), jnp.argmax(y, axis=-1))
+            assert not np.any(ope._first_argmax(y, True)[1])
+
+
+def test_agent_policy_single_precision_falls_back_where_float32_ties_the_best_scores():
+    """Scores 1e7 + O(1) differences (a shared LinTS whose first feature is a constant with prior
+    mean 1e7): float32 rounds them to ties, so "single" repeats the call in float64 and equals
+    "agent" (same keys), not the first action's share that float32 ties would give."""
+    import jax
+    import jax.numpy as jnp
+
+    from dts_ppl import Gaussian
+    from dts_ppl.agents import GaussianPrior, lin_ts
+
+    prior = GaussianPrior(jnp.array([1e7, 0.0]), jnp.diag(jnp.array([1e-6, 1.0])))
+    agent = lin_ts(prior, Gaussian(1.0), 4, shared=True)
+    state = agent.init()
+    rng = np.random.default_rng(9)
+    X = np.stack([np.ones((6, 4)), rng.uniform(-1, 1, (6, 4))], axis=-1)  # (n, K, d): [1, f_a]
+    key = jax.random.PRNGKey(4)
+    double = ope.agent_policy(agent, key, state, X, 200, precision="agent")
+    np.testing.assert_array_equal(ope.agent_policy(agent, key, state, X, 200), double)
+    assert np.all(double[:, 0] < 0.9)  # the float64 scores do separate the actions
+
+
+def test_single_precision_runs_nested_programs_in_their_own_dtype(monkeypatch):
+    """A staged program whose context level holds a loop and a custom derivative: run with
+    ``single``, its float64 values come out float32 and equal the float64 run to float32
+    rounding; the loop and the custom derivative (sub-programs typed float64) ran in float64,
+    the rest in float32."""
+    import jax
+    import jax.numpy as jnp
+
+    def fn(key, state, x):
+        z = jax.random.normal(key, (3,), jnp.float64)
+        s = state @ x + z * jax.nn.softplus(x[0])  # softplus: a custom derivative (nested program)
+        s = jax.lax.fori_loop(0, 3, lambda i, v: 0.5 * v + 1.0, s)  # a loop (nested program)
+        return jnp.maximum(s, 0.0) + jnp.arange(3) * 1e-3
+
+    key = jax.random.PRNGKey(0)
+    state = jnp.asarray(np.random.default_rng(0).normal(size=(3, 2)))
+    x = jnp.asarray([0.3, -1.2])
+    program = ope._staged(fn, (key, state, x), (1, 0, 2))
+    key_id, state_id, x_id = program.inputs
+    fixed = ope._run_level(program, 0, {**program.consts, state_id: state})
+    drawn = ope._run_level(program, 1, {**fixed, key_id: key})
+    out, bound, bind = {}, [], ope._bind
+
+    def spy(primitive, params, args):
+        bound.append((primitive.name, {str(a.dtype) for a in args if hasattr(a, "dtype")} - {"int64", "int32"}))
+        return bind(primitive, params, args)
+
+    monkeypatch.setattr(ope, "_bind", spy)
+    for single in (False, True):
+        bound.clear()
+        env = ope._run_level(program, 2, {**drawn, x_id: ope._single(x) if single else x}, single)
+        out[single] = env[program.outputs[0][1]]
+    nested = {"custom_jvp_call", "scan", "while"}
+    assert {name for name, _ in bound} & nested and {name for name, _ in bound} - nested
+    for name, dtypes in bound:
+        assert dtypes == ({"float64"} if name in nested else {"float32"}), (name, dtypes)
+    assert out[False].dtype == jnp.float64 and out[True].dtype == jnp.float32
+    np.testing.assert_allclose(out[True], out[False], rtol=1e-6)
+    np.testing.assert_allclose(out[False], fn(key, state, x), rtol=1e-14)
 
 
 # ---------------------------------------------------------------- replay of a learning agent
