@@ -242,6 +242,18 @@ def marginal_weights(actions, logging, target, embeddings, num_embeddings: int |
     return w
 
 
+def _policy_pair(logging, target, embeddings, num_embeddings):
+    """The checked (n, K) logging and target probabilities, or their (n, C) category marginals."""
+    target = np.asarray(target, dtype=float)
+    logging = _check_policy("logging", logging, target.shape)
+    target = _check_policy("target", target, logging.shape)
+    if embeddings is not None:
+        e, C = _check_embeddings(embeddings, target.shape[1], num_embeddings)
+        logging = np.asarray(embedding_marginals(logging, e, C))
+        target = np.asarray(embedding_marginals(target, e, C))
+    return logging, target
+
+
 def policy_weight_range(logging, target, embeddings=None, num_embeddings: int | None = None) -> tuple[float, float]:
     """The range of the importance weights the two policies allow on the logged contexts.
 
@@ -259,13 +271,7 @@ def policy_weight_range(logging, target, embeddings=None, num_embeddings: int | 
     Returns:
         (w_min, w_max) floats, widened (if need be) to w_min < 1 < w_max as the EL interval requires.
     """
-    target = np.asarray(target, dtype=float)
-    logging = _check_policy("logging", logging, target.shape)
-    target = _check_policy("target", target, logging.shape)
-    if embeddings is not None:
-        e, C = _check_embeddings(embeddings, target.shape[1], num_embeddings)
-        logging = np.asarray(embedding_marginals(logging, e, C))
-        target = np.asarray(embedding_marginals(target, e, C))
+    logging, target = _policy_pair(logging, target, embeddings, num_embeddings)
     live = logging > 0
     ratio = target[live] / logging[live]
     return min(float(ratio.min()), 1.0 - 1e-9), max(float(ratio.max()), 1.0 + 1e-9)
@@ -289,13 +295,7 @@ def policy_ess(logging, target, embeddings=None, num_embeddings: int | None = No
     Returns:
         The relative ESS (float).
     """
-    target = np.asarray(target, dtype=float)
-    logging = _check_policy("logging", logging, target.shape)
-    target = _check_policy("target", target, logging.shape)
-    if embeddings is not None:
-        e, C = _check_embeddings(embeddings, target.shape[1], num_embeddings)
-        logging = np.asarray(embedding_marginals(logging, e, C))
-        target = np.asarray(embedding_marginals(target, e, C))
+    logging, target = _policy_pair(logging, target, embeddings, num_embeddings)
     if np.any((logging == 0) & (target > 0)):
         return 0.0  # the target takes what the logging policy never does: no weight can reach it
     second = np.sum(np.where(logging > 0, target**2 / np.where(logging > 0, logging, 1.0), 0.0), axis=1)
