@@ -75,6 +75,9 @@ def _scaled(prior, hyper, initial_scale):
 FIT = ("noise_scale", "action_cov")
 
 
+# slow: the default run re-fits through the option in
+# test_after_a_refit_the_state_is_an_agent_built_with_the_fitted_values[dts]
+@pytest.mark.slow
 def test_refit_option_without_a_refit_is_the_plain_agent_bit_for_bit():
     prior, (X, A, y) = _prior(), _data()
     plain = _scan(ag.dts(prior, Gaussian(1.0), K))(X, A, y)
