@@ -22,10 +22,11 @@ import jax
 import jax.numpy as jnp
 
 from dts_ppl.agents.base import Agent
+from dts_ppl.agents.dts import dts_posterior
+from dts_ppl.agents.posterior_policy import predictor_moments
 from dts_ppl.core import change_detector
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Gaussian
-from dts_ppl.core.linalg import psd_inv
 from dts_ppl.core.prior import DiffusionPrior
 
 __all__ = ["DetectorState", "detect_changes", "dts_predictive"]
@@ -48,10 +49,11 @@ class DetectorState(NamedTuple):
 def dts_predictive(prior: DiffusionPrior, noise_var: float):
     """``predictive(state, x, action) -> (mean, variance)`` of the reward under a dTS state's posterior.
 
-    For a dTS agent on an affine ``prior`` (run collapsed to psi_1, the default): theta_a | psi_1 ~
-    N(Shat_a S_1^-1 f_1(psi_1) + shift_a, Shat_a), psi_1 ~ N(mu, C) (the state's latent row), so
-    x^T theta_a has mean v^T S_1^-1 (W_1 mu + c_1) + shift_a^T x and variance x^T Shat_a x +
-    w^T C w, v = Shat_a x, w = W_1^T S_1^-1 v; sigma^2 is added for the reward.
+    For a dTS agent on an affine ``prior`` (run collapsed to psi_1, the default): the played
+    action's marginal moments of theta_a (:func:`dts_ppl.core.inference.moments` on
+    :func:`dts_ppl.agents.dts.dts_posterior`, psi_1's posterior uncertainty included), then those
+    of x^T theta_a (:func:`dts_ppl.agents.posterior_policy.predictor_moments`); sigma^2 is added
+    for the reward.
 
     Args:
         prior: the affine DiffusionPrior the agent was built on.   noise_var: sigma^2 > 0.
@@ -62,18 +64,14 @@ def dts_predictive(prior: DiffusionPrior, noise_var: float):
     if not isinstance(prior, DiffusionPrior) or not prior.is_linear:
         raise ValueError("prior: expected an affine DiffusionPrior (the predictive is then exact)")
     collapsed = core.collapse_linear(prior) if prior.num_levels > 1 else prior
-    w1, c1 = collapsed.link1.weight, collapsed.link1.offset
-    prec1 = psd_inv(prior.cov1)
 
     def predictive(state, x, action):
         if state.latents.shift.shape[0] != 1:
             raise ValueError("state: expected a dTS state run collapsed to psi_1 (one latent row)")
-        mu, cov_psi = state.latents.shift[-1], state.latents.cov[-1]
-        shat = state.theta_cov[action]
-        v = shat @ x
-        w = w1.T @ (prec1 @ v)
-        mean = v @ (prec1 @ (w1 @ mu + c1)) + state.theta_shift[action] @ x
-        return mean, x @ v + w @ cov_psi @ w + noise_var
+        played = state._replace(theta_cov=state.theta_cov[action][None], theta_shift=state.theta_shift[action][None])
+        mo = core.moments(collapsed, dts_posterior(collapsed, played))
+        mean, var = predictor_moments(x, mo.theta_mean, mo.theta_cov, shared=False)
+        return mean[0], var[0] + noise_var
 
     return predictive
 
