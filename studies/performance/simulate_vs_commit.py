@@ -86,6 +86,10 @@ def main(argv=None) -> int:
     except OSError:
         load = None
     out = {
+        "command": (
+            "PYTHONPATH=. python studies/performance/simulate_vs_commit.py --old-root DIR"
+            f" --commit {args.commit} --pairs {args.pairs} --runs {args.runs} --rounds {args.rounds} --reps {args.reps}"
+        ),
         "commit": args.commit,
         "preset": "swissroll-pretrain-10000",
         "runs": args.runs,
