@@ -1,4 +1,4 @@
-"""docs/drift.md and its plot from studies/drift/results/forgetting*.json, walk-oracle.json and detector.json.
+"""docs/drift.md and its plot from studies/drift/results/forgetting*.json, walk-oracle.json, detector.json, tracker*.json.
 
 PYTHONPATH=. python studies/drift/make_doc.py            # writes docs/drift.md, drift.png
 PYTHONPATH=. python studies/drift/make_doc.py --check    # exits 1 if docs/drift.md is out of date
@@ -21,6 +21,22 @@ DOC = ROOT / "docs" / "drift.md"
 PREVIOUS = results_dir("drift") / "previous"
 WALK_ORACLE = results_dir("drift") / "walk-oracle.json"
 DETECTOR = results_dir("drift") / "detector.json"
+TRACKER = results_dir("drift") / "tracker.json"
+TRACKER_AGENT = "TS, two-rate tracker"
+TRACKER_ORDER = (
+    "rule",
+    "matched rule",
+    "grid gamma = 1",
+    "grid 2W",
+    "grid W/2",
+    "grid 4q",
+    "grid q/4",
+    "grid q = 0",
+    "walk's rule",
+    "walk's matched rule",
+    "no drift (q = 0, gamma = 1)",
+)
+RULES = ("rule", "matched rule")
 VARIANT_NAMES = {
     "exact": "walk oracle",
     "shared-fixed": "walk oracle, told u fixed",
@@ -63,6 +79,20 @@ def load() -> dict:
         data["commands"] += sorted({c["command"] for c in det["cells"].values()})
         data["paired"] = det.get("paired", {})
         data["commands"] += sorted(p["command"] for p in data["paired"].values())
+    data["tracker"], data["heldout"] = {}, {}
+    for path in sorted(TRACKER.parent.glob("tracker*.json")):  # studies/drift/tracker.py, batches side by side
+        with open(path) as f:
+            tr = json.load(f)
+        same = tr["settings"]["seed"] == data["settings"]["seed"]  # else a held-out seed with its own baseline
+        for batch in tr["batches"].values():
+            for c in batch["cells"]:
+                (data["tracker"] if same else data["heldout"]).setdefault(c["env"], []).append(
+                    dict(c, agent=TRACKER_AGENT, seed=tr["settings"]["seed"])
+                )
+            if batch["command"] not in data["commands"]:
+                data["commands"].append(batch["command"])
+    for rows in data["tracker"].values():
+        rows.sort(key=lambda c: TRACKER_ORDER.index(c["chosen_by"]) if c["chosen_by"] in TRACKER_ORDER else 99)
     return data
 
 
@@ -213,6 +243,103 @@ def detector_on_walks(envs: dict, n: int) -> list[str]:
     ]
 
 
+def tracker_section(data, envs: dict) -> tuple[list[str], list[str]]:
+    """The two-rate tracker's tables (one per environment) and its verdicts, against dTS's rows (paired)."""
+    lines: list[str] = []
+    verdicts: list[str] = []
+    for env, rows in data.get("tracker", {}).items():
+        cells = envs.get(env, [])
+        none, disc = row(cells, "none"), row(cells, "rule")
+        if none is None:
+            continue
+        lines += [
+            f"### {env}",
+            "",
+            "| tracker | shared step q (u's window 1/q) | own discount gamma (window) | runs | final regret (mean +- s.e.) |"
+            " vs dTS, no discount | vs dTS, the discount rule |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        changes = {}
+        for c in rows:
+            mean, se = _stats(c)
+            q = c["shared_step"]
+            qs = "0 (u fixed)" if q == 0 else f"{q:.2e} ({1 / q:.0f})"
+            gs = "1 (e_a fixed)" if c["own_window"] is None else f"{c['own_discount']:.5f} ({c['own_window']:.0f})"
+            d, dse = paired_change(c["final"], none["final"])
+            changes[c["chosen_by"]] = (d, dse, c)
+            vs_disc = ""
+            if disc is not None and env != "stationary":
+                x, xse = paired_change(c["final"], disc["final"])
+                vs_disc = f"{100 * x:+.1f}% +- {100 * xse:.1f}"
+            lines.append(
+                f"| {c['chosen_by']} | {qs} | {gs} | {len(c['final'])} | {mean:.0f} +- {se:.0f} |"
+                f" {100 * d:+.1f}% +- {100 * dse:.1f} | {vs_disc} |"
+            )
+        lines.append("")
+        if env == "stationary":
+            parts = [f"{how}: {100 * d:+.1f}% +- {100 * dse:.1f}" for how, (d, dse, _) in changes.items()]
+            text = (
+                "stationary, the two-rate tracker against dTS without discount (dTS's default, unchanged): "
+                + "; ".join(parts)
+                + "."
+            )
+        elif "rule" in changes:
+            best_how = min(changes, key=lambda h: changes[h][0])
+            b = changes[best_how]
+            text = f"{env}, the two-rate tracker:"
+            for how in RULES:
+                if how not in changes:
+                    continue
+                d, dse, rule = changes[how]
+                over = (1.0 + d) / (1.0 + b[0]) - 1.0
+                text += (
+                    f" {'the rule' if how == 'rule' else 'the matched rule (stated after the walk grid)'}"
+                    f" (q = {rule['shared_step']:.2e}, gamma = {rule['own_discount']:.5f}):"
+                    f" {100 * d:+.1f}% +- {100 * dse:.1f} against dTS without discount"
+                    f" ({'meets' if -d >= 0.25 else 'misses'} the 25% target), {100 * over:+.1f}% against the best"
+                    f" row ({'meets' if over <= 0.10 else 'misses'} the 10% target)"
+                )
+                if disc is not None:
+                    x, xse = paired_change(rule["final"], disc["final"])
+                    text += f", {100 * x:+.1f}% +- {100 * xse:.1f} against dTS with the discount rule"
+                for other_how in (VARIANT_NAMES["own-fixed"], "oracle reset"):
+                    other = row(cells, other_how)
+                    if other is not None:
+                        m = min(len(rule["final"]), len(other["final"]))
+                        x, xse = paired_change(rule["final"][:m], other["final"][:m])
+                        text += f", {100 * x:+.1f}% +- {100 * xse:.1f} against the {other_how} row ({m} runs)"
+                text += ";"
+            text = text[:-1] + (
+                f". The best row of its grid: {best_how} ({100 * b[0]:+.1f}% +- {100 * b[1]:.1f})."
+            )
+        else:
+            continue
+        lines += [text, ""]
+        verdicts.append(text)
+    for env, rows in data.get("heldout", {}).items():
+        base = next((c for c in rows if c["chosen_by"] == "dTS, no discount"), None)
+        if base is None:
+            continue
+        if not lines or not lines[-1].startswith("### held-out"):
+            lines += [f"### held-out seed {rows[0]['seed']} (another prior, theta paths, contexts and noise)", ""]
+        parts = []
+        for c in rows:
+            if c is base:
+                continue
+            d, dse = paired_change(c["final"], base["final"])
+            parts.append(
+                f"{c['chosen_by']} (q = {c['shared_step']:.2e}, gamma = {c['own_discount']:.5f}):"
+                f" {100 * d:+.1f}% +- {100 * dse:.1f}"
+            )
+        text = (
+            f"{env}, held-out seed {rows[0]['seed']} ({len(base['final'])} runs; dTS without discount"
+            f" {_stats(base)[0]:.0f} +- {_stats(base)[1]:.0f}), the tracker against it: " + "; ".join(parts) + "."
+        )
+        lines += [text, ""]
+        verdicts.append(text)
+    return lines, verdicts
+
+
 def row(cells: list[dict], how: str) -> dict | None:
     """The first row chosen by ``how`` (dTS rows, and the walk oracle's)."""
     return next((c for c in cells if c["chosen_by"] == how and c["agent"] in ("dTS", ORACLE_AGENT)), None)
@@ -284,6 +411,9 @@ def plot(data, path) -> None:
             tag = c["chosen_by"] if c["gamma"] == 1.0 else f"{c['chosen_by']}, gamma {c['gamma']:.4f}"
             dashed = c["chosen_by"] in ("oracle reset", "walk oracle")
             ax.plot(c["curve_rounds"], c["curve_mean"], "--" if dashed else "-", label=tag)
+        for c in data.get("tracker", {}).get(env, []):
+            if c["chosen_by"] in ("rule", "walk's rule", "matched rule", "walk's matched rule"):
+                ax.plot(c["curve_rounds"], c["curve_mean"], ":", label=f"two-rate tracker, {c['chosen_by']}")
         ax.set_title(env, fontsize=9)
         ax.set_xlabel("round")
         ax.set_ylabel("cumulative regret")
@@ -440,6 +570,27 @@ def render(data) -> str:
             text += extra_verdict(cells, sm)
             verdicts.append(text)
             out += [text, ""]
+    tracker_lines, tracker_verdicts = tracker_section(data, envs)
+    if tracker_lines:
+        out += [
+            "## The two-rate tracker: the shared part walks, each action's own part forgets",
+            "",
+            "Thompson sampling on `core.tracker` (`agents.tracker.tracking_ts`, docs/math.md section 11):",
+            "the shared part u = f_1(psi_1) follows a random walk of q C a round (C = Cov(u)), and each",
+            "action's own part e_a an AR(1) process that relaxes toward its conditional prior N(0, S_1) at the",
+            "rate gamma. The posterior is kept in dTS's form q(u) prod_a q(e_a | u), O(K d^2) numbers: exact",
+            "when q = 0 or K = 1 (tests/core/test_tracker.py, against a dense Kalman filter and",
+            "`core.walk_filter`); with q > 0 each step of u keeps every pair (u, e_a) exact and drops the",
+            "dependence that the step creates between the actions' own parts given u.",
+            "",
+            "**The rule** (`core.tracker.tracking_rule`, fixed before the runs, from the drift's stated time",
+            "scale tau_v, as for the discount): q = 1 / tau_v (u moves by its prior variance C every tau_v",
+            "rounds: the walk's own step of u), gamma = 1 - 1 / W with W the discount rule's window",
+            "(`core.forgetting.drift_window`). The grid beside it moves one rate at a time. Its runs are",
+            "those of the rows above (same keys), so every change is paired.",
+            "",
+            *tracker_lines,
+        ]
     range_envs = sorted(
         [e for e in envs if e not in issue_envs and e != "stationary"] + [e for e in issue_envs if e != "stationary"],
         key=lambda e: (e.split("-")[0], -int(e.split("-")[1])),
@@ -496,7 +647,7 @@ def render(data) -> str:
         out += [f"### {env}, {p['runs']} runs", "", text, ""]
         verdicts.append(text)
     out += ["## Summary against the targets", ""]
-    out += [f"- {v}" for v in verdicts]
+    out += [f"- {v}" for v in verdicts + tracker_verdicts]
     taus = sorted({int(e.split("-")[1]) for e in range_envs}, reverse=True)
     reach = []
     for env in range_envs:

@@ -7,8 +7,11 @@ The stated rule, fixed before the runs (core.tracker.tracking_rule): q = 1 / tau
 own step of u when theta moves one prior s.d. every tau_v rounds), gamma = 1 - 1 / W with W the
 window of core.forgetting.drift_window (the rule of the ``discount=`` rows of forgetting.py),
 tau_v = TAU for walk-TAU and TAU / 2 for abrupt-TAU. The grid beside it moves one rate at a time
-(q x 4, x 1/4, 0; W x 2, / 2, gamma = 1). On the stationary environment: the walk's rule forced
-on it, and q = 0, gamma = 1 (no drift: dTS's exact posterior on another code path).
+(q x 4, x 1/4, 0; W x 2, / 2, gamma = 1). The "matched rule" (stated after the walk's grid had
+run, so it is checked on a held-out seed): gamma = 1 - 1 / tau_v, the own part's AR(1) step
+(1 - gamma) S_1 equal to the walk's own step S_1 / tau_v, as q C is u's. On the stationary
+environment: the walk's rules forced on it, and q = 0, gamma = 1 (no drift: dTS's exact
+posterior on another code path).
 
 The runs are those of studies/drift/forgetting.py (same problem, seed, keys: run r sees the same
 theta path, contexts and noise), so every row is paired with its no-discount and discounted dTS
@@ -19,6 +22,9 @@ with the same settings skips done batches.
     PYTHONPATH=. python studies/drift/tracker.py
     # batches side by side, each to its own file (make_doc.py reads tracker*.json):
     PYTHONPATH=. python studies/drift/tracker.py --only walk-1000 --json studies/drift/results/tracker-walk.json
+    # a held-out seed (another prior, theta paths, contexts and noise) with its own dTS baseline:
+    PYTHONPATH=. python studies/drift/tracker.py --seed 1 --only walk-1000,abrupt-1000 \
+        --cells "rule,matched rule" --dts-baseline --json studies/drift/results/tracker-heldout.json
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dts_ppl.agents.dts import dts
 from dts_ppl.agents.tracker import tracking_ts
 from dts_ppl.bandits.envs import drift_process
 from dts_ppl.bandits.simulation import run_regret
 from dts_ppl.core.forgetting import effective_window
+from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.tracker import tracking_rule
 from studies.common import results_dir, save_json
 from studies.drift.forgetting import CONTEXT_SECOND_MOMENT, CURVE_EVERY, NOISE, K, diagnostics, problem
@@ -49,17 +57,21 @@ GRID = (
     ("grid 4q", 4.0, 1.0),
     ("grid q/4", 0.25, 1.0),
     ("grid q = 0", 0.0, 1.0),
-)  # (chosen by, factor on q, factor on W; None: gamma = 1)
+    ("matched rule", 1.0, "tau"),
+)  # (chosen by, factor on q, factor on W; None: gamma = 1; "tau": W = tau_v, the walk's own step)
 
 
-def plan(prior, tau: int, runs: int, only_rule: bool = False) -> list[dict]:
-    """The batches: walk-TAU and abrupt-TAU (rule and grid), stationary (the walk's rule forced, no drift)."""
+def plan(prior, tau: int, runs: int, names: tuple[str, ...] = ()) -> list[dict]:
+    """The batches: walk-TAU and abrupt-TAU (rule and grid), stationary (the walk's rules forced, no drift).
+
+    ``names``: only the cells chosen by these (empty: all).
+    """
     v1 = diagnostics(prior)["s1_var_per_coordinate"]
 
     def cell(kind, tau_v, chosen_by, fq, fw, scale, every):
         q, g = tracking_rule(NOISE**2, K, CONTEXT_SECOND_MOMENT, v1, tau_v)
         w = effective_window(g)
-        gamma = 1.0 if fw is None else 1.0 - 1.0 / (fw * w)
+        gamma = 1.0 if fw is None else 1.0 - 1.0 / (tau_v if fw == "tau" else fw * w)
         env = kind if kind == "stationary" else f"{kind}-{tau}"
         return dict(
             env=env,
@@ -73,18 +85,34 @@ def plan(prior, tau: int, runs: int, only_rule: bool = False) -> list[dict]:
             own_window=None if gamma == 1.0 else 1.0 / (1.0 - gamma),
         )
 
-    grid = GRID[:1] if only_rule else GRID
+    grid = [g for g in GRID if not names or g[0] in names]
     walk = [cell("walk", float(tau), c, fq, fw, 1.0 / math.sqrt(tau), 0) for c, fq, fw in grid]
     abrupt = [cell("abrupt", tau / 2.0, c, fq, fw, 0.0, tau) for c, fq, fw in grid]
     stationary = [
         cell("stationary", float(tau), "walk's rule", 1.0, 1.0, 0.0, 0),
+        cell("stationary", float(tau), "walk's matched rule", 1.0, "tau", 0.0, 0),
         cell("stationary", float(tau), "no drift (q = 0, gamma = 1)", 0.0, None, 0.0, 0),
     ]
-    return [
+    stationary = [c for c in stationary if not names or c["chosen_by"] in names]
+    batches = [
         {"name": f"walk-{tau}", "runs": runs, "cells": walk},
         {"name": f"abrupt-{tau}", "runs": runs, "cells": abrupt},
         {"name": "stationary", "runs": runs, "cells": stationary},
     ]
+    return [b for b in batches if b["cells"]]
+
+
+def run_dts(env, prior, batch: dict, rounds: int, seed: int) -> np.ndarray:
+    """(runs, rounds) cumulative regret of dTS without discount (the plain agent) on ``batch``'s environment."""
+    c = batch["cells"][0]
+    base = jax.random.PRNGKey(seed + 1)
+    drifting = drift_process(env, c["walk_scale"], c["change_every"])
+    agent = dts(prior, Gaussian(NOISE), num_actions=K)
+
+    def one(run):
+        return jnp.cumsum(run_regret(jax.random.fold_in(base, run), drifting, agent, rounds))
+
+    return np.asarray(jax.jit(jax.vmap(one))(jnp.arange(batch["runs"])))
 
 
 def run_batch(env, prior, batch: dict, rounds: int, seed: int) -> np.ndarray:
@@ -113,12 +141,18 @@ def main() -> None:
     parser.add_argument("--tau", type=int, default=1000, help="the drift time scale in rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default="", help="run only these batches (comma-separated names)")
-    parser.add_argument("--only-rule", action="store_true", help="the rule's cells only (no grid)")
+    parser.add_argument("--cells", default="", help="run only the cells chosen by these (comma-separated)")
+    parser.add_argument(
+        "--dts-baseline", action="store_true", help="also run dTS without discount (for a seed forgetting.py has not run)"
+    )
     parser.add_argument("--json", default=str(results_dir("drift") / "tracker.json"))
     args = parser.parse_args()
 
     env, prior = problem(args.seed)
-    settings = dict(runs=args.runs, rounds=args.rounds, tau=args.tau, seed=args.seed, only_rule=args.only_rule)
+    names = tuple(c for c in args.cells.split(",") if c)
+    settings = dict(
+        runs=args.runs, rounds=args.rounds, tau=args.tau, seed=args.seed, cells=list(names), dts=args.dts_baseline
+    )
     try:
         with open(args.json) as f:
             out = json.load(f)
@@ -137,14 +171,16 @@ def main() -> None:
             command += f" {flag} {value}"
     if args.only:
         command += f" --only {args.only}"
-    if args.only_rule:
-        command += " --only-rule"
+    if names:
+        command += f" --cells '{args.cells}'"
+    if args.dts_baseline:
+        command += " --dts-baseline"
     if Path(args.json).resolve() != (results_dir("drift") / "tracker.json").resolve():
         command += f" --json studies/drift/results/{Path(args.json).name}"
     out["command"] = command
     out.setdefault("batches", {})
     only = {b for b in args.only.split(",") if b}
-    for batch in plan(prior, args.tau, args.runs, args.only_rule):
+    for batch in plan(prior, args.tau, args.runs, names):
         if batch["name"] in out["batches"] or (only and batch["name"] not in only):
             continue
         start = time.perf_counter()
@@ -165,6 +201,22 @@ def main() -> None:
                 f"{c[:, -1].mean():.0f} +- {c[:, -1].std(ddof=1) / math.sqrt(c.shape[0]):.0f}",
                 flush=True,
             )
+        if args.dts_baseline:
+            c = run_dts(env, prior, batch, args.rounds, args.seed)
+            cells.append(
+                dict(
+                    batch["cells"][0],
+                    chosen_by="dTS, no discount",
+                    shared_step=None,
+                    own_discount=None,
+                    own_window=None,
+                    final=c[:, -1].tolist(),
+                    curve_rounds=list(range(CURVE_EVERY, args.rounds + 1, CURVE_EVERY)),
+                    curve_mean=c[:, CURVE_EVERY - 1 :: CURVE_EVERY].mean(0).tolist(),
+                )
+            )
+            print(f"{batch['name']} dTS, no discount: {c[:, -1].mean():.0f}", flush=True)
+            seconds = time.perf_counter() - start
         out["batches"][batch["name"]] = {"runs": batch["runs"], "seconds": seconds, "cells": cells, "command": command}
         save_json(args.json, out)
         print(f"{batch['name']}: {seconds:.0f} s", flush=True)
