@@ -136,23 +136,37 @@ def tracker_model(prior: DiffusionPrior, noise_var, shared_step, own_discount) -
 
 
 def tracking_rule(
-    noise_var: float, num_actions: int, context_second_moment: float, action_var: float, drift_rounds: float
+    noise_var: float,
+    num_actions: int,
+    context_second_moment: float,
+    action_var: float,
+    drift_rounds: float,
+    own: str = "window",
 ) -> tuple[float, float]:
-    """The stated rule for both rates from the drift's time scale (docs/math.md section 11).
+    """The stated rules for both rates from the drift's time scale (docs/math.md section 11).
 
     The shared step q = 1 / tau_v: u's step covariance per round C / tau_v, the walk's own when u
-    moves by its prior variance C every tau_v rounds. The own discount gamma = 1 - 1 / W with W
-    :func:`dts_ppl.core.forgetting.drift_window` (the window that balances an action's estimation
-    variance from its W / K pulls against the drift of its own part over W rounds).
+    moves by its prior variance C every tau_v rounds. The own discount, ``own="window"``:
+    gamma = 1 - 1 / W with W :func:`dts_ppl.core.forgetting.drift_window` (the window that balances
+    an action's estimation variance from its W / K pulls against the drift of its own part over W
+    rounds); ``own="matched"``: gamma = 1 - 1 / tau_v, the own part's AR(1) step (1 - gamma) S_1
+    equal to the walk's S_1 / tau_v.
 
     Args:
         noise_var: sigma^2 > 0.   num_actions: K >= 1.   context_second_moment: E[x_i^2] > 0.
-        action_var: v_1 > 0, the mean diagonal of S_1.   drift_rounds: tau_v > 0.
+        action_var: v_1 > 0, the mean diagonal of S_1.   drift_rounds: tau_v >= 1.
+        own: "window" or "matched".
 
     Returns:
         (shared_step q, own_discount gamma).
     """
+    if own not in ("window", "matched"):
+        raise ValueError(f"own: expected 'window' or 'matched', got {own!r}")
     window = drift_window(noise_var, num_actions, context_second_moment, action_var, drift_rounds)
+    if not drift_rounds >= 1.0:
+        raise ValueError(f"drift_rounds: expected a number of rounds >= 1, got {drift_rounds!r}")
+    if own == "matched":
+        window = float(drift_rounds)
     return 1.0 / float(drift_rounds), discount_for_window(max(window, 1.0))
 
 

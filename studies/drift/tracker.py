@@ -8,8 +8,9 @@ own step of u when theta moves one prior s.d. every tau_v rounds), gamma = 1 - 1
 window of core.forgetting.drift_window (the rule of the ``discount=`` rows of forgetting.py),
 tau_v = TAU for walk-TAU and TAU / 2 for abrupt-TAU. The grid beside it moves one rate at a time
 (q x 4, x 1/4, 0; W x 2, / 2, gamma = 1). The "matched rule" (stated after the walk's grid had
-run, so it is checked on a held-out seed): gamma = 1 - 1 / tau_v, the own part's AR(1) step
-(1 - gamma) S_1 equal to the walk's own step S_1 / tau_v, as q C is u's. On the stationary
+run, so it is checked on a held-out seed; tracking_rule(own="matched")): gamma = 1 - 1 / tau_v,
+the own part's AR(1) step (1 - gamma) S_1 equal to the walk's own step S_1 / tau_v, as q C is
+u's. On the stationary
 environment: the walk's rules forced on it, and q = 0, gamma = 1 (no drift: dTS's exact
 posterior on another code path).
 
@@ -23,8 +24,8 @@ with the same settings skips done batches.
     # batches side by side, each to its own file (make_doc.py reads tracker*.json):
     PYTHONPATH=. python studies/drift/tracker.py --only walk-1000 --json studies/drift/results/tracker-walk.json
     # a held-out seed (another prior, theta paths, contexts and noise) with its own dTS baseline:
-    PYTHONPATH=. python studies/drift/tracker.py --seed 1 --only walk-1000,abrupt-1000 \
-        --cells "rule,matched rule" --dts-baseline --json studies/drift/results/tracker-heldout.json
+    PYTHONPATH=. python studies/drift/tracker.py --seed 1 --only walk-1000,abrupt-1000 --dts-baseline \
+        --json studies/drift/results/tracker-heldout.json
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only these batches (comma-separated names)")
     parser.add_argument("--cells", default="", help="run only the cells chosen by these (comma-separated)")
     parser.add_argument(
-        "--dts-baseline", action="store_true", help="also run dTS without discount (for a seed forgetting.py has not run)"
+        "--dts-baseline",
+        action="store_true",
+        help="also run dTS without discount (for a seed forgetting.py has not run)",
     )
     parser.add_argument("--json", default=str(results_dir("drift") / "tracker.json"))
     args = parser.parse_args()

@@ -151,6 +151,12 @@ def test_tracking_rule():
     q, g = tracker.tracking_rule(1.0, 100, 1.0 / 3.0, 1.0, 1000.0)
     assert q == pytest.approx(1e-3)
     assert 1.0 / (1.0 - g) == pytest.approx(np.sqrt(1.0 * 100 * 1000 * 3.0))
+    q, g = tracker.tracking_rule(1.0, 100, 1.0 / 3.0, 1.0, 500.0, own="matched")
+    assert (q, 1.0 / (1.0 - g)) == pytest.approx((2e-3, 500.0))
+    with pytest.raises(ValueError, match="own"):
+        tracker.tracking_rule(1.0, 100, 1.0 / 3.0, 1.0, 500.0, own="fast")
+    with pytest.raises(ValueError, match="drift_rounds"):
+        tracker.tracking_rule(1.0, 100, 1.0 / 3.0, 1.0, 0.5)
 
 
 def test_bad_input():
