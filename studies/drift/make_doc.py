@@ -86,7 +86,8 @@ def load() -> dict:
         same = tr["settings"]["seed"] == data["settings"]["seed"]  # else a held-out seed with its own baseline
         for batch in tr["batches"].values():
             for c in batch["cells"]:
-                (data["tracker"] if same else data["heldout"]).setdefault(c["env"], []).append(
+                key = c["env"] if same else (c["env"], tr["settings"]["seed"])
+                (data["tracker"] if same else data["heldout"]).setdefault(key, []).append(
                     dict(c, agent=TRACKER_AGENT, seed=tr["settings"]["seed"])
                 )
             if batch["command"] not in data["commands"]:
@@ -222,7 +223,8 @@ def why_walk(envs: dict) -> list[str]:
         " own parts; a filter told that the e_a are fixed follows the shared"
         " part at its own rate (it moves every action's reward alike, so it is learnt from every round) and"
         " keeps every action's own evidence. Exponential forgetting of dTS's per-action statistics forgets"
-        " the evidence on both parts at one rate (a window of W rounds), so it does neither.",
+        " the evidence on both parts at one rate (a window of W rounds), so it does neither; the two-rate"
+        " tracker (its section above) follows each part at its own rate.",
     ]
 
 
@@ -315,7 +317,7 @@ def tracker_section(data, envs: dict) -> tuple[list[str], list[str]]:
         block, text = _tracker_block(env, rows, none, row(cells, "rule"), cells, env)
         lines += block + [text, ""]
         verdicts.append(text)
-    for env, rows in data.get("heldout", {}).items():
+    for (env, _seed), rows in sorted(data.get("heldout", {}).items()):
         base = next((c for c in rows if c["chosen_by"] == "dTS, no discount"), None)
         if base is None:
             continue
