@@ -330,7 +330,44 @@ def tracker_section(data, envs: dict) -> tuple[list[str], list[str]]:
         text += f" (dTS without discount on this seed: {_stats(base)[0]:.0f} +- {_stats(base)[1]:.0f}.)"
         lines += block + [text, ""]
         verdicts.append(text)
+    pooled = _pooled_rules(data)
+    if pooled:
+        lines += [pooled, ""]
+        verdicts.append(pooled)
     return lines, verdicts
+
+
+def _pooled_rules(data) -> str:
+    """Each tracker rule on the issue's walk over every seed run (seed 0 against forgetting.py's rows)."""
+    tau = data["settings"]["tau"]
+    env = f"walk-{tau}"
+    seeds = {}
+    base0 = next((c for c in cells_by_env(data).get(env, []) if c["chosen_by"] == "none" and c["agent"] == "dTS"), None)
+    for c in data.get("tracker", {}).get(env, []):
+        if base0 is not None and c["chosen_by"] in RULES:
+            seeds.setdefault(c["chosen_by"], {})[data["settings"]["seed"]] = paired_change(c["final"], base0["final"])
+    for (e, seed), rows in data.get("heldout", {}).items():
+        base = next((c for c in rows if c["chosen_by"] == "dTS, no discount"), None)
+        if e != env or base is None:
+            continue
+        for c in rows:
+            if c["chosen_by"] in RULES:
+                seeds.setdefault(c["chosen_by"], {})[seed] = paired_change(c["final"], base["final"])
+    parts = []
+    for how in RULES:
+        per = seeds.get(how, {})
+        if len(per) < 2:
+            continue
+        mean = float(np.mean([d for d, _ in per.values()]))
+        se = float(np.sqrt(sum(x**2 for _, x in per.values())) / len(per))
+        each = ", ".join(f"seed {k}: {100 * d:+.1f}%" for k, (d, _) in sorted(per.items()))
+        parts.append(
+            f"the {how}: {each}; mean over the {len(per)} seeds {100 * mean:+.1f}% +- {100 * se:.1f}"
+            f" ({'meets' if -mean >= 0.25 else 'misses'} the 25% target)"
+        )
+    if not parts:
+        return ""
+    return f"{env} over seeds (each against that seed's undiscounted dTS, 20 runs per seed): " + "; ".join(parts) + "."
 
 
 def row(cells: list[dict], how: str) -> dict | None:
