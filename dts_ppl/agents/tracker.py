@@ -39,13 +39,14 @@ class TrackerAgentState(NamedTuple):
     rejected: Annotated[jax.Array, ""]
 
 
-def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, own_discount) -> Agent:
+def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, own_discount, own_step=0.0) -> Agent:
     """Thompson sampling on :mod:`dts_ppl.core.tracker` (per-action parameters, Gaussian rewards).
 
     Args:
         prior: an affine DiffusionPrior.   noise_sd: sigma > 0, the rewards' noise s.d.
         num_actions: K >= 1.   shared_step: q >= 0, u's step covariance per round in units of C
-            (0: u fixed).   own_discount: gamma in (0, 1] (1: each action's own part fixed).
+            (0: u fixed).   own_discount: gamma in (0, 1] (1: no AR(1) decay of the own parts).
+        own_step: r >= 0, a random-walk step r S_1 a round on each own part (0: none).
 
     Returns:
         Agent(init, act, update, None, spec) with state :class:`TrackerAgentState`; ``act``
@@ -54,7 +55,7 @@ def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, 
     K = check_num_actions(num_actions)
     if isinstance(noise_sd, bool) or not isinstance(noise_sd, int | float) or not noise_sd > 0:
         raise ValueError(f"noise_sd: expected a number > 0, got {noise_sd!r}")
-    model = _tracker.tracker_model(prior, float(noise_sd) ** 2, shared_step, own_discount)
+    model = _tracker.tracker_model(prior, float(noise_sd) ** 2, shared_step, own_discount, own_step)
     dtype = model.mean.dtype
     spec = AgentSpec("tracking_ts", K, prior.dim, prior.num_levels, False, "gaussian")
 

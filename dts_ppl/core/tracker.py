@@ -7,6 +7,8 @@ action (psi_1 marginalised over the chain above it) and e_a ~ N(0, S_1) independ
     u_{t+1}   = u_t + N(0, q C)                                   (the shared step q >= 0)
     e_{a,t+1} = sqrt(gamma) e_{a,t} + N(0, (1 - gamma) S_1)        (the own discount gamma in (0, 1])
 
+(and optionally a random-walk step N(0, r S_1) on each e_a, ``own_step`` r >= 0, the walk's own law).
+
 The shared part moves every action's reward alike and is learnt from every round, so it can
 follow a fast walk; each action's own part relaxes toward its conditional prior N(0, S_1) at the
 rate gamma (an AR(1) process whose stationary law is the prior: a forgotten action returns to
@@ -20,7 +22,7 @@ e_a | u ~ N(A_a u + c_a, P_a), O(K d^2) numbers.
   other e_b are independent of e_a given u, so q(u) takes the reward's likelihood
   N(y; (x + A_a^T x)^T u + x^T c_a, x^T P_a x + sigma^2) and e_a | u a Kalman step; O(d^2).
 - The own step is exact in the family (each e_a moves on its own): A_a, c_a scale by
-  sqrt(gamma), P_a -> gamma P_a + (1 - gamma) S_1.
+  sqrt(gamma), P_a -> gamma P_a + (1 - gamma + r) S_1.
 - The shared step is not: after u' = u + N(0, q C) the e_a are dependent given u'. The tracker
   keeps q(u') = N(mu, Sigma + q C) and each e_a | u' at its exact conditional under the pair
   (u', e_a) (the projection that keeps every pair's joint law; KL(p || q) onto the family):
@@ -69,6 +71,7 @@ class TrackerModel(NamedTuple):
         mean: (d,) m = E[u].   shared_cov: (d, d) C = Cov(u).   action_cov: (d, d) S_1.
         noise_var: () sigma^2.   shared_step: () q, u's step covariance per round in units of C.
         own_discount: () gamma, each e_a's AR(1) factor per round (its mean scales by sqrt(gamma)).
+        own_step: () r, a random-walk step N(0, r S_1) added to each e_a per round (0: none).
     """
 
     mean: Annotated[jax.Array, "d"]
@@ -77,6 +80,7 @@ class TrackerModel(NamedTuple):
     noise_var: Annotated[jax.Array, ""]
     shared_step: Annotated[jax.Array, ""]
     own_discount: Annotated[jax.Array, ""]
+    own_step: Annotated[jax.Array, ""] | float = 0.0
 
 
 class TrackerState(NamedTuple):
@@ -107,12 +111,14 @@ def _scalar(name: str, value, low: float, high: float | None, low_open: bool):
     return v
 
 
-def tracker_model(prior: DiffusionPrior, noise_var, shared_step, own_discount) -> TrackerModel:
+def tracker_model(prior: DiffusionPrior, noise_var, shared_step, own_discount, own_step=0.0) -> TrackerModel:
     """The :class:`TrackerModel` of an affine ``prior`` (C = Cov(theta_a) - S_1).
 
     Args:
         prior: an affine DiffusionPrior (ValueError otherwise).   noise_var: sigma^2 > 0.
-        shared_step: q >= 0 (0: u fixed).   own_discount: gamma in (0, 1] (1: each e_a fixed).
+        shared_step: q >= 0 (0: u fixed).   own_discount: gamma in (0, 1] (1: no AR(1) decay).
+        own_step: r >= 0, each e_a's random-walk step r S_1 a round (0: none; with gamma = 1 and
+        q, r = 1 / tau the model is the environment's random walk, ``core.walk_filter``).
         Each may be a traced scalar (a vmapped sweep).
 
     Returns:
@@ -123,6 +129,7 @@ def tracker_model(prior: DiffusionPrior, noise_var, shared_step, own_discount) -
     noise_var = _scalar("noise_var", noise_var, 0.0, None, True)
     shared_step = _scalar("shared_step", shared_step, 0.0, None, False)
     own_discount = _scalar("own_discount", own_discount, 0.0, 1.0, True)
+    own_step = _scalar("own_step", own_step, 0.0, None, False)
     walk = walk_filter.walk_model(prior, 0.0, 1.0)
     dtype = prior.cov1.dtype
     return TrackerModel(
@@ -132,6 +139,7 @@ def tracker_model(prior: DiffusionPrior, noise_var, shared_step, own_discount) -
         jnp.asarray(noise_var, dtype),
         jnp.asarray(shared_step, dtype),
         jnp.asarray(own_discount, dtype),
+        jnp.asarray(own_step, dtype),
     )
 
 
@@ -186,7 +194,7 @@ def tracker_predict(model: TrackerModel, state: TrackerState) -> TrackerState:
     g = model.own_discount
     rho = jnp.sqrt(g)
     gain, shift = rho * state.gain, rho * state.shift
-    cond_cov = g * state.cond_cov + (1.0 - g) * model.action_cov
+    cond_cov = g * state.cond_cov + (1.0 - g + model.own_step) * model.action_cov
     cov = state.cov + model.shared_step * model.shared_cov
     # G = Sigma (Sigma + Q)^-1 = (solve(Sigma + Q, Sigma))^T, both symmetric
     G = jnp.linalg.solve(cov, state.cov).T

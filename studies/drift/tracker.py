@@ -10,7 +10,9 @@ tau_v = TAU for walk-TAU and TAU / 2 for abrupt-TAU. The grid beside it moves on
 (q x 4, x 1/4, 0; W x 2, / 2, gamma = 1). The "matched rule" (stated after the walk's grid had
 run, so it is checked on a held-out seed; tracking_rule(own="matched")): gamma = 1 - 1 / tau_v,
 the own part's AR(1) step (1 - gamma) S_1 equal to the walk's own step S_1 / tau_v, as q C is
-u's. On the stationary
+u's. "walk's steps": the tracker told the walk's own model (gamma = 1, each e_a a random walk of
+S_1 / tau_v a round), which differs from the exact filter only by the projection of u's steps.
+On the stationary
 environment: the walk's rules forced on it, and q = 0, gamma = 1 (no drift: dTS's exact
 posterior on another code path).
 
@@ -59,7 +61,10 @@ GRID = (
     ("grid q/4", 0.25, 1.0),
     ("grid q = 0", 0.0, 1.0),
     ("matched rule", 1.0, "tau"),
-)  # (chosen by, factor on q, factor on W; None: gamma = 1; "tau": W = tau_v, the walk's own step)
+    ("walk's steps", 1.0, "walk"),
+)  # (chosen by, factor on q, factor on W; None: gamma = 1; "tau": W = tau_v, the walk's own step;
+#    "walk": gamma = 1 and each e_a a random walk of S_1 / tau_v a round: the walk's own model,
+#    which differs from the exact filter (walk_oracle.py) only by the projection of u's steps)
 
 
 def plan(prior, tau: int, runs: int, names: tuple[str, ...] = ()) -> list[dict]:
@@ -72,7 +77,7 @@ def plan(prior, tau: int, runs: int, names: tuple[str, ...] = ()) -> list[dict]:
     def cell(kind, tau_v, chosen_by, fq, fw, scale, every):
         q, g = tracking_rule(NOISE**2, K, CONTEXT_SECOND_MOMENT, v1, tau_v)
         w = effective_window(g)
-        gamma = 1.0 if fw is None else 1.0 - 1.0 / (tau_v if fw == "tau" else fw * w)
+        gamma = 1.0 if fw in (None, "walk") else 1.0 - 1.0 / (tau_v if fw == "tau" else fw * w)
         env = kind if kind == "stationary" else f"{kind}-{tau}"
         return dict(
             env=env,
@@ -84,6 +89,7 @@ def plan(prior, tau: int, runs: int, names: tuple[str, ...] = ()) -> list[dict]:
             shared_step=fq * q,
             own_discount=gamma,
             own_window=None if gamma == 1.0 else 1.0 / (1.0 - gamma),
+            own_step=1.0 / tau_v if fw == "walk" else 0.0,
         )
 
     grid = [g for g in GRID if not names or g[0] in names]
@@ -123,15 +129,16 @@ def run_batch(env, prior, batch: dict, rounds: int, seed: int) -> np.ndarray:
     every = jnp.asarray([c["change_every"] for c in cells], jnp.int32)
     q = jnp.asarray([c["shared_step"] for c in cells], jnp.float32)
     g = jnp.asarray([c["own_discount"] for c in cells], jnp.float32)
+    r = jnp.asarray([c["own_step"] for c in cells], jnp.float32)
     base = jax.random.PRNGKey(seed + 1)
 
-    def one(s, e, qq, gg, run):
-        agent = tracking_ts(prior, NOISE, K, qq, gg)
+    def one(s, e, qq, gg, rr, run):
+        agent = tracking_ts(prior, NOISE, K, qq, gg, rr)
         return jnp.cumsum(run_regret(jax.random.fold_in(base, run), drift_process(env, s, e), agent, rounds))
 
     c_idx, r_idx = np.meshgrid(np.arange(len(cells)), np.arange(runs), indexing="ij")
     c_idx, r_idx = c_idx.ravel(), r_idx.ravel()
-    out = jax.jit(jax.vmap(one))(scale[c_idx], every[c_idx], q[c_idx], g[c_idx], jnp.asarray(r_idx))
+    out = jax.jit(jax.vmap(one))(scale[c_idx], every[c_idx], q[c_idx], g[c_idx], r[c_idx], jnp.asarray(r_idx))
     return np.asarray(out).reshape(len(cells), runs, rounds)
 
 

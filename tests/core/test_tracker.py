@@ -33,13 +33,13 @@ def _data(num_actions, rounds=T, seed=0):
 def _dense_kalman(model, num_actions, X, A, y, step_from=0):
     """The Kalman filter of z = (u, e_1, ..., e_K) under the tracker's model, dense numpy.
 
-    Transition z' = F z + w: F = blockdiag(I, sqrt(g) I, ...), Q = blockdiag(q C, (1 - g) S_1, ...);
+    Transition z' = F z + w: F = blockdiag(I, sqrt(g) I, ...), Q = blockdiag(q C, (1 - g + r) S_1, ...);
     the prior plus one transition before round 0 and after every round. ``step_from``: u's step
     is q for the transitions after that many rounds have been observed, 0 before.
     Returns theta's predicted (mean (K d,), cov (K d, K d)) after the last round.
     """
     C, S1, m = (np.asarray(v) for v in (model.shared_cov, model.action_cov, model.mean))
-    q, g = float(model.shared_step), float(model.own_discount)
+    q, g, r = float(model.shared_step), float(model.own_discount), float(model.own_step)
     n = (num_actions + 1) * D
     mean = np.concatenate([m, np.zeros(num_actions * D)])
     cov = np.zeros((n, n))
@@ -54,7 +54,7 @@ def _dense_kalman(model, num_actions, X, A, y, step_from=0):
         Q = np.zeros((n, n))
         Q[:D, :D] = qu * C
         for a in range(num_actions):
-            Q[(a + 1) * D : (a + 2) * D, (a + 1) * D : (a + 2) * D] = (1 - g) * S1
+            Q[(a + 1) * D : (a + 2) * D, (a + 1) * D : (a + 2) * D] = (1 - g + r) * S1
         return F @ mean, F @ cov @ F.T + Q
 
     mean, cov = predict(mean, cov, 0)
@@ -79,10 +79,13 @@ def _run(model, num_actions, X, A, y):
     return state
 
 
-@pytest.mark.parametrize(("num_actions", "q", "g"), [(K, 0.0, 0.8), (K, 0.0, 1.0), (1, 0.3, 0.7), (1, 0.5, 1.0)])
-def test_exact_cases_are_the_kalman_filter(num_actions, q, g):
+@pytest.mark.parametrize(
+    ("num_actions", "q", "g", "r"),
+    [(K, 0.0, 0.8, 0.0), (K, 0.0, 1.0, 0.0), (K, 0.0, 0.9, 0.2), (1, 0.3, 0.7, 0.0), (1, 0.5, 1.0, 0.1)],
+)
+def test_exact_cases_are_the_kalman_filter(num_actions, q, g, r):
     """q = 0 (any K) or K = 1: the factorised family holds the model's exact posterior."""
-    model = tracker.tracker_model(_prior(), SIGMA**2, q, g)
+    model = tracker.tracker_model(_prior(), SIGMA**2, q, g, r)
     X, A, y = _data(num_actions)
     mean, cov = tracker.tracker_theta(_run(model, num_actions, X, A, y))
     ref_mean, ref_cov = _dense_kalman(model, num_actions, X, A, y)
@@ -90,15 +93,16 @@ def test_exact_cases_are_the_kalman_filter(num_actions, q, g):
     np.testing.assert_allclose(np.asarray(cov), ref_cov, atol=1e-10)
 
 
-@pytest.mark.parametrize(("q", "g"), [(0.0, 1.0), (0.4, 1.0)])
-def test_random_walk_of_the_shared_part_is_the_walk_filter(q, g):
-    """Own part fixed (g = 1), u walking by q C a round: walk_filter told only u walks (K = 1; K = 3 at q = 0)."""
+@pytest.mark.parametrize(("q", "r"), [(0.0, 0.0), (0.4, 0.0), (0.0, 0.3), (0.4, 0.3)])
+def test_random_walks_are_the_walk_filter(q, r):
+    """gamma = 1, u walking by q C and each e_a by r S_1 a round: walk_filter with those steps
+    (exact for K = 3 when q = 0, for K = 1 otherwise)."""
     prior = _prior()
     num_actions = 1 if q > 0 else K
-    model = tracker.tracker_model(prior, SIGMA**2, q, g)
+    model = tracker.tracker_model(prior, SIGMA**2, q, 1.0, r)
     X, A, y = _data(num_actions)
     mean, cov = tracker.tracker_theta(_run(model, num_actions, X, A, y))
-    wmodel = walk_filter.walk_model(prior, 0.0, SIGMA**2, np.sqrt(q))
+    wmodel = walk_filter.walk_model(prior, np.sqrt(r), SIGMA**2, np.sqrt(q))
     ws = walk_filter.walk_init(wmodel, num_actions)
     for t in range(T):
         ws = walk_filter.walk_observe(wmodel, ws, jnp.asarray(X[t]), jnp.asarray(A[t]), jnp.asarray(y[t]))
@@ -169,6 +173,8 @@ def test_bad_input():
         tracker.tracker_model(prior, 1.0, 0.0, 1.5)
     with pytest.raises(ValueError, match="noise_var"):
         tracker.tracker_model(prior, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="own_step"):
+        tracker.tracker_model(prior, 1.0, 0.0, 1.0, -1.0)
     with pytest.raises(ValueError, match="num_actions"):
         tracker.tracker_init(tracker.tracker_model(prior, 1.0, 0.0, 1.0), 0)
     with pytest.raises(ValueError, match="prior"):
