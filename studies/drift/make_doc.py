@@ -650,7 +650,8 @@ def render(data) -> str:
             "Thompson sampling on `core.tracker` (`agents.tracker.tracking_ts`, docs/math.md section 11):",
             "the shared part u = f_1(psi_1) follows a random walk of q C a round (C = Cov(u)), and each",
             "action's own part e_a an AR(1) process that relaxes toward its conditional prior N(0, S_1) at the",
-            "rate gamma. The posterior is kept in dTS's form q(u) prod_a q(e_a | u), O(K d^2) numbers: exact",
+            "rate gamma (or, `own_step`, a random walk). The posterior is kept in dTS's form q(u) prod_a q(e_a | u),"
+            " O(K d^2) numbers: exact",
             "when q = 0 or K = 1 (tests/core/test_tracker.py, against a dense Kalman filter and",
             "`core.walk_filter`); with q > 0 each step of u keeps every pair (u, e_a) exact and drops the",
             "dependence that the step creates between the actions' own parts given u.",
