@@ -444,6 +444,19 @@ def run_cell(fn, K: int, reps: int, flags, args, key, dump=None) -> dict:
         mips_post_mean_max_weight=float(np.mean(out["w_post"].max(1))),
         target_mean_max_prob=float(np.mean(out["max_target"])),
     )
+    if "mean_sd" in out:  # the bounds the EL rows are given, against what the sample shows (means over replicates)
+        rows["bounds"] = dict(
+            mean_range=[float(out["mean_range"][:, 0].mean()), float(out["mean_range"][:, 1].mean())],
+            reward_range=[float(out["r"].min(1).mean()), float(out["r"].max(1).mean())],
+            err_range=[float(out["err_range"][:, 0].mean()), float(out["err_range"][:, 1].mean())],
+            residual_range=[float(out["dr_resid"].min(1).mean()), float(out["dr_resid"].max(1).mean())],
+            mean_sd=float(out["mean_sd"].mean()),
+            err_sd=float(out["err_sd"].mean()),
+            post_err_sd=float(out["post_err_sd"].mean()),
+            policy_ess_rows=float(np.mean(out["policy_ess"]) * args.n),
+            mean_weight=float(out["w"].mean(1).mean()),
+            mean_weight_sd=float(out["w"].mean(1).std(ddof=1)),
+        )
     rows["truth_sd"] = float(truth.std(ddof=1))
     rows["num_embeddings"] = math.ceil(math.sqrt(K))
     rows["reps"] = reps

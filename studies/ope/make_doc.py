@@ -19,12 +19,28 @@ MAIN = RESULTS / "large_k.json"
 VARIANTS = {
     "large_k_uninformed.json": "target uninformed (theta_hat an independent prior draw)",
     "large_k_categorical.json": "categorical environment (theta constant within the MIPS categories)",
+    "large_k_el.json": "EL intervals with bounds on the unseen rows' mean reward (the main run's K = 1,000 and "
+    "10,000 replicates)",
 }
 PLOT = RESULTS / "large_k_rmse.png"
 DOC = ROOT / "docs" / "ope.md"
 LOW, HIGH = 0.90, 0.99
 #: fewer replicates inside an estimator's domain than this: the cell makes no claim for it
 MIN_INSIDE = 20
+#: intervals claimed valid only (coverage >= 0.90, no upper bound): the EL intervals whose atoms take the
+#: worst case a stated bound allows, and the rules that pick them where the policy ESS is below 10%
+ONE_SIDED = {
+    "ips_el",
+    "ips_el_policy",
+    "ips_auto",
+    "dr_el",
+    "dr_el_policy",
+    "dr_auto",
+    "ips_el_mean",
+    "dr_el_mean",
+    "ips_el_sd",
+    "dr_el_sd",
+}
 LABELS = {
     "ips_normal": "IPS, normal",
     "snips_normal": "SNIPS, normal",
@@ -35,6 +51,13 @@ LABELS = {
     "dr_el": "DR, EL residual term",
     "dr_el_policy": "DR, EL residual, policy range",
     "dr_auto": "DR, the rule: normal if policy ESS >= 10%, else EL (policy range)",
+    "ips_el_mean": "IPS, EL, atoms' reward in the true mean-reward range (`mean_reward_range`)",
+    "dr_el_mean": "DR, EL, atoms' residual in the true model-error range (`mean_residual_range`)",
+    "ips_el_sd": "IPS, EL, atoms tied to V by the true mean-reward sd (`mean_reward_sd`)",
+    "dr_el_sd": "DR, EL, atoms tied to V by the true model-error sd (`residual_sd`)",
+    "dr_el_post_sd": "DR, EL, atoms tied to V by the posterior's error sd (`posterior_error_sd`)",
+    "ips_el_profile": "IPS, profile EL without atoms (E_Q[w] = 1 on the logged rows only)",
+    "dr_el_profile": "DR, profile EL without atoms",
     "dm": "DM, dTS posterior",
     "mips_normal": "MIPS (item-feature k-means), normal",
     "mips_el": "MIPS (item-feature k-means), EL",
@@ -53,7 +76,10 @@ DOMAINS = [
     ),
     (
         "IPS, DR, MIPS: EL",
-        "the same ESS below 10% (the complement: where the normal interval is not claimed)",
+        "the same ESS below 10% (the complement: where the normal interval is not claimed); IPS and DR "
+        "(also with `mean_reward_range`, `mean_reward_sd` / `mean_residual_range`, `residual_sd` true bounds): "
+        "claimed valid only, coverage >= 0.90 (one-sided: conservative, measured up to 1.000 at K >= 1,000; "
+        "see below why)",
         "none (the recommended interval there)",
     ),
     ("IPS, DR: the rule (normal if the policy ESS >= 10%, else EL with the policy weight range)", "everywhere", "-"),
@@ -131,8 +157,9 @@ def grid(data) -> tuple[list[int], list[str]]:
     return Ks, loggers
 
 
-def in_target(c: float) -> bool:
-    return LOW <= c <= HIGH
+def in_target(c: float, est: str = "") -> bool:
+    """Whether a coverage meets the estimator's claim: [0.90, 0.99], or >= 0.90 for the one-sided (valid only) ones."""
+    return LOW <= c and (c <= HIGH or est in ONE_SIDED)
 
 
 def claimed(row: dict) -> bool:
@@ -163,7 +190,7 @@ def reason(row: dict) -> str:
     return "; ".join(parts)
 
 
-def cell_text(row: dict | None) -> str:
+def cell_text(row: dict | None, est: str = "") -> str:
     """'all-replicate coverage +- MC s.e. / coverage inside the domain (replicates) / RMSE'; bold: the claim fails."""
     if row is None:
         return "not run"
@@ -173,7 +200,7 @@ def cell_text(row: dict | None) -> str:
     if claimed(row):
         c = row["inside"]["coverage"]
         inside = f"{c:.3f} ({row['inside_reps']})"
-        inside = inside if in_target(c) else f"**{inside}**"
+        inside = inside if in_target(c, est) else f"**{inside}**"
     else:
         inside = f"outside ({row['inside_reps']})"
     return f"{text} / {inside} / {row['rmse']:.3f}"
@@ -196,7 +223,7 @@ def tables(data) -> list[str]:
         for est, label in LABELS.items():
             if not any(c is not None and est in c for c in cells):
                 continue
-            out.append(f"| {label} | " + " | ".join(cell_text(c.get(est) if c else None) for c in cells) + " |")
+            out.append(f"| {label} | " + " | ".join(cell_text(c.get(est) if c else None, est) for c in cells) + " |")
         checks = [c.get("checks") if c else None for c in cells]
         if any(checks):
             rows = [
@@ -260,7 +287,7 @@ def sample_table(data) -> list[str]:
                 if "inside_sample" in row and row["inside_sample_reps"] >= MIN_INSIDE:
                     c = row["inside_sample"]["coverage"]
                     t = f"{c:.3f} ({row['inside_sample_reps']})"
-                    vals.append(t if in_target(c) else f"**{t}**")
+                    vals.append(t if in_target(c, est) else f"**{t}**")
                 else:
                     vals.append(f"outside ({row.get('inside_sample_reps', 0)})")
         out.append(f"| {LABELS[est]} | " + " | ".join(vals) + " |")
@@ -281,18 +308,29 @@ def verdicts(data) -> tuple[list[str], list[str], list[str]]:
         if not cells or "inside_reps" not in cells[0][2]:
             continue
         inside = [(lg, K, r) for lg, K, r in cells if claimed(r)]
-        bad = [(lg, K, r) for lg, K, r in inside if not in_target(r["inside"]["coverage"])]
+        bad = [(lg, K, r) for lg, K, r in inside if not in_target(r["inside"]["coverage"], est)]
+        over = [
+            (lg, K, r)
+            for lg, K, r in inside
+            if in_target(r["inside"]["coverage"], est) and r["inside"]["coverage"] > HIGH
+        ]
         outside = [f"{lg} K = {K:,}" for lg, K, r in cells if not claimed(r)]
         where = ", ".join(f"{lg} K = {K:,}" for lg, K, _ in inside) or "nowhere in this study"
         verdict = "holds" if inside and not bad else ("none made" if not inside else "fails")
         out.append(
-            f"- **{label}**: claimed at {where}; "
+            f"- **{label}**: claimed{' (one-sided: coverage >= 0.90)' if est in ONE_SIDED else ''} at {where}; "
             + (f"outside its domain at {', '.join(outside)}; " if outside else "")
             + f"claim: {verdict}."
         )
         for lg, K, r in bad:
             c, se = r["inside"]["coverage"], r["inside"]["coverage_mc_se"]
             out.append(f"  - fails, {lg} logging, K = {K:,}: coverage {c:.3f} ± {se:.3f} inside; {reason(r)}.")
+        for lg, K, r in over:
+            c, se = r["inside"]["coverage"], r["inside"]["coverage_mc_se"]
+            out.append(
+                f"  - over-covers (above 0.99, not claimed), {lg} logging, K = {K:,}: coverage {c:.3f} ± {se:.3f}"
+                f" inside; {reason(r)}."
+            )
         if verdict == "holds":
             holds.append(label)
         if any(K >= 1000 for _, K, _ in bad):
@@ -311,7 +349,7 @@ def large_held(data) -> list[str]:
         if K >= 1000
         and est in data["cells"].get(f"{lg}/K={K}", {})
         and claimed(data["cells"][f"{lg}/K={K}"][est])
-        and in_target(data["cells"][f"{lg}/K={K}"][est]["inside"]["coverage"])
+        and in_target(data["cells"][f"{lg}/K={K}"][est]["inside"]["coverage"], est)
     ]
 
 
@@ -500,7 +538,8 @@ def render(data, variants) -> str:
         "",
         "## Which claims hold, and why the others fail",
         "",
-        "Claims that hold at every K and logging policy where they are made: "
+        "Claims that hold at every K and logging policy where they are made (the EL intervals' and the rules'"
+        " claims are one-sided: coverage >= 0.90; where they cover above 0.99 it is listed per estimator): "
         + ("; ".join(holds) if holds else "none")
         + ". Estimators whose claim fails at K >= 1,000: "
         + ("; ".join(fails_large) if fails_large else "none")
