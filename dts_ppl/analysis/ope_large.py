@@ -58,7 +58,13 @@ warn with subclasses of :class:`ope.OutsideDomain`; the thresholds are fixed con
   high exactly in the samples that missed the rare large weights).
 - EL intervals (:func:`ope.el_interval`, :func:`doubly_robust_el`): below that ESS, where they are
   the recommended interval; pass :func:`policy_weight_range` as ``weight_range`` when the policies
-  are known (the default 1 / min p is far looser at large K).
+  are known (the default 1 / min p is far looser at large K). Their claim is one-sided (valid,
+  conservative): the atoms standing for the rows a sample missed take the worst reward allowed.
+  Known bounds on the unseen rows' MEAN reward tighten them: a range of E[r | x, a]
+  (``mean_reward_range``; :func:`el_dual_interval`) or the sd of E[r | x, a] under the target
+  (``mean_reward_sd``; :func:`el_sd_interval`), and for DR the same of the model error
+  (``mean_residual_range``, ``residual_sd``; :func:`posterior_error_sd` is the dTS posterior's value,
+  valid only for a target built without information beyond the logs).
 - the direct method: :func:`prior_share` at most ``PRIOR_SHARE_WARN`` (:class:`PriorDominated`).
 - MIPS: the categories reward-homogeneous as far as the posterior can tell:
   :func:`prior_share` at most ``PRIOR_SHARE_WARN`` and :func:`direct_effect_bias` under the
