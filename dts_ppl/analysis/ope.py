@@ -225,7 +225,9 @@ def _max_concave_lbfgsb(f_grad, x0):
     return (value, x) if np.isfinite(value) else (-np.inf, x0)
 
 
-def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_95):
+def el_interval(
+    w, r, weight_range=None, reward_range=None, chi2: float = CHI2_95, mean_reward_range=None, mean_reward_sd=None
+):
     """The empirical-likelihood interval for V = E[w r] (Karampatziakis, Langford & Mineiro 2020).
 
     Distributions Q put mass q_i on the n logged points (w_i, r_i) and the rest on two atoms,
@@ -255,12 +257,40 @@ def el_interval(w, r, weight_range=None, reward_range=None, chi2: float = CHI2_9
         :func:`default_weight_range` instead).
         reward_range: (r_lo, r_hi) bounds on every possible reward; default the observed range.
         chi2: the calibration (default the chi-square(1) 95% quantile).
+        mean_reward_range: optional (m_lo, m_hi) bounds on the MEAN reward E[r | x, a] at every
+            context and action (noisy rewards may fall outside): the atoms stand for rows the
+            sample missed, and their contribution to V is a mean reward, so their reward is
+            limited to this range (intersected with ``reward_range`` when that is given) and the
+            ends to it (V is an average of mean rewards); solved by
+            :func:`dts_ppl.analysis.ope_large.el_dual_interval` (docs/ope.md derives it).
+        mean_reward_sd: optional bound on the sd of the mean reward E[r | x, a] under the target
+            policy's distribution of (x, a): the atoms' reward is then within
+            sigma sqrt((1 - delta) / delta) of V, delta their share of the target's mass
+            (:func:`dts_ppl.analysis.ope_large.el_sd_interval`; atoms at w = 0 and w_max). Not with
+            ``mean_reward_range``.
 
     Returns:
         (lower, upper) floats.
     """
     w, r = np.asarray(w, float), np.asarray(r, float)
     w_min, w_max, r_lo, r_hi = _check_ranges(w, r, weight_range, reward_range)
+    if mean_reward_sd is not None:
+        from dts_ppl.analysis import ope_large  # ope_large imports this module
+
+        if mean_reward_range is not None:
+            raise ValueError("mean_reward_sd: expected either mean_reward_sd or mean_reward_range, not both")
+        return ope_large.el_sd_interval(w, r, w_max, mean_reward_sd, (r_lo, r_hi), chi2)
+    if mean_reward_range is not None:
+        from dts_ppl.analysis import ope_large  # the general dual; ope_large imports this module
+
+        m_lo, m_hi = ope_large._check_mean_range("mean_reward_range", mean_reward_range)
+        if reward_range is not None:
+            m_lo, m_hi = max(m_lo, r_lo), min(m_hi, r_hi)
+            if m_lo > m_hi:
+                raise ValueError(f"mean_reward_range: {mean_reward_range!r} is outside reward_range {reward_range!r}")
+        lower, upper = ope_large.el_dual_interval(w, r, w_min, w_max, (m_lo, m_hi), chi2=chi2)
+        lower = min(max(lower, m_lo), m_hi)
+        return float(lower), float(max(min(upper, m_hi), lower))
     n = w.shape[0]
     u = (w - w_min) / (1 - w_min)
     v = np.ones(n) if np.isinf(w_max) else (w_max - w) / (w_max - 1)

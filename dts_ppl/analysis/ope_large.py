@@ -58,7 +58,13 @@ warn with subclasses of :class:`ope.OutsideDomain`; the thresholds are fixed con
   high exactly in the samples that missed the rare large weights).
 - EL intervals (:func:`ope.el_interval`, :func:`doubly_robust_el`): below that ESS, where they are
   the recommended interval; pass :func:`policy_weight_range` as ``weight_range`` when the policies
-  are known (the default 1 / min p is far looser at large K).
+  are known (the default 1 / min p is far looser at large K). Their claim is one-sided (valid,
+  conservative): the atoms standing for the rows a sample missed take the worst reward allowed.
+  Known bounds on the unseen rows' MEAN reward tighten them: a range of E[r | x, a]
+  (``mean_reward_range``; :func:`el_dual_interval`) or the sd of E[r | x, a] under the target
+  (``mean_reward_sd``; :func:`el_sd_interval`), and for DR the same of the model error
+  (``mean_residual_range``, ``residual_sd``; :func:`posterior_error_sd` is the dTS posterior's value,
+  valid only for a target built without information beyond the logs).
 - the direct method: :func:`prior_share` at most ``PRIOR_SHARE_WARN`` (:class:`PriorDominated`).
 - MIPS: the categories reward-homogeneous as far as the posterior can tell:
   :func:`prior_share` at most ``PRIOR_SHARE_WARN`` and :func:`direct_effect_bias` under the
@@ -76,6 +82,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import optimize
 
 from dts_ppl.analysis import ope
 from dts_ppl.core import checks as _checks
@@ -98,6 +105,8 @@ __all__ = [
     "cluster_actions",
     "direct_effect_bias",
     "doubly_robust_el",
+    "el_dual_interval",
+    "el_sd_interval",
     "embedding_marginals",
     "marginal_weights",
     "mips",
@@ -107,6 +116,7 @@ __all__ = [
     "prior_share",
     "posterior_direct_method",
     "posterior_doubly_robust",
+    "posterior_error_sd",
     "posterior_fit",
     "posterior_reward_model",
     "value_draws",
@@ -129,7 +139,9 @@ class DirectEffect(ope.OutsideDomain):
     """MIPS's categories are not reward-homogeneous: its estimated bias exceeds ``DIRECT_EFFECT_WARN`` se."""
 
 
-def doubly_robust_el(direct, w, residuals, weight_range=None, reward_range=None) -> tuple[float, float]:
+def doubly_robust_el(
+    direct, w, residuals, weight_range=None, reward_range=None, mean_residual_range=None, residual_sd=None
+) -> tuple[float, float]:
     """The doubly robust estimate's 95% interval with the residual term's empirical-likelihood interval.
 
     The DR estimate is mean_i D_i + mean_i w_i e_i with D_i = sum_a pi(a | x_i) q(x_i, a) and the
@@ -144,6 +156,12 @@ def doubly_robust_el(direct, w, residuals, weight_range=None, reward_range=None)
         weight_range: (w_min, w_max) bounds on every possible weight (:func:`policy_weight_range`
             when the policies are known; default (0, inf)).
         reward_range: bounds on every possible residual (default the observed range).
+        mean_residual_range: optional (lo, hi) bounds on the residual's MEAN E[r - q(x, a) | x, a]
+            (the reward model's error) at every context and action: the atoms' residual is
+            limited to it (``mean_reward_range`` of :func:`ope.el_interval`).
+        residual_sd: optional bound on the sd of E[r - q(x, a) | x, a] under the target's
+            distribution of (x, a) (``mean_reward_sd`` of :func:`ope.el_interval`;
+            :func:`posterior_error_sd` is the dTS posterior's value of it).
 
     Returns:
         (lower, upper) floats.
@@ -151,9 +169,250 @@ def doubly_robust_el(direct, w, residuals, weight_range=None, reward_range=None)
     direct = np.asarray(direct, dtype=float)
     if direct.ndim != 1 or direct.shape != np.shape(w) or not np.all(np.isfinite(direct)):
         raise ValueError(f"direct: expected {np.shape(w)} finite direct-method terms, got shape {direct.shape}")
-    lo, hi = ope.el_interval(w, residuals, weight_range, reward_range)
+    lo, hi = ope.el_interval(
+        w, residuals, weight_range, reward_range, mean_reward_range=mean_residual_range, mean_reward_sd=residual_sd
+    )
     centre, half = float(direct.mean()), ope.Z95 * float(direct.std(ddof=1)) / np.sqrt(direct.shape[0])
     return float(centre + lo - half), float(centre + hi + half)
+
+
+def _check_mean_range(name: str, mean_range) -> tuple[float, float]:
+    """A checked (lo, hi) bound on mean rewards (or mean residuals): finite floats with lo <= hi."""
+    try:
+        lo, hi = (float(v) for v in mean_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a pair (lo, hi) of finite floats, got {mean_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise ValueError(f"{name}: expected finite (lo, hi) with lo <= hi, got {mean_range!r}")
+    return lo, hi
+
+
+def _newton_max(fgh, x, free, iters: int = 200, cap: float = np.inf):
+    """(max, argmax) of a smooth concave f over the ``free`` coordinates of x (2,) (the others fixed),
+    from a point where f is finite: damped Newton steps, halved until f rises and stays finite.
+    Stops with inf once f exceeds ``cap`` (a dual above every primal value: the primal is infeasible)."""
+    f, g, H = fgh(x)
+    idx = np.flatnonzero(free)
+    for _ in range(iters):
+        gf, Hf = g[idx], H[np.ix_(idx, idx)]
+        try:
+            step = -np.linalg.solve(Hf - 1e-14 * np.eye(idx.size), gf)
+        except np.linalg.LinAlgError:
+            step = gf
+        if gf @ step <= 0:  # not an ascent direction (H not negative definite to rounding): a gradient step
+            step = gf
+        t, moved = 1.0, False
+        while t > 1e-20:
+            trial = x.copy()
+            trial[idx] += t * step
+            ft, gt, Ht = fgh(trial)
+            if np.isfinite(ft) and ft >= f + 1e-4 * t * float(gf @ step):
+                moved = True
+                break
+            t *= 0.5
+        if not moved:
+            break
+        done = abs(ft - f) <= 1e-15 * max(1.0, abs(f))
+        x, f, g, H = trial, ft, gt, Ht
+        if f > cap:
+            return np.inf, x
+        if done or np.max(np.abs(g[idx])) < 1e-13:
+            break
+    return f, x
+
+
+def _dual_max(fgh, start, signed, cap: float = np.inf):
+    """max of a concave f (2,) -> R over the x with x_k >= 0 where not ``signed``[k] (a bool, or
+    one per coordinate): the best of its interior maximum and its maxima on the faces x_k = 0
+    (one of them is the maximum). (inf, x) when f exceeds ``cap``."""
+    signed = np.broadcast_to(np.asarray(signed, dtype=bool), (2,))
+    best = (-np.inf, np.zeros(2))
+    for free in (np.array([True, True]), np.array([False, True]), np.array([True, False]), np.array([False, False])):
+        if np.any(~free & signed):  # only sign-constrained coordinates are fixed at 0
+            continue
+        x0 = start(free)
+        if x0 is None:
+            continue
+        f, x = _newton_max(fgh, x0, free, cap=cap) if free.any() else (fgh(x0)[0], x0)
+        if f == np.inf:
+            return f, x
+        if np.all((x >= 0) | signed) and np.isfinite(f) and f > best[0]:
+            best = (f, x)
+    return best
+
+
+def el_dual_interval(w, r, w_min: float, w_max: float, atom_range, atoms: bool = True, chi2: float = ope.CHI2_95):
+    """The empirical-likelihood interval for V = E[w r] with the unseen atoms' rewards in ``atom_range``.
+
+    The program of :func:`ope.el_interval` (mass q_i on the logged points, the rest on two atoms
+    at w = w_min and w = w_max; E_Q[1] = E_Q[w] = 1; log-likelihood within chi2 / 2 of its
+    maximum), with the atoms' reward in [rho_lo, rho_hi] = ``atom_range`` instead of the reward
+    range. At the lower end V = rho_lo + a^T q with a_i = w_i (r_i - rho_lo), which is negative
+    where r_i < rho_lo; the dual n exp(mean_i log D_i + c / n) - lam - mu, D_i = a_i + lam u_i + mu v_i,
+    is then maximised over the (lam, mu) >= 0 where every D_i > 0 (the inner minimum over q is
+    -inf elsewhere) by Newton's method on the interior and on each face. ``atoms=False`` drops the
+    atoms (Owen's profile EL with E_Q[w] = 1 on the logged points only: the constraints become
+    equalities and lam, mu free in sign). Every dual value is at most the primal optimum and the
+    likelihood's level is that of a feasible q, so an inexact solve widens the interval.
+
+    Args:
+        w: (n,) importance weights in [w_min, w_max].   r: (n,) rewards.
+        w_min, w_max: the weight bounds, 0 <= w_min < 1 < w_max (w_max may be inf).
+        atom_range: (rho_lo, rho_hi), the range of the atoms' rewards.
+        atoms: False for the profile EL without atoms.   chi2: the calibration.
+
+    Returns:
+        (lower, upper) floats (not clipped).
+    """
+    w, r = np.asarray(w, dtype=float), np.asarray(r, dtype=float)
+    rho_lo, rho_hi = atom_range
+    n = w.shape[0]
+    u = (w - w_min) / (1 - w_min)
+    v = np.ones(n) if np.isinf(w_max) else (w_max - w) / (w_max - 1)
+    B = np.stack([u, v], axis=1)
+
+    def loglik_dual(x):  # the likelihood's dual min_x -mean log(B x) + sum x, negated: maximised (concave)
+        den = B @ x
+        if den.min() <= 0:
+            return -np.inf, None, None
+        Q = B / den[:, None]
+        return np.mean(np.log(den)) - x.sum(), Q.mean(axis=0) - 1, -(Q.T @ Q) / n
+
+    # its maximiser gives q_i = 1 / (n (B x)_i), scaled by kappa into the feasible set (ope.el_interval)
+    _, x = _dual_max(loglik_dual, _feasible_start(B, np.zeros(n)), not atoms)
+    den = B @ x
+    kappa = max(float(np.mean(u / den)), float(np.mean(v / den))) if atoms else 1.0
+    if not atoms and not np.allclose([np.mean(u / den), np.mean(v / den)], 1.0, atol=1e-8):
+        raise ValueError("w: the profile EL without atoms needs min(w) < 1 < max(w) (E_Q[w] = 1 is infeasible)")
+    s = -np.mean(np.log(den)) - np.log(kappa) - chi2 / (2 * n)
+
+    def end(a):
+        scale = max(float(np.std(a)) * np.sqrt(n / chi2), float(np.abs(np.mean(a))), 1e-300)
+        b = a / scale
+
+        def g(x):
+            D = b + B @ x
+            if D.min() <= 0:
+                return -np.inf, None, None
+            Q = B / D[:, None]
+            gh = Q.mean(axis=0)
+            e = np.exp(np.mean(np.log(D)) + s)
+            return e - x.sum(), e * gh - 1, e * (np.outer(gh, gh) - (Q.T @ Q) / n)
+
+        return scale * _dual_max(g, _feasible_start(B, b), not atoms)[0]
+
+    return float(rho_lo + end(w * (r - rho_lo))), float(rho_hi - end(w * (rho_hi - r)))
+
+
+def _feasible_start(B, b):
+    """start(free): a point with b + B x > 0 whose free coordinates are equal and the others 0, or None."""
+
+    def start(free):
+        s = B[:, free].sum(axis=1)
+        if np.any((s <= 0) & (b <= 0)):
+            return None
+        need = float(np.max(-b[s > 0] / s[s > 0])) if np.any(s > 0) else 0.0
+        return np.where(free, max(1.0, 2.0 * need + 1.0), 0.0)
+
+    return start
+
+
+def el_sd_interval(
+    w, r, w_max: float, mean_reward_sd: float, reward_range=None, chi2: float = ope.CHI2_95, grid: int = 48
+) -> tuple[float, float]:
+    """The empirical-likelihood interval for V = E[w r] with the unseen atoms' reward tied to V by a spread bound.
+
+    The program of :func:`ope.el_interval` (atoms at w = 0 and w = w_max; E_Q[1] = E_Q[w] = 1;
+    log-likelihood within chi2 / 2 of its maximum), plus what a bound sigma = ``mean_sd`` on the sd
+    of the mean reward m(x, a) = E[r | x, a] under the target's distribution of (x, a) implies: the
+    atoms stand for a part R of that distribution with mass delta = 1 - W (W = sum_i q_i w_i), and
+    by Cauchy-Schwarz |E[m | R] - V| <= sigma sqrt((1 - delta) / delta). With A = sum_i q_i w_i r_i,
+    V = A + delta rho, rho the atoms' reward, the lowest V a q allows is
+
+        max(A + delta r_lo, (A - sigma sqrt(W (1 - W))) / W)
+
+    (the reward range and the spread bound together), increasing in A; so the lower end is
+    min_W of it at A = F(W) = min {A : q in the EL set, sum_i q_i w_i = W}, whose dual is
+    n exp(mean_i log(a_i + lam w_i + mu) + c / n) - lam W - mu s(W) over lam free, mu >= 0
+    (s(W) = 1 - (1 - W) / w_max bounds sum_i q_i so that the atoms' masses are non-negative). W is
+    searched on a log grid on [1e-3, 1] refined by Brent's method; the upper end likewise. Atoms
+    at w = 0 (not at the weight range's lower bound) make the set of Q larger: conservative.
+
+    Args:
+        w: (n,) importance weights in [0, w_max].   r: (n,) rewards (or DR residuals).
+        w_max: the largest possible weight (> 1; may be inf).
+        mean_reward_sd: sigma >= 0, a bound on the sd of E[r | x, a] under the target's (x, a).
+        reward_range: (r_lo, r_hi) bounds on the atoms' reward (default the observed range).
+        chi2: the calibration.   grid: points of the search over W.
+
+    Returns:
+        (lower, upper) floats, clipped to the reward range.
+    """
+    w, r = np.asarray(w, dtype=float), np.asarray(r, dtype=float)
+    w_min, w_max, r_lo, r_hi = ope._check_ranges(w, r, (0.0, w_max), reward_range)
+    try:
+        sigma = float(mean_reward_sd)
+    except (TypeError, ValueError):
+        sigma = np.nan
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"mean_reward_sd: expected a finite sd >= 0, got {mean_reward_sd!r}")
+    n = w.shape[0]
+    v = np.ones(n) if np.isinf(w_max) else (w_max - w) / (w_max - 1)
+    B = np.stack([w, v], axis=1)
+
+    def loglik_dual(x):
+        den = B @ x
+        if den.min() <= 0:
+            return -np.inf, None, None
+        Q = B / den[:, None]
+        return np.mean(np.log(den)) - x.sum(), Q.mean(axis=0) - 1, -(Q.T @ Q) / n
+
+    _, x = _dual_max(loglik_dual, _feasible_start(B, np.zeros(n)), False)
+    den = B @ x
+    kappa = max(float(np.mean(w / den)), float(np.mean(v / den)))
+    s = -np.mean(np.log(den)) - np.log(kappa) - chi2 / (2 * n)
+    C = np.stack([w, np.ones(n)], axis=1)
+
+    def least(a, W):  # F(W) = min a^T q over the EL set with w^T q = W (a dual value: at most the minimum)
+        s_max = 1.0 if np.isinf(w_max) else 1.0 - (1.0 - W) / w_max
+        scale = max(float(np.std(a)) * np.sqrt(n / chi2), float(np.abs(np.mean(a))), 1e-300)
+        b = a / scale
+
+        def g(y):  # y = (lam, mu)
+            D = b + C @ y
+            if D.min() <= 0:
+                return -np.inf, None, None
+            Q = C / D[:, None]
+            gh = Q.mean(axis=0)
+            e = np.exp(np.mean(np.log(D)) + s)
+            target = np.array([W, s_max])
+            return e - y @ target, e * gh - target, e * (np.outer(gh, gh) - (Q.T @ Q) / n)
+
+        cap = 2.0 * float(np.max(np.abs(b))) + 10.0  # above every a^T q / scale: the set is empty at this W
+        return scale * _dual_max(g, _feasible_start(C, b), np.array([True, False]), cap)[0]
+
+    def lowest(W):
+        A = least(w * r, W)
+        return max(A + (1 - W) * r_lo, (A - sigma * np.sqrt(W * (1 - W))) / W)
+
+    def highest(W):
+        A = -least(-w * r, W)
+        return min(A + (1 - W) * r_hi, (A + sigma * np.sqrt(W * (1 - W))) / W)
+
+    Ws = np.geomspace(1e-3, 1.0, grid)
+    ends = []
+    for fn, sign in ((lowest, 1.0), (highest, -1.0)):
+        vals = np.array([sign * fn(W) for W in Ws])  # inf where no q of the EL set has sum q_i w_i = W
+        k = int(np.argmin(vals))
+        res = optimize.minimize_scalar(
+            lambda W, fn=fn, sign=sign: min(sign * fn(W), 1e300),
+            bounds=(Ws[max(k - 1, 0)], Ws[min(k + 1, grid - 1)]),
+            method="bounded",
+            options=dict(xatol=1e-7),
+        )
+        ends.append(sign * min(vals[k], res.fun))
+    lower = min(max(ends[0], r_lo), r_hi)
+    return float(lower), float(max(min(ends[1], r_hi), lower))
 
 
 # ------------------------------------------------------------------------------------ MIPS
@@ -599,6 +858,33 @@ def prior_share(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | 
     num = float(np.einsum("kde,ked->", second, cov))
     den = float(np.einsum("ie,ed,id->", X, np.asarray(prior.cov1, dtype=float), X)) / n
     return num / den
+
+
+def posterior_error_sd(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None, X, target) -> float:
+    """The dTS posterior's root-mean-square error of its mean reward under the target: sqrt((1/n) sum_i sum_a
+    pi(a | x_i) x_i^T Cov(theta_a | logs) x_i).
+
+    Under the posterior, E[(x^T theta_a - x^T m_a)^2] = x^T Cov(theta_a | logs) x, so this bounds (in
+    posterior expectation) the sd of the reward model's error under the target's (x, a): a value
+    for ``residual_sd`` of :func:`doubly_robust_el`. It holds when the prior is right and the
+    target carries no information on theta beyond the logs (an informed target picks actions
+    whose errors spread more: docs/ope.md measures it).
+
+    Args:
+        prior, post, lin: as :func:`prior_share`.   X: (n, d) contexts.   target: (n, K) probabilities.
+
+    Returns:
+        the sd (float).
+    """
+    X = np.asarray(X, dtype=float)
+    target = np.asarray(target, dtype=float)
+    n, d = X.shape
+    cov = np.asarray(moments(prior, post, lin).theta_cov, dtype=float)  # (K, d, d)
+    if target.shape != (n, cov.shape[0]):
+        raise ValueError(f"target: expected (n, K) = {(n, cov.shape[0])} probabilities, got shape {target.shape}")
+    outer = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
+    second = (target.T @ outer).reshape(-1, d, d) / n
+    return float(np.sqrt(max(float(np.einsum("kde,ked->", second, cov)), 0.0)))
 
 
 def _check_prior_share(rho: float, estimator: str) -> None:

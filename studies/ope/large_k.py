@@ -45,6 +45,7 @@ import math
 import platform
 import time
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +69,13 @@ ESTIMATORS = {
     "dr_el": "low_ess",
     "dr_el_policy": "low_ess",
     "dr_auto": "all",
+    "ips_el_mean": "low_ess",
+    "dr_el_mean": "low_ess",
+    "ips_el_profile": "low_ess",
+    "dr_el_profile": "low_ess",
+    "ips_el_sd": "low_ess",
+    "dr_el_sd": "low_ess",
+    "dr_el_post_sd": "low_ess",
     "dm": "prior_share",
     "mips_normal": "mips_ess+direct",
     "mips_el": "mips_low_ess+direct",
@@ -161,9 +169,19 @@ def replicate(key, flags, prior, prior_cov, K: int, C: int, M: int, n: int, draw
     dr_direct, dr_resid = jnp.zeros(n), jnp.zeros(n)
     w_post, p_log_post, bhat_post, post_second = jnp.zeros(n), jnp.zeros(n), 0.0, 0.0
     post_lo, post_hi = jnp.inf, 0.0
+    err_range = jnp.array([jnp.inf, -jnp.inf])
+    # the spread (sd) of the mean reward and of the model error under the target over the population
+    w_ctx = jnp.full((M, 1), 1.0 / M)
+    truth_pop = truth
+    err_var = 0.0
     for f in range(2):
         _, _, mf = ope_large._fit(prior, X, a, r, (fold != f).astype(X.dtype), K, lik, lin)
         qf = Xs @ mf.T
+        err = means - qf
+        err_var = err_var + jnp.sum(w_ctx * target * (err - jnp.sum(w_ctx * target * err)) ** 2)
+        err_range = jnp.stack(
+            [jnp.minimum(err_range[0], (means - qf).min()), jnp.maximum(err_range[1], (means - qf).max())]
+        )
         mine = fold == f
         dr_direct = jnp.where(mine, jnp.sum(target * qf, axis=1)[j], dr_direct)
         dr_resid = jnp.where(mine, r - jnp.sum(X * mf[a], axis=1), dr_resid)
@@ -198,6 +216,11 @@ def replicate(key, flags, prior, prior_cov, K: int, C: int, M: int, n: int, draw
         dr_direct=dr_direct,
         dr_resid=dr_resid,
         max_target=target.max(),
+        mean_range=jnp.stack([means.min(), means.max()]),
+        err_range=err_range,
+        mean_sd=jnp.sqrt(jnp.sum(w_ctx * target * (means - truth_pop) ** 2)),
+        err_sd=jnp.sqrt(err_var / 2),
+        post_err_sd=jnp.sqrt(jnp.sum(w_ctx * target * post_var)),
     )
 
 
@@ -295,6 +318,28 @@ def estimates(out: dict, i: int, n: int) -> tuple[dict, dict]:
     est["dr_el"] = dr._replace(lower=lo, upper=hi)
     lo, hi = ope_large.doubly_robust_el(direct, w, resid, as_range(out["w_range"][i], w))
     est["dr_el_policy"] = dr._replace(lower=lo, upper=hi)
+    # the atoms' reward bounded (ope.el_interval's mean_reward_range, mean_reward_sd) by the true range / sd
+    # of the mean reward (of the model error for DR) over the population under the target: the tightest
+    # valid user-stated bounds; the dTS posterior's error sd (ope_large.posterior_error_sd); and the
+    # profile EL without atoms (E_Q[w] = 1 on the logged points only)
+    policy = as_range(out["w_range"][i], w)
+    half = ope.Z95 * float(np.std(direct, ddof=1)) / np.sqrt(n)
+    lo, hi = ope.el_interval(w, r, policy, mean_reward_range=out["mean_range"][i])
+    est["ips_el_mean"] = ips._replace(lower=lo, upper=hi)
+    lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, mean_residual_range=out["err_range"][i])
+    est["dr_el_mean"] = dr._replace(lower=lo, upper=hi)
+    lo, hi = ope_large.el_dual_interval(w, r, *policy, (float(r.min()), float(r.max())), atoms=False)
+    est["ips_el_profile"] = ips._replace(lower=lo, upper=hi)
+    lo, hi = ope_large.el_dual_interval(w, resid, *policy, (float(resid.min()), float(resid.max())), atoms=False)
+    est["dr_el_profile"] = dr._replace(
+        lower=float(np.mean(direct)) + lo - half, upper=float(np.mean(direct)) + hi + half
+    )
+    lo, hi = ope.el_interval(w, r, policy, mean_reward_sd=float(out["mean_sd"][i]))
+    est["ips_el_sd"] = ips._replace(lower=lo, upper=hi)
+    lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, residual_sd=float(out["err_sd"][i]))
+    est["dr_el_sd"] = dr._replace(lower=lo, upper=hi)
+    lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, residual_sd=float(out["post_err_sd"][i]))
+    est["dr_el_post_sd"] = dr._replace(lower=lo, upper=hi)
     # the auto rule (the logging policy known): normal where the policies' ESS is at least 10%, else EL
     normal = float(out["policy_ess"][i]) >= ope.ESS_WARN_FRACTION
     est["ips_auto"] = est["ips_normal"] if normal else est["ips_el_policy"]
@@ -326,17 +371,32 @@ def estimates(out: dict, i: int, n: int) -> tuple[dict, dict]:
     return {k: v._asdict() for k, v in est.items()}, checks
 
 
-def run_cell(fn, K: int, reps: int, flags, args, key) -> dict:
-    """``reps`` replicates of one (K, logging, target, environment) cell, summarised."""
+def simulate(fn, K: int, reps: int, flags, args, key) -> dict:
+    """The per-replicate outputs of :func:`replicate` for ``reps`` replicates, as float64 arrays."""
     block = max(1, min(reps, int(args.budget // (K * (args.contexts + 3 * args.draws)))))
     keys = jax.random.split(key, -(-reps // block) * block)
     out: dict[str, list] = {}
-    start = time.time()
     for b in range(0, keys.shape[0], block):
         res = jax.device_get(fn(keys[b : b + block], jnp.asarray(flags)))
         for name, val in res.items():
             out.setdefault(name, []).extend(np.asarray(val, dtype=float))
-    out = {name: np.asarray(val[:reps]) for name, val in out.items()}
+    return {name: np.asarray(val[:reps]) for name, val in out.items()}
+
+
+def run_cell(fn, K: int, reps: int, flags, args, key, dump=None) -> dict:
+    """``reps`` replicates of one (K, logging, target, environment) cell, summarised.
+
+    ``dump``: a .npz path; the replicates' outputs are read from it when it exists (the
+    estimators re-computed on the same replicates), else simulated and written to it.
+    """
+    start = time.time()
+    if dump is not None and dump.exists():
+        with np.load(dump) as saved:
+            out = {name: saved[name] for name in saved.files}
+    else:
+        out = simulate(fn, K, reps, flags, args, key)
+        if dump is not None:
+            np.savez(dump, **out)
     sim_seconds = time.time() - start
     est = {name: [] for name in ESTIMATORS}
     inside = {name: [] for name in ESTIMATORS}
@@ -384,6 +444,19 @@ def run_cell(fn, K: int, reps: int, flags, args, key) -> dict:
         mips_post_mean_max_weight=float(np.mean(out["w_post"].max(1))),
         target_mean_max_prob=float(np.mean(out["max_target"])),
     )
+    if "mean_sd" in out:  # the bounds the EL rows are given, against what the sample shows (means over replicates)
+        rows["bounds"] = dict(
+            mean_range=[float(out["mean_range"][:, 0].mean()), float(out["mean_range"][:, 1].mean())],
+            reward_range=[float(out["r"].min(1).mean()), float(out["r"].max(1).mean())],
+            err_range=[float(out["err_range"][:, 0].mean()), float(out["err_range"][:, 1].mean())],
+            residual_range=[float(out["dr_resid"].min(1).mean()), float(out["dr_resid"].max(1).mean())],
+            mean_sd=float(out["mean_sd"].mean()),
+            err_sd=float(out["err_sd"].mean()),
+            post_err_sd=float(out["post_err_sd"].mean()),
+            policy_ess_rows=float(np.mean(out["policy_ess"]) * args.n),
+            mean_weight=float(out["w"].mean(1).mean()),
+            mean_weight_sd=float(out["w"].mean(1).std(ddof=1)),
+        )
     rows["truth_sd"] = float(truth.std(ddof=1))
     rows["num_embeddings"] = math.ceil(math.sqrt(K))
     rows["reps"] = reps
@@ -406,6 +479,14 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=float, default=2e7, help="floats per vmapped block (memory)")
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--key-base",
+        type=int,
+        default=0,
+        help="index of the first --K in the key derivation (2: --K 1000,10000 "
+        "draws the replicates of the default run's K = 1,000 and 10,000 cells)",
+    )
+    parser.add_argument("--dump", default=None, help="a scratch folder for the replicates' outputs (reused if there)")
     args = parser.parse_args()
     tag = "" if args.target == "informed" else "_uninformed"
     tag += "" if args.env == "dts" else "_categorical"
@@ -421,8 +502,11 @@ def main():
         reps = args.reps if K < 10_000 else args.reps_large
         for logger in loggers:
             flags = np.array([logger == "skewed", args.target == "informed", args.env == "categorical"])
-            key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 10 * k_index + (logger == "skewed"))
-            cells[f"{logger}/K={K}"] = row = run_cell(fn, K, reps, flags, args, key)
+            key = jax.random.fold_in(
+                jax.random.PRNGKey(args.seed), 10 * (args.key_base + k_index) + (logger == "skewed")
+            )
+            dump = None if args.dump is None else Path(args.dump) / f"{tag or 'main'}_{logger}_K{K}_{reps}.npz"
+            cells[f"{logger}/K={K}"] = row = run_cell(fn, K, reps, flags, args, key, dump)
             w = row["weights"]
             print(
                 f"{logger:8s} K={K:6d} ({row['seconds']:.0f} s; IPS rel. ESS {w['ips_mean_relative_ess']:.3f}, "
@@ -442,7 +526,9 @@ def main():
                 command="PYTHONPATH=. python studies/ope/large_k.py "
                 + f"--K {args.K} --loggers {args.loggers} --reps {args.reps} --reps-large {args.reps_large} "
                 + f"--n {args.n} --contexts {args.contexts} --draws {args.draws} "
-                + f"--target {args.target} --env {args.env} --seed {args.seed}",
+                + f"--target {args.target} --env {args.env} --seed {args.seed}"
+                + (f" --key-base {args.key_base}" if args.key_base else "")
+                + (f" --out {args.out}" if args.out else ""),
                 setup=dict(
                     d=D,
                     prior="linear, L = 2, W_l ~ U[-1, 1]^{d x d}, S_l = I",

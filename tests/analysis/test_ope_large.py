@@ -455,3 +455,155 @@ def test_domain_functions_name_bad_input(problem):
     for name, call in cases:
         with pytest.raises(ValueError, match=f"^{name}"):
             call()
+
+
+def el_primal_general(w, r, weight_range, atom_range, atoms=True, sd=None):
+    """The EL programs with the atoms' reward in atom_range (or, with ``sd``, tied to V by the spread
+    bound; atoms at 0 and w_max), or without atoms, solved in the primal by SLSQP (independent reference)."""
+    from scipy import optimize
+
+    n = w.shape[0]
+    w_min, w_max = (0.0, weight_range[1]) if sd is not None else weight_range
+    u = (w - w_min) / (1 - w_min)
+    v = (w_max - w) / (w_max - 1)
+    box, opts = [(1e-10, 1.0)] * n, dict(ftol=1e-14, maxiter=3000)
+    if atoms:
+        lin = {"type": "ineq", "fun": lambda q: np.array([1 - u @ q, 1 - v @ q])}
+    else:
+        lin = {"type": "eq", "fun": lambda q: np.array([1 - q.sum(), 1 - w @ q])}
+    best = optimize.minimize(
+        lambda q: -np.log(q).sum(), np.full(n, 1 / n), bounds=box, constraints=[lin], method="SLSQP", options=opts
+    )
+    ball = {"type": "ineq", "fun": lambda q: np.log(q).sum() + best.fun + ope.CHI2_95 / 2}
+    lo, hi = atom_range
+
+    def objective(q, sign):
+        W, A = w @ q, (w * r) @ q
+        if sd is None:
+            return sign * (A + (1 - W) * (lo if sign > 0 else hi))
+        spread = sd * np.sqrt(max(W * (1 - W), 0.0))
+        if sign > 0:
+            return max(A + (1 - W) * lo, (A - spread) / W)
+        return -min(A + (1 - W) * hi, (A + spread) / W)
+
+    ends = [
+        optimize.minimize(
+            objective, best.x, args=(s,), bounds=box, constraints=[lin, ball], method="SLSQP", options=opts
+        )
+        for s in (1.0, -1.0)
+    ]
+    return ends[0].fun, -ends[1].fun
+
+
+def test_el_dual_interval_matches_a_primal_solver():
+    """Newton on the two-variable duals equals the n-variable primal programs: the atoms' reward in a
+    range narrower than the rewards' (some a_i < 0), wider, and the profile EL without atoms."""
+    rng = np.random.default_rng(11)
+    for t in range(6):
+        n = 12
+        weight_range = (0.0, 8.0) if t % 2 else (0.1, 8.0)
+        w = np.clip(rng.exponential(0.7 + 0.1 * t, n), weight_range[0], 7.9)
+        r = rng.uniform(0, 1, n)
+        for atom_range in ((0.3, 0.7), (-0.5, 1.5)):
+            got = ope_large.el_dual_interval(w, r, *weight_range, atom_range)
+            np.testing.assert_allclose(got, el_primal_general(w, r, weight_range, atom_range), atol=1e-6)
+        if w.min() < 1 < w.max():
+            got = ope_large.el_dual_interval(w, r, *weight_range, (0.0, 1.0), atoms=False)
+            np.testing.assert_allclose(got, el_primal_general(w, r, weight_range, (0.0, 1.0), False), atol=1e-6)
+
+
+def test_el_interval_with_a_mean_reward_range():
+    """mean_reward_range equal to the reward range is the plain EL program (the old dual's values);
+    a narrower one gives the general dual's interval clipped to it, inside the plain one."""
+    rng = np.random.default_rng(12)
+    w = rng.pareto(1.5, 300) + 0.05
+    w /= 1.2 * w.mean()
+    r = rng.normal(size=300)
+    weight_range = (0.0, 80.0)
+    plain = ope.el_interval(w, r, weight_range)
+    same = ope.el_interval(w, r, weight_range, mean_reward_range=(r.min(), r.max()))
+    np.testing.assert_allclose(same, plain, atol=1e-7)
+    narrow = ope.el_interval(w, r, weight_range, mean_reward_range=(-0.5, 0.5))
+    raw = ope_large.el_dual_interval(w, r, *weight_range, (-0.5, 0.5))
+    assert narrow == pytest.approx((max(raw[0], -0.5), min(raw[1], 0.5)))
+    assert plain[0] <= narrow[0] <= narrow[1] <= plain[1] and narrow[1] - narrow[0] < 0.8 * (plain[1] - plain[0])
+    lo, hi = ope_large.doubly_robust_el(np.ones(300), w, r, weight_range, mean_residual_range=(-0.5, 0.5))
+    half = ope.Z95 * 0.0
+    assert (lo, hi) == pytest.approx((1 + narrow[0] - half, 1 + narrow[1] + half))
+
+
+def test_el_sd_interval_matches_a_primal_solver():
+    """The spread-bound EL (the atoms' reward within sd sqrt((1 - delta) / delta) of V) equals its
+    primal program; a huge sd gives the plain EL with atoms at 0 and w_max."""
+    rng = np.random.default_rng(13)
+    for t in range(5):
+        n = 10
+        w = np.clip(rng.exponential(0.7 + 0.1 * t, n), 0, 7.9)
+        r = rng.normal(0.5, 1, n)
+        for sd in (0.3, 0.5):
+            got = ope_large.el_sd_interval(w, r, 8.0, sd)
+            want = el_primal_general(w, r, (0.0, 8.0), (r.min(), r.max()), sd=sd)
+            np.testing.assert_allclose(got, want, atol=2e-5)
+        wide = ope_large.el_sd_interval(w, r, 8.0, 1e6)
+        np.testing.assert_allclose(wide, ope.el_interval(w, r, (0.0, 8.0)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_el_bounds_on_mean_rewards_cover_monte_carlo():
+    """K = 100 uniform logging, a target with relative ESS 0.06 (18 rows of n = 300), mean rewards
+    in [-1, 1] with N(0, 1) noise: over 60 data sets the EL intervals given the mean-reward range or
+    the mean reward's sd under the target cover at least 95% less Z MC s.e., and are narrower than
+    the plain EL's, whose atoms may take any observed (noisy) reward."""
+    rng = np.random.default_rng(14)
+    n, K, reps = 300, 100, 60
+    f = np.clip(rng.normal(0, 0.5, K), -1, 1)
+    pi = softmax(2.5 * rng.normal(size=(1, K)))[0]
+    assert 0.05 < 1 / (K * np.sum(pi**2)) < ope.ESS_WARN_FRACTION
+    truth = float(pi @ f)
+    sd = float(np.sqrt(pi @ (f - truth) ** 2))
+    weight_range = (0.0, K * pi.max())
+    cover, widths = {"range": [], "sd": []}, {"plain": [], "range": [], "sd": []}
+    for _ in range(reps):
+        a = rng.integers(0, K, n)
+        r, w = f[a] + rng.normal(size=n), K * pi[a]
+        got = {
+            "plain": ope.el_interval(w, r, weight_range),
+            "range": ope.el_interval(w, r, weight_range, mean_reward_range=(-1.0, 1.0)),
+            "sd": ope.el_interval(w, r, weight_range, mean_reward_sd=sd),
+        }
+        for name, (lo, hi) in got.items():
+            widths[name].append(hi - lo)
+            if name in cover:
+                cover[name].append(lo <= truth <= hi)
+    for name, c in cover.items():
+        assert np.mean(c) >= 0.95 - mc.Z * np.sqrt(0.95 * 0.05 / reps), (name, np.mean(c))
+        assert np.mean(widths[name]) < 0.8 * np.mean(widths["plain"]), name
+
+
+def test_posterior_error_sd_against_the_oracle(problem):
+    """sqrt(sum_i sum_a pi(a|x_i) x_i^T Cov(theta_a | logs) x_i / n) with the oracle's covariances."""
+    prior, _, X, a, r, target = problem
+    n, K = target.shape
+    lik = Gaussian(1.0)
+    post, lin, _ = ope_large.posterior_fit(prior, X, a, r, K, lik)
+    joint = oracle.joint_posterior(prior, lik.statistics(jnp.asarray(X), jnp.asarray(a), jnp.asarray(r), K))
+    cov = np.asarray(oracle.split(prior, joint, K)["theta_cov"])
+    want = np.sqrt(np.einsum("ia,id,ade,ie->", target, X, cov, X) / n)
+    assert ope_large.posterior_error_sd(prior, post, lin, X, target) == pytest.approx(want, rel=1e-8)
+
+
+def test_el_bounds_name_bad_input():
+    rng = np.random.default_rng(15)
+    w, r = rng.exponential(1.0, 50), rng.normal(size=50)
+    cases = [
+        ("mean_reward_range", lambda: ope.el_interval(w, r, mean_reward_range=(1.0, -1.0))),
+        ("mean_reward_range", lambda: ope.el_interval(w, r, mean_reward_range=(0.0, np.inf))),
+        ("mean_reward_range", lambda: ope.el_interval(w, r, mean_reward_range=3.0)),
+        ("mean_reward_range", lambda: ope.el_interval(w, r, None, (-9, 9), mean_reward_range=(10.0, 11.0))),
+        ("mean_reward_sd", lambda: ope.el_interval(w, r, mean_reward_sd=-1.0)),
+        ("mean_reward_sd", lambda: ope.el_interval(w, r, mean_reward_sd=1.0, mean_reward_range=(-1, 1))),
+        ("w", lambda: ope_large.el_dual_interval(np.full(5, 2.0), np.zeros(5), 0.0, 9.0, (0, 1), atoms=False)),
+    ]
+    for name, call in cases:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            call()
