@@ -53,12 +53,14 @@ def threefry2x32(k1, k2, x1, x2) -> tuple[jax.Array, jax.Array]:
     return a, b
 
 
-def fast_path(key, dtype=None) -> bool:
+def fast_path(key, dtype=None, size: int = 1) -> bool:
     """Whether ``key`` (and a floating ``dtype``) take the unrolled path (else ``jax.random``'s).
 
     True for a raw uint32[2] key (``jax.random.PRNGKey``) under the default Threefry
-    configuration, with ``dtype`` None, float32 or float64.
+    configuration, with ``dtype`` None, float32 or float64, and fewer than 2^32 draws (``size``).
     """
+    if size >= 2**32:
+        return False
     config = jax.config
     if config.jax_default_prng_impl != "threefry2x32" or not config.jax_threefry_partitionable:
         return False
@@ -70,8 +72,6 @@ def fast_path(key, dtype=None) -> bool:
 def _hash_counts(key, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
     """The hash of the 64-bit counters 0 .. prod(shape) - 1 (high and low words), in ``shape``."""
     n = math.prod(shape)
-    if n >= 2**32:
-        raise ValueError(f"shape: at most 2^32 - 1 draws per call, got {shape}")
     hi = jnp.zeros(shape, jnp.uint32)
     lo = lax.iota(jnp.uint32, n).reshape(shape) if shape else jnp.zeros((), jnp.uint32)
     return threefry2x32(key[0], key[1], hi, lo)
@@ -79,7 +79,7 @@ def _hash_counts(key, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
 
 def split(key: jax.Array, num: int = 2) -> jax.Array:
     """``jax.random.split(key, num)``: (num, 2) new keys."""
-    if not fast_path(key):
+    if not fast_path(key, size=int(num)):
         return jax.random.split(key, num)
     return _split(key, int(num))
 
@@ -94,7 +94,7 @@ def uniform(key: jax.Array, shape: tuple[int, ...] = (), dtype=None, minval=0.0,
     """``jax.random.uniform(key, shape, dtype, minval, maxval)``: floats in [minval, maxval)."""
     dtype = jax.dtypes.canonicalize_dtype(float if dtype is None else dtype)
     shape = tuple(int(s) for s in shape)
-    if not fast_path(key, dtype):
+    if not fast_path(key, dtype, math.prod(shape)):
         return jax.random.uniform(key, shape, dtype, minval, maxval)
     return _uniform(key, minval, maxval, shape, dtype)
 
@@ -118,7 +118,7 @@ def normal(key: jax.Array, shape: tuple[int, ...] = (), dtype=None) -> jax.Array
     """``jax.random.normal(key, shape, dtype)``: standard normal draws."""
     dtype = jax.dtypes.canonicalize_dtype(float if dtype is None else dtype)
     shape = tuple(int(s) for s in shape)
-    if not fast_path(key, dtype):
+    if not fast_path(key, dtype, math.prod(shape)):
         return jax.random.normal(key, shape, dtype)
     lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
     u = uniform(key, shape, dtype, lo, np.array(1.0, dtype))
