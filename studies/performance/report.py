@@ -56,7 +56,10 @@ def fast_chain_section() -> str:
         "`cholesky`, `tril_inv`) instead of one LAPACK call per matrix. With isotropic levels (a DDPM's)",
         "the planned pass runs elementwise on the eigenvalues in one eigenbasis (`core.isotropic`), and",
         "products of matrices up to 3 x 3 (conditions, pull-backs, the chain's gains) are elementwise",
-        "(`core.linalg.small_matmul`), fused with their neighbours. Same numbers as before to float",
+        "(`core.linalg.small_matmul`), fused with their neighbours. Random draws (the chain's noise, dTS's",
+        "scores, the benchmark's contexts and rewards) go through `core.prng`: the bits of `jax.random`",
+        "with the Threefry hash unrolled into the draw's kernel, where JAX on CPU runs a small while loop",
+        "per draw. Same numbers as before to float",
         "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py). Interleaved A/B",
         "against the chain before the change (commit 4d14ca2, kept in studies/performance/common.py: the",
         "draws and the upward pass; the rest of its round is today's code), float32, "
