@@ -216,8 +216,9 @@ def _targets(chain, sim) -> str:
                 budget = 1e6 / (3 * old_rate) - per_draw
                 floor_text += (
                     f" So the draw is not the obstacle: a dTS run-round costs {per_round:.1f} us, {per_round - per_draw:.1f}"
-                    f" us beyond its draw ({per_draw:.1f} us), where 3x allows {budget:.1f} us: the act's scoring and"
-                    " key splits, the update and the guard, each a few small kernels per run."
+                    f" us beyond its draw ({per_draw:.1f} us), where 3x allows {budget:.1f} us: the act's scoring"
+                    " (K normal draws, the argmax), the update and the guard, a few hundred small kernels per round"
+                    " whose count, not arithmetic, sets their cost."
                 )
             else:
                 floor_text += " A round costing nothing beyond its draw could not reach 3x: it needs a faster draw."
