@@ -39,6 +39,7 @@ from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
+from dts_ppl.core import prng as _prng
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
 from dts_ppl.core.prior import DiffusionPrior
@@ -224,7 +225,8 @@ def dts(
     d, dtype = prior.dim, prior.cov1.dtype
     M = 1 if shared else K
     prec1 = psd_inv(prior.cov1)  # S_1^-1
-    one_action = core.prior_conditionals(prior, 1).theta  # placeholder theta for latent-only draws
+    # theta = f_1(psi_1) exactly (gain I, shift 0, scale 0): the chain draw's own f_1 gives the scores' u
+    link_only = core.Conditionals(jnp.eye(d, dtype=dtype)[None], jnp.zeros((1, d), dtype), jnp.zeros((1, d, d), dtype))
 
     plan = core.upward_plan(prior, linearisation)  # the evidence-free half of the pass, once
     hyper_plan = None if refit is None else _refit.RefitPlan.build(refit, prior, likelihood, linearisation)
@@ -259,20 +261,20 @@ def dts(
 
     def score(key, state: DTSState, x):
         prec1 = round_terms(state)[1]
-        k_chain, k_score = jax.random.split(key)
+        k_chain, k_score = _prng.split(key)
         if shared:
             theta_cond = core.Conditionals(state.theta_cov @ prec1, state.theta_shift, psd_cholesky(state.theta_cov))
             _, theta = core.sample(k_chain, prior, core.DTSPosterior(state.latents, theta_cond))
             return linear_predictor(x, theta[0])
-        psi, _ = core.sample(k_chain, prior, core.DTSPosterior(state.latents, one_action))
-        u = prec1 @ prior.link1(psi[-1])  # S_1^-1 f_1(psi_1)
+        _, f1 = core.sample(k_chain, prior, core.DTSPosterior(state.latents, link_only))
+        u = prec1 @ f1[0]  # S_1^-1 f_1(psi_1)
         # v_a^T u and v_a^T x (v_a = Shat_a x) for every action: one product reads the K
         # covariances once, vec(Shat_a) against vec(u x^T) and vec(x x^T)
         outer = jnp.stack([jnp.outer(u, x).reshape(-1), jnp.outer(x, x).reshape(-1)], -1)
         mv = state.theta_cov.reshape(K, d * d) @ outer.astype(dtype)
         mean = mv[:, 0] + state.theta_shift @ x
         sd = jnp.sqrt(jnp.maximum(mv[:, 1], 0.0))
-        return mean + sd * jax.random.normal(k_score, (K,), mean.dtype)
+        return mean + sd * _prng.normal(k_score, (K,), mean.dtype)
 
     def step(state: DTSState, phi, g, y) -> DTSState:
         lik, prec1 = round_terms(state)

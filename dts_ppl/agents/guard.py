@@ -302,6 +302,19 @@ def guarded_batch(
     return update_batch
 
 
+def _argmax_finite(scores):
+    """(jnp.argmax(scores), max(scores)) when every score is finite; the max is NaN otherwise.
+
+    Two vectorised reductions (the max, then the first index holding it) instead of the argmax's
+    variadic reduction, which XLA on CPU runs one element at a time; the same index (the first
+    largest score).
+    """
+    marked = jnp.where(jnp.isfinite(scores), scores, jnp.nan)
+    top = jnp.max(marked)
+    best = jnp.min(jnp.where(marked == top, jnp.arange(marked.shape[0], dtype=jnp.int32), marked.shape[0]))
+    return best, top
+
+
 def guarded_act(
     score: Callable,
     check_key: Callable,
@@ -321,8 +334,9 @@ def guarded_act(
     def core(key, state, x):
         check_state(state)  # shapes only, when this shape is traced
         scores = score(key, state, x)
-        valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
-        return jnp.where(valid, jnp.argmax(scores), -1), ActInfo(scores, valid)
+        best, top = _argmax_finite(scores)
+        valid = jnp.all(jnp.isfinite(x)) & ~jnp.isnan(top)
+        return jnp.where(valid, best, -1), ActInfo(scores, valid)
 
     compiled = jax.jit(core)
 

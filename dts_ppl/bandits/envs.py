@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
+from dts_ppl.core import prng as _prng
 from dts_ppl.core.deprecation import renamed
 from dts_ppl.core.likelihoods import Bernoulli, Gaussian
 from dts_ppl.core.likelihoods import linear_predictor as _eta
@@ -123,7 +124,7 @@ def uniform_contexts(dim: int, num_actions: int | None = None, low: float = -1.0
     """Contexts x ~ U[low, high]^d (or (K, d) features when ``num_actions`` is given)."""
     shape = (dim,) if num_actions is None else (num_actions, dim)
     dtype = dtype or jnp.result_type(float)
-    return lambda key: jax.random.uniform(key, shape, dtype, low, high)
+    return lambda key: _prng.uniform(key, shape, dtype, low, high)
 
 
 def diffusion_environment(prior: DiffusionPrior, num_actions: int, likelihood=None, contexts=None, name: str = ""):

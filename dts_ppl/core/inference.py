@@ -37,6 +37,7 @@ import numpy as np
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import isotropic as _isotropic
+from dts_ppl.core import prng as _prng
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
 from dts_ppl.core.linalg import (
@@ -956,7 +957,7 @@ def sample(
 @partial(jax.jit, static_argnames=("sample_shape", "shared", "unroll"))
 def _sample(key, prior, post, sample_shape, shared, unroll):
     num = math.prod(sample_shape)
-    keys = jax.random.split(key, num)
+    keys = _prng.split(key, num)
     psi, theta = jax.vmap(lambda k: _sample_one(k, prior, post, shared, unroll))(keys)
     return psi.reshape(sample_shape + psi.shape[1:]), theta.reshape(sample_shape + theta.shape[1:])
 
@@ -1023,8 +1024,8 @@ def row_links(prior: DiffusionPrior, shared: tuple[bool, ...] = ()):
 
 
 def _sample_one(key, prior, post, shared=(), unroll=True):
-    k_lat, k_theta = jax.random.split(key)
-    noise = jax.random.normal(k_lat, (prior.num_levels, prior.latent_dim), prior.cov1.dtype)
+    k_lat, k_theta = _prng.split(key)
+    noise = _prng.normal(k_lat, (prior.num_levels, prior.latent_dim), prior.cov1.dtype)
     lat = post.latents
     z = jnp.einsum("lij,lj->li", lat.scale_tril, noise)
     top = lat.shift[0] + z[0]  # the top row's parent mean is 0
@@ -1041,7 +1042,7 @@ def _sample_one(key, prior, post, shared=(), unroll=True):
         _, below = jax.lax.scan(step, top, (lat.gain[1:], lat.shift[1:], z[1:], stacked), unroll=unroll)
         psi = jnp.concatenate([top[None], below])
     loc = conditional_loc(post.theta, prior.link1(psi[-1]))
-    z = jax.random.normal(k_theta, loc.shape, loc.dtype)
+    z = _prng.normal(k_theta, loc.shape, loc.dtype)
     theta = loc + jnp.einsum("kij,kj->ki", jnp.broadcast_to(post.theta.scale_tril, loc.shape + loc.shape[-1:]), z)
     return psi, theta
 

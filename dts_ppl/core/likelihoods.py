@@ -46,6 +46,7 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from dts_ppl.core import checks as _checks
+from dts_ppl.core import prng as _prng
 from dts_ppl.core.deprecation import renamed, renamed_argument
 from dts_ppl.core.rows import Row, get_row, set_row, write
 
@@ -194,7 +195,7 @@ class Gaussian:
 
     def sample(self, key: jax.Array, eta: jax.Array) -> jax.Array:
         """y ~ N(eta, scale^2), same shape as eta."""
-        return eta + self.scale * jax.random.normal(key, jnp.shape(eta), jnp.result_type(eta))
+        return eta + self.scale * _prng.normal(key, jnp.shape(eta), jnp.result_type(eta))
 
     def check_rewards(self, name: str, y: ArrayLike) -> None:
         _checks.check_finite(name, y)

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from dts_ppl.agents import GaussianPrior, dts, lin_ts  # noqa: E402
 from dts_ppl.core import inference as core  # noqa: E402
+from dts_ppl.core import prng  # noqa: E402
 from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
 from studies.performance.common import (  # noqa: E402
     RESULTS,
@@ -72,11 +73,11 @@ def round_block(agent, K: int, d: int, rounds: int):
     """f() -> the agent's state after ``rounds`` more rounds (act + update) with random contexts,
     compiled once; the state is carried and donated between calls."""
 
-    def step(state, key):
-        kx, ka, ky = jax.random.split(key, 3)
-        x = jax.random.uniform(kx, (d,), minval=-1.0, maxval=1.0)
+    def step(state, key):  # the contexts' and rewards' draws: the same bits as jax.random, unrolled
+        kx, ka, ky = prng.split(key, 3)
+        x = prng.uniform(kx, (d,), minval=-1.0, maxval=1.0)
         a, _ = agent.act(ka, state, x)
-        return agent.update(state, x, a, jax.random.normal(ky)), None
+        return agent.update(state, x, a, prng.normal(ky)), None
 
     run = jax.jit(lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[0], donate_argnums=(0,))
     box = {"state": agent.init(), "i": 0}

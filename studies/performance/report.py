@@ -56,7 +56,10 @@ def fast_chain_section() -> str:
         "`cholesky`, `tril_inv`) instead of one LAPACK call per matrix. With isotropic levels (a DDPM's)",
         "the planned pass runs elementwise on the eigenvalues in one eigenbasis (`core.isotropic`), and",
         "products of matrices up to 3 x 3 (conditions, pull-backs, the chain's gains) are elementwise",
-        "(`core.linalg.small_matmul`), fused with their neighbours. Same numbers as before to float",
+        "(`core.linalg.small_matmul`), fused with their neighbours. Random draws (the chain's noise, dTS's",
+        "scores, the benchmark's contexts and rewards) go through `core.prng`: the bits of `jax.random`",
+        "with the Threefry hash unrolled into the draw's kernel, where JAX on CPU runs a small while loop",
+        "per draw. Same numbers as before to float",
         "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py). Interleaved A/B",
         "against the chain before the change (commit 4d14ca2, kept in studies/performance/common.py: the",
         "draws and the upward pass; the rest of its round is today's code), float32, "
@@ -213,8 +216,9 @@ def _targets(chain, sim) -> str:
                 budget = 1e6 / (3 * old_rate) - per_draw
                 floor_text += (
                     f" So the draw is not the obstacle: a dTS run-round costs {per_round:.1f} us, {per_round - per_draw:.1f}"
-                    f" us beyond its draw ({per_draw:.1f} us), where 3x allows {budget:.1f} us: the act's scoring and"
-                    " key splits, the update and the guard, each a few small kernels per run."
+                    f" us beyond its draw ({per_draw:.1f} us), where 3x allows {budget:.1f} us: the act's scoring"
+                    " (K normal draws, the argmax), the update and the guard, a few hundred small kernels per round"
+                    " whose count, not arithmetic, sets their cost."
                 )
             else:
                 floor_text += " A round costing nothing beyond its draw could not reach 3x: it needs a faster draw."

@@ -54,3 +54,44 @@ def test_fast_round_equals_the_stacked_lapack_round(monkeypatch):
     np.testing.assert_allclose(state.theta_cov, conds.cov, rtol=0, atol=1e-5)
     np.testing.assert_allclose(state.evidence_sum.G, msgs.G.sum(0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(state.evidence_sum.b, msgs.b.sum(0), rtol=1e-4, atol=1e-4)
+
+
+def _reference_scores(agent_prior, state, key, x):
+    """dTS scores written out with jax.random and the prior's f_1: the formula before the unrolled draws."""
+    prior = agent_prior
+    k_chain, k_score = jax.random.split(key)
+    k_lat = jax.random.split(jax.random.split(k_chain, 1)[0])[0]
+    lat = state.latents
+    z = jnp.einsum("lij,lj->li", lat.scale_tril, jax.random.normal(k_lat, lat.shift.shape, lat.shift.dtype))
+    psi = lat.shift[0] + z[0]
+    for i in range(1, prior.num_levels):
+        psi = lat.gain[i] @ prior.link(prior.num_levels - i + 1)(psi) + lat.shift[i] + z[i]
+    u = psd_inv(prior.cov1) @ prior.link1(psi)
+    mean = jnp.einsum("kij,j,i->k", state.theta_cov, u, x) + state.theta_shift @ x
+    sd = jnp.sqrt(jnp.maximum(jnp.einsum("kij,i,j->k", state.theta_cov, x, x), 0.0))
+    return mean + sd * jax.random.normal(k_score, mean.shape, mean.dtype)
+
+
+def test_scores_equal_the_jax_random_formula_on_fixed_keys():
+    prior = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), load_prior(MODELS_DIR / "swissroll_L40.npz")[0])
+    agent = dts(prior, Gaussian(0.5), num_actions=6)
+    state = _rounds(agent, 4)[-1][2]
+    for t in range(3):
+        key, x = jax.random.PRNGKey(100 + t), jnp.asarray([0.3 * t - 0.2, 0.5], jnp.float32)
+        a, info = jax.jit(agent.act)(key, state, x)
+        ref = _reference_scores(prior, state, key, x)
+        np.testing.assert_allclose(info.scores, ref, rtol=0, atol=2e-4 * (1.0 + float(np.max(np.abs(ref)))))
+        assert int(a) == int(jnp.argmax(info.scores)) and bool(info.valid)
+
+
+def test_the_guards_argmax_is_jnp_argmax_and_flags_non_finite_scores():
+    from dts_ppl.agents.guard import _argmax_finite
+
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=50), np.round(rng.normal(size=50)), np.zeros(7), np.array([1.0, 3.0, 3.0, 2.0])]
+    for v in cases:
+        best, top = jax.jit(_argmax_finite)(jnp.asarray(v, jnp.float32))
+        assert int(best) == int(np.argmax(v)) and float(top) == float(np.max(v).astype(np.float32))
+    for bad in (np.nan, np.inf, -np.inf):
+        v = np.array([0.5, bad, 2.0, 1.0])
+        assert np.isnan(float(_argmax_finite(jnp.asarray(v, jnp.float32))[1]))
