@@ -65,6 +65,7 @@ from jax.extend.core import ClosedJaxpr, Literal
 from scipy import optimize
 
 from dts_ppl.agents import policy as _policy
+from dts_ppl.analysis.el_bounds import CHI2_95, Z95, _check_mean_range, check_ranges, el_dual_interval, el_sd_interval
 from dts_ppl.core import checks as _checks
 
 try:  # an optional dependency (it ships with scikit-learn), imported with the module
@@ -72,8 +73,6 @@ try:  # an optional dependency (it ships with scikit-learn), imported with the m
 except ImportError:  # pragma: no cover
     _threadpool_limits = None
 
-Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
-CHI2_95 = Z95**2  # the chi-square(1) 95% quantile
 INTERVALS = ("normal", "el")
 
 
@@ -173,22 +172,6 @@ def _check_interval(interval, allowed=INTERVALS):
     return interval
 
 
-def _check_ranges(w, r, weight_range, reward_range):
-    w_min, w_max = (0.0, np.inf) if weight_range is None else (float(weight_range[0]), float(weight_range[1]))
-    if not (0 <= w_min < 1 < w_max):
-        raise ValueError(f"weight_range: expected (w_min, w_max) with 0 <= w_min < 1 < w_max, got {weight_range!r}")
-    if w.min() < w_min * (1 - 1e-12) or w.max() > w_max * (1 + 1e-12):
-        raise ValueError(
-            f"weight_range: the importance weights span [{w.min():.4g}, {w.max():.4g}], outside {weight_range!r}"
-        )
-    r_lo, r_hi = (float(r.min()), float(r.max())) if reward_range is None else map(float, reward_range)
-    if not (np.isfinite(r_lo) and np.isfinite(r_hi) and r_lo <= r_hi):
-        raise ValueError(f"reward_range: expected finite (r_min, r_max) with r_min <= r_max, got {reward_range!r}")
-    if r.min() < r_lo or r.max() > r_hi:
-        raise ValueError(f"reward_range: the rewards span [{r.min():.4g}, {r.max():.4g}], outside {reward_range!r}")
-    return w_min, w_max, r_lo, r_hi
-
-
 def _one_blas_thread():
     """A context with BLAS limited to one thread: scipy's L-BFGS-B on two variables runs ~100x
     slower when its BLAS threads compete for busy cores (a no-op without threadpoolctl)."""
@@ -273,22 +256,18 @@ def el_interval(
         (lower, upper) floats.
     """
     w, r = np.asarray(w, float), np.asarray(r, float)
-    w_min, w_max, r_lo, r_hi = _check_ranges(w, r, weight_range, reward_range)
+    w_min, w_max, r_lo, r_hi = check_ranges(w, r, weight_range, reward_range)
     if mean_reward_sd is not None:
-        from dts_ppl.analysis import ope_large  # ope_large imports this module
-
         if mean_reward_range is not None:
             raise ValueError("mean_reward_sd: expected either mean_reward_sd or mean_reward_range, not both")
-        return ope_large.el_sd_interval(w, r, w_max, mean_reward_sd, (r_lo, r_hi), chi2)
+        return el_sd_interval(w, r, w_max, mean_reward_sd, (r_lo, r_hi), chi2)
     if mean_reward_range is not None:
-        from dts_ppl.analysis import ope_large  # the general dual; ope_large imports this module
-
-        m_lo, m_hi = ope_large._check_mean_range("mean_reward_range", mean_reward_range)
+        m_lo, m_hi = _check_mean_range("mean_reward_range", mean_reward_range)
         if reward_range is not None:
             m_lo, m_hi = max(m_lo, r_lo), min(m_hi, r_hi)
             if m_lo > m_hi:
                 raise ValueError(f"mean_reward_range: {mean_reward_range!r} is outside reward_range {reward_range!r}")
-        lower, upper = ope_large.el_dual_interval(w, r, w_min, w_max, (m_lo, m_hi), chi2=chi2)
+        lower, upper = el_dual_interval(w, r, w_min, w_max, (m_lo, m_hi), chi2=chi2)
         lower = min(max(lower, m_lo), m_hi)
         return float(lower), float(max(min(upper, m_hi), lower))
     n = w.shape[0]
