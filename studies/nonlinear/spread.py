@@ -36,7 +36,7 @@ import numpy as np
 from dts_ppl import agents as ag
 from dts_ppl import core
 from dts_ppl.bandits.envs import mean_rewards
-from dts_ppl.bandits.simulation import run_regret
+from dts_ppl.bandits.simulation import run_regret, run_rounds
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.experiments.regret import SIZES, paper_agents
 from dts_ppl.experiments.synthetic import paper_environment
@@ -122,35 +122,35 @@ def oracle_prior(seed: int, run_key: jax.Array) -> ag.GaussianPrior:
 
 def run_seed(seed: int, name: str, instances: list[int], keys: list[int], rounds: int, chunk: int) -> dict:
     """{"runs": [{instance, key, checkpoints}], "seconds"} for one agent on one prior seed."""
-    if name == ORACLE:  # one agent per instance: its prior is the instance's own
-        runs, seconds = [], 0.0
-        for i in instances:
-            res = _run_pairs(seed, name, [(i, j) for j in keys], rounds, chunk)
-            runs, seconds = runs + res["runs"], seconds + res["seconds"]
-        print(f"seed {seed} {name}: {len(runs)} runs in {seconds:.0f} s", flush=True)
-        return {"runs": runs, "seconds": round(seconds, 1)}
-    res = _run_pairs(seed, name, [(i, j) for i in instances for j in keys], rounds, chunk)
-    print(f"seed {seed} {name}: {len(res['runs'])} runs in {res['seconds']:.0f} s", flush=True)
-    return res
-
-
-def _run_pairs(seed: int, name: str, pairs: list[tuple[int, int]], rounds: int, chunk: int) -> dict:
+    pairs = [(i, j) for i in instances for j in keys]
     env, agent, _, k_sim = build(seed, "LinTS" if name == ORACLE else name, rounds)
-    if name == ORACLE:
-        agent = ag.lin_ts(oracle_prior(seed, jax.random.fold_in(k_sim, pairs[0][0])), Gaussian(1.0), K)
     run_keys = jnp.stack([jax.random.fold_in(k_sim, i) for i, _ in pairs])
     a_keys = jnp.stack([agent_key(jax.random.fold_in(k_sim, i), j) for i, j in pairs])
     cps = np.asarray(checkpoints(rounds)) - 1
-    fn = jax.jit(jax.vmap(lambda k, a: jnp.cumsum(run_regret(k, env, agent, rounds, agent_key=a))[cps]))
+    if name == ORACLE:  # each instance's own prior: its mean rides in the vmap
+        priors = [oracle_prior(seed, k) for k in run_keys]
+        means, cov = jnp.stack([p.mean for p in priors]), priors[0].cov
+
+        def one(k, a, m):
+            told = ag.lin_ts(ag.GaussianPrior(m, cov), Gaussian(1.0), K)
+            return jnp.cumsum(run_regret(k, env, told, rounds, agent_key=a))[cps]
+    else:
+        means = jnp.zeros(len(pairs))
+
+        def one(k, a, m):
+            return jnp.cumsum(run_regret(k, env, agent, rounds, agent_key=a))[cps]
+
+    fn = jax.jit(jax.vmap(one))
     t0 = time.perf_counter()
     out = []
     for c in range(0, len(pairs), chunk):
-        out.append(np.asarray(fn(run_keys[c : c + chunk], a_keys[c : c + chunk])))
+        out.append(np.asarray(fn(run_keys[c : c + chunk], a_keys[c : c + chunk], means[c : c + chunk])))
     cum = np.concatenate(out)
     seconds = time.perf_counter() - t0
     runs = [
         {"instance": i, "key": j, "checkpoints": [round(float(v), 2) for v in cum[n]]} for n, (i, j) in enumerate(pairs)
     ]
+    print(f"seed {seed} {name}: {len(runs)} runs in {seconds:.0f} s", flush=True)
     return {"runs": runs, "seconds": round(seconds, 1)}
 
 
@@ -178,6 +178,69 @@ def cmd_run(args) -> None:
                 return {"runs": runs, "seconds": round(old["seconds"] + res["seconds"], 1)}
 
             _save(path, args.rounds, seed, name, merged)
+
+
+CALIBRATION_ROUNDS = (25, 50, 100, 250, 500, 1000)
+
+
+def calibration_seed(seed: int, instances: list[int], num_draws: int, chunk: int) -> dict:
+    """Calibration of dTS's posterior of u = f_1(psi_1) against the instance's true u, at CALIBRATION_ROUNDS.
+
+    With an exact posterior the truth is exchangeable with the posterior's draws (for any policy
+    that acts on the observed data alone), so p = the posterior probability of a draw lying
+    farther (Mahalanobis distance under the draws' mean and covariance) than the truth is
+    Uniform(0, 1): mean 0.5, P(p < 0.1) = 0.1. An over-confident posterior gives small p.
+    Runs are (instance i, its own act key): the prior-seed study's runs, for the first rounds.
+    """
+    rounds = max(CALIBRATION_ROUNDS)
+    env, agent, _, k_sim = build(seed, "default", rounds)
+    k_build, _ = jax.random.split(jax.random.PRNGKey(seed))
+    _, prior = paper_environment(jax.random.split(k_build)[0], "mlp", "linear", K, *SIZES[K])
+    one = core.prior_conditionals(prior, 1).theta
+    at = jnp.asarray(CALIBRATION_ROUNDS) - 1
+
+    def one_run(run_key):
+        _, regret, lat = run_rounds(run_key, env, agent, rounds, record=lambda st: st.latents)
+        psi_true, _ = core.sample(jax.random.split(run_key, 4)[0], prior, core.prior_conditionals(prior, K))
+        u_true = prior.link1(psi_true[-1])
+
+        def p_value(t, k):
+            post = core.DTSPosterior(jax.tree.map(lambda x: x[t], lat), one)
+            psi, _ = core.sample(k, prior, post, (num_draws,))
+            u = jax.vmap(prior.link1)(psi[:, -1])
+            mean = u.mean(0)
+            prec = jnp.linalg.inv(jnp.cov(u.T))
+            dist = jnp.einsum("sd,de,se->s", u - mean, prec, u - mean)
+            d_true = (u_true - mean) @ prec @ (u_true - mean)
+            return jnp.mean(dist >= d_true), d_true
+
+        ks = jax.random.split(jax.random.fold_in(run_key, 7), at.size)
+        return jax.vmap(p_value)(at, ks)
+
+    fn = jax.jit(jax.vmap(one_run))
+    keys = jnp.stack([jax.random.fold_in(k_sim, i) for i in instances])
+    t0 = time.perf_counter()
+    res = [fn(keys[c : c + chunk]) for c in range(0, len(instances), chunk)]
+    p = np.concatenate([np.asarray(r[0]) for r in res])
+    d2 = np.concatenate([np.asarray(r[1]) for r in res])
+    print(f"seed {seed} calibration: {len(instances)} runs in {time.perf_counter() - t0:.0f} s", flush=True)
+    return {
+        "instances": instances,
+        "rounds": list(CALIBRATION_ROUNDS),
+        "draws": num_draws,
+        "p": [[round(float(v), 4) for v in row] for row in p],
+        "mahalanobis2": [[round(float(v), 3) for v in row] for row in d2],
+    }
+
+
+def cmd_calibration(args) -> None:
+    path = Path(args.json)
+    for seed in parse_ints(args.seeds):
+        res = calibration_seed(seed, parse_ints(args.instances_list), args.draws, args.chunk)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.setdefault("seeds", {}).setdefault(str(seed), {})
+        data["seeds"][str(seed)]["calibration"] = res
+        save_json(path, data)
 
 
 def _load(path: Path, rounds: int) -> dict:
@@ -208,6 +271,48 @@ def final_matrix(data: dict, seed: str, name: str, prior_seeds: dict) -> tuple[n
     if len(keys) < 2:
         raise ValueError(f"seed {seed} {name}: no instance has two agent keys")
     return np.array([[cells[(i, j)] for j in keys] for i in multi]), multi
+
+
+def has_grid(data: dict, seed: str, name: str, prior_seeds: dict) -> bool:
+    """Whether ``name`` has an instances x keys grid on ``seed`` (some instance with two agent keys)."""
+    try:
+        final_matrix(data, seed, name, prior_seeds)
+    except ValueError:
+        return False
+    return True
+
+
+def ten_runs(data: dict, prior_seeds: dict) -> dict:
+    """Per prior seed, the runs of the prior-seed target (instances 0..9, each with its own act key).
+
+    dTS's and LinTS's final regrets are prior_seeds.json's; the oracle's (LinTS told psi_1) are this
+    study's key-0 runs of the same instances; LinTS's sd over all its key-0 runs here (up to 100
+    independent runs) is the population sd the 10-run sd estimates.
+    """
+    out = {}
+    for seed, res in sorted(prior_seeds.get("seeds", {}).items(), key=lambda kv: int(kv[0])):
+        entry = data.get("seeds", {}).get(seed, {})
+        if "default" not in res or "LinTS" not in res or ORACLE not in entry:
+            continue
+        dts_runs, lin_runs = np.asarray(res["default"]["final_regrets"]), np.asarray(res["LinTS"]["final_regrets"])
+        cells = key_cells(data, seed, ORACLE, {})
+        if any((i, 0) not in cells for i in range(len(dts_runs))):
+            continue
+        oracle = np.array([cells[(i, 0)] for i in range(len(dts_runs))])
+        lin_all = np.array([v for (i, j), v in sorted(key_cells(data, seed, "LinTS", {}).items()) if j == 0])
+        sd = {k: float(np.std(v, ddof=1)) for k, v in (("dTS", dts_runs), ("LinTS", lin_runs), ("oracle", oracle))}
+        out[seed] = {
+            "runs": int(dts_runs.size),
+            "mean": {"dTS": float(dts_runs.mean()), "LinTS": float(lin_runs.mean()), "oracle": float(oracle.mean())},
+            "sd": sd,
+            "LinTS_sd_all": float(np.std(lin_all, ddof=1)),
+            "LinTS_runs_all": int(lin_all.size),
+            "ratio_dTS": sd["dTS"] / sd["LinTS"],
+            "ratio_oracle": sd["oracle"] / sd["LinTS"],
+            "ratio_dTS_all": sd["dTS"] / float(np.std(lin_all, ddof=1)),
+            "ratio_oracle_all": sd["oracle"] / float(np.std(lin_all, ddof=1)),
+        }
+    return out
 
 
 def key_cells(data: dict, seed: str, name: str, prior_seeds: dict, checkpoint: int = -1) -> dict:
@@ -254,7 +359,7 @@ def summarise(data: dict, prior_seeds: dict) -> dict:
 
     out = {}
     for seed, entry in sorted(data["seeds"].items(), key=lambda kv: int(kv[0])):
-        names = [n for n in entry if n != "features"]
+        names = [n for n in entry if n not in ("features", "calibration") and has_grid(data, seed, n, prior_seeds)]
         if "LinTS" not in names or len(names) < 2:
             continue
         lin, inst_lin = final_matrix(data, seed, "LinTS", {})
@@ -287,7 +392,7 @@ def summarise(data: dict, prior_seeds: dict) -> dict:
         for name in names:
             if name in ("LinTS", ORACLE):
                 continue
-            a = row[name]
+            a = row[name]  # dTS against LinTS and the oracle
             for ref in ("LinTS", ORACLE):
                 if ref not in row:
                     continue
@@ -415,6 +520,61 @@ def render(data: dict, prior_seeds: dict) -> str:
                 cells.append(f"{m:,.0f}, {sa:,.0f}, {si:,.0f}")
             lines.append(f"| {rnd} | " + " | ".join(cells) + " |")
         lines.append("")
+    ten = ten_runs(data, prior_seeds)
+    if ten:
+        lines += [
+            "The prior-seed target's own runs (instances 0..9 with their own act keys: dTS's and LinTS's from"
+            " prior_seeds.json, LinTS told psi_1 on the same instances and keys), and LinTS's sd over all its"
+            " independent runs here:",
+            "",
+            "| seed | mean dTS / LinTS told psi_1 / LinTS | sd dTS | sd LinTS told psi_1 | sd LinTS (10 runs) |"
+            " sd LinTS (runs) | sd ratio dTS / LinTS (10 runs) | told psi_1 / LinTS (10 runs) |"
+            " dTS / LinTS (all runs) | told psi_1 / LinTS (all runs) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for seed, t in ten.items():
+            m, sd = t["mean"], t["sd"]
+            lines.append(
+                f"| {seed} | {m['dTS']:,.0f} / {m['oracle']:,.0f} / {m['LinTS']:,.0f} | {sd['dTS']:,.0f} |"
+                f" {sd['oracle']:,.0f} | {sd['LinTS']:,.0f} | {t['LinTS_sd_all']:,.0f} ({t['LinTS_runs_all']}) |"
+                f" {t['ratio_dTS']:.1f} | {t['ratio_oracle']:.1f} | {t['ratio_dTS_all']:.1f} | {t['ratio_oracle_all']:.1f} |"
+            )
+        n = len(ten)
+        ok = {k: sum(t[k] <= 2 for t in ten.values()) for k in ("ratio_dTS", "ratio_oracle", "ratio_dTS_all")}
+        pool = {k: float(np.sqrt(np.mean([t["sd"][k] ** 2 for t in ten.values()]))) for k in ("dTS", "oracle", "LinTS")}
+        pool_all = float(np.sqrt(np.mean([t["LinTS_sd_all"] ** 2 for t in ten.values()])))
+        lines += [
+            "",
+            f"Ratio <= 2 on {ok['ratio_dTS']} / {n} seeds for dTS and on {ok['ratio_oracle']} / {n} for LinTS told"
+            f" psi_1 (10 runs each, against LinTS's 10 runs); dTS against LinTS's sd over all its runs: {ok['ratio_dTS_all']}"
+            f" / {n}. Pooled sd (root mean square over seeds): dTS {pool['dTS']:,.0f}, LinTS told psi_1"
+            f" {pool['oracle']:,.0f}, LinTS {pool['LinTS']:,.0f} (10 runs), {pool_all:,.0f} (all runs).",
+            "",
+        ]
+    cal = {
+        s: e["calibration"] for s, e in sorted(data["seeds"].items(), key=lambda kv: int(kv[0])) if "calibration" in e
+    }
+    if cal:
+        first = next(iter(cal.values()))
+        lines += [
+            "Calibration of dTS's posterior of u = f_1(psi_1) in the first rounds (`spread.py calibration`;"
+            f" {first['draws']} posterior draws per run and round): p = the posterior probability of a draw"
+            " farther from the draws' mean (Mahalanobis) than the true u, Uniform(0, 1) for an exact posterior"
+            " (mean 0.50, P(p < 0.1) = 0.10); an over-confident posterior gives small p:",
+            "",
+            "| seed | runs | " + " | ".join(f"round {r}: mean p, P(p < 0.1)" for r in first["rounds"]) + " |",
+            "|---|---|" + "---|" * len(first["rounds"]),
+        ]
+        for seed, c in cal.items():
+            p = np.asarray(c["p"])
+            cells = [f"{p[:, k].mean():.2f}, {np.mean(p[:, k] < 0.1):.2f}" for k in range(p.shape[1])]
+            lines.append(f"| {seed} | {p.shape[0]} | " + " | ".join(cells) + " |")
+        allp = np.concatenate([np.asarray(c["p"]) for c in cal.values()])
+        lines += [
+            "",
+            f"Over all {allp.size} (run, round) pairs: mean p {allp.mean():.2f}, P(p < 0.1) = {np.mean(allp < 0.1):.2f}.",
+            "",
+        ]
     checks = {s: r["LinTS_key0_vs_prior_seeds"] for s, r in summary.items()}
     lines += [
         "LinTS's key-0 runs are prior_seeds.json's runs (largest |difference| per seed: "
@@ -452,11 +612,20 @@ def main(argv: list[str]) -> int:
     r.add_argument("--rounds", type=int, default=5000)
     r.add_argument("--chunk", type=int, default=10)
     r.add_argument("--json", default=str(RESULTS))
+    c = sub.add_parser("calibration", help="dTS's posterior of f_1(psi_1) against the truth in the first rounds")
+    c.add_argument("--seeds", default="9")
+    c.add_argument("--instances", dest="instances_list", default="0-9")
+    c.add_argument("--draws", type=int, default=1000)
+    c.add_argument("--chunk", type=int, default=10)
+    c.add_argument("--json", default=str(RESULTS))
     d = sub.add_parser("doc", help="rewrite the marked block of docs/defaults.md from the JSON")
     d.add_argument("--check", action="store_true")
     args = p.parse_args(argv)
     if args.cmd == "run":
         cmd_run(args)
+        return 0
+    if args.cmd == "calibration":
+        cmd_calibration(args)
         return 0
     return doc(args.check)
 
