@@ -1,24 +1,33 @@
 """Where dTS's spread of final regret across runs comes from on fig1-nonlindiff-lin-k100.
 
-    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1,4,9 --instances 10 --keys 1-2 \
-        --agents default --json studies/nonlinear/results/spread.json
-    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1,4,9 --instances 10 --keys 0-2 \
-        --agents LinTS --json studies/nonlinear/results/spread.json
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1,4,9 --instances 0-9 --keys 1-2 --agents default
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1,4,9 --instances 0-9 --keys 0-3 \
+        --agents LinTS,LinTS-psi
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1,4,9 --instances 10-99 --keys 0 --agents LinTS
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-9 --keys 0 \
+        --agents LinTS-psi
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-99 --keys 0 \
+        --agents LinTS
+    PYTHONPATH=. python studies/nonlinear/spread.py calibration --seeds 9,4,1 --instances 0-19
     PYTHONPATH=. python studies/nonlinear/spread.py doc          # rewrite the marked block of docs/defaults.md
     PYTHONPATH=. python studies/nonlinear/spread.py doc --check  # exit 1 if it is stale
+
+Every command adds to studies/nonlinear/results/spread.json (``--json``).
 
 A run of ``studies/nonlinear/prior_seeds.py`` (seed s, run i) draws theta, the contexts, the
 reward noise and the agent's act keys from one key, ``fold_in(k_sim, i)``. Here instance i keeps
 that key for theta, the contexts and the reward noise (the environment) and agent key j replaces
-only the act keys (``run_regret(..., agent_key=)``): j = 0 is the run's own act key (so
-(i, 0) is run i of prior_seeds.json, whose final regrets are taken from there for a dTS variant
-not re-run with j = 0), j >= 1 is ``fold_in(own act key, j)``. With I instances x J agent keys
-the final regret's variance splits as a one-way random-effects ANOVA into the agent's own
-sampling randomness (the within-instance mean square) and the instance's part ((between mean
-square - within) / J). Per instance the script also records features of its difficulty: how far
-theta is from the prior (mean Mahalanobis distance under the theta marginal LinTS uses), how
-spread the K thetas are about their own mean (against the marginal's total variance), and the
-mean reward gaps over contexts (best minus second best, best minus the average action).
+only the act keys (``run_regret(..., agent_key=)``): j = 0 is the run's own act key (so (i, 0)
+is run i of prior_seeds.json, whose final regrets are taken from there for a dTS variant not
+re-run with j = 0), j >= 1 is ``fold_in(own act key, j)``. With I instances x J agent keys the
+final regret's variance splits as a one-way random-effects ANOVA into the agent's own sampling
+randomness (the within-instance mean square) and the instance's part ((between mean square -
+within) / J). "LinTS-psi" is the reference: LinTS told the instance's true psi_1, i.e. every
+theta_a's exact prior N(f_1(psi_1), S_1) given the shared latent (an exact posterior with nothing
+left to learn about the chain). Per instance the script also records features of its difficulty:
+how far theta is from the prior (mean Mahalanobis distance under the theta marginal LinTS uses),
+how spread the K thetas are about their own mean (against the marginal's total variance), and
+the mean reward gaps over contexts (best minus second best, best minus the average action).
 """
 
 from __future__ import annotations
