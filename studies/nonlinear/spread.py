@@ -63,6 +63,8 @@ CHECKPOINTS = (250, 500, 1000, 2000, 3000, 4000, 5000)
 
 #: dTS variants by name: keyword arguments of ``dts_ppl.agents.dts`` ("default": none).
 VARIANTS: dict[str, dict] = {"default": {}}
+#: Other policies on dTS's posterior (not Thompson sampling): ``posterior_policy("dts", ...)`` arguments.
+POLICIES: dict[str, dict] = {"dts-bayes-ucb": {"policy": "bayes_ucb"}}
 #: The reference agent: LinTS told the instance's true psi_1 (prior N(f_1(psi_1), S_1) per action).
 ORACLE = "LinTS-psi"
 
@@ -87,6 +89,8 @@ def build(seed: int, name: str, rounds: int):
     marginal = ag.theta_marginal(prior, k_marg)  # the marginal paper_agents gives LinTS (same key)
     if name == "LinTS":
         agent = paper_agents(k_marg, prior, "linear", K, rounds, which=("LinTS",))["LinTS"]
+    elif name in POLICIES:
+        agent = ag.posterior_policy("dts", prior, Gaussian(1.0), K, **POLICIES[name])
     else:
         agent = ag.dts(prior, Gaussian(1.0), K, **VARIANTS[name])
     return env, agent, marginal, k_sim
@@ -166,9 +170,11 @@ def run_seed(seed: int, name: str, instances: list[int], keys: list[int], rounds
 def cmd_run(args) -> None:
     path = Path(args.json)
     agents = [a.strip() for a in args.agents.split(",")]
-    unknown = [a for a in agents if a not in ("LinTS", ORACLE) and a not in VARIANTS]
+    unknown = [a for a in agents if a not in ("LinTS", ORACLE) and a not in VARIANTS and a not in POLICIES]
     if unknown:
-        raise ValueError(f"--agents: unknown {unknown}; expected LinTS, {ORACLE} or one of {sorted(VARIANTS)}")
+        raise ValueError(
+            f"--agents: unknown {unknown}; expected LinTS, {ORACLE} or one of {sorted(VARIANTS) + sorted(POLICIES)}"
+        )
     instances, keys = parse_ints(args.instances_list), parse_ints(args.keys)
     for seed in parse_ints(args.seeds):
         entry = _load(path, args.rounds).get("seeds", {}).get(str(seed), {})
@@ -417,7 +423,7 @@ def summarise(data: dict, prior_seeds: dict) -> dict:
 
 
 COURSE_KEYS = ("mean", "sd_agent", "sd_instance", "keys")
-AGENT_LABEL = {"LinTS": "LinTS", ORACLE: "LinTS told psi_1"}
+AGENT_LABEL = {"LinTS": "LinTS", ORACLE: "LinTS told psi_1", "dts-bayes-ucb": "Bayes-UCB on dTS's posterior"}
 
 
 def pooled(summary: dict, name: str) -> dict:
@@ -439,7 +445,9 @@ def render(data: dict, prior_seeds: dict) -> str:
     """The docs block: per seed and agent the variance split, the ratios, the pooled numbers, the time course."""
     summary = summarise(data, prior_seeds)
     lines = [BEGIN, ""]
-    dts_names = sorted({n for r in summary.values() for n in r if n in VARIANTS})
+    dts_names = sorted({n for r in summary.values() for n in r if n in VARIANTS}) + sorted(
+        {n for r in summary.values() for n in r if n in POLICIES}
+    )
     order = ["LinTS", ORACLE, *dts_names]
     lines += [
         f"Final regret (round {data['rounds']}) split by a one-way random-effects ANOVA over instances"
@@ -489,7 +497,7 @@ def render(data: dict, prior_seeds: dict) -> str:
             feats = ", ".join(f"{f} {v:+.2f}" for f, v in a["feature_corr"].items())
             lin_feats = ", ".join(f"{v:+.2f}" for v in row["LinTS"]["feature_corr"].values())
             lines.append(
-                f"- Seed {seed}, dTS `{name}`: "
+                f"- Seed {seed}, {AGENT_LABEL.get(name, 'dTS `' + name + '`')}: "
                 + "; ".join(parts)
                 + f"; sd total / LinTS's sd over its {row['LinTS_independent_runs']['runs']} independent runs"
                 f" {a['sd_total_ratio_LinTS_independent']:.2f}. Correlation of the instance means with the"
@@ -508,7 +516,7 @@ def render(data: dict, prior_seeds: dict) -> str:
     lines.append("")
     seeds = [s for s, r in summary.items() if any(n in r and r[n]["course"] for n in dts_names)]
     if seeds:
-        head = " | ".join(f"{AGENT_LABEL.get(n, 'dTS')} mean, sd agent, sd instance" for n in order)
+        head = " | ".join(f"{AGENT_LABEL.get(n, 'dTS')}: mean, sd agent, sd instance" for n in order)
         lines += [
             "Where in time the spread accrues (cumulative regret at each round; this study's own agent keys, so"
             " dTS's key 0 is not in it), averaged in variance over seeds " + ", ".join(seeds) + ":",
@@ -529,6 +537,14 @@ def render(data: dict, prior_seeds: dict) -> str:
                 cells.append(f"{m:,.0f}, {sa:,.0f}, {si:,.0f}")
             lines.append(f"| {rnd} | " + " | ".join(cells) + " |")
         lines.append("")
+    shares = [f["theta_within_share"] for e in data["seeds"].values() for f in e.get("features", {}).values()]
+    if shares:
+        lines += [
+            f"An instance's K thetas spread over {100 * np.mean(shares):.1f}% (mean over {len(shares)} instances,"
+            f" range {100 * min(shares):.1f} .. {100 * max(shares):.1f}%) of the total variance of the theta marginal"
+            " LinTS uses: the shared latent makes the rest.",
+            "",
+        ]
     ten = ten_runs(data, prior_seeds)
     if ten:
         lines += [
