@@ -418,6 +418,17 @@ def summarise(data: dict, prior_seeds: dict) -> dict:
                 a[f"sd_agent_ratio_{ref}_ci95"] = [float(np.sqrt(f_stat / hi)), float(np.sqrt(f_stat / lo))]
                 a[f"sd_total_ratio_{ref}"] = a["sd_total"] / r["sd_total"]
             a["sd_total_ratio_LinTS_independent"] = a["sd_total"] / row["LinTS_independent_runs"]["sd"]
+            base = prior_seeds.get("seeds", {}).get(seed, {}).get("default", {}).get("final_regrets", [])
+            own = key_cells(data, seed, name, prior_seeds)
+            pairs = [(own[(i, 0)], v) for i, v in enumerate(base) if (i, 0) in own]
+            if name != "default" and len(pairs) >= 2:  # the same runs (instance, act key 0) as the default's
+                diff = np.array([p - q for p, q in pairs])
+                a["paired_vs_default"] = {
+                    "runs": len(pairs),
+                    "mean": float(diff.mean()),
+                    "se": float(diff.std(ddof=1) / np.sqrt(len(pairs))),
+                    "sd_runs": float(np.std([p for p, _ in pairs], ddof=1)),
+                }
         out[seed] = row
     return out
 
@@ -502,6 +513,14 @@ def render(data: dict, prior_seeds: dict) -> str:
                 + f"; sd total / LinTS's sd over its {row['LinTS_independent_runs']['runs']} independent runs"
                 f" {a['sd_total_ratio_LinTS_independent']:.2f}. Correlation of the instance means with the"
                 f" instance's features: {feats} (LinTS's: {lin_feats})."
+                + (
+                    f" On the prior-seed runs (key 0, {a['paired_vs_default']['runs']} runs): minus dTS's default"
+                    f" {a['paired_vs_default']['mean']:+,.0f} +- {a['paired_vs_default']['se']:,.0f} (paired),"
+                    f" sd {a['paired_vs_default']['sd_runs']:,.0f} against LinTS's"
+                    f" {row['LinTS']['sd_runs']:,.0f} on the same runs."
+                    if "paired_vs_default" in a
+                    else ""
+                )
             )
     lines.append("")
     for name in order:
@@ -515,6 +534,8 @@ def render(data: dict, prior_seeds: dict) -> str:
         )
     lines.append("")
     seeds = [s for s, r in summary.items() if any(n in r and r[n]["course"] for n in dts_names)]
+    # the agents with a time course on every one of those seeds (an agent run on fewer seeds is left out)
+    order = [n for n in order if all(n in summary[s] and summary[s][n]["course"] for s in seeds)]
     if seeds:
         head = " | ".join(f"{AGENT_LABEL.get(n, 'dTS')}: mean, sd agent, sd instance" for n in order)
         lines += [
