@@ -330,6 +330,29 @@ def ten_runs(data: dict, prior_seeds: dict) -> dict:
     return out
 
 
+def policy_runs(data: dict, prior_seeds: dict, name: str) -> dict:
+    """Per seed, ``name``'s key-0 runs of instances 0..9 against dTS's default and LinTS on the same runs."""
+    out = {}
+    for seed, res in sorted(prior_seeds.get("seeds", {}).items(), key=lambda kv: int(kv[0])):
+        if name not in data.get("seeds", {}).get(seed, {}) or "default" not in res or "LinTS" not in res:
+            continue
+        base, lin = np.asarray(res["default"]["final_regrets"]), np.asarray(res["LinTS"]["final_regrets"])
+        cells = key_cells(data, seed, name, {})
+        if any((i, 0) not in cells for i in range(base.size)):
+            continue
+        x = np.array([cells[(i, 0)] for i in range(base.size)])
+        diff = x - base
+        out[seed] = {
+            "mean": float(x.mean()),
+            "diff": float(diff.mean()),
+            "diff_se": float(diff.std(ddof=1) / np.sqrt(diff.size)),
+            "lin_ratio": float(lin.mean() / x.mean()),
+            "sd": float(np.std(x, ddof=1)),
+            "sd_ratio": float(np.std(x, ddof=1) / np.std(lin, ddof=1)),
+        }
+    return out
+
+
 def key_cells(data: dict, seed: str, name: str, prior_seeds: dict, checkpoint: int = -1) -> dict:
     """{(instance, key): cumulative regret at a checkpoint}; key-0 finals missing here from prior_seeds.json."""
     runs = data["seeds"][seed].get(name, {}).get("runs", [])
@@ -595,6 +618,33 @@ def render(data: dict, prior_seeds: dict) -> str:
             f" psi_1 (10 runs each, against LinTS's 10 runs); dTS against LinTS's sd over all its runs: {ok['ratio_dTS_all']}"
             f" / {n}. Pooled sd (root mean square over seeds): dTS {pool['dTS']:,.0f}, LinTS told psi_1"
             f" {pool['oracle']:,.0f}, LinTS {pool['LinTS']:,.0f} (10 runs), {pool_all:,.0f} (all runs).",
+            "",
+        ]
+    for name in POLICIES:
+        rows = policy_runs(data, prior_seeds, name)
+        if not rows:
+            continue
+        label = AGENT_LABEL.get(name, name)
+        lines += [
+            f"{label} on the prior-seed target's runs (instances 0..9, act key 0; paired with dTS's and LinTS's"
+            " runs of prior_seeds.json):",
+            "",
+            f"| seed | {label} | minus dTS (paired) | LinTS / it | sd | sd / LinTS's sd (10 runs) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for seed, r in rows.items():
+            lines.append(
+                f"| {seed} | {r['mean']:,.0f} | {r['diff']:+,.0f} +- {r['diff_se']:,.0f} | {r['lin_ratio']:.2f} |"
+                f" {r['sd']:,.0f} | {r['sd_ratio']:.1f} |"
+            )
+        n = len(rows)
+        geo = float(np.exp(np.mean([np.log(r["lin_ratio"]) for r in rows.values()])))
+        below = sum(r["diff"] < 0 for r in rows.values())
+        sd_ok = sum(r["sd_ratio"] <= 2 for r in rows.values())
+        lines += [
+            "",
+            f"Over {n} seeds: below dTS's default on {below} / {n} (paired mean), geometric mean LinTS / it"
+            f" {geo:.2f}, sd ratio <= 2 on {sd_ok} / {n}.",
             "",
         ]
     cal = {
