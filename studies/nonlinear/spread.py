@@ -8,6 +8,10 @@
         --agents LinTS-psi
     PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-99 --keys 0 \
         --agents LinTS
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 9,4,1 --instances 0-9 --keys 0-1 \
+        --agents dts-bayes-ucb
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-9 --keys 0 \
+        --agents dts-bayes-ucb
     PYTHONPATH=. python studies/nonlinear/spread.py calibration --seeds 9,4,1 --instances 0-19
     PYTHONPATH=. python studies/nonlinear/spread.py doc          # rewrite the marked block of docs/defaults.md
     PYTHONPATH=. python studies/nonlinear/spread.py doc --check  # exit 1 if it is stale
@@ -24,7 +28,8 @@ final regret's variance splits as a one-way random-effects ANOVA into the agent'
 randomness (the within-instance mean square) and the instance's part ((between mean square -
 within) / J). "LinTS-psi" is the reference: LinTS told the instance's true psi_1, i.e. every
 theta_a's exact prior N(f_1(psi_1), S_1) given the shared latent (an exact posterior with nothing
-left to learn about the chain). Per instance the script also records features of its difficulty:
+left to learn about the chain); "dts-bayes-ucb" is Bayes-UCB on dTS's posterior
+(``posterior_policy``), a policy with little randomness of its own. Per instance the script also records features of its difficulty:
 how far theta is from the prior (mean Mahalanobis distance under the theta marginal LinTS uses),
 how spread the K thetas are about their own mean (against the marginal's total variance), and
 the mean reward gaps over contexts (best minus second best, best minus the average action).
