@@ -96,26 +96,39 @@ def check_compatible(key, env: Environment, agent: Agent) -> None:
         raise ValueError(f"agent: gives scores of shape {scores.shape}, env has num_actions={K} (expected ({K},))")
 
 
-def run_regret(key, env: Environment, agent: Agent, num_rounds: int):
+def run_regret(key, env: Environment, agent: Agent, num_rounds: int, agent_key: jax.Array | None = None):
     """One run: (num_rounds,) per-round pseudo-regret. Pure and jittable (num_rounds static).
 
     A drifting environment (``env.drift``) moves theta before every round t (t = 0, 1, ...) and
-    the regret of round t is measured against that round's theta.
+    the regret of round t is measured against that round's theta. ``agent_key``: as in
+    :func:`run_rounds`.
     """
-    return run_rounds(key, env, agent, num_rounds)[1]
+    return run_rounds(key, env, agent, num_rounds, agent_key=agent_key)[1]
 
 
-def run_rounds(key, env: Environment, agent: Agent, num_rounds: int, record: Callable | None = None):
+def run_rounds(
+    key,
+    env: Environment,
+    agent: Agent,
+    num_rounds: int,
+    record: Callable | None = None,
+    agent_key: jax.Array | None = None,
+):
     """One run, as :func:`run_regret` (the same keys), with its final state and per-round records.
 
     Args:
         record: None, or ``record(state) -> pytree`` of the state after each round's update
             (e.g. ``lambda s: s.passes``); its outputs are stacked over rounds.
+        agent_key: None (the run's own: the third of ``jax.random.split(key, 4)``), or the key
+            of the agent's ``act`` draws alone; theta, the contexts and the reward noise still
+            come from ``key``, so one instance can be replayed under other agent randomness.
     Returns:
         (final agent state, (num_rounds,) per-round pseudo-regret, stacked records or None).
     """
     key = check_key(key)
     k_theta, k_ctx, k_act, k_rew = jax.random.split(key, 4)
+    if agent_key is not None:
+        k_act = check_key(agent_key)
     theta = env.sample_theta(k_theta)
     keys = jnp.stack([jax.random.split(k, num_rounds) for k in (k_ctx, k_act, k_rew)], axis=1)  # (num_rounds, 3, key)
 

@@ -91,3 +91,33 @@ def test_run_rounds_is_run_regret_with_the_final_state_and_records(key):
     np.testing.assert_array_equal(steps, np.arange(1, 13))
     assert int(state.step) == 12
     assert run_rounds(key, env, agent, 3)[2] is None
+
+
+def test_agent_key_replays_the_instance_under_other_agent_draws(key):
+    """``agent_key`` replaces only the act draws: the run's own act key reproduces the run, and
+    another key gives the regret of a uniform policy rebuilt by hand from the same theta,
+    contexts and the new key's draws."""
+    from dts_ppl.bandits.simulation import run_regret, run_rounds
+
+    prior, env = _problem(K=5)
+    n = 15
+    uniform = Agent(
+        lambda: jnp.zeros(()),
+        lambda k, s, x: (jax.random.randint(k, (), 0, 5), None),
+        lambda s, x, a, y: s,
+    )
+    own = jax.random.split(key, 4)[2]
+    np.testing.assert_array_equal(run_regret(key, env, uniform, n, agent_key=own), run_regret(key, env, uniform, n))
+    other = jax.random.PRNGKey(77)
+    regret = np.asarray(run_regret(key, env, uniform, n, agent_key=other))
+    k_theta, k_ctx, _, _ = jax.random.split(key, 4)
+    theta = env.sample_theta(k_theta)
+    ref = []
+    for k_x, k_a in zip(jax.random.split(k_ctx, n), jax.random.split(other, n), strict=True):
+        means = np.asarray(mean_rewards(env, theta, env.sample_context(k_x)))
+        ref.append(means.max() - means[int(jax.random.randint(k_a, (), 0, 5))])
+    np.testing.assert_allclose(regret, ref, rtol=1e-12)
+    assert not np.allclose(regret, run_regret(key, env, uniform, n))
+    dts_agent = dts(prior, Gaussian(1.0), 5)
+    _, r_dts, _ = run_rounds(key, env, dts_agent, 4, agent_key=other)
+    assert r_dts.shape == (4,)
