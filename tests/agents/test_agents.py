@@ -194,7 +194,8 @@ def test_lin_ucb_scores_are_upper_bounds(key):
     np.testing.assert_allclose(info.scores, m.mean @ x + 2.0 * jnp.sqrt(x @ m.cov @ x), atol=1e-12)
 
 
-@pytest.mark.parametrize("shared", [False, True])
+# per-action chains: slow (the shared case runs the same collapse)
+@pytest.mark.parametrize("shared", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_collapsed_chain_is_the_full_chain(key, shared):
     """dTS on an affine chain runs on core.collapse_linear by default (L = 1 in its state): the
     psi_1 and theta posteriors it carries equal the full L-level chain's and the oracle's."""

@@ -233,6 +233,9 @@ def test_el_interval_contains_ips_when_mean_weight_is_one_and_shrinks_with_n():
     assert 2.5 < widths[0] / widths[2] < 6.5  # sqrt(16) = 4
 
 
+# the default run checks EL coverage under heavy-tailed weights through doubly_robust_el (the same
+# el_interval): tests/analysis/test_ope_large.py::test_doubly_robust_el_covers_with_heavy_tailed_weights
+@pytest.mark.slow
 def test_el_coverage_under_heavy_tailed_weights_monte_carlo():
     """A skewed logger (weights 0.11, 2.5, 35; ESS ~ 0.1 n): over 300 datasets of n = 200 the EL
     interval covers the true value at >= 0.95 - 3 binomial s.e. (0.912) and <= 0.99 + 3 s.e.;

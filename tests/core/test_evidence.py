@@ -16,7 +16,8 @@ def _scaled(prior, s1=1.0, latent=1.0):
     return prior._replace(cov1=prior.cov1 * s1, covs=prior.covs * latent)
 
 
-@pytest.mark.parametrize("num_levels", [1, 2, 3, 4])
+# two levels: slow (one level and three or four cover the chain's base case and its recursion)
+@pytest.mark.parametrize("num_levels", [1, pytest.param(2, marks=pytest.mark.slow), 3, 4])
 @pytest.mark.parametrize("shared", [False, True])
 def test_gaussian_evidence_equals_the_oracle(num_levels, shared):
     # full covariances, offsets on the links, an action with no data and one with fewer than d pulls

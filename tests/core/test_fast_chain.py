@@ -69,7 +69,8 @@ def _posterior(prior, ev):
     return core.DTSPosterior(lat, core.prior_conditionals(prior, 2).theta)
 
 
-@pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-11), (jnp.float32, 2e-5)])
+# float64: slow (the same code path; float32 is the agents' dtype)
+@pytest.mark.parametrize("dtype, tol", [pytest.param(jnp.float64, 1e-11, marks=pytest.mark.slow), (jnp.float32, 2e-5)])
 def test_sample_equals_the_sequential_scan(swissroll, dtype, tol):
     keys = jax.random.split(jax.random.PRNGKey(7), 5)
     for name, prior in _priors(swissroll).items():
@@ -117,7 +118,8 @@ def test_shared_link_leaves_are_the_ddpm_network(swissroll):
     assert not bool(traced)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+# float64: slow (the same code path; float32 is the agents' dtype)
+@pytest.mark.parametrize("dtype", [pytest.param(jnp.float64, marks=pytest.mark.slow), jnp.float32])
 def test_shared_network_draws_equal_the_stacked_copies(swissroll, dtype):
     """Reading the DDPM's shared weights from one copy gives the stacked copies' draws (fixed keys),
     for single draws, a batch of draws and draws under vmap over keys (as simulate runs them)."""
