@@ -587,6 +587,22 @@ def value_draws(key, prior: DiffusionPrior, post: DTSPosterior, loading: jax.Arr
     return jnp.einsum("kd,skd->s", loading, theta)
 
 
+def _target_posterior_variance(
+    prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None, X, target
+) -> float:
+    """(1/n) sum_i sum_a pi(a | x_i) x_i^T Cov(theta_a | logs) x_i: the posterior variance of the
+    mean reward under the target's (x, a) (prior_share's numerator, posterior_error_sd's square)."""
+    X = np.asarray(X, dtype=float)
+    target = np.asarray(target, dtype=float)
+    n, d = X.shape
+    cov = np.asarray(moments(prior, post, lin).theta_cov, dtype=float)  # (K, d, d)
+    if target.shape != (n, cov.shape[0]):
+        raise ValueError(f"target: expected (n, K) = {(n, cov.shape[0])} probabilities, got shape {target.shape}")
+    outer = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
+    second = (target.T @ outer).reshape(-1, d, d) / n  # (K, d, d): (1/n) sum_i pi(a | x_i) x_i x_i^T
+    return float(np.einsum("kde,ked->", second, cov))
+
+
 def prior_share(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | None, X, target) -> float:
     """The share of the target's actions' own prior variance that the logs leave, rho (0: all resolved, 1: none).
 
@@ -606,15 +622,8 @@ def prior_share(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisation | 
         rho (float).
     """
     X = np.asarray(X, dtype=float)
-    target = np.asarray(target, dtype=float)
-    n, d = X.shape
-    cov = np.asarray(moments(prior, post, lin).theta_cov, dtype=float)  # (K, d, d)
-    if target.shape != (n, cov.shape[0]):
-        raise ValueError(f"target: expected (n, K) = {(n, cov.shape[0])} probabilities, got shape {target.shape}")
-    outer = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
-    second = (target.T @ outer).reshape(-1, d, d) / n  # (K, d, d): (1/n) sum_i pi(a | x_i) x_i x_i^T
-    num = float(np.einsum("kde,ked->", second, cov))
-    den = float(np.einsum("ie,ed,id->", X, np.asarray(prior.cov1, dtype=float), X)) / n
+    num = _target_posterior_variance(prior, post, lin, X, target)
+    den = float(np.einsum("ie,ed,id->", X, np.asarray(prior.cov1, dtype=float), X)) / X.shape[0]
     return num / den
 
 
@@ -634,15 +643,7 @@ def posterior_error_sd(prior: DiffusionPrior, post: DTSPosterior, lin: Linearisa
     Returns:
         the sd (float).
     """
-    X = np.asarray(X, dtype=float)
-    target = np.asarray(target, dtype=float)
-    n, d = X.shape
-    cov = np.asarray(moments(prior, post, lin).theta_cov, dtype=float)  # (K, d, d)
-    if target.shape != (n, cov.shape[0]):
-        raise ValueError(f"target: expected (n, K) = {(n, cov.shape[0])} probabilities, got shape {target.shape}")
-    outer = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
-    second = (target.T @ outer).reshape(-1, d, d) / n
-    return float(np.sqrt(max(float(np.einsum("kde,ked->", second, cov)), 0.0)))
+    return float(np.sqrt(max(_target_posterior_variance(prior, post, lin, X, target), 0.0)))
 
 
 def _check_prior_share(rho: float, estimator: str) -> None:
