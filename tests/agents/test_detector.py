@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from compiles import count_compilations
+from drift_priors import two_level_affine_prior
 
-from dts_ppl import DiffusionPrior, Gaussian
+from dts_ppl import Gaussian
 from dts_ppl.agents import dts, dts_posterior
 from dts_ppl.agents.detector import detect_changes, dts_predictive
 from dts_ppl.bandits.envs import diffusion_environment
@@ -21,13 +22,7 @@ K, D, SIGMA = 4, 3, 0.7
 
 
 def _prior():
-    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(5), 3)
-    a = jax.random.normal(k3, (D, D))
-    return DiffusionPrior.linear(
-        [jax.random.normal(k1, (D, 2)), jax.random.normal(k2, (2, 2))],
-        [a @ a.T / D + 0.5 * jnp.eye(D), 0.7, 2.0],
-        offsets=[jnp.arange(D) / D, -jnp.ones(2) / 2],
-    )
+    return two_level_affine_prior(5, D)
 
 
 def _data(key, n, theta=(1.0, 0.0, 0.0)):

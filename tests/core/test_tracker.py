@@ -5,21 +5,15 @@ import jax.numpy as jnp
 import mc
 import numpy as np
 import pytest
+from drift_priors import two_level_affine_prior
 
-from dts_ppl import DiffusionPrior
 from dts_ppl.core import tracker, walk_filter
 
 K, D, T, SIGMA = 3, 2, 9, 0.8
 
 
 def _prior():
-    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(3), 3)
-    a = jax.random.normal(k3, (D, D))
-    return DiffusionPrior.linear(
-        [jax.random.normal(k1, (D, 2)), jax.random.normal(k2, (2, 2))],
-        [a @ a.T / D + 0.5 * jnp.eye(D), 0.7, 2.0],
-        offsets=[jnp.arange(D) / D, -jnp.ones(2) / 2],
-    )
+    return two_level_affine_prior(3, D)
 
 
 def _data(num_actions, rounds=T, seed=0):
