@@ -299,7 +299,7 @@ def _quadratic_min(x, w_min: float, w_max: float, scale: float) -> float:
 
 
 def el_moment_interval(
-    w, r, w_min: float, w_max: float, second_moment: float, reward_range=None, chi2: float = CHI2_95, atoms: bool = True
+    w, r, w_min: float, w_max: float, second_moment: float, reward_range=None, chi2: float = CHI2_95
 ) -> tuple[float, float]:
     """The empirical-likelihood interval for V = E[w r] with the weights' known second moment bounding the unseen mass.
 
@@ -355,8 +355,6 @@ def el_moment_interval(
 
     def solve(fgh, x):
         """Newton with a log barrier on p at the grid, the barrier's weight lowered ten-fold per round."""
-        if not atoms:  # equalities: x free in sign
-            return _newton_max(fgh, x, np.ones(3, dtype=bool), iters=200)[1]
         for tau in 10.0 ** -np.arange(2, 12, dtype=float):
 
             def barrier(y, tau=tau):
@@ -386,12 +384,7 @@ def el_moment_interval(
         return _in_moment_cone(1 - kappa * s[0], 1 - kappa * s[1], m2 * (1 - kappa * s[2]), w_min, w_max)
 
     kappa = 1.0
-    if not atoms and not np.allclose(s, 1.0, atol=1e-8):
-        raise ValueError(
-            "second_moment: without atoms the logged weights must allow E_Q[w] = 1 and E_Q[w^2] = m2 "
-            f"(weights in [{w.min():.4g}, {w.max():.4g}], m2 = {m2:.4g})"
-        )
-    if atoms and not feasible(1.0):
+    if not feasible(1.0):
         lo_k, hi_k = 0.0, 1.0  # mu is in the cone (kappa = 0), so the feasible kappa form an interval
         for _ in range(60):
             mid = 0.5 * (lo_k + hi_k)

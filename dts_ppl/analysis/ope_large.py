@@ -58,9 +58,12 @@ warn with subclasses of :class:`ope.OutsideDomain`; the thresholds are fixed con
   high exactly in the samples that missed the rare large weights).
 - EL intervals (:func:`ope.el_interval`, :func:`doubly_robust_el`): below that ESS, where they are
   the recommended interval; pass :func:`policy_weight_range` as ``weight_range`` when the policies
-  are known (the default 1 / min p is far looser at large K). Their claim is one-sided (valid,
-  conservative): the atoms standing for the rows a sample missed take the worst reward allowed.
-  Known bounds on the unseen rows' MEAN reward tighten them: a range of E[r | x, a]
+  are known (the default 1 / min p is far looser at large K). They are conservative where a sample
+  missed much of the target's mass (the atoms standing for the rows it missed take the worst reward
+  allowed), so they can over-cover: docs/ope.md lists where their coverage is in the 95% band.
+  The weights' known second moment E[w^2] = 1 / :func:`policy_ess` prices the unseen mass
+  (:func:`el_moment_interval`; ``second_moment`` of :func:`doubly_robust_el`). Known bounds on
+  the unseen rows' MEAN reward tighten them: a range of E[r | x, a]
   (``mean_reward_range``; :func:`el_dual_interval`) or the sd of E[r | x, a] under the target
   (``mean_reward_sd``; :func:`el_sd_interval`), and for DR the same of the model error
   (``mean_residual_range``, ``residual_sd``; :func:`posterior_error_sd` is the dTS posterior's value,
