@@ -589,7 +589,7 @@ def el_moment_primal_lower(w, r, weight_range, m2, grid=41):
 
     n = w.shape[0]
     g = np.linspace(*weight_range, grid)
-    box, opts = [(1e-10, 1.0)] * n + [(0.0, 1.0)] * grid, dict(ftol=1e-15, maxiter=5000)
+    box, opts = [(1e-10, 1.0)] * n + [(0.0, 1.0)] * grid, dict(ftol=1e-10, maxiter=1000)
     A = np.stack([np.ones(n + grid), np.concatenate([w, g]), np.concatenate([w * w, g * g])])
     moments = {"type": "eq", "fun": lambda z: A @ z - np.array([1.0, 1.0, m2]), "jac": lambda z: A}
     z0 = np.concatenate([np.full(n, 0.5 / n), np.full(grid, 0.5 / grid)])
@@ -620,21 +620,23 @@ def el_moment_primal_lower(w, r, weight_range, m2, grid=41):
 def test_el_moment_interval_matches_a_primal_solver():
     """The three-variable dual (a quadratic non-negative on the weight range) contains the primal
     program with the atoms on a fine grid of weights and is within the grid's error of it."""
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(3)
-    for t in range(3):
+    for t in range(6):
         n = 12
         weight_range = (0.0, 8.0) if t % 2 else (0.1, 8.0)
         w = np.clip(rng.exponential(0.7 + 0.3 * t, n), weight_range[0], 7.9)
         r = rng.uniform(0, 1, n)
         m2 = (1.5, 2.5, 4.0)[t % 3]
         lo, hi = ope_large.el_moment_interval(w, r, *weight_range, m2)
-        want_lo = el_moment_primal_lower(w, r, weight_range, m2)
-        want_hi = -el_moment_primal_lower(w, -r, weight_range, m2)
+        with threadpool_limits(1):  # SLSQP's small dense solves slow down with BLAS threads competing
+            want_lo = el_moment_primal_lower(w, r, weight_range, m2)
+            want_hi = -el_moment_primal_lower(w, -r, weight_range, m2)
         assert lo <= want_lo + 1e-7 and hi >= want_hi - 1e-7, (t, lo, hi, want_lo, want_hi)
         np.testing.assert_allclose((lo, hi), (want_lo, want_hi), atol=5e-3)
 
 
-@pytest.mark.slow
 def test_el_moment_interval_covers_monte_carlo():
     """K = 100 uniform logging, a target with relative ESS 0.06 (18 rows of n = 300): over 60 data
     sets the EL interval with the weights' known second moment K sum_a pi(a)^2 covers at least 95%
