@@ -36,6 +36,9 @@ Coverage is reported over all replicates and over those inside the estimator's d
     -> studies/ope/results/large_k.json   (docs/ope.md: PYTHONPATH=. python studies/ope/make_doc.py)
     PYTHONPATH=. python studies/ope/large_k.py --K 100,10000 --target uninformed   -> large_k_uninformed.json
     PYTHONPATH=. python studies/ope/large_k.py --K 100,10000 --env categorical     -> large_k_categorical.json
+    PYTHONPATH=. python studies/ope/large_k.py --estimators ips_normal,dr,ips_el_policy,dr_el_policy,ips_auto,\
+        dr_auto,ips_el_m2,dr_el_m2,ips_auto_m2,dr_auto_m2 --out studies/ope/results/large_k_m2.json
+        (the EL with the weights' known E[w^2], ope_large.el_moment_interval, on the main run's replicates)
 """
 
 from __future__ import annotations
