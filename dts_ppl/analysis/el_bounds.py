@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-__all__ = ["CHI2_95", "Z95", "check_ranges", "el_dual_interval", "el_sd_interval"]
+__all__ = ["CHI2_95", "Z95", "check_ranges", "el_dual_interval", "el_moment_interval", "el_sd_interval"]
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CHI2_95 = Z95**2  # the chi-square(1) 95% quantile
@@ -273,3 +273,140 @@ def el_sd_interval(
 
 
 # ------------------------------------------------------------------------------------ MIPS
+
+
+def _in_moment_cone(m0: float, m1: float, m2: float, w_min: float, w_max: float) -> bool:
+    """Whether (m0, m1, m2) are the mass, first and second moments of a measure on [w_min, w_max]:
+    the Hankel matrix [[m0, m1], [m1, m2]] positive semi-definite and (w_min + w_max) m1 - w_min w_max m0 - m2 >= 0
+    (the truncated Hausdorff moment conditions of degree 2)."""
+    tol = 1e-12 * max(1.0, abs(m2))
+    return (
+        m0 >= -tol
+        and m2 >= -tol
+        and m0 * m2 - m1 * m1 >= -tol * max(1.0, abs(m0))
+        and (w_min + w_max) * m1 - w_min * w_max * m0 - m2 >= -tol
+    )
+
+
+def _quadratic_min(x, w_min: float, w_max: float, scale: float) -> float:
+    """The minimum over [w_min, w_max] of p(w) = x_0 + x_1 w + x_2 w^2 / scale."""
+    ends = [x[0] + x[1] * t + x[2] * t * t / scale for t in (w_min, w_max)]
+    if x[2] > 0:
+        t = -x[1] * scale / (2 * x[2])
+        if w_min < t < w_max:
+            ends.append(x[0] + x[1] * t + x[2] * t * t / scale)
+    return float(min(ends))
+
+
+def el_moment_interval(
+    w, r, w_min: float, w_max: float, second_moment: float, reward_range=None, chi2: float = CHI2_95
+) -> tuple[float, float]:
+    """The empirical-likelihood interval for V = E[w r] with the weights' known second moment bounding the unseen mass.
+
+    The program of :func:`dts_ppl.analysis.ope.el_interval` (mass q_i on the logged points, the rest
+    on atoms the sample did not show, whose rewards may be anything in [r_lo, r_hi]; E_Q[1] =
+    E_Q[w] = 1; log-likelihood within chi2 / 2 of its maximum) with E_Q[w^2] = m2 added: the
+    logging policy's E[w^2] = E_x sum_a pi(a | x)^2 / mu(a | x), known from the two policies (the
+    inverse of :func:`dts_ppl.analysis.ope_large.policy_ess`). The atoms may sit at any weights in
+    [w_min, w_max]: they exist iff (m0, delta, T) = (1 - sum q_i, 1 - sum q_i w_i, m2 - sum q_i w_i^2)
+    are the moments of a measure there, i.e. (m0, delta, T) lies in the moment cone M (Hankel
+    matrix PSD and (w_min + w_max) delta - w_min w_max m0 - T >= 0). The unseen target mass delta then
+    costs likelihood: delta^2 <= m0 T, so the atoms' mass m0 >= delta^2 / T. At the lower end the
+    atoms' reward is r_lo and V = r_lo + a^T q, a_i = w_i (r_i - r_lo) >= 0; the Lagrange dual of
+    min a^T q over that set is, with the dual cone of M (the quadratics p(w) = x_0 + x_1 w + x_2 w^2
+    non-negative on [w_min, w_max]),
+
+        max_{p >= 0 on [w_min, w_max]}  n exp(mean_i log(a_i + p(w_i)) + c / n) - (x_0 + x_1 + x_2 m2),
+
+    the weight-range program's dual with a quadratic in place of the line. Solved by Newton's method
+    with a log barrier on p at a grid of weights; the solution is then shifted up by p's exact
+    minimum on [w_min, w_max] where that is negative, so it is dual feasible: every value is at most
+    the primal optimum. The level c is the log-likelihood of a feasible q (the likelihood dual's
+    solution scaled into the set), so an inexact solve widens the interval, never narrows it.
+
+    Args:
+        w: (n,) importance weights in [w_min, w_max].   r: (n,) rewards (or DR residuals).
+        w_min, w_max: the weight bounds, 0 <= w_min < 1 < w_max < inf.
+        second_moment: m2 = E[w^2] under the logging policy, with 1 <= m2 <= w_min + w_max - w_min w_max.
+        reward_range: (r_lo, r_hi) bounds on every reward (default the observed range).
+        chi2: the calibration.
+
+    Returns:
+        (lower, upper) floats, clipped to the reward range.
+    """
+    w, r = np.asarray(w, dtype=float), np.asarray(r, dtype=float)
+    w_min, w_max, r_lo, r_hi = check_ranges(w, r, (w_min, w_max), reward_range)
+    if not np.isfinite(w_max):
+        raise ValueError(f"w_max: expected a finite weight bound, got {w_max!r}")
+    try:
+        m2 = float(second_moment)
+    except (TypeError, ValueError):
+        m2 = np.nan
+    if not (np.isfinite(m2) and 1.0 <= m2 <= w_min + w_max - w_min * w_max):
+        raise ValueError(
+            f"second_moment: expected E[w^2] in [1, {w_min + w_max - w_min * w_max:.6g}] (weights in "
+            f"[{w_min:.6g}, {w_max:.6g}] with mean 1), got {second_moment!r}"
+        )
+    n = w.shape[0]
+    # the basis (1, w, w^2 / m2): every column has mean 1 under the logging policy
+    Phi = np.stack([np.ones(n), w, w * w / m2], axis=1)
+    grid = np.unique(np.concatenate([np.linspace(w_min, w_max, 64), np.geomspace(max(w_min, 1e-6), w_max, 192)]))
+    G = np.stack([np.ones_like(grid), grid, grid * grid / m2], axis=1)
+
+    def solve(fgh, x):
+        """Newton with a log barrier on p at the grid, the barrier's weight lowered ten-fold per round."""
+        for tau in 10.0 ** -np.arange(2, 12, dtype=float):
+
+            def barrier(y, tau=tau):
+                f, g, H = fgh(y)
+                pg = G @ y
+                if not np.isfinite(f) or pg.min() <= 0:
+                    return -np.inf, None, None
+                Q = G / pg[:, None]
+                return f + tau * np.mean(np.log(pg)), g + tau * Q.mean(axis=0), H - tau * (Q.T @ Q) / grid.size
+
+            x = _newton_max(barrier, x, np.ones(3, dtype=bool), iters=100)[1]
+        low = _quadratic_min(x, w_min, w_max, m2)
+        return x if low >= 0 else x + np.array([-low * (1 + 1e-12) + 1e-300, 0.0, 0.0])
+
+    def loglik_dual(x):  # max sum log q: dual min_x x . mu - sum log (Phi x) - n (mu = 1), negated and / n
+        den = Phi @ x
+        if den.min() <= 0:
+            return -np.inf, None, None
+        Q = Phi / den[:, None]
+        return np.mean(np.log(den)) - x.sum(), Q.mean(axis=0) - 1, -(Q.T @ Q) / n
+
+    x = solve(loglik_dual, np.array([1.0, 0.0, 0.0]))
+    q = 1.0 / (n * (Phi @ x))  # the likelihood's maximiser, scaled by kappa into the feasible set
+    s = Phi.T @ q
+
+    def feasible(kappa):
+        return _in_moment_cone(1 - kappa * s[0], 1 - kappa * s[1], m2 * (1 - kappa * s[2]), w_min, w_max)
+
+    kappa = 1.0
+    if not feasible(1.0):
+        lo_k, hi_k = 0.0, 1.0  # mu is in the cone (kappa = 0), so the feasible kappa form an interval
+        for _ in range(60):
+            mid = 0.5 * (lo_k + hi_k)
+            lo_k, hi_k = (mid, hi_k) if feasible(mid) else (lo_k, mid)
+        kappa = lo_k
+    level = -np.mean(np.log(Phi @ x)) + np.log(kappa) - chi2 / (2 * n)  # c / n + log n, c = sum log(kappa q)
+
+    def end(a):
+        scale = max(float(np.std(a)) * np.sqrt(n / chi2), float(np.abs(np.mean(a))), 1e-300)
+        b = a / scale
+
+        def g(x):
+            D = b + Phi @ x
+            if D.min() <= 0:
+                return -np.inf, None, None
+            Q = Phi / D[:, None]
+            gh = Q.mean(axis=0)
+            e = np.exp(np.mean(np.log(D)) + level)
+            return e - x.sum(), e * gh - 1, e * (np.outer(gh, gh) - (Q.T @ Q) / n)
+
+        x = solve(g, np.array([1.0, 0.0, 0.0]))
+        return scale * g(x)[0]
+
+    lower = min(max(r_lo + end(w * (r - r_lo)), r_lo), r_hi)
+    return float(lower), float(max(min(r_hi - end(w * (r_hi - r)), r_hi), lower))

@@ -58,9 +58,12 @@ warn with subclasses of :class:`ope.OutsideDomain`; the thresholds are fixed con
   high exactly in the samples that missed the rare large weights).
 - EL intervals (:func:`ope.el_interval`, :func:`doubly_robust_el`): below that ESS, where they are
   the recommended interval; pass :func:`policy_weight_range` as ``weight_range`` when the policies
-  are known (the default 1 / min p is far looser at large K). Their claim is one-sided (valid,
-  conservative): the atoms standing for the rows a sample missed take the worst reward allowed.
-  Known bounds on the unseen rows' MEAN reward tighten them: a range of E[r | x, a]
+  are known (the default 1 / min p is far looser at large K). They are conservative where a sample
+  missed much of the target's mass (the atoms standing for the rows it missed take the worst reward
+  allowed), so they can over-cover: docs/ope.md lists where their coverage is in the 95% band.
+  The weights' known second moment E[w^2] = 1 / :func:`policy_ess` prices the unseen mass
+  (:func:`el_moment_interval`; ``second_moment`` of :func:`doubly_robust_el`). Known bounds on
+  the unseen rows' MEAN reward tighten them: a range of E[r | x, a]
   (``mean_reward_range``; :func:`el_dual_interval`) or the sd of E[r | x, a] under the target
   (``mean_reward_sd``; :func:`el_sd_interval`), and for DR the same of the model error
   (``mean_residual_range``, ``residual_sd``; :func:`posterior_error_sd` is the dTS posterior's value,
@@ -84,7 +87,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.analysis import ope
-from dts_ppl.analysis.el_bounds import el_dual_interval, el_sd_interval
+from dts_ppl.analysis.el_bounds import el_dual_interval, el_moment_interval, el_sd_interval
 from dts_ppl.core import checks as _checks
 from dts_ppl.core.inference import (
     DTSPosterior,
@@ -106,6 +109,7 @@ __all__ = [
     "direct_effect_bias",
     "doubly_robust_el",
     "el_dual_interval",
+    "el_moment_interval",
     "el_sd_interval",
     "embedding_marginals",
     "marginal_weights",
@@ -140,7 +144,14 @@ class DirectEffect(ope.OutsideDomain):
 
 
 def doubly_robust_el(
-    direct, w, residuals, weight_range=None, reward_range=None, mean_residual_range=None, residual_sd=None
+    direct,
+    w,
+    residuals,
+    weight_range=None,
+    reward_range=None,
+    mean_residual_range=None,
+    residual_sd=None,
+    second_moment=None,
 ) -> tuple[float, float]:
     """The doubly robust estimate's 95% interval with the residual term's empirical-likelihood interval.
 
@@ -162,6 +173,9 @@ def doubly_robust_el(
         residual_sd: optional bound on the sd of E[r - q(x, a) | x, a] under the target's
             distribution of (x, a) (``mean_reward_sd`` of :func:`ope.el_interval`;
             :func:`posterior_error_sd` is the dTS posterior's value of it).
+        second_moment: optional E[w^2] under the logging policy (1 / :func:`policy_ess`): the atoms
+            for the unseen weights are limited by it (:func:`el_moment_interval`; needs a finite
+            ``weight_range``, not with the two bounds above).
 
     Returns:
         (lower, upper) floats.
@@ -169,9 +183,16 @@ def doubly_robust_el(
     direct = np.asarray(direct, dtype=float)
     if direct.ndim != 1 or direct.shape != np.shape(w) or not np.all(np.isfinite(direct)):
         raise ValueError(f"direct: expected {np.shape(w)} finite direct-method terms, got shape {direct.shape}")
-    lo, hi = ope.el_interval(
-        w, residuals, weight_range, reward_range, mean_reward_range=mean_residual_range, mean_reward_sd=residual_sd
-    )
+    if second_moment is not None:
+        if mean_residual_range is not None or residual_sd is not None or weight_range is None:
+            raise ValueError(
+                "second_moment: expected a finite weight_range and neither mean_residual_range nor residual_sd"
+            )
+        lo, hi = el_moment_interval(w, residuals, *weight_range, second_moment, reward_range)
+    else:
+        lo, hi = ope.el_interval(
+            w, residuals, weight_range, reward_range, mean_reward_range=mean_residual_range, mean_reward_sd=residual_sd
+        )
     centre, half = float(direct.mean()), ope.Z95 * float(direct.std(ddof=1)) / np.sqrt(direct.shape[0])
     return float(centre + lo - half), float(centre + hi + half)
 

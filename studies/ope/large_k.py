@@ -36,6 +36,9 @@ Coverage is reported over all replicates and over those inside the estimator's d
     -> studies/ope/results/large_k.json   (docs/ope.md: PYTHONPATH=. python studies/ope/make_doc.py)
     PYTHONPATH=. python studies/ope/large_k.py --K 100,10000 --target uninformed   -> large_k_uninformed.json
     PYTHONPATH=. python studies/ope/large_k.py --K 100,10000 --env categorical     -> large_k_categorical.json
+    PYTHONPATH=. python studies/ope/large_k.py --estimators ips_normal,dr,ips_el_policy,dr_el_policy,ips_auto,\
+        dr_auto,ips_el_m2,dr_el_m2,ips_auto_m2,dr_auto_m2 --out studies/ope/results/large_k_m2.json
+        (the EL with the weights' known E[w^2], ope_large.el_moment_interval, on the main run's replicates)
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ ESTIMATORS = {
     "ips_el_sd": "low_ess",
     "dr_el_sd": "low_ess",
     "dr_el_post_sd": "low_ess",
+    "ips_el_m2": "low_ess",
+    "dr_el_m2": "low_ess",
+    "ips_auto_m2": "all",
+    "dr_auto_m2": "all",
     "dm": "prior_share",
     "mips_normal": "mips_ess+direct",
     "mips_el": "mips_low_ess+direct",
@@ -297,64 +304,90 @@ def domain(kind: str, checks: dict, sample: bool = False) -> bool:
     }[kind]
 
 
-def estimates(out: dict, i: int, n: int) -> tuple[dict, dict]:
-    """Every estimator's Estimate fields on replicate i, and the replicate's domain checks."""
+def estimates(out: dict, i: int, n: int, names=None) -> tuple[dict, dict]:
+    """Every estimator's Estimate fields on replicate i (only ``names`` when given), and the replicate's domain checks."""
     r, w, wm, wp = out["r"][i], out["w"][i], out["w_mips"][i], out["w_post"][i]
+    names = set(ESTIMATORS) if names is None else set(names)
     est = {}
     ips = ope._estimate(w * r)
     est["ips_normal"] = ips
     value = float(np.sum(w * r) / np.sum(w))
     est["snips_normal"] = ope._estimate(w * (r - value) / np.mean(w) + value, value)
-    est["ips_el"] = ips._replace(
-        **dict(zip(("lower", "upper"), ope.el_interval(w, r, ope.default_weight_range(out["p"][i])), strict=True))
-    )
-    est["ips_el_policy"] = ips._replace(
-        **dict(zip(("lower", "upper"), ope.el_interval(w, r, as_range(out["w_range"][i], w)), strict=True))
-    )
     direct, resid = out["dr_direct"][i], out["dr_resid"][i]
     dr = ope._estimate(direct + w * resid)
     est["dr"] = dr
-    lo, hi = ope_large.doubly_robust_el(direct, w, resid, ope.default_weight_range(out["p"][i]))
-    est["dr_el"] = dr._replace(lower=lo, upper=hi)
-    lo, hi = ope_large.doubly_robust_el(direct, w, resid, as_range(out["w_range"][i], w))
-    est["dr_el_policy"] = dr._replace(lower=lo, upper=hi)
+    policy = as_range(out["w_range"][i], w)
+    half = ope.Z95 * float(np.std(direct, ddof=1)) / np.sqrt(n)
+    # the known E[w^2] under the logging policy on the logged contexts (1 / the policies' relative ESS)
+    m2 = min(max(1.0 / float(out["policy_ess"][i]), 1.0), policy[0] + policy[1] - policy[0] * policy[1])
+    normal = float(out["policy_ess"][i]) >= ope.ESS_WARN_FRACTION  # the rule (the logging policy known)
+
+    def need(*keys):
+        return any(k in names for k in keys)
+
+    if need("ips_el"):
+        lo, hi = ope.el_interval(w, r, ope.default_weight_range(out["p"][i]))
+        est["ips_el"] = ips._replace(lower=lo, upper=hi)
+    if need("ips_el_policy", "ips_auto"):
+        lo, hi = ope.el_interval(w, r, policy)
+        est["ips_el_policy"] = ips._replace(lower=lo, upper=hi)
+        est["ips_auto"] = est["ips_normal"] if normal else est["ips_el_policy"]
+    if need("dr_el"):
+        lo, hi = ope_large.doubly_robust_el(direct, w, resid, ope.default_weight_range(out["p"][i]))
+        est["dr_el"] = dr._replace(lower=lo, upper=hi)
+    if need("dr_el_policy", "dr_auto"):
+        lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy)
+        est["dr_el_policy"] = dr._replace(lower=lo, upper=hi)
+        est["dr_auto"] = est["dr"] if normal else est["dr_el_policy"]
     # the atoms' reward bounded (ope.el_interval's mean_reward_range, mean_reward_sd) by the true range / sd
     # of the mean reward (of the model error for DR) over the population under the target: the tightest
     # valid user-stated bounds; the dTS posterior's error sd (ope_large.posterior_error_sd); and the
     # profile EL without atoms (E_Q[w] = 1 on the logged points only)
-    policy = as_range(out["w_range"][i], w)
-    half = ope.Z95 * float(np.std(direct, ddof=1)) / np.sqrt(n)
-    lo, hi = ope.el_interval(w, r, policy, mean_reward_range=out["mean_range"][i])
-    est["ips_el_mean"] = ips._replace(lower=lo, upper=hi)
-    lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, mean_residual_range=out["err_range"][i])
-    est["dr_el_mean"] = dr._replace(lower=lo, upper=hi)
-    lo, hi = ope_large.el_dual_interval(w, r, *policy, (float(r.min()), float(r.max())), atoms=False)
-    est["ips_el_profile"] = ips._replace(lower=lo, upper=hi)
-    lo, hi = ope_large.el_dual_interval(w, resid, *policy, (float(resid.min()), float(resid.max())), atoms=False)
-    est["dr_el_profile"] = dr._replace(
-        lower=float(np.mean(direct)) + lo - half, upper=float(np.mean(direct)) + hi + half
-    )
-    lo, hi = ope.el_interval(w, r, policy, mean_reward_sd=float(out["mean_sd"][i]))
-    est["ips_el_sd"] = ips._replace(lower=lo, upper=hi)
-    lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, residual_sd=float(out["err_sd"][i]))
-    est["dr_el_sd"] = dr._replace(lower=lo, upper=hi)
-    lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, residual_sd=float(out["post_err_sd"][i]))
-    est["dr_el_post_sd"] = dr._replace(lower=lo, upper=hi)
-    # the auto rule (the logging policy known): normal where the policies' ESS is at least 10%, else EL
-    normal = float(out["policy_ess"][i]) >= ope.ESS_WARN_FRACTION
-    est["ips_auto"] = est["ips_normal"] if normal else est["ips_el_policy"]
-    est["dr_auto"] = est["dr"] if normal else est["dr_el_policy"]
+    if need("ips_el_mean"):
+        lo, hi = ope.el_interval(w, r, policy, mean_reward_range=out["mean_range"][i])
+        est["ips_el_mean"] = ips._replace(lower=lo, upper=hi)
+    if need("dr_el_mean"):
+        lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, mean_residual_range=out["err_range"][i])
+        est["dr_el_mean"] = dr._replace(lower=lo, upper=hi)
+    if need("ips_el_profile"):
+        lo, hi = ope_large.el_dual_interval(w, r, *policy, (float(r.min()), float(r.max())), atoms=False)
+        est["ips_el_profile"] = ips._replace(lower=lo, upper=hi)
+    if need("dr_el_profile"):
+        lo, hi = ope_large.el_dual_interval(w, resid, *policy, (float(resid.min()), float(resid.max())), atoms=False)
+        est["dr_el_profile"] = dr._replace(
+            lower=float(np.mean(direct)) + lo - half, upper=float(np.mean(direct)) + hi + half
+        )
+    if need("ips_el_sd"):
+        lo, hi = ope.el_interval(w, r, policy, mean_reward_sd=float(out["mean_sd"][i]))
+        est["ips_el_sd"] = ips._replace(lower=lo, upper=hi)
+    if need("dr_el_sd"):
+        lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, residual_sd=float(out["err_sd"][i]))
+        est["dr_el_sd"] = dr._replace(lower=lo, upper=hi)
+    if need("dr_el_post_sd"):
+        lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, residual_sd=float(out["post_err_sd"][i]))
+        est["dr_el_post_sd"] = dr._replace(lower=lo, upper=hi)
+    # the atoms limited by the known second moment of the weights (ope_large.el_moment_interval)
+    if need("ips_el_m2", "ips_auto_m2"):
+        lo, hi = ope_large.el_moment_interval(w, r, *policy, m2)
+        est["ips_el_m2"] = ips._replace(lower=lo, upper=hi)
+        est["ips_auto_m2"] = est["ips_normal"] if normal else est["ips_el_m2"]
+    if need("dr_el_m2", "dr_auto_m2"):
+        lo, hi = ope_large.doubly_robust_el(direct, w, resid, policy, second_moment=m2)
+        est["dr_el_m2"] = dr._replace(lower=lo, upper=hi)
+        est["dr_auto_m2"] = est["dr"] if normal else est["dr_el_m2"]
     se = float(np.sqrt(out["dm_var"][i]))
     dm = float(out["dm"][i])
     est["dm"] = ope.Estimate(dm, se, dm - ope.Z95 * se, dm + ope.Z95 * se, n)
     mips = ope._estimate(wm * r)
     est["mips_normal"] = mips
-    lo, hi = ope.el_interval(wm, r, as_range(out["mips_range"][i], wm))
-    est["mips_el"] = mips._replace(lower=lo, upper=hi)
+    if need("mips_el"):
+        lo, hi = ope.el_interval(wm, r, as_range(out["mips_range"][i], wm))
+        est["mips_el"] = mips._replace(lower=lo, upper=hi)
     post = ope._estimate(wp * r)
     est["mips_post_normal"] = post
-    lo, hi = ope.el_interval(wp, r, as_range(out["post_range"][i], wp))
-    est["mips_post_el"] = post._replace(lower=lo, upper=hi)
+    if need("mips_post_el"):
+        lo, hi = ope.el_interval(wp, r, as_range(out["post_range"][i], wp))
+        est["mips_post_el"] = post._replace(lower=lo, upper=hi)
     checks = dict(
         ess=ope.effective_sample_size(w) / n,
         policy_ess=float(out["policy_ess"][i]),
@@ -368,7 +401,7 @@ def estimates(out: dict, i: int, n: int) -> tuple[dict, dict]:
         se_mips=mips.se,
         se_post=post.se,
     )
-    return {k: v._asdict() for k, v in est.items()}, checks
+    return {k: v._asdict() for k, v in est.items() if k in names}, checks
 
 
 def simulate(fn, K: int, reps: int, flags, args, key) -> dict:
@@ -381,6 +414,17 @@ def simulate(fn, K: int, reps: int, flags, args, key) -> dict:
         for name, val in res.items():
             out.setdefault(name, []).extend(np.asarray(val, dtype=float))
     return {name: np.asarray(val[:reps]) for name, val in out.items()}
+
+
+def chosen(args) -> list[str]:
+    """The estimators ``--estimators`` names (every one by default), checked."""
+    if not getattr(args, "estimators", None):
+        return list(ESTIMATORS)
+    names = args.estimators.split(",")
+    unknown = sorted(set(names) - set(ESTIMATORS))
+    if unknown:
+        raise ValueError(f"--estimators: unknown {unknown}; expected some of {sorted(ESTIMATORS)}")
+    return names
 
 
 def run_cell(fn, K: int, reps: int, flags, args, key, dump=None) -> dict:
@@ -398,21 +442,23 @@ def run_cell(fn, K: int, reps: int, flags, args, key, dump=None) -> dict:
         if dump is not None:
             np.savez(dump, **out)
     sim_seconds = time.time() - start
-    est = {name: [] for name in ESTIMATORS}
-    inside = {name: [] for name in ESTIMATORS}
-    inside_sample = {name: [] for name in ESTIMATORS}
+    names = chosen(args)
+    est = {name: [] for name in names}
+    inside = {name: [] for name in names}
+    inside_sample = {name: [] for name in names}
     checks = []
     for i in range(reps):
         with threadpool_limits(1):  # scipy's L-BFGS-B (the EL interval) slows 100-fold with BLAS threads competing
-            e, c = estimates(out, i, args.n)
+            e, c = estimates(out, i, args.n, names)
         checks.append(c)
-        for name, kind in ESTIMATORS.items():
+        for name in names:
+            kind = ESTIMATORS[name]
             est[name].append(e[name])
             inside[name].append(domain(kind, c))
             inside_sample[name].append(domain(kind, c, sample=True))
     truth = out["truth"]
     rows = {}
-    for name in ESTIMATORS:
+    for name in names:
         rows[name] = summarise(est[name], truth)
         rows[name]["reps"] = reps
         keep = np.array(inside[name])
@@ -486,6 +532,7 @@ def main():
         help="index of the first --K in the key derivation (2: --K 1000,10000 "
         "draws the replicates of the default run's K = 1,000 and 10,000 cells)",
     )
+    parser.add_argument("--estimators", default=None, help="comma-separated subset of ESTIMATORS (default all)")
     parser.add_argument("--dump", default=None, help="a scratch folder for the replicates' outputs (reused if there)")
     args = parser.parse_args()
     tag = "" if args.target == "informed" else "_uninformed"
@@ -513,7 +560,7 @@ def main():
                 f"MIPS rel. ESS {w['mips_mean_relative_ess']:.3f})",
                 flush=True,
             )
-            for est in ESTIMATORS:
+            for est in chosen(args):
                 s = row[est]
                 ins = s.get("inside")
                 print(
@@ -528,6 +575,7 @@ def main():
                 + f"--n {args.n} --contexts {args.contexts} --draws {args.draws} "
                 + f"--target {args.target} --env {args.env} --seed {args.seed}"
                 + (f" --key-base {args.key_base}" if args.key_base else "")
+                + (f" --estimators {args.estimators}" if args.estimators else "")
                 + (f" --out {args.out}" if args.out else ""),
                 setup=dict(
                     d=D,

@@ -580,6 +580,82 @@ def test_el_bounds_on_mean_rewards_cover_monte_carlo():
         assert np.mean(widths[name]) < 0.8 * np.mean(widths["plain"]), name
 
 
+def el_moment_primal_lower(w, r, weight_range, m2, grid=41):
+    """The lower end of the EL program with E_Q[w^2] = m2 and the atoms on a grid of weights (masses
+    z_j >= 0, reward min r: linear moment constraints), solved in the primal by SLSQP: a restriction
+    of the program with atoms anywhere in the weight range, so its end lies inside that one's
+    (independent reference; the upper end is minus the lower end with -r)."""
+    from scipy import optimize
+
+    n = w.shape[0]
+    g = np.linspace(*weight_range, grid)
+    box, opts = [(1e-10, 1.0)] * n + [(0.0, 1.0)] * grid, dict(ftol=1e-10, maxiter=1000)
+    A = np.stack([np.ones(n + grid), np.concatenate([w, g]), np.concatenate([w * w, g * g])])
+    moments = {"type": "eq", "fun": lambda z: A @ z - np.array([1.0, 1.0, m2]), "jac": lambda z: A}
+    z0 = np.concatenate([np.full(n, 0.5 / n), np.full(grid, 0.5 / grid)])
+
+    def neg_loglik(z):
+        return -np.log(z[:n]).sum()
+
+    def neg_loglik_grad(z):
+        return np.concatenate([-1 / z[:n], np.zeros(grid)])
+
+    best = optimize.minimize(
+        neg_loglik, z0, jac=neg_loglik_grad, bounds=box, constraints=[moments], method="SLSQP", options=opts
+    )
+    ball = {
+        "type": "ineq",
+        "fun": lambda z: best.fun - neg_loglik(z) + ope.CHI2_95 / 2,
+        "jac": lambda z: -neg_loglik_grad(z),
+    }
+    c = np.concatenate([w * (r - r.min()), np.zeros(grid)])  # V - min r: E_Q[w] = 1, the atoms' reward min r
+    res = optimize.minimize(
+        lambda z: c @ z, best.x, jac=lambda z: c, bounds=box, constraints=[moments, ball], method="SLSQP", options=opts
+    )
+    # a feasible point (SLSQP may stop at its precision limit, "positive directional derivative")
+    assert np.abs(A @ res.x - np.array([1.0, 1.0, m2])).max() < 1e-8 and ball["fun"](res.x) > -1e-8, res.message
+    return r.min() + res.fun
+
+
+def test_el_moment_interval_matches_a_primal_solver():
+    """The three-variable dual (a quadratic non-negative on the weight range) contains the primal
+    program with the atoms on a fine grid of weights and is within the grid's error of it."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(3)
+    for t in range(6):
+        n = 12
+        weight_range = (0.0, 8.0) if t % 2 else (0.1, 8.0)
+        w = np.clip(rng.exponential(0.7 + 0.3 * t, n), weight_range[0], 7.9)
+        r = rng.uniform(0, 1, n)
+        m2 = (1.5, 2.5, 4.0)[t % 3]
+        lo, hi = ope_large.el_moment_interval(w, r, *weight_range, m2)
+        with threadpool_limits(1):  # SLSQP's small dense solves slow down with BLAS threads competing
+            want_lo = el_moment_primal_lower(w, r, weight_range, m2)
+            want_hi = -el_moment_primal_lower(w, -r, weight_range, m2)
+        assert lo <= want_lo + 1e-7 and hi >= want_hi - 1e-7, (t, lo, hi, want_lo, want_hi)
+        np.testing.assert_allclose((lo, hi), (want_lo, want_hi), atol=5e-3)
+
+
+def test_el_moment_interval_covers_monte_carlo():
+    """K = 100 uniform logging, a target with relative ESS 0.06 (18 rows of n = 300): over 60 data
+    sets the EL interval with the weights' known second moment K sum_a pi(a)^2 covers at least 95%
+    less Z MC s.e."""
+    rng = np.random.default_rng(17)
+    n, K, reps = 300, 100, 60
+    f = np.clip(rng.normal(0, 0.5, K), -1, 1)
+    pi = softmax(2.5 * rng.normal(size=(1, K)))[0]
+    m2 = K * float(np.sum(pi**2))
+    assert 0.05 < 1 / m2 < ope.ESS_WARN_FRACTION
+    truth = float(pi @ f)
+    cover = []
+    for _ in range(reps):
+        a = rng.integers(0, K, n)
+        lo, hi = ope_large.el_moment_interval(K * pi[a], f[a] + rng.normal(size=n), 0.0, K * pi.max(), m2)
+        cover.append(lo <= truth <= hi)
+    assert np.mean(cover) >= 0.95 - mc.Z * np.sqrt(0.95 * 0.05 / reps), np.mean(cover)
+
+
 def test_posterior_error_sd_against_the_oracle(problem):
     """sqrt(sum_i sum_a pi(a|x_i) x_i^T Cov(theta_a | logs) x_i / n) with the oracle's covariances."""
     prior, _, X, a, r, target = problem
@@ -603,6 +679,16 @@ def test_el_bounds_name_bad_input():
         ("mean_reward_sd", lambda: ope.el_interval(w, r, mean_reward_sd=-1.0)),
         ("mean_reward_sd", lambda: ope.el_interval(w, r, mean_reward_sd=1.0, mean_reward_range=(-1, 1))),
         ("w", lambda: ope_large.el_dual_interval(np.full(5, 2.0), np.zeros(5), 0.0, 9.0, (0, 1), atoms=False)),
+        ("second_moment", lambda: ope_large.el_moment_interval(w, r, 0.0, 20.0, 0.5)),
+        ("second_moment", lambda: ope_large.el_moment_interval(w, r, 0.0, 20.0, 25.0)),
+        ("second_moment", lambda: ope_large.el_moment_interval(w, r, 0.0, 20.0, np.nan)),
+        ("w_max", lambda: ope_large.el_moment_interval(w, r, 0.0, np.inf, 2.0)),
+        ("weight_range", lambda: ope_large.el_moment_interval(w, r, 0.0, 0.5, 2.0)),
+        (
+            "second_moment",
+            lambda: ope_large.doubly_robust_el(np.ones(50), w, r, (0.0, 20.0), residual_sd=1.0, second_moment=2.0),
+        ),
+        ("second_moment", lambda: ope_large.doubly_robust_el(np.ones(50), w, r, None, second_moment=2.0)),
     ]
     for name, call in cases:
         with pytest.raises(ValueError, match=f"^{name}"):
