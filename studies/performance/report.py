@@ -66,7 +66,8 @@ def fast_chain_section() -> str:
         "consumer and XLA computes it once instead of again inside the next level. Same numbers as before to float",
         "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py). Interleaved A/B",
         "against the chain before the change (commit 4d14ca2, kept in studies/performance/common.py: the",
-        "draws and the upward pass; the rest of its round, and the links it evaluates, are today's code), float32, "
+        "draws and the upward pass; the rest of its round, and the links it evaluates, are today's code,",
+        "so the link changes above speed up both columns and the ratios understate the gain), float32, "
         f"{_where(chain)}, {_clock(chain)}:",
         "`PYTHONPATH=. python studies/performance/ddpm_chain.py --reps 9 --clock cpu --data-dir ml-100k`"
         " (results/ddpm_chain_cpu.json).",
