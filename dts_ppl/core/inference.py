@@ -1039,8 +1039,14 @@ def _sample_one(key, prior, post, shared=(), unroll=True):
             psi = small_matvec(gain, one_row(row)(psi_parent)) + shift + z_row
             return psi, psi
 
-        _, below = jax.lax.scan(step, top, (lat.gain[1:], lat.shift[1:], z[1:], stacked), unroll=unroll)
-        psi = jnp.concatenate([top[None], below])
+        if unroll:  # a Python loop: static slices of the rows, no scan (whose batching rule copies them)
+            rows = [top]
+            for i in range(1, prior.num_levels):
+                rows.append(step(rows[-1], (lat.gain[i], lat.shift[i], z[i], [x[i - 1] for x in stacked]))[0])
+            psi = jnp.stack(rows)
+        else:
+            _, below = jax.lax.scan(step, top, (lat.gain[1:], lat.shift[1:], z[1:], stacked))
+            psi = jnp.concatenate([top[None], below])
     loc = conditional_loc(post.theta, prior.link1(psi[-1]))
     z = _prng.normal(k_theta, loc.shape, loc.dtype)
     theta = loc + jnp.einsum("kij,kj->ki", jnp.broadcast_to(post.theta.scale_tril, loc.shape + loc.shape[-1:]), z)

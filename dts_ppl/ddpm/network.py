@@ -54,9 +54,16 @@ def mlp_forward(w_x, b_in, w2, b2, w3, b3, x):
     Training (:func:`eps_net`, with b_in = b1 + w_t e(l)) and the trained links
     (:class:`dts_ppl.ddpm.DDPMLink`, with the embedding folded into b_in) both call it.
     """
-    h = jax.nn.relu(w_x @ x + b_in)
-    h = jax.nn.relu(w2 @ h + b2)
-    return w3 @ h + b3
+    # x as a row: vmapped over draws or runs, every product keeps the batch axis first (no
+    # transposed copy of x or of a hidden layer between the products)
+    return mlp_tail(x @ w_x.T, b_in, w2, b2, w3, b3)
+
+
+def mlp_tail(pre, b_in, w2, b2, w3, b3):
+    """The forward pass from the first layer's product ``pre`` = w_x x: w3 relu(w2 relu(pre + b_in) + b2) + b3."""
+    h = jax.nn.relu(pre + b_in)
+    h = jax.nn.relu(h @ w2.T + b2)
+    return h @ w3.T + b3
 
 
 def eps_net(params: EpsNet, x, emb):

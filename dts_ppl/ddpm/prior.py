@@ -57,7 +57,7 @@ from dts_ppl.core import checks as _checks
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.links import _jacobian_linearisation
 from dts_ppl.core.prior import DiffusionPrior, _stack
-from dts_ppl.ddpm.network import EpsNet, mlp_forward, step_embedding
+from dts_ppl.ddpm.network import EpsNet, mlp_forward, mlp_tail, step_embedding
 from dts_ppl.ddpm.schedule import level_variances, schedule_arrays
 
 
@@ -98,7 +98,13 @@ class DDPMLink(NamedTuple):
         return mlp_forward(self.w_x, self.b_in, self.w2, self.b2, self.w3, self.b3, x)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.out_shift + self.out_scale * (self.x_coef * x - self.eps_coef * self.eps(x))
+        # x reaches the output through the first product too, as d extra columns [w_x^T | I]
+        # (exact copies: x_j * 1 plus zeros): one consumer of x, so a chain's level is computed
+        # once, not once for the product and again inside the next level's update
+        hidden, d = self.w_x.shape
+        both = x @ jnp.concatenate([self.w_x.T, jnp.eye(d, dtype=self.w_x.dtype)], 1)
+        eps = mlp_tail(both[..., :hidden], self.b_in, self.w2, self.b2, self.w3, self.b3)
+        return self.out_shift + self.out_scale * (self.x_coef * both[..., hidden:] - self.eps_coef * eps)
 
     def linearise(
         self, point: jax.Array, linearisation: str = "identity", *, method: str | None = None

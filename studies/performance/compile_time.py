@@ -48,7 +48,7 @@ def draw_with_unroll(prior, unroll, draws: int):
 
     def one(key):
         if unroll is True or unroll == 1:
-            return core._sample_one(key, prior, post)[0][-1, 0]
+            return core._sample_one(key, prior, post, unroll=unroll is True)[0][-1, 0]
         lat = post.latents  # the same loop as core._sample_one, partially unrolled
         noise = jax.random.normal(jax.random.split(key)[0], (prior.num_levels, prior.latent_dim), lat.shift.dtype)
         z = jnp.einsum("lij,lj->li", lat.scale_tril, noise)

@@ -316,3 +316,23 @@ def test_small_matmul_equals_matmul(shape_a, shape_b, monkeypatch):
     np.testing.assert_allclose(linalg.small_matmul(a, b), a @ b, rtol=1e-13, atol=1e-14)
     v = jnp.asarray(rng.normal(size=shape_a[-1:]))
     np.testing.assert_allclose(linalg.small_matvec(a, v), a @ v, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-12), (jnp.float32, 2e-6)])
+def test_ddpm_link_equals_the_network_formula(swissroll, dtype, tol):
+    # DDPMLink routes x through the first product as identity columns: against the formula in numpy
+    prior = _as(swissroll, dtype)
+    x = np.random.default_rng(0).normal(size=(7, prior.dim)) * 2.0
+    rows = [jax.tree.map(lambda a, i=i: a[i], prior.links) for i in (0, 20, prior.num_levels - 2)]
+    for link in [prior.link1, *rows]:
+        p = {k: np.asarray(v, np.float64) for k, v in link._asdict().items()}
+        h = np.maximum(x @ p["w_x"].T + p["b_in"], 0.0)
+        eps = np.maximum(h @ p["w2"].T + p["b2"], 0.0) @ p["w3"].T + p["b3"]
+        ref = p["out_shift"] + p["out_scale"] * (p["x_coef"] * x - p["eps_coef"] * eps)
+        out = jax.jit(jax.vmap(link))(jnp.asarray(x, dtype))
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, ref, rtol=0, atol=tol * (1.0 + np.max(np.abs(ref))))
+        # the identity columns copy x exactly
+        hidden = link.w_x.shape[0]
+        both = jnp.asarray(x, dtype) @ jnp.concatenate([link.w_x.T, jnp.eye(prior.dim, dtype=dtype)], 1)
+        np.testing.assert_array_equal(both[:, hidden:], jnp.asarray(x, dtype))
