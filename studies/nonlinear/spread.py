@@ -69,9 +69,16 @@ CHECKPOINTS = (250, 500, 1000, 2000, 3000, 4000, 5000)
 #: dTS variants by name: keyword arguments of ``dts_ppl.agents.dts`` ("default": none).
 VARIANTS: dict[str, dict] = {"default": {}}
 #: Other policies on dTS's posterior (not Thompson sampling): ``posterior_policy("dts", ...)`` arguments.
-POLICIES: dict[str, dict] = {"dts-bayes-ucb": {"policy": "bayes_ucb"}}
+POLICIES: dict[str, dict] = {
+    "dts-bayes-ucb": {"policy": "bayes_ucb"},
+    "dts-bayes-ucb-gaussian": {"policy": "bayes_ucb_gaussian"},
+    "dts-ucb": {"policy": "ucb"},
+    "dts-optimistic-ts": {"policy": "optimistic_ts"},
+}
 #: The reference agent: LinTS told the instance's true psi_1 (prior N(f_1(psi_1), S_1) per action).
 ORACLE = "LinTS-psi"
+#: The reference's posterior under other policies (``posterior_policy("lin_ts", ...)``), by name.
+ORACLE_POLICIES: dict[str, str] = {f"{ORACLE}-{p}": p for p in ("bayes_ucb", "ucb", "optimistic_ts")}
 
 
 def parse_ints(text: str) -> list[int]:
@@ -141,17 +148,22 @@ def oracle_prior(seed: int, run_key: jax.Array) -> ag.GaussianPrior:
 def run_seed(seed: int, name: str, instances: list[int], keys: list[int], rounds: int, chunk: int) -> dict:
     """{"runs": [{instance, key, checkpoints}], "seconds"} for one agent on one prior seed."""
     pairs = [(i, j) for i in instances for j in keys]
-    env, agent, _, k_sim = build(seed, "LinTS" if name == ORACLE else name, rounds)
+    told = name == ORACLE or name in ORACLE_POLICIES
+    env, agent, _, k_sim = build(seed, "LinTS" if told else name, rounds)
     run_keys = jnp.stack([jax.random.fold_in(k_sim, i) for i, _ in pairs])
     a_keys = jnp.stack([agent_key(jax.random.fold_in(k_sim, i), j) for i, j in pairs])
     cps = np.asarray(checkpoints(rounds)) - 1
-    if name == ORACLE:  # each instance's own prior: its mean rides in the vmap
+    if told:  # each instance's own prior: its mean rides in the vmap
         priors = [oracle_prior(seed, k) for k in run_keys]
         means, cov = jnp.stack([p.mean for p in priors]), priors[0].cov
 
         def one(k, a, m):
-            told = ag.lin_ts(ag.GaussianPrior(m, cov), Gaussian(1.0), K)
-            return jnp.cumsum(run_regret(k, env, told, rounds, agent_key=a))[cps]
+            exact = ag.GaussianPrior(m, cov)
+            if name == ORACLE:
+                reference = ag.lin_ts(exact, Gaussian(1.0), K)
+            else:
+                reference = ag.posterior_policy("lin_ts", exact, Gaussian(1.0), K, policy=ORACLE_POLICIES[name])
+            return jnp.cumsum(run_regret(k, env, reference, rounds, agent_key=a))[cps]
     else:
         means = jnp.zeros(len(pairs))
 
@@ -175,11 +187,10 @@ def run_seed(seed: int, name: str, instances: list[int], keys: list[int], rounds
 def cmd_run(args) -> None:
     path = Path(args.json)
     agents = [a.strip() for a in args.agents.split(",")]
-    unknown = [a for a in agents if a not in ("LinTS", ORACLE) and a not in VARIANTS and a not in POLICIES]
+    known = ["LinTS", ORACLE, *ORACLE_POLICIES, *VARIANTS, *POLICIES]
+    unknown = [a for a in agents if a not in known]
     if unknown:
-        raise ValueError(
-            f"--agents: unknown {unknown}; expected LinTS, {ORACLE} or one of {sorted(VARIANTS) + sorted(POLICIES)}"
-        )
+        raise ValueError(f"--agents: unknown {unknown}; expected one of {known}")
     instances, keys = parse_ints(args.instances_list), parse_ints(args.keys)
     for seed in parse_ints(args.seeds):
         entry = _load(path, args.rounds).get("seeds", {}).get(str(seed), {})
