@@ -13,6 +13,15 @@
     PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-9 --keys 0 \
         --agents dts-bayes-ucb
     PYTHONPATH=. python studies/nonlinear/spread.py calibration --seeds 9,4,1 --instances 0-19
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0-9 --instances 10-99 --keys 0 --agents LinTS-psi
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1,4,9 --instances 0-99 --keys 0 \
+        --agents LinTS-psi-optimistic_ts,LinTS-psi-bayes_ucb,LinTS-psi-ucb
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-99 --keys 0 \
+        --agents LinTS-psi-bayes_ucb
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 9,1,3,4,0,2,5,6,7,8 --instances 0-9 --keys 0 \
+        --agents dts-bayes-ucb-gaussian
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1 --instances 10-49 --keys 0 \
+        --agents dts-bayes-ucb-gaussian
     PYTHONPATH=. python studies/nonlinear/spread.py doc          # rewrite the marked block of docs/defaults.md
     PYTHONPATH=. python studies/nonlinear/spread.py doc --check  # exit 1 if it is stale
 
@@ -29,7 +38,9 @@ randomness (the within-instance mean square) and the instance's part ((between m
 within) / J). "LinTS-psi" is the reference: LinTS told the instance's true psi_1, i.e. every
 theta_a's exact prior N(f_1(psi_1), S_1) given the shared latent (an exact posterior with nothing
 left to learn about the chain); "dts-bayes-ucb" is Bayes-UCB on dTS's posterior
-(``posterior_policy``), a policy with little randomness of its own. Per instance the script also records features of its difficulty:
+(``posterior_policy``), a policy with little randomness of its own; "dts-bayes-ucb-gaussian" takes
+the quantile of the moment-matched Gaussian instead of the 64-draw mixture's; "LinTS-psi-<policy>"
+is the reference under another policy of ``posterior_policy("lin_ts", ...)`` on its exact posterior. Per instance the script also records features of its difficulty:
 how far theta is from the prior (mean Mahalanobis distance under the theta marginal LinTS uses),
 how spread the K thetas are about their own mean (against the marginal's total variance), and
 the mean reward gaps over contexts (best minus second best, best minus the average action).
@@ -363,6 +374,7 @@ def policy_runs(data: dict, prior_seeds: dict, name: str) -> dict:
             "diff": float(diff.mean()),
             "diff_se": float(diff.std(ddof=1) / np.sqrt(diff.size)),
             "lin_ratio": float(lin.mean() / x.mean()),
+            "lin_diff": float(np.mean(x - lin)),
             "sd": float(np.std(x, ddof=1)),
             "sd_ratio": float(np.std(x, ddof=1) / np.std(lin, ddof=1)),
         }
@@ -473,7 +485,60 @@ def summarise(data: dict, prior_seeds: dict) -> dict:
 
 
 COURSE_KEYS = ("mean", "sd_agent", "sd_instance", "keys")
-AGENT_LABEL = {"LinTS": "LinTS", ORACLE: "LinTS told psi_1", "dts-bayes-ucb": "Bayes-UCB on dTS's posterior"}
+AGENT_LABEL = {
+    "LinTS": "LinTS",
+    ORACLE: "LinTS told psi_1",
+    "dts-bayes-ucb": "Bayes-UCB on dTS's posterior",
+    "dts-bayes-ucb-gaussian": "Bayes-UCB (moment-matched Gaussian) on dTS's posterior",
+    "dts-ucb": "UCB on dTS's posterior",
+    "dts-optimistic-ts": "optimistic TS on dTS's posterior",
+    f"{ORACLE}-bayes_ucb": "Bayes-UCB told psi_1",
+    f"{ORACLE}-ucb": "UCB told psi_1",
+    f"{ORACLE}-optimistic_ts": "optimistic TS told psi_1",
+}
+#: Runs per seed a name needs (key 0, instances 0..RUNS_ALL-1) to enter the attainability table.
+RUNS_ALL = 100
+#: Resamples of 10 paired runs per seed.
+RESAMPLES = 20_000
+
+
+def independent_runs(data: dict, seed: str, name: str) -> np.ndarray | None:
+    """Final regrets of ``name``'s key-0 runs of instances 0..RUNS_ALL-1 on ``seed`` (None if any is missing)."""
+    cells = key_cells(data, seed, name, {})
+    if any((i, 0) not in cells for i in range(RUNS_ALL)):
+        return None
+    return np.array([cells[(i, 0)] for i in range(RUNS_ALL)])
+
+
+def attainability(data: dict, name: str, runs: int = 10) -> dict:
+    """How often ``runs`` paired runs give sd(name) <= 2 sd(LinTS), per seed and on every seed at once.
+
+    From each seed's RUNS_ALL independent paired runs (instance i: the same environment for both
+    agents): "resampled" draws ``runs`` of the instances without replacement RESAMPLES times (numpy
+    generator seeded 0) and counts the draws whose sd ratio is at most 2; "F" is the normal-theory
+    value P(F(runs - 1, runs - 1) <= 4 / r^2) with r the ratio of the RUNS_ALL-run sds (independent
+    samples). The probability on every seed is the product over seeds (the seeds' runs are independent).
+    """
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for seed in sorted(data.get("seeds", {}), key=int):
+        lin, x = independent_runs(data, seed, "LinTS"), independent_runs(data, seed, name)
+        if lin is None or x is None:
+            continue
+        idx = np.argsort(rng.random((RESAMPLES, RUNS_ALL)), 1)[:, :runs]
+        ratio = np.std(x[idx], axis=1, ddof=1) / np.std(lin[idx], axis=1, ddof=1)
+        r = float(np.std(x, ddof=1) / np.std(lin, ddof=1))
+        out[seed] = {
+            "mean": float(x.mean()),
+            "sd": float(np.std(x, ddof=1)),
+            "sd_LinTS": float(np.std(lin, ddof=1)),
+            "ratio": r,
+            "p_resampled": float(np.mean(ratio <= 2)),
+            "p_F": float(stats.f.cdf(4 / r**2, runs - 1, runs - 1)),
+        }
+    return out
 
 
 def pooled(summary: dict, name: str) -> dict:
@@ -657,12 +722,14 @@ def render(data: dict, prior_seeds: dict) -> str:
         geo = float(np.exp(np.mean([np.log(r["lin_ratio"]) for r in rows.values()])))
         below = sum(r["diff"] < 0 for r in rows.values())
         sd_ok = sum(r["sd_ratio"] <= 2 for r in rows.values())
+        below_lin = sum(r["lin_diff"] < 0 for r in rows.values())
         lines += [
             "",
-            f"Over {n} seeds: below dTS's default on {below} / {n} (paired mean), geometric mean LinTS / it"
-            f" {geo:.2f}, sd ratio <= 2 on {sd_ok} / {n}.",
+            f"Over {n} seeds: below dTS's default on {below} / {n} and below LinTS on {below_lin} / {n} (paired"
+            f" means), geometric mean LinTS / it {geo:.2f}, sd ratio <= 2 on {sd_ok} / {n}.",
             "",
         ]
+    lines += render_attainability(data)
     cal = {
         s: e["calibration"] for s, e in sorted(data["seeds"].items(), key=lambda kv: int(kv[0])) if "calibration" in e
     }
@@ -696,6 +763,51 @@ def render(data: dict, prior_seeds: dict) -> str:
         END,
     ]
     return "\n".join(lines)
+
+
+def render_attainability(data: dict) -> list[str]:
+    """Markdown: the reference's policies over RUNS_ALL runs, and how attainable the 10-run sd target is."""
+    names = [ORACLE, *ORACLE_POLICIES]
+    table = {n: attainability(data, n) for n in names}
+    table = {n: t for n, t in table.items() if t}
+    if not table:
+        return []
+    lines = [
+        f"The exact-posterior reference (LinTS told psi_1) under other policies, over {RUNS_ALL} independent runs"
+        f" per seed (instances 0..{RUNS_ALL - 1}, act key 0; `--agents {','.join(ORACLE_POLICIES)}`): mean and sd of"
+        " the final regret, and the sd against LinTS's on the same runs:",
+        "",
+        "| seed | LinTS: mean, sd | " + " | ".join(f"{AGENT_LABEL[n]}: mean, sd, ratio" for n in table) + " |",
+        "|---|---|" + "---|" * len(table),
+    ]
+    seeds = sorted(set().union(*(t.keys() for t in table.values())), key=int)
+    for seed in seeds:
+        cells = [
+            f"{t[seed]['mean']:,.0f}, {t[seed]['sd']:,.0f}, {t[seed]['ratio']:.2f}" if seed in t else ""
+            for t in table.values()
+        ]
+        lines.append(f"| {seed} | {_lin_cell(data, seed)} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"How attainable the target's sd item is: the probability that 10 paired runs give an sd ratio <= 2"
+        f" (resampled: 10 of the {RUNS_ALL} paired runs, {RESAMPLES:,} times; F: normal theory from the"
+        f" {RUNS_ALL}-run sds), per seed and on all seeds at once (the product):",
+        "",
+        "| agent | seeds | " + " | ".join(f"seed {s}" for s in seeds) + " | all seeds (resampled) | all seeds (F) |",
+        "|---|---|" + "---|" * len(seeds) + "---|---|",
+    ]
+    for n, t in table.items():
+        cells = [f"{t[s]['p_resampled']:.2f}" if s in t else "" for s in seeds]
+        p_all = float(np.prod([r["p_resampled"] for r in t.values()]))
+        f_all = float(np.prod([r["p_F"] for r in t.values()]))
+        lines.append(f"| {AGENT_LABEL[n]} | {len(t)} | " + " | ".join(cells) + f" | {p_all:.3f} | {f_all:.3f} |")
+    lines.append("")
+    return lines
+
+
+def _lin_cell(data: dict, seed: str) -> str:
+    lin = independent_runs(data, seed, "LinTS")
+    return f"{lin.mean():,.0f}, {np.std(lin, ddof=1):,.0f}"
 
 
 def doc(check: bool) -> int:

@@ -210,7 +210,7 @@ def test_nonlinear_bayes_ucb_gaussian_is_the_moment_matched_quantile_by_monte_ca
 @pytest.mark.parametrize("base", ["lin_ts", "dts_affine", "dts_mlp"])
 def test_optimistic_ts_is_a_posterior_draw_raised_to_the_posterior_mean(key, base):
     """Over act keys: P(score = mean) = 1/2 and E[score] = mean + sd / sqrt(2 pi) (the draw's law)."""
-    K, n, R, M = 3, 20, 2000, 2000
+    K, n, R, M = 3, 20, 2000, 1000
     if base == "dts_mlp":
         prior = random_mlp_prior(key, 3, 2, hidden=8)
         agent = posterior_policy("dts", prior, Gaussian(1.0), K, policy="optimistic_ts", num_draws=M)
