@@ -62,7 +62,7 @@ def test_attainability_counts_resampled_sd_ratios(spread):
     from scipy import stats
 
     rng = np.random.default_rng(1)
-    lin = 3000 + 100 * rng.standard_normal(spread.RUNS_ALL)
+    lin = 3000 + 100 * rng.standard_normal(spread.MIN_RUNS + 5)
 
     def entry(values):
         return {"runs": [{"instance": i, "key": 0, "checkpoints": [float(v)]} for i, v in enumerate(values)]}
@@ -72,6 +72,9 @@ def test_attainability_counts_resampled_sd_ratios(spread):
     assert out["0"]["p_resampled"] == 1.0 and out["1"]["p_resampled"] == 0.0
     assert abs(out["0"]["ratio"] - 1.5) < 1e-12
     assert abs(out["1"]["p_F"] - stats.f.cdf(4 / 2.5**2, 9, 9)) < 1e-12
-    # a seed missing one of the runs is left out
-    data["seeds"]["2"] = {"LinTS": entry(lin[:-1]), "x": entry(lin)}
-    assert set(spread.attainability(data, "x")) == {"0", "1"}
+    assert out["0"]["runs"] == spread.MIN_RUNS + 5
+    # the paired runs both agents have; a seed with fewer than MIN_RUNS of them is left out
+    data["seeds"]["2"] = {"LinTS": entry(lin[: spread.MIN_RUNS - 1]), "x": entry(lin)}
+    data["seeds"]["3"] = {"LinTS": entry(lin), "x": entry(1.5 * lin[: spread.MIN_RUNS])}
+    out = spread.attainability(data, "x")
+    assert set(out) == {"0", "1", "3"} and out["3"]["runs"] == spread.MIN_RUNS
