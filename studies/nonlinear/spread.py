@@ -22,6 +22,8 @@
         --agents dts-bayes-ucb-gaussian
     PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1 --instances 10-49 --keys 0 \
         --agents dts-bayes-ucb-gaussian
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 9,4,3,6,0 --instances 10-39 --keys 0 \
+        --agents dts-bayes-ucb-gaussian
     PYTHONPATH=. python studies/nonlinear/spread.py doc          # rewrite the marked block of docs/defaults.md
     PYTHONPATH=. python studies/nonlinear/spread.py doc --check  # exit 1 if it is stale
 
