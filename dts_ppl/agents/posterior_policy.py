@@ -11,6 +11,15 @@ predictor eta_a = x^T theta_a (per-action parameters) or x_a^T theta (shared par
   log) this is the same action as the quantile of the mean reward.
 - ``"ucb"``: LinUCB's width rule on the posterior's mean and sd, E[eta_a] + sqrt(2 log t) sd(eta_a)
   (``alpha``: a fixed width instead), as :func:`dts_ppl.agents.lin_ucb` does on its own Gaussian.
+- ``"bayes_ucb_gaussian"``: the (1 - 1/t) quantile of the Gaussian with eta_a's posterior mean
+  and variance, E[eta_a] + Phi^-1(1 - 1/t) sd(eta_a). The same as ``"bayes_ucb"`` where eta_a's
+  posterior is Gaussian (LinTS, affine chains); on a nonlinear chain it replaces the mixture's
+  Monte-Carlo tail (which saturates at the largest of the ``num_draws`` components once
+  1/t < 1/num_draws) by the moment-matched Gaussian's.
+- ``"optimistic_ts"`` (optimistic Thompson sampling, May, Korda, Lee and Leslie 2012): one joint
+  posterior draw of every eta_a, as Thompson sampling takes it, raised to the posterior mean where
+  it falls below: score max(eta_a draw, E[eta_a]). Random through the draw (propensities by
+  Monte Carlo).
 
 How eta_a's posterior is obtained (no formula is repeated here; the state is read with the
 core's and the agents' functions):
@@ -29,6 +38,9 @@ core's and the agents' functions):
   (1 - 1/t) quantile (bisection on its CDF, 40 halvings); UCB takes its mean and sd (law of total
   variance). The Monte-Carlo error shrinks as 1/sqrt(num_draws); the policy is random through
   the draws, so its propensities are Monte-Carlo estimates (:func:`dts_ppl.agents.propensities`).
+  Optimistic TS takes one further draw of the chain (psi_1, then eta_a from the exact conditional
+  given it: the dTS agent's own draw) and the mean of the ``num_draws`` mixture components as
+  E[eta_a].
 
 Per round: LinTS O(K d^2); affine dTS/HierTS O(K d^3) (theta_a's marginal covariance); nonlinear
 dTS O(num_draws (L d_psi^2 + K d)) + O(K d^2).
@@ -48,13 +60,15 @@ from dts_ppl.agents.guard import guarded_act
 from dts_ppl.agents.linear import GaussianPrior, LinearState, _ucb, lin_ts
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
+from dts_ppl.core import prng as _prng
+from dts_ppl.core.linalg import psd_cholesky
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Likelihood
 
 __all__ = ["POLICIES", "bayes_ucb_level", "mixture_quantile", "posterior_policy", "predictor_moments"]
 
 #: The policies :func:`posterior_policy` builds.
-POLICIES = ("bayes_ucb", "ucb")
+POLICIES = ("bayes_ucb", "bayes_ucb_gaussian", "ucb", "optimistic_ts")
 _BASES = ("dts", "hier_ts", "lin_ts")
 _BISECTIONS = 40
 
@@ -130,8 +144,15 @@ def _linear_score(policy, alpha, shared):
     gaussian = _gaussian_score(policy, alpha)
 
     def score(key, state: LinearState, x):
-        del key
-        return gaussian(*predictor_moments(x, state.mean, state.cov, shared), state)
+        mean, var = predictor_moments(x, state.mean, state.cov, shared)
+        if policy == "optimistic_ts":
+            if shared:  # one theta draw: the K predictors are correlated through it
+                z = _prng.normal(key, state.mean.shape[-1:], mean.dtype)
+                draw = x @ (state.mean[0] + psd_cholesky(state.cov[0]) @ z)
+            else:  # independent per-action posteriors
+                draw = mean + jnp.sqrt(jnp.maximum(var, 0.0)) * _prng.normal(key, mean.shape, mean.dtype)
+            return jnp.maximum(draw, mean)
+        return gaussian(mean, var, state)
 
     return score
 
@@ -144,34 +165,58 @@ def _affine_dts_score(prior: DiffusionPrior, policy, alpha, shared):
         collapsed = prior
 
     def score(key, state: DTSState, x):
-        del key
         # the agent runs on the collapsed chain (one latent row) unless it kept the full one
         chain = collapsed if state.latents.shift.shape[0] == 1 else prior
-        mo = core.moments(chain, dts_posterior(chain, state))
-        return gaussian(*predictor_moments(x, mo.theta_mean, mo.theta_cov, shared), state)
+        post = dts_posterior(chain, state)
+        mo = core.moments(chain, post)
+        mean, var = predictor_moments(x, mo.theta_mean, mo.theta_cov, shared)
+        if policy == "optimistic_ts":
+            return jnp.maximum(_chain_draw(key, chain, post, x, shared), mean)
+        return gaussian(mean, var, state)
 
     return score
 
 
+def _mixture(key, prior: DiffusionPrior, post: core.DTSPosterior, x, shared, num_draws):
+    """eta_a's posterior as a mixture over psi_1 draws: component means (num_draws, K) and the common sd (K,)."""
+    one_action = core.prior_conditionals(prior, 1).theta
+    psi, _ = core.sample(key, prior, core.DTSPosterior(post.latents, one_action), (num_draws,))
+    u = jax.vmap(prior.link1)(psi[:, -1])  # (num_draws, d): f_1(psi_1) per draw
+    loc = jax.vmap(lambda ui: core.conditional_loc(post.theta, ui))(u)  # (num_draws, M, d)
+    if shared:
+        means = loc[:, 0] @ x.T  # (num_draws, K)
+        var = _rowwise_quadratic(x, post.theta.cov[0])
+    else:
+        means = jnp.einsum("mkd,d->mk", loc, x)
+        var = jnp.einsum("i,kij,j->k", x, post.theta.cov, x)
+    return means, jnp.sqrt(jnp.maximum(var, 0.0))
+
+
+def _chain_draw(key, prior: DiffusionPrior, post: core.DTSPosterior, x, shared):
+    """One joint posterior draw of every eta_a (K,): psi_1 from the chain, then theta given it."""
+    k_chain, k_theta = _prng.split(key)
+    means, sd = _mixture(k_chain, prior, post, x, shared, 1)
+    if shared:  # theta | psi_1 ~ N(loc, Shat): the K predictors share one Gaussian draw
+        z = _prng.normal(k_theta, post.theta.cov.shape[-1:], means.dtype)
+        return means[0] + x @ (psd_cholesky(post.theta.cov[0]) @ z)
+    return means[0] + sd * _prng.normal(k_theta, sd.shape, means.dtype)
+
+
 def _nonlinear_dts_score(prior: DiffusionPrior, policy, alpha, shared, num_draws):
     ucb = _ucb(alpha)
-    one_action = core.prior_conditionals(prior, 1).theta
 
     def score(key, state: DTSState, x):
         post = dts_posterior(prior, state)
-        psi, _ = core.sample(key, prior, core.DTSPosterior(post.latents, one_action), (num_draws,))
-        u = jax.vmap(prior.link1)(psi[:, -1])  # (num_draws, d): f_1(psi_1) per draw
-        loc = jax.vmap(lambda ui: core.conditional_loc(post.theta, ui))(u)  # (num_draws, M, d)
-        if shared:
-            means = loc[:, 0] @ x.T  # (num_draws, K)
-            var = _rowwise_quadratic(x, post.theta.cov[0])
-        else:
-            means = jnp.einsum("mkd,d->mk", loc, x)
-            var = jnp.einsum("i,kij,j->k", x, post.theta.cov, x)
-        sd = jnp.sqrt(jnp.maximum(var, 0.0))
+        if policy == "optimistic_ts":
+            k_draw, k_mean = _prng.split(key)
+            means, _ = _mixture(k_mean, prior, post, x, shared, num_draws)
+            return jnp.maximum(_chain_draw(k_draw, prior, post, x, shared), jnp.mean(means, 0))
+        means, sd = _mixture(key, prior, post, x, shared, num_draws)
         if policy == "bayes_ucb":
             return mixture_quantile(means, sd, bayes_ucb_level(state.step).astype(means.dtype))
         total = jnp.var(means, 0) + sd**2  # law of total variance over the psi_1 draws
+        if policy == "bayes_ucb_gaussian":
+            return jnp.mean(means, 0) + ndtri(bayes_ucb_level(state.step).astype(means.dtype)) * jnp.sqrt(total)
         return ucb(None, state, jnp.mean(means, 0), jnp.sqrt(total))
 
     return score
@@ -195,14 +240,17 @@ def posterior_policy(
         prior: the base's prior: a DiffusionPrior for "dts" and "hier_ts" (HierTS builds its
             one-level prior from it), a GaussianPrior for "lin_ts".
         likelihood: reward model (the base's default when None).   num_actions: K.
-        policy: "bayes_ucb" (the (1 - 1/t) posterior quantile) or "ucb" (LinUCB's width on the
-            posterior mean and sd); see the module docstring for how each posterior is read.
+        policy: "bayes_ucb" (the (1 - 1/t) posterior quantile), "bayes_ucb_gaussian" (that of the
+            moment-matched Gaussian), "ucb" (LinUCB's width on the
+            posterior mean and sd) or "optimistic_ts" (a Thompson draw raised to the posterior
+            mean); see the module docstring for how each posterior is read.
         alpha: with "ucb", a fixed width instead of sqrt(2 log t).
         num_draws: psi_1 draws per round for nonlinear dTS (ignored otherwise).
         **agent_kwargs: passed to the base factory (``shared``, ``history``, ``linearisation``, ...).
     Returns:
         Agent with the base's init, update, update_batch and state, and ``spec.kind``
-        "<base>_<policy>"; ``spec.deterministic`` unless the base is a nonlinear dTS.
+        "<base>_<policy>"; ``spec.deterministic`` unless the base is a nonlinear dTS or the
+        policy is "optimistic_ts".
 
     Example:
         >>> import jax
@@ -220,7 +268,7 @@ def posterior_policy(
     factory = {"dts": dts, "hier_ts": hier_ts, "lin_ts": lin_ts}[base]
     agent = factory(prior, likelihood, num_actions, **agent_kwargs)
     shared = agent.spec.shared
-    deterministic = True
+    deterministic = policy != "optimistic_ts"
     if base == "lin_ts":
         score = _linear_score(policy, alpha, shared)
     else:

@@ -13,6 +13,17 @@
     PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-9 --keys 0 \
         --agents dts-bayes-ucb
     PYTHONPATH=. python studies/nonlinear/spread.py calibration --seeds 9,4,1 --instances 0-19
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0-9 --instances 10-99 --keys 0 --agents LinTS-psi
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1,4,9 --instances 0-99 --keys 0 \
+        --agents LinTS-psi-optimistic_ts,LinTS-psi-bayes_ucb,LinTS-psi-ucb
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 0,2,3,5,6,7,8 --instances 0-99 --keys 0 \
+        --agents LinTS-psi-bayes_ucb
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 9,1,3,4,0,2,5,6,7,8 --instances 0-9 --keys 0 \
+        --agents dts-bayes-ucb-gaussian
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 1 --instances 10-49 --keys 0 \
+        --agents dts-bayes-ucb-gaussian
+    PYTHONPATH=. python studies/nonlinear/spread.py run --seeds 9,4,3,6,0 --instances 10-39 --keys 0 \
+        --agents dts-bayes-ucb-gaussian
     PYTHONPATH=. python studies/nonlinear/spread.py doc          # rewrite the marked block of docs/defaults.md
     PYTHONPATH=. python studies/nonlinear/spread.py doc --check  # exit 1 if it is stale
 
@@ -29,7 +40,9 @@ randomness (the within-instance mean square) and the instance's part ((between m
 within) / J). "LinTS-psi" is the reference: LinTS told the instance's true psi_1, i.e. every
 theta_a's exact prior N(f_1(psi_1), S_1) given the shared latent (an exact posterior with nothing
 left to learn about the chain); "dts-bayes-ucb" is Bayes-UCB on dTS's posterior
-(``posterior_policy``), a policy with little randomness of its own. Per instance the script also records features of its difficulty:
+(``posterior_policy``), a policy with little randomness of its own; "dts-bayes-ucb-gaussian" takes
+the quantile of the moment-matched Gaussian instead of the 64-draw mixture's; "LinTS-psi-<policy>"
+is the reference under another policy of ``posterior_policy("lin_ts", ...)`` on its exact posterior. Per instance the script also records features of its difficulty:
 how far theta is from the prior (mean Mahalanobis distance under the theta marginal LinTS uses),
 how spread the K thetas are about their own mean (against the marginal's total variance), and
 the mean reward gaps over contexts (best minus second best, best minus the average action).
@@ -69,9 +82,16 @@ CHECKPOINTS = (250, 500, 1000, 2000, 3000, 4000, 5000)
 #: dTS variants by name: keyword arguments of ``dts_ppl.agents.dts`` ("default": none).
 VARIANTS: dict[str, dict] = {"default": {}}
 #: Other policies on dTS's posterior (not Thompson sampling): ``posterior_policy("dts", ...)`` arguments.
-POLICIES: dict[str, dict] = {"dts-bayes-ucb": {"policy": "bayes_ucb"}}
+POLICIES: dict[str, dict] = {
+    "dts-bayes-ucb": {"policy": "bayes_ucb"},
+    "dts-bayes-ucb-gaussian": {"policy": "bayes_ucb_gaussian"},
+    "dts-ucb": {"policy": "ucb"},
+    "dts-optimistic-ts": {"policy": "optimistic_ts"},
+}
 #: The reference agent: LinTS told the instance's true psi_1 (prior N(f_1(psi_1), S_1) per action).
 ORACLE = "LinTS-psi"
+#: The reference's posterior under other policies (``posterior_policy("lin_ts", ...)``), by name.
+ORACLE_POLICIES: dict[str, str] = {f"{ORACLE}-{p}": p for p in ("bayes_ucb", "ucb", "optimistic_ts")}
 
 
 def parse_ints(text: str) -> list[int]:
@@ -141,17 +161,22 @@ def oracle_prior(seed: int, run_key: jax.Array) -> ag.GaussianPrior:
 def run_seed(seed: int, name: str, instances: list[int], keys: list[int], rounds: int, chunk: int) -> dict:
     """{"runs": [{instance, key, checkpoints}], "seconds"} for one agent on one prior seed."""
     pairs = [(i, j) for i in instances for j in keys]
-    env, agent, _, k_sim = build(seed, "LinTS" if name == ORACLE else name, rounds)
+    told = name == ORACLE or name in ORACLE_POLICIES
+    env, agent, _, k_sim = build(seed, "LinTS" if told else name, rounds)
     run_keys = jnp.stack([jax.random.fold_in(k_sim, i) for i, _ in pairs])
     a_keys = jnp.stack([agent_key(jax.random.fold_in(k_sim, i), j) for i, j in pairs])
     cps = np.asarray(checkpoints(rounds)) - 1
-    if name == ORACLE:  # each instance's own prior: its mean rides in the vmap
+    if told:  # each instance's own prior: its mean rides in the vmap
         priors = [oracle_prior(seed, k) for k in run_keys]
         means, cov = jnp.stack([p.mean for p in priors]), priors[0].cov
 
         def one(k, a, m):
-            told = ag.lin_ts(ag.GaussianPrior(m, cov), Gaussian(1.0), K)
-            return jnp.cumsum(run_regret(k, env, told, rounds, agent_key=a))[cps]
+            exact = ag.GaussianPrior(m, cov)
+            if name == ORACLE:
+                reference = ag.lin_ts(exact, Gaussian(1.0), K)
+            else:
+                reference = ag.posterior_policy("lin_ts", exact, Gaussian(1.0), K, policy=ORACLE_POLICIES[name])
+            return jnp.cumsum(run_regret(k, env, reference, rounds, agent_key=a))[cps]
     else:
         means = jnp.zeros(len(pairs))
 
@@ -175,11 +200,10 @@ def run_seed(seed: int, name: str, instances: list[int], keys: list[int], rounds
 def cmd_run(args) -> None:
     path = Path(args.json)
     agents = [a.strip() for a in args.agents.split(",")]
-    unknown = [a for a in agents if a not in ("LinTS", ORACLE) and a not in VARIANTS and a not in POLICIES]
+    known = ["LinTS", ORACLE, *ORACLE_POLICIES, *VARIANTS, *POLICIES]
+    unknown = [a for a in agents if a not in known]
     if unknown:
-        raise ValueError(
-            f"--agents: unknown {unknown}; expected LinTS, {ORACLE} or one of {sorted(VARIANTS) + sorted(POLICIES)}"
-        )
+        raise ValueError(f"--agents: unknown {unknown}; expected one of {known}")
     instances, keys = parse_ints(args.instances_list), parse_ints(args.keys)
     for seed in parse_ints(args.seeds):
         entry = _load(path, args.rounds).get("seeds", {}).get(str(seed), {})
@@ -352,6 +376,7 @@ def policy_runs(data: dict, prior_seeds: dict, name: str) -> dict:
             "diff": float(diff.mean()),
             "diff_se": float(diff.std(ddof=1) / np.sqrt(diff.size)),
             "lin_ratio": float(lin.mean() / x.mean()),
+            "lin_diff": float(np.mean(x - lin)),
             "sd": float(np.std(x, ddof=1)),
             "sd_ratio": float(np.std(x, ddof=1) / np.std(lin, ddof=1)),
         }
@@ -462,7 +487,65 @@ def summarise(data: dict, prior_seeds: dict) -> dict:
 
 
 COURSE_KEYS = ("mean", "sd_agent", "sd_instance", "keys")
-AGENT_LABEL = {"LinTS": "LinTS", ORACLE: "LinTS told psi_1", "dts-bayes-ucb": "Bayes-UCB on dTS's posterior"}
+AGENT_LABEL = {
+    "LinTS": "LinTS",
+    ORACLE: "LinTS told psi_1",
+    "dts-bayes-ucb": "Bayes-UCB on dTS's posterior",
+    "dts-bayes-ucb-gaussian": "Bayes-UCB (moment-matched Gaussian) on dTS's posterior",
+    "dts-ucb": "UCB on dTS's posterior",
+    "dts-optimistic-ts": "optimistic TS on dTS's posterior",
+    f"{ORACLE}-bayes_ucb": "Bayes-UCB told psi_1",
+    f"{ORACLE}-ucb": "UCB told psi_1",
+    f"{ORACLE}-optimistic_ts": "optimistic TS told psi_1",
+}
+#: Paired independent runs per seed (key 0, instances 0..n-1) a name needs to enter the attainability table.
+MIN_RUNS = 40
+#: Resamples of 10 paired runs per seed.
+RESAMPLES = 20_000
+
+
+def independent_runs(data: dict, seed: str, name: str) -> np.ndarray:
+    """Final regrets of ``name``'s key-0 runs of instances 0, 1, ... on ``seed``, up to the first missing one."""
+    cells = key_cells(data, seed, name, {})
+    out = []
+    while (len(out), 0) in cells:
+        out.append(cells[(len(out), 0)])
+    return np.array(out)
+
+
+def attainability(data: dict, name: str, runs: int = 10) -> dict:
+    """How often ``runs`` paired runs give sd(name) <= 2 sd(LinTS), per seed and on every seed at once.
+
+    From each seed's n >= MIN_RUNS independent paired runs (instance i: the same environment for
+    both agents; n = the runs both have): "resampled" draws ``runs`` of the n instances without
+    replacement RESAMPLES times (numpy generator seeded 0) and counts the draws whose sd ratio is at
+    most 2; "F" is the normal-theory value P(F(runs - 1, runs - 1) <= 4 / r^2) with r the ratio of
+    the n-run sds (independent samples). The probability on every seed is the product over seeds
+    (the seeds' runs are independent).
+    """
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for seed in sorted(data.get("seeds", {}), key=int):
+        lin, x = independent_runs(data, seed, "LinTS"), independent_runs(data, seed, name)
+        n = min(lin.size, x.size)
+        if n < MIN_RUNS:
+            continue
+        lin, x = lin[:n], x[:n]
+        idx = np.argsort(rng.random((RESAMPLES, n)), 1)[:, :runs]
+        ratio = np.std(x[idx], axis=1, ddof=1) / np.std(lin[idx], axis=1, ddof=1)
+        r = float(np.std(x, ddof=1) / np.std(lin, ddof=1))
+        out[seed] = {
+            "runs": n,
+            "mean": float(x.mean()),
+            "sd": float(np.std(x, ddof=1)),
+            "sd_LinTS": float(np.std(lin, ddof=1)),
+            "ratio": r,
+            "p_resampled": float(np.mean(ratio <= 2)),
+            "p_F": float(stats.f.cdf(4 / r**2, runs - 1, runs - 1)),
+        }
+    return out
 
 
 def pooled(summary: dict, name: str) -> dict:
@@ -640,18 +723,20 @@ def render(data: dict, prior_seeds: dict) -> str:
         for seed, r in rows.items():
             lines.append(
                 f"| {seed} | {r['mean']:,.0f} | {r['diff']:+,.0f} +- {r['diff_se']:,.0f} | {r['lin_ratio']:.2f} |"
-                f" {r['sd']:,.0f} | {r['sd_ratio']:.1f} |"
+                f" {r['sd']:,.0f} | {r['sd_ratio']:.2f} |"
             )
         n = len(rows)
         geo = float(np.exp(np.mean([np.log(r["lin_ratio"]) for r in rows.values()])))
         below = sum(r["diff"] < 0 for r in rows.values())
         sd_ok = sum(r["sd_ratio"] <= 2 for r in rows.values())
+        below_lin = sum(r["lin_diff"] < 0 for r in rows.values())
         lines += [
             "",
-            f"Over {n} seeds: below dTS's default on {below} / {n} (paired mean), geometric mean LinTS / it"
-            f" {geo:.2f}, sd ratio <= 2 on {sd_ok} / {n}.",
+            f"Over {n} seeds: below dTS's default on {below} / {n} and below LinTS on {below_lin} / {n} (paired"
+            f" means), geometric mean LinTS / it {geo:.2f}, sd ratio <= 2 on {sd_ok} / {n}.",
             "",
         ]
+    lines += render_attainability(data)
     cal = {
         s: e["calibration"] for s, e in sorted(data["seeds"].items(), key=lambda kv: int(kv[0])) if "calibration" in e
     }
@@ -685,6 +770,48 @@ def render(data: dict, prior_seeds: dict) -> str:
         END,
     ]
     return "\n".join(lines)
+
+
+def render_attainability(data: dict) -> list[str]:
+    """Markdown: the reference's policies over RUNS_ALL runs, and how attainable the 10-run sd target is."""
+    names = [ORACLE, *ORACLE_POLICIES, *POLICIES]
+    table = {n: attainability(data, n) for n in names}
+    table = {n: t for n, t in table.items() if t}
+    if not table:
+        return []
+    lines = [
+        "The exact-posterior reference (LinTS told psi_1) under other policies, and policies on dTS's posterior,"
+        f" over n >= {MIN_RUNS} independent runs per seed (instances 0..n-1, act key 0; n in the second table):"
+        " mean and sd of the final regret, and the sd against LinTS's on the same n runs:",
+        "",
+        "| seed | LinTS: mean, sd (runs) | " + " | ".join(f"{AGENT_LABEL[n]}: mean, sd, ratio" for n in table) + " |",
+        "|---|---|" + "---|" * len(table),
+    ]
+    seeds = sorted(set().union(*(t.keys() for t in table.values())), key=int)
+    for seed in seeds:
+        cells = [
+            f"{t[seed]['mean']:,.0f}, {t[seed]['sd']:,.0f}, {t[seed]['ratio']:.2f}" if seed in t else ""
+            for t in table.values()
+        ]
+        lin = independent_runs(data, seed, "LinTS")
+        lin_cell = f"{lin.mean():,.0f}, {np.std(lin, ddof=1):,.0f} ({lin.size})"
+        lines.append(f"| {seed} | {lin_cell} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "How attainable the target's sd item is: the probability that 10 paired runs give an sd ratio <= 2"
+        f" (resampled: 10 of the n paired runs, {RESAMPLES:,} times; F: normal theory from the n-run sds),"
+        " per seed (n runs in brackets) and on all the seeds measured at once (the product):",
+        "",
+        "| agent | seeds | " + " | ".join(f"seed {s}" for s in seeds) + " | all (resampled) | all (F) |",
+        "|---|---|" + "---|" * len(seeds) + "---|---|",
+    ]
+    for n, t in table.items():
+        cells = [f"{t[s]['p_resampled']:.2f} ({t[s]['runs']})" if s in t else "" for s in seeds]
+        p_all = float(np.prod([r["p_resampled"] for r in t.values()]))
+        f_all = float(np.prod([r["p_F"] for r in t.values()]))
+        lines.append(f"| {AGENT_LABEL[n]} | {len(t)} | " + " | ".join(cells) + f" | {p_all:.3f} | {f_all:.3f} |")
+    lines.append("")
+    return lines
 
 
 def doc(check: bool) -> int:

@@ -174,3 +174,97 @@ def test_bad_options_are_named(key):
         posterior_policy("dts", prior, num_actions=3, num_draws=0)
     with pytest.raises(ValueError, match="alpha"):
         posterior_policy("dts", prior, num_actions=3, policy="ucb", alpha=-1.0)
+
+
+def test_bayes_ucb_gaussian_equals_bayes_ucb_on_gaussian_posteriors(key):
+    K, n = 4, 25
+    prior = _linear_prior(key)
+    X, A, y = _data(jax.random.PRNGKey(5), n, prior.dim, K)
+    x = jnp.array([0.2, -0.7, 0.5])
+    for base, p in (("dts", prior), ("lin_ts", theta_marginal(prior))):
+        agents = {q: posterior_policy(base, p, Gaussian(1.0), K, policy=q) for q in ("bayes_ucb", "bayes_ucb_gaussian")}
+        state = _feed(agents["bayes_ucb"], X, A, y)
+        got = agents["bayes_ucb_gaussian"].act(key, state, x)[1].scores
+        np.testing.assert_allclose(got, agents["bayes_ucb"].act(key, state, x)[1].scores, rtol=1e-10)
+
+
+def test_nonlinear_bayes_ucb_gaussian_is_the_moment_matched_quantile_by_monte_carlo(key):
+    """E[eta_a] + Phi^-1(1 - 1/t) sd(eta_a) against the mean and sd of exact posterior draws of eta_a."""
+    K, n, M, S = 3, 15, 20_000, 200_000
+    prior = random_mlp_prior(key, 3, 2, hidden=8)
+    X, A, y = _data(jax.random.PRNGKey(4), n, prior.dim, K)
+    agent = posterior_policy("dts", prior, Gaussian(1.0), K, policy="bayes_ucb_gaussian", num_draws=M)
+    assert not agent.spec.deterministic and agent.spec.kind == "dts_bayes_ucb_gaussian"
+    state = _feed(agent, X, A, y)
+    x = jnp.array([0.3, -0.8, 0.6])
+    got = np.asarray(agent.act(jax.random.PRNGKey(11), state, x)[1].scores)
+    _, theta = core.sample(jax.random.PRNGKey(12), prior, dts_posterior(prior, state), (S,))
+    eta = np.asarray(jnp.einsum("skd,d->sk", theta, x))
+    z = stats.norm.ppf(1 - 1 / (n + 1))
+    ref = eta.mean(0) + z * eta.std(0)
+    kurt = stats.kurtosis(eta, 0, fisher=False)
+    se = eta.std(0) * np.sqrt((1 + z**2 * (kurt - 1) / 4) * (1 / M + 1 / S))
+    assert np.all(np.abs(got - ref) < 5 * se), (got, ref, se)
+
+
+@pytest.mark.parametrize("base", ["lin_ts", "dts_affine", "dts_mlp"])
+def test_optimistic_ts_is_a_posterior_draw_raised_to_the_posterior_mean(key, base):
+    """Over act keys: P(score = mean) = 1/2 and E[score] = mean + sd / sqrt(2 pi) (the draw's law)."""
+    K, n, R, M = 3, 20, 2000, 1000
+    if base == "dts_mlp":
+        prior = random_mlp_prior(key, 3, 2, hidden=8)
+        agent = posterior_policy("dts", prior, Gaussian(1.0), K, policy="optimistic_ts", num_draws=M)
+    else:
+        prior = _linear_prior(key)
+        p, b = (theta_marginal(prior), "lin_ts") if base == "lin_ts" else (prior, "dts")
+        agent = posterior_policy(b, p, Gaussian(1.0), K, policy="optimistic_ts")
+    assert not agent.spec.deterministic and agent.spec.kind.endswith("_optimistic_ts")
+    X, A, y = _data(jax.random.PRNGKey(2), n, prior.dim, K)
+    state = _feed(agent, X, A, y)
+    x = jnp.array([0.5, -0.4, 0.8])
+    scores = np.asarray(jax.vmap(lambda k: agent.act(k, state, x)[1].scores)(jax.random.split(key, R)))
+    # the reference law of eta_a: exact posterior draws (oracle chain draws, or the conjugate Gaussian)
+    if base == "lin_ts":
+        gauss = theta_marginal(prior)
+        P0 = np.linalg.inv(np.asarray(gauss.cov))
+        eta = []
+        for a in range(K):
+            Xa, ya = np.asarray(X)[np.asarray(A) == a], np.asarray(y)[np.asarray(A) == a]
+            cov = np.linalg.inv(P0 + Xa.T @ Xa)
+            m = cov @ (P0 @ np.asarray(gauss.mean) + Xa.T @ ya)
+            eta.append(np.random.default_rng(a).multivariate_normal(m, cov, 200_000) @ np.asarray(x))
+        eta = np.stack(eta, 1)
+    else:
+        _, theta = core.sample(jax.random.PRNGKey(12), prior, dts_posterior(prior, state), (200_000,))
+        eta = np.asarray(jnp.einsum("skd,d->sk", theta, x))
+    mean, sd = eta.mean(0), eta.std(0)
+    # the score's floor is the posterior mean: exact for the Gaussian bases, a mean of M draws for the MLP
+    tol = 5 * sd / np.sqrt(M) if base == "dts_mlp" else 1e-9 * (1 + np.abs(mean))
+    assert np.all(scores >= mean - tol - 5 * sd / np.sqrt(200_000))
+    at_mean = np.abs(scores - mean) <= tol + 5 * sd / np.sqrt(200_000)
+    # a draw below the mean is raised to it; one within the tolerance above it counts too
+    share = 0.5 + (stats.norm.cdf((tol + 5 * sd / np.sqrt(200_000)) / sd) - 0.5)
+    assert np.all(np.abs(at_mean.mean(0) - share) < 5 * np.sqrt(0.25 / R)), (at_mean.mean(0), share)
+    expected = mean + sd / np.sqrt(2 * np.pi)
+    se = scores.std(0) / np.sqrt(R) + sd / np.sqrt(200_000)
+    assert np.all(np.abs(scores.mean(0) - expected) < 5 * se + 0.01 * sd), (scores.mean(0), expected, se)
+
+
+@pytest.mark.parametrize("policy", ["optimistic_ts", "bayes_ucb_gaussian"])
+def test_new_policies_are_jittable_vmappable_and_guarded(key, policy):
+    K = 4
+    prior = random_mlp_prior(key, 3, 2, hidden=8)
+    agent = posterior_policy("dts", prior, Gaussian(1.0), K, policy=policy, num_draws=16)
+    state = agent.init()
+    x = jnp.array([0.3, -0.8, 0.6])
+    action, info = jax.jit(agent.act)(key, state, x)
+    assert info.scores.shape == (K,) and 0 <= int(action) < K and bool(info.valid)
+    actions, _ = jax.vmap(agent.act, in_axes=(0, None, None))(jax.random.split(key, 5), state, x)
+    assert actions.shape == (5,) and bool(jnp.all((actions >= 0) & (actions < K)))
+    bad = jnp.array([0.1, jnp.nan, 0.3])
+    with pytest.raises(ValueError, match="x: contains NaN"):
+        agent.act(key, state, bad)
+    action, info = jax.jit(agent.act)(key, state, bad)
+    assert int(action) == -1 and not bool(info.valid)
+    p = propensities(agent, key, state, x, num_samples=50)
+    assert abs(float(p.probs.sum()) - 1) < 1e-12

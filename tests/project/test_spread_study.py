@@ -54,3 +54,27 @@ def test_docs_block_is_current(spread):
     data = json.loads(spread.RESULTS.read_text())
     block = spread.render(data, json.loads(spread.PRIOR_SEEDS.read_text()))
     assert block in spread.DOC.read_text()
+
+
+def test_attainability_counts_resampled_sd_ratios(spread):
+    """x = c * LinTS run by run: every resample's sd ratio is c, so P(ratio <= 2) is 1 for c = 1.5 and 0 for
+    c = 2.5; the normal-theory value is P(F(9, 9) <= 4 / c^2) (scipy)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    lin = 3000 + 100 * rng.standard_normal(spread.MIN_RUNS + 5)
+
+    def entry(values):
+        return {"runs": [{"instance": i, "key": 0, "checkpoints": [float(v)]} for i, v in enumerate(values)]}
+
+    data = {"seeds": {str(s): {"LinTS": entry(lin), "x": entry(c * lin)} for s, c in ((0, 1.5), (1, 2.5))}}
+    out = spread.attainability(data, "x")
+    assert out["0"]["p_resampled"] == 1.0 and out["1"]["p_resampled"] == 0.0
+    assert abs(out["0"]["ratio"] - 1.5) < 1e-12
+    assert abs(out["1"]["p_F"] - stats.f.cdf(4 / 2.5**2, 9, 9)) < 1e-12
+    assert out["0"]["runs"] == spread.MIN_RUNS + 5
+    # the paired runs both agents have; a seed with fewer than MIN_RUNS of them is left out
+    data["seeds"]["2"] = {"LinTS": entry(lin[: spread.MIN_RUNS - 1]), "x": entry(lin)}
+    data["seeds"]["3"] = {"LinTS": entry(lin), "x": entry(1.5 * lin[: spread.MIN_RUNS])}
+    out = spread.attainability(data, "x")
+    assert set(out) == {"0", "1", "3"} and out["3"]["runs"] == spread.MIN_RUNS
