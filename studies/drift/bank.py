@@ -124,11 +124,11 @@ def main() -> None:
     parser.add_argument("--tau", type=int, default=1000, help="the drift's time scale in rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default="", help="environments: walk, abrupt, stationary (comma-separated)")
-    parser.add_argument("--cells", default="", help="cells (comma-separated; default all)")
+    parser.add_argument("--cells", default="", help="cells (semicolon-separated; default all)")
     parser.add_argument("--json", default=str(results_dir("drift") / "bank.json"))
     args = parser.parse_args()
     only = {o for o in args.only.split(",") if o}
-    cells = [c for c in args.cells.split(",") if c] or list(CELLS)
+    cells = [c.strip() for c in args.cells.split(";") if c.strip()] or list(CELLS)
     if bad := [c for c in cells if c not in CELLS] + [o for o in only if o not in ("walk", "abrupt", "stationary")]:
         raise SystemExit(f"unknown cells or environments: {bad}")
     env, prior = problem(args.seed)
