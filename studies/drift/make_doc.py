@@ -518,6 +518,10 @@ def bank_section(data, envs: dict) -> tuple[list[str], list[str]]:
         text = f"{what}, the tracker bank against dTS without discount: " + "; ".join(parts)
         if best is not None:
             text += f". Best fixed-rate row: {best[0]} ({100 * best[2]:+.1f}%)"
+        told = {name: (c, d) for name, c, d, _ in grid}
+        for name in ("tracker, walk's steps", "tracker, matched rule"):
+            if name in told:
+                text += f"; {name} (told tau): {100 * told[name][1]:+.1f}% ({len(told[name][0]['final'])} runs)"
         if oracle:
             text += f"; {oracle}"
         verdicts.append(text + ".")
