@@ -27,8 +27,14 @@ jax.random.fold_in(PRNGKey(s + 1), r)), so it is paired with their rows and with
 with the same settings skips the cells done.
 
     PYTHONPATH=. python studies/drift/bank.py --json studies/drift/results/bank-1000.json
+    # cells and environments one at a time (semicolon-separated cells), into the same file:
+    PYTHONPATH=. python studies/drift/bank.py --only walk --cells 'bank, detector' \
+        --json studies/drift/results/bank-1000.json
     PYTHONPATH=. python studies/drift/bank.py --tau 250 --json studies/drift/results/bank-250.json
     PYTHONPATH=. python studies/drift/bank.py --seed 1 --only walk --json studies/drift/results/bank-seed1.json
+
+Where bank.py has not run undiscounted dTS on an environment, make_doc.py pairs the cells with
+forgetting.py's row (seed 0) or tracker.py's held-out row (same keys).
 """
 
 from __future__ import annotations
