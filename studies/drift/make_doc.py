@@ -100,8 +100,13 @@ def load() -> dict:
     for path in sorted(TRACKER.parent.glob("bank*.json")):  # studies/drift/bank.py
         with open(path) as f:
             bank = json.load(f)
-        for e in bank["environments"].values():
-            data["bank"].append(dict(e, seed=bank["settings"]["seed"], file=path.name, meta=bank))
+        for e in bank["environments"].values():  # one row per environment and seed, cells from every file
+            seed = bank["settings"]["seed"]
+            same = next((b for b in data["bank"] if b["env"] == e["env"] and b["seed"] == seed), None)
+            if same is None:
+                data["bank"].append(dict(e, cells=dict(e["cells"]), seed=seed, meta=bank))
+            else:
+                same["cells"].update(e["cells"])
         data["commands"] += [c for c in bank["commands"] if c not in data["commands"]]
     data["bank"].sort(key=lambda e: (e["kind"] != "walk", e["kind"] != "abrupt", -(e["tau"] or 0), e["seed"]))
     return data
