@@ -515,6 +515,13 @@ def bank_section(data, envs: dict) -> tuple[list[str], list[str]]:
             f" | {oracle} | {dts_det} | {post} | {alarms} |"
         )
         parts = []
+        if e["kind"] == "stationary":
+            verdicts.append(
+                "stationary, the tracker bank where nothing drifts (dTS's default, no discount, unchanged): "
+                + "; ".join(f"{how} {100 * d:+.1f}% +- {100 * dse:.1f}" for how, (d, dse, _) in changes.items())
+                + " against dTS: what running the bank costs when the catalogue does not move."
+            )
+            continue
         for how, (d, dse, c) in changes.items():
             text = f"{how} {100 * d:+.1f}% +- {100 * dse:.1f} ({'meets' if -d >= 0.25 else 'misses'} the 25% target"
             if best is not None:
