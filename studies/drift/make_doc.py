@@ -582,9 +582,10 @@ def bank_reading(data, envs: dict) -> list[str]:
     spacing = [(e, change(e, "bank, spacing")) for e in data["bank"] if "bank, spacing" in e["cells"]]
     if spacing:
         out.append(
-            "- bank, spacing over seeds (walk, each against its seed's undiscounted dTS): "
+            "- bank, spacing (each against its seed's undiscounted dTS): "
             + ", ".join(f"{e['env']} seed {e['seed']}: {100 * d:+.1f}%" for e, d in spacing)
-            + f"; mean {100 * float(np.mean([d for _, d in spacing])):+.1f}%."
+            + "; on walk-1000 over the seeds run: "
+            + f"{100 * float(np.mean([d for e, d in spacing if e['env'] == 'walk-1000'])):+.1f}%."
         )
     det = [e for e in data["bank"] if "bank, detector" in e["cells"]]
     if det:
