@@ -22,6 +22,7 @@ PREVIOUS = results_dir("drift") / "previous"
 WALK_ORACLE = results_dir("drift") / "walk-oracle.json"
 DETECTOR = results_dir("drift") / "detector.json"
 TRACKER = results_dir("drift") / "tracker.json"
+BANK_CELLS = ("bank", "bank, spacing", "bank, detector")
 TRACKER_AGENT = "TS, two-rate tracker"
 TRACKER_ORDER = (
     "rule",
@@ -95,6 +96,19 @@ def load() -> dict:
                 data["commands"].append(batch["command"])
     for rows in data["tracker"].values():
         rows.sort(key=lambda c: TRACKER_ORDER.index(c["chosen_by"]) if c["chosen_by"] in TRACKER_ORDER else 99)
+    data["bank"] = []
+    for path in sorted(TRACKER.parent.glob("bank*.json")):  # studies/drift/bank.py
+        with open(path) as f:
+            bank = json.load(f)
+        for e in bank["environments"].values():  # one row per environment and seed, cells from every file
+            seed = bank["settings"]["seed"]
+            same = next((b for b in data["bank"] if b["env"] == e["env"] and b["seed"] == seed), None)
+            if same is None:
+                data["bank"].append(dict(e, cells=dict(e["cells"]), seed=seed, meta=bank))
+            else:
+                same["cells"].update(e["cells"])
+        data["commands"] += [c for c in bank["commands"] if c not in data["commands"]]
+    data["bank"].sort(key=lambda e: (e["kind"] != "walk", e["kind"] != "abrupt", -(e["tau"] or 0), e["seed"]))
     return data
 
 
@@ -412,6 +426,184 @@ def _pooled_rules(data) -> str:
     return f"{env} over seeds (each against that seed's undiscounted dTS, 20 runs per seed): " + "; ".join(parts) + "."
 
 
+def _bank_baseline(data, envs: dict, e: dict) -> dict | None:
+    """Undiscounted dTS on the bank's environment and seed: the bank file's row, else forgetting.py's
+    (seed 0) or tracker.py's held-out row (same keys, so paired)."""
+    if "dTS, no discount" in e["cells"]:
+        return e["cells"]["dTS, no discount"]
+    if e["seed"] == data["settings"]["seed"]:
+        return row(envs.get(e["env"], []), "none")
+    rows = data.get("heldout", {}).get((e["env"], e["seed"]), [])
+    return next((c for c in rows if c["chosen_by"] == "dTS, no discount"), None)
+
+
+def _bank_grid(data, envs: dict, e: dict) -> list[tuple[str, dict]]:
+    """The fixed-rate rows run on the bank's environment and seed (same keys): dTS's discounts, the trackers."""
+    out = []
+    if e["seed"] == data["settings"]["seed"]:
+        for c in envs.get(e["env"], []):
+            if c["agent"] == "dTS" and c["chosen_by"] not in ("none", "detector", "oracle reset") and c["gamma"] < 1:
+                out.append((f"dTS, gamma {c['gamma']:.5f} ({c['chosen_by']})", c))
+        rows = data.get("tracker", {}).get(e["env"], [])
+    else:
+        rows = [
+            c for c in data.get("heldout", {}).get((e["env"], e["seed"]), []) if c["chosen_by"] != "dTS, no discount"
+        ]
+    out += [(f"tracker, {c['chosen_by']}", c) for c in rows]
+    return out
+
+
+def _bank_posterior(cell: dict, meta: dict) -> str:
+    """Where the bank's posterior over drift models sat at round n (mean over runs)."""
+    w = np.asarray(cell["final_weights_mean"])
+    labels = []
+    for m in cell["models"]:
+        if m["shared_step"] == 0:
+            labels.append(("inf", "none"))
+        else:
+            labels.append((f"{1 / m['shared_step']:g}", "walk" if m["own_step"] > 0 else "mean-reverting"))
+    top = int(np.argmax(w))
+    walk = float(sum(x for x, (_, k) in zip(w, labels, strict=True) if k == "walk"))
+    tau, kind = labels[top]
+    return f"tau {tau}, {kind} ({w[top]:.2f}); walk models {walk:.2f}"
+
+
+def bank_section(data, envs: dict) -> tuple[list[str], list[str]]:
+    """The tracker bank's table (environment x rule: change against undiscounted dTS, paired) and verdicts."""
+    if not data.get("bank"):
+        return [], []
+    shown = [how for how in BANK_CELLS if any(how in e["cells"] for e in data["bank"])]
+    lines = [
+        "| env | seed | runs | dTS, no discount | " + " | ".join(shown) + " | best fixed-rate row beside it |"
+        " oracle | dTS reset by the detector (detector.py) | posterior at n (bank, detector): top model (weight);"
+        " walk models' weight | bank, detector: alarms per run |",
+        "|---|---|---|---|" + "---|" * len(shown) + "---|---|---|---|---|",
+    ]
+    verdicts = []
+    for e in data["bank"]:
+        base = _bank_baseline(data, envs, e)
+        if base is None:
+            continue
+        cols, changes = [], {}
+        for how in shown:
+            c = e["cells"].get(how)
+            if c is None:
+                cols.append("")
+                continue
+            d, dse = paired_change(c["final"], base["final"])
+            changes[how] = (d, dse, c)
+            cols.append(f"{100 * d:+.1f}% +- {100 * dse:.1f}")
+        grid = [(name, c, *paired_change(c["final"], base["final"])) for name, c in _bank_grid(data, envs, e)]
+        best = min(grid, key=lambda g: g[2]) if grid else None
+        b = f"{best[0]}: {100 * best[2]:+.1f}% +- {100 * best[3]:.1f} ({len(best[1]['final'])} runs)" if best else ""
+        oracle, dts_det = "", ""
+        if e["seed"] == data["settings"]["seed"]:
+            o = row(envs.get(e["env"], []), "detector")
+            if o is not None:
+                d, dse = paired_change(o["final"], base["final"])
+                dts_det = f"{100 * d:+.1f}% +- {100 * dse:.1f} ({len(o['final'])} runs)"
+            for how in ("oracle reset", "walk oracle"):
+                o = row(envs.get(e["env"], []), how)
+                if o is not None:
+                    d, dse = paired_change(o["final"], base["final"])
+                    oracle = f"{how}: {100 * d:+.1f}% +- {100 * dse:.1f} ({len(o['final'])} runs)"
+        det = e["cells"].get("bank, detector")
+        post = _bank_posterior(det, e["meta"]) if det else ""
+        alarms = f"{det['alarms_mean']:.2f}" if det else ""
+        lines.append(
+            f"| {e['env']} | {e['seed']} | {len(base['final'])} | {_stats(base)[0]:.0f} | {' | '.join(cols)} | {b}"
+            f" | {oracle} | {dts_det} | {post} | {alarms} |"
+        )
+        parts = []
+        if e["kind"] == "stationary":
+            verdicts.append(
+                "stationary, the tracker bank where nothing drifts (dTS's default, no discount, unchanged): "
+                + "; ".join(f"{how} {100 * d:+.1f}% +- {100 * dse:.1f}" for how, (d, dse, _) in changes.items())
+                + " against dTS: what running the bank costs when the catalogue does not move."
+            )
+            continue
+        for how, (d, dse, c) in changes.items():
+            text = f"{how} {100 * d:+.1f}% +- {100 * dse:.1f} ({'meets' if -d >= 0.25 else 'misses'} the 25% target"
+            if best is not None:
+                m = min(len(c["final"]), len(best[1]["final"]))
+                over = float(np.mean(c["final"][:m]) / np.mean(best[1]["final"][:m]) - 1.0)
+                text += f"; {100 * over:+.1f}% against the best fixed-rate row, {'meets' if over <= 0.10 else 'misses'}"
+                text += " the 10% target"
+            parts.append(text + ")")
+        if not parts:
+            continue
+        what = f"{e['env']}" + (f", seed {e['seed']}" if e["seed"] != data["settings"]["seed"] else "")
+        text = f"{what}, the tracker bank against dTS without discount: " + "; ".join(parts)
+        if best is not None:
+            text += f". Best fixed-rate row: {best[0]} ({100 * best[2]:+.1f}%)"
+        told = {name: (c, d) for name, c, d, _ in grid}
+        for name in ("tracker, walk's steps", "tracker, matched rule"):
+            if name in told:
+                text += f"; {name} (told tau): {100 * told[name][1]:+.1f}% ({len(told[name][0]['final'])} runs)"
+        if oracle:
+            text += f"; {oracle}"
+        verdicts.append(text + ".")
+    lines.append("")
+    return lines, verdicts
+
+
+def bank_reading(data, envs: dict) -> list[str]:
+    """What the bank's rows say, each number read from the JSON."""
+    out = []
+    seed0 = data["settings"]["seed"]
+
+    def change(e, how):
+        base = _bank_baseline(data, envs, e)
+        if base is None or how not in e["cells"]:
+            return None
+        return paired_change(e["cells"][how]["final"], base["final"])[0]
+
+    walks = [e for e in data["bank"] if e["kind"] == "walk" and e["seed"] == seed0 and "bank, detector" in e["cells"]]
+    if walks:
+        parts = []
+        for e in walks:
+            oracle = row(envs.get(e["env"], []), "walk oracle")
+            o = (
+                ""
+                if oracle is None
+                else f", the walk oracle {100 * paired_change(oracle['final'], _bank_baseline(data, envs, e)['final'])[0]:+.1f}%"
+            )
+            parts.append(
+                f"{e['env']}: {_bank_posterior(e['cells']['bank, detector'], e['meta'])}, bank, detector"
+                f" {100 * change(e, 'bank, detector'):+.1f}%{o}"
+            )
+        out.append(
+            "- On the walks the evidence finds the walk's own model (" + "; ".join(parts) + "): the mixture then"
+            " is Thompson sampling on (nearly) the walk's exact posterior and gains what that posterior gains."
+            " Where the walk is slow next to an action's pulls that is less than the mean-reverting own part"
+            " gains (the matched rule's rows), a model the likelihood gives little weight (the walk models'"
+            " weight above), so that gain does not come from fitting the rewards better."
+        )
+    spacing = [(e, change(e, "bank, spacing")) for e in data["bank"] if "bank, spacing" in e["cells"]]
+    if spacing:
+        out.append(
+            "- bank, spacing (each against its seed's undiscounted dTS): "
+            + ", ".join(f"{e['env']} seed {e['seed']}: {100 * d:+.1f}%" for e, d in spacing)
+            + "; on walk-1000 over the seeds run: "
+            + f"{100 * float(np.mean([d for e, d in spacing if e['env'] == 'walk-1000'])):+.1f}%."
+        )
+    det = [e for e in data["bank"] if "bank, detector" in e["cells"]]
+    if det:
+        out.append(
+            "- The bank's detector fires "
+            + ", ".join(
+                f"{e['env']}"
+                + (f" seed {e['seed']}" if e["seed"] != seed0 else "")
+                + f": {e['cells']['bank, detector']['alarms_mean']:.2f}"
+                for e in det
+            )
+            + " times a run: its residuals are those of a model that already follows the walk, so a walk"
+            " does not set it off (dTS's own detector, whose model is fixed, fires on every walk), while an"
+            " abrupt change still does."
+        )
+    return out
+
+
 def row(cells: list[dict], how: str) -> dict | None:
     """The first row chosen by ``how`` (dTS rows, and the walk oracle's)."""
     return next((c for c in cells if c["chosen_by"] == how and c["agent"] in ("dTS", ORACLE_AGENT)), None)
@@ -671,6 +863,44 @@ def render(data) -> str:
             "",
             *tracker_lines,
         ]
+    bank_lines, bank_verdicts = bank_section(data, envs)
+    if bank_lines:
+        first = data["bank"][0]["meta"]
+        scales = ", ".join("inf" if t is None else f"{t:g}" for t in first["time_scales"])
+        out += [
+            "## The drift's time scale from the data: a bank of trackers",
+            "",
+            "Every rule above is told the drift's time scale tau_v. The tracker bank (`core.tracker_bank`,",
+            "`agents.tracker.adaptive_tracking_ts`, docs/math.md section 11) is not: M two-rate trackers run",
+            "side by side on the same rounds, and the posterior over their drift models is each one's",
+            "predictive likelihood of the rewards seen (the empirical-Bayes evidence; exact where the",
+            "trackers are, tests/core/test_tracker_bank.py checks it against the joint Gaussian of the rewards).",
+            "The stated rules (`studies/drift/bank.py`, fixed before its runs):",
+            "",
+            f"- the grid: time scales tau = {scales} rounds; for each finite tau,",
+            "  q = 1 / tau and the own part mean-reverting (gamma = 1 - 1 / tau, the matched rule) or a random",
+            f"  walk (r = 1 / tau, the walk's own model); M = {2 * sum(t is not None for t in first['time_scales']) + 1}"
+            " models, uniform prior weights, never forgotten.",
+            "- **bank**: a model drawn from the posterior each round, Thompson sampling on its tracker"
+            + ("." if any("bank" in e["cells"] for e in data["bank"]) else " (not run alone: see the detector row)."),
+            "- **bank, spacing**: the same posterior; a drawn time scale tau plays the walk's model when an",
+            "  action's own part moves more than half its prior s.d. between two of its pulls",
+            f"  (tau < 4 K = {first['walk_below']:g}), the mean-reverting one otherwise (stated after tracker.py's",
+            "  seed-0 rows; seeds 1 and 2 are held out).",
+            "- **bank, detector**: the bank with the CUSUM of the detector rows (the same stated alpha and rho)",
+            "  on the standardized predictive residual of the model of largest weight; an alarm resets the whole",
+            "  bank (trackers and weights) to its prior.",
+            "",
+            "Each entry: the change in final regret against undiscounted dTS on the same seed and runs (paired;",
+            "the dTS row from bank.py where it ran it, else forgetting.py's or tracker.py's, same keys). The best",
+            "fixed-rate row is the best of every discount and tracker row run on that environment and seed",
+            "(each told tau); the oracle is the oracle reset (abrupt) or the walk oracle (walk) of seed 0.",
+            "",
+            *bank_lines,
+            *[v + "\n" for v in bank_verdicts],
+            *bank_reading(data, envs),
+            "",
+        ]
     range_envs = sorted(
         [e for e in envs if e not in issue_envs and e != "stationary"] + [e for e in issue_envs if e != "stationary"],
         key=lambda e: (e.split("-")[0], -int(e.split("-")[1])),
@@ -735,7 +965,7 @@ def render(data) -> str:
         out += [f"### {env}, {p['runs']} runs", "", text, ""]
         verdicts.append(text)
     out += ["## Summary against the targets", ""]
-    out += [f"- {v}" for v in verdicts + tracker_verdicts]
+    out += [f"- {v}" for v in verdicts + tracker_verdicts + bank_verdicts]
     taus = sorted({int(e.split("-")[1]) for e in range_envs}, reverse=True)
     reach = []
     for env in range_envs:
