@@ -207,7 +207,9 @@ def test_nonlinear_bayes_ucb_gaussian_is_the_moment_matched_quantile_by_monte_ca
     assert np.all(np.abs(got - ref) < 5 * se), (got, ref, se)
 
 
-@pytest.mark.parametrize("base", ["lin_ts", "dts_affine", "dts_mlp"])
+# dts_mlp runs in the slow run: the MLP chain's scoring is also checked by Monte Carlo in
+# test_nonlinear_bayes_ucb_gaussian_is_the_moment_matched_quantile_by_monte_carlo
+@pytest.mark.parametrize("base", ["lin_ts", "dts_affine", pytest.param("dts_mlp", marks=pytest.mark.slow)])
 def test_optimistic_ts_is_a_posterior_draw_raised_to_the_posterior_mean(key, base):
     """Over act keys: P(score = mean) = 1/2 and E[score] = mean + sd / sqrt(2 pi) (the draw's law)."""
     K, n, R, M = 3, 20, 2000, 1000
