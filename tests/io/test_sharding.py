@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # the default run: one agent per update family (dTS's DTSState, LinTS's LinearState, GLM-TS's
 # history); the slow test below adds dTS with MLP links, exact TS (its own state class), HierTS
 # and LinUCB
-AGENTS = "dts,lin_ts,glm_ts"
-SLOW_AGENTS = "dts_mlp,exact_ts,hier_ts,lin_ucb"
+AGENTS = "dts,glm_ts"  # one exact and one GLM agent by default; the others in the slow run
+SLOW_AGENTS = "dts_mlp,exact_ts,hier_ts,lin_ts,lin_ucb"
 DISTRIBUTED_AGENTS = "dts,glm_ts"  # two processes cost more; one exact and one GLM agent
 PER_ACTION = {"dts", "dts_mlp", "hier_ts", "lin_ts", "lin_ucb", "glm_ts"}
 
