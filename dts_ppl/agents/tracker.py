@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_num_actions
+from dts_ppl.agents.guard import round_ok
 from dts_ppl.core import change_detector
 from dts_ppl.core import tracker as _tracker
 from dts_ppl.core import tracker_bank as _bank
@@ -80,7 +81,7 @@ def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, 
         x = jnp.asarray(x, dtype)
         y = jnp.asarray(reward, dtype)
         action = jnp.asarray(action)
-        ok = (action >= 0) & (action < K) & jnp.isfinite(y) & jnp.all(jnp.isfinite(x))
+        ok = round_ok(x, action, y, K, dtype=dtype)
         a = jnp.clip(action, 0, K - 1)
         new = _tracker.tracker_observe(model, state.post, jnp.where(ok, x, 0.0), a, jnp.where(ok, y, 0.0))
         ok = ok & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(new)]))
@@ -166,7 +167,7 @@ def adaptive_tracking_ts(
         x = jnp.asarray(x, dtype)
         y = jnp.asarray(reward, dtype)
         action = jnp.asarray(action)
-        ok = (action >= 0) & (action < K) & jnp.isfinite(y) & jnp.all(jnp.isfinite(x))
+        ok = round_ok(x, action, y, K, dtype=dtype)
         a = jnp.clip(action, 0, K - 1)
         x0, y0 = jnp.where(ok, x, 0.0), jnp.where(ok, y, 0.0)
         stat, alarm, before = state.stat, jnp.zeros((), bool), state.bank

@@ -51,7 +51,13 @@ def test_guard_rejects_bad_rounds():
     agent = tracking_ts(_prior(), SIGMA, K, 0.01, 0.99)
     state = agent.init()
     x = jnp.asarray([0.1, 0.2, -0.3])
-    for action, reward, xx in ((-1, 0.5, x), (K, 0.5, x), (1, jnp.nan, x), (1, 0.5, x.at[0].set(jnp.inf))):
+    for action, reward, xx in (
+        (-1, 0.5, x),
+        (K, 0.5, x),
+        (1, jnp.nan, x),
+        (1, 0.5, x.at[0].set(jnp.inf)),
+        (1, 1e200, x),
+    ):
         new = jax.jit(agent.update)(state, xx, action, reward)
         assert int(new.rejected) == 1
         for n, o in zip(jax.tree.leaves(new.post), jax.tree.leaves(state.post), strict=True):
