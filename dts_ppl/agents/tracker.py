@@ -174,7 +174,7 @@ def adaptive_tracking_ts(
         if detect:
             best = jnp.argmax(before.log_weights)
             model = jax.tree.map(lambda leaf: leaf[best], models)
-            mean, var = _bank.tracker_predictive(model, jax.tree.map(lambda leaf: leaf[best], before.post), x0, a)
+            mean, var = _tracker.tracker_predictive(model, jax.tree.map(lambda leaf: leaf[best], before.post), x0, a)
             stat, alarm = change_detector.cusum_step(state.stat, (y0 - mean) / jnp.sqrt(var), ratio, threshold)
             fresh = _bank.bank_init(models, K)
             before = jax.tree.map(lambda f, s: jnp.where(alarm & ok, f, s), fresh, before)

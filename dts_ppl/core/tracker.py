@@ -57,6 +57,7 @@ __all__ = [
     "tracker_model",
     "tracker_observe",
     "tracker_predict",
+    "tracker_predictive",
     "tracker_sample",
     "tracker_scores",
     "tracker_theta",
@@ -228,6 +229,32 @@ def tracker_init(model: TrackerModel, num_actions: int) -> TrackerState:
     return tracker_predict(model, prior)
 
 
+def _round_terms(model: TrackerModel, state: TrackerState, x: jax.Array, action: jax.Array):
+    """The played action's A, c, P, P x, Var(y | u), h, Sigma h and Var(y): one round's shared terms."""
+    A, c, P = state.gain[action], state.shift[action], state.cond_cov[action]
+    px = P @ x
+    s_e = x @ px + model.noise_var  # Var(y | u)
+    h = x + A.T @ x  # y | u ~ N(h^T u + x^T c, s_e)
+    sh = state.cov @ h
+    return A, c, P, px, s_e, h, sh, h @ sh + s_e
+
+
+def tracker_predictive(
+    model: TrackerModel, state: TrackerState, x: jax.Array, action: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The tracker's one-step predictive N(mean, var) of the reward of ``action`` in context ``x``.
+
+    Args:
+        model: :class:`TrackerModel`.   state: the prediction for this round.
+        x: (d,) context.   action: () int in [0, K).
+
+    Returns:
+        (mean (), var ()): h^T mu + x^T c_a and h^T Sigma h + x^T P_a x + sigma^2, h = x + A_a^T x.
+    """
+    _, c, _, _, _, h, _, var = _round_terms(model, state, x, action)
+    return h @ state.mean + x @ c, var
+
+
 def tracker_condition(model: TrackerModel, state: TrackerState, x: jax.Array, action: jax.Array, y: jax.Array):
     """Condition on one round's reward y ~ N(x^T (u + e_action), sigma^2) (exact in the family).
 
@@ -238,13 +265,8 @@ def tracker_condition(model: TrackerModel, state: TrackerState, x: jax.Array, ac
     Returns:
         The posterior after the round (before its drift), a :class:`TrackerState`.
     """
-    A, c, P = state.gain[action], state.shift[action], state.cond_cov[action]
-    px = P @ x
-    s_e = x @ px + model.noise_var  # Var(y | u)
-    h = x + A.T @ x  # y | u ~ N(h^T u + x^T c, s_e)
+    A, c, P, px, s_e, h, sh, s = _round_terms(model, state, x, action)
     r0 = y - x @ c
-    sh = state.cov @ h
-    s = h @ sh + s_e
     mean = state.mean + sh * (r0 - h @ state.mean) / s
     cov = _sym(state.cov - jnp.outer(sh, sh) / s)
     g = px / s_e

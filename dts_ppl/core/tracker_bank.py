@@ -40,7 +40,6 @@ __all__ = [
     "bank_sample",
     "bank_weights",
     "drift_grid",
-    "tracker_predictive",
 ]
 
 
@@ -54,25 +53,6 @@ class BankState(NamedTuple):
 
     post: _tracker.TrackerState
     log_weights: Annotated[jax.Array, "M"]
-
-
-def tracker_predictive(
-    model: _tracker.TrackerModel, state: _tracker.TrackerState, x: jax.Array, action: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """The tracker's one-step predictive N(mean, var) of the reward of ``action`` in context ``x``.
-
-    Args:
-        model: :class:`dts_ppl.core.tracker.TrackerModel`.   state: the prediction for this round.
-        x: (d,) context.   action: () int in [0, K).
-
-    Returns:
-        (mean (), var ()): h^T mu + x^T c_a and h^T Sigma h + x^T P_a x + sigma^2, h = x + A_a^T x.
-    """
-    A, c, P = state.gain[action], state.shift[action], state.cond_cov[action]
-    h = x + A.T @ x
-    mean = h @ state.mean + x @ c
-    var = h @ state.cov @ h + x @ P @ x + model.noise_var
-    return mean, var
 
 
 def bank_model(prior: DiffusionPrior, noise_var, shared_steps, own_discounts, own_steps) -> _tracker.TrackerModel:
@@ -126,7 +106,7 @@ def bank_observe(
     """
 
     def one(model, post):
-        mean, var = tracker_predictive(model, post, x, action)
+        mean, var = _tracker.tracker_predictive(model, post, x, action)
         logp = -0.5 * (jnp.log(2.0 * jnp.pi * var) + (y - mean) ** 2 / var)
         return logp, _tracker.tracker_observe(model, post, x, action, y)
 

@@ -110,7 +110,7 @@ def test_predictive_is_the_joint_gaussian_one_step():
     state = tracker.tracker_init(model, K)
     for t in range(T - 1):
         state = tracker.tracker_observe(model, state, jnp.asarray(X[t]), jnp.asarray(A[t]), jnp.asarray(y[t]))
-    mean, var = tracker_bank.tracker_predictive(model, state, jnp.asarray(X[-1]), jnp.asarray(A[-1]))
+    mean, var = tracker.tracker_predictive(model, state, jnp.asarray(X[-1]), jnp.asarray(A[-1]))
     lp = -0.5 * (math.log(2 * math.pi * float(var)) + (y[-1] - float(mean)) ** 2 / float(var))
     full = _log_evidence(model, K, X, A, y)
     head = _log_evidence(model, K, X, A, y[:-1])
