@@ -272,7 +272,7 @@ def el_sd_interval(
     return float(lower), float(max(min(ends[1], r_hi), lower))
 
 
-# ------------------------------------------------------------------------------------ MIPS
+# ------------------------------------------------------------- the weights' second moment
 
 
 def _in_moment_cone(m0: float, m1: float, m2: float, w_min: float, w_max: float) -> bool:
