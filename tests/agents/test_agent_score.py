@@ -76,7 +76,23 @@ def _builders():
     }
 
 
-AGENTS = list(_builders())
+# every agent in the slow run; in the default run one per score family (the dTS chain draw per
+# action and shared, LinTS per action and shared, UCB, exact, bank, random, the tracker, the
+# optimistic policy on dTS and on LinTS)
+FAST = (
+    "dts",
+    "dts_shared",
+    "lin_ts",
+    "lin_ts_shared",
+    "lin_ucb",
+    "exact_ts",
+    "bank_ts",
+    "random",
+    "tracking_ts",
+    "dts_optimistic_ts",
+    "lin_ts_optimistic_ts",
+)
+AGENTS = [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in _builders()]
 SHARED = ("dts_shared", "lin_ts_shared", "laplace_dps")
 BINARY = ("dts_bernoulli", "glm_ts", "ucb_glm")
 
@@ -104,15 +120,12 @@ def test_score_is_the_scores_act_argmaxes_bit_for_bit(name):
     agent = _builders()[name]()
     assert callable(agent.score)
     state, x = _state(name, agent), _context(name)
-    jit_act = jax.jit(agent.act)
-    jit_score = jax.jit(agent.score)
     for seed in range(3):
         key = jax.random.PRNGKey(seed)
         action, info = agent.act(key, state, x)
         scores = np.asarray(agent.score(key, state, x))
         assert scores.shape == (K,) and np.all(np.isfinite(scores))
         np.testing.assert_array_equal(scores, np.asarray(info.scores))  # bit for bit
-        np.testing.assert_array_equal(np.asarray(jit_score(key, state, x)), np.asarray(jit_act(key, state, x)[1].scores))
         assert int(action) == int(np.argmax(scores))
     if agent.spec.deterministic:  # UCB: the key is not used
         np.testing.assert_array_equal(agent.score(jax.random.PRNGKey(7), state, x), scores)
@@ -120,10 +133,17 @@ def test_score_is_the_scores_act_argmaxes_bit_for_bit(name):
         assert not np.array_equal(np.asarray(agent.score(jax.random.PRNGKey(7), state, x)), scores)
 
 
-@pytest.mark.parametrize("name", ["dts", "dts_shared", "dts_mlp", "hier_ts", "lin_ts", "dts_optimistic_ts"])
-def test_score_vmaps_over_keys_and_runs_inside_another_jitted_function(name):
+# dts and lin_ts in the default run (the two draws' families); the others in the slow run
+SLOW_JITTED = ("dts_shared", "dts_mlp", "dts_optimistic_ts")
+JITTED = ["dts", "lin_ts"] + [pytest.param(a, marks=pytest.mark.slow) for a in SLOW_JITTED]
+
+
+@pytest.mark.parametrize("name", JITTED)
+def test_score_is_jittable_vmaps_over_keys_and_runs_inside_another_jitted_function(name):
     agent = _builders()[name]()
     state, x = _state(name, agent), _context(name)
+    key = jax.random.PRNGKey(0)  # under jit too, bit for bit
+    np.testing.assert_array_equal(jax.jit(agent.score)(key, state, x), jax.jit(agent.act)(key, state, x)[1].scores)
     keys = jax.random.split(jax.random.PRNGKey(5), 6)
     batched = np.asarray(jax.vmap(agent.score, in_axes=(0, None, None))(keys, state, x))
     looped = np.stack([np.asarray(agent.act(k, state, x)[1].scores) for k in keys])
