@@ -159,7 +159,9 @@ def independent_prior(theta_prior: GaussianPrior) -> DiffusionPrior:
     )
 
 
-def predictor_moments(x, theta_mean, theta_cov, shared: bool) -> tuple[jax.Array, jax.Array]:
+def predictor_moments(
+    x: jax.Array, theta_mean: jax.Array, theta_cov: jax.Array, shared: bool
+) -> tuple[jax.Array, jax.Array]:
     """Mean (K,) and variance (K,) of eta_a = x^T theta_a (or x_a^T theta) from theta's Gaussian moments.
 
     The one pass the linear agents score with (v_a = Sigma_a x, O(K d^2)); the optimistic
