@@ -91,7 +91,16 @@ class Agent(NamedTuple):
     (rows X (n, d) or (n, K, d) shared, A (n,), y (n,); see :mod:`dts_ppl.agents.batch`); all
     pure and jittable. ``spec`` (an :class:`AgentSpec`) describes the agent. ``forget_groups``
     (agents with a shared latent chain: dTS, HierTS) takes groups' evidence out of the latents
-    (:mod:`dts_ppl.agents.catalogue`)."""
+    (:mod:`dts_ppl.agents.catalogue`).
+
+    ``score(key, state, x) -> (K,)`` (agents built by :func:`dts_ppl.agents.guard.guarded_agent`,
+    the optimistic policies, the random policy; None otherwise): the scores ``act`` takes the
+    argmax of, from the same function with the same use of the key, so
+    ``agent.score(key, state, x)`` equals ``agent.act(key, state, x)[1].scores`` bit for bit. It
+    is pure, jitted, vmappable and callable inside another agent's jitted code (unlike ``act``,
+    whose eager call may read validity back): one Thompson draw of every action's score (or the
+    UCB agents' upper bounds), with no input checks beyond the key's and the state's shapes (a
+    non-finite context gives non-finite scores)."""
 
     init: Callable
     act: Callable
@@ -99,6 +108,7 @@ class Agent(NamedTuple):
     update_batch: Callable | None = None
     spec: AgentSpec | None = None
     forget_groups: Callable | None = None
+    score: Callable | None = None
 
 
 class ActInfo(NamedTuple):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from dts_ppl.agents.base import Agent
 from dts_ppl.agents.dts import dts_posterior
-from dts_ppl.agents.posterior_policy import predictor_moments
+from dts_ppl.agents.linear import predictor_moments
 from dts_ppl.core import change_detector
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Gaussian
@@ -52,7 +52,7 @@ def dts_predictive(prior: DiffusionPrior, noise_var: float):
     For a dTS agent on an affine ``prior`` (run collapsed to psi_1, the default): the played
     action's marginal moments of theta_a (:func:`dts_ppl.core.inference.moments` on
     :func:`dts_ppl.agents.dts.dts_posterior`, psi_1's posterior uncertainty included), then those
-    of x^T theta_a (:func:`dts_ppl.agents.posterior_policy.predictor_moments`); sigma^2 is added
+    of x^T theta_a (:func:`dts_ppl.agents.linear.predictor_moments`); sigma^2 is added
     for the reward.
 
     Args:
@@ -129,4 +129,7 @@ def detect_changes(
         inner = agent.update(inner, x, action, reward)
         return DetectorState(inner, stat, state.alarms + alarm.astype(jnp.int32), jnp.where(ok, z, state.last_z))
 
-    return Agent(init, act, update, None, agent.spec)
+    def score(key, state: DetectorState, x):
+        return agent.score(key, state.inner, x)
+
+    return Agent(init, act, update, None, agent.spec, score=None if agent.score is None else score)

@@ -74,6 +74,7 @@ __all__ = [
     "guarded_act",
     "guarded_agent",
     "guarded_batch",
+    "jitted_score",
     "largest_reward",
     "played_row",
     "round_flags",
@@ -361,6 +362,33 @@ def guarded_act(
     return act
 
 
+def jitted_score(score: Callable, check_state: Callable) -> Callable:
+    """An Agent's ``score`` field: the pure ``score(key, state, x) -> (K,)`` that :func:`guarded_act` argmaxes.
+
+    The same function, jitted, with the key checked (shapes only, so it runs under ``jit`` and
+    ``vmap``) and the state's shapes checked when a shape is traced; ``x`` is converted with
+    ``jnp.asarray`` and not checked further. Same key, same state, same context: the same
+    scores as ``act``'s ``info.scores``, bit for bit.
+
+    Args:
+        score: ``score(key, state, x) -> scores (K,)``.   check_state: raises when a state is not the agent's.
+    Returns:
+        ``score(key, state, x) -> (K,)``.
+    """
+
+    def checked(key, state, x):
+        check_state(state)  # shapes only, when this shape is traced
+        return score(key, state, x)
+
+    compiled = jax.jit(checked)
+
+    def agent_score(key, state, x):
+        check_key(key)
+        return compiled(key, state, jnp.asarray(x))
+
+    return agent_score
+
+
 def guarded_agent(
     init: Callable,
     score: Callable,
@@ -381,7 +409,8 @@ def guarded_agent(
         likelihood: the reward model (its support and reward checks).   reward_bound: as :func:`guarded`.
 
     Returns:
-        Agent(init, act, update, update_batch, spec), each function jitted per input shape.
+        Agent(init, act, update, update_batch, spec, score=...), each function jitted per input
+        shape; ``score`` is ``score`` itself (:func:`jitted_score`), the scores ``act`` argmaxes.
     """
     K, d, shared = spec.num_actions, spec.dim, spec.shared
     check_state = state_checker(init)
@@ -419,4 +448,4 @@ def guarded_agent(
         likelihood,
         reward_bound,
     )
-    return Agent(jax.jit(init), act, update, update_batch, spec)
+    return Agent(jax.jit(init), act, update, update_batch, spec, score=jitted_score(score, check_state))

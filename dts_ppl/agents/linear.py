@@ -159,6 +159,29 @@ def independent_prior(theta_prior: GaussianPrior) -> DiffusionPrior:
     )
 
 
+def predictor_moments(
+    x: jax.Array, theta_mean: jax.Array, theta_cov: jax.Array, shared: bool
+) -> tuple[jax.Array, jax.Array]:
+    """Mean (K,) and variance (K,) of eta_a = x^T theta_a (or x_a^T theta) from theta's Gaussian moments.
+
+    The one pass the linear agents score with (v_a = Sigma_a x, O(K d^2)); the optimistic
+    policies (:mod:`dts_ppl.agents.posterior_policy`) read every Gaussian posterior with it.
+
+    Args:
+        x: (d,) context, or (K, d) action features when ``shared``.
+        theta_mean: (M, d), theta_cov: (M, d, d), M = K (per action) or 1 (shared).
+    Returns:
+        (mean (K,), var (K,)).
+    """
+    if shared:  # one parameter: scores x_a^T theta with x (K, d)
+        v = x @ theta_cov[0]
+        var = jnp.sum(v * x, -1)
+    else:
+        v = jnp.einsum("kij,j->ki", theta_cov, x)  # Sigma_a x, the one O(K d^2) pass
+        var = v @ x
+    return linear_predictor(x, theta_mean[0] if shared else theta_mean), var
+
+
 def _linear_agent(
     theta_prior,
     likelihood,
@@ -208,13 +231,7 @@ def _linear_agent(
         )
 
     def scores(key, state: LinearState, x):
-        if shared:  # one parameter: scores x_a^T theta with x (K, d)
-            v = x @ state.cov[0]
-            var = jnp.sum(v * x, -1)
-        else:
-            v = jnp.einsum("kij,j->ki", state.cov, x)  # Sigma_a x, the one O(K d^2) pass
-            var = v @ x
-        mean = linear_predictor(x, state.mean[0] if shared else state.mean)
+        mean, var = predictor_moments(x, state.mean, state.cov, shared)
         return score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
 
     def step(state: LinearState, phi, g, y) -> LinearState:

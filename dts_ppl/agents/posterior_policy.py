@@ -16,15 +16,17 @@ predictor eta_a = x^T theta_a (per-action parameters) or x_a^T theta (shared par
   posterior is Gaussian (LinTS, affine chains); on a nonlinear chain it replaces the mixture's
   Monte-Carlo tail (which saturates at the largest of the ``num_draws`` components once
   1/t < 1/num_draws) by the moment-matched Gaussian's.
-- ``"optimistic_ts"`` (optimistic Thompson sampling, May, Korda, Lee and Leslie 2012): one joint
-  posterior draw of every eta_a, as Thompson sampling takes it, raised to the posterior mean where
+- ``"optimistic_ts"`` (optimistic Thompson sampling, May, Korda, Lee and Leslie 2012): the base
+  agent's own Thompson draw of every eta_a (its ``score``, :class:`dts_ppl.agents.Agent`: the
+  scores its ``act`` takes the argmax of, with the same key), raised to the posterior mean where
   it falls below: score max(eta_a draw, E[eta_a]). Random through the draw (propensities by
   Monte Carlo).
 
 How eta_a's posterior is obtained (no formula is repeated here; the state is read with the
-core's and the agents' functions):
+core's and the agents' functions, and the Thompson draw is the base agent's ``score``):
 
-- LinTS (:func:`dts_ppl.agents.lin_ts`): its Gaussian N(mean_a, cov_a), exactly.
+- LinTS (:func:`dts_ppl.agents.lin_ts`): its Gaussian N(mean_a, cov_a), exactly, read with the
+  agent's own :func:`~dts_ppl.agents.linear.predictor_moments`.
 - dTS and HierTS on an affine chain: theta_a's marginal posterior is Gaussian. Integrating psi_1
   out of theta_a | psi_1 ~ N(gain_a f_1(psi_1) + shift_a, Shat_a) gives mean
   gain_a E[f_1(psi_1)] + shift_a and covariance Shat_a + gain_a W_1 Cov(psi_1) W_1^T gain_a^T,
@@ -38,9 +40,9 @@ core's and the agents' functions):
   (1 - 1/t) quantile (bisection on its CDF, 40 halvings); UCB takes its mean and sd (law of total
   variance). The Monte-Carlo error shrinks as 1/sqrt(num_draws); the policy is random through
   the draws, so its propensities are Monte-Carlo estimates (:func:`dts_ppl.agents.propensities`).
-  Optimistic TS takes one further draw of the chain (psi_1, then eta_a from the exact conditional
-  given it: the dTS agent's own draw) and the mean of the ``num_draws`` mixture components as
-  E[eta_a].
+  Optimistic TS takes the dTS agent's own draw (psi_1 from the chain, then eta_a from the exact
+  conditional given it; the first half of the split key) and the mean of the ``num_draws``
+  mixture components (the second half) as E[eta_a].
 
 Per round: LinTS O(K d^2); affine dTS/HierTS O(K d^3) (theta_a's marginal covariance); nonlinear
 dTS O(num_draws (L d_psi^2 + K d)) + O(K d^2).
@@ -56,12 +58,11 @@ from jax.scipy.special import ndtr, ndtri
 
 from dts_ppl.agents.base import Agent, check_context, check_key, state_checker
 from dts_ppl.agents.dts import DTSState, dts, dts_posterior, hier_ts, hierarchical_prior
-from dts_ppl.agents.guard import guarded_act
-from dts_ppl.agents.linear import GaussianPrior, LinearState, _ucb, lin_ts
+from dts_ppl.agents.guard import guarded_act, jitted_score
+from dts_ppl.agents.linear import GaussianPrior, LinearState, _ucb, lin_ts, predictor_moments
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import inference as core
 from dts_ppl.core import prng as _prng
-from dts_ppl.core.linalg import psd_cholesky
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Likelihood
 
@@ -109,25 +110,6 @@ def mixture_quantile(means: jax.Array, sd: jax.Array, level) -> jax.Array:
     return 0.5 * (lo + hi)
 
 
-def _rowwise_quadratic(x, cov):
-    """x_k^T cov_k x_k for x (K, d) and cov (K, d, d) or (d, d)."""
-    return jnp.einsum("ki,...ij,kj->k", x, cov, x)
-
-
-def predictor_moments(x, theta_mean, theta_cov, shared: bool):
-    """Mean (K,) and variance (K,) of eta_a = x^T theta_a (or x_a^T theta) from theta's Gaussian moments.
-
-    Args:
-        x: (d,) context, or (K, d) action features when ``shared``.
-        theta_mean: (M, d), theta_cov: (M, d, d), M = K (per action) or 1 (shared).
-    Returns:
-        (mean (K,), var (K,)).
-    """
-    if shared:
-        return x @ theta_mean[0], _rowwise_quadratic(x, theta_cov[0])
-    return theta_mean @ x, jnp.einsum("i,kij,j->k", x, theta_cov, x)
-
-
 def _gaussian_score(policy, alpha):
     ucb = _ucb(alpha)  # LinUCB's own rule: mean + sqrt(2 log t) sd (or alpha sd)
 
@@ -140,24 +122,21 @@ def _gaussian_score(policy, alpha):
     return score
 
 
-def _linear_score(policy, alpha, shared):
+def _linear_score(policy, alpha, shared, draw):
+    """``draw``: the LinTS agent's ``score`` (its Thompson draw)."""
     gaussian = _gaussian_score(policy, alpha)
 
     def score(key, state: LinearState, x):
         mean, var = predictor_moments(x, state.mean, state.cov, shared)
         if policy == "optimistic_ts":
-            if shared:  # one theta draw: the K predictors are correlated through it
-                z = _prng.normal(key, state.mean.shape[-1:], mean.dtype)
-                draw = x @ (state.mean[0] + psd_cholesky(state.cov[0]) @ z)
-            else:  # independent per-action posteriors
-                draw = mean + jnp.sqrt(jnp.maximum(var, 0.0)) * _prng.normal(key, mean.shape, mean.dtype)
-            return jnp.maximum(draw, mean)
+            return jnp.maximum(draw(key, state, x), mean)
         return gaussian(mean, var, state)
 
     return score
 
 
-def _affine_dts_score(prior: DiffusionPrior, policy, alpha, shared):
+def _affine_dts_score(prior: DiffusionPrior, policy, alpha, shared, draw):
+    """``draw``: the dTS (HierTS) agent's ``score`` (its Thompson draw)."""
     gaussian = _gaussian_score(policy, alpha)
     try:
         collapsed = core.collapse_linear(prior) if prior.num_levels > 1 else prior
@@ -167,11 +146,10 @@ def _affine_dts_score(prior: DiffusionPrior, policy, alpha, shared):
     def score(key, state: DTSState, x):
         # the agent runs on the collapsed chain (one latent row) unless it kept the full one
         chain = collapsed if state.latents.shift.shape[0] == 1 else prior
-        post = dts_posterior(chain, state)
-        mo = core.moments(chain, post)
+        mo = core.moments(chain, dts_posterior(chain, state))
         mean, var = predictor_moments(x, mo.theta_mean, mo.theta_cov, shared)
         if policy == "optimistic_ts":
-            return jnp.maximum(_chain_draw(key, chain, post, x, shared), mean)
+            return jnp.maximum(draw(key, state, x), mean)
         return gaussian(mean, var, state)
 
     return score
@@ -183,26 +161,13 @@ def _mixture(key, prior: DiffusionPrior, post: core.DTSPosterior, x, shared, num
     psi, _ = core.sample(key, prior, core.DTSPosterior(post.latents, one_action), (num_draws,))
     u = jax.vmap(prior.link1)(psi[:, -1])  # (num_draws, d): f_1(psi_1) per draw
     loc = jax.vmap(lambda ui: core.conditional_loc(post.theta, ui))(u)  # (num_draws, M, d)
-    if shared:
-        means = loc[:, 0] @ x.T  # (num_draws, K)
-        var = _rowwise_quadratic(x, post.theta.cov[0])
-    else:
-        means = jnp.einsum("mkd,d->mk", loc, x)
-        var = jnp.einsum("i,kij,j->k", x, post.theta.cov, x)
+    means = loc[:, 0] @ x.T if shared else jnp.einsum("mkd,d->mk", loc, x)  # (num_draws, K)
+    _, var = predictor_moments(x, post.theta.shift, post.theta.cov, shared)  # x^T Shat_a x
     return means, jnp.sqrt(jnp.maximum(var, 0.0))
 
 
-def _chain_draw(key, prior: DiffusionPrior, post: core.DTSPosterior, x, shared):
-    """One joint posterior draw of every eta_a (K,): psi_1 from the chain, then theta given it."""
-    k_chain, k_theta = _prng.split(key)
-    means, sd = _mixture(k_chain, prior, post, x, shared, 1)
-    if shared:  # theta | psi_1 ~ N(loc, Shat): the K predictors share one Gaussian draw
-        z = _prng.normal(k_theta, post.theta.cov.shape[-1:], means.dtype)
-        return means[0] + x @ (psd_cholesky(post.theta.cov[0]) @ z)
-    return means[0] + sd * _prng.normal(k_theta, sd.shape, means.dtype)
-
-
-def _nonlinear_dts_score(prior: DiffusionPrior, policy, alpha, shared, num_draws):
+def _nonlinear_dts_score(prior: DiffusionPrior, policy, alpha, shared, num_draws, draw):
+    """``draw``: the dTS agent's ``score`` (its Thompson draw)."""
     ucb = _ucb(alpha)
 
     def score(key, state: DTSState, x):
@@ -210,7 +175,7 @@ def _nonlinear_dts_score(prior: DiffusionPrior, policy, alpha, shared, num_draws
         if policy == "optimistic_ts":
             k_draw, k_mean = _prng.split(key)
             means, _ = _mixture(k_mean, prior, post, x, shared, num_draws)
-            return jnp.maximum(_chain_draw(k_draw, prior, post, x, shared), jnp.mean(means, 0))
+            return jnp.maximum(draw(k_draw, state, x), jnp.mean(means, 0))
         means, sd = _mixture(key, prior, post, x, shared, num_draws)
         if policy == "bayes_ucb":
             return mixture_quantile(means, sd, bayes_ucb_level(state.step).astype(means.dtype))
@@ -248,9 +213,9 @@ def posterior_policy(
         num_draws: psi_1 draws per round for nonlinear dTS (ignored otherwise).
         **agent_kwargs: passed to the base factory (``shared``, ``history``, ``linearisation``, ...).
     Returns:
-        Agent with the base's init, update, update_batch and state, and ``spec.kind``
-        "<base>_<policy>"; ``spec.deterministic`` unless the base is a nonlinear dTS or the
-        policy is "optimistic_ts".
+        Agent with the base's init, update, update_batch and state, the policy's ``act`` and
+        ``score`` (the scores ``act`` argmaxes), and ``spec.kind`` "<base>_<policy>";
+        ``spec.deterministic`` unless the base is a nonlinear dTS or the policy is "optimistic_ts".
 
     Example:
         >>> import jax
@@ -270,15 +235,16 @@ def posterior_policy(
     shared = agent.spec.shared
     deterministic = policy != "optimistic_ts"
     if base == "lin_ts":
-        score = _linear_score(policy, alpha, shared)
+        score = _linear_score(policy, alpha, shared, agent.score)
     else:
         chain = hierarchical_prior(prior) if base == "hier_ts" else prior
         if chain.is_linear:
-            score = _affine_dts_score(chain, policy, alpha, shared)
+            score = _affine_dts_score(chain, policy, alpha, shared, agent.score)
         else:
-            score = _nonlinear_dts_score(chain, policy, alpha, shared, num_draws)
+            score = _nonlinear_dts_score(chain, policy, alpha, shared, num_draws, agent.score)
             deterministic = False
     K, d = agent.spec.num_actions, agent.spec.dim
-    act = guarded_act(score, check_key, state_checker(agent.init), lambda x: check_context(x, K, d, shared))
+    check_state = state_checker(agent.init)
+    act = guarded_act(score, check_key, check_state, lambda x: check_context(x, K, d, shared))
     spec = agent.spec._replace(kind=f"{base}_{policy}", deterministic=deterministic)
-    return agent._replace(act=act, spec=spec)
+    return agent._replace(act=act, spec=spec, score=jitted_score(score, check_state))

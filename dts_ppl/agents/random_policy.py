@@ -18,7 +18,7 @@ from dts_ppl.agents.base import (
     fast_reward,
     state_checker,
 )
-from dts_ppl.agents.guard import guarded, guarded_act, guarded_batch
+from dts_ppl.agents.guard import guarded, guarded_act, guarded_batch, jitted_score
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import checks as _checks
 
@@ -102,4 +102,4 @@ def random_policy(num_actions: int) -> Agent:
         lambda state, phi, g, y, ok: RandomState(state.step + jnp.sum(ok, dtype=jnp.int32)), check_rows, check_state, K
     )
     spec = AgentSpec("random_policy", K, None, 0, None, None, fingerprint=model_fingerprint())  # any x, any reward
-    return Agent(jax.jit(init), act, update, update_batch, spec)
+    return Agent(jax.jit(init), act, update, update_batch, spec, score=jitted_score(score, check_state))

@@ -58,8 +58,8 @@ def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, 
         own_step: r >= 0, a random-walk step r S_1 a round on each own part (0: none).
 
     Returns:
-        Agent(init, act, update, None, spec) with state :class:`TrackerAgentState`; ``act``
-        returns (action, ActInfo(scores (K,), valid)).
+        Agent(init, act, update, None, spec, score=...) with state :class:`TrackerAgentState`;
+        ``act`` returns (action, ActInfo(scores (K,), valid)), the scores ``score`` draws.
     """
     K = check_num_actions(num_actions)
     if isinstance(noise_sd, bool) or not isinstance(noise_sd, int | float) or not noise_sd > 0:
@@ -71,9 +71,12 @@ def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, 
     def init() -> TrackerAgentState:
         return TrackerAgentState(_tracker.tracker_init(model, K), jnp.zeros((), jnp.int32))
 
+    def score(key, state: TrackerAgentState, x):
+        return _tracker.tracker_sample(key, state.post, jnp.asarray(x, dtype))
+
     def act(key, state: TrackerAgentState, x):
         x = jnp.asarray(x, dtype)
-        scores = _tracker.tracker_sample(key, state.post, x)
+        scores = score(key, state, x)
         valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
         return jnp.where(valid, jnp.argmax(scores), -1), ActInfo(scores, valid)
 
@@ -88,7 +91,7 @@ def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, 
         post = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state.post)
         return TrackerAgentState(post, state.rejected + (~ok).astype(jnp.int32))
 
-    return Agent(init, act, update, None, spec)
+    return Agent(init, act, update, None, spec, score=score)
 
 
 class BankAgentState(NamedTuple):
@@ -132,8 +135,8 @@ def adaptive_tracking_ts(
             (every tracker and the weights) to its initial state, then the round is learnt.
 
     Returns:
-        Agent(init, act, update, None, spec) with state :class:`BankAgentState`; ``act`` returns
-        (action, ActInfo(scores (K,), valid)).
+        Agent(init, act, update, None, spec, score=...) with state :class:`BankAgentState`; ``act``
+        returns (action, ActInfo(scores (K,), valid)), the scores ``score`` draws.
     """
     K = check_num_actions(num_actions)
     if isinstance(noise_sd, bool) or not isinstance(noise_sd, int | float) or not noise_sd > 0:
@@ -157,9 +160,12 @@ def adaptive_tracking_ts(
         zero = jnp.zeros((), jnp.int32)
         return BankAgentState(_bank.bank_init(models, K), zero, jnp.zeros((), dtype), zero)
 
+    def score(key, state: BankAgentState, x):
+        return _bank.bank_sample(key, state.bank, jnp.asarray(x, dtype), play)[0]
+
     def act(key, state: BankAgentState, x):
         x = jnp.asarray(x, dtype)
-        scores, _ = _bank.bank_sample(key, state.bank, x, play)
+        scores = score(key, state, x)
         valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
         return jnp.where(valid, jnp.argmax(scores), -1), ActInfo(scores, valid)
 
@@ -189,4 +195,4 @@ def adaptive_tracking_ts(
             state.alarms + (alarm & ok).astype(jnp.int32),
         )
 
-    return Agent(init, act, update, None, spec)
+    return Agent(init, act, update, None, spec, score=score)

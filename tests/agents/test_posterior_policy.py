@@ -12,10 +12,11 @@ import pytest
 from scipy import optimize, stats
 
 from dts_ppl import DiffusionPrior, Gaussian
-from dts_ppl.agents import dts_posterior, hierarchical_prior, propensities, theta_marginal
+from dts_ppl.agents import dts, dts_posterior, hier_ts, hierarchical_prior, lin_ts, propensities, theta_marginal
 from dts_ppl.agents.posterior_policy import mixture_quantile, posterior_policy
 from dts_ppl.core import inference as core
 from dts_ppl.core import oracle
+from dts_ppl.core import prng as _prng
 from dts_ppl.experiments.synthetic import random_mlp_prior
 
 
@@ -270,3 +271,47 @@ def test_new_policies_are_jittable_vmappable_and_guarded(key, policy):
     assert int(action) == -1 and not bool(info.valid)
     p = propensities(agent, key, state, x, num_samples=50)
     assert abs(float(p.probs.sum()) - 1) < 1e-12
+
+
+# hier_ts (dTS on another affine prior) and dts_mlp in the slow run: the default run keeps lin_ts
+# and dts_affine here, and test_new_policies_are_jittable_vmappable_and_guarded runs the MLP's
+@pytest.mark.parametrize(
+    "base",
+    [
+        "lin_ts",
+        "dts_affine",
+        pytest.param("hier_ts", marks=pytest.mark.slow),
+        pytest.param("dts_mlp", marks=pytest.mark.slow),
+    ],
+)
+def test_optimistic_ts_raises_the_base_agents_own_draw(key, base):
+    """The score is max(draw, E[eta_a]) with ``draw`` the base agent's ``score`` (its Thompson draw) bit for bit.
+
+    Per action, over keys: the score is the base's draw wherever it is not raised, and the raised
+    scores (affine bases: E[eta_a], the same for every key) lie above the draw.
+    """
+    K, R = 3, 24
+    if base == "dts_mlp":
+        prior = random_mlp_prior(key, 3, 2, hidden=8)
+        agent = posterior_policy("dts", prior, Gaussian(1.0), K, policy="optimistic_ts", num_draws=8)
+        plain = dts(prior, Gaussian(1.0), K)
+    else:
+        prior = _linear_prior(key)
+        name = "dts" if base == "dts_affine" else base
+        p = theta_marginal(prior) if base == "lin_ts" else prior
+        agent = posterior_policy(name, p, Gaussian(1.0), K, policy="optimistic_ts")
+        plain = {"dts": dts, "hier_ts": hier_ts, "lin_ts": lin_ts}[name](p, Gaussian(1.0), K)
+    X, A, y = _data(jax.random.PRNGKey(2), 20, prior.dim, K)
+    state = _feed(agent, X, A, y)
+    x = jnp.array([0.5, -0.4, 0.8])
+    keys = jax.random.split(key, R)
+    scores = np.stack([np.asarray(agent.act(k, state, x)[1].scores) for k in keys])
+    # the nonlinear base's draw takes the first half of the split key (the second: the mean's draws)
+    draw_keys = [_prng.split(k)[0] for k in keys] if base == "dts_mlp" else keys
+    draws = np.stack([np.asarray(plain.score(k, state, x)) for k in draw_keys])
+    kept = scores == draws
+    assert np.all(kept | (scores > draws))
+    assert np.all((kept.mean(0) > 0.1) & (kept.mean(0) < 0.9)), kept.mean(0)  # about half, either way
+    if base != "dts_mlp":  # the floor is the exact posterior mean, one number per action
+        floor = np.where(kept, np.inf, scores).min(0)
+        np.testing.assert_array_equal(scores, np.maximum(draws, floor))
