@@ -284,6 +284,14 @@ Usage:
     dts-ppl prior-report items.npy --contexts users.npy --num-actions 100 --rounds 3000 --prior prior.npz
     dts-ppl prior-report thetas.npy --shared --policies     # also Bayes-UCB and UCB on each posterior
 
+**LinTS with a shared parameter (ring, roll, digits) was re-run.** It now draws one theta per round and
+scores every action with x_a^T theta (Thompson sampling); before, each action's score was an independent
+draw from its own marginal. Its rows in those reports were re-run on the same runs (`--rerun LinTS`,
+recorded under "rerun" in each JSON; the per-dataset plots were not redrawn) and the rule applied again;
+the command-line report on the roll (last section) was run again whole (its other rows reproduced
+exactly). On the ring and the Swiss roll the Thompson-only verdict went from "train the diffusion prior"
+to "a fitted Gaussian is as good"; on digits it stays.
+
 ## The four datasets
 
 Command: `PYTHONPATH=. python studies/prior_report/prior_report_study.py --datasets ring,roll,digits`
