@@ -1,12 +1,16 @@
 """Baselines with an independent Gaussian prior per action (docs/math.md section 8).
 
-LinTS / GLM-TS sample every action's score from its own Gaussian posterior; LinUCB / UCB-GLM
+LinTS / GLM-TS sample every action's score from its own Gaussian posterior (per-action
+parameters: the actions are independent, so one normal draw per score is exact); with one shared
+parameter they draw one theta ~ N(mean, Sigma) and score x_a^T theta (scores jointly Gaussian
+with covariance X Sigma X^T, as every shared Thompson agent); LinUCB / UCB-GLM
 score the upper confidence bound x^T mu_a + alpha_t sqrt(x^T Sigma_a x). The GLM variants use
 the Gaussianised statistics of :mod:`dts_ppl.agents.base` (ridge MLE and its Hessian), so a
 GLM baseline is the linear one with a GLM likelihood. As in the paper, every baseline gets the
 diffusion prior's marginal of theta_a (:func:`theta_marginal`) as its prior.
 
-Per round: ``update`` O(d^3) for the played action, ``act`` one O(K d^2) pass (v_a = Sigma_a x).
+Per round: ``update`` O(d^3) for the played action, ``act`` one O(K d^2) pass (v_a = Sigma_a x);
+shared Thompson sampling one O(d^3) Cholesky factor of Sigma and O(K d) scores.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from dts_ppl.core import checks as _checks
 from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
 from dts_ppl.core.likelihoods import Bernoulli, Evidence, Gaussian, linear_predictor
-from dts_ppl.core.linalg import psd_inv
+from dts_ppl.core.linalg import psd_cholesky, psd_inv
 from dts_ppl.core.prior import DiffusionPrior
 from dts_ppl.core.protocols import Likelihood
 from dts_ppl.core.rows import Row
@@ -231,6 +235,8 @@ def _linear_agent(
         )
 
     def scores(key, state: LinearState, x):
+        if shared and score is _thompson:  # one theta for every action: a joint draw, not K marginal ones
+            return _shared_thompson(key, state.mean[0], state.cov[0], x)
         mean, var = predictor_moments(x, state.mean, state.cov, shared)
         return score(key, state, mean, jnp.sqrt(jnp.maximum(var, 0.0)))
 
@@ -286,7 +292,21 @@ def _linear_agent(
 
 
 def _thompson(key, state, mean, sd):
+    """Per-action Thompson scores: eta_a ~ N(mean_a, sd_a^2), independent (exact for per-action parameters)."""
     return mean + sd * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+def _shared_thompson(key, mean, cov, x):
+    """Shared-parameter Thompson scores x_a^T theta of one draw theta = mean + chol(cov) z, z ~ N(0, I_d).
+
+    Args:
+        key: PRNG key.   mean: (d,) and cov: (d, d), theta's Gaussian posterior.   x: (K, d) features.
+    Returns:
+        (K,) scores, jointly N(x mean, x cov x^T).
+    """
+    z = jax.random.normal(key, mean.shape, mean.dtype)
+    theta = mean + psd_cholesky(cov) @ z
+    return linear_predictor(x, theta)
 
 
 def _ucb(alpha):
@@ -320,7 +340,8 @@ def lin_ts(
     Args:
         theta_prior: GaussianPrior (e.g. :func:`theta_marginal` of the diffusion prior).
         likelihood: default ``Gaussian(1.0)``; a GLM gives GLM-TS (:func:`glm_ts`).
-        num_actions: K.   shared: one parameter, ``x`` (K, d) action features.
+        num_actions: K.   shared: one parameter, ``x`` (K, d) action features; Thompson sampling then
+            draws one theta from its posterior and scores every action with x_a^T theta.
         history, newton_steps: GLM ring-buffer size and Newton steps per update.
         reward_bound: None, or the largest |reward| learnt from (larger: rejected and counted).
         discount: gamma in (0, 1], exponential forgetting (:mod:`dts_ppl.core.forgetting`): each

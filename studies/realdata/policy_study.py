@@ -4,12 +4,15 @@ and UCB on the dTS, HierTS and LinTS posteriors, and the paired comparison with 
     PYTHONPATH=. python studies/realdata/policy_study.py --presets ring-shared,roll-shared --runs 40
     DTS_MOVIELENS_DIR=DIR PYTHONPATH=. python studies/realdata/policy_study.py --presets movielens --runs 20
     PYTHONPATH=. python studies/realdata/policy_study.py --tables     # merge parts, markdown from the JSON
+    PYTHONPATH=. python studies/realdata/policy_study.py --presets ring-shared --agents LinTS --tag rerun
+    PYTHONPATH=. python studies/realdata/policy_study.py --presets ring-shared --tables --replace  # splice it in
 
 Writes studies/realdata/results/policies-<preset>.json (the `dts-ppl bench regret` JSON, written
 again after every agent so a partial run keeps what it measured, plus "comparison"). All agents of
 a preset run on the same runs (common random numbers: the bench's seed and key split), so agents
 run in separate processes (``--agents A,B --tag T``, written to policies-<preset>--T.json) are
-paired too; ``--tables`` merges such parts into policies-<preset>.json.
+paired too; ``--tables`` merges such parts into policies-<preset>.json (adding agents it lacks;
+with ``--replace`` the parts' rows also replace the agents it has: a re-run of changed agents).
 """
 
 from __future__ import annotations
@@ -83,17 +86,20 @@ def run(name: str, runs, rounds, seed: int, agents=None, tag: str = "") -> dict:
     return data
 
 
-def merged(name: str) -> dict:
-    """policies-<name>.json with the agents of its parts policies-<name>--<tag>.json (same runs, seed) merged in."""
+def merged(name: str, replace: bool = False) -> dict:
+    """policies-<name>.json with the agents of its parts policies-<name>--<tag>.json (same runs, seed) merged in
+    (``replace``: a part's row also replaces the agent's row already there)."""
     data = json.loads((OUT / f"policies-{name}.json").read_text())
     for part in sorted(OUT.glob(f"policies-{name}--*.json")):
         more = json.loads(part.read_text())
         if [more[k] for k in ("rounds", "runs", "seed")] != [data[k] for k in ("rounds", "runs", "seed")]:
             raise ValueError(f"{part.name}: other runs, rounds or seed than policies-{name}.json")
         for k, v in more["algorithms"].items():
-            data["algorithms"].setdefault(k, v)
-        for k, v in more.get("seconds", {}).items():
-            data.setdefault("seconds", {}).setdefault(k, v)
+            if replace or k not in data["algorithms"]:
+                data["algorithms"][k] = v
+                data.setdefault("seconds", {})[k] = more.get("seconds", {}).get(k)
+        if replace:
+            data.setdefault("rerun", []).append(dict(part=part.name, agents=sorted(more["algorithms"])))
         part.unlink()
     data["comparison"] = comparison(data)
     save_json(OUT / f"policies-{name}.json", data)
@@ -156,11 +162,12 @@ def main():
     p.add_argument("--tag", default="", help="write policies-<preset>--TAG.json (a part that --tables merges in)")
     p.add_argument("--agents", default=None, help="comma-separated subset of the preset's agents (default: all)")
     p.add_argument("--tables", action="store_true", help="print the markdown tables of the JSON already written")
+    p.add_argument("--replace", action="store_true", help="with --tables: the parts' rows replace existing ones")
     args = p.parse_args()
     datas = []
     for name in args.presets.split(","):
         name = name.strip()
-        data = merged(name) if args.tables else None
+        data = merged(name, args.replace) if args.tables else None
         if data is None:
             agents = [a.strip() for a in args.agents.split(",")] if args.agents else None
             data = run(name, args.runs, args.rounds, args.seed, agents, "-" + args.tag if args.tag else "")

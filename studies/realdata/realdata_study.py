@@ -6,6 +6,14 @@ the paired ratios, the issue's three targets, and the measured prior fit.
 
 Writes studies/realdata/results/<preset>.json (the `dts-ppl bench regret` JSON plus "study": ratios,
 targets, prior fit, S_1) and <preset>.png, and prints one markdown table per preset.
+
+    PYTHONPATH=. python studies/realdata/realdata_study.py --presets ring-shared --runs 40 --agents LinTS --agents "bank TS"
+
+``--agents NAME`` (repeatable) re-runs only those agents on the same runs (the bench's seed and key
+split) and splices their rows into the existing <preset>.json; the ratios and targets are computed
+again from per-run final regrets, taken for the agents not re-run from the JSON or, where it has
+none, from policies-<preset>.json (the same runs; its mean must equal the JSON's). The plot is then
+drawn from the JSON's mean curves (no bands).
 """
 
 from __future__ import annotations
@@ -17,10 +25,10 @@ import time
 import jax
 import numpy as np
 
-from dts_ppl.bandits.simulation import plot_regret, regret_ratio
+from dts_ppl.bandits.simulation import RegretResult, plot_regret, regret_ratio
 from dts_ppl.commands.bench import run_experiment, to_json
 from dts_ppl.experiments import realdata
-from studies.common import paired_difference, prior_fit, results_dir
+from studies.common import paired_difference, prior_fit, results_dir, save_json
 
 OUT = results_dir("realdata")
 SETUPS = {
@@ -99,15 +107,73 @@ def run(name, runs, rounds, seed):
     return data
 
 
+def _finals(name: str, data: dict, agent: str) -> np.ndarray:
+    """Per-run final regrets of ``agent`` in <name>.json, else in policies-<name>.json (checked: same runs and mean)."""
+    row = data["algorithms"][agent]
+    if "final_regrets" in row:
+        return np.asarray(row["final_regrets"], float)
+    other = json.loads((OUT / f"policies-{name}.json").read_text())
+    same = [other[k] for k in ("rounds", "runs", "seed")] == [data[k] for k in ("rounds", "runs", "seed")]
+    orow = other["algorithms"].get(agent)
+    if not same or orow is None or not np.isclose(orow["final_regret_mean"], row["final_regret_mean"], rtol=1e-6):
+        raise ValueError(f"{agent}: no per-run final regrets in {name}.json nor a matching row in policies-{name}.json")
+    return np.asarray(orow["final_regrets"], float)
+
+
+def splice(name: str, agents: list[str]) -> dict:
+    """Re-run ``agents`` of preset ``name`` (same runs as <name>.json) and splice their rows in; ratios and targets again."""
+    start = time.perf_counter()
+    data = json.loads((OUT / f"{name}.json").read_text())
+    results, runs, rounds = run_experiment(name, data["runs"], data["rounds"], data["seed"], agents, progress=False)
+    new = to_json(name, results, rounds, runs, data["seed"])
+    if new["curve_rounds"] != data["curve_rounds"]:
+        raise ValueError(f"{name}: the re-run's curve rounds differ from the JSON's")
+    for a in new["algorithms"]:
+        old, now = data["algorithms"][a]["final_regret_mean"], new["algorithms"][a]["final_regret_mean"]
+        print(f"  {a}: final regret {old:.4f} -> {now:.4f}", flush=True)
+    data["algorithms"].update({a: new["algorithms"][a] for a in data["algorithms"] if a in new["algorithms"]})
+    finals = {a: _finals(name, data, a) for a in data["algorithms"]}
+    for a, f in finals.items():  # keep the per-run regrets used, so the next splice needs no other file
+        data["algorithms"][a].setdefault("final_regrets", [float(f"{v:.6g}") for v in f])
+    res = {a: RegretResult(f[:, None], 0.0) for a, f in finals.items()}
+    st = data["study"]
+    st["ratios"] = {f"{b} / dTS": regret_ratio(res[b], res["dTS"]) for b in res if b != "dTS"}
+    st["ratios"]["LinTS / bank TS"] = regret_ratio(res["LinTS"], res["bank TS"])
+    st["targets"] = targets(res)
+    st.setdefault("rerun", []).append(
+        dict(agents=list(agents), seconds=time.perf_counter() - start, rows_from="per-run final regrets")
+    )
+    save_json(OUT / f"{name}.json", data)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for a, row in data["algorithms"].items():
+        ax.plot(data["curve_rounds"], row["curve"], label=a)
+    ax.set(xlabel="round", ylabel="cumulative regret")
+    ax.set_title(f"{name} ({data['runs']} runs, mean curves)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / f"{name}.png", dpi=120)
+    plt.close(fig)
+    return data
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="ring-shared,roll-shared,digits-multitask")
     p.add_argument("--runs", type=int, default=None)
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--agents", action="append", default=None, help="re-run only this agent and splice it in")
     args = p.parse_args()
     for name in args.presets.split(","):
-        data = run(name.strip(), args.runs, args.rounds, args.seed)
+        if args.agents:
+            data = splice(name.strip(), args.agents)
+        else:
+            data = run(name.strip(), args.runs, args.rounds, args.seed)
         print(table(name, data))
         print(json.dumps({k: data["study"][k] for k in ("targets", "prior_fit")}, indent=1))
         print(f"({data['study']['seconds']:.0f} s)", flush=True)

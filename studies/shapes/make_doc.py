@@ -43,6 +43,11 @@ runs bank TS's effective sample size fell below 10 of its 20,000 draws by round 
 warned), so its posterior rests on few draws there; an agent within about two standard errors of
 it, or below it, is at the ceiling, not beyond it.
 
+LinTS (and "TS N(0, I)" below) draw one theta from their Gaussian posterior each round and score
+every action with x_a^T theta; their rows were re-run after a fix (before it each action's score was
+an independent draw from its own marginal, which is not Thompson sampling with one shared theta) on
+the same keys, so they stay paired with the other rows{rerun_timing}.
+
 Commands: {commands}
 """
 
@@ -274,7 +279,14 @@ def affine_section() -> str:
 
 
 def _commands(results: list[dict]) -> str:
-    return ", ".join(sorted({f"`{r['command']}`" for r in results})) or "none yet"
+    made = {f"`{r['command']}`" for r in results} | {f"`{r['rerun']['command']}`" for r in results if "rerun" in r}
+    return ", ".join(sorted(made)) or "none yet"
+
+
+def _rerun_timing(results: list[dict]) -> str:
+    """How the re-run rows were timed: kept from before the fix unless the JSON was timed again since."""
+    stale = sorted({a for r in results if "rerun" in r and not r["rerun"].get("retimed") for a in r["rerun"]["agents"]})
+    return f" (their time per round is from before the fix: {', '.join(stale)})" if stale else ""
 
 
 def render(results: list[dict], paper: list[dict] | None = None) -> str:
@@ -283,7 +295,7 @@ def render(results: list[dict], paper: list[dict] | None = None) -> str:
     cfg = shapes.SHAPES._asdict() if not results else results[0]["config"]
     runs = sorted({r["runs"] for r in results})
     rounds = sorted({r["rounds"] for r in results})
-    body = HEAD.format(commands=_commands(results), **cfg)
+    body = HEAD.format(commands=_commands(results), rerun_timing=_rerun_timing(results + paper), **cfg)
     body += f"\nRuns per shape: {runs}; rounds: {rounds}.\n\n" + summary(results) + "\n\n"
     body += table(results) + f"\n\n![regret per shape]({'../' + PLOT})\n"
     pcfg = shapes.PAPER._asdict() if not paper else paper[0]["config"]
