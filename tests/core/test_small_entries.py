@@ -1,5 +1,5 @@
 """The entry-by-entry small-matrix paths of the dTS round (core.linalg's entry lists, the
-condition written entry by entry, the one-reduction finiteness check) and the unrolled paths up to
+condition written entry by entry, the guard's finiteness check) and the unrolled paths up to
 DEFAULT_SMALL_MAX_SIZE (d = 5: the MovieLens prior's size) against LAPACK, the matrix formulas and
 the float64 joint-Gaussian oracle."""
 
@@ -96,7 +96,7 @@ def test_unrolled_paths_up_to_the_default_size_equal_lapack(n, monkeypatch):
     np.testing.assert_allclose(linalg.small_matmul(a, b), np.asarray(a) @ np.asarray(b), rtol=1e-12, atol=1e-12)
 
 
-def test_all_finite_is_one_reduction_that_sees_every_leaf():
+def test_all_finite_sees_every_leaf():
     good = {"a": jnp.ones((3, 2)), "r": Row(jnp.int32(1), jnp.ones(2, jnp.float32)), "i": jnp.arange(3)}
     assert bool(all_finite(good))
     for bad in (np.nan, np.inf, -np.inf):
