@@ -60,7 +60,9 @@ def fast_chain_section() -> str:
         "gains) are elementwise (`core.linalg.small_matmul`), fused with their neighbours, a condition of",
         "up to 3 x 3 runs entry by entry (the Jacobi rotations, the conditional, the message and the",
         "Cholesky factor on lists of scalars: no stacked intermediate matrix), and dTS's K-wide scoring",
-        "writes its d^2 terms out (one kernel with the draws). Random draws (the chain's noise, dTS's",
+        "writes its d^2 terms out (one kernel with the draws); the guard writes the accepted state's",
+        "leaves one after another (`core.rows.write`), on the thread that checked the proposal. Random",
+        "draws (the chain's noise, dTS's",
         "scores, the benchmark's contexts and rewards) go through `core.prng`: the bits of `jax.random`",
         "with the Threefry hash unrolled into the draw's kernel, where JAX on CPU runs a small while loop",
         "per draw. The unrolled levels are a Python loop over static rows (a fully unrolled `lax.scan`'s",
@@ -68,7 +70,8 @@ def fast_chain_section() -> str:
         "every product keeps the batch axis first, no transposed copies), and `DDPMLink` passes x",
         "through its first product as d extra identity columns (exact copies), so a level's value has one",
         "consumer and XLA computes it once instead of again inside the next level. Same numbers as before to float",
-        "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py). Interleaved A/B",
+        "tolerance (tests/core/test_fast_chain.py, tests/agents/test_dts_fast_round.py,",
+        "tests/core/test_small_entries.py). Interleaved A/B",
         "against the chain before the change (commit 4d14ca2, kept in studies/performance/common.py: the",
         "draws and the upward pass; the rest of its round, and the links it evaluates, are today's code,",
         "so the link changes above speed up both columns and the ratios understate the gain), float32, "
@@ -199,10 +202,13 @@ def _targets(chain, sim) -> str:
         rows.append(
             f"- dTS round <= 1.3x one chain draw at K = 100: {r:.2f}x ({'met' if r <= 1.3 else 'missed'}); the"
             f" round costs {extra:.0f} us more than the draw, where 1.3x allows {allowed:.0f} us: {_parts(k100)}"
-            " All of it is small kernels whose count, not arithmetic, sets their cost (XLA's compiled update"
-            " of the Swiss-roll prior: about 77 kernels, the played action's two conditions about 30 of them,"
-            " split wherever a square root or a division has several users, the planned pass about 20, the"
-            " guard's checks and writes about 25)."
+            " What moved it: the guard's writes run in sequence (`core.rows.write`): a dozen writes that"
+            " became ready at once made XLA's CPU runtime hand some to another thread, a hand-off that cost"
+            " more than the whole update's arithmetic; then fewer kernels (the"
+            " condition entry by entry, the pass and the scoring without reductions or product calls). What"
+            " is left is small kernels whose count, not arithmetic, sets their cost (XLA's compiled update of"
+            " the Swiss-roll prior: about 77 kernels, the played action's two conditions about 30 of them,"
+            " split wherever a square root or a division has several users)."
         )
     if k1e4:
         r = k1e4["dts_over_lints"]["median"]

@@ -167,3 +167,20 @@ def test_d5_isotropic_pass_equals_the_recursion_in_float64():
         got = jax.jit(lambda ev, p=prior, plan=plan: core.upward_pass(p, ev, "identity", plan=plan))(ev).latents
         for a, r in zip(got, ref, strict=True):
             np.testing.assert_allclose(a, r, rtol=0, atol=1e-8 * (1.0 + float(jnp.max(jnp.abs(r)))), err_msg=kind)
+
+
+def test_write_in_sequence_keeps_ok_whatever_was_written():
+    from dts_ppl.core.rows import write
+
+    old = {"a": jnp.zeros((3, 2)), "b": jnp.ones(2), "c": jnp.arange(3), "r": jnp.zeros((4, 2))}
+    new = {
+        "a": jnp.full((3, 2), jnp.nan),  # written first: NaN and inf entries must not change later writes' ok
+        "b": jnp.asarray([jnp.inf, 2.0]),
+        "c": jnp.arange(3) + 5,
+        "r": Row(jnp.int32(2), jnp.asarray([7.0, 8.0])),
+    }
+    for ok in (True, False):
+        out = jax.jit(write)(old, new, jnp.asarray(ok))
+        want = jax.tree.map(lambda n, o, ok=ok: n if ok else o, {**new, "r": old["r"].at[2].set(new["r"].value)}, old)
+        for key in old:
+            np.testing.assert_array_equal(out[key], want[key], err_msg=f"{ok} {key}")
