@@ -185,8 +185,8 @@ def _parts(res) -> str:
     rest = us["dTS"] - us["dTS act"] - us["dTS update"]
     return (
         f"act alone {us['dTS act']:.1f} us ({scoring:.1f} us beyond the draw: the context's draw, the K-wide"
-        f" scoring and the argmax), update alone {us['dTS update']:.1f} us, and {rest:.1f} us more when the two"
-        " run in one round than apart (the round's state passes from act to update)."
+        f" scoring and the argmax), update alone {us['dTS update']:.1f} us; the round costs {abs(rest):.1f} us"
+        f" {'more' if rest >= 0 else 'less'} than the two apart."
     )
 
 
@@ -206,9 +206,9 @@ def _targets(chain, sim) -> str:
             " became ready at once made XLA's CPU runtime hand some to another thread, a hand-off that cost"
             " more than the whole update's arithmetic; then fewer kernels (the"
             " condition entry by entry, the pass and the scoring without reductions or product calls). What"
-            " is left is small kernels whose count, not arithmetic, sets their cost (XLA's compiled update of"
-            " the Swiss-roll prior: about 77 kernels, the played action's two conditions about 30 of them,"
-            " split wherever a square root or a division has several users)."
+            " is left is small kernels whose count, not arithmetic, sets their cost (dozens in XLA's compiled"
+            " update, most of them the played action's two conditions, split wherever a square root or a"
+            " division has several users)."
         )
     if k1e4:
         r = k1e4["dts_over_lints"]["median"]
