@@ -39,6 +39,7 @@ from dts_ppl.agents.guard import check_reward_bound, guarded_agent
 from dts_ppl.agents.registry import model_fingerprint, register_state
 from dts_ppl.core import forgetting
 from dts_ppl.core import inference as core
+from dts_ppl.core import linalg as _linalg
 from dts_ppl.core import prng as _prng
 from dts_ppl.core.likelihoods import Evidence, Gaussian, linear_predictor
 from dts_ppl.core.linalg import psd_cholesky, psd_inv
@@ -268,12 +269,18 @@ def dts(
             return linear_predictor(x, theta[0])
         _, f1 = core.sample(k_chain, prior, core.DTSPosterior(state.latents, link_only))
         u = prec1 @ f1[0]  # S_1^-1 f_1(psi_1)
-        # v_a^T u and v_a^T x (v_a = Shat_a x) for every action: one product reads the K
-        # covariances once, vec(Shat_a) against vec(u x^T) and vec(x x^T)
-        outer = jnp.stack([jnp.outer(u, x).reshape(-1), jnp.outer(x, x).reshape(-1)], -1)
-        mv = state.theta_cov.reshape(K, d * d) @ outer.astype(dtype)
-        mean = mv[:, 0] + state.theta_shift @ x
-        sd = jnp.sqrt(jnp.maximum(mv[:, 1], 0.0))
+        # v_a^T u and v_a^T x (v_a = Shat_a x) for every action, reading the K covariances once
+        if d <= _linalg.SMALL_MAX_SIZE:  # the d^2 terms written out: one kernel with the draws
+            x = x.astype(dtype)
+            cov, shift = state.theta_cov, state.theta_shift
+            ij = [(i, j) for i in range(d) for j in range(d)]
+            mean = sum(cov[:, i, j] * (u[i] * x[j]) for i, j in ij) + sum(shift[:, i] * x[i] for i in range(d))
+            var = sum(cov[:, i, j] * (x[i] * x[j]) for i, j in ij)
+        else:  # one product: vec(Shat_a) against vec(u x^T) and vec(x x^T)
+            outer = jnp.stack([jnp.outer(u, x).reshape(-1), jnp.outer(x, x).reshape(-1)], -1)
+            mv = state.theta_cov.reshape(K, d * d) @ outer.astype(dtype)
+            mean, var = mv[:, 0] + state.theta_shift @ x, mv[:, 1]
+        sd = jnp.sqrt(jnp.maximum(var, 0.0))
         return mean + sd * _prng.normal(k_score, (K,), mean.dtype)
 
     def step(state: DTSState, phi, g, y) -> DTSState:

@@ -37,6 +37,7 @@ import numpy as np
 
 from dts_ppl.core import checks as _checks
 from dts_ppl.core import isotropic as _isotropic
+from dts_ppl.core import linalg as _linalg
 from dts_ppl.core import prng as _prng
 from dts_ppl.core.deprecation import renamed_argument
 from dts_ppl.core.likelihoods import ActionStats
@@ -244,9 +245,58 @@ def condition_whitened(white: Whitening, G, b):
     Returns:
         (Conditionals with (n, n), (n,), (n, n) fields, Message on m), as :func:`condition`.
     """
+    if G.shape[-1] <= min(_linalg.SMALL_MAX_SIZE, _linalg.JACOBI_MAX_SIZE):
+        return _condition_entries(white, G, b)
     R, Rinv = white
     lam, V = eigh(symmetrise(small_matmul(small_matmul(Rinv, G), Rinv.T)))  # order unused
     return _condition_from_eig(white, b, lam, V)
+
+
+def _condition_entries(white: Whitening, G, b):
+    """:func:`condition_whitened` for small n, entry by entry (:func:`dts_ppl.core.linalg.entries`).
+
+    The same formulas as :func:`_condition_from_eig` after :func:`~dts_ppl.core.linalg.jacobi_eigh`,
+    on nested lists of (...) arrays: no intermediate matrix is stacked, so XLA fuses the whole
+    condition (decomposition, conditional, message, the covariance's Cholesky factor) into a few
+    elementwise kernels instead of a few dozen.
+    """
+    R, Rinv = (_linalg.entries(x) for x in white)
+    Gm = _linalg.entries(G)
+    n, dtype = len(Gm), G.dtype
+    bv = [b[..., i] for i in range(n)]
+    ix = range(n)
+
+    def dot(terms):
+        return sum(terms, 0.0)
+
+    rg = [[dot(Rinv[i][k] * Gm[k][j] for k in ix) for j in ix] for i in ix]
+    gt = [[dot(rg[i][m] * Rinv[j][m] for m in ix) for j in ix] for i in ix]
+    gt = [[0.5 * (gt[i][j] + gt[j][i]) for j in ix] for i in ix]
+    lam, V = _linalg.jacobi_entries(gt, dtype)
+    top = lam[0]
+    for x in lam[1:]:
+        top = jnp.maximum(top, x)
+    cutoff = 64.0 * jnp.finfo(dtype).eps * jnp.maximum(top, 0.0)  # evidence_cutoff
+    keep = [x > cutoff for x in lam]
+    lam = [jnp.where(k, x, 0.0) for k, x in zip(keep, lam, strict=True)]
+    inv = [1.0 / (1.0 + x) for x in lam]
+    A = [[dot(Rinv[k][i] * V[k][j] for k in ix) for j in ix] for i in ix]  # R^-T V
+    rb = [dot(Rinv[k][j] * bv[j] for j in ix) for k in ix]
+    coef = [jnp.where(keep[i], dot(V[k][i] * rb[k] for k in ix), 0.0) for i in ix]
+    ainv = [[A[i][k] * inv[k] for k in ix] for i in ix]
+    cov = [[dot(ainv[i][k] * A[j][k] for k in ix) for j in ix] for i in ix]
+    cov = [[0.5 * (cov[i][j] + cov[j][i]) for j in ix] for i in ix]
+    shift = [dot(ainv[i][k] * coef[k] for k in ix) for i in ix]
+    vtrt = [[dot(V[m][k] * R[j][m] for m in ix) for j in ix] for k in ix]  # V^T R^T
+    gain = [[dot(ainv[i][k] * vtrt[k][j] for k in ix) for j in ix] for i in ix]
+    rv = [[dot(R[i][m] * V[m][k] for m in ix) for k in ix] for i in ix]
+    rvl = [[rv[i][k] * (lam[k] * inv[k]) for k in ix] for i in ix]
+    up_g = [[dot(rvl[i][k] * rv[j][k] for k in ix) for j in ix] for i in ix]
+    up_g = [[0.5 * (up_g[i][j] + up_g[j][i]) for j in ix] for i in ix]
+    up_b = [dot(rv[i][k] * (inv[k] * coef[k]) for k in ix) for i in ix]
+    stack = _linalg.from_entries
+    cond = Conditionals(stack(gain), jnp.stack(shift, -1), _linalg.psd_cholesky_entries(cov))
+    return cond, Message(stack(up_g), jnp.stack(up_b, -1))
 
 
 @jax.custom_jvp

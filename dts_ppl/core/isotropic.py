@@ -77,13 +77,25 @@ def isotropic_plan(plan: Any) -> IsotropicPlan:
 
 
 def _rotate(V, x):
-    """V diag(x_l) V^T for every row of x (L, d), as one elementwise product and sum."""
-    return jnp.sum(V[..., None, :, None, :] * V[..., None, None, :, :] * x[..., :, None, None, :], axis=-1)
+    """V diag(x_l) V^T for every row of x (L, d), as d elementwise products summed (one loop kernel)."""
+    return _terms(x[..., :, k, None, None] * (V[:, k, None] * V[None, :, k]) for k in range(V.shape[-1]))
+
+
+def _terms(terms):
+    """The sum of an iterable of arrays, written out (XLA fuses it; a reduction would be its own kernel)."""
+    terms = iter(terms)
+    total = next(terms)
+    for t in terms:
+        total = total + t
+    return total
 
 
 def _cutoff(lam):
     """Which of each row's eigenvalues (L, d) carry evidence (:func:`core.evidence_cutoff` row by row)."""
-    return lam > 64.0 * jnp.finfo(lam.dtype).eps * jnp.maximum(jnp.max(lam, axis=-1, keepdims=True), 0.0)
+    top = lam[..., 0]
+    for k in range(1, lam.shape[-1]):  # the row maxima written out (fused, no reduction kernel)
+        top = jnp.maximum(top, lam[..., k])
+    return lam > 64.0 * jnp.finfo(lam.dtype).eps * jnp.maximum(top, 0.0)[..., None]
 
 
 def _posteriors(iplan: IsotropicPlan, G, b):
@@ -91,8 +103,10 @@ def _posteriors(iplan: IsotropicPlan, G, b):
     msg_g = symmetrise(small_matmul(small_matmul(w1t, G), iplan.w1))
     msg_b = small_matvec(w1t, b - small_matvec(G, iplan.c1))
     V = eigh(symmetrise(msg_g))[1]
-    mu = jnp.sum(V[:, None, :] * msg_g[:, :, None] * V[None, :, :], axis=(0, 1))  # eigenvalues, read off in V
-    beta = jnp.sum(msg_b[:, None] * V, 0)  # V^T b
+    d = V.shape[-1]
+    gv = small_matmul(msg_g, V)
+    mu = _terms(V[i] * gv[i] for i in range(d))  # eigenvalues, read off in V
+    beta = _terms(msg_b[i] * V[i] for i in range(d))  # V^T b
     r2 = (iplan.reach_scale**2)[:, None]
     lam = mu / r2  # reach rows: the whitened evidence's eigenvalues
     keep = _cutoff(lam)
@@ -101,7 +115,7 @@ def _posteriors(iplan: IsotropicPlan, G, b):
     up_g = r2 * lam * inv  # the message to row i, in V
     up_b = jnp.where(keep, beta, 0.0) * inv
     g = iplan.reach_gain[:, None]
-    offset = jnp.sum(iplan.reach_offset[:, :, None] * V, 1)  # V^T c_i
+    offset = _terms(iplan.reach_offset[:, j, None] * V[j] for j in range(d))  # V^T c_i
     rows_g = jnp.concatenate([g * g * up_g, mu[None]])  # (L, d): each row's evidence, in V
     rows_b = jnp.concatenate([g * (up_b - up_g * offset), beta[None]])
     s2 = (iplan.level_scale**2)[:, None]
@@ -110,7 +124,8 @@ def _posteriors(iplan: IsotropicPlan, G, b):
     inv = 1.0 / (1.0 + jnp.where(keep, lam, 0.0))
     gain = _rotate(V, inv)
     cov = _rotate(V, inv / s2)
-    shift = jnp.sum((jnp.where(keep, rows_b, 0.0) * inv / s2)[:, None, :] * V, -1)  # V (...)
+    w = jnp.where(keep, rows_b, 0.0) * inv / s2
+    shift = _terms(w[:, k, None] * V[:, k] for k in range(d))  # V (...)
     return gain, shift, psd_cholesky(cov)
 
 

@@ -31,10 +31,13 @@ def psd_cholesky(a):
     return cholesky(a + jitter[..., None, None] * jnp.eye(n, dtype=a.dtype))
 
 
-#: Cholesky factors and triangular inverses of matrices up to this size are unrolled into a few
-#: fused elementwise passes over the batch (:func:`cholesky`, :func:`tril_inv`) instead of one
-#: LAPACK call per matrix.
-SMALL_MAX_SIZE = 3
+#: The package's default of :data:`SMALL_MAX_SIZE`.
+DEFAULT_SMALL_MAX_SIZE = 8
+#: Cholesky factors, triangular inverses and products of matrices up to this size are unrolled
+#: into a few fused elementwise passes over the batch (:func:`cholesky`, :func:`tril_inv`,
+#: :func:`small_matmul`) instead of one LAPACK or matrix-product call per matrix (a small
+#: product's call costs more than its arithmetic on CPU). 0 turns the unrolled paths off.
+SMALL_MAX_SIZE = DEFAULT_SMALL_MAX_SIZE
 
 
 def small_matmul(a, b):
@@ -108,6 +111,94 @@ JACOBI_MAX_SIZE = 3
 #: Cyclic Jacobi sweeps for 3 x 3 matrices (2 x 2: one rotation is exact); quadratic convergence
 #: reaches float64 round-off in fewer.
 JACOBI_SWEEPS = 6
+
+
+def entries(a) -> list:
+    """The entries of matrices (..., n, m) as a nested list [[a[..., i, j] for j] for i] of (...) arrays."""
+    n, m = a.shape[-2:]
+    return [[a[..., i, j] for j in range(m)] for i in range(n)]
+
+
+def from_entries(rows) -> jax.Array:
+    """The (..., n, m) array of a nested list of (...) entries (:func:`entries`' inverse)."""
+    return jnp.stack([jnp.stack(row, -1) for row in rows], -2)
+
+
+def _rotate_entries(a, V, p: int, q: int):
+    """One Jacobi rotation in the (p, q) plane on entry lists: (J^T a J, V J), zeroing a[p][q]."""
+    n = len(a)
+    app, aqq, apq = a[p][p], a[q][q], a[p][q]
+    rotate = apq != 0
+    tau = (aqq - app) / (2.0 * jnp.where(rotate, apq, 1.0))
+    t = jnp.where(tau >= 0, 1.0, -1.0) / (jnp.abs(tau) + jnp.sqrt(1.0 + tau * tau))
+    t = jnp.where(rotate, t, 0.0)  # tan of the angle that zeroes a[p, q]
+    c = 1.0 / jnp.sqrt(1.0 + t * t)
+    s = t * c
+
+    def right(m):  # m J: columns p and q mix
+        out = [list(row) for row in m]
+        for row_in, row_out in zip(m, out, strict=True):
+            row_out[p] = row_in[p] * c - row_in[q] * s
+            row_out[q] = row_in[p] * s + row_in[q] * c
+        return out
+
+    aj = right(a)
+    new = [list(row) for row in aj]  # J^T (a J): rows p and q mix
+    for j in range(n):
+        new[p][j] = c * aj[p][j] - s * aj[q][j]
+        new[q][j] = s * aj[p][j] + c * aj[q][j]
+    return new, right(V)
+
+
+def jacobi_entries(a, dtype) -> tuple[list, list]:
+    """:func:`jacobi_eigh` on a nested list of (...) entries (:func:`entries`): (lam [n], V [n][n]).
+
+    The same rotations, written entry by entry: no stacked intermediate matrices, so XLA fuses
+    the whole decomposition with the arithmetic around it.
+    """
+    n = len(a)
+    one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
+    V = [[one if i == j else zero for j in range(n)] for i in range(n)]
+    a = [list(row) for row in a]
+    for _ in range(1 if n == 2 else JACOBI_SWEEPS):
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                a, V = _rotate_entries(a, V, p, q)
+    return [a[i][i] for i in range(n)], V
+
+
+def cholesky_entries(a) -> tuple[list, jax.Array]:
+    """:func:`cholesky` on a nested list of (...) entries (the lower triangle is read).
+
+    Returns:
+        (low, ok): low[i][j] for j <= i (None above the diagonal) and ok (...) bool, False where
+        the matrix is not numerically PD (:func:`cholesky` then gives NaN).
+    """
+    n = len(a)
+    low = [[None] * n for _ in range(n)]
+    ok = True
+    for j in range(n):  # the same sums as :func:`cholesky`
+        pivot = a[j][j] - sum((low[j][k] ** 2 for k in range(j)), 0.0)
+        ok = ok & (pivot > 0)
+        low[j][j] = jnp.sqrt(jnp.where(pivot > 0, pivot, 1.0))
+        for i in range(j + 1, n):
+            low[i][j] = (a[i][j] - sum((low[i][k] * low[j][k] for k in range(j)), 0.0)) / low[j][j]
+    return low, ok
+
+
+def psd_cholesky_entries(a) -> jax.Array:
+    """:func:`psd_cholesky` of a symmetric nested list of (...) entries: the (..., n, n) factor.
+
+    The same jitter and unrolled factorisation, on entries (fused with the arithmetic that made them).
+    """
+    n = len(a)
+    dtype = jnp.result_type(a[0][0])
+    scale = sum((jnp.abs(a[i][i]) for i in range(n)), 0.0) / n
+    jitter = 10.0 * jnp.finfo(dtype).eps * scale
+    low, ok = cholesky_entries([[a[i][j] + jitter if i == j else a[i][j] for j in range(n)] for i in range(n)])
+    nan = jnp.asarray(jnp.nan, dtype)
+    zero = jnp.zeros_like(low[0][0])
+    return from_entries([[jnp.where(ok, low[i][j], nan) if j <= i else zero for j in range(n)] for i in range(n)])
 
 
 def jacobi_eigh(a):

@@ -10,8 +10,9 @@ Rows (medians over interleaved blocks; every block is a compiled ``lax.scan``):
 - ``per_level``: the same at L = 10, 20, 40, 80 on DDPM priors of the shipped architecture with
   random weights (time per level = draw / L);
 - ``rounds``: a dTS round (act + update, default "identity" rule) beside one chain draw and a
-  LinTS round, at each K; and the dTS round before the change (``movielens``: the same rows on
-  the MovieLens prior).
+  LinTS round, at each K; the dTS round before the change; at K = 100 dTS's act alone and update
+  alone ("dTS act", "dTS update": where a round's time beyond the draw goes) (``movielens``: the
+  same rows on the MovieLens prior).
 
     python studies/performance/ddpm_chain.py                 # writes results/ddpm_chain_<backend>.json
     python studies/performance/ddpm_chain.py --data-dir ml-100k   # adds the MovieLens rows
@@ -90,9 +91,43 @@ def round_block(agent, K: int, d: int, rounds: int):
     return f
 
 
-def rounds_at(prior, K: int, rounds: int, draws: int, reps: int, old: bool = True) -> dict:
+def act_block(agent, K: int, d: int, rounds: int):
+    """f() -> ``rounds`` actions of the agent on one state (act alone: the chain draw and the scoring)."""
+
+    def step(state, key):
+        kx, ka = prng.split(key)
+        x = prng.uniform(kx, (d,), minval=-1.0, maxval=1.0)
+        return state, agent.act(ka, state, x)[0]
+
+    run = jax.jit(lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[1])
+    state = agent.init()
+    return lambda: run(state, jax.random.PRNGKey(3))
+
+
+def update_block(agent, K: int, d: int, rounds: int):
+    """f() -> the state after ``rounds`` more updates with random contexts, actions and rewards
+    (update alone: no act), compiled once, the state carried and donated as in :func:`round_block`."""
+
+    def step(state, key):
+        kx, ka, ky = prng.split(key, 3)
+        x = prng.uniform(kx, (d,), minval=-1.0, maxval=1.0)
+        a = jnp.minimum(jnp.floor(prng.uniform(ka, (), minval=0.0, maxval=float(K))), K - 1).astype(jnp.int32)
+        return agent.update(state, x, a, prng.normal(ky)), None
+
+    run = jax.jit(lambda state, key: jax.lax.scan(step, state, jax.random.split(key, rounds))[0], donate_argnums=(0,))
+    box = {"state": agent.init(), "i": 0}
+
+    def f():
+        box["i"] += 1
+        box["state"] = run(box["state"], jax.random.PRNGKey(box["i"]))
+        return box["state"]
+
+    return f
+
+
+def rounds_at(prior, K: int, rounds: int, draws: int, reps: int, old: bool = True, parts: bool = False) -> dict:
     """dTS (and, when ``old``, dTS with the chain before the change) and LinTS rounds beside one
-    chain draw, interleaved."""
+    chain draw, interleaved; with ``parts``, dTS's act and update alone too ("dTS act", "dTS update")."""
     d = prior.dim
     lik = Gaussian(1.0)
     theta = core.sample(jax.random.PRNGKey(0), prior, core.prior_conditionals(prior, 1), (4000,))[1][:, 0]
@@ -102,11 +137,16 @@ def rounds_at(prior, K: int, rounds: int, draws: int, reps: int, old: bool = Tru
         "LinTS": round_block(lin_ts(gauss, lik, K), K, d, rounds),
         "draw": draw_block(core.sample, prior, draws),
     }
+    per = {"dTS": rounds, "LinTS": rounds, "draw": draws, "dTS old": rounds}
+    if parts:
+        agent = dts(prior, lik, K)
+        fns["dTS act"], fns["dTS update"] = act_block(agent, K, d, rounds), update_block(agent, K, d, rounds)
+        per.update({"dTS act": rounds, "dTS update": rounds})
     if old:
         with reference_chain():  # built and compiled with the chain before the change
             fns["dTS old"] = round_block(dts(prior, lik, K), K, d, rounds)
             jax.block_until_ready(fns["dTS old"]())
-    times = interleaved(fns, reps, per={"dTS": rounds, "LinTS": rounds, "draw": draws, "dTS old": rounds})
+    times = interleaved(fns, reps, per=per)
     out = {
         "K": K,
         "us": {n: summary(t) for n, t in times.items()},
@@ -164,7 +204,7 @@ def main(argv=None) -> int:
 
     out["rounds"] = {}
     for K in Ks:
-        res = rounds_at(prior, K, rounds, draws, reps)
+        res = rounds_at(prior, K, rounds, draws, reps, parts=K == 100)
         out["rounds"][str(K)] = res
         med = {n: v["median_us"] for n, v in res["us"].items()}
         ratios = f"dTS/draw {res['dts_over_draw']['median']:.2f} dTS/LinTS {res['dts_over_lints']['median']:.2f}"
@@ -175,7 +215,7 @@ def main(argv=None) -> int:
         out["movielens"] = {"dim": ml.dim, "num_levels": ml.num_levels, "draw": draw_ab(ml, draws, reps), "rounds": {}}
         print("MovieLens chain draw:", out["movielens"]["draw"])
         for K in Ks:
-            res = rounds_at(ml, K, rounds, draws, reps)
+            res = rounds_at(ml, K, rounds, draws, reps, parts=K == 100)
             out["movielens"]["rounds"][str(K)] = res
             med = {n: v["median_us"] for n, v in res["us"].items()}
             print(f"MovieLens K = {K}: {med} us; dTS/draw {res['dts_over_draw']['median']:.2f}")

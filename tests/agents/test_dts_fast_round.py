@@ -33,7 +33,7 @@ def test_fast_round_equals_the_stacked_lapack_round(monkeypatch):
     prior = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), load_prior(MODELS_DIR / "swissroll_L40.npz")[0])
     assert any(core.shared_link_leaves(prior)) and core.scalar_plan(core.upward_plan(prior))
     with monkeypatch.context() as m:
-        m.setattr(linalg, "SMALL_MAX_SIZE", 3)  # the package default (tests/conftest.py sets 0)
+        m.setattr(linalg, "SMALL_MAX_SIZE", linalg.DEFAULT_SMALL_MAX_SIZE)  # the default (conftest.py sets 0)
         jax.clear_caches()  # no trace made under another SMALL_MAX_SIZE is reused
         fast = _rounds(dts(prior, Gaussian(0.5), num_actions=5))
 

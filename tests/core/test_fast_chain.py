@@ -226,7 +226,7 @@ def test_small_cholesky_and_triangular_inverse_match_lapack(n, monkeypatch):
     from dts_ppl.core import linalg
     from dts_ppl.core.linalg import chol_solve, cholesky, tril_inv
 
-    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", 3)  # the package default (tests/conftest.py sets 0)
+    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", linalg.DEFAULT_SMALL_MAX_SIZE)  # conftest.py sets 0
 
     rng = np.random.default_rng(10 + n)
     b = rng.normal(size=(20, n, n))
@@ -310,7 +310,7 @@ def test_isotropic_plan_reads_the_plans_scalars(swissroll):
 
 @pytest.mark.parametrize("shape_a, shape_b", [((2, 2), (2, 2)), ((5, 3, 2), (5, 2, 3)), ((4, 1, 3), (3, 3))])
 def test_small_matmul_equals_matmul(shape_a, shape_b, monkeypatch):
-    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", 3)
+    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", linalg.DEFAULT_SMALL_MAX_SIZE)
     rng = np.random.default_rng(0)
     a, b = jnp.asarray(rng.normal(size=shape_a)), jnp.asarray(rng.normal(size=shape_b))
     np.testing.assert_allclose(linalg.small_matmul(a, b), a @ b, rtol=1e-13, atol=1e-14)
