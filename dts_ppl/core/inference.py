@@ -234,6 +234,13 @@ def condition(prior_prec: jax.Array, G: jax.Array, b: jax.Array) -> tuple[Condit
     return condition_whitened(whiten(prior_prec), G, b)
 
 
+#: Conditions of evidence up to this size are written entry by entry (:func:`_condition_entries`).
+#: At 2 x 2 one Jacobi rotation is exact; at 3 x 3 the entry-by-entry sweeps compiled to slower code
+#: than the stacked rotations of :func:`~dts_ppl.core.linalg.eigh`, so larger matrices take the
+#: stacked path.
+CONDITION_ENTRIES_MAX_SIZE = 2
+
+
 @jax.custom_jvp
 def condition_whitened(white: Whitening, G, b):
     """:func:`condition` given the prior's :func:`whiten` factors (computed once when Q is fixed).
@@ -245,7 +252,7 @@ def condition_whitened(white: Whitening, G, b):
     Returns:
         (Conditionals with (n, n), (n,), (n, n) fields, Message on m), as :func:`condition`.
     """
-    if G.shape[-1] <= min(_linalg.SMALL_MAX_SIZE, _linalg.JACOBI_MAX_SIZE):
+    if G.shape[-1] <= min(_linalg.SMALL_MAX_SIZE, _linalg.JACOBI_MAX_SIZE, CONDITION_ENTRIES_MAX_SIZE):
         return _condition_entries(white, G, b)
     R, Rinv = white
     lam, V = eigh(symmetrise(small_matmul(small_matmul(Rinv, G), Rinv.T)))  # order unused

@@ -1,9 +1,12 @@
 """What the fast chain costs at compile time: the first call (compilation + one run) of a dTS
 agent's ``act`` and ``update`` on the shipped Swiss-roll prior, with the fast chain and with the
 chain before it, alternated; and one chain draw's compile time and run time as ``core.sample``'s
-loop is unrolled by 1 (rolled), 2, 5 or all levels.
+loop is unrolled by 1 (rolled), 2, 5 or all levels. With ``--data-dir`` (the MovieLens files), also
+the first calls of a dTS agent on the MovieLens DDPM prior (d = 5), with the small-matrix paths
+unrolled up to ``core.linalg.DEFAULT_SMALL_MAX_SIZE`` and up to 3 x 3 (their earlier limit), alternated.
 
     python studies/performance/compile_time.py        # results/compile_time_<backend>.json
+    python studies/performance/compile_time.py --data-dir DIR
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import jax.numpy as jnp
 
 from dts_ppl.agents import dts  # noqa: E402
 from dts_ppl.core import inference as core  # noqa: E402
+from dts_ppl.core import linalg  # noqa: E402
 from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
 from studies.performance.common import (  # noqa: E402
     RESULTS,
     device,
     interleaved,
+    movielens_prior,
     reference_chain,
     save_json,
     summary,
@@ -38,6 +43,22 @@ def first_calls(prior, K: int) -> dict:
     mid = time.perf_counter()
     jax.block_until_ready(jax.jit(agent.update)(state, x, 1, 0.5))
     return {"act_s": mid - start, "update_s": time.perf_counter() - mid}
+
+
+def small_size_calls(prior, repeats: int) -> dict:
+    """First calls of fresh dTS agents with the small-matrix paths unrolled up to the default size
+    and up to 3 x 3, alternated (the setting is read when a call is traced)."""
+    sizes = {"default": linalg.DEFAULT_SMALL_MAX_SIZE, "3": 3}
+    calls = {name: [] for name in sizes}
+    saved = linalg.SMALL_MAX_SIZE
+    try:
+        for _ in range(repeats):
+            for name, size in sizes.items():
+                linalg.SMALL_MAX_SIZE = size
+                calls[name].append(first_calls(prior, 100))
+    finally:
+        linalg.SMALL_MAX_SIZE = saved
+    return {"dim": prior.dim, "num_levels": prior.num_levels, "small_max_size": sizes, "first_calls": calls}
 
 
 def draw_with_unroll(prior, unroll, draws: int):
@@ -77,6 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--json", default=None)
+    p.add_argument("--data-dir", default=None, help="the MovieLens files: also time the d = 5 prior's first calls")
     args = p.parse_args(argv)
     info = device()
     print("device:", info["backend"], info["devices"])
@@ -96,6 +118,9 @@ def main(argv=None) -> int:
     unrolls = {n: {"compile_s": compile_s[n], **summary(times[n])} for n in fns}
     print(unrolls)
     out = {"device": info, "dtype": "float32", "K": 100, "first_calls": calls, "draw_by_unroll": unrolls}
+    if args.data_dir is not None:
+        out["movielens"] = small_size_calls(movielens_prior(args.data_dir, jnp.float32), args.repeats)
+        print(out["movielens"])
     save_json(args.json or RESULTS / f"compile_time_{info['backend']}.json", out)
     return 0
 

@@ -184,3 +184,21 @@ def test_write_in_sequence_keeps_ok_whatever_was_written():
         want = jax.tree.map(lambda n, o, ok=ok: n if ok else o, {**new, "r": old["r"].at[2].set(new["r"].value)}, old)
         for key in old:
             np.testing.assert_array_equal(out[key], want[key], err_msg=f"{ok} {key}")
+
+
+@pytest.mark.parametrize("kind", ["full", "rank1", "huge"])
+def test_condition_at_three_takes_the_stacked_path_and_agrees_with_the_entries_in_float32(kind):
+    rng = np.random.default_rng(7)
+    Q = jnp.asarray(_spd(rng, 3, 2.0), jnp.float32)
+    G, b = (jnp.asarray(x, jnp.float32) for x in _evidence(rng, 3, kind))
+    white = core.whiten(Q)
+    assert core.CONDITION_ENTRIES_MAX_SIZE < 3 <= linalg.DEFAULT_SMALL_MAX_SIZE
+    R, Rinv = white
+    lam, V = linalg.eigh(linalg.symmetrise(Rinv @ G @ Rinv.T))
+    stacked = core._condition_from_eig(white, b, lam, V)
+    got = core.condition_whitened(white, G, b)
+    entries = core._condition_entries(white, G, b)
+    for x, s, e in zip(jax.tree.leaves(got), jax.tree.leaves(stacked), jax.tree.leaves(entries), strict=True):
+        scale = 1.0 + float(jnp.max(jnp.abs(s)))
+        np.testing.assert_allclose(x, s, rtol=0, atol=1e-5 * scale)
+        np.testing.assert_allclose(x, e, rtol=0, atol=1e-4 * scale)
