@@ -58,7 +58,7 @@ def fast_chain_section() -> str:
         "eigenvalues in one eigenbasis (`core.isotropic`, its sums over the d eigen-directions written",
         "out: no reduction kernels), products of matrices up to 8 x 8 (conditions, pull-backs, the chain's",
         "gains) are elementwise (`core.linalg.small_matmul`), fused with their neighbours, a condition of",
-        "up to 3 x 3 runs entry by entry (the Jacobi rotations, the conditional, the message and the",
+        "2 x 2 (`core.inference.CONDITION_ENTRIES_MAX_SIZE`) runs entry by entry (the Jacobi rotations, the conditional, the message and the",
         "Cholesky factor on lists of scalars: no stacked intermediate matrix), and dTS's K-wide scoring",
         "writes its d^2 terms out (one kernel with the draws); the guard writes the accepted state's",
         "leaves one after another (`core.rows.write`), on the thread that checked the proposal. Random",
