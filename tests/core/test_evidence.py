@@ -16,13 +16,20 @@ def _scaled(prior, s1=1.0, latent=1.0):
     return prior._replace(cov1=prior.cov1 * s1, covs=prior.covs * latent)
 
 
-# two levels: slow (one level and three or four cover the chain's base case and its recursion)
+SLOW = pytest.mark.slow
+
+
+# The default run takes one diagonal of (shared, levels): per-action parameters on one level (the
+# chain's base case), a shared one on three (its recursion). The other diagonal, [True-1] and
+# [False-3], runs in the slow run; by default test_scaled_evidence.py checks the core evidence
+# against the oracle on it (its kept siblings [True-1] and [False-3]). 2 and 4 levels (the same
+# recursion, one level more) run in the slow run.
 @pytest.mark.parametrize(
-    "num_levels",
-    # 1 and 3 levels run by default; 2 and 4 (the same recursion, one level more) in the slow run
-    [1, pytest.param(2, marks=pytest.mark.slow), 3, pytest.param(4, marks=pytest.mark.slow)],
+    ("shared", "num_levels"),
+    [(False, 1), pytest.param(True, 1, marks=SLOW), pytest.param(False, 2, marks=SLOW)]
+    + [pytest.param(True, 2, marks=SLOW), pytest.param(False, 3, marks=SLOW), (True, 3)]
+    + [pytest.param(False, 4, marks=SLOW), pytest.param(True, 4, marks=SLOW)],
 )
-@pytest.mark.parametrize("shared", [False, True])
 def test_gaussian_evidence_equals_the_oracle(num_levels, shared):
     # full covariances, offsets on the links, an action with no data and one with fewer than d pulls
     prior = random_linear_prior(jax.random.PRNGKey(num_levels), 3, 2, num_levels)

@@ -32,8 +32,18 @@ def _three_ways(prior, summary, sigma, t):
     )
 
 
-@pytest.mark.parametrize("num_levels", [1, 3])
-@pytest.mark.parametrize("shared", [False, True])
+# The default run takes one diagonal of (shared, levels), the other one of test_evidence.py's
+# test_gaussian_evidence_equals_the_oracle (so that the core evidence meets the oracle on all four
+# by default); [False-1] and [True-3] run in the slow run, their siblings [True-1] and [False-3] here.
+@pytest.mark.parametrize(
+    ("shared", "num_levels"),
+    [
+        pytest.param(False, 1, marks=pytest.mark.slow),
+        (True, 1),
+        (False, 3),
+        pytest.param(True, 3, marks=pytest.mark.slow),
+    ],
+)
 def test_scaled_evidence_equals_the_oracle_and_the_core_evidence(num_levels, shared):
     prior, X, A, y, K, summary = _case(num_levels, shared)
     for sigma, t in [(1.0, 1.0), (0.7, 2.5), (2.3, 0.3)]:

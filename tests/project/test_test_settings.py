@@ -3,6 +3,8 @@
 import os
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import conftest
 
@@ -19,3 +21,11 @@ def test_the_flags_this_session_set_start_xla_in_a_subprocess():
     assert not set(set_now) & set(conftest.SKIPPED_XLA_FLAGS)
     run = subprocess.run([sys.executable, "-c", conftest._PROBE], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_the_default_run_deals_each_worker_contiguous_tests():
+    """pytest-xdist's worksteal mode (a file's tests, and the XLA programs they share, compile in one
+    worker), set in pyproject.toml's addopts so that the README's command uses it."""
+    root = Path(__file__).resolve().parents[2]
+    settings = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "--dist worksteal" in settings["addopts"]
