@@ -304,6 +304,12 @@ def plots() -> None:
     plt.close(fig)
 
 
+def _missed(rows) -> str:
+    """The calls over 3x, or "none"."""
+    missed = [n for n in (_names(rows, "update", lambda v: v > 3), _names(rows, "act", lambda v: v > 3)) if n != "none"]
+    return ", ".join(missed) or "none"
+
+
 def _names(rows, field, ok) -> str:
     names = [f"{r['agent']} {field}" for r in rows if ok(r[f"{field} ratio"])]
     return ", ".join(names) if names else "none"
@@ -360,9 +366,7 @@ def eager_section() -> str:
         + ", "
         + _names(data["rows"], "act", lambda v: v <= 3)
         + "; missed by "
-        + _names(data["rows"], "update", lambda v: v > 3)
-        + ", "
-        + _names(data["rows"], "act", lambda v: v > 3)
+        + _missed(data["rows"])
         + f". Worst ratio {data['worst_ratio']:.1f}x (median blocks), "
         + f"{data['worst_ratio_best_blocks']:.1f}x (best blocks).",
         "",
