@@ -31,12 +31,17 @@ def psd_cholesky(a):
     return cholesky(a + jitter[..., None, None] * jnp.eye(n, dtype=a.dtype))
 
 
-#: The package's default of :data:`SMALL_MAX_SIZE`.
-DEFAULT_SMALL_MAX_SIZE = 8
+#: The package's default of :data:`SMALL_MAX_SIZE`. Unrolling larger matrices runs faster and
+#: compiles slower: at d = 5, up to 8 x 8 makes a vmapped dTS or HierTS round faster but adds
+#: seconds to every compilation, which costs more than it saves in a ``simulate`` call of fewer
+#: than a few hundred thousand run-rounds (studies/performance/small_size.py, docs/performance.md).
+#: Set ``SMALL_MAX_SIZE = 8`` before building a long-lived agent with d between 4 and 8.
+DEFAULT_SMALL_MAX_SIZE = 3
 #: Cholesky factors, triangular inverses and products of matrices up to this size are unrolled
 #: into a few fused elementwise passes over the batch (:func:`cholesky`, :func:`tril_inv`,
 #: :func:`small_matmul`) instead of one LAPACK or matrix-product call per matrix (a small
-#: product's call costs more than its arithmetic on CPU). 0 turns the unrolled paths off.
+#: product's call costs more than its arithmetic on CPU). 0 turns the unrolled paths off. Read
+#: when an agent is built and when its programs are traced.
 SMALL_MAX_SIZE = DEFAULT_SMALL_MAX_SIZE
 
 

@@ -28,7 +28,10 @@ import jax.numpy as jnp
 
 from dts_ppl.agents import GaussianPrior, dts, lin_ts  # noqa: E402
 from dts_ppl.core import inference as core  # noqa: E402
-from dts_ppl.core import prng  # noqa: E402
+from dts_ppl.core import (
+    linalg,  # noqa: E402
+    prng,  # noqa: E402
+)
 from dts_ppl.core.likelihoods import Gaussian  # noqa: E402
 from studies.performance.common import (  # noqa: E402
     RESULTS,
@@ -187,6 +190,7 @@ def main(argv=None) -> int:
         "clock": args.clock,
         "draws_per_block": draws,
         "rounds_per_block": rounds,
+        "small_max_size": linalg.SMALL_MAX_SIZE,  # the unrolled small-matrix paths' limit (core.linalg)
     }
     out["reps"] = reps
 

@@ -51,12 +51,12 @@ def fast_chain_section() -> str:
         "reads the network's weights, the same at every level of a DDPM, from one copy instead of L - 1",
         "stacked copies that do not fit in a core's cache (`core.shared_link_leaves`), the",
         '"identity" rule (the DDPM default) conditions every level at once through an evidence-free',
-        "`core.upward_plan` that the dTS agent builds once, eigendecompositions up to 3 x 3 and",
-        "Cholesky factors and triangular inverses up to 8 x 8 run as batched elementwise passes",
-        "(`core.linalg.eigh`, `cholesky`, `tril_inv`; `core.linalg.SMALL_MAX_SIZE`) instead of one LAPACK",
+        "`core.upward_plan` that the dTS agent builds once, eigendecompositions, Cholesky factors and",
+        "triangular inverses up to 3 x 3 (`core.linalg.SMALL_MAX_SIZE`; 8 x 8 as an option, below) run as",
+        "batched elementwise passes (`core.linalg.eigh`, `cholesky`, `tril_inv`) instead of one LAPACK",
         "call per matrix. With isotropic levels (a DDPM's) the planned pass runs elementwise on the",
         "eigenvalues in one eigenbasis (`core.isotropic`, its sums over the d eigen-directions written",
-        "out: no reduction kernels), products of matrices up to 8 x 8 (conditions, pull-backs, the chain's",
+        "out: no reduction kernels), products of matrices up to that size (conditions, pull-backs, the chain's",
         "gains) are elementwise (`core.linalg.small_matmul`), fused with their neighbours, a condition of",
         "2 x 2 (`core.inference.CONDITION_ENTRIES_MAX_SIZE`) runs entry by entry (the Jacobi rotations, the conditional, the message and the",
         "Cholesky factor on lists of scalars: no stacked intermediate matrix), and dTS's K-wide scoring",
@@ -173,13 +173,42 @@ def fast_chain_section() -> str:
             size = ml["small_max_size"]["default"]
             lines += [
                 f"On the MovieLens DDPM prior (d = {ml['dim']}, L = {ml['num_levels']}; `--data-dir DIR`), first call of a"
-                f" fresh dTS agent with the small-matrix paths unrolled up to {size} x {size} (the default) against"
+                f" fresh dTS agent with the small-matrix paths unrolled up to {size} x {size} against"
                 f" up to 3 x 3 (best of {len(mc['default'])}, alternated): `act` {med(mc['default'], 'act_s'):.1f} s"
                 f" against {med(mc['3'], 'act_s'):.1f} s, `update` {med(mc['default'], 'update_s'):.1f} s against"
                 f" {med(mc['3'], 'update_s'):.1f} s.",
             ]
+    lines += _small_size_lines()
     lines += ["", _targets(chain, sim)]
     return "\n".join(lines) + "\n"
+
+
+def _small_size_lines() -> list[str]:
+    """The default of ``core.linalg.SMALL_MAX_SIZE``: run time against compile time at d = 5."""
+    small = _load("small_size_cpu.json")
+    if small is None:
+        return []
+    rate, call = small["run_rounds_per_s"], small.get("simulate_call_s", {})
+    ratio = small["ratio_8_over_3"]
+    agents = list(ratio)
+    faster = ", ".join(f"{n} {1 / ratio[n]['median']:.2f}x" for n in agents)
+    calls = "; ".join(
+        f"{n} {min(call[f'{n} size 3']):.1f} s up to 3 x 3 against {min(call[f'{n} size 8']):.1f} s up to 8 x 8"
+        for n in agents
+        if f"{n} size 3" in call
+    )
+    return [
+        "",
+        f"**The unrolled size, measured** (`{small['command']}`, results/small_size_cpu.json; {small['preset']},"
+        f" K = {small['K']}, d = {small['dim']}, {small['runs']} runs vmapped; {_where(small)}). Unrolling up to 8 x 8"
+        f" instead of 3 x 3 makes a run-round faster ({faster}; run-rounds per second: "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in rate.items())
+        + ") but compiles slower, and `simulate` compiles afresh for every call: one call of"
+        f" {small['runs']} runs x {small.get('call_rounds', small['rounds'])} rounds, compilation included, CPU time, best of"
+        f" {small.get('call_reps', 0)}: {calls}. The default is therefore 3 x 3; a long-lived agent with d between 4"
+        " and 8 (the online `Bandit`, a deployment) gains from `core.linalg.SMALL_MAX_SIZE = 8` set before it is"
+        " built, as the MovieLens rows above were measured with it (their JSON's `small_max_size`).",
+    ]
 
 
 def _flops_per_level(prior_hidden: int = 128, dim: int = 2) -> int:

@@ -1,7 +1,7 @@
 """The entry-by-entry small-matrix paths of the dTS round (core.linalg's entry lists, the
 condition written entry by entry, the guard's finiteness check) and the unrolled paths up to
-DEFAULT_SMALL_MAX_SIZE (d = 5: the MovieLens prior's size) against LAPACK, the matrix formulas and
-the float64 joint-Gaussian oracle."""
+UNROLLED_OPTION (8 x 8, the option for d 4 .. 8; d = 5: the MovieLens prior's size) against LAPACK,
+the matrix formulas and the float64 joint-Gaussian oracle."""
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +13,9 @@ from dts_ppl.core import inference as core
 from dts_ppl.core import linalg
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.rows import Row, all_finite
+
+#: The largest unrolled size the package documents (``core.linalg.SMALL_MAX_SIZE = 8``, for d 4 .. 8).
+UNROLLED_OPTION = 8
 
 
 def _spd(rng, n, scale=1.0):
@@ -82,8 +85,8 @@ def test_jacobi_and_cholesky_entries_equal_lapack():
 
 
 @pytest.mark.parametrize("n", [4, 5, 8])
-def test_unrolled_paths_up_to_the_default_size_equal_lapack(n, monkeypatch):
-    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", linalg.DEFAULT_SMALL_MAX_SIZE)
+def test_unrolled_paths_up_to_eight_equal_lapack(n, monkeypatch):
+    monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", UNROLLED_OPTION)
     assert n <= linalg.SMALL_MAX_SIZE
     rng = np.random.default_rng(n)
     a = jnp.asarray(np.stack([_spd(rng, n) for _ in range(6)]))
@@ -140,7 +143,7 @@ def test_d5_ddpm_round_on_the_unrolled_paths_equals_the_lapack_round(monkeypatch
     prior = _ddpm_prior(5, 6, jnp.float32)
     assert core.scalar_plan(core.upward_plan(prior))
     with monkeypatch.context() as m:
-        m.setattr(linalg, "SMALL_MAX_SIZE", linalg.DEFAULT_SMALL_MAX_SIZE)
+        m.setattr(linalg, "SMALL_MAX_SIZE", UNROLLED_OPTION)
         jax.clear_caches()
         fast = _rounds(dts(prior, Gaussian(0.5), num_actions=4), 5)
     with monkeypatch.context() as m:
