@@ -73,8 +73,16 @@ def _builders():
 
 BINARY = ("dts_affine_bernoulli", "glm_ts", "laplace_dps_bernoulli")
 # the heavier variants of a family in the slow run; each keeps a sibling in the default run
-# (dts_affine, lin_ts, laplace_dps_diffused)
-SLOW = ("dts_affine_full_chain", "dts_affine_discount", "dts_affine_refit", "lin_ts_refit", "laplace_dps_propagated")
+# (dts_affine, dts_mlp, lin_ts, laplace_dps_diffused)
+SLOW = (
+    "dts_affine_full_chain",
+    "dts_affine_bernoulli",
+    "dts_affine_discount",
+    "dts_affine_refit",
+    "lin_ts_refit",
+    "laplace_dps_propagated",
+    "laplace_dps_mlp",
+)
 AGENTS = [a if a not in SLOW else pytest.param(a, marks=pytest.mark.slow) for a in _builders()]
 
 
@@ -140,7 +148,7 @@ def test_independent_marginal_draws_fail_the_check():
     assert residual(X, s) <= _tol(s)
 
 
-@pytest.mark.parametrize("base", ["lin_ts", "dts", pytest.param("hier_ts", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("base", ["lin_ts"] + [pytest.param(b, marks=pytest.mark.slow) for b in ("dts", "hier_ts")])
 def test_optimistic_ts_is_the_max_of_one_joint_draw_and_the_mean(base):
     """optimistic_ts = max(the base's Thompson draw, the posterior mean): its draw part is joint."""
     prior = theta_marginal(_prior()) if base == "lin_ts" else _prior()
