@@ -141,7 +141,22 @@ def float64():
     jax.config.update("jax_enable_x64", True)
 
 
-MAX_MAPPINGS = 30_000
+def kernel_map_limit() -> int:
+    """The kernel's per-process limit on memory mappings (vm.max_map_count; Linux's default if unreadable)."""
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):  # not Linux
+        return 65_530
+
+
+# Compiled code is freed once a worker holds this many mappings: the kernel's limit less MAP_HEADROOM,
+# about seven times the most mappings one test added (2,200, measured on test_fast_chain.py and
+# test_fuzz_api.py). Each clear costs CPU time (about 1 CPU-s per 5,000 mappings freed) and the
+# recompilation of the programs the later tests share, so it is kept as late as is safe; on a
+# machine with a higher limit (1,048,576 on several distributions) the clears come later still.
+MAP_HEADROOM = 15_000
+MAX_MAPPINGS = max(kernel_map_limit() - MAP_HEADROOM, kernel_map_limit() // 2)
 
 
 def _mappings() -> int:

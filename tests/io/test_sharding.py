@@ -1,7 +1,9 @@
 """The action axis of agent states split across devices: same actions and states as one device.
 
 Runs workers in subprocesses (the number of host devices is fixed when JAX starts): 4 forced host
-devices in one process, and two localhost processes joined by jax.distributed (2 devices each).
+devices in one process, and two localhost processes joined by jax.distributed (2 devices each). The
+default run starts one worker that runs each agent on one device and then on the 4 devices (one
+JAX start-up and import instead of two); the single-device state is checked to sit on one device.
 """
 
 import json
@@ -53,8 +55,18 @@ def _run(mode, devices=4, extra=(), agents=AGENTS):
 
 
 @pytest.fixture(scope="module")
-def single():
-    return _result(_run("single"))
+def both():
+    """One worker with 4 host devices: the agents on one device, then split across the 4."""
+    return _result(_run("both"))
+
+
+@pytest.fixture(scope="module")
+def single(both):
+    result = both["single"]
+    for name, got in result["agents"].items():
+        assert got["devices_used"] == 1, f"{name}: the single-device run used {got['devices_used']} devices"
+        assert got["sharded_leaves"] == 0, name
+    return result
 
 
 def _same(reference, other):
@@ -63,19 +75,23 @@ def _same(reference, other):
         assert got["actions"] == ref["actions"], name
         for a, b in zip(ref["leaves"], got["leaves"], strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert got["devices_used"] == other["devices"], f"{name}: the state sits on {got['devices_used']} devices"
         if name in PER_ACTION:
             assert got["sharded_leaves"] > 0, f"{name}: nothing was split across devices"
 
 
-def test_four_host_devices_match_one_device(single):
-    sharded = _result(_run("sharded"))
+def test_four_host_devices_match_one_device(single, both):
+    sharded = both["sharded"]
     assert sharded["devices"] == 4
     _same(single, sharded)
 
 
 @pytest.mark.slow
 def test_four_host_devices_match_one_device_other_agents():
-    _same(_result(_run("single", agents=SLOW_AGENTS)), _result(_run("sharded", agents=SLOW_AGENTS)))
+    result = _result(_run("both", agents=SLOW_AGENTS))
+    assert result["sharded"]["devices"] == 4
+    assert all(got["devices_used"] == 1 for got in result["single"]["agents"].values())
+    _same(result["single"], result["sharded"])
 
 
 @pytest.mark.slow

@@ -29,3 +29,13 @@ def test_the_default_run_deals_each_worker_contiguous_tests():
     root = Path(__file__).resolve().parents[2]
     settings = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert "--dist worksteal" in settings["addopts"]
+
+
+def test_compiled_code_is_freed_with_headroom_below_the_kernels_mapping_limit():
+    """A worker that reaches vm.max_map_count segfaults inside XLA: release_compiled_code frees
+    compiled programs early enough that one test's growth cannot reach the limit."""
+    limit = conftest.kernel_map_limit()
+    assert limit > 0
+    assert conftest.MAX_MAPPINGS < limit
+    assert limit - conftest.MAX_MAPPINGS >= min(conftest.MAP_HEADROOM, limit // 2)
+    assert conftest.MAP_HEADROOM >= 5 * 2_200  # five times the largest one-test growth measured

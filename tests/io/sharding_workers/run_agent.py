@@ -1,8 +1,9 @@
 """Worker for tests/io/test_sharding.py: run an agent for some rounds, sharded or not; print a JSON summary.
 
 Usage: python run_agent.py AGENTS MODE [PROCESS_ID NUM_PROCESSES PORT]   (AGENTS comma-separated)
-MODE: "single" (one device), "sharded" (all local devices), "distributed" (jax.distributed over processes).
-XLA_FLAGS (the number of forced host devices) is set by the caller.
+MODE: "single" (one device), "sharded" (all local devices), "both" (single then sharded in this one
+process: one JAX start-up instead of two; prints {"single": ..., "sharded": ...}), "distributed"
+(jax.distributed over processes). XLA_FLAGS (the number of forced host devices) is set by the caller.
 """
 
 import json
@@ -39,9 +40,19 @@ build = {
 }
 
 
-def run(agent_name):
-    agent = build[agent_name]()
-    state = agent.init()
+_built = {}
+
+
+def built(agent_name):
+    """The agent and its initial state, built once per process ("both" runs them in two modes)."""
+    if agent_name not in _built:
+        agent = build[agent_name]()
+        _built[agent_name] = agent, agent.init()
+    return _built[agent_name]
+
+
+def run(agent_name, mode):
+    agent, state = built(agent_name)
     mesh = None
     if mode != "single":
         mesh = action_mesh()
@@ -70,13 +81,23 @@ def run(agent_name):
         if mesh is None
         else sum(1 for v in jax.tree.leaves(state) if hasattr(v, "sharding") and not v.sharding.is_fully_replicated)
     )
+    used = set().union(*(v.sharding.device_set for v in jax.tree.leaves(state) if hasattr(v, "sharding")))
     return {
+        "devices_used": len(used),
         "actions": actions,
         "leaves": [np.asarray(v, np.float64).ravel().tolist() for v in leaves],
         "sharded_leaves": sharded,
     }
 
 
-summary = {"devices": jax.device_count(), "agents": {name: run(name) for name in agent_names}}
+def summary(mode):
+    return {"devices": jax.device_count(), "agents": {name: run(name, mode) for name in agent_names}}
+
+
+if mode == "both":
+    # the single-device run never touches the other devices: its arrays are uncommitted, on device 0
+    result = {"single": summary("single"), "sharded": summary("sharded")}
+else:
+    result = summary(mode)
 if mode != "distributed" or jax.process_index() == 0:
-    print("RESULT " + json.dumps(summary))
+    print("RESULT " + json.dumps(result))
