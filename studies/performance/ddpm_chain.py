@@ -17,6 +17,8 @@ Rows (medians over interleaved blocks; every block is a compiled ``lax.scan``):
     python studies/performance/ddpm_chain.py                 # writes results/ddpm_chain_<backend>.json
     python studies/performance/ddpm_chain.py --data-dir ml-100k   # adds the MovieLens rows
     python studies/performance/ddpm_chain.py --quick         # tiny sizes (a smoke test)
+    python studies/performance/ddpm_chain.py --data-dir ml-100k --clock cpu --reps 9 --small-max-size 8 \
+        --json studies/performance/results/ddpm_chain_cpu_unrolled8.json    # the 8 x 8 option
 """
 
 from __future__ import annotations
@@ -175,7 +177,15 @@ def main(argv=None) -> int:
         choices=("wall", "cpu"),
         help="wall time, or the process's CPU time (leaves out waiting for a core on a loaded machine)",
     )
+    p.add_argument(
+        "--small-max-size",
+        type=int,
+        default=None,
+        help="core.linalg.SMALL_MAX_SIZE for every row (default: the package's); e.g. 8 with --json",
+    )
     args = p.parse_args(argv)
+    if args.small_max_size is not None:
+        linalg.SMALL_MAX_SIZE = args.small_max_size  # before any agent is built or traced
     levels = [int(v) for v in args.levels.split(",")]
     Ks = [int(v) for v in args.K.split(",")]
     draws, rounds, reps = (200, 100, args.reps) if not args.quick else (10, 5, 2)

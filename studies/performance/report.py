@@ -107,7 +107,13 @@ def fast_chain_section() -> str:
         lines += [
             "",
             f"The DDPM prior the MovieLens preset trains on ALS item vectors (d = {ml['dim']}, L = {ml['num_levels']};"
-            " `--data-dir` with the MovieLens files, which stay outside the repository): one chain draw"
+            " `--data-dir` with the MovieLens files, which stay outside the repository"
+            + (
+                f"; small-matrix paths unrolled up to {chain['small_max_size']} x {chain['small_max_size']}"
+                if "small_max_size" in chain
+                else ""
+            )
+            + "): one chain draw"
             f" {_med(d['new'])} us now against {_med(d['old'])} us before"
             f" (**{d['speedup_old_over_new']['median']:.2f}x**).",
             "",
@@ -207,7 +213,28 @@ def _small_size_lines() -> list[str]:
         f" {small['runs']} runs x {small.get('call_rounds', small['rounds'])} rounds, compilation included, CPU time, best of"
         f" {small.get('call_reps', 0)}: {calls}. The default is therefore 3 x 3; a long-lived agent with d between 4"
         " and 8 (the online `Bandit`, a deployment) gains from `core.linalg.SMALL_MAX_SIZE = 8` set before it is"
-        " built, as the MovieLens rows above were measured with it (their JSON's `small_max_size`).",
+        " built.",
+    ] + _unrolled8_lines()
+
+
+def _unrolled8_lines() -> list[str]:
+    """The MovieLens rows of ddpm_chain.py with ``SMALL_MAX_SIZE = 8`` (results/ddpm_chain_cpu_unrolled8.json)."""
+    u8 = _load("ddpm_chain_cpu_unrolled8.json")
+    ml = None if u8 is None else u8.get("movielens")
+    if ml is None or "100" not in ml["rounds"]:
+        return []
+    m100, m1e4 = ml["rounds"]["100"], ml["rounds"].get("10000")
+    tail = "" if m1e4 is None else f"; dTS / LinTS at K = 10^4 {m1e4['dts_over_lints']['median']:.2f}"
+    return [
+        "",
+        f"With `SMALL_MAX_SIZE = {u8['small_max_size']}` (`PYTHONPATH=. python studies/performance/ddpm_chain.py"
+        " --data-dir DIR --clock cpu --reps 9 --small-max-size 8 --json"
+        f" studies/performance/results/ddpm_chain_cpu_unrolled8.json`; {_where(u8)}), the MovieLens prior's round is"
+        f" {_med(m100['us']['dTS'])} us against a chain draw of {_med(m100['us']['draw'])} us at K = 100"
+        f" (**{m100['dts_over_draw']['median']:.2f}x**{tail}). The same run's Swiss-roll round (d = 2) was"
+        f" {u8['rounds']['100']['dts_over_draw']['median']:.2f}x its chain draw at K = 100 (quartiles"
+        f" {u8['rounds']['100']['dts_over_draw']['q25']:.2f}-{u8['rounds']['100']['dts_over_draw']['q75']:.2f}),"
+        " beside the table's run above: the spread of this ratio from run to run on the shared machine.",
     ]
 
 
@@ -268,7 +295,13 @@ def _targets(chain, sim) -> str:
             f" {_parts(m100)} At d = 5 the played action's two eigendecompositions and the pass's one still go"
             " through LAPACK (Jacobi rotations stop at 3 x 3, and the condition is written entry by entry only"
             " at 2 x 2: at 3 x 3 the entry-by-entry sweeps made the dTS update at d = 3 about ten times slower"
-            " than the stacked rotations); the products and Cholesky factors are elementwise."
+            " than the stacked rotations); "
+            + (
+                "the products and Cholesky factors are elementwise."
+                if chain.get("small_max_size", 3) >= ml["dim"]
+                else f"with the default `SMALL_MAX_SIZE` ({chain.get('small_max_size')}) its products and Cholesky"
+                " factors do too (`SMALL_MAX_SIZE = 8` unrolls them: faster rounds, slower compilation, below)."
+            )
         )
     vs = _load("simulate_vs_commit.json")
     if sim is not None and vs is not None:
