@@ -129,16 +129,20 @@ def from_entries(rows) -> jax.Array:
     return jnp.stack([jnp.stack(row, -1) for row in rows], -2)
 
 
-def _rotate_entries(a, V, p: int, q: int):
-    """One Jacobi rotation in the (p, q) plane on entry lists: (J^T a J, V J), zeroing a[p][q]."""
-    n = len(a)
-    app, aqq, apq = a[p][p], a[q][q], a[p][q]
+def _jacobi_angle(app, aqq, apq):
+    """(cos, sin) of the Jacobi rotation in the (p, q) plane that zeroes a[p, q] (identity where it is 0)."""
     rotate = apq != 0
     tau = (aqq - app) / (2.0 * jnp.where(rotate, apq, 1.0))
     t = jnp.where(tau >= 0, 1.0, -1.0) / (jnp.abs(tau) + jnp.sqrt(1.0 + tau * tau))
-    t = jnp.where(rotate, t, 0.0)  # tan of the angle that zeroes a[p, q]
+    t = jnp.where(rotate, t, 0.0)  # tan of the angle
     c = 1.0 / jnp.sqrt(1.0 + t * t)
-    s = t * c
+    return c, t * c
+
+
+def _rotate_entries(a, V, p: int, q: int):
+    """One Jacobi rotation in the (p, q) plane on entry lists: (J^T a J, V J), zeroing a[p][q]."""
+    n = len(a)
+    c, s = _jacobi_angle(a[p][p], a[q][q], a[p][q])
 
     def right(m):  # m J: columns p and q mix
         out = [list(row) for row in m]
@@ -225,13 +229,7 @@ def jacobi_eigh(a):
     for _ in range(1 if n == 2 else JACOBI_SWEEPS):
         for p in range(n - 1):
             for q in range(p + 1, n):
-                app, aqq, apq = a[..., p, p], a[..., q, q], a[..., p, q]
-                rotate = apq != 0
-                tau = (aqq - app) / (2.0 * jnp.where(rotate, apq, 1.0))
-                t = jnp.where(tau >= 0, 1.0, -1.0) / (jnp.abs(tau) + jnp.sqrt(1.0 + tau * tau))
-                t = jnp.where(rotate, t, 0.0)  # tan of the angle that zeroes a[p, q]
-                c = 1.0 / jnp.sqrt(1.0 + t * t)
-                s = t * c
+                c, s = _jacobi_angle(a[..., p, p], a[..., q, q], a[..., p, q])
                 diag = np.zeros((n, n))
                 diag[p, p] = diag[q, q] = 1.0
                 skew = np.zeros((n, n))
