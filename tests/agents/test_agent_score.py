@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from drift_priors import two_level_affine_prior
+from drift_priors import fixed_affine_prior, two_level_affine_prior
 
-from dts_ppl import Bernoulli, DiffusionPrior, Gaussian
+from dts_ppl import Bernoulli, Gaussian
 from dts_ppl.agents import (
     Agent,
     Refit,
@@ -36,10 +36,7 @@ from dts_ppl.experiments.synthetic import random_mlp_prior
 K, D, N = 4, 3, 12
 
 
-def _prior():
-    return DiffusionPrior.linear(
-        [jnp.array([[1.0, 0.5], [0.2, -0.7], [0.3, 0.1]]), jnp.array([[0.8, 0.1], [-0.2, 0.9]])], [0.5, 1.0, 1.0]
-    )
+_prior = fixed_affine_prior
 
 
 def _builders():

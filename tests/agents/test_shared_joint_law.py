@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from drift_priors import fixed_affine_prior
 
-from dts_ppl import Bernoulli, DiffusionPrior, Gaussian
+from dts_ppl import Bernoulli, Gaussian
 from dts_ppl.agents import (
     Refit,
     bank_ts,
@@ -39,10 +40,7 @@ RTOL = 1e-9  # the residual relative to ||s||: float64 round-off is ~1e-15
 DISCRIMINATION = 1e3  # a non-joint score vector's residual exceeds this many tolerances
 
 
-def _prior():
-    return DiffusionPrior.linear(
-        [jnp.array([[1.0, 0.5], [0.2, -0.7], [0.3, 0.1]]), jnp.array([[0.8, 0.1], [-0.2, 0.9]])], [0.5, 1.0, 1.0]
-    )
+_prior = fixed_affine_prior
 
 
 def _builders():
