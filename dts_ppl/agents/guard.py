@@ -316,6 +316,14 @@ def _argmax_finite(scores):
     return best, top
 
 
+def choose(scores, x):
+    """``(action, ActInfo)`` from the scores: the first largest one, or -1 and ``valid`` False when the
+    context ``x`` or a score is not finite (pure; what every agent's ``act`` returns)."""
+    best, top = _argmax_finite(scores)
+    valid = jnp.all(jnp.isfinite(x)) & ~jnp.isnan(top)
+    return jnp.where(valid, best, -1), ActInfo(scores, valid)
+
+
 def guarded_act(
     score: Callable,
     check_key: Callable,
@@ -334,10 +342,7 @@ def guarded_act(
 
     def core(key, state, x):
         check_state(state)  # shapes only, when this shape is traced
-        scores = score(key, state, x)
-        best, top = _argmax_finite(scores)
-        valid = jnp.all(jnp.isfinite(x)) & ~jnp.isnan(top)
-        return jnp.where(valid, best, -1), ActInfo(scores, valid)
+        return choose(score(key, state, x), x)
 
     compiled = jax.jit(core)
 

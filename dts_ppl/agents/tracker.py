@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dts_ppl.agents.base import ActInfo, Agent, AgentSpec, check_num_actions
-from dts_ppl.agents.guard import round_ok
+from dts_ppl.agents.base import Agent, AgentSpec, check_num_actions
+from dts_ppl.agents.guard import choose, round_ok
 from dts_ppl.core import change_detector
 from dts_ppl.core import tracker as _tracker
 from dts_ppl.core import tracker_bank as _bank
@@ -76,9 +76,7 @@ def tracking_ts(prior: DiffusionPrior, noise_sd, num_actions: int, shared_step, 
 
     def act(key, state: TrackerAgentState, x):
         x = jnp.asarray(x, dtype)
-        scores = score(key, state, x)
-        valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
-        return jnp.where(valid, jnp.argmax(scores), -1), ActInfo(scores, valid)
+        return choose(score(key, state, x), x)
 
     def update(state: TrackerAgentState, x, action, reward) -> TrackerAgentState:
         x = jnp.asarray(x, dtype)
@@ -165,9 +163,7 @@ def adaptive_tracking_ts(
 
     def act(key, state: BankAgentState, x):
         x = jnp.asarray(x, dtype)
-        scores = score(key, state, x)
-        valid = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(scores))
-        return jnp.where(valid, jnp.argmax(scores), -1), ActInfo(scores, valid)
+        return choose(score(key, state, x), x)
 
     def update(state: BankAgentState, x, action, reward) -> BankAgentState:
         x = jnp.asarray(x, dtype)
