@@ -190,6 +190,11 @@ def _compiled_runs(env: Environment, agent: Agent, num_rounds: int) -> Callable:
     return fn
 
 
+def clear_compiled_runs() -> None:
+    """Forget every compiled program :func:`simulate` kept (and the env and agent each holds)."""
+    _COMPILED_RUNS.clear()
+
+
 def simulate(
     key: jax.Array,
     env: Environment,
@@ -207,7 +212,8 @@ def simulate(
         chunk_size: runs vmapped at once (default: all); memory grows linearly with it.
         progress: tqdm bar over chunks.
     Calls with the same ``env`` and ``agent`` objects and ``num_rounds`` reuse one compiled program
-    (the last 16 such programs are kept; jax recompiles for a new chunk shape or jax setting).
+    (the last 16 such programs are kept, :func:`clear_compiled_runs` drops them; jax recompiles
+    for a new chunk shape or jax setting).
     Returns:
         RegretResult with the (num_runs, num_rounds) cumulative pseudo-regret.
     """
