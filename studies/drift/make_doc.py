@@ -22,7 +22,7 @@ PREVIOUS = results_dir("drift") / "previous"
 WALK_ORACLE = results_dir("drift") / "walk-oracle.json"
 DETECTOR = results_dir("drift") / "detector.json"
 TRACKER = results_dir("drift") / "tracker.json"
-BANK_CELLS = ("bank", "bank, spacing", "bank, detector")
+BANK_CELLS = ("bank", "bank, spacing", "bank, detector", "bank, spacing + detector")
 TRACKER_AGENT = "TS, two-rate tracker"
 TRACKER_ORDER = (
     "rule",
