@@ -7,7 +7,9 @@ from the repository root with ``PYTHONPATH=.`` (studies/README.md).
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 from pathlib import Path
 
 import jax
@@ -32,6 +34,35 @@ def results_dir(study: str) -> Path:
     if not path.parent.is_dir():
         raise ValueError(f"study: expected a folder under studies/, got {study!r}")
     return path
+
+
+def resume_json(path, settings: dict) -> dict:
+    """The results in ``path`` when they were run with ``settings`` (a rerun skips what is done), else
+    a fresh ``{"settings": settings}``."""
+    try:
+        with open(path) as f:
+            out = json.load(f)
+        if out.get("settings") == settings:
+            return out
+    except (OSError, ValueError, KeyError):
+        pass
+    return {"settings": settings}
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, script: str) -> str:
+    """The command that reruns ``script`` with ``args``: every option that differs from its default,
+    in the parser's order, shell-quoted; ``--json`` as its file name in the script's results folder."""
+    command = f"PYTHONPATH=. python {script}"
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value, flag = getattr(args, action.dest), action.option_strings[0]
+        if action.dest == "json":
+            if Path(value).resolve() != Path(action.default).resolve():
+                command += f" {flag} {Path(script).parent / 'results' / Path(value).name}"
+        elif value != action.default:
+            command += f" {flag}" if action.nargs == 0 else f" {flag} {shlex.quote(str(value))}"
+    return command
 
 
 def save_json(path, out: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -168,6 +169,32 @@ def run_rounds(
     return state, regret, records
 
 
+# simulate's compiled runs, most recent last: (id(env), id(agent), num_rounds) -> (env, agent, fn).
+# The entry holds env and agent, so their ids are not reused while it lives, and a hit is checked
+# by identity. A new env or agent (even an equal one: its closures are new) compiles anew.
+_COMPILED_RUNS: OrderedDict[tuple, tuple] = OrderedDict()
+COMPILED_RUNS_MAX = 16
+
+
+def _compiled_runs(env: Environment, agent: Agent, num_rounds: int) -> Callable:
+    """The jitted, vmapped cumulative regret of ``agent`` on ``env``, compiled once per (env, agent, num_rounds)."""
+    key = (id(env), id(agent), num_rounds)
+    hit = _COMPILED_RUNS.get(key)
+    if hit is not None and hit[0] is env and hit[1] is agent:
+        _COMPILED_RUNS.move_to_end(key)
+        return hit[2]
+    fn = jax.jit(jax.vmap(lambda k: jnp.cumsum(run_regret(k, env, agent, num_rounds))))
+    _COMPILED_RUNS[key] = (env, agent, fn)
+    while len(_COMPILED_RUNS) > COMPILED_RUNS_MAX:
+        _COMPILED_RUNS.popitem(last=False)
+    return fn
+
+
+def clear_compiled_runs() -> None:
+    """Forget every compiled program :func:`simulate` kept (and the env and agent each holds)."""
+    _COMPILED_RUNS.clear()
+
+
 def simulate(
     key: jax.Array,
     env: Environment,
@@ -184,6 +211,9 @@ def simulate(
         key: PRNG key; run r uses ``jax.random.fold_in(key, r)`` for theta, contexts, actions, rewards.
         chunk_size: runs vmapped at once (default: all); memory grows linearly with it.
         progress: tqdm bar over chunks.
+    Calls with the same ``env`` and ``agent`` objects and ``num_rounds`` reuse one compiled program
+    (the last 16 such programs are kept, :func:`clear_compiled_runs` drops them; jax recompiles
+    for a new chunk shape or jax setting).
     Returns:
         RegretResult with the (num_runs, num_rounds) cumulative pseudo-regret.
     """
@@ -191,7 +221,7 @@ def simulate(
     check_key(key)
     check_compatible(key, env, agent)
     chunk = min(int(chunk_size or num_runs), int(num_runs))
-    fn = jax.jit(jax.vmap(lambda k: jnp.cumsum(run_regret(k, env, agent, int(num_rounds)))))
+    fn = _compiled_runs(env, agent, int(num_rounds))
     keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_runs))
     num_chunks = -(-num_runs // chunk)
     pad = num_chunks * chunk - num_runs

@@ -20,6 +20,10 @@ before any of these runs (tracker_bank.drift_grid):
   standardized predictive residual of the model of largest weight; an alarm resets the whole bank
   (trackers and weights) to its prior. The detector's stated rules of detector.py: false-alarm
   rate alpha = 1 / (20 n) per round, rho = core.change_detector.variance_ratio_rule.
+- **bank, spacing + detector**: the two rules above together, each as stated there (spacing's
+  play map and the detector's CUSUM reset); stated after the three rows above, which showed
+  spacing ahead on slow walks and the detector ahead on abrupt changes, and run on every
+  environment and seed they ran on.
 
 Every cell of an environment runs on the keys of forgetting.py and tracker.py (run r of seed s:
 jax.random.fold_in(PRNGKey(s + 1), r)), so it is paired with their rows and with the dTS row
@@ -40,10 +44,8 @@ forgetting.py's row (seed 0) or tracker.py's held-out row (same keys).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -56,12 +58,12 @@ from dts_ppl.bandits.simulation import run_rounds
 from dts_ppl.core.change_detector import variance_ratio_rule
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.tracker_bank import drift_grid
-from studies.common import results_dir, save_json
+from studies.common import command_line, results_dir, resume_json, save_json
 from studies.drift.forgetting import CONTEXT_SECOND_MOMENT, CURVE_EVERY, NOISE, D, K, diagnostics, problem
 
 TIME_SCALES = (math.inf,) + tuple(62.5 * 2**k for k in range(8))
 WALK_BELOW = 4.0 * K  # sqrt(K / tau) > 1 / 2
-CELLS = ("dTS, no discount", "bank", "bank, spacing", "bank, detector")
+CELLS = ("dTS, no discount", "bank", "bank, spacing", "bank, detector", "bank, spacing + detector")
 
 
 def environments(tau: int, only: set[str]) -> list[dict]:
@@ -78,9 +80,9 @@ def make_agent(prior, cell: str, rounds: int):
     """The agent of a cell."""
     if cell == "dTS, no discount":
         return dts(prior, Gaussian(NOISE), num_actions=K)
-    q, g, r, play = drift_grid(TIME_SCALES, walk_below=WALK_BELOW if cell == "bank, spacing" else None)
+    q, g, r, play = drift_grid(TIME_SCALES, walk_below=WALK_BELOW if "spacing" in cell else None)
     detector = {}
-    if cell == "bank, detector":
+    if "detector" in cell:
         trace = float(np.trace(np.asarray(prior.cov1)))
         detector = dict(
             false_alarm_rate=1.0 / (20 * rounds),
@@ -139,26 +141,8 @@ def main() -> None:
         raise SystemExit(f"unknown cells or environments: {bad}")
     env, prior = problem(args.seed)
     settings = dict(runs=args.runs, rounds=args.rounds, tau=args.tau, seed=args.seed)
-    try:
-        with open(args.json) as f:
-            out = json.load(f)
-        if out.get("settings") != settings:
-            raise ValueError
-    except (OSError, ValueError, KeyError):
-        out = {"settings": settings}
-    command = "PYTHONPATH=. python studies/drift/bank.py"
-    for flag, value, default in (("--runs", args.runs, 20), ("--rounds", args.rounds, 5000)):
-        if value != default:
-            command += f" {flag} {value}"
-    for flag, value, default in (("--tau", args.tau, 1000), ("--seed", args.seed, 0)):
-        if value != default:
-            command += f" {flag} {value}"
-    if args.only:
-        command += f" --only {args.only}"
-    if args.cells:
-        command += f" --cells '{args.cells}'"
-    if Path(args.json).resolve() != (results_dir("drift") / "bank.json").resolve():
-        command += f" --json studies/drift/results/{Path(args.json).name}"
+    out = resume_json(args.json, settings)
+    command = command_line(parser, args, "studies/drift/bank.py")
     out.setdefault("commands", [])
     if command not in out["commands"]:
         out["commands"].append(command)

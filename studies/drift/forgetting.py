@@ -39,10 +39,8 @@ noise. Results are written after every batch; a rerun with the same settings ski
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +54,7 @@ from dts_ppl.core import inference as core
 from dts_ppl.core.forgetting import discount_for_window, drift_window
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.experiments.synthetic import paper_environment
-from studies.common import results_dir, save_json
+from studies.common import command_line, results_dir, resume_json, save_json
 
 K, D, ACTIVE, NOISE, CONTEXT_SECOND_MOMENT = 100, 5, (5, 2), 1.0, 1.0 / 3.0
 CURVE_EVERY = 50
@@ -201,29 +199,8 @@ def main() -> None:
         range_taus=range_taus,
         seed=args.seed,
     )
-    try:
-        with open(args.json) as f:
-            out = json.load(f)
-        if out.get("settings") != settings:
-            raise ValueError
-    except (OSError, ValueError, KeyError):
-        out = {"settings": settings}
-    command = "PYTHONPATH=. python studies/drift/forgetting.py"
-    for flag, value, default in (
-        ("--runs", args.runs, 20),
-        ("--range-runs", args.range_runs, 10),
-        ("--rounds", args.rounds, 5000),
-        ("--tau", args.tau, 1000),
-        ("--range-taus", args.range_taus, "250,100"),
-        ("--seed", args.seed, 0),
-    ):
-        if value != default:
-            command += f" {flag} {value}"
-    if args.only:
-        command += f" --only {args.only}"
-    default_json = results_dir("drift") / "forgetting.json"
-    if Path(args.json).resolve() != default_json.resolve():
-        command += f" --json studies/drift/results/{Path(args.json).name}"
+    out = resume_json(args.json, settings)
+    command = command_line(parser, args, "studies/drift/forgetting.py")
     out["command"] = command
     out["problem"] = f"K={K}, d={D}, L={len(ACTIVE)}, active {ACTIVE}, Gaussian rewards sd {NOISE}, contexts U[-1, 1]^d"
     out["diagnostics"] = diagnostics(prior)

@@ -33,10 +33,8 @@ with the same settings skips done batches.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +47,7 @@ from dts_ppl.bandits.simulation import run_regret
 from dts_ppl.core.forgetting import effective_window
 from dts_ppl.core.likelihoods import Gaussian
 from dts_ppl.core.tracker import tracking_rule
-from studies.common import results_dir, save_json
+from studies.common import command_line, results_dir, resume_json, save_json
 from studies.drift.forgetting import CONTEXT_SECOND_MOMENT, CURVE_EVERY, NOISE, K, diagnostics, problem
 
 GRID = (
@@ -163,30 +161,8 @@ def main() -> None:
     settings = dict(
         runs=args.runs, rounds=args.rounds, tau=args.tau, seed=args.seed, cells=list(names), dts=args.dts_baseline
     )
-    try:
-        with open(args.json) as f:
-            out = json.load(f)
-        if out.get("settings") != settings:
-            raise ValueError
-    except (OSError, ValueError, KeyError):
-        out = {"settings": settings}
-    command = "PYTHONPATH=. python studies/drift/tracker.py"
-    for flag, value, default in (
-        ("--runs", args.runs, 20),
-        ("--rounds", args.rounds, 5000),
-        ("--tau", args.tau, 1000),
-        ("--seed", args.seed, 0),
-    ):
-        if value != default:
-            command += f" {flag} {value}"
-    if args.only:
-        command += f" --only {args.only}"
-    if names:
-        command += f" --cells '{args.cells}'"
-    if args.dts_baseline:
-        command += " --dts-baseline"
-    if Path(args.json).resolve() != (results_dir("drift") / "tracker.json").resolve():
-        command += f" --json studies/drift/results/{Path(args.json).name}"
+    out = resume_json(args.json, settings)
+    command = command_line(parser, args, "studies/drift/tracker.py")
     out["command"] = command
     out.setdefault("batches", {})
     only = {b for b in args.only.split(",") if b}

@@ -209,7 +209,7 @@ def _small_size_lines() -> list[str]:
         f" K = {small['K']}, d = {small['dim']}, {small['runs']} runs vmapped; {_where(small)}). Unrolling up to 8 x 8"
         f" instead of 3 x 3 makes a run-round faster ({faster}; run-rounds per second: "
         + ", ".join(f"{k} {v:,.0f}" for k, v in rate.items())
-        + ") but compiles slower, and `simulate` compiles afresh for every call: one call of"
+        + ") but compiles slower, and a first `simulate` call with a new agent compiles: one call of"
         f" {small['runs']} runs x {small.get('call_rounds', small['rounds'])} rounds, compilation included, CPU time, best of"
         f" {small.get('call_reps', 0)}: {calls}. The default is therefore 3 x 3; a long-lived agent with d between 4"
         " and 8 (the online `Bandit`, a deployment) gains from `core.linalg.SMALL_MAX_SIZE = 8` set before it is"

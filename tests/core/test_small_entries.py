@@ -41,7 +41,6 @@ def test_condition_by_entries_equals_the_matrix_condition_and_the_dense_formula(
     entries = core._condition_entries(white, G, b)
     assert jax.tree.map(jnp.shape, entries) == jax.tree.map(jnp.shape, core.condition_whitened(white, G, b))
     monkeypatch.setattr(linalg, "SMALL_MAX_SIZE", 0)  # the matrix formulas (eigh, products)
-    jax.clear_caches()
     matrix = core.condition_whitened(white, G, b)
     dense = core._condition_dense(Q, G, b)  # through a Cholesky factor of P = Q + G
     for a, m, ref in zip(jax.tree.leaves(entries), jax.tree.leaves(matrix), jax.tree.leaves(dense), strict=True):

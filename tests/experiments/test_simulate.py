@@ -12,6 +12,7 @@ from dts_ppl.bandits.envs import diffusion_environment, mean_rewards
 from dts_ppl.cli import main
 from dts_ppl.experiments.registry import get_preset, register_preset
 from dts_ppl.experiments.synthetic import random_linear_prior
+from tests.support.compiles import count_compilations
 
 
 def _problem(K=4):
@@ -53,6 +54,23 @@ def test_exact_ts_and_dts_have_the_same_regret(key):
     r_exact = simulate(key, env, exact_ts(prior, Gaussian(1.0), 5), 100, runs, progress=False).cumulative[:, -1]
     diff = r_dts - r_exact
     assert abs(diff.mean()) < 4 * diff.std(ddof=1) / np.sqrt(runs)
+
+
+def test_simulate_compiles_once_per_env_agent_and_rounds(key):
+    """A second call with the same env, agent and num_rounds reuses the compiled runs (new keys, the
+    same results as a fresh compilation); another agent object, or another num_rounds, compiles."""
+    prior, env = _problem()
+    agent = lin_ts(theta_marginal(prior), Gaussian(1.0), 4)
+    first = simulate(key, env, agent, 30, 3, progress=False).cumulative
+    other = jax.random.fold_in(key, 1)
+    again = []
+    assert count_compilations(lambda: again.append(simulate(other, env, agent, 30, 3, progress=False))) == 0
+    assert count_compilations(lambda: simulate(key, env, agent, 31, 3, progress=False)) > 0
+    twin = lin_ts(theta_marginal(prior), Gaussian(1.0), 4)  # equal, but new closures
+    fresh = []
+    assert count_compilations(lambda: fresh.append(simulate(other, env, twin, 30, 3, progress=False))) > 0
+    np.testing.assert_array_equal(again[0].cumulative, fresh[0].cumulative)
+    assert not np.array_equal(first, again[0].cumulative)
 
 
 def test_bench_regret_cli_writes_json_and_plot(tmp_path, capsys):
