@@ -5,6 +5,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+from compiles import count_compilations
 
 from dts_ppl import Gaussian, plot_regret, simulate
 from dts_ppl.agents import Agent, dts, exact_ts, lin_ts, theta_marginal
@@ -12,7 +13,6 @@ from dts_ppl.bandits.envs import diffusion_environment, mean_rewards
 from dts_ppl.cli import main
 from dts_ppl.experiments.registry import get_preset, register_preset
 from dts_ppl.experiments.synthetic import random_linear_prior
-from tests.support.compiles import count_compilations
 
 
 def _problem(K=4):
