@@ -207,13 +207,14 @@ def simulate(
 ) -> RegretResult:
     """Simulate ``num_runs`` independent runs of ``agent`` on ``env`` for ``num_rounds`` rounds.
 
+    Calls with the same ``env`` and ``agent`` objects and ``num_rounds`` reuse one compiled program
+    (the last 16 such programs are kept, :func:`clear_compiled_runs` drops them; jax recompiles
+    for a new chunk shape or jax setting).
+
     Args:
         key: PRNG key; run r uses ``jax.random.fold_in(key, r)`` for theta, contexts, actions, rewards.
         chunk_size: runs vmapped at once (default: all); memory grows linearly with it.
         progress: tqdm bar over chunks.
-    Calls with the same ``env`` and ``agent`` objects and ``num_rounds`` reuse one compiled program
-    (the last 16 such programs are kept, :func:`clear_compiled_runs` drops them; jax recompiles
-    for a new chunk shape or jax setting).
     Returns:
         RegretResult with the (num_runs, num_rounds) cumulative pseudo-regret.
     """
