@@ -172,8 +172,19 @@ def batch_weights(ok: jax.Array, discount: float, dtype: DTypeLike) -> tuple[jax
     return jnp.where(ok, gamma ** (n_ok - 1 - rank).astype(dtype), 0.0), gamma ** n_ok.astype(dtype)
 
 
+class _WritesProposals:
+    """A likelihood's ``add_observation``: its ``propose_observation``, written (core.rows.write)."""
+
+    def add_observation(
+        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
+    ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
+        """:meth:`propose_observation`, written: (new evidence, old stats, new stats)."""
+        proposal, old, new = self.propose_observation(ev, phi, group, y, newton_steps)
+        return write(ev, proposal), old, new
+
+
 @dataclass(frozen=True)
-class Gaussian:
+class Gaussian(_WritesProposals):
     """Gaussian rewards y ~ N(x^T theta, scale^2); the dTS posterior is exact."""
 
     scale: float = 1.0
@@ -254,13 +265,6 @@ class Gaussian:
         new = (old[0] + dG, old[1] + db)
         return Evidence(_proposed_stats(G, b, group, new, discount), None), old, new
 
-    def add_observation(
-        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
-    ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
-        """:meth:`propose_observation`, written: (new evidence, old stats, new stats)."""
-        proposal, old, new = self.propose_observation(ev, phi, group, y, newton_steps)
-        return write(ev, proposal), old, new
-
     def propose_observations(
         self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array, discount: float = 1.0
     ) -> Evidence:
@@ -323,7 +327,7 @@ EXPANSIONS = ("prior", "mle")
 
 
 @dataclass(frozen=True, init=False)
-class _GLM:
+class _GLM(_WritesProposals):
     """Shared Gaussianisation of a canonical-link GLM (docs/math.md section 2).
 
     Attributes:
@@ -531,13 +535,6 @@ class _GLM:
         G_new, b_new, B_new = self.laplace(X_new, y_new, weights, get_row(h.B, group), newton_steps)
         buf = History(Row(slot, phi), Row(slot, group), Row(slot, y), h.count + 1, Row(group, B_new))
         return Evidence(_proposed_stats(G, b, group, (G_new, b_new), discount), buf), old, (G_new, b_new)
-
-    def add_observation(
-        self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, newton_steps: int
-    ) -> tuple[Evidence, tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
-        """:meth:`propose_observation`, written: (new evidence, old stats, new stats)."""
-        proposal, old, new = self.propose_observation(ev, phi, group, y, newton_steps)
-        return write(ev, proposal), old, new
 
     def propose_observations(
         self, ev: Evidence, phi: jax.Array, group: jax.Array, y: jax.Array, ok: jax.Array, discount: float = 1.0
