@@ -29,7 +29,8 @@ class RegretResult(NamedTuple):
 
     Attributes:
         cumulative: (num_runs, num_rounds) numpy array.
-        seconds: wall time of the simulation (compilation included).
+        seconds: wall time of the simulation, compilation included when the call compiled (a
+            repeat call with the same env, agent and num_rounds reuses the program: :func:`simulate`).
     """
 
     cumulative: np.ndarray
